@@ -1,0 +1,287 @@
+//! Roster's storage: the [`Store`] trait and its SQLite implementation.
+//!
+//! The store keeps tenants, tokens (hashes only), resources as JSON documents with indexed
+//! columns beside them (userName, externalId, displayName, active, timestamps, email values),
+//! and Group membership as one row per (group, member). It has no rules about SCIM content:
+//! the protocol core validates documents before they arrive here. It never builds HTTP
+//! responses.
+
+use async_trait::async_trait;
+use scim_proto::filter::ValidFilter;
+use scim_proto::schema::ResourceKind;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub mod sqlite;
+
+/// Errors the store reports.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The addressed row does not exist (or belongs to another tenant).
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint would be violated; the value names the attribute (`userName`, ...).
+    #[error("unique constraint on `{0}` violated")]
+    Conflict(&'static str),
+    /// The row changed since it was read (optimistic concurrency).
+    #[error("version precondition failed")]
+    Stale,
+    /// The request is well-formed but cannot be served (e.g. an invalid cursor).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A tenant: one customer organisation with its own SCIM base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// URL-safe id, used in `/scim/v2/{id}`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The identity provider in use (`okta`, `entra`, ..., `generic`).
+    pub idp: String,
+    /// When created.
+    pub created_at: OffsetDateTime,
+}
+
+/// A bearer token's stored record. The secret itself is never stored, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The public, recognisable part of the token (unique), used to list and revoke it.
+    pub prefix: String,
+    /// The tenant the token is valid for.
+    pub tenant_id: String,
+    /// Hex SHA-256 of the whole token.
+    pub hash: String,
+    /// When created.
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+    /// When last used successfully.
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When revoked (by rotation or explicitly).
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A resource as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// The SCIM `id`.
+    pub id: String,
+    /// User or Group.
+    pub kind: ResourceKind,
+    /// The stored document (no `id`, `meta`, `members`, `groups` or `password`).
+    pub doc: Value,
+    /// Increases with every change; the ETag is derived from it.
+    pub version: i64,
+    /// `meta.created`.
+    pub created: OffsetDateTime,
+    /// `meta.lastModified`.
+    pub last_modified: OffsetDateTime,
+}
+
+/// A resource to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewResource {
+    /// The SCIM `id` to assign.
+    pub id: String,
+    /// The stored document.
+    pub doc: Value,
+    /// A password hash, for Users that were given a password.
+    pub password_hash: Option<String>,
+    /// Initial Group member ids (Users of the same tenant; the store checks they exist).
+    pub members: Vec<String>,
+}
+
+/// Whether a create made a new resource or restored a deprovisioned User.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    /// A new resource.
+    Created(StoredResource),
+    /// A deprovisioned User with the same userName was restored, keeping its id.
+    Restored(StoredResource),
+}
+
+/// A change to Group membership rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberOp {
+    /// Add these member ids; already-present ones are left alone.
+    Add(Vec<String>),
+    /// Remove these member ids; absent ones are ignored.
+    Remove(Vec<String>),
+    /// Remove every member.
+    RemoveAll,
+}
+
+/// A replacement of a resource's stored state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceUpdate {
+    /// The new stored document.
+    pub doc: Value,
+    /// `Some` to set a new password hash.
+    pub password_hash: Option<String>,
+    /// Membership changes, applied in order in the same transaction.
+    pub members: Vec<MemberOp>,
+}
+
+/// A canonical sort key (resolved by the caller against the schema).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortSpec {
+    /// Extension URN, `None` for core and common attributes.
+    pub urn: Option<String>,
+    /// Canonical attribute name.
+    pub attr: String,
+    /// Canonical sub-attribute name.
+    pub sub_attr: Option<String>,
+    /// `sortOrder=descending`.
+    pub descending: bool,
+}
+
+/// Which page of results to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageRequest {
+    /// `startIndex` (1-based) and `count` (RFC 7644 §3.4.2.4).
+    Index {
+        /// 1-based index of the first result.
+        start_index: u64,
+        /// Maximum number of results (0 = count only).
+        count: u64,
+    },
+    /// RFC 9865 cursor pagination: `cursor` (`None` = first page) and `count`.
+    Cursor {
+        /// The opaque cursor from a previous `nextCursor`.
+        cursor: Option<String>,
+        /// Maximum number of results.
+        count: u64,
+    },
+}
+
+/// A list query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// The filter, already validated for this resource kind.
+    pub filter: Option<ValidFilter>,
+    /// The sort order; `None` is creation order.
+    pub sort: Option<SortSpec>,
+    /// Which page.
+    pub page: PageRequest,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Number of matching resources in all pages.
+    pub total: u64,
+    /// This page.
+    pub items: Vec<StoredResource>,
+    /// For cursor pagination: the cursor of the next page, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// A Group member as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The member User's id.
+    pub id: String,
+}
+
+/// A group a User belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    /// The Group's id.
+    pub id: String,
+    /// The Group's displayName.
+    pub display_name: String,
+}
+
+/// Roster's storage contract. Every method is scoped to one tenant where it touches
+/// tenant data.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates a tenant. `Conflict("tenant")` if the id is taken.
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    /// Looks a tenant up by id.
+    async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
+    /// All tenants, by creation time.
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+
+    /// Stores a new token record.
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    /// Revokes every live token of the tenant and stores `token`, in one transaction.
+    async fn rotate_tokens(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()>;
+    /// Revokes one token. `NotFound` if the tenant has no live token with that prefix.
+    async fn revoke_token(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// The tenant's tokens, newest first, revoked ones included.
+    async fn list_tokens(&self, tenant: &str) -> StoreResult<Vec<TokenRecord>>;
+    /// Finds a token by prefix.
+    async fn find_token(&self, prefix: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Records a successful use.
+    async fn touch_token(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()>;
+
+    /// Creates a resource, or restores a deprovisioned User with the same userName.
+    /// `Conflict("userName")` when a live User has the userName (case-insensitively);
+    /// `Invalid` when a member id is not a User of the tenant.
+    async fn create_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        new: NewResource,
+        now: OffsetDateTime,
+    ) -> StoreResult<CreateOutcome>;
+    /// Reads a live resource.
+    async fn get_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> StoreResult<Option<StoredResource>>;
+    /// Lists live resources.
+    async fn list_resources(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+    ) -> StoreResult<Page>;
+    /// Replaces a resource's state if its version is still `expected_version` (`Stale`
+    /// otherwise), bumping the version and `lastModified`.
+    async fn update_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: i64,
+        update: ResourceUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<StoredResource>;
+    /// Deletes a resource: a User is deprovisioned (retained, deactivated, invisible to SCIM,
+    /// removed from its groups); a Group is removed with its membership rows.
+    async fn delete_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// A page of a Group's members in a stable order, after member id `after`.
+    async fn list_members(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<Member>>;
+    /// The groups a User belongs to.
+    async fn groups_of_user(&self, tenant: &str, user_id: &str) -> StoreResult<Vec<GroupRef>>;
+}

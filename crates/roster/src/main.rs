@@ -1,0 +1,2 @@
+//! The `roster` binary.
+fn main() {}
