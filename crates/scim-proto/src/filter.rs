@@ -154,3 +154,34 @@ impl fmt::Display for Filter {
         write!(f, "{self:?}")
     }
 }
+
+/// The case folding used wherever a `caseExact: false` string is compared: in filters, in
+/// uniqueness checks and in the store's indexed columns. One function, so that SQL and
+/// in-memory evaluation agree.
+#[must_use]
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// Parses an `xsd:dateTime` value as SCIM uses it (RFC 3339, RFC 7643 §2.3.5).
+#[must_use]
+pub fn parse_datetime(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Formats an instant the way Roster returns `dateTime` values: RFC 3339, UTC, with
+/// millisecond precision (`2026-11-22T07:20:33.123Z`).
+#[must_use]
+pub fn format_datetime(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
