@@ -1,1 +1,152 @@
-//! placeholder
+//! Roster's HTTP server: SCIM 2.0 endpoints per tenant, bearer-token auth, input limits,
+//! request logging and graceful shutdown.
+//!
+//! Handlers are thin: they parse HTTP into protocol values, call [`service`], and turn the
+//! result (or a [`error::HttpError`]) into a response. The server never writes SQL; it talks
+//! to an `Arc<dyn Store>`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use roster_store::Store;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub mod auth;
+pub mod body;
+pub mod discovery;
+pub mod error;
+pub mod scim;
+pub mod service;
+pub mod tokens;
+
+/// Where "now" comes from; injected so tests can control time.
+pub trait Clock: Send + Sync {
+    /// The current instant.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock, truncated to milliseconds (the precision Roster stores and returns).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        #[allow(clippy::disallowed_methods)] // the one place that reads the real clock
+        let now = OffsetDateTime::now_utc();
+        now.replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+            .unwrap_or(now)
+    }
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Scheme and authority used in base URLs and `meta.location` (e.g.
+    /// `https://scim.example.com`); when `None`, taken from the request's `Host` header.
+    pub public_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest page size (`count`), advertised as `filter.maxResults`.
+    pub max_page_size: u64,
+    /// Page size when the client gives no `count`.
+    pub default_page_size: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            max_page_size: 1000,
+            default_page_size: 100,
+        }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The storage backend.
+    pub store: Arc<dyn Store>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Throttles `last_used_at` writes.
+    pub token_uses: Arc<auth::UseTracker>,
+}
+
+impl AppState {
+    /// State with the system clock.
+    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+        Self {
+            store,
+            clock: Arc::new(SystemClock),
+            settings: Arc::new(settings),
+            token_uses: Arc::new(auth::UseTracker::default()),
+        }
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .nest("/scim/v2/{tenant}", scim::routes(state.clone()))
+        .fallback(|| async { error::HttpError::status(404, "no such endpoint") })
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path is logged, never headers: the Authorization header stays out of logs.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            })
+            .on_request(())
+            .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish (bounded by a 30-second grace period).
+///
+/// # Errors
+/// When accepting connections fails.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let mut server = Box::pin(server.into_future());
+    tokio::select! {
+        r = &mut server => r,
+        () = async {
+            let _ = rx.await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        } => {
+            tracing::warn!("graceful shutdown timed out; closing remaining connections");
+            Ok(())
+        }
+    }
+}
