@@ -138,7 +138,7 @@ pub async fn serve(
         shutdown.await;
         let _ = tx.send(());
     });
-    let mut server = Box::pin(server.into_future());
+    let mut server = Box::pin(std::future::IntoFuture::into_future(server));
     tokio::select! {
         r = &mut server => r,
         () = async {

@@ -1,0 +1,94 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every failure under a SCIM base URL is answered with an RFC 7644 §3.12 body in
+//! `application/scim+json`; a 5xx cause is logged here once and never sent to the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use roster_store::StoreError;
+use scim_proto::ScimError;
+
+/// The media type of every SCIM response body.
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+/// An error answered as a SCIM error response.
+#[derive(Debug)]
+pub struct HttpError {
+    /// The SCIM error sent to the client.
+    pub error: ScimError,
+    /// Extra response headers (e.g. `WWW-Authenticate`).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl HttpError {
+    /// 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3).
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self {
+            error: ScimError::new(401, None, detail),
+            headers: vec![(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"roster\""),
+            )],
+        }
+    }
+
+    /// A plain SCIM error with the given status and no keyword.
+    pub fn status(status: u16, detail: impl Into<String>) -> Self {
+        ScimError::new(status, None, detail).into()
+    }
+}
+
+impl From<ScimError> for HttpError {
+    fn from(error: ScimError) -> Self {
+        Self {
+            error,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl From<StoreError> for HttpError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ScimError::not_found("resource not found").into(),
+            StoreError::Conflict(what) => {
+                ScimError::uniqueness(format!("{what} is already in use in this tenant")).into()
+            }
+            StoreError::Stale => ScimError::precondition_failed(
+                "the resource was modified concurrently; read it again and retry",
+            )
+            .into(),
+            StoreError::Invalid(detail) => ScimError::invalid_value(detail).into(),
+            StoreError::Backend(cause) => {
+                tracing::error!(error = %cause, "storage failure");
+                ScimError::internal().into()
+            }
+        }
+    }
+}
+
+/// Builds a response with a SCIM JSON body.
+pub fn scim_json(status: StatusCode, body: &serde_json::Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(SCIM_CONTENT_TYPE),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = scim_json(status, &self.error.to_json());
+        for (k, v) in self.headers {
+            resp.headers_mut().insert(k, v);
+        }
+        resp
+    }
+}

@@ -1,0 +1,741 @@
+//! The SCIM operations behind the handlers: create, read, list, replace, patch, delete.
+//!
+//! Each function validates with the protocol core, talks to the store, and builds the full
+//! resource representation (stored document + `id`, `meta`, `members`/`groups`) before the
+//! projection is applied. Writes are optimistic: a PATCH or PUT reads a version and writes only
+//! if it is unchanged, retrying a few times when the client sent no `If-Match`.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::Argon2;
+use roster_store::{
+    CreateOutcome, ListQuery, MemberOp, NewResource, Page, PageRequest, ResourceUpdate, SortSpec,
+    StoreError, StoredResource,
+};
+use scim_proto::filter::{
+    format_datetime, parse_filter, validate_value_filter, AttrPath, CompValue, CompareOp, Filter,
+};
+use scim_proto::patch::{apply_patch, parse_patch, MemberChange};
+use scim_proto::projection::Projection;
+use scim_proto::resource::normalize;
+use scim_proto::schema::{ResourceKind, LIST_RESPONSE_SCHEMA};
+use scim_proto::ScimError;
+use serde_json::{json, Map, Value};
+
+use crate::error::HttpError;
+use crate::AppState;
+
+/// How many times a write is retried after losing an optimistic-concurrency race.
+const WRITE_ATTEMPTS: usize = 5;
+/// Members are read from the store in pages of this size when a representation includes them.
+const MEMBER_PAGE: u64 = 5000;
+
+/// The request context shared by every operation: which tenant, and the absolute base URL.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The tenant id.
+    pub tenant: String,
+    /// The absolute SCIM base URL of the tenant (`https://host/scim/v2/acme`).
+    pub base: String,
+}
+
+/// The weak ETag of a stored version.
+#[must_use]
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// A resource as returned to the client, with its ETag and location.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The projected representation.
+    pub body: Value,
+    /// The resource's ETag.
+    pub etag: String,
+    /// `meta.location`.
+    pub location: String,
+}
+
+fn hash_password(password: &str) -> Result<String, HttpError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            HttpError::from(ScimError::internal())
+        })
+}
+
+fn location(ctx: &Ctx, kind: ResourceKind, id: &str) -> String {
+    format!("{}/{}/{id}", ctx.base, kind.endpoint())
+}
+
+/// Builds the full representation of a stored resource and applies the projection.
+///
+/// Members and groups are read only when the projection returns them, so
+/// `excludedAttributes=members` never touches the membership rows.
+///
+/// # Errors
+/// When the store fails.
+pub async fn render(
+    state: &AppState,
+    ctx: &Ctx,
+    res: &StoredResource,
+    proj: &Projection,
+) -> Result<Rendered, HttpError> {
+    let kind = res.kind;
+    let loc = location(ctx, kind, &res.id);
+    let tag = etag(res.version);
+    let mut full = Map::new();
+    let doc = res.doc.as_object().cloned().unwrap_or_default();
+    if let Some(s) = doc.get("schemas") {
+        full.insert("schemas".into(), s.clone());
+    }
+    full.insert("id".into(), Value::String(res.id.clone()));
+    for (k, v) in doc {
+        if k != "schemas" {
+            full.insert(k, v);
+        }
+    }
+    match kind {
+        ResourceKind::User if proj.includes(kind, "groups") => {
+            let groups = state.store.groups_of_user(&ctx.tenant, &res.id).await?;
+            if !groups.is_empty() {
+                let arr = groups
+                    .into_iter()
+                    .map(|g| {
+                        json!({
+                            "value": g.id,
+                            "$ref": location(ctx, ResourceKind::Group, &g.id),
+                            "display": g.display_name,
+                            "type": "direct",
+                        })
+                    })
+                    .collect();
+                full.insert("groups".into(), Value::Array(arr));
+            }
+        }
+        ResourceKind::Group if proj.includes(kind, "members") => {
+            let mut members = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = state
+                    .store
+                    .list_members(&ctx.tenant, &res.id, after.as_deref(), MEMBER_PAGE)
+                    .await?;
+                let done = (page.len() as u64) < MEMBER_PAGE;
+                after = page.last().map(|m| m.id.clone());
+                members.extend(page.into_iter().map(|m| {
+                    json!({
+                        "value": m.id,
+                        "$ref": location(ctx, ResourceKind::User, &m.id),
+                        "type": "User",
+                    })
+                }));
+                if done || after.is_none() {
+                    break;
+                }
+            }
+            if !members.is_empty() {
+                full.insert("members".into(), Value::Array(members));
+            }
+        }
+        _ => {}
+    }
+    full.insert(
+        "meta".into(),
+        json!({
+            "resourceType": kind.as_str(),
+            "created": format_datetime(res.created),
+            "lastModified": format_datetime(res.last_modified),
+            "location": loc,
+            "version": tag,
+        }),
+    );
+    Ok(Rendered {
+        body: proj.apply(kind, &Value::Object(full)),
+        etag: tag,
+        location: loc,
+    })
+}
+
+/// Reads a live resource or answers 404.
+///
+/// # Errors
+/// 404 when there is no such resource in the tenant.
+pub async fn fetch(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<StoredResource, HttpError> {
+    state
+        .store
+        .get_resource(&ctx.tenant, kind, id)
+        .await?
+        .ok_or_else(|| ScimError::not_found(format!("{} \"{id}\" not found", kind.as_str())).into())
+}
+
+/// Checks an `If-Match` header value against the current ETag (RFC 7232 §3.1, weak compare).
+///
+/// # Errors
+/// 412 when no listed tag matches.
+pub fn check_if_match(if_match: Option<&str>, current: &str) -> Result<(), HttpError> {
+    let Some(header) = if_match else {
+        return Ok(());
+    };
+    if etag_list_matches(header, current) {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(format!(
+            "If-Match {header} does not match the current version {current}; read the resource again"
+        ))
+        .into())
+    }
+}
+
+/// Whether a comma-separated list of entity tags (or `*`) matches `current`, weakly.
+#[must_use]
+pub fn etag_list_matches(header: &str, current: &str) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").trim().to_owned();
+    let cur = strip(current);
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || strip(t) == cur)
+}
+
+fn store_conflict(e: StoreError, kind: ResourceKind, doc: &Value) -> HttpError {
+    match e {
+        StoreError::Conflict("userName") => {
+            let name = doc.get("userName").and_then(Value::as_str).unwrap_or("");
+            ScimError::uniqueness(format!(
+                "userName \"{name}\" is already taken by another {} in this tenant (userName is compared case-insensitively)",
+                kind.as_str()
+            ))
+            .into()
+        }
+        other => other.into(),
+    }
+}
+
+/// `POST /Users` and `POST /Groups`: returns the rendered resource (status 201 in both the
+/// created and restored case).
+///
+/// # Errors
+/// 400 for invalid input, 409 `uniqueness` for a taken userName.
+pub async fn create(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: ResourceKind,
+    body: &Value,
+    proj: &Projection,
+) -> Result<Rendered, HttpError> {
+    let n = normalize(kind, body, None)?;
+    let password_hash = n.password.as_deref().map(hash_password).transpose()?;
+    let new = NewResource {
+        id: uuid::Uuid::new_v4().to_string(),
+        doc: n.doc.clone(),
+        password_hash,
+        members: n
+            .members
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.value)
+            .collect(),
+    };
+    let now = state.clock.now();
+    let outcome = state
+        .store
+        .create_resource(&ctx.tenant, kind, new, now)
+        .await
+        .map_err(|e| store_conflict(e, kind, &n.doc))?;
+    let res = match outcome {
+        CreateOutcome::Created(r) => r,
+        CreateOutcome::Restored(r) => {
+            tracing::info!(id = %r.id, "restored a deprovisioned user");
+            r
+        }
+    };
+    render(state, ctx, &res, proj).await
+}
+
+/// `PUT /{type}/{id}` (RFC 7644 §3.5.1).
+///
+/// # Errors
+/// 404, 412, 400, 409 as for the individual steps.
+pub async fn replace(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: ResourceKind,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    proj: &Projection,
+) -> Result<Rendered, HttpError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let cur = fetch(state, ctx, kind, id).await?;
+        check_if_match(if_match, &etag(cur.version))?;
+        let n = normalize(kind, body, Some(&cur.doc))?;
+        let password_hash = n.password.as_deref().map(hash_password).transpose()?;
+        let members = if kind == ResourceKind::Group {
+            let wanted: Vec<String> = n
+                .members
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| m.value)
+                .collect();
+            member_diff(state, ctx, id, wanted).await?
+        } else {
+            Vec::new()
+        };
+        let update = ResourceUpdate {
+            doc: n.doc.clone(),
+            password_hash,
+            members,
+        };
+        match state
+            .store
+            .update_resource(
+                &ctx.tenant,
+                kind,
+                id,
+                cur.version,
+                update,
+                state.clock.now(),
+            )
+            .await
+        {
+            Ok(res) => return render(state, ctx, &res, proj).await,
+            Err(StoreError::Stale) if if_match.is_none() => {}
+            Err(e) => return Err(store_conflict(e, kind, &n.doc)),
+        }
+    }
+    Err(StoreError::Stale.into())
+}
+
+/// Loads every member id of a group.
+async fn all_member_ids(
+    state: &AppState,
+    ctx: &Ctx,
+    group: &str,
+) -> Result<Vec<String>, HttpError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = state
+            .store
+            .list_members(&ctx.tenant, group, after.as_deref(), MEMBER_PAGE)
+            .await?;
+        let done = (page.len() as u64) < MEMBER_PAGE;
+        after = page.last().map(|m| m.id.clone());
+        out.extend(page.into_iter().map(|m| m.id));
+        if done || after.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// The row operations that turn the current member set into `wanted`, touching only the
+/// members that differ.
+async fn member_diff(
+    state: &AppState,
+    ctx: &Ctx,
+    group: &str,
+    wanted: Vec<String>,
+) -> Result<Vec<MemberOp>, HttpError> {
+    let current: std::collections::HashSet<String> = all_member_ids(state, ctx, group)
+        .await?
+        .into_iter()
+        .collect();
+    let wanted_set: std::collections::HashSet<&String> = wanted.iter().collect();
+    let remove: Vec<String> = current
+        .iter()
+        .filter(|m| !wanted_set.contains(m))
+        .cloned()
+        .collect();
+    let add: Vec<String> = wanted
+        .iter()
+        .filter(|m| !current.contains(*m))
+        .cloned()
+        .collect();
+    let mut ops = Vec::new();
+    if !remove.is_empty() {
+        ops.push(MemberOp::Remove(remove));
+    }
+    if !add.is_empty() {
+        ops.push(MemberOp::Add(add));
+    }
+    Ok(ops)
+}
+
+/// The member ids named by a filter made only of `value eq "…"` terms joined by `or`, which
+/// is what identity providers send; `None` for any other filter.
+fn simple_member_ids(f: &Filter, out: &mut Vec<String>) -> bool {
+    match f {
+        Filter::Compare(
+            AttrPath {
+                urn: None,
+                attr,
+                sub_attr: None,
+            },
+            CompareOp::Eq,
+            CompValue::Str(v),
+        ) if attr.eq_ignore_ascii_case("value") => {
+            out.push(v.clone());
+            true
+        }
+        Filter::Or(a, b) => simple_member_ids(a, out) && simple_member_ids(b, out),
+        _ => false,
+    }
+}
+
+async fn member_ops(
+    state: &AppState,
+    ctx: &Ctx,
+    group: &str,
+    changes: Vec<MemberChange>,
+) -> Result<Vec<MemberOp>, HttpError> {
+    let mut ops = Vec::new();
+    for change in changes {
+        match change {
+            MemberChange::Add(refs) => {
+                ops.push(MemberOp::Add(refs.into_iter().map(|r| r.value).collect()));
+            }
+            MemberChange::Remove(None) => ops.push(MemberOp::RemoveAll),
+            MemberChange::Remove(Some(filter)) => {
+                let mut ids = Vec::new();
+                if simple_member_ids(&filter, &mut ids) {
+                    ops.push(MemberOp::Remove(ids));
+                    continue;
+                }
+                // A general filter (e.g. on `type` or `$ref`) is evaluated on each member;
+                // rare enough that reading the member list is acceptable.
+                let outer = AttrPath {
+                    urn: None,
+                    attr: "members".into(),
+                    sub_attr: None,
+                };
+                let valid = validate_value_filter(&filter, ResourceKind::Group, &outer)?;
+                let matching = all_member_ids(state, ctx, group)
+                    .await?
+                    .into_iter()
+                    .filter(|id| {
+                        valid.matches(&json!({
+                            "value": id,
+                            "$ref": location(ctx, ResourceKind::User, id),
+                            "type": "User",
+                        }))
+                    })
+                    .collect();
+                ops.push(MemberOp::Remove(matching));
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// `PATCH /{type}/{id}` (RFC 7644 §3.5.2): all operations or none.
+///
+/// # Errors
+/// 404, 412, 400 (`invalidSyntax`, `invalidPath`, `noTarget`, `invalidValue`, `mutability`),
+/// 409.
+pub async fn patch(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: ResourceKind,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    proj: &Projection,
+) -> Result<Rendered, HttpError> {
+    let ops = parse_patch(body)?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let cur = fetch(state, ctx, kind, id).await?;
+        check_if_match(if_match, &etag(cur.version))?;
+        let mut doc = cur.doc.clone();
+        let effects = apply_patch(kind, &mut doc, &ops)?;
+        let password_hash = effects.password.as_deref().map(hash_password).transpose()?;
+        let members = member_ops(state, ctx, id, effects.members).await?;
+        let update = ResourceUpdate {
+            doc: doc.clone(),
+            password_hash,
+            members,
+        };
+        match state
+            .store
+            .update_resource(
+                &ctx.tenant,
+                kind,
+                id,
+                cur.version,
+                update,
+                state.clock.now(),
+            )
+            .await
+        {
+            Ok(res) => return render(state, ctx, &res, proj).await,
+            Err(StoreError::Stale) if if_match.is_none() => {}
+            Err(e) => return Err(store_conflict(e, kind, &doc)),
+        }
+    }
+    Err(StoreError::Stale.into())
+}
+
+/// `DELETE /{type}/{id}`: a User is deprovisioned (retained, invisible), a Group removed.
+///
+/// # Errors
+/// 404, 412.
+pub async fn delete(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: ResourceKind,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), HttpError> {
+    let cur = fetch(state, ctx, kind, id).await?;
+    check_if_match(if_match, &etag(cur.version))?;
+    state
+        .store
+        .delete_resource(&ctx.tenant, kind, id, state.clock.now())
+        .await?;
+    Ok(())
+}
+
+/// Query parameters of a list or search request, as received.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    /// `filter`
+    pub filter: Option<String>,
+    /// `sortBy`
+    pub sort_by: Option<String>,
+    /// `sortOrder`
+    pub sort_order: Option<String>,
+    /// `startIndex`
+    pub start_index: Option<i64>,
+    /// `count`
+    pub count: Option<i64>,
+    /// `cursor` (`Some("")` asks for the first page of cursor pagination)
+    pub cursor: Option<String>,
+    /// `attributes`
+    pub attributes: Option<String>,
+    /// `excludedAttributes`
+    pub excluded_attributes: Option<String>,
+}
+
+/// Parses `sortBy` into a canonical sort key; unknown attributes give `None` (no sorting),
+/// because an unknown name is never a reason to fail a request.
+fn sort_spec(kind: ResourceKind, p: &ListParams) -> Result<Option<SortSpec>, HttpError> {
+    let descending = match p
+        .sort_order
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("ascending") => false,
+        Some("descending") => true,
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!(
+                "sortOrder must be \"ascending\" or \"descending\", not \"{other}\""
+            ))
+            .into())
+        }
+    };
+    let Some(sort_by) = p
+        .sort_by
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    let (urn, rest) = if sort_by
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+    {
+        match sort_by.rfind(':') {
+            Some(i) => (sort_by.get(..i), sort_by.get(i + 1..).unwrap_or("")),
+            None => (None, sort_by),
+        }
+    } else {
+        (None, sort_by)
+    };
+    let (attr, sub) = match rest.split_once('.') {
+        Some((a, s)) => (a, Some(s)),
+        None => (rest, None),
+    };
+    Ok(kind.def().resolve(urn, attr, sub).map(|r| SortSpec {
+        urn: r.extension.map(str::to_owned),
+        attr: r.attr.name.to_owned(),
+        sub_attr: r.sub.map(|s| s.name.to_owned()),
+        descending,
+    }))
+}
+
+fn page_request(state: &AppState, p: &ListParams) -> PageRequest {
+    let max = state.settings.max_page_size;
+    // A negative count is treated as 0 and a count over the maximum is capped
+    // (RFC 7644 §3.4.2.4).
+    let count = p
+        .count
+        .map_or(state.settings.default_page_size, |c| {
+            u64::try_from(c).unwrap_or(0)
+        })
+        .min(max);
+    match &p.cursor {
+        Some(c) => PageRequest::Cursor {
+            cursor: (!c.is_empty()).then(|| c.clone()),
+            count,
+        },
+        None => PageRequest::Index {
+            start_index: p
+                .start_index
+                .map_or(1, |s| u64::try_from(s).unwrap_or(1).max(1)),
+            count,
+        },
+    }
+}
+
+fn cursor_error(e: StoreError) -> HttpError {
+    match e {
+        StoreError::Invalid(detail) => {
+            ScimError::bad_request(scim_proto::ScimType::InvalidCursor, detail).into()
+        }
+        other => other.into(),
+    }
+}
+
+/// `GET /{type}` and `POST /{type}/.search`: a ListResponse.
+///
+/// # Errors
+/// 400 `invalidFilter`, `invalidValue`, `invalidCursor`.
+pub async fn list(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: ResourceKind,
+    p: &ListParams,
+) -> Result<Value, HttpError> {
+    let proj = Projection::parse(
+        kind,
+        p.attributes.as_deref(),
+        p.excluded_attributes.as_deref(),
+    )?;
+    let filter = match p.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        Some(f) => Some(parse_filter(f)?.validate(kind)?),
+        None => None,
+    };
+    let page = page_request(state, p);
+    let query = ListQuery {
+        filter,
+        sort: sort_spec(kind, p)?,
+        page: page.clone(),
+    };
+    let result = state
+        .store
+        .list_resources(&ctx.tenant, kind, &query)
+        .await
+        .map_err(cursor_error)?;
+    list_response(state, ctx, &page, result, &proj).await
+}
+
+async fn list_response(
+    state: &AppState,
+    ctx: &Ctx,
+    page: &PageRequest,
+    result: Page,
+    proj: &Projection,
+) -> Result<Value, HttpError> {
+    let mut resources = Vec::with_capacity(result.items.len());
+    for r in &result.items {
+        resources.push(render(state, ctx, r, proj).await?.body);
+    }
+    let mut body = Map::new();
+    body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    body.insert("totalResults".into(), json!(result.total));
+    body.insert("itemsPerPage".into(), json!(resources.len()));
+    match page {
+        PageRequest::Index { start_index, count } => {
+            body.insert("startIndex".into(), json!(start_index));
+            if *count == 0 {
+                return Ok(Value::Object(body));
+            }
+        }
+        PageRequest::Cursor { .. } => {
+            if let Some(next) = result.next_cursor {
+                body.insert("nextCursor".into(), json!(next));
+            }
+        }
+    }
+    body.insert("Resources".into(), Value::Array(resources));
+    Ok(Value::Object(body))
+}
+
+/// `POST /.search` at the root: Users then Groups, paged as one list (index pagination).
+///
+/// # Errors
+/// 400 `invalidFilter` when the filter fits neither resource type; 400 `invalidValue` for
+/// cursor pagination, which the root search does not offer.
+pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<Value, HttpError> {
+    if p.cursor.is_some() {
+        return Err(ScimError::invalid_value(
+            "cursor pagination is offered per resource type (/Users/.search, /Groups/.search), not at the root",
+        )
+        .into());
+    }
+    let filter_text = p.filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
+    let parsed = filter_text.map(parse_filter).transpose()?;
+    let mut kinds = Vec::new();
+    let mut first_err = None;
+    for kind in ResourceKind::ALL {
+        match parsed.as_ref().map(|f| f.validate(kind)).transpose() {
+            Ok(f) => kinds.push((kind, f)),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if kinds.is_empty() {
+        return Err(first_err
+            .unwrap_or_else(|| ScimError::invalid_filter("invalid filter"))
+            .into());
+    }
+    let PageRequest::Index { start_index, count } = page_request(state, p) else {
+        return Err(ScimError::internal().into());
+    };
+    let mut total = 0u64;
+    let mut resources = Vec::new();
+    // Position (0-based) of the first wanted item in the combined list, and how many remain.
+    let mut skip = start_index - 1;
+    let mut want = count;
+    for (kind, filter) in kinds {
+        let proj = Projection::parse(
+            kind,
+            p.attributes.as_deref(),
+            p.excluded_attributes.as_deref(),
+        )?;
+        let q = ListQuery {
+            filter,
+            sort: sort_spec(kind, p)?,
+            page: PageRequest::Index {
+                start_index: skip + 1,
+                count: want,
+            },
+        };
+        let page = state.store.list_resources(&ctx.tenant, kind, &q).await?;
+        total += page.total;
+        skip = skip.saturating_sub(page.total);
+        want -= page.items.len() as u64;
+        for r in &page.items {
+            resources.push(render(state, ctx, r, &proj).await?.body);
+        }
+    }
+    let mut body = Map::new();
+    body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    body.insert("totalResults".into(), json!(total));
+    body.insert("itemsPerPage".into(), json!(resources.len()));
+    body.insert("startIndex".into(), json!(start_index));
+    if count > 0 {
+        body.insert("Resources".into(), Value::Array(resources));
+    }
+    Ok(Value::Object(body))
+}
