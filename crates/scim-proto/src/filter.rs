@@ -347,17 +347,29 @@ impl fmt::Display for Filter {
             Self::Compare(p, op, v) => write!(f, "{p} {op} {v}"),
             Self::ValuePath(p, inner) => write!(f, "{p}[{inner}]"),
             Self::Not(inner) => write!(f, "not ({inner})"),
-            // Both operators are left-associative, so a right operand of the same strength
-            // keeps its parentheses: `a and (b and c)` is a different tree from `a and b and c`.
-            Self::And(l, r) => {
-                write_operand(f, l, precedence(l) < 2)?;
-                f.write_str(" and ")?;
-                write_operand(f, r, precedence(r) <= 2)
-            }
-            Self::Or(l, r) => {
-                write_operand(f, l, precedence(l) < 1)?;
-                f.write_str(" or ")?;
-                write_operand(f, r, precedence(r) <= 1)
+            Self::And(..) | Self::Or(..) => {
+                // Long `a or b or c ...` chains are left-deep trees; walking the left spine in a
+                // loop keeps recursion bounded by the parenthesis depth, not the chain length.
+                let mut steps = Vec::new();
+                let mut cur = self;
+                let mut base_parens = false;
+                while let Self::And(l, r) | Self::Or(l, r) = cur {
+                    let strength = precedence(cur);
+                    steps.push((strength, &**r));
+                    cur = l;
+                    if precedence(cur) < strength {
+                        base_parens = true;
+                        break;
+                    }
+                }
+                write_operand(f, cur, base_parens)?;
+                for (strength, right) in steps.into_iter().rev() {
+                    f.write_str(if strength == 2 { " and " } else { " or " })?;
+                    // Both operators are left-associative, so a right operand of the same
+                    // strength keeps its parentheses: `a and (b and c)` is another tree.
+                    write_operand(f, right, precedence(right) <= strength)?;
+                }
+                Ok(())
             }
         }
     }

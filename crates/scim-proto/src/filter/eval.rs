@@ -17,8 +17,25 @@ pub(super) fn eval(node: &Node, ctx: &Value) -> bool {
         }
         Node::ValuePath(t, inner) => elements(t, ctx).into_iter().any(|e| eval(inner, e)),
         Node::Not(inner) => !eval(inner, ctx),
-        Node::And(l, r) => eval(l, ctx) && eval(r, ctx),
-        Node::Or(l, r) => eval(l, ctx) || eval(r, ctx),
+        Node::And(..) | Node::Or(..) => {
+            // Left-deep chains are walked in a loop, so recursion depth follows the nesting of
+            // parentheses rather than the number of terms.
+            let mut rights = Vec::new();
+            let mut cur = node;
+            while let Node::And(l, r) | Node::Or(l, r) = cur {
+                rights.push((matches!(cur, Node::And(..)), &**r));
+                cur = l;
+            }
+            let mut acc = eval(cur, ctx);
+            for (is_and, r) in rights.into_iter().rev() {
+                // Short-circuit exactly like `&&` / `||`.
+                if acc != is_and {
+                    continue;
+                }
+                acc = eval(r, ctx);
+            }
+            acc
+        }
     }
 }
 

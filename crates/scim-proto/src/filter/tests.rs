@@ -355,8 +355,29 @@ fn limits() {
     assert!(parse_err(&huge).contains("at most 16384"));
     let many = vec!["a pr"; SCIM_FILTER_MAX_TERMS + 1].join(" or ");
     assert!(parse_err(&many).contains("too many expressions"));
-    let ok = vec!["a pr"; SCIM_FILTER_MAX_TERMS].join(" or ");
-    assert!(parse_filter(&ok).is_ok());
+    // The longest chain the parser accepts survives printing, validation and evaluation.
+    let ok = vec!["userName eq \"x\""; SCIM_FILTER_MAX_TERMS].join(" and ");
+    let f = parse_filter(&ok).unwrap();
+    assert_eq!(parse_filter(&f.to_string()).unwrap(), f);
+    let v = f.validate(ResourceKind::User).unwrap();
+    assert!(v.matches(&json!({"userName": "X"})));
+    let nested = format!(
+        "{}userName pr{}",
+        "emails[value pr] or not (".repeat(31),
+        ")".repeat(31)
+    );
+    let f = parse_filter(&nested).unwrap();
+    assert_eq!(parse_filter(&f.to_string()).unwrap(), f);
+    assert!(f.validate(ResourceKind::User).unwrap().matches(&user()));
+    // The deepest trees the parser accepts, in every shape, survive the recursive walks.
+    for (open, close) in [("userName pr and (", ")"), ("not (", ")"), ("((", "))")] {
+        let levels = if open == "((" { 32 } else { 64 };
+        let mid = vec!["id pr"; 200].join(" or ");
+        let text = format!("{}{mid}{}", open.repeat(levels), close.repeat(levels));
+        let f = parse_filter(&text).unwrap();
+        assert_eq!(parse_filter(&f.to_string()).unwrap(), f);
+        let _ = f.validate(ResourceKind::User).unwrap().matches(&user());
+    }
 }
 
 // ---------------------------------------------------------------- PATCH paths

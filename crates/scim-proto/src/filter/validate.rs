@@ -344,21 +344,26 @@ fn check(f: &Filter, scope: Scope) -> Result<(Filter, Node), ScimError> {
             let (fi, ni) = check(inner, scope)?;
             (Filter::Not(Box::new(fi)), Node::Not(Box::new(ni)))
         }
-        Filter::And(l, r) => {
-            let (fl, nl) = check(l, scope)?;
-            let (fr, nr) = check(r, scope)?;
-            (
-                Filter::And(Box::new(fl), Box::new(fr)),
-                Node::And(Box::new(nl), Box::new(nr)),
-            )
-        }
-        Filter::Or(l, r) => {
-            let (fl, nl) = check(l, scope)?;
-            let (fr, nr) = check(r, scope)?;
-            (
-                Filter::Or(Box::new(fl), Box::new(fr)),
-                Node::Or(Box::new(nl), Box::new(nr)),
-            )
+        Filter::And(..) | Filter::Or(..) => {
+            // Iterate over the left spine of a chain so that recursion depth follows the
+            // nesting of parentheses, not the length of `a or b or c ...`.
+            let mut rights = Vec::new();
+            let mut cur = f;
+            while let Filter::And(l, r) | Filter::Or(l, r) = cur {
+                rights.push((matches!(cur, Filter::And(..)), &**r));
+                cur = l;
+            }
+            let (mut filter, mut node) = check(cur, scope)?;
+            for (is_and, r) in rights.into_iter().rev() {
+                let (fr, nr) = check(r, scope)?;
+                let (fl, nl) = (Box::new(filter), Box::new(node));
+                (filter, node) = if is_and {
+                    (Filter::And(fl, Box::new(fr)), Node::And(nl, Box::new(nr)))
+                } else {
+                    (Filter::Or(fl, Box::new(fr)), Node::Or(nl, Box::new(nr)))
+                };
+            }
+            (filter, node)
         }
     })
 }
