@@ -227,7 +227,13 @@ pub fn parse_filter(input: &str) -> Result<Filter, ScimError> {
     parse::parse_filter(input)
 }
 
-/// Parses a PATCH path (RFC 7644 §3.5.2).
+/// Parses a PATCH path (RFC 7644 §3.5.2): `members`, `name.givenName`,
+/// `members[value eq "2819c223"]`, `emails[type eq "work"].value`, `urn:…:User:manager.value`.
+///
+/// A bare schema URN such as `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`
+/// parses like any qualified path (`urn` = `urn:…:enterprise:2.0`, `attr` = `User`); the PATCH
+/// engine recognises it. Value-filter paths are relative and are validated with
+/// [`validate_value_filter`].
 ///
 /// # Errors
 /// 400 `invalidPath` with a detail naming the position (0-based character offset), what was

@@ -815,6 +815,15 @@ pub(super) fn parse_path(input: &str) -> Result<PatchPath, ScimError> {
             }
             Some(sub.to_owned())
         }
+        Tok::Word if next.text.starts_with('.') => {
+            return Err(p.error(
+                next.pos,
+                format_args!(
+                    "no space is allowed between \"]\" and \"{}\"",
+                    excerpt(next.text)
+                ),
+            ))
+        }
         _ => {
             return Err(p.error(
                 next.pos,

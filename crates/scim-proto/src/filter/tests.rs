@@ -439,7 +439,7 @@ fn patch_path_errors() {
         ),
         (
             "emails[type eq \"work\"] .value",
-            "at character 23: expected \".\"",
+            "at character 23: no space is allowed between \"]\" and \".value\"",
         ),
         (
             "emails[type eq \"work\"].value.x",
