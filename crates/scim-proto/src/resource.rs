@@ -520,7 +520,7 @@ pub(crate) fn describe(v: &Value) -> String {
             // Long values are cut so that an error detail stays readable and bounded.
             let short: String = s.chars().take(64).collect();
             let ellipsis = if short.len() < s.len() { "…" } else { "" };
-            format!("the string {}{ellipsis}", Value::String(short).to_string())
+            format!("the string {}{ellipsis}", Value::String(short))
         }
         Value::Array(_) => "an array".into(),
         Value::Object(_) => "an object".into(),
@@ -531,7 +531,7 @@ pub(crate) fn describe(v: &Value) -> String {
 /// encodings) is tolerated.
 fn is_base64(s: &str) -> bool {
     let bytes: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if bytes.len() % 4 != 0 {
+    if bytes.chunks(4).any(|c| c.len() != 4) {
         return false;
     }
     let pad = bytes.iter().rev().take_while(|&&b| b == b'=').count();
