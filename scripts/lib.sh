@@ -121,8 +121,9 @@ _http_status() {
   # may be missing on a fresh machine).
   python3 - "$1" <<'PY' 2>/dev/null || echo 000
 import sys, urllib.request, urllib.error
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 try:
-    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+    with opener.open(sys.argv[1], timeout=2) as r:
         print(r.status)
 except urllib.error.HTTPError as e:
     print(e.code)

@@ -114,6 +114,7 @@ def preflight(url: str, token: str, timeout: float) -> None:
             target,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/scim+json"},
             timeout=timeout,
+            trust_env=False,
         )
     except httpx2.ConnectError as exc:
         die(f"cannot connect to {target}: {exc} (is the server running?)")
@@ -189,6 +190,7 @@ def main() -> int:
         base_url=args.url.rstrip("/"),
         headers={"Authorization": f"Bearer {token}"},
         timeout=args.timeout,
+        trust_env=False,  # never send the test traffic through a proxy from the environment
     )
     client = SyncSCIMClient(http)
 
