@@ -79,6 +79,12 @@ if [ "${ROSTER_SKIP_CONFORMANCE:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then
 else
   step "conformance (scim2-tester)"
   log "all cargo steps passed ($((SECONDS - STARTED))s so far)"
+  # Reuse the binary `cargo build --workspace` just made: `cargo build -p roster`
+  # alone may unify features differently and rebuild dependencies.
+  if [ -z "${ROSTER_BIN:-}" ]; then
+    ROSTER_BIN="$(cargo_target_dir)/debug/roster"
+    export ROSTER_BIN
+  fi
   "$ROOT/scripts/conformance.sh"
 fi
 
