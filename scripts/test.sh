@@ -85,7 +85,7 @@ else
     ROSTER_BIN="$(cargo_target_dir)/debug/roster"
     export ROSTER_BIN
   fi
-  "$ROOT/scripts/conformance.sh"
+  bash "$ROOT/scripts/conformance.sh"
 fi
 
 STEP="done"
