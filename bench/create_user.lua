@@ -1,0 +1,17 @@
+-- POST /Users with a unique userName per request (run id, thread, counter).
+dofile(os.getenv("BENCH_DIR") .. "/common.lua")
+local run = bench.env("BENCH_RUN_ID")
+local k = 0
+
+function init(args)
+  bench.init_thread()
+end
+
+function request()
+  k = k + 1
+  local name = "new-" .. run .. "-" .. tid .. "-" .. k
+  local body = '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"' .. name ..
+    '","name":{"givenName":"New","familyName":"User"},"emails":[{"value":"' .. name ..
+    '@bench.example","type":"work","primary":true}],"active":true}'
+  return wrk.format("POST", bench.base .. "/Users", bench.json_headers, body)
+end
