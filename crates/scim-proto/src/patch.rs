@@ -818,14 +818,12 @@ fn element_matcher(
     t: &AttrTarget<'_>,
     f: &Filter,
 ) -> Result<ValidFilter, ScimError> {
-    let _outer = AttrPath {
+    let outer = AttrPath {
         urn: t.ext.map(str::to_owned),
         attr: t.attr.name.to_owned(),
         sub_attr: None,
     };
-    // Until `filter::validate_value_filter` lands, validate against the resource type.
-    f.validate(kind)
-        .map_err(|e| ScimError::invalid_path(e.detail))
+    filter::validate_value_filter(f, kind, &outer).map_err(|e| ScimError::invalid_path(e.detail))
 }
 
 fn members_op(
