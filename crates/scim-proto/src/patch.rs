@@ -112,8 +112,10 @@ pub struct PatchEffects {
     /// A new cleartext password (the caller hashes it).
     pub password: Option<String>,
     /// Canonical names of the top-level attributes that operations targeted, deduplicated, in
-    /// order of first mention; extension attributes as `urn:…:attr`, a whole extension as its
-    /// URN. Operations ignored for naming unknown attributes add nothing.
+    /// order of first mention; extension attributes as `urn:…:attr` (also when they were set
+    /// through an extension-URN path or key), the bare URN when a whole extension was removed.
+    /// Operations ignored for naming unknown attributes add nothing; an idempotent `remove` of
+    /// an absent attribute still counts as touching it.
     pub changed: Vec<String>,
 }
 
