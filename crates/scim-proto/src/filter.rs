@@ -424,4 +424,3 @@ pub fn format_datetime(t: time::OffsetDateTime) -> String {
         t.millisecond()
     )
 }
-
