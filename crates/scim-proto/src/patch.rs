@@ -44,8 +44,7 @@
 //!   `mutability`: they are immutable (RFC 7643 §4.2); a member is removed and re-added instead.
 //! - After all operations the result goes through [`crate::resource::normalize`] with the
 //!   original as the stored document, so that PATCH and PUT store exactly the same shapes, and
-//!   immutable values are enforced the same way (a User whose `active` was removed is `active`
-//!   again, as after a PUT without it).
+//!   immutable values are enforced the same way.
 
 use serde_json::{Map, Value};
 

@@ -23,9 +23,10 @@
 //! - `null`, empty arrays and empty objects mean "unassigned" (RFC 7643 §2.5) and are omitted.
 //! - Required attributes (`userName`, Group `displayName`) must be present and non-empty.
 //! - At most one element of a multi-valued attribute may be `primary` (RFC 7643 §2.4).
-//! - A User without `active` is stored with `active: true`: a provisioned user is active unless
-//!   the identity provider says otherwise, and storing it explicitly makes filters on `active`
-//!   behave the same for every user.
+//! - A User *created* without `active` is stored with `active: true`: a provisioned user is
+//!   active unless the identity provider says otherwise. On replace (and after a PATCH) an absent
+//!   `active` stays absent, as RFC 7644 §3.5.1 and §3.5.2.2 say for any removed attribute; Roster
+//!   treats a User without `active` as active.
 //! - On replace, a stored immutable value must not change or disappear (RFC 7644 §3.5.1).
 //! - The output is deterministic: attributes and sub-attributes in schema order.
 
@@ -115,6 +116,7 @@ pub fn normalize(
     }
 
     if kind == ResourceKind::User
+        && existing.is_none()
         && !collected
             .core
             .iter()
@@ -606,3 +608,18 @@ pub(crate) fn immutable_error(label: &str) -> ScimError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod active_default_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn active_defaults_to_true_on_create_only() {
+        let body = json!({"schemas": [crate::schema::USER_SCHEMA], "userName": "a"});
+        let created = normalize(ResourceKind::User, &body, None).unwrap();
+        assert_eq!(created.doc["active"], true);
+        let replaced = normalize(ResourceKind::User, &body, Some(&created.doc)).unwrap();
+        assert!(replaced.doc.get("active").is_none());
+    }
+}
