@@ -1,0 +1,18 @@
+//! Black-box integration tests: each test starts the real `roster` binary on a random loopback
+//! port with a temporary SQLite database and speaks SCIM over HTTP to it.
+
+#[allow(dead_code)]
+mod harness;
+
+mod auth;
+mod cli;
+mod discovery;
+mod errors;
+mod etag;
+mod filters;
+mod groups;
+mod lifecycle;
+mod listing;
+mod patch;
+mod server;
+mod users;
