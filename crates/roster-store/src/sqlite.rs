@@ -1,7 +1,1167 @@
 //! The SQLite implementation of [`Store`](crate::Store): one file, WAL, durable commits.
+//!
+//! Two pools share the database: a writer pool with a single connection, which serialises
+//! writes in this process (every write transaction starts with `BEGIN IMMEDIATE`, so a
+//! concurrent writer in another process — the `roster` CLI — waits on `busy_timeout` instead of
+//! failing on a lock upgrade), and a reader pool, so that reads never queue behind writes (WAL
+//! gives each read transaction a consistent snapshot). An in-memory database uses one pool for
+//! both, since separate connections would each see their own empty database.
+//!
+//! Resources are stored as their JSON document plus indexed columns derived from it on every
+//! write; filters on those columns are translated to SQL (see [`query`]) and everything else is
+//! evaluated in memory on the SQL-selected candidates.
+//!
+//! Not done yet: group commit (batching several writers' transactions into one fsync). With
+//! `synchronous=FULL` each write costs one fsync; if write throughput becomes the limit, a
+//! single writer task that drains a queue of write requests into one transaction is the place
+//! to add it.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scim_proto::filter::{fold_case, format_datetime};
+use scim_proto::schema::ResourceKind;
+use serde_json::{json, Map, Value};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Arguments, Sqlite, SqlitePool, Transaction};
+use time::OffsetDateTime;
+
+use crate::{
+    CreateOutcome, GroupRef, ListQuery, Member, MemberOp, NewResource, Page, PageRequest,
+    ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
+};
+
+mod query;
+#[cfg(test)]
+mod tests;
+
+use query::{
+    cmp_keys, decode_cursor, encode_cursor, mentions, query_hash, to_ms, Arg, CursorPos, Fragment,
+    Key, SortPlan, Translator,
+};
+
+/// How long a connection waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections in the reader pool.
+const READERS: u32 = 4;
+/// Ids per `IN (…)` list, well below SQLite's bound-parameter limit.
+const CHUNK: usize = 500;
 
 /// A Store backed by one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    _private: (),
+    /// One connection: all writes of this process, serialised.
+    writer: SqlitePool,
+    /// Read-only work; the same pool as `writer` for an in-memory database.
+    reader: SqlitePool,
+}
+
+type Tx = Transaction<'static, Sqlite>;
+
+/// `resources` columns read for a [`StoredResource`].
+const RESOURCE_COLS: &str = "r.pk, r.id, r.version, r.doc, r.created, r.last_modified";
+type ResourceRow = (i64, String, i64, String, i64, i64);
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// Maps a database error; a unique violation becomes `Conflict(unique)` and a foreign-key
+/// violation (an unknown tenant) `NotFound`.
+fn db_err(e: sqlx::Error, unique: &'static str) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        match d.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => return StoreError::Conflict(unique),
+            sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::NotFound,
+            _ => {}
+        }
+    }
+    backend(e)
+}
+
+/// Like [`db_err`] for `resources`, where two unique constraints can fire.
+fn resource_err(e: sqlx::Error) -> StoreError {
+    let user_name = matches!(&e, sqlx::Error::Database(d) if d.message().contains("user_name_lc"));
+    db_err(e, if user_name { "userName" } else { "id" })
+}
+
+fn from_ms(ms: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(backend)
+}
+
+fn opt_from_ms(ms: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
+    ms.map(from_ms).transpose()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn args_of(args: &[Arg]) -> StoreResult<SqliteArguments<'static>> {
+    let mut a = SqliteArguments::default();
+    for arg in args {
+        match arg {
+            Arg::Text(s) => a.add(s.clone()),
+            Arg::Int(i) => a.add(*i),
+        }
+        .map_err(StoreError::Backend)?;
+    }
+    Ok(a)
+}
+
+/// The indexed columns of a resource, derived from its stored document.
+#[derive(Debug, Default)]
+struct Derived {
+    user_name_lc: Option<String>,
+    external_id: Option<String>,
+    display_name_lc: Option<String>,
+    active: Option<i64>,
+    /// (value, type, primary) of each `emails` element, folded.
+    emails: Vec<(Option<String>, Option<String>, Option<i64>)>,
+}
+
+impl Derived {
+    fn of(kind: ResourceKind, doc: &Value) -> Self {
+        let folded = |k: &str| doc.get(k).and_then(Value::as_str).map(fold_case);
+        let emails = doc
+            .get("emails")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter(|e| e.is_object())
+                    .map(|e| {
+                        (
+                            e.get("value").and_then(Value::as_str).map(fold_case),
+                            e.get("type").and_then(Value::as_str).map(fold_case),
+                            e.get("primary").and_then(Value::as_bool).map(i64::from),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            user_name_lc: (kind == ResourceKind::User)
+                .then(|| folded("userName"))
+                .flatten(),
+            external_id: doc
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            display_name_lc: folded("displayName"),
+            active: (kind == ResourceKind::User)
+                .then(|| doc.get("active").and_then(Value::as_bool).map(i64::from))
+                .flatten(),
+            emails,
+        }
+    }
+}
+
+/// Removes what the stored document never holds (the contract of [`StoredResource::doc`]),
+/// whatever the caller passed.
+fn strip(mut doc: Value) -> Value {
+    if let Value::Object(m) = &mut doc {
+        for k in ["id", "meta", "members", "groups", "password"] {
+            m.remove(k);
+        }
+    }
+    doc
+}
+
+fn stored(kind: ResourceKind, row: ResourceRow) -> StoreResult<(i64, StoredResource)> {
+    let (pk, id, version, doc, created, last_modified) = row;
+    Ok((
+        pk,
+        StoredResource {
+            id,
+            kind,
+            doc: serde_json::from_str(&doc).map_err(backend)?,
+            version,
+            created: from_ms(created)?,
+            last_modified: from_ms(last_modified)?,
+        },
+    ))
+}
+
+/// The full representation the in-memory filter evaluator sees: the document plus `id`,
+/// `meta`, and `members` / `groups` when given.
+fn representation(
+    r: &StoredResource,
+    members: Option<&[String]>,
+    groups: Option<&[(String, String)]>,
+) -> Value {
+    let mut m = match &r.doc {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    m.insert("id".into(), json!(r.id));
+    m.insert(
+        "meta".into(),
+        json!({
+            "resourceType": r.kind.as_str(),
+            "created": format_datetime(r.created),
+            "lastModified": format_datetime(r.last_modified),
+            "version": format!("W/\"{}\"", r.version),
+        }),
+    );
+    if let Some(ms) = members.filter(|ms| !ms.is_empty()) {
+        let v: Vec<Value> = ms
+            .iter()
+            .map(|id| json!({"value": id, "type": "User"}))
+            .collect();
+        m.insert("members".into(), Value::Array(v));
+    }
+    if let Some(gs) = groups.filter(|gs| !gs.is_empty()) {
+        let v: Vec<Value> = gs
+            .iter()
+            .map(|(id, d)| json!({"value": id, "display": d, "type": "direct"}))
+            .collect();
+        m.insert("groups".into(), Value::Array(v));
+    }
+    Value::Object(m)
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` — `sqlite://roster.db`,
+    /// `sqlite:///abs/path.db` or `sqlite::memory:` — and runs the embedded migrations.
+    ///
+    /// # Errors
+    /// `Backend` when the URL is invalid, the file cannot be opened or a migration fails.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(backend)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            // A write is acknowledged only once it is durable.
+            .synchronous(SqliteSynchronous::Full);
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let store = if memory {
+            // One connection that never closes: the in-memory database lives as long as it.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(opts)
+                .await
+                .map_err(backend)?;
+            SqliteStore {
+                writer: pool.clone(),
+                reader: pool,
+            }
+        } else {
+            let opts = opts.journal_mode(SqliteJournalMode::Wal);
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await
+                .map_err(backend)?;
+            // Created after the writer so that the file exists and is in WAL mode.
+            let reader = SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .connect_lazy_with(opts);
+            SqliteStore { writer, reader }
+        };
+        sqlx::migrate!("migrations/sqlite")
+            .run(&store.writer)
+            .await
+            .map_err(backend)?;
+        Ok(store)
+    }
+
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front; the
+    /// transaction rolls back when dropped uncommitted, so every early return is safe.
+    async fn write(&self) -> StoreResult<Tx> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
+    /// The pk of a live resource.
+    async fn live_pk(
+        tx: &mut Tx,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT pk FROM resources WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0",
+        )
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)
+    }
+
+    async fn replace_emails(
+        tx: &mut Tx,
+        tenant: &str,
+        pk: i64,
+        emails: &[(Option<String>, Option<String>, Option<i64>)],
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM emails WHERE resource_pk = ?")
+            .bind(pk)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        for (value, ty, primary) in emails {
+            sqlx::query(
+                "INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc, is_primary) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(pk)
+            .bind(tenant)
+            .bind(value)
+            .bind(ty)
+            .bind(primary)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves member ids to the pks of live Users of the tenant, in input order without
+    /// duplicates; `Invalid` naming the first id that is not one.
+    async fn resolve_members(
+        tx: &mut Tx,
+        tenant: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let mut seen = HashSet::new();
+        let unique: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
+        let mut found: HashMap<String, i64> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT id, pk FROM resources WHERE tenant_id = ? AND kind = 'User' \
+                 AND deleted = 0 AND id IN ({marks})"
+            );
+            let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(tenant);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            found.extend(q.fetch_all(&mut **tx).await.map_err(backend)?);
+        }
+        unique
+            .into_iter()
+            .map(|id| match found.get(id.as_str()) {
+                Some(pk) => Ok((*pk, id.clone())),
+                None => Err(StoreError::Invalid(format!(
+                    "member {id:?} is not a User of this tenant"
+                ))),
+            })
+            .collect()
+    }
+
+    async fn add_members(
+        tx: &mut Tx,
+        tenant: &str,
+        group_pk: i64,
+        ids: &[String],
+    ) -> StoreResult<()> {
+        let members = Self::resolve_members(tx, tenant, ids).await?;
+        // Four parameters a row: 200 rows a statement.
+        for chunk in members.chunks(200) {
+            let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT OR IGNORE INTO members (group_pk, member_pk, tenant_id, member_id) \
+                 VALUES {rows}"
+            );
+            let mut q = sqlx::query(&sql);
+            for (pk, id) in chunk {
+                q = q.bind(group_pk).bind(*pk).bind(tenant).bind(id.as_str());
+            }
+            q.execute(&mut **tx).await.map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn remove_members(tx: &mut Tx, group_pk: i64, ids: &[String]) -> StoreResult<()> {
+        for chunk in ids.chunks(CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!("DELETE FROM members WHERE group_pk = ? AND member_id IN ({marks})");
+            let mut q = sqlx::query(&sql).bind(group_pk);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            q.execute(&mut **tx).await.map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Lists resources; `force_memory` evaluates the filter purely in memory (for tests that
+    /// compare both paths).
+    #[allow(clippy::too_many_lines)] // One flow: plan, then the SQL or the in-memory path.
+    async fn list_impl(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+        force_memory: bool,
+    ) -> StoreResult<Page> {
+        if let Some(f) = &query.filter {
+            if f.kind() != kind {
+                return Err(StoreError::Invalid(
+                    "the filter was validated for another resource type".to_owned(),
+                ));
+            }
+        }
+        let filter = query.filter.as_ref().map(|f| f.filter());
+        let frag = match filter {
+            Some(_) if force_memory => Fragment {
+                sql: "1".to_owned(),
+                args: vec![],
+                exact: false,
+            },
+            Some(f) => Translator { tenant, kind }.translate(f),
+            None => Fragment {
+                sql: "1".to_owned(),
+                args: vec![],
+                exact: true,
+            },
+        };
+        let plan = SortPlan::new(kind, query.sort.as_ref());
+        let memory = !frag.exact || matches!(plan, SortPlan::Memory { .. });
+        let hash = query_hash(tenant, kind, filter, &plan, memory);
+        let position = match &query.page {
+            PageRequest::Cursor {
+                cursor: Some(c), ..
+            } => Some(decode_cursor(c, &hash)?),
+            _ => None,
+        };
+        // `kind` is one of two constants, written literally so that SQLite can use the
+        // partial userName index (it cannot prove `kind = ?` implies `kind = 'User'`).
+        let base = format!(
+            "r.tenant_id = ? AND r.kind = '{}' AND r.deleted = 0 AND {}",
+            kind.as_str(),
+            frag.sql
+        );
+        let mut args = vec![Arg::Text(tenant.to_owned())];
+        args.extend(frag.args.iter().cloned());
+
+        // One read transaction: the count and the page (and member lists) see one snapshot.
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+
+        if !memory {
+            let total: i64 = sqlx::query_scalar_with(
+                &format!("SELECT COUNT(*) FROM resources r WHERE {base}"),
+                args_of(&args)?,
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let total = u64::try_from(total).unwrap_or(0);
+            let order = plan.order_by();
+            return match &query.page {
+                PageRequest::Index { start_index, count } => {
+                    let mut items = Vec::new();
+                    if *count > 0 {
+                        let sql = format!(
+                            "SELECT {RESOURCE_COLS} FROM resources r WHERE {base} \
+                             ORDER BY {order} LIMIT ? OFFSET ?"
+                        );
+                        let mut a = args.clone();
+                        a.push(Arg::Int(to_i64(*count)));
+                        a.push(Arg::Int(to_i64(start_index.max(&1) - 1)));
+                        let rows: Vec<ResourceRow> = sqlx::query_as_with(&sql, args_of(&a)?)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        for row in rows {
+                            items.push(stored(kind, row)?.1);
+                        }
+                    }
+                    Ok(Page {
+                        total,
+                        items,
+                        next_cursor: None,
+                    })
+                }
+                PageRequest::Cursor { count, .. } => {
+                    let mut where_ = base.clone();
+                    let mut a = args.clone();
+                    if let Some(pos) = &position {
+                        let (cond, cargs) = plan.after(pos.key.as_ref(), pos.pk)?;
+                        where_ = format!("{where_} AND {cond}");
+                        a.extend(cargs);
+                    }
+                    let (sk, int) = match &plan {
+                        SortPlan::Column { expr, int, .. } => (*expr, *int),
+                        _ => ("NULL", true),
+                    };
+                    let sql = format!(
+                        "SELECT {RESOURCE_COLS}, {sk} AS sk FROM resources r WHERE {where_} \
+                         ORDER BY {order} LIMIT ?"
+                    );
+                    a.push(Arg::Int(to_i64(*count).saturating_add(1)));
+                    let mut items = Vec::new();
+                    let mut last = None;
+                    let mut more = false;
+                    if *count > 0 {
+                        use sqlx::Row;
+                        let rows = sqlx::query_with(&sql, args_of(&a)?)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        more = rows.len() as u64 > *count;
+                        for row in rows
+                            .into_iter()
+                            .take(usize::try_from(*count).unwrap_or(usize::MAX))
+                        {
+                            let key = if int {
+                                row.try_get::<Option<i64>, _>("sk")
+                                    .map_err(backend)?
+                                    .map(Key::Int)
+                            } else {
+                                row.try_get::<Option<String>, _>("sk")
+                                    .map_err(backend)?
+                                    .map(Key::Text)
+                            };
+                            let r: ResourceRow = (
+                                row.try_get("pk").map_err(backend)?,
+                                row.try_get("id").map_err(backend)?,
+                                row.try_get("version").map_err(backend)?,
+                                row.try_get("doc").map_err(backend)?,
+                                row.try_get("created").map_err(backend)?,
+                                row.try_get("last_modified").map_err(backend)?,
+                            );
+                            let (pk, res) = stored(kind, r)?;
+                            last = Some((key, pk));
+                            items.push(res);
+                        }
+                    }
+                    let next_cursor = match (more, last) {
+                        (true, Some((key, pk))) => {
+                            Some(encode_cursor(&CursorPos { key, pk, hash })?)
+                        }
+                        _ => None,
+                    };
+                    Ok(Page {
+                        total,
+                        items,
+                        next_cursor,
+                    })
+                }
+            };
+        }
+
+        // In-memory path: fetch the SQL superset, evaluate, sort and page here.
+        let sql = format!("SELECT {RESOURCE_COLS} FROM resources r WHERE {base} ORDER BY r.pk");
+        let rows: Vec<ResourceRow> = sqlx::query_as_with(&sql, args_of(&args)?)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let sort_attr = query
+            .sort
+            .as_ref()
+            .filter(|s| s.urn.is_none())
+            .map(|s| s.attr.as_str());
+        let wants =
+            |attr: &str| filter.is_some_and(|f| mentions(f, attr)) || sort_attr == Some(attr);
+        let mut members: HashMap<i64, Vec<String>> = HashMap::new();
+        let mut groups: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        if kind == ResourceKind::Group && wants("members") {
+            let sql = format!(
+                "SELECT m.group_pk, m.member_id FROM members m JOIN resources r ON r.pk = m.group_pk \
+                 WHERE {base} ORDER BY m.group_pk, m.member_id"
+            );
+            let rows: Vec<(i64, String)> = sqlx::query_as_with(&sql, args_of(&args)?)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+            for (g, m) in rows {
+                members.entry(g).or_default().push(m);
+            }
+        }
+        if kind == ResourceKind::User && wants("groups") {
+            let sql = format!(
+                "SELECT m.member_pk, g.id, COALESCE(json_extract(g.doc, '$.displayName'), '') \
+                 FROM members m JOIN resources r ON r.pk = m.member_pk \
+                 JOIN resources g ON g.pk = m.group_pk \
+                 WHERE {base} ORDER BY m.member_pk, g.id"
+            );
+            let rows: Vec<(i64, String, String)> = sqlx::query_as_with(&sql, args_of(&args)?)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+            for (u, id, display) in rows {
+                groups.entry(u).or_default().push((id, display));
+            }
+        }
+        drop(tx);
+        let check = query.filter.as_ref().filter(|_| !frag.exact);
+        let mut matched: Vec<(Option<Key>, i64, StoredResource)> = Vec::new();
+        for row in rows {
+            let (pk, res) = stored(kind, row)?;
+            let repr = representation(
+                &res,
+                (kind == ResourceKind::Group)
+                    .then(|| members.get(&pk).map_or(&[][..], Vec::as_slice)),
+                (kind == ResourceKind::User)
+                    .then(|| groups.get(&pk).map_or(&[][..], Vec::as_slice)),
+            );
+            if check.is_some_and(|f| !f.matches(&repr)) {
+                continue;
+            }
+            matched.push((plan.key_of(&repr), pk, res));
+        }
+        let desc = plan.descending();
+        let order = |a: (Option<&Key>, i64), b: (Option<&Key>, i64)| {
+            let o = cmp_keys(a.0, b.0).then(a.1.cmp(&b.1));
+            if desc {
+                o.reverse()
+            } else {
+                o
+            }
+        };
+        matched.sort_by(|a, b| order((a.0.as_ref(), a.1), (b.0.as_ref(), b.1)));
+        let total = matched.len() as u64;
+        match &query.page {
+            PageRequest::Index { start_index, count } => {
+                let skip = usize::try_from(start_index.max(&1) - 1).unwrap_or(usize::MAX);
+                let take = usize::try_from(*count).unwrap_or(usize::MAX);
+                Ok(Page {
+                    total,
+                    items: matched
+                        .into_iter()
+                        .skip(skip)
+                        .take(take)
+                        .map(|m| m.2)
+                        .collect(),
+                    next_cursor: None,
+                })
+            }
+            PageRequest::Cursor { count, .. } => {
+                let take = usize::try_from(*count).unwrap_or(usize::MAX);
+                let rest: Vec<_> = matched
+                    .into_iter()
+                    .filter(|m| {
+                        position.as_ref().is_none_or(|p| {
+                            order((m.0.as_ref(), m.1), (p.key.as_ref(), p.pk)).is_gt()
+                        })
+                    })
+                    .collect();
+                let more = rest.len() > take && take > 0;
+                let mut items = Vec::new();
+                let mut last = None;
+                for (key, pk, res) in rest.into_iter().take(take) {
+                    last = Some((key, pk));
+                    items.push(res);
+                }
+                let next_cursor = match (more, last) {
+                    (true, Some((key, pk))) => Some(encode_cursor(&CursorPos { key, pk, hash })?),
+                    _ => None,
+                };
+                Ok(Page {
+                    total,
+                    items,
+                    next_cursor,
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(skip_all)]
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT INTO tenants (id, name, idp, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(&tenant.idp)
+            .bind(to_ms(tenant.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_err(e, "tenant"))?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+        let row: Option<(String, String, String, i64)> =
+            sqlx::query_as("SELECT id, name, idp, created_at FROM tenants WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(backend)?;
+        row.map(|(id, name, idp, c)| {
+            Ok(Tenant {
+                id,
+                name,
+                idp,
+                created_at: from_ms(c)?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, idp, created_at FROM tenants ORDER BY created_at, rowid",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter()
+            .map(|(id, name, idp, c)| {
+                Ok(Tenant {
+                    id,
+                    name,
+                    idp,
+                    created_at: from_ms(c)?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        insert_token(&mut tx, token).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rotate_tokens(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE tokens SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL")
+            .bind(to_ms(now))
+            .bind(&token.tenant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        insert_token(&mut tx, token).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_token(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at = ? \
+             WHERE tenant_id = ? AND prefix = ? AND revoked_at IS NULL",
+        )
+        .bind(to_ms(now))
+        .bind(tenant)
+        .bind(prefix)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_tokens(&self, tenant: &str) -> StoreResult<Vec<TokenRecord>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE tenant_id = ? ORDER BY created_at DESC, rowid DESC"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(token_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_token(&self, prefix: &str) -> StoreResult<Option<TokenRecord>> {
+        let row: Option<TokenRow> =
+            sqlx::query_as(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE prefix = ?"))
+                .bind(prefix)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(backend)?;
+        row.map(token_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn touch_token(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()> {
+        // One durable write per authenticated request; if that ever shows in profiles, skip
+        // the update when last_used_at is recent enough.
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE tokens SET last_used_at = ? WHERE prefix = ?")
+            .bind(to_ms(now))
+            .bind(prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        new: NewResource,
+        now: OffsetDateTime,
+    ) -> StoreResult<CreateOutcome> {
+        if kind == ResourceKind::User && !new.members.is_empty() {
+            return Err(StoreError::Invalid("only Groups have members".to_owned()));
+        }
+        let doc = strip(new.doc);
+        let d = Derived::of(kind, &doc);
+        let doc_text = serde_json::to_string(&doc).map_err(backend)?;
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+
+        if let Some(user_name) = &d.user_name_lc {
+            let existing: Option<(i64, String, i64, i64, i64)> = sqlx::query_as(
+                "SELECT pk, id, deleted, version, created FROM resources \
+                 WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
+            )
+            .bind(tenant)
+            .bind(user_name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            match existing {
+                Some((_, _, 0, _, _)) => return Err(StoreError::Conflict("userName")),
+                Some((pk, id, _, version, created)) => {
+                    // Restore the deprovisioned User in place: same pk and id, so the app
+                    // identity and its history carry over. The old password does not.
+                    sqlx::query(
+                        "UPDATE resources SET doc = ?, password_hash = ?, user_name_lc = ?, \
+                         external_id = ?, display_name_lc = ?, active = ?, deleted = 0, \
+                         version = version + 1, last_modified = ? WHERE pk = ?",
+                    )
+                    .bind(&doc_text)
+                    .bind(&new.password_hash)
+                    .bind(&d.user_name_lc)
+                    .bind(&d.external_id)
+                    .bind(&d.display_name_lc)
+                    .bind(d.active)
+                    .bind(now_ms)
+                    .bind(pk)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(resource_err)?;
+                    Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
+                    tx.commit().await.map_err(backend)?;
+                    return Ok(CreateOutcome::Restored(StoredResource {
+                        id,
+                        kind,
+                        doc,
+                        version: version + 1,
+                        created: from_ms(created)?,
+                        last_modified: from_ms(now_ms)?,
+                    }));
+                }
+                None => {}
+            }
+        }
+
+        let pk: i64 = sqlx::query_scalar(
+            "INSERT INTO resources (tenant_id, kind, id, version, doc, password_hash, \
+             user_name_lc, external_id, display_name_lc, active, created, last_modified, deleted) \
+             VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING pk",
+        )
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(&new.id)
+        .bind(&doc_text)
+        .bind(&new.password_hash)
+        .bind(&d.user_name_lc)
+        .bind(&d.external_id)
+        .bind(&d.display_name_lc)
+        .bind(d.active)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(resource_err)?;
+        Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
+        if !new.members.is_empty() {
+            Self::add_members(&mut tx, tenant, pk, &new.members).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(CreateOutcome::Created(StoredResource {
+            id: new.id,
+            kind,
+            doc,
+            version: 1,
+            created: from_ms(now_ms)?,
+            last_modified: from_ms(now_ms)?,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> StoreResult<Option<StoredResource>> {
+        let row: Option<ResourceRow> = sqlx::query_as(&format!(
+            "SELECT {RESOURCE_COLS} FROM resources r \
+             WHERE r.tenant_id = ? AND r.kind = ? AND r.id = ? AND r.deleted = 0"
+        ))
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        row.map(|r| stored(kind, r).map(|s| s.1)).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_resources(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+    ) -> StoreResult<Page> {
+        self.list_impl(tenant, kind, query, false).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: i64,
+        update: ResourceUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<StoredResource> {
+        if kind == ResourceKind::User && !update.members.is_empty() {
+            return Err(StoreError::Invalid("only Groups have members".to_owned()));
+        }
+        let doc = strip(update.doc);
+        let d = Derived::of(kind, &doc);
+        let doc_text = serde_json::to_string(&doc).map_err(backend)?;
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "UPDATE resources SET doc = ?, password_hash = COALESCE(?, password_hash), \
+             user_name_lc = ?, external_id = ?, display_name_lc = ?, active = ?, \
+             version = version + 1, last_modified = ? \
+             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND version = ? \
+             RETURNING pk, version, created",
+        )
+        .bind(&doc_text)
+        .bind(&update.password_hash)
+        .bind(&d.user_name_lc)
+        .bind(&d.external_id)
+        .bind(&d.display_name_lc)
+        .bind(d.active)
+        .bind(now_ms)
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .bind(expected_version)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(resource_err)?;
+        let Some((pk, version, created)) = row else {
+            return match Self::live_pk(&mut tx, tenant, kind, id).await? {
+                Some(_) => Err(StoreError::Stale),
+                None => Err(StoreError::NotFound),
+            };
+        };
+        Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
+        for op in &update.members {
+            match op {
+                MemberOp::Add(ids) => Self::add_members(&mut tx, tenant, pk, ids).await?,
+                MemberOp::Remove(ids) => Self::remove_members(&mut tx, pk, ids).await?,
+                MemberOp::RemoveAll => {
+                    sqlx::query("DELETE FROM members WHERE group_pk = ?")
+                        .bind(pk)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(StoredResource {
+            id: id.to_owned(),
+            kind,
+            doc,
+            version,
+            created: from_ms(created)?,
+            last_modified: from_ms(now_ms)?,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT pk, doc FROM resources \
+             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0",
+        )
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((pk, doc)) = row else {
+            return Err(StoreError::NotFound);
+        };
+        match kind {
+            ResourceKind::User => {
+                let mut doc: Value = serde_json::from_str(&doc).map_err(backend)?;
+                if let Value::Object(m) = &mut doc {
+                    m.insert("active".into(), Value::Bool(false));
+                }
+                sqlx::query(
+                    "UPDATE resources SET deleted = 1, active = 0, doc = ?, \
+                     version = version + 1, last_modified = ? WHERE pk = ?",
+                )
+                .bind(serde_json::to_string(&doc).map_err(backend)?)
+                .bind(now_ms)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                // Each group that loses the member changes: its ETag must change too.
+                sqlx::query(
+                    "UPDATE resources SET version = version + 1, last_modified = ? \
+                     WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
+                )
+                .bind(now_ms)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                sqlx::query("DELETE FROM members WHERE member_pk = ?")
+                    .bind(pk)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            ResourceKind::Group => {
+                // Membership rows go with it (ON DELETE CASCADE).
+                sqlx::query("DELETE FROM resources WHERE pk = ?")
+                    .bind(pk)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_members(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<Member>> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let Some(pk) = Self::live_pk(&mut tx, tenant, ResourceKind::Group, group_id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let ids: Vec<String> =
+            match after {
+                Some(after) => {
+                    sqlx::query_scalar(
+                        "SELECT member_id FROM members WHERE group_pk = ? AND member_id > ? \
+                 ORDER BY member_id LIMIT ?",
+                    )
+                    .bind(pk)
+                    .bind(after)
+                    .bind(to_i64(limit))
+                    .fetch_all(&mut *tx)
+                    .await
+                }
+                None => sqlx::query_scalar(
+                    "SELECT member_id FROM members WHERE group_pk = ? ORDER BY member_id LIMIT ?",
+                )
+                .bind(pk)
+                .bind(to_i64(limit))
+                .fetch_all(&mut *tx)
+                .await,
+            }
+            .map_err(backend)?;
+        Ok(ids.into_iter().map(|id| Member { id }).collect())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn groups_of_user(&self, tenant: &str, user_id: &str) -> StoreResult<Vec<GroupRef>> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let Some(pk) = Self::live_pk(&mut tx, tenant, ResourceKind::User, user_id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT g.id, COALESCE(json_extract(g.doc, '$.displayName'), '') \
+             FROM members m JOIN resources g ON g.pk = m.group_pk \
+             WHERE m.member_pk = ? AND g.deleted = 0 ORDER BY g.id",
+        )
+        .bind(pk)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, display_name)| GroupRef { id, display_name })
+            .collect())
+    }
+}
+
+const TOKEN_COLS: &str =
+    "prefix, tenant_id, hash, created_at, expires_at, last_used_at, revoked_at";
+type TokenRow = (String, String, String, i64, i64, Option<i64>, Option<i64>);
+
+fn token_from(row: TokenRow) -> StoreResult<TokenRecord> {
+    let (prefix, tenant_id, hash, created, expires, used, revoked) = row;
+    Ok(TokenRecord {
+        prefix,
+        tenant_id,
+        hash,
+        created_at: from_ms(created)?,
+        expires_at: from_ms(expires)?,
+        last_used_at: opt_from_ms(used)?,
+        revoked_at: opt_from_ms(revoked)?,
+    })
+}
+
+async fn insert_token(tx: &mut Tx, token: &TokenRecord) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(&token.prefix)
+    .bind(&token.tenant_id)
+    .bind(&token.hash)
+    .bind(to_ms(token.created_at))
+    .bind(to_ms(token.expires_at))
+    .bind(token.last_used_at.map(to_ms))
+    .bind(token.revoked_at.map(to_ms))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db_err(e, "token"))?;
+    Ok(())
 }

@@ -1,0 +1,1446 @@
+//! Tests of the SQLite store.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use scim_proto::filter::{AttrPath, CompValue, CompareOp, Filter, ValidFilter};
+use scim_proto::schema::{ResourceKind, USER_SCHEMA};
+use serde_json::{json, Value};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::query::Translator;
+use super::SqliteStore;
+use crate::*;
+
+const T0: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+
+fn at(secs: i64) -> OffsetDateTime {
+    T0 + Duration::seconds(secs)
+}
+
+async fn mem() -> SqliteStore {
+    SqliteStore::open("sqlite::memory:").await.unwrap()
+}
+
+/// A fresh database file under the temp dir (removed at the end of the test when possible).
+struct TempDb(std::path::PathBuf);
+
+impl TempDb {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "roster-store-test-{}-{}.db",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        Self(p)
+    }
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+async fn tenant(s: &SqliteStore, id: &str) {
+    s.create_tenant(&Tenant {
+        id: id.into(),
+        name: format!("Tenant {id}"),
+        idp: "generic".into(),
+        created_at: T0,
+    })
+    .await
+    .unwrap();
+}
+
+fn user_doc(user_name: &str) -> Value {
+    json!({"schemas": [USER_SCHEMA], "userName": user_name, "active": true})
+}
+
+fn new(id: &str, doc: Value) -> NewResource {
+    NewResource {
+        id: id.into(),
+        doc,
+        password_hash: None,
+        members: vec![],
+    }
+}
+
+async fn add_user(s: &SqliteStore, t: &str, id: &str, doc: Value) -> StoredResource {
+    match s
+        .create_resource(t, ResourceKind::User, new(id, doc), at(0))
+        .await
+        .unwrap()
+    {
+        CreateOutcome::Created(r) => r,
+        CreateOutcome::Restored(_) => panic!("unexpected restore"),
+    }
+}
+
+async fn add_group(s: &SqliteStore, t: &str, id: &str, name: &str, members: &[&str]) {
+    let mut n = new(id, json!({"displayName": name}));
+    n.members = members.iter().map(|m| (*m).to_owned()).collect();
+    s.create_resource(t, ResourceKind::Group, n, at(0))
+        .await
+        .unwrap();
+}
+
+fn p(attr: &str) -> AttrPath {
+    let (attr, sub) = match attr.split_once('.') {
+        Some((a, s)) => (a, Some(s.to_owned())),
+        None => (attr, None),
+    };
+    AttrPath {
+        urn: None,
+        attr: attr.into(),
+        sub_attr: sub,
+    }
+}
+
+fn cmp(attr: &str, op: CompareOp, v: impl Into<Value>) -> Filter {
+    let v = match v.into() {
+        Value::String(s) => CompValue::Str(s),
+        Value::Bool(b) => CompValue::Bool(b),
+        Value::Number(n) => CompValue::Number(n),
+        _ => CompValue::Null,
+    };
+    Filter::Compare(p(attr), op, v)
+}
+
+fn and(a: Filter, b: Filter) -> Filter {
+    Filter::And(Box::new(a), Box::new(b))
+}
+fn or(a: Filter, b: Filter) -> Filter {
+    Filter::Or(Box::new(a), Box::new(b))
+}
+fn not(a: Filter) -> Filter {
+    Filter::Not(Box::new(a))
+}
+fn vp(attr: &str, inner: Filter) -> Filter {
+    Filter::ValuePath(p(attr), Box::new(inner))
+}
+
+fn valid(f: Filter, kind: ResourceKind) -> ValidFilter {
+    f.validate(kind).unwrap()
+}
+
+fn all(filter: Option<ValidFilter>) -> ListQuery {
+    ListQuery {
+        filter,
+        sort: None,
+        page: PageRequest::Index {
+            start_index: 1,
+            count: 100_000,
+        },
+    }
+}
+
+async fn ids(s: &SqliteStore, t: &str, kind: ResourceKind, q: &ListQuery) -> Vec<String> {
+    s.list_resources(t, kind, q)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+async fn filtered(s: &SqliteStore, t: &str, kind: ResourceKind, f: Filter) -> Vec<String> {
+    ids(s, t, kind, &all(Some(valid(f, kind)))).await
+}
+
+#[tokio::test]
+async fn tenants_and_tokens() {
+    let s = mem().await;
+    tenant(&s, "acme").await;
+    tenant(&s, "beta").await;
+    let dup = Tenant {
+        id: "acme".into(),
+        name: "x".into(),
+        idp: "okta".into(),
+        created_at: T0,
+    };
+    assert!(matches!(
+        s.create_tenant(&dup).await,
+        Err(StoreError::Conflict("tenant"))
+    ));
+    assert_eq!(
+        s.get_tenant("acme").await.unwrap().unwrap().name,
+        "Tenant acme"
+    );
+    assert!(s.get_tenant("nope").await.unwrap().is_none());
+    let all: Vec<_> = s
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(all, ["acme", "beta"]);
+
+    let tok = |prefix: &str, tenant: &str, created: i64| TokenRecord {
+        prefix: prefix.into(),
+        tenant_id: tenant.into(),
+        hash: format!("hash-{prefix}"),
+        created_at: at(created),
+        expires_at: at(created + 86_400),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    s.insert_token(&tok("a1", "acme", 1)).await.unwrap();
+    s.insert_token(&tok("a2", "acme", 2)).await.unwrap();
+    s.insert_token(&tok("b1", "beta", 1)).await.unwrap();
+    assert!(matches!(
+        s.insert_token(&tok("a1", "acme", 3)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.insert_token(&tok("x1", "nope", 3)).await,
+        Err(StoreError::NotFound)
+    ));
+    let listed: Vec<_> = s
+        .list_tokens("acme")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.prefix)
+        .collect();
+    assert_eq!(listed, ["a2", "a1"], "newest first");
+    assert_eq!(
+        s.find_token("a1").await.unwrap().unwrap(),
+        tok("a1", "acme", 1)
+    );
+
+    s.touch_token("a1", at(10)).await.unwrap();
+    assert_eq!(
+        s.find_token("a1").await.unwrap().unwrap().last_used_at,
+        Some(at(10))
+    );
+    assert!(matches!(
+        s.touch_token("zz", at(10)).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Revoking is tenant-scoped and only hits live tokens.
+    assert!(matches!(
+        s.revoke_token("beta", "a1", at(11)).await,
+        Err(StoreError::NotFound)
+    ));
+    s.revoke_token("acme", "a1", at(11)).await.unwrap();
+    assert!(matches!(
+        s.revoke_token("acme", "a1", at(12)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        s.find_token("a1").await.unwrap().unwrap().revoked_at,
+        Some(at(11))
+    );
+
+    s.rotate_tokens(&tok("a3", "acme", 20), at(20))
+        .await
+        .unwrap();
+    let toks = s.list_tokens("acme").await.unwrap();
+    assert_eq!(toks.len(), 3);
+    for t in &toks {
+        match t.prefix.as_str() {
+            "a3" => assert_eq!(t.revoked_at, None),
+            "a2" => assert_eq!(t.revoked_at, Some(at(20))),
+            _ => assert_eq!(
+                t.revoked_at,
+                Some(at(11)),
+                "already revoked stays as it was"
+            ),
+        }
+    }
+    assert_eq!(s.find_token("b1").await.unwrap().unwrap().revoked_at, None);
+}
+
+#[tokio::test]
+async fn crud_round_trip_on_a_file() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    tenant(&s, "t").await;
+    let doc = json!({
+        "schemas": [USER_SCHEMA],
+        "userName": "Alice",
+        "emails": [{"value": "Alice@Example.com", "type": "work", "primary": true}],
+        // Never stored, whatever the caller passes.
+        "id": "bogus",
+        "meta": {"version": "x"},
+        "password": "secret",
+    });
+    let mut n = new("u1", doc);
+    n.password_hash = Some("argon".into());
+    let created = match s
+        .create_resource("t", ResourceKind::User, n, at(1))
+        .await
+        .unwrap()
+    {
+        CreateOutcome::Created(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(created.version, 1);
+    assert!(created.doc.get("id").is_none() && created.doc.get("password").is_none());
+    let got = s
+        .get_resource("t", ResourceKind::User, "u1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, created);
+    assert!(s
+        .get_resource("t", ResourceKind::Group, "u1")
+        .await
+        .unwrap()
+        .is_none());
+
+    let upd = |doc: Value| ResourceUpdate {
+        doc,
+        password_hash: None,
+        members: vec![],
+    };
+    let updated = s
+        .update_resource(
+            "t",
+            ResourceKind::User,
+            "u1",
+            1,
+            upd(user_doc("alice2")),
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.created, at(1));
+    assert_eq!(updated.last_modified, at(2));
+    assert_eq!(
+        s.get_resource("t", ResourceKind::User, "u1")
+            .await
+            .unwrap()
+            .unwrap(),
+        updated
+    );
+    assert!(matches!(
+        s.update_resource("t", ResourceKind::User, "u1", 1, upd(user_doc("x")), at(3))
+            .await,
+        Err(StoreError::Stale)
+    ));
+    assert!(matches!(
+        s.update_resource(
+            "t",
+            ResourceKind::User,
+            "nope",
+            1,
+            upd(user_doc("x")),
+            at(3)
+        )
+        .await,
+        Err(StoreError::NotFound)
+    ));
+    // The old email row is gone with the replaced document.
+    let by_mail = filtered(
+        &s,
+        "t",
+        ResourceKind::User,
+        cmp("emails.value", CompareOp::Eq, "alice@example.com"),
+    )
+    .await;
+    assert!(by_mail.is_empty());
+
+    // Reopening the file sees the same data (migrations are idempotent).
+    drop(s);
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    assert_eq!(
+        s.get_resource("t", ResourceKind::User, "u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    s.delete_resource("t", ResourceKind::User, "u1", at(4))
+        .await
+        .unwrap();
+    assert!(s
+        .get_resource("t", ResourceKind::User, "u1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        s.delete_resource("t", ResourceKind::User, "u1", at(5))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn user_name_is_unique_case_insensitively() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    add_user(&s, "t", "u1", user_doc("Alice")).await;
+    add_user(&s, "t", "u2", user_doc("bob")).await;
+    assert!(matches!(
+        s.create_resource("t", ResourceKind::User, new("u3", user_doc("ALICE")), at(1))
+            .await,
+        Err(StoreError::Conflict("userName"))
+    ));
+    assert!(matches!(
+        s.create_resource("t", ResourceKind::User, new("u1", user_doc("carol")), at(1))
+            .await,
+        Err(StoreError::Conflict("id"))
+    ));
+    let rename = ResourceUpdate {
+        doc: user_doc("aLiCe"),
+        password_hash: None,
+        members: vec![],
+    };
+    assert!(matches!(
+        s.update_resource("t", ResourceKind::User, "u2", 1, rename, at(1))
+            .await,
+        Err(StoreError::Conflict("userName"))
+    ));
+    // Changing one's own userName's case is fine.
+    let recase = ResourceUpdate {
+        doc: user_doc("ALICE"),
+        password_hash: None,
+        members: vec![],
+    };
+    s.update_resource("t", ResourceKind::User, "u1", 1, recase, at(1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn deprovision_then_restore() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    add_user(&s, "t", "u1", user_doc("Alice")).await;
+    add_user(&s, "t", "u2", user_doc("bob")).await;
+    add_group(&s, "t", "g1", "Admins", &["u1", "u2"]).await;
+
+    s.delete_resource("t", ResourceKind::User, "u1", at(5))
+        .await
+        .unwrap();
+    assert!(s
+        .get_resource("t", ResourceKind::User, "u1")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(ids(&s, "t", ResourceKind::User, &all(None)).await, ["u2"]);
+    let g = s
+        .get_resource("t", ResourceKind::Group, "g1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.version, 2, "the group lost a member");
+    assert_eq!(g.last_modified, at(5));
+    let members: Vec<_> = s
+        .list_members("t", "g1", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(members, ["u2"]);
+    // Deprovisioned users cannot be added as members.
+    let add = ResourceUpdate {
+        doc: json!({"displayName": "Admins"}),
+        password_hash: None,
+        members: vec![MemberOp::Add(vec!["u1".into()])],
+    };
+    assert!(matches!(
+        s.update_resource("t", ResourceKind::Group, "g1", 2, add, at(6))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Filters never see it.
+    assert!(filtered(
+        &s,
+        "t",
+        ResourceKind::User,
+        cmp("userName", CompareOp::Eq, "alice")
+    )
+    .await
+    .is_empty());
+
+    let mut again = new("u-new", json!({"userName": "ALICE", "displayName": "Back"}));
+    again.password_hash = Some("h2".into());
+    let restored = match s
+        .create_resource("t", ResourceKind::User, again, at(9))
+        .await
+        .unwrap()
+    {
+        CreateOutcome::Restored(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(restored.id, "u1");
+    assert_eq!(
+        restored.version, 3,
+        "created 1, deprovisioned 2, restored 3"
+    );
+    assert_eq!(restored.created, at(0));
+    assert_eq!(restored.last_modified, at(9));
+    assert_eq!(
+        restored.doc,
+        json!({"userName": "ALICE", "displayName": "Back"})
+    );
+    assert_eq!(
+        s.get_resource("t", ResourceKind::User, "u1")
+            .await
+            .unwrap()
+            .unwrap(),
+        restored
+    );
+    assert!(s
+        .get_resource("t", ResourceKind::User, "u-new")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        s.create_resource(
+            "t",
+            ResourceKind::User,
+            new("u9", user_doc("alice")),
+            at(10)
+        )
+        .await,
+        Err(StoreError::Conflict("userName"))
+    ));
+}
+
+#[tokio::test]
+async fn deprovisioned_doc_is_inactive() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    add_user(&s, "t", "u1", user_doc("a")).await;
+    s.delete_resource("t", ResourceKind::User, "u1", at(1))
+        .await
+        .unwrap();
+    let (doc, active, deleted): (String, i64, i64) =
+        sqlx::query_as("SELECT doc, active, deleted FROM resources WHERE id = 'u1'")
+            .fetch_one(&s.reader)
+            .await
+            .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&doc).unwrap()["active"],
+        false
+    );
+    assert_eq!((active, deleted), (0, 1));
+}
+
+#[tokio::test]
+async fn membership_operations() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    tenant(&s, "other").await;
+    for i in 0..5 {
+        add_user(&s, "t", &format!("u{i}"), user_doc(&format!("user{i}"))).await;
+    }
+    add_user(&s, "other", "x1", user_doc("x")).await;
+    add_group(&s, "other", "gx", "Other", &[]).await;
+    // Unknown, other-tenant and Group ids are not members.
+    for bad in ["nope", "x1", "gx"] {
+        let mut n = new("g1", json!({"displayName": "G"}));
+        n.members = vec!["u0".into(), bad.into()];
+        match s.create_resource("t", ResourceKind::Group, n, at(0)).await {
+            Err(StoreError::Invalid(msg)) => assert_eq!(
+                msg,
+                format!("member \"{bad}\" is not a User of this tenant")
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        s.get_resource("t", ResourceKind::Group, "g1")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing written"
+    );
+    add_group(&s, "t", "g1", "G", &["u0", "u1", "u1"]).await;
+    add_group(&s, "t", "g2", "H", &["u1"]).await;
+
+    let members = |s: SqliteStore| async move {
+        s.list_members("t", "g1", None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(members(s.clone()).await, ["u0", "u1"]);
+    let upd = |ops: Vec<MemberOp>| ResourceUpdate {
+        doc: json!({"displayName": "G"}),
+        password_hash: None,
+        members: ops,
+    };
+    let g = s
+        .update_resource(
+            "t",
+            ResourceKind::Group,
+            "g1",
+            1,
+            upd(vec![
+                MemberOp::Add(vec!["u2".into(), "u3".into(), "u0".into()]),
+                MemberOp::Remove(vec!["u1".into(), "absent".into()]),
+            ]),
+            at(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.version, 2);
+    assert_eq!(members(s.clone()).await, ["u0", "u2", "u3"]);
+    // A bad id fails the whole update: no doc change, no member change.
+    assert!(matches!(
+        s.update_resource(
+            "t",
+            ResourceKind::Group,
+            "g1",
+            2,
+            upd(vec![MemberOp::RemoveAll, MemberOp::Add(vec!["x1".into()])]),
+            at(2)
+        )
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(members(s.clone()).await, ["u0", "u2", "u3"]);
+    assert_eq!(
+        s.get_resource("t", ResourceKind::Group, "g1")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    // Keyset listing.
+    let page: Vec<_> = s
+        .list_members("t", "g1", Some("u0"), 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(page, ["u2"]);
+    assert!(matches!(
+        s.list_members("t", "nope", None, 1).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.list_members("other", "g1", None, 1).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let groups: Vec<_> = s.groups_of_user("t", "u0").await.unwrap();
+    assert_eq!(
+        groups,
+        [GroupRef {
+            id: "g1".into(),
+            display_name: "G".into()
+        }]
+    );
+    let groups = s.groups_of_user("t", "u1").await.unwrap();
+    assert_eq!(
+        groups,
+        [GroupRef {
+            id: "g2".into(),
+            display_name: "H".into()
+        }]
+    );
+
+    s.update_resource(
+        "t",
+        ResourceKind::Group,
+        "g1",
+        2,
+        upd(vec![MemberOp::RemoveAll]),
+        at(3),
+    )
+    .await
+    .unwrap();
+    assert!(members(s.clone()).await.is_empty());
+
+    // Deleting a group removes its membership rows.
+    s.delete_resource("t", ResourceKind::Group, "g2", at(4))
+        .await
+        .unwrap();
+    assert!(s.groups_of_user("t", "u1").await.unwrap().is_empty());
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members")
+        .fetch_one(&s.reader)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    // Users have no members.
+    let mut n = new("u9", user_doc("nine"));
+    n.members = vec!["u0".into()];
+    assert!(matches!(
+        s.create_resource("t", ResourceKind::User, n, at(0)).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn large_group_gains_one_member() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    let n = 20_000;
+    {
+        // Bulk-load the users in one transaction; going through create_resource 20,000 times
+        // only measures the test machine.
+        let mut tx = s.write().await.unwrap();
+        for i in 0..=n {
+            sqlx::query(
+                "INSERT INTO resources (tenant_id, kind, id, version, doc, user_name_lc, created, last_modified) \
+                 VALUES ('t', 'User', ?, 1, '{}', ?, 0, 0)",
+            )
+            .bind(format!("u{i:05}"))
+            .bind(format!("user{i}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let members: Vec<String> = (0..n).map(|i| format!("u{i:05}")).collect();
+    let mut g = new("g", json!({"displayName": "All"}));
+    g.members = members;
+    s.create_resource("t", ResourceKind::Group, g, at(0))
+        .await
+        .unwrap();
+    let upd = ResourceUpdate {
+        doc: json!({"displayName": "All"}),
+        password_hash: None,
+        members: vec![MemberOp::Add(vec![format!("u{n:05}")])],
+    };
+    s.update_resource("t", ResourceKind::Group, "g", 1, upd, at(1))
+        .await
+        .unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members")
+        .fetch_one(&s.reader)
+        .await
+        .unwrap();
+    assert_eq!(count, i64::from(n) + 1);
+    let last = s.list_members("t", "g", Some("u19999"), 10).await.unwrap();
+    assert_eq!(
+        last,
+        [Member {
+            id: format!("u{n:05}")
+        }]
+    );
+    let hit = filtered(
+        &s,
+        "t",
+        ResourceKind::Group,
+        cmp("members.value", CompareOp::Eq, "u20000"),
+    )
+    .await;
+    assert_eq!(hit, ["g"]);
+}
+
+#[tokio::test]
+async fn tenants_are_isolated() {
+    let s = mem().await;
+    tenant(&s, "a").await;
+    tenant(&s, "b").await;
+    add_user(
+        &s,
+        "a",
+        "u1",
+        json!({"userName": "same", "emails": [{"value": "x@y"}]}),
+    )
+    .await;
+    add_user(&s, "b", "u1", json!({"userName": "same"})).await;
+    add_group(&s, "a", "g", "G", &["u1"]).await;
+    add_user(&s, "a", "only-a", user_doc("only")).await;
+
+    assert!(s
+        .get_resource("b", ResourceKind::User, "only-a")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(ids(&s, "b", ResourceKind::User, &all(None)).await, ["u1"]);
+    assert!(ids(&s, "b", ResourceKind::Group, &all(None))
+        .await
+        .is_empty());
+    assert!(filtered(
+        &s,
+        "b",
+        ResourceKind::User,
+        cmp("emails.value", CompareOp::Eq, "x@y")
+    )
+    .await
+    .is_empty());
+    assert!(filtered(
+        &s,
+        "b",
+        ResourceKind::User,
+        cmp("groups.value", CompareOp::Eq, "g")
+    )
+    .await
+    .is_empty());
+    assert!(filtered(
+        &s,
+        "b",
+        ResourceKind::User,
+        cmp("userName", CompareOp::Eq, "only")
+    )
+    .await
+    .is_empty());
+    assert!(s.groups_of_user("b", "u1").await.unwrap().is_empty());
+    assert!(matches!(
+        s.list_members("b", "g", None, 10).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.delete_resource("b", ResourceKind::User, "only-a", at(1))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let mut g = new("gb", json!({"displayName": "B"}));
+    g.members = vec!["only-a".into()];
+    assert!(matches!(
+        s.create_resource("b", ResourceKind::Group, g, at(1)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.delete_resource("b", ResourceKind::User, "u1", at(1))
+        .await
+        .unwrap();
+    assert!(s
+        .get_resource("a", ResourceKind::User, "u1")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// Users and groups with varied attributes, for the filter tests.
+async fn fixture(s: &SqliteStore) {
+    tenant(s, "t").await;
+    tenant(s, "noise").await;
+    let types = ["work", "home", "WORK", "other"];
+    for i in 0..160_i64 {
+        let mut doc = json!({
+            "schemas": [USER_SCHEMA],
+            "userName": format!("{}User{i:03}", if i % 3 == 0 { "A" } else { "b" }),
+        });
+        let m = doc.as_object_mut().unwrap();
+        if i % 2 == 0 {
+            m.insert("displayName".into(), json!(format!("Name {} {i}", i % 7)));
+        }
+        if i % 4 != 1 {
+            m.insert("active".into(), json!(i % 5 != 0));
+        }
+        if i % 3 != 2 {
+            m.insert("externalId".into(), json!(format!("Ext-{i}")));
+        }
+        if i % 6 == 0 {
+            m.insert(
+                "title".into(),
+                json!(if i % 12 == 0 { "Boss" } else { "staff" }),
+            );
+        }
+        let emails: Vec<Value> = (0..(i % 4))
+            .map(|k| {
+                let mut e = json!({"value": format!("U{i}.{k}@Example.COM"), "type": types[usize::try_from((i + k) % 4).unwrap()]});
+                if k == 1 {
+                    e["primary"] = json!(i % 2 == 0);
+                }
+                e
+            })
+            .collect();
+        if !emails.is_empty() {
+            m.insert("emails".into(), Value::Array(emails));
+        }
+        s.create_resource(
+            "t",
+            ResourceKind::User,
+            new(&format!("u{i:03}"), doc.clone()),
+            at(i),
+        )
+        .await
+        .unwrap();
+        if i % 10 == 0 {
+            s.create_resource(
+                "noise",
+                ResourceKind::User,
+                new(&format!("u{i:03}"), doc),
+                at(i),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    for g in 0..40_i64 {
+        let members: Vec<String> = (0..160)
+            .filter(|i| i % 40 == g || i % 13 == g)
+            .map(|i| format!("u{i:03}"))
+            .collect();
+        let mut n = new(
+            &format!("g{g:02}"),
+            json!({"displayName": format!("Group {}", g % 9)}),
+        );
+        n.members = members;
+        s.create_resource("t", ResourceKind::Group, n, at(1000 + g))
+            .await
+            .unwrap();
+    }
+}
+
+fn user_filters() -> Vec<Filter> {
+    use CompareOp::*;
+    vec![
+        cmp("userName", Eq, "auser003"),
+        cmp("userName", Ne, "AUSER003"),
+        cmp("userName", Sw, "a"),
+        cmp("userName", Ew, "9"),
+        cmp("userName", Co, "USER01"),
+        cmp("userName", Co, ""),
+        cmp("userName", Gt, "buser100"),
+        cmp("userName", Le, "auser050"),
+        cmp("id", Eq, "u007"),
+        cmp("externalId", Eq, "Ext-4"),
+        cmp("externalId", Eq, "ext-4"),
+        cmp("externalId", Ne, "Ext-4"),
+        Filter::Present(p("externalId")),
+        Filter::Present(p("displayName")),
+        cmp("displayName", Sw, "name 3"),
+        cmp("active", Eq, true),
+        cmp("active", Ne, true),
+        not(cmp("active", Eq, false)),
+        cmp("meta.created", Gt, "2026-01-01T00:01:00Z"),
+        cmp("meta.lastModified", Le, "2026-01-01T00:00:30.000Z"),
+        cmp("meta.resourceType", Eq, "User"),
+        cmp("emails.value", Eq, "u5.1@example.com"),
+        cmp("emails.value", Ne, "u5.1@example.com"),
+        cmp("emails.value", Co, "u1"),
+        cmp("emails.type", Eq, "work"),
+        Filter::Present(p("emails.value")),
+        vp(
+            "emails",
+            and(cmp("type", Eq, "work"), cmp("value", Sw, "u1")),
+        ),
+        vp(
+            "emails",
+            or(cmp("primary", Eq, true), not(cmp("type", Eq, "home"))),
+        ),
+        cmp("groups.value", Eq, "g03"),
+        cmp("groups.display", Eq, "group 4"),
+        or(cmp("userName", Sw, "a"), cmp("displayName", Co, "5")),
+        and(cmp("active", Eq, true), not(cmp("emails.type", Eq, "home"))),
+        // Untranslatable parts: `title` is not indexed.
+        cmp("title", Eq, "boss"),
+        and(Filter::Present(p("title")), cmp("userName", Sw, "a")),
+        or(cmp("title", Eq, "staff"), cmp("id", Eq, "u001")),
+        not(and(cmp("title", Eq, "boss"), cmp("active", Eq, true))),
+    ]
+}
+
+fn group_filters() -> Vec<Filter> {
+    use CompareOp::*;
+    vec![
+        cmp("displayName", Eq, "GROUP 3"),
+        cmp("members.value", Eq, "u013"),
+        cmp("members.value", Ne, "u013"),
+        vp("members", cmp("value", Sw, "u15")),
+        Filter::Present(p("members")),
+        and(
+            cmp("displayName", Ew, "1"),
+            cmp("members.value", Eq, "u001"),
+        ),
+        cmp("members.type", Eq, "User"),
+    ]
+}
+
+#[tokio::test]
+#[ignore = "needs ValidFilter::matches from the filter branch"]
+async fn sql_and_in_memory_filters_agree() {
+    let s = mem().await;
+    fixture(&s).await;
+    let check = |kind: ResourceKind, fs: Vec<Filter>| {
+        let s = s.clone();
+        async move {
+            for f in fs {
+                let q = all(Some(valid(f.clone(), kind)));
+                let sql = s.list_impl("t", kind, &q, false).await.unwrap();
+                let memory = s.list_impl("t", kind, &q, true).await.unwrap();
+                let a: Vec<_> = sql.items.iter().map(|r| &r.id).collect();
+                let b: Vec<_> = memory.items.iter().map(|r| &r.id).collect();
+                assert_eq!(a, b, "filter {f:?}");
+                assert_eq!(sql.total, memory.total, "filter {f:?}");
+            }
+        }
+    };
+    check(ResourceKind::User, user_filters()).await;
+    check(ResourceKind::Group, group_filters()).await;
+}
+
+#[tokio::test]
+async fn sql_filters_select_the_expected_rows() {
+    use CompareOp::*;
+    let s = mem().await;
+    fixture(&s).await;
+    let u = |f| filtered(&s, "t", ResourceKind::User, f);
+    assert_eq!(u(cmp("userName", Eq, "AUSER003")).await, ["u003"]);
+    assert_eq!(
+        u(cmp("externalId", Eq, "ext-4")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        u(cmp("emails.value", Eq, "U6.1@example.com")).await,
+        ["u006"]
+    );
+    assert_eq!(u(cmp("userName", Ne, "auser000")).await.len(), 159);
+    assert_eq!(u(cmp("userName", Co, "")).await.len(), 160);
+    // `ne` on a multi-valued attribute: no email equals it (users without emails match).
+    assert_eq!(
+        u(cmp("emails.value", Ne, "u6.1@example.com")).await.len(),
+        159
+    );
+    // Absent `active` matches `ne true` and `not (eq false)`.
+    let ne_true = u(cmp("active", Ne, true)).await;
+    assert!(ne_true.contains(&"u001".to_owned()) && ne_true.contains(&"u000".to_owned()));
+    assert!(!ne_true.contains(&"u002".to_owned()));
+    assert_eq!(
+        u(cmp("meta.created", Gt, "2026-01-01T00:02:38Z")).await,
+        ["u159"]
+    );
+    assert_eq!(
+        u(cmp("meta.created", Ge, "2026-01-01T00:02:38.000999Z")).await,
+        ["u158", "u159"]
+    );
+    assert_eq!(u(cmp("meta.resourceType", Eq, "Group")).await.len(), 0);
+    let g3: Vec<String> = (0..160)
+        .filter(|i| i % 40 == 3 || i % 13 == 3)
+        .map(|i| format!("u{i:03}"))
+        .collect();
+    assert_eq!(u(cmp("groups.value", Eq, "g03")).await, g3);
+    assert_eq!(
+        u(vp(
+            "emails",
+            and(cmp("type", Eq, "WORK"), cmp("value", Sw, "u3."))
+        ))
+        .await,
+        ["u003"]
+    );
+    let g = |f| filtered(&s, "t", ResourceKind::Group, f);
+    assert_eq!(g(cmp("members.value", Eq, "u013")).await, ["g00", "g13"]);
+    assert_eq!(
+        g(vp("members", cmp("value", Eq, "u013"))).await,
+        ["g00", "g13"]
+    );
+    assert_eq!(
+        g(cmp("displayName", Eq, "group 8")).await,
+        ["g08", "g17", "g26", "g35"]
+    );
+
+    // Exactness of the translation.
+    let tr = |f: Filter| {
+        Translator {
+            tenant: "t",
+            kind: ResourceKind::User,
+        }
+        .translate(&f)
+    };
+    assert!(tr(cmp("userName", Eq, "x")).exact);
+    assert!(!tr(cmp("title", Eq, "x")).exact);
+    let partial = tr(and(cmp("title", Eq, "x"), cmp("userName", Eq, "y")));
+    assert!(
+        !partial.exact && partial.sql.contains("user_name_lc"),
+        "the translatable conjunct stays"
+    );
+    assert_eq!(tr(not(cmp("title", Eq, "x"))).sql, "1");
+}
+
+#[tokio::test]
+async fn indexed_filters_use_indexes() {
+    let s = mem().await;
+    fixture(&s).await;
+    sqlx::query("ANALYZE").execute(&s.writer).await.unwrap();
+    let cases = [
+        (
+            ResourceKind::User,
+            cmp("userName", CompareOp::Eq, "auser003"),
+        ),
+        (
+            ResourceKind::User,
+            cmp("externalId", CompareOp::Eq, "Ext-4"),
+        ),
+        (
+            ResourceKind::User,
+            cmp("emails.value", CompareOp::Eq, "u5.1@example.com"),
+        ),
+        (ResourceKind::User, cmp("id", CompareOp::Eq, "u007")),
+        (
+            ResourceKind::User,
+            cmp("groups.value", CompareOp::Eq, "g03"),
+        ),
+        (
+            ResourceKind::Group,
+            cmp("members.value", CompareOp::Eq, "u013"),
+        ),
+        (
+            ResourceKind::Group,
+            cmp("displayName", CompareOp::Eq, "group 3"),
+        ),
+    ];
+    for (kind, f) in cases {
+        let frag = Translator { tenant: "t", kind }.translate(&f);
+        assert!(frag.exact);
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT r.pk FROM resources r WHERE r.tenant_id = ? AND r.kind = '{}' \
+             AND r.deleted = 0 AND {} ORDER BY r.pk LIMIT 100",
+            kind.as_str(),
+            frag.sql
+        );
+        let mut args = vec![super::query::Arg::Text("t".into())];
+        args.extend(frag.args);
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as_with(&sql, super::args_of(&args).unwrap())
+                .fetch_all(&s.reader)
+                .await
+                .unwrap();
+        let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            !plan
+                .iter()
+                .any(|d| d.starts_with("SCAN r") || d.starts_with("SCAN resources")),
+            "{f:?} scans: {plan:?}"
+        );
+    }
+}
+
+fn sorted(attr: &str, descending: bool) -> Option<SortSpec> {
+    let (attr, sub) = match attr.split_once('.') {
+        Some((a, s)) => (a.to_owned(), Some(s.to_owned())),
+        None => (attr.to_owned(), None),
+    };
+    Some(SortSpec {
+        urn: None,
+        attr,
+        sub_attr: sub,
+        descending,
+    })
+}
+
+#[tokio::test]
+async fn index_pagination() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    for i in 0..25 {
+        add_user(&s, "t", &format!("u{i:02}"), user_doc(&format!("n{i:02}"))).await;
+    }
+    let page = |start_index, count| ListQuery {
+        filter: None,
+        sort: None,
+        page: PageRequest::Index { start_index, count },
+    };
+    let p = s
+        .list_resources("t", ResourceKind::User, &page(1, 10))
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.items.len()), (25, 10));
+    assert_eq!(p.items[0].id, "u00");
+    let p = s
+        .list_resources("t", ResourceKind::User, &page(21, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["u20", "u21", "u22", "u23", "u24"]
+    );
+    let p = s
+        .list_resources("t", ResourceKind::User, &page(0, 1))
+        .await
+        .unwrap();
+    assert_eq!(p.items[0].id, "u00", "startIndex < 1 is 1");
+    let p = s
+        .list_resources("t", ResourceKind::User, &page(5, 0))
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.items.len()), (25, 0));
+    let p = s
+        .list_resources("t", ResourceKind::User, &page(100, 10))
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.items.len()), (25, 0));
+    let p = s
+        .list_resources("t", ResourceKind::User, &page(u64::MAX, u64::MAX))
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.items.len()), (25, 0));
+    // Same in the in-memory path (inexact filter).
+    let mut q = page(21, 10);
+    q.filter = Some(valid(
+        cmp("nickName", CompareOp::Eq, "x"),
+        ResourceKind::User,
+    ));
+    let _ = s.list_resources("t", ResourceKind::User, &q).await.unwrap();
+}
+
+#[tokio::test]
+async fn sort_puts_missing_values_last_ascending_first_descending() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    add_user(
+        &s,
+        "t",
+        "u1",
+        json!({"userName": "a", "displayName": "Zed", "title": "b"}),
+    )
+    .await;
+    add_user(&s, "t", "u2", json!({"userName": "b"})).await;
+    add_user(
+        &s,
+        "t",
+        "u3",
+        json!({"userName": "c", "displayName": "adam", "title": "A"}),
+    )
+    .await;
+    add_user(&s, "t", "u4", json!({"userName": "d", "displayName": "Bob", "emails": [{"value": "z@x"}, {"value": "a@x", "primary": true}]})).await;
+    add_user(
+        &s,
+        "t",
+        "u5",
+        json!({"userName": "e", "emails": [{"value": "m@x"}]}),
+    )
+    .await;
+    let q = |sort| ListQuery {
+        filter: None,
+        sort,
+        page: PageRequest::Index {
+            start_index: 1,
+            count: 100,
+        },
+    };
+    assert_eq!(
+        ids(
+            &s,
+            "t",
+            ResourceKind::User,
+            &q(sorted("displayName", false))
+        )
+        .await,
+        ["u3", "u4", "u1", "u2", "u5"]
+    );
+    assert_eq!(
+        ids(&s, "t", ResourceKind::User, &q(sorted("displayName", true))).await,
+        ["u5", "u2", "u1", "u4", "u3"]
+    );
+    // In memory: `title` is not indexed; caseExact=false sorts folded.
+    assert_eq!(
+        ids(&s, "t", ResourceKind::User, &q(sorted("title", false))).await,
+        ["u3", "u1", "u2", "u4", "u5"]
+    );
+    assert_eq!(
+        ids(&s, "t", ResourceKind::User, &q(sorted("title", true))).await,
+        ["u5", "u4", "u2", "u1", "u3"]
+    );
+    // Multi-valued: the primary value, else the first.
+    assert_eq!(
+        ids(&s, "t", ResourceKind::User, &q(sorted("emails", false))).await,
+        ["u4", "u5", "u1", "u2", "u3"]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "t",
+            ResourceKind::User,
+            &q(sorted("emails.value", false))
+        )
+        .await,
+        ["u4", "u5", "u1", "u2", "u3"]
+    );
+    assert_eq!(
+        ids(&s, "t", ResourceKind::User, &q(sorted("userName", true))).await,
+        ["u5", "u4", "u3", "u2", "u1"]
+    );
+    assert_eq!(
+        ids(&s, "t", ResourceKind::User, &q(None)).await,
+        ["u1", "u2", "u3", "u4", "u5"]
+    );
+}
+
+/// Walks every cursor page, applying `between` after each page.
+async fn walk(
+    s: &SqliteStore,
+    q: ListQuery,
+    mut between: impl FnMut(usize) -> Option<(bool, String)>,
+) -> Vec<String> {
+    let mut q = q;
+    let mut seen = Vec::new();
+    for round in 0.. {
+        let page = s.list_resources("t", ResourceKind::User, &q).await.unwrap();
+        seen.extend(page.items.iter().map(|r| r.id.clone()));
+        let Some(next) = page.next_cursor else { break };
+        assert!(next
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        if let Some((insert, id)) = between(round) {
+            if insert {
+                add_user(s, "t", &id, user_doc(&id)).await;
+            } else {
+                s.delete_resource("t", ResourceKind::User, &id, at(1))
+                    .await
+                    .unwrap();
+            }
+        }
+        if let PageRequest::Cursor { cursor, .. } = &mut q.page {
+            *cursor = Some(next);
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn cursor_pagination_is_stable_under_writes() {
+    for (sort, filter) in [
+        (None, None),
+        (sorted("userName", false), None),
+        (sorted("userName", true), None),
+        (sorted("displayName", false), None),
+        (sorted("title", true), None),
+    ] {
+        let s = mem().await;
+        tenant(&s, "t").await;
+        for i in 0..40 {
+            let mut doc = user_doc(&format!("m{:02}", (i * 7) % 40));
+            if i % 3 == 0 {
+                doc["displayName"] = json!(format!("d{}", i % 5));
+                doc["title"] = json!(format!("t{}", i % 4));
+            }
+            add_user(&s, "t", &format!("u{i:02}"), doc).await;
+        }
+        let q = ListQuery {
+            filter: filter.clone().map(|f| valid(f, ResourceKind::User)),
+            sort: sort.clone(),
+            page: PageRequest::Cursor {
+                cursor: None,
+                count: 6,
+            },
+        };
+        let first = s.list_resources("t", ResourceKind::User, &q).await.unwrap();
+        assert_eq!(first.total, 40);
+        // Between pages: insert new users (some sort before the cursor, some after) and delete
+        // users that were not yet seen or already seen.
+        let deleted: Vec<String> = ["u05", "u33", "u17", "u38"].map(String::from).to_vec();
+        let mut ops = vec![
+            (true, "a-new".to_owned()),
+            (false, deleted[0].clone()),
+            (true, "zz-new".to_owned()),
+            (false, deleted[1].clone()),
+            (false, deleted[2].clone()),
+            (true, "m-new".to_owned()),
+            (false, deleted[3].clone()),
+        ]
+        .into_iter();
+        let seen = walk(&s, q, |_| ops.next()).await;
+        let unique: HashSet<&String> = seen.iter().collect();
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "no row twice ({sort:?}): {seen:?}"
+        );
+        for i in 0..40 {
+            let id = format!("u{i:02}");
+            if !deleted.contains(&id) {
+                assert!(unique.contains(&id), "{id} skipped ({sort:?} {filter:?})");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn cursor_belongs_to_its_query() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    for i in 0..5 {
+        add_user(&s, "t", &format!("u{i}"), user_doc(&format!("n{i}"))).await;
+    }
+    let q = |sort, cursor| ListQuery {
+        filter: None,
+        sort,
+        page: PageRequest::Cursor { cursor, count: 2 },
+    };
+    let p = s
+        .list_resources("t", ResourceKind::User, &q(None, None))
+        .await
+        .unwrap();
+    let c = p.next_cursor.unwrap();
+    assert!(matches!(
+        s.list_resources(
+            "t",
+            ResourceKind::User,
+            &q(sorted("userName", false), Some(c.clone()))
+        )
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+    for junk in ["", "zz", "7b7d", &c[..c.len() - 2]] {
+        assert!(matches!(
+            s.list_resources("t", ResourceKind::User, &q(None, Some(junk.to_owned())))
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let p = s
+        .list_resources("t", ResourceKind::User, &q(None, Some(c)))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["u2", "u3"]
+    );
+    let last = s
+        .list_resources("t", ResourceKind::User, &q(None, p.next_cursor))
+        .await
+        .unwrap();
+    assert_eq!(last.items.len(), 1);
+    assert_eq!(last.next_cursor, None, "no cursor when nothing follows");
+}
+
+#[tokio::test]
+async fn writer_and_readers_share_a_file() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    tenant(&s, "t").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_resource(
+                "t",
+                ResourceKind::User,
+                new(&format!("u{i}"), user_doc(&format!("n{i}"))),
+                at(i),
+            )
+            .await
+            .unwrap();
+            s.list_resources("t", ResourceKind::User, &all(None))
+                .await
+                .unwrap()
+                .total
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap() >= 1);
+    }
+    // A second store on the same file (the CLI next to the server) sees the writes.
+    let other = SqliteStore::open(&db.url()).await.unwrap();
+    assert_eq!(
+        other
+            .list_resources("t", ResourceKind::User, &all(None))
+            .await
+            .unwrap()
+            .total,
+        20
+    );
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&s.reader)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
