@@ -97,7 +97,7 @@ async fn token_of_another_tenant_is_401() {
 async fn revoked_token_is_401() {
     let s = TestServer::start().await;
     s.get("/Users").await.expect(200);
-    let prefix = s.token.rsplitn(2, '_').nth(1).unwrap().to_owned();
+    let prefix = s.token.rsplit_once('_').unwrap().0.to_owned();
     s.cli_ok(&["token", "revoke", "acme", &prefix]);
     assert_401(&s.get("/Users").await);
 }
@@ -129,11 +129,7 @@ async fn users_written_under_one_tenant_are_invisible_to_another() {
         .await;
     r.expect_error(404, None);
     let r = s
-        .send(
-            s.client
-                .get(format!("{b_base}/Users"))
-                .bearer_auth(b_token),
-        )
+        .send(s.client.get(format!("{b_base}/Users")).bearer_auth(b_token))
         .await;
     r.expect(200);
     assert_eq!(r.json["totalResults"], 0);

@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::harness::TestServer;
 
 fn prefix_of(token: &str) -> String {
-    token.rsplitn(2, '_').nth(1).unwrap().to_owned()
+    token.rsplit_once('_').unwrap().0.to_owned()
 }
 
 #[tokio::test]
@@ -71,7 +71,10 @@ async fn token_list_shows_metadata_never_the_secret() {
     for col in ["PREFIX", "CREATED", "EXPIRES", "LAST USED"] {
         assert!(before.contains(col), "missing column {col}: {before}");
     }
-    assert!(before.contains("never"), "unused token shows never: {before}");
+    assert!(
+        before.contains("never"),
+        "unused token shows never: {before}"
+    );
     assert!(!before.contains(&s.token), "token list shows the secret");
     // Use the token; last used appears.
     s.get("/Users").await.expect(200);
@@ -81,8 +84,12 @@ async fn token_list_shows_metadata_never_the_secret() {
     assert_eq!(t["prefix"], prefix.as_str());
     assert!(t["created_at"].is_string());
     assert!(t["expires_at"].is_string());
-    assert!(t["last_used_at"].is_string(), "last_used_at after a request: {t}");
-    let all = s.cli_ok(&["token", "list", "acme", "--json"]) + &s.cli_ok(&["token", "list", "acme"]);
+    assert!(
+        t["last_used_at"].is_string(),
+        "last_used_at after a request: {t}"
+    );
+    let all =
+        s.cli_ok(&["token", "list", "acme", "--json"]) + &s.cli_ok(&["token", "list", "acme"]);
     assert!(!all.contains(&s.token));
     let secret = s.token.rsplit('_').next().unwrap();
     assert!(!all.contains(secret));
@@ -126,7 +133,9 @@ async fn rotate_with_zero_days_gives_an_expired_token() {
     let s = TestServer::start().await;
     let t = s.rotate("acme", &["--expires-in-days", "0"]);
     let token = t["token"].as_str().unwrap();
-    let r = s.send(s.client.get(s.url("/Users")).bearer_auth(token)).await;
+    let r = s
+        .send(s.client.get(s.url("/Users")).bearer_auth(token))
+        .await;
     r.expect_error(401, None);
     let list = s.cli_ok(&["token", "list", "acme"]);
     assert!(list.contains("expired"), "{list}");

@@ -46,7 +46,9 @@ async fn schemas_list_and_by_urn() {
         let one = s.get(&format!("/Schemas/{urn}")).await;
         one.expect(200);
         assert_eq!(one.json["id"], urn);
-        assert!(one.json["attributes"].as_array().is_some_and(|a| !a.is_empty()));
+        assert!(one.json["attributes"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()));
     }
     let user = s.get(&format!("/Schemas/{USER_URN}")).await.json;
     let attr = |name: &str| -> Value {
@@ -62,7 +64,9 @@ async fn schemas_list_and_by_urn() {
     assert_eq!(attr("userName")["required"], true);
     assert_eq!(attr("password")["returned"], "never");
     assert_eq!(attr("groups")["mutability"], "readOnly");
-    s.get("/Schemas/urn:example:nope").await.expect_error(404, None);
+    s.get("/Schemas/urn:example:nope")
+        .await
+        .expect_error(404, None);
 }
 
 fn walk_canonical_values(v: &Value, path: &str, bad: &mut Vec<String>) {
@@ -79,7 +83,9 @@ fn walk_canonical_values(v: &Value, path: &str, bad: &mut Vec<String>) {
         }
         Value::Array(a) => {
             for (i, v) in a.iter().enumerate() {
-                let name = v["name"].as_str().map_or_else(|| i.to_string(), str::to_owned);
+                let name = v["name"]
+                    .as_str()
+                    .map_or_else(|| i.to_string(), str::to_owned);
                 walk_canonical_values(v, &format!("{path}[{name}]"), bad);
             }
         }
@@ -108,7 +114,10 @@ async fn resource_types() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"User") && names.contains(&"Group"), "{names:?}");
+    assert!(
+        names.contains(&"User") && names.contains(&"Group"),
+        "{names:?}"
+    );
     let u = s.get("/ResourceTypes/User").await;
     u.expect(200);
     assert_eq!(u.json["name"], "User");
@@ -116,7 +125,8 @@ async fn resource_types() {
     assert_eq!(u.json["schema"], USER_URN);
     let ext = u.json["schemaExtensions"].as_array().unwrap();
     assert!(
-        ext.iter().any(|e| e["schema"] == ENTERPRISE_URN && e["required"] == false),
+        ext.iter()
+            .any(|e| e["schema"] == ENTERPRISE_URN && e["required"] == false),
         "{ext:?}"
     );
     let g = s.get("/ResourceTypes/Group").await;

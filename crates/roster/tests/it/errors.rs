@@ -11,10 +11,14 @@ async fn unknown_path_and_id_are_scim_404() {
     let s = TestServer::start().await;
     s.get("/Widgets").await.expect_error(404, None);
     s.get("/Users/x/y").await.expect_error(404, None);
-    s.get("/Users/00000000-0000-0000-0000-000000000000").await.expect_error(404, None);
+    s.get("/Users/00000000-0000-0000-0000-000000000000")
+        .await
+        .expect_error(404, None);
     s.get("/Groups/nope").await.expect_error(404, None);
     s.delete("/Users/nope").await.expect_error(404, None);
-    s.put("/Users/nope", &user_body("x")).await.expect_error(404, None);
+    s.put("/Users/nope", &user_body("x"))
+        .await
+        .expect_error(404, None);
     // Outside the SCIM base URL too.
     let r = s.send(s.client.get(format!("{}/nowhere", s.origin))).await;
     r.expect(404);
@@ -139,7 +143,9 @@ async fn malformed_requests_never_500() {
             rb = rb.header("content-type", SCIM_JSON).body(b);
         }
         let r = s.send(rb).await;
-        let scim_body = r.header("content-type").is_some_and(|c| c.starts_with(SCIM_JSON))
+        let scim_body = r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with(SCIM_JSON))
             && r.json["schemas"] == json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
             && r.json["detail"].as_str().is_some_and(|d| !d.is_empty())
             && r.json["status"] == json!(r.status.to_string());
@@ -148,8 +154,7 @@ async fn malformed_requests_never_500() {
             // answer JSON.
             r.json.is_object()
         } else {
-            r.status < 500 && r.status != 501 && scim_body
-                || (r.status == 501 && path == "/Bulk" && scim_body)
+            scim_body && (r.status < 500 && r.status != 501 || r.status == 501 && path == "/Bulk")
         };
         if !ok {
             let path_short: String = path.chars().take(80).collect();
@@ -166,7 +171,11 @@ async fn malformed_requests_never_500() {
 async fn unsupported_endpoints_and_methods() {
     let s = TestServer::start().await;
     let r = s.post("/Bulk", &json!({})).await;
-    assert!(r.status == 501 || r.status == 404 || r.status == 405, "{}", r.text);
+    assert!(
+        r.status == 501 || r.status == 404 || r.status == 405,
+        "{}",
+        r.text
+    );
     assert_scim_error_body(&r);
     let r = s.send(s.request(Method::PUT, "/Users")).await;
     r.expect_error(405, None);

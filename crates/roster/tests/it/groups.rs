@@ -7,7 +7,11 @@ use crate::harness::{group_body, without_meta, TestServer, GROUP_URN};
 fn member_ids(g: &Value) -> Vec<String> {
     let mut v: Vec<String> = g["members"]
         .as_array()
-        .map(|a| a.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|m| m["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -34,33 +38,48 @@ async fn group_round_trip() {
     assert_eq!(g["displayName"], "Tour Guides");
     assert_eq!(g["externalId"], "ext-tg");
     assert_eq!(g["meta"]["resourceType"], "Group");
-    assert_eq!(r.header("location").unwrap(), g["meta"]["location"].as_str().unwrap());
+    assert_eq!(
+        r.header("location").unwrap(),
+        g["meta"]["location"].as_str().unwrap()
+    );
     assert_eq!(member_ids(&g), [a.clone()]);
     let got = s.get(&format!("/Groups/{id}")).await;
     got.expect(200);
     assert_eq!(without_meta(&got.json), without_meta(&g));
     // PUT replaces the member set and the name.
-    let r = s.put(&format!("/Groups/{id}"), &group_body("Guides", &[&b])).await;
+    let r = s
+        .put(&format!("/Groups/{id}"), &group_body("Guides", &[&b]))
+        .await;
     r.expect(200);
     assert_eq!(r.json["displayName"], "Guides");
     assert_eq!(member_ids(&r.json), [b.clone()]);
     assert!(r.json.get("externalId").is_none());
     // PUT without members empties the group.
     let r = s
-        .put(&format!("/Groups/{id}"), &json!({"schemas": [GROUP_URN], "displayName": "Guides"}))
+        .put(
+            &format!("/Groups/{id}"),
+            &json!({"schemas": [GROUP_URN], "displayName": "Guides"}),
+        )
         .await;
     r.expect(200);
     assert!(member_ids(&r.json).is_empty(), "{}", r.text);
     // PATCH.
     let r = s
-        .patch_ops(&format!("/Groups/{id}"), json!([{"op": "replace", "path": "displayName", "value": "G2"}]))
+        .patch_ops(
+            &format!("/Groups/{id}"),
+            json!([{"op": "replace", "path": "displayName", "value": "G2"}]),
+        )
         .await;
     r.expect(200);
     assert_eq!(r.json["displayName"], "G2");
     // DELETE.
     s.delete(&format!("/Groups/{id}")).await.expect(204);
-    s.get(&format!("/Groups/{id}")).await.expect_error(404, None);
-    s.delete(&format!("/Groups/{id}")).await.expect_error(404, None);
+    s.get(&format!("/Groups/{id}"))
+        .await
+        .expect_error(404, None);
+    s.delete(&format!("/Groups/{id}"))
+        .await
+        .expect_error(404, None);
 }
 
 #[tokio::test]
@@ -78,12 +97,23 @@ async fn members_have_value_ref_and_type() {
         assert_eq!(m["type"], "User");
     }
     // excludedAttributes=members omits them.
-    let r = s.get_q(&format!("/Groups/{id}"), &[("excludedAttributes", "members")]).await;
+    let r = s
+        .get_q(
+            &format!("/Groups/{id}"),
+            &[("excludedAttributes", "members")],
+        )
+        .await;
     r.expect(200);
     assert!(r.json.get("members").is_none(), "{}", r.text);
     assert_eq!(r.json["displayName"], "eng");
-    let r = s.get_q("/Groups", &[("excludedAttributes", "members")]).await;
-    assert!(r.json["Resources"][0].get("members").is_none(), "{}", r.text);
+    let r = s
+        .get_q("/Groups", &[("excludedAttributes", "members")])
+        .await;
+    assert!(
+        r.json["Resources"][0].get("members").is_none(),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]
@@ -95,36 +125,53 @@ async fn members_added_and_removed_by_patch() {
     let g = s.create_group("ops", &[&a]).await;
     let path = format!("/Groups/{}", g["id"].as_str().unwrap());
     let r = s
-        .patch_ops(&path, json!([{"op": "add", "path": "members", "value": [{"value": b}, {"value": c}]}]))
+        .patch_ops(
+            &path,
+            json!([{"op": "add", "path": "members", "value": [{"value": b}, {"value": c}]}]),
+        )
         .await;
     r.expect(200);
     assert_eq!(member_ids(&r.json), sorted(&[&a, &b, &c]));
     // Adding an existing member again does not duplicate it.
     let r = s
-        .patch_ops(&path, json!([{"op": "add", "path": "members", "value": [{"value": a}]}]))
+        .patch_ops(
+            &path,
+            json!([{"op": "add", "path": "members", "value": [{"value": a}]}]),
+        )
         .await;
     r.expect(200);
     assert_eq!(member_ids(&r.json), sorted(&[&a, &b, &c]));
     // Remove one by filter.
     let r = s
-        .patch_ops(&path, json!([{"op": "remove", "path": format!("members[value eq \"{b}\"]")}]))
+        .patch_ops(
+            &path,
+            json!([{"op": "remove", "path": format!("members[value eq \"{b}\"]")}]),
+        )
         .await;
     r.expect(200);
     assert_eq!(member_ids(&r.json), sorted(&[&a, &c]));
     // Path-less add with members.
     let r = s
-        .patch_ops(&path, json!([{"op": "add", "value": {"members": [{"value": b}]}}]))
+        .patch_ops(
+            &path,
+            json!([{"op": "add", "value": {"members": [{"value": b}]}}]),
+        )
         .await;
     r.expect(200);
     assert_eq!(member_ids(&r.json), sorted(&[&a, &b, &c]));
     // Replace the whole set.
     let r = s
-        .patch_ops(&path, json!([{"op": "replace", "path": "members", "value": [{"value": c}]}]))
+        .patch_ops(
+            &path,
+            json!([{"op": "replace", "path": "members", "value": [{"value": c}]}]),
+        )
         .await;
     r.expect(200);
     assert_eq!(member_ids(&r.json), [c.clone()]);
     // Remove all.
-    let r = s.patch_ops(&path, json!([{"op": "remove", "path": "members"}])).await;
+    let r = s
+        .patch_ops(&path, json!([{"op": "remove", "path": "members"}]))
+        .await;
     r.expect(200);
     assert!(member_ids(&r.json).is_empty());
     assert!(member_ids(&s.get(&path).await.json).is_empty());
@@ -143,7 +190,9 @@ async fn user_groups_attribute_lists_the_group() {
     assert_eq!(groups[0]["display"], "readers");
     assert_eq!(groups[0]["$ref"], format!("{}/Groups/{gid}", s.base));
     // Filter on groups.value finds the user.
-    let list = s.filter("/Users", &format!("groups.value eq \"{gid}\"")).await;
+    let list = s
+        .filter("/Users", &format!("groups.value eq \"{gid}\""))
+        .await;
     assert_eq!(crate::harness::ids(&list), [a.clone()]);
 }
 
@@ -156,7 +205,9 @@ async fn deleting_a_user_removes_it_from_groups() {
     let path = format!("/Groups/{}", g["id"].as_str().unwrap());
     s.delete(&format!("/Users/{a}")).await.expect(204);
     assert_eq!(member_ids(&s.get(&path).await.json), [b.clone()]);
-    let list = s.filter("/Groups", &format!("members.value eq \"{a}\"")).await;
+    let list = s
+        .filter("/Groups", &format!("members.value eq \"{a}\""))
+        .await;
     assert_eq!(list["totalResults"], 0);
 }
 
@@ -164,13 +215,18 @@ async fn deleting_a_user_removes_it_from_groups() {
 async fn unknown_member_is_invalid_value() {
     let s = TestServer::start().await;
     let a = s.user("a").await;
-    let r = s.post("/Groups", &group_body("bad", &[&a, "no-such-user"])).await;
+    let r = s
+        .post("/Groups", &group_body("bad", &[&a, "no-such-user"]))
+        .await;
     r.expect_error(400, Some("invalidValue"));
     assert_eq!(s.get("/Groups").await.json["totalResults"], 0);
     let g = s.create_group("good", &[&a]).await;
     let path = format!("/Groups/{}", g["id"].as_str().unwrap());
     let r = s
-        .patch_ops(&path, json!([{"op": "add", "path": "members", "value": [{"value": "no-such-user"}]}]))
+        .patch_ops(
+            &path,
+            json!([{"op": "add", "path": "members", "value": [{"value": "no-such-user"}]}]),
+        )
         .await;
     r.expect_error(400, Some("invalidValue"));
     let r = s.put(&path, &group_body("good", &["no-such-user"])).await;

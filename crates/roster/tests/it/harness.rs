@@ -400,7 +400,6 @@ impl TestServer {
     }
 
     /// Creates a user, asserting 201; returns the body.
-    #[track_caller]
     pub async fn create_user(&self, body: &Value) -> Value {
         let r = self.post("/Users", body).await;
         r.expect(201);

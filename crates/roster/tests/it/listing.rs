@@ -21,7 +21,10 @@ async fn index_pagination() {
     let mut seen = Vec::new();
     for (start, want) in [(1, 3), (4, 3), (7, 1)] {
         let r = s
-            .get_q("/Users", &[("startIndex", &start.to_string()), ("count", "3")])
+            .get_q(
+                "/Users",
+                &[("startIndex", &start.to_string()), ("count", "3")],
+            )
             .await;
         r.expect(200);
         assert_eq!(r.json["totalResults"], 7);
@@ -33,12 +36,16 @@ async fn index_pagination() {
     assert_eq!(seen.len(), 7);
     assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), all);
     // Past the end: empty page, total still 7.
-    let r = s.get_q("/Users", &[("startIndex", "20"), ("count", "3")]).await;
+    let r = s
+        .get_q("/Users", &[("startIndex", "20"), ("count", "3")])
+        .await;
     r.expect(200);
     assert_eq!(r.json["totalResults"], 7);
     assert_eq!(r.json["itemsPerPage"], 0);
     // startIndex < 1 is treated as 1.
-    let r = s.get_q("/Users", &[("startIndex", "0"), ("count", "2")]).await;
+    let r = s
+        .get_q("/Users", &[("startIndex", "0"), ("count", "2")])
+        .await;
     r.expect(200);
     assert_eq!(r.json["startIndex"], 1);
     assert_eq!(r.json["itemsPerPage"], 2);
@@ -71,13 +78,22 @@ async fn count_is_capped_at_max_results() {
     let statuses: Vec<u16> = futures::stream::iter(0..n)
         .map(|i| {
             let s = &s;
-            async move { s.post("/Users", &user_body(&format!("bulk{i:05}"))).await.status }
+            async move {
+                s.post("/Users", &user_body(&format!("bulk{i:05}")))
+                    .await
+                    .status
+            }
         })
         .buffer_unordered(8)
         .collect()
         .await;
-    assert!(statuses.iter().all(|&st| st == 201), "not all creates succeeded");
-    let r = s.get_q("/Users", &[("count", "100000"), ("attributes", "userName")]).await;
+    assert!(
+        statuses.iter().all(|&st| st == 201),
+        "not all creates succeeded"
+    );
+    let r = s
+        .get_q("/Users", &[("count", "100000"), ("attributes", "userName")])
+        .await;
     r.expect(200);
     assert_eq!(r.json["totalResults"], n);
     assert_eq!(r.json["itemsPerPage"], max);
@@ -93,7 +109,9 @@ async fn cursor_walk(s: &TestServer, count: &str, mid: Option<&str>) -> Vec<Stri
     let mut cursor = String::new();
     let mut pages = 0;
     loop {
-        let r = s.get_q("/Users", &[("cursor", &cursor), ("count", count)]).await;
+        let r = s
+            .get_q("/Users", &[("cursor", &cursor), ("count", count)])
+            .await;
         r.expect(200);
         pages += 1;
         assert!(pages < 20, "cursor pagination does not terminate");
@@ -132,7 +150,11 @@ async fn cursor_pagination_visits_everything_once() {
     let set: HashSet<&String> = seen.iter().collect();
     assert_eq!(set.len(), seen.len(), "duplicates in {seen:?}");
     for id in &all {
-        assert_eq!(seen.iter().filter(|s| *s == id).count(), 1, "{id} in {seen:?}");
+        assert_eq!(
+            seen.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} in {seen:?}"
+        );
     }
 }
 
@@ -161,17 +183,28 @@ async fn sorting() {
             .collect()
     };
     let r = s
-        .get_q("/Users", &[("sortBy", "userName"), ("sortOrder", "descending")])
+        .get_q(
+            "/Users",
+            &[("sortBy", "userName"), ("sortOrder", "descending")],
+        )
         .await;
     r.expect(200);
     assert_eq!(names(&r.json), ["dave", "carol", "Bob", "alice"]);
     let r = s.get_q("/Users", &[("sortBy", "userName")]).await;
     assert_eq!(names(&r.json), ["alice", "Bob", "carol", "dave"]);
     let r = s
-        .get_q("/Users", &[("sortBy", "userName"), ("startIndex", "2"), ("count", "2")])
+        .get_q(
+            "/Users",
+            &[("sortBy", "userName"), ("startIndex", "2"), ("count", "2")],
+        )
         .await;
     assert_eq!(names(&r.json), ["Bob", "carol"]);
-    let r = s.get_q("/Users", &[("sortBy", "userName"), ("sortOrder", "sideways")]).await;
+    let r = s
+        .get_q(
+            "/Users",
+            &[("sortBy", "userName"), ("sortOrder", "sideways")],
+        )
+        .await;
     r.expect_error(400, None);
 }
 
@@ -188,24 +221,42 @@ async fn attributes_and_excluded_attributes() {
     let r = s.get_q("/Users", &[("attributes", "userName")]).await;
     r.expect(200);
     assert_eq!(keys(&r.json["Resources"][0]), ["id", "schemas", "userName"]);
-    let r = s.get_q(&format!("/Users/{id}"), &[("attributes", "userName")]).await;
+    let r = s
+        .get_q(&format!("/Users/{id}"), &[("attributes", "userName")])
+        .await;
     assert_eq!(keys(&r.json), ["id", "schemas", "userName"]);
-    let r = s.get_q(&format!("/Users/{id}"), &[("attributes", "name.givenName,emails.value")]).await;
+    let r = s
+        .get_q(
+            &format!("/Users/{id}"),
+            &[("attributes", "name.givenName,emails.value")],
+        )
+        .await;
     assert_eq!(keys(&r.json), ["emails", "id", "name", "schemas"]);
     assert_eq!(r.json["name"], json!({"givenName": "Barbara"}));
-    assert!(r.json["emails"].as_array().unwrap().iter().all(|e| keys(e) == ["value"]));
-    let r = s.get_q(&format!("/Users/{id}"), &[("excludedAttributes", "emails")]).await;
+    assert!(r.json["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| keys(e) == ["value"]));
+    let r = s
+        .get_q(&format!("/Users/{id}"), &[("excludedAttributes", "emails")])
+        .await;
     assert!(r.json.get("emails").is_none());
     assert!(r.json.get("phoneNumbers").is_some());
     assert!(r.json.get("meta").is_some());
     assert_eq!(r.json["userName"], "proj");
-    let r = s.get_q("/Users", &[("excludedAttributes", "emails,name")]).await;
+    let r = s
+        .get_q("/Users", &[("excludedAttributes", "emails,name")])
+        .await;
     assert!(r.json["Resources"][0].get("emails").is_none());
     assert!(r.json["Resources"][0].get("name").is_none());
     // Extension attributes by full URN.
     let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
     let r = s
-        .get_q(&format!("/Users/{id}"), &[("attributes", &format!("{ent}:employeeNumber"))])
+        .get_q(
+            &format!("/Users/{id}"),
+            &[("attributes", &format!("{ent}:employeeNumber"))],
+        )
         .await;
     assert_eq!(r.json[ent], json!({"employeeNumber": "701984"}));
     // On POST and PATCH responses too.
@@ -245,7 +296,9 @@ async fn attributes_and_excluded_attributes() {
     r.expect(200);
     assert_eq!(keys(&r.json), ["id", "schemas", "title"]);
     // Unknown names in attributes are ignored, not an error.
-    let r = s.get_q(&format!("/Users/{id}"), &[("attributes", "userName,nope")]).await;
+    let r = s
+        .get_q(&format!("/Users/{id}"), &[("attributes", "userName,nope")])
+        .await;
     r.expect(200);
     assert_eq!(keys(&r.json), ["id", "schemas", "userName"]);
 }
@@ -256,7 +309,9 @@ async fn groups_are_projected_too() {
     let u = s.user("member").await;
     let g = s.create_group("projected", &[&u]).await;
     let id = g["id"].as_str().unwrap();
-    let r = s.get_q(&format!("/Groups/{id}"), &[("attributes", "displayName")]).await;
+    let r = s
+        .get_q(&format!("/Groups/{id}"), &[("attributes", "displayName")])
+        .await;
     r.expect(200);
     let mut k: Vec<&String> = r.json.as_object().unwrap().keys().collect();
     k.sort();

@@ -1,6 +1,9 @@
 //! Black-box integration tests: each test starts the real `roster` binary on a random loopback
 //! port with a temporary SQLite database and speaks SCIM over HTTP to it.
 
+// Test helpers panic on purpose; comparing with `[x.clone()]` reads better than `from_ref`.
+#![allow(clippy::unwrap_used, clippy::cloned_ref_to_slice_refs)]
+
 #[allow(dead_code)]
 mod harness;
 

@@ -9,9 +9,7 @@ use crate::harness::{strip_ansi, user_body, TestServer, SCIM_JSON};
 #[tokio::test]
 async fn healthz_is_200() {
     let s = TestServer::start().await;
-    let r = s
-        .send(s.client.get(format!("{}/healthz", s.origin)))
-        .await;
+    let r = s.send(s.client.get(format!("{}/healthz", s.origin))).await;
     r.expect(200);
 }
 
@@ -111,19 +109,28 @@ async fn one_log_line_per_request_without_the_token() {
         .lines()
         .filter(|l| l.contains("/Users/no-such-user-abc") && has_word(l, "404"))
         .count();
-    assert_eq!(user_404, 1, "exactly one log line for the 404 request:\n{log}");
+    assert_eq!(
+        user_404, 1,
+        "exactly one log line for the 404 request:\n{log}"
+    );
     let spc = log
         .lines()
         .filter(|l| l.contains("/ServiceProviderConfig") && has_word(l, "200"))
         .count();
-    assert_eq!(spc, 1, "exactly one log line for the discovery request:\n{log}");
+    assert_eq!(
+        spc, 1,
+        "exactly one log line for the discovery request:\n{log}"
+    );
     let created = log
         .lines()
         .filter(|l| l.contains("/Users") && has_word(l, "201"))
         .count();
     assert_eq!(created, 1, "exactly one log line for the POST:\n{log}");
     assert!(lines_with("401") >= 1, "the 401 is logged:\n{log}");
-    assert!(!log.contains(&s.token), "the token appears in stderr:\n{log}");
+    assert!(
+        !log.contains(&s.token),
+        "the token appears in stderr:\n{log}"
+    );
     // Secret part alone must not appear either.
     let secret = s.token.rsplit('_').next().unwrap();
     assert!(!log.contains(secret), "the token secret appears in stderr");

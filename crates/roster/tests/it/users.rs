@@ -4,8 +4,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    assert_subset, full_user, ids, user_body, without_meta, TestServer, ENTERPRISE_URN,
-    SCIM_JSON, SEARCH_URN, USER_URN,
+    assert_subset, full_user, ids, user_body, without_meta, TestServer, ENTERPRISE_URN, SCIM_JSON,
+    SEARCH_URN, USER_URN,
 };
 
 #[tokio::test]
@@ -44,7 +44,10 @@ async fn full_user_round_trip() {
     assert_eq!(r.json["title"], "Head Guide");
     assert_eq!(r.json["name"]["givenName"], "Barb");
     assert_eq!(r.json["emails"].as_array().unwrap().len(), 1);
-    assert!(r.json.get("nickName").is_none(), "PUT removes omitted attributes");
+    assert!(
+        r.json.get("nickName").is_none(),
+        "PUT removes omitted attributes"
+    );
     assert_eq!(r.json[ENTERPRISE_URN]["department"], "Sales");
     assert!(r.json[ENTERPRISE_URN].get("manager").is_none());
     let got = s.get(&format!("/Users/{id}")).await;
@@ -186,7 +189,10 @@ async fn search_endpoints() {
 
     // A search request without the SearchRequest schema is refused.
     let r = s
-        .post("/Users/.search", &json!({"filter": "userName eq \"alice\""}))
+        .post(
+            "/Users/.search",
+            &json!({"filter": "userName eq \"alice\""}),
+        )
         .await;
     r.expect_error(400, None);
 }
@@ -211,7 +217,10 @@ async fn read_only_input_is_ignored() {
     s.get("/Users/my-own-id").await.expect_error(404, None);
     // PUT with a different id in the body keeps the URL's id.
     let r = s
-        .put(&format!("/Users/{id}"), &json!({"schemas": [USER_URN], "id": "other", "userName": "ro"}))
+        .put(
+            &format!("/Users/{id}"),
+            &json!({"schemas": [USER_URN], "id": "other", "userName": "ro"}),
+        )
         .await;
     r.expect(200);
     assert_eq!(r.json["id"], id);
@@ -227,11 +236,22 @@ async fn password_is_accepted_and_never_returned() {
     let id = r.json["id"].as_str().unwrap().to_owned();
     let mut seen = vec![r.text.clone()];
     seen.push(s.get(&format!("/Users/{id}")).await.text);
-    seen.push(s.get_q(&format!("/Users/{id}"), &[("attributes", "password")]).await.text);
-    seen.push(s.get_q("/Users", &[("attributes", "password,userName")]).await.text);
+    seen.push(
+        s.get_q(&format!("/Users/{id}"), &[("attributes", "password")])
+            .await
+            .text,
+    );
+    seen.push(
+        s.get_q("/Users", &[("attributes", "password,userName")])
+            .await
+            .text,
+    );
     seen.push(s.get("/Users").await.text);
     let r = s
-        .patch_ops(&format!("/Users/{id}"), json!([{"op": "replace", "path": "password", "value": "n3w-Secret"}]))
+        .patch_ops(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "password", "value": "n3w-Secret"}]),
+        )
         .await;
     r.expect(200);
     seen.push(r.text);
@@ -240,22 +260,42 @@ async fn password_is_accepted_and_never_returned() {
     let r = s.put(&format!("/Users/{id}"), &put).await;
     r.expect(200);
     seen.push(r.text);
-    seen.push(s.post("/Users/.search", &json!({"schemas": [SEARCH_URN], "attributes": ["password"]})).await.text);
+    seen.push(
+        s.post(
+            "/Users/.search",
+            &json!({"schemas": [SEARCH_URN], "attributes": ["password"]}),
+        )
+        .await
+        .text,
+    );
     for text in seen {
         assert!(!text.contains("password"), "password returned: {text}");
-        assert!(!text.contains("t1meMa$heen") && !text.contains("n3w-Secret") && !text.contains("an0ther-Secret"));
+        assert!(
+            !text.contains("t1meMa$heen")
+                && !text.contains("n3w-Secret")
+                && !text.contains("an0ther-Secret")
+        );
     }
     // Filtering on password is not allowed to reveal anything either.
-    let r = s.get_q("/Users", &[("filter", "password eq \"t1meMa$heen\"")]).await;
+    let r = s
+        .get_q("/Users", &[("filter", "password eq \"t1meMa$heen\"")])
+        .await;
     assert!(r.status == 400 || r.json["totalResults"] == 0, "{}", r.text);
 }
 
 #[tokio::test]
 async fn missing_user_name_is_invalid_value() {
     let s = TestServer::start().await;
-    let r = s.post("/Users", &json!({"schemas": [USER_URN], "displayName": "x"})).await;
+    let r = s
+        .post(
+            "/Users",
+            &json!({"schemas": [USER_URN], "displayName": "x"}),
+        )
+        .await;
     r.expect_error(400, Some("invalidValue"));
-    let r = s.post("/Users", &json!({"schemas": [USER_URN], "userName": ""})).await;
+    let r = s
+        .post("/Users", &json!({"schemas": [USER_URN], "userName": ""}))
+        .await;
     r.expect_error(400, None);
 }
 
@@ -269,10 +309,15 @@ async fn duplicate_user_name_is_409_uniqueness() {
     r.expect_error(409, Some("uniqueness"));
     // Renaming another user onto a taken name is also 409.
     let other = s.user("other").await;
-    let r = s.put(&format!("/Users/{other}"), &user_body("bJensen")).await;
+    let r = s
+        .put(&format!("/Users/{other}"), &user_body("bJensen"))
+        .await;
     r.expect_error(409, Some("uniqueness"));
     let r = s
-        .patch_ops(&format!("/Users/{other}"), json!([{"op": "replace", "path": "userName", "value": "BJensen"}]))
+        .patch_ops(
+            &format!("/Users/{other}"),
+            json!([{"op": "replace", "path": "userName", "value": "BJensen"}]),
+        )
         .await;
     r.expect_error(409, Some("uniqueness"));
 }
@@ -292,7 +337,11 @@ async fn unknown_attributes_are_ignored() {
     let id = r.json["id"].as_str().unwrap().to_owned();
     for v in [r.json.clone(), s.get(&format!("/Users/{id}")).await.json] {
         assert!(v.get("foo").is_none(), "{v}");
-        assert!(v.get("urn:example:params:scim:schemas:extension:acme:2.0:User").is_none(), "{v}");
+        assert!(
+            v.get("urn:example:params:scim:schemas:extension:acme:2.0:User")
+                .is_none(),
+            "{v}"
+        );
         assert!(!v.to_string().contains("urn:example"), "{v}");
         assert!(v["name"].get("bogusSub").is_none(), "{v}");
         assert_eq!(v["name"]["givenName"], "U");
@@ -304,7 +353,14 @@ async fn schemas_and_id_are_always_returned() {
     let s = TestServer::start().await;
     let mut body = user_body("always");
     body["displayName"] = json!("Always");
-    let r = s.send(s.request(Method::POST, "/Users").query(&[("attributes", "displayName")]).header("content-type", SCIM_JSON).body(body.to_string())).await;
+    let r = s
+        .send(
+            s.request(Method::POST, "/Users")
+                .query(&[("attributes", "displayName")])
+                .header("content-type", SCIM_JSON)
+                .body(body.to_string()),
+        )
+        .await;
     r.expect(201);
     let id = r.json["id"].as_str().unwrap().to_owned();
     let check = |v: &Value| {
@@ -314,12 +370,28 @@ async fn schemas_and_id_are_always_returned() {
         assert_eq!(k, ["displayName", "id", "schemas"], "{v}");
     };
     check(&r.json);
-    check(&s.get_q(&format!("/Users/{id}"), &[("attributes", "displayName")]).await.json);
-    let list = s.get_q("/Users", &[("attributes", "displayName")]).await.json;
+    check(
+        &s.get_q(&format!("/Users/{id}"), &[("attributes", "displayName")])
+            .await
+            .json,
+    );
+    let list = s
+        .get_q("/Users", &[("attributes", "displayName")])
+        .await
+        .json;
     check(&list["Resources"][0]);
-    let r = s.get_q(&format!("/Users/{id}"), &[("excludedAttributes", "id,schemas,userName")]).await;
+    let r = s
+        .get_q(
+            &format!("/Users/{id}"),
+            &[("excludedAttributes", "id,schemas,userName")],
+        )
+        .await;
     r.expect(200);
     assert_eq!(r.json["id"], id.as_str());
     assert!(r.json["schemas"].is_array());
-    assert!(r.json.get("userName").is_none(), "userName can be excluded: {}", r.text);
+    assert!(
+        r.json.get("userName").is_none(),
+        "userName can be excluded: {}",
+        r.text
+    );
 }
