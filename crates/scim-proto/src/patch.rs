@@ -112,8 +112,10 @@ pub struct PatchEffects {
     /// A new cleartext password (the caller hashes it).
     pub password: Option<String>,
     /// Canonical names of the top-level attributes that operations targeted, deduplicated, in
-    /// order of first mention; extension attributes as `urn:…:attr`, a whole extension as its
-    /// URN. Operations ignored for naming unknown attributes add nothing.
+    /// order of first mention; extension attributes as `urn:…:attr` (also when they were set
+    /// through an extension-URN path or key), the bare URN when a whole extension was removed.
+    /// Operations ignored for naming unknown attributes add nothing; an idempotent `remove` of
+    /// an absent attribute still counts as touching it.
     pub changed: Vec<String>,
 }
 
@@ -818,14 +820,12 @@ fn element_matcher(
     t: &AttrTarget<'_>,
     f: &Filter,
 ) -> Result<ValidFilter, ScimError> {
-    let _outer = AttrPath {
+    let outer = AttrPath {
         urn: t.ext.map(str::to_owned),
         attr: t.attr.name.to_owned(),
         sub_attr: None,
     };
-    // Until `filter::validate_value_filter` lands, validate against the resource type.
-    f.validate(kind)
-        .map_err(|e| ScimError::invalid_path(e.detail))
+    filter::validate_value_filter(f, kind, &outer).map_err(|e| ScimError::invalid_path(e.detail))
 }
 
 fn members_op(

@@ -95,7 +95,7 @@ impl Multi {
             Multi::Members => "SELECT m.group_pk FROM members m WHERE m.tenant_id = ?",
             Multi::Groups => {
                 "SELECT m.member_pk FROM members m JOIN resources g ON g.pk = m.group_pk \
-                 WHERE m.tenant_id = ?"
+                 AND g.tenant_id = m.tenant_id AND g.kind = 'Group' WHERE m.tenant_id = ?"
             }
         };
         format!("r.pk {not}IN ({sub} AND {cond})")
@@ -162,12 +162,19 @@ fn compare(
         }
     };
     if let CompValue::Null = value {
-        // `eq null` means "absent"; `ne null` is its negation.
+        // `eq null` means "not present" (absent or ""), `ne null` means present.
+        let present = match ty {
+            Ty::Text { .. } => format!("({col} IS NOT NULL AND {col} <> '')"),
+            _ => format!("{col} IS NOT NULL"),
+        };
         return match op {
-            CompareOp::Eq => Some((format!("{col} IS NULL"), vec![])),
-            CompareOp::Ne => Some((format!("{col} IS NOT NULL"), vec![])),
+            CompareOp::Eq => Some((format!("(NOT {present})"), vec![])),
+            CompareOp::Ne => Some((present, vec![])),
             _ => None,
         };
+    }
+    if let (Ty::DateTime, CompValue::Str(s)) = (ty, value) {
+        return datetime(col, nullable, op, s);
     }
     let arg = match (ty, value) {
         (Ty::Text { fold }, CompValue::Str(s)) => {
@@ -175,11 +182,6 @@ fn compare(
         }
         (Ty::Bool, CompValue::Bool(b)) if matches!(op, CompareOp::Eq | CompareOp::Ne) => {
             Arg::Int(i64::from(*b))
-        }
-        (Ty::DateTime, CompValue::Str(s))
-            if !matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) =>
-        {
-            Arg::Int(to_ms(parse_datetime(s)?))
         }
         _ => return None,
     };
@@ -219,6 +221,36 @@ fn compare(
         CompareOp::Lt => (guard(format!("{col} < ?")), vec![arg]),
         CompareOp::Le => (guard(format!("{col} <= ?")), vec![arg]),
     })
+}
+
+/// A dateTime comparison. Stored values are whole milliseconds, while the evaluator compares
+/// instants at full precision; with `f` = the operand floored to milliseconds and `exact` = it
+/// has no sub-millisecond part, `m > v ⇔ m > f`, `m <= v ⇔ m <= f`, `m >= v ⇔ m > f` (or
+/// `m >= f` when exact), `m < v ⇔ m <= f` (or `m < f`), and `m = v` only when exact.
+fn datetime(col: &str, nullable: bool, op: CompareOp, s: &str) -> Option<(String, Vec<Arg>)> {
+    let ns = parse_datetime(s)?.unix_timestamp_nanos();
+    let f = i64::try_from(ns.div_euclid(1_000_000)).ok()?;
+    let exact = ns.rem_euclid(1_000_000) == 0;
+    let (sql_op, always) = match (op, exact) {
+        (CompareOp::Eq, true) => ("=", None),
+        (CompareOp::Eq, false) => ("", Some(false)),
+        (CompareOp::Ne, true) => ("<>", None),
+        (CompareOp::Ne, false) => ("", Some(true)),
+        (CompareOp::Gt, _) | (CompareOp::Ge, false) => (">", None),
+        (CompareOp::Ge, true) => (">=", None),
+        (CompareOp::Lt, true) => ("<", None),
+        (CompareOp::Lt, false) | (CompareOp::Le, _) => ("<=", None),
+        (CompareOp::Co | CompareOp::Sw | CompareOp::Ew, _) => return None,
+    };
+    if let Some(v) = always {
+        return Some((if v { "1" } else { "0" }.to_owned(), vec![]));
+    }
+    let cond = match (nullable, op) {
+        (true, CompareOp::Ne) => format!("({col} IS NULL OR {col} <> ?)"),
+        (true, _) => format!("({col} IS NOT NULL AND {col} {sql_op} ?)"),
+        (false, _) => format!("{col} {sql_op} ?"),
+    };
+    Some((cond, vec![Arg::Int(f)]))
 }
 
 /// String comparison with the filter semantics, for constants such as `meta.resourceType`.
