@@ -424,19 +424,3 @@ pub fn format_datetime(t: time::OffsetDateTime) -> String {
         t.millisecond()
     )
 }
-
-/// Validates the inner filter of a value path (`members[value eq "x"]`) relative to the
-/// complex attribute `outer`; the result's `matches` evaluates one element of that attribute.
-///
-/// # Errors
-/// 400 `invalidFilter` for unknown sub-attributes.
-pub fn validate_value_filter(
-    filter: &Filter,
-    kind: ResourceKind,
-    _outer: &AttrPath,
-) -> Result<ValidFilter, ScimError> {
-    Ok(ValidFilter {
-        kind,
-        filter: filter.clone(),
-    })
-}
