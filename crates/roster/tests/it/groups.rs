@@ -263,3 +263,55 @@ async fn display_name_is_required() {
     let r = s.post("/Groups", &json!({"schemas": [GROUP_URN]})).await;
     r.expect_error(400, Some("invalidValue"));
 }
+
+#[tokio::test]
+async fn group_rename_and_delete_show_in_user_groups() {
+    let s = TestServer::start().await;
+    let a = s.user("a").await;
+    let g = s.create_group("before", &[&a]).await;
+    let gp = format!("/Groups/{}", g["id"].as_str().unwrap());
+    let up = format!("/Users/{a}");
+    s.patch_ops(
+        &gp,
+        json!([{"op": "replace", "path": "displayName", "value": "after"}]),
+    )
+    .await
+    .expect(200);
+    assert_eq!(s.get(&up).await.json["groups"][0]["display"], "after");
+    // A PUT of the user leaves its memberships alone (groups is readOnly).
+    s.put(&up, &crate::harness::user_body("a"))
+        .await
+        .expect(200);
+    assert_eq!(s.get(&up).await.json["groups"][0]["display"], "after");
+    assert_eq!(member_ids(&s.get(&gp).await.json), [a.clone()]);
+    s.delete(&gp).await.expect(204);
+    let u = s.get(&up).await.json;
+    assert!(
+        u.get("groups")
+            .is_none_or(|g| g.as_array().is_some_and(Vec::is_empty)),
+        "{u}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_member_adds_are_not_lost() {
+    let s = TestServer::start().await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(s.user(&format!("c{i}")).await);
+    }
+    let g = s.create_group("busy", &[]).await;
+    let gp = format!("/Groups/{}", g["id"].as_str().unwrap());
+    let results = futures::future::join_all(users.iter().map(|u| {
+        s.patch_ops(
+            &gp,
+            json!([{"op": "add", "path": "members", "value": [{"value": u}]}]),
+        )
+    }))
+    .await;
+    for r in &results {
+        r.expect(200);
+    }
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    assert_eq!(member_ids(&s.get(&gp).await.json), sorted(&refs));
+}

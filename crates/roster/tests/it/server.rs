@@ -144,3 +144,21 @@ fn has_word(line: &str, word: &str) -> bool {
         !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
     })
 }
+
+#[tokio::test]
+async fn json_log_format_has_one_line_per_request() {
+    let s = TestServer::start_with(&["--log-format", "json"]).await;
+    s.get("/Users/json-log-probe").await.expect(404);
+    let log = s.stderr();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains("/Users/json-log-probe"))
+        .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
+        .collect();
+    let finished: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v.to_string().contains("404"))
+        .collect();
+    assert_eq!(finished.len(), 1, "{log}");
+    assert!(!log.contains(&s.token));
+}

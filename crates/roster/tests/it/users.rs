@@ -395,3 +395,19 @@ async fn schemas_and_id_are_always_returned() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn concurrent_creates_of_one_user_name_give_one_user() {
+    let s = TestServer::start().await;
+    let names = [
+        "race", "RACE", "Race", "rAce", "raCe", "racE", "RAce", "raCE",
+    ];
+    let bodies: Vec<Value> = names.iter().map(|n| user_body(n)).collect();
+    let results = futures::future::join_all(bodies.iter().map(|b| s.post("/Users", b))).await;
+    let created = results.iter().filter(|r| r.status == 201).count();
+    assert_eq!(created, 1, "exactly one create wins");
+    for r in results.iter().filter(|r| r.status != 201) {
+        r.expect_error(409, Some("uniqueness"));
+    }
+    assert_eq!(s.get("/Users").await.json["totalResults"], 1);
+}
