@@ -1,0 +1,588 @@
+//! Starts the real `roster` binary on a random loopback port with a temporary database, creates
+//! a tenant through the CLI, and speaks HTTP to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The SCIM error message URN.
+pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+/// The core User schema URN.
+pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The core Group schema URN.
+pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The enterprise User extension URN.
+pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// The ListResponse URN.
+pub const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// The PatchOp URN.
+pub const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// The SearchRequest URN.
+pub const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+/// The SCIM media type.
+pub const SCIM_JSON: &str = "application/scim+json";
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_roster")
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Raw body text.
+    pub text: String,
+    /// Body parsed as JSON (`Null` when empty or not JSON).
+    pub json: Value,
+}
+
+impl Resp {
+    /// A header as a string.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, printing the body on failure.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "expected status {status}, got {}: {}",
+            self.status, self.text
+        );
+        self
+    }
+
+    /// Asserts a SCIM error response with the given status and (optional) scimType, with a
+    /// non-empty detail and the SCIM media type.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, scim_type: Option<&str>) -> &Self {
+        self.expect(status);
+        assert_scim_error_body(self);
+        assert_eq!(
+            self.json["status"],
+            json!(status.to_string()),
+            "error status field: {}",
+            self.text
+        );
+        if let Some(t) = scim_type {
+            assert_eq!(self.json["scimType"], json!(t), "scimType: {}", self.text);
+        }
+        self
+    }
+}
+
+/// Asserts that a response carries a well-formed SCIM error body (any status).
+#[track_caller]
+pub fn assert_scim_error_body(r: &Resp) {
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with(SCIM_JSON)),
+        "error Content-Type is {:?}; body {}",
+        r.header("content-type"),
+        r.text
+    );
+    assert_eq!(
+        r.json["schemas"],
+        json!([ERROR_URN]),
+        "error schemas: {}",
+        r.text
+    );
+    assert!(
+        r.json["status"].is_string(),
+        "error status must be a string: {}",
+        r.text
+    );
+    assert!(
+        r.json["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "error detail must be a non-empty string: {}",
+        r.text
+    );
+}
+
+/// A running `roster serve` with one tenant.
+pub struct TestServer {
+    child: Option<Child>,
+    /// Temporary directory with the database and the captured stderr.
+    pub dir: TempDir,
+    /// `sqlite://…/roster.db`
+    pub db_url: String,
+    /// `http://127.0.0.1:PORT`
+    pub origin: String,
+    /// The tenant id.
+    pub tenant: String,
+    /// The tenant's SCIM base URL.
+    pub base: String,
+    /// The tenant's token.
+    pub token: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// Starts a server and creates tenant `acme`.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a server with extra `serve` arguments and creates tenant `acme`.
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_url = format!("sqlite://{}", dir.path().join("roster.db").display());
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--database")
+            .arg(&db_url)
+            .args(extra)
+            .env_remove("ROSTER_DATABASE_URL")
+            .env_remove("ROSTER_PUBLIC_URL")
+            .env_remove("ROSTER_LISTEN")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn roster serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so that the child never blocks on a full pipe.
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        let line = match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+                panic!("roster serve printed no first line in time; stderr:\n{log}");
+            }
+        };
+        let origin = match line.trim().strip_prefix("listening on ") {
+            Some(o) => o.trim_end_matches('/').to_owned(),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log =
+                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+                panic!("unexpected first stdout line {line:?}; stderr:\n{log}");
+            }
+        };
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        let mut server = Self {
+            child: Some(child),
+            dir,
+            db_url,
+            origin,
+            tenant: String::new(),
+            base: String::new(),
+            token: String::new(),
+            client,
+        };
+        server.wait_healthy().await;
+        let t = server.create_tenant("acme");
+        server.tenant = t["tenant"].as_str().expect("tenant").to_owned();
+        server.base = t["scim_base_url"].as_str().expect("base").to_owned();
+        server.token = t["token"].as_str().expect("token").to_owned();
+        server
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/healthz", self.origin))
+                .send()
+                .await
+            {
+                if r.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server never became healthy; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs the CLI against this server's database and public URL.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .arg("--database")
+            .arg(&self.db_url)
+            .arg("--public-url")
+            .arg(&self.origin)
+            .env_remove("ROSTER_DATABASE_URL")
+            .env_remove("ROSTER_PUBLIC_URL")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run roster CLI")
+    }
+
+    /// Runs the CLI and asserts success; returns stdout.
+    #[track_caller]
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "roster {args:?} failed: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// `roster tenant create NAME --json`, parsed.
+    #[track_caller]
+    pub fn create_tenant(&self, name: &str) -> Value {
+        let out = self.cli_ok(&["tenant", "create", name, "--json"]);
+        serde_json::from_str(out.trim()).expect("tenant create --json prints one JSON object")
+    }
+
+    /// `roster token rotate TENANT --json`, parsed.
+    #[track_caller]
+    pub fn rotate(&self, tenant: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["token", "rotate", tenant, "--json"];
+        args.extend_from_slice(extra);
+        let out = self.cli_ok(&args);
+        serde_json::from_str(out.trim()).expect("token rotate --json prints one JSON object")
+    }
+
+    /// The server's stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// The path of the captured stderr.
+    pub fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join("stderr.log")
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("child").id()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.pid();
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -TERM failed");
+        self.wait_exit(within)
+    }
+
+    /// Waits (bounded) for the child to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("child");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "roster did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// An absolute URL: paths starting with `/` are relative to the tenant's base URL.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// A request with the tenant's bearer token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends a request and reads the response whole.
+    pub async fn send(&self, rb: RequestBuilder) -> Resp {
+        let r = rb.send().await.expect("send request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.expect("read body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        let mut rb = self.request(method, path);
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", SCIM_JSON)
+                .body(serde_json::to_vec(b).expect("serialize"));
+        }
+        self.send(rb).await
+    }
+
+    /// GET with the token.
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// GET with query parameters (encoded by the client).
+    pub async fn get_q(&self, path: &str, query: &[(&str, &str)]) -> Resp {
+        self.send(self.request(Method::GET, path).query(query))
+            .await
+    }
+
+    /// POST a JSON body as `application/scim+json`.
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// PUT a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    /// PATCH a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a user, asserting 201; returns the body.
+    pub async fn create_user(&self, body: &Value) -> Value {
+        let r = self.post("/Users", body).await;
+        r.expect(201);
+        r.json
+    }
+
+    /// Creates a minimal user named `name`; returns its id.
+    pub async fn user(&self, name: &str) -> String {
+        let v = self.create_user(&user_body(name)).await;
+        v["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// Creates a group with the given member ids; returns the body.
+    pub async fn create_group(&self, name: &str, members: &[&str]) -> Value {
+        let r = self.post("/Groups", &group_body(name, members)).await;
+        r.expect(201);
+        r.json
+    }
+
+    /// Lists with a filter; asserts 200 and returns the body.
+    pub async fn filter(&self, endpoint: &str, filter: &str) -> Value {
+        let r = self.get_q(endpoint, &[("filter", filter)]).await;
+        r.expect(200);
+        r.json
+    }
+
+    /// PATCH with the given operations.
+    pub async fn patch_ops(&self, path: &str, ops: Value) -> Resp {
+        self.patch(path, &json!({"schemas": [PATCH_URN], "Operations": ops}))
+            .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A minimal User body.
+pub fn user_body(name: &str) -> Value {
+    json!({"schemas": [USER_URN], "userName": name})
+}
+
+/// A Group body with members.
+pub fn group_body(name: &str, members: &[&str]) -> Value {
+    let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+    json!({"schemas": [GROUP_URN], "displayName": name, "members": members})
+}
+
+/// A User with every commonly used attribute, the enterprise extension included.
+pub fn full_user(name: &str, manager: Option<&str>) -> Value {
+    let mut v = json!({
+        "schemas": [USER_URN, ENTERPRISE_URN],
+        "userName": name,
+        "externalId": format!("ext-{name}"),
+        "name": {
+            "formatted": "Ms. Barbara J Jensen III",
+            "familyName": "Jensen",
+            "givenName": "Barbara",
+            "middleName": "Jane",
+            "honorificPrefix": "Ms.",
+            "honorificSuffix": "III"
+        },
+        "displayName": "Babs Jensen",
+        "nickName": "Babs",
+        "title": "Tour Guide",
+        "userType": "Employee",
+        "preferredLanguage": "en-US",
+        "locale": "en-US",
+        "timezone": "America/Los_Angeles",
+        "active": true,
+        "emails": [
+            {"value": format!("{name}@example.com"), "type": "work", "primary": true},
+            {"value": format!("{name}@home.example.org"), "type": "home"}
+        ],
+        "phoneNumbers": [
+            {"value": "555-555-5555", "type": "work"},
+            {"value": "555-555-4444", "type": "mobile"}
+        ],
+        "addresses": [{
+            "type": "work",
+            "streetAddress": "100 Universal City Plaza",
+            "locality": "Hollywood",
+            "region": "CA",
+            "postalCode": "91608",
+            "country": "US",
+            "primary": true
+        }],
+        ENTERPRISE_URN: {
+            "employeeNumber": "701984",
+            "costCenter": "4130",
+            "organization": "Universal Studios",
+            "division": "Theme Park",
+            "department": "Tour Operations"
+        }
+    });
+    if let Some(m) = manager {
+        v[ENTERPRISE_URN]["manager"] = json!({"value": m});
+    }
+    v
+}
+
+/// The `id`s of a ListResponse's `Resources`.
+pub fn ids(list: &Value) -> Vec<String> {
+    list["Resources"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes ANSI escape sequences (log lines may be coloured).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Compares two JSON documents ignoring `meta` (for round trips).
+pub fn without_meta(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("meta");
+    }
+    v
+}
+
+/// Asserts that `actual` contains everything in `expected`: objects key by key (extra keys
+/// allowed), arrays element by element (same length), scalars equal.
+#[track_caller]
+pub fn assert_subset(actual: &Value, expected: &Value) {
+    fn walk(actual: &Value, expected: &Value, path: &str) -> Result<(), String> {
+        match (actual, expected) {
+            (Value::Object(a), Value::Object(e)) => {
+                for (k, ev) in e {
+                    let av = a
+                        .iter()
+                        .find(|(ak, _)| ak.eq_ignore_ascii_case(k))
+                        .map(|(_, v)| v)
+                        .ok_or_else(|| format!("{path}.{k} is missing"))?;
+                    walk(av, ev, &format!("{path}.{k}"))?;
+                }
+                Ok(())
+            }
+            (Value::Array(a), Value::Array(e)) => {
+                if a.len() != e.len() {
+                    return Err(format!(
+                        "{path}: {} elements, expected {}",
+                        a.len(),
+                        e.len()
+                    ));
+                }
+                for (i, (av, ev)) in a.iter().zip(e).enumerate() {
+                    walk(av, ev, &format!("{path}[{i}]"))?;
+                }
+                Ok(())
+            }
+            (a, e) if a == e => Ok(()),
+            (a, e) => Err(format!("{path}: {a} != expected {e}")),
+        }
+    }
+    if let Err(e) = walk(actual, expected, "") {
+        panic!("{e}\nactual: {actual:#}\nexpected: {expected:#}");
+    }
+}

@@ -1,0 +1,21 @@
+//! Black-box integration tests: each test starts the real `roster` binary on a random loopback
+//! port with a temporary SQLite database and speaks SCIM over HTTP to it.
+
+// Test helpers panic on purpose; comparing with `[x.clone()]` reads better than `from_ref`.
+#![allow(clippy::unwrap_used, clippy::cloned_ref_to_slice_refs)]
+
+#[allow(dead_code)]
+mod harness;
+
+mod auth;
+mod cli;
+mod discovery;
+mod errors;
+mod etag;
+mod filters;
+mod groups;
+mod lifecycle;
+mod listing;
+mod patch;
+mod server;
+mod users;
