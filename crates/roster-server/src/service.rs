@@ -26,7 +26,7 @@ use crate::error::HttpError;
 use crate::AppState;
 
 /// How many times a write is retried after losing an optimistic-concurrency race.
-const WRITE_ATTEMPTS: usize = 5;
+const WRITE_ATTEMPTS: usize = 10;
 /// Members are read from the store in pages of this size when a representation includes them.
 const MEMBER_PAGE: u64 = 5000;
 
@@ -65,6 +65,14 @@ fn hash_password(password: &str) -> Result<String, HttpError> {
             tracing::error!(error = %e, "password hashing failed");
             HttpError::from(ScimError::internal())
         })
+}
+
+/// A short random pause before retrying a write that lost a race, so that the racers do not
+/// collide again in lockstep.
+async fn backoff() {
+    use rand::Rng;
+    let ms = rand::thread_rng().gen_range(1..=20);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
 fn location(ctx: &Ctx, kind: ResourceKind, id: &str) -> String {
@@ -307,7 +315,7 @@ pub async fn replace(
             .await
         {
             Ok(res) => return render(state, ctx, &res, proj).await,
-            Err(StoreError::Stale) if if_match.is_none() => {}
+            Err(StoreError::Stale) if if_match.is_none() => backoff().await,
             Err(e) => return Err(store_conflict(e, kind, &n.doc)),
         }
     }
@@ -457,6 +465,20 @@ pub async fn patch(
         let effects = apply_patch(kind, &mut doc, &ops)?;
         let password_hash = effects.password.as_deref().map(hash_password).transpose()?;
         let members = member_ops(state, ctx, id, effects.members).await?;
+        if kind == ResourceKind::Group
+            && if_match.is_none()
+            && password_hash.is_none()
+            && doc == cur.doc
+        {
+            // Only the member rows change: apply them without a version precondition, so that
+            // an identity provider adding members from many parallel requests never gets a
+            // conflict it did not ask for.
+            let res = state
+                .store
+                .update_members(&ctx.tenant, id, &members, state.clock.now())
+                .await?;
+            return render(state, ctx, &res, proj).await;
+        }
         let update = ResourceUpdate {
             doc: doc.clone(),
             password_hash,
@@ -475,7 +497,7 @@ pub async fn patch(
             .await
         {
             Ok(res) => return render(state, ctx, &res, proj).await,
-            Err(StoreError::Stale) if if_match.is_none() => {}
+            Err(StoreError::Stale) if if_match.is_none() => backoff().await,
             Err(e) => return Err(store_conflict(e, kind, &doc)),
         }
     }

@@ -264,6 +264,16 @@ pub trait Store: Send + Sync {
         update: ResourceUpdate,
         now: OffsetDateTime,
     ) -> StoreResult<StoredResource>;
+    /// Applies membership changes to a Group and bumps its version and `lastModified`, leaving
+    /// its document alone and without a version precondition: members are rows, so concurrent
+    /// member changes by different requests never conflict with each other.
+    async fn update_members(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        ops: &[MemberOp],
+        now: OffsetDateTime,
+    ) -> StoreResult<StoredResource>;
     /// Deletes a resource: a User is deprovisioned (retained, deactivated, invisible to SCIM,
     /// removed from its groups); a Group is removed with its membership rows.
     async fn delete_resource(

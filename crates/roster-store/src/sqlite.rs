@@ -1007,6 +1007,54 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn update_members(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        ops: &[MemberOp],
+        now: OffsetDateTime,
+    ) -> StoreResult<StoredResource> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let row: Option<(i64, i64, i64, String)> = sqlx::query_as(
+            "UPDATE resources SET version = version + 1, last_modified = ? \
+             WHERE tenant_id = ? AND kind = 'Group' AND id = ? AND deleted = 0 \
+             RETURNING pk, version, created, doc",
+        )
+        .bind(now_ms)
+        .bind(tenant)
+        .bind(group_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((pk, version, created, doc)) = row else {
+            return Err(StoreError::NotFound);
+        };
+        for op in ops {
+            match op {
+                MemberOp::Add(ids) => Self::add_members(&mut tx, tenant, pk, ids).await?,
+                MemberOp::Remove(ids) => Self::remove_members(&mut tx, pk, ids).await?,
+                MemberOp::RemoveAll => {
+                    sqlx::query("DELETE FROM members WHERE group_pk = ?")
+                        .bind(pk)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(StoredResource {
+            id: group_id.to_owned(),
+            kind: ResourceKind::Group,
+            doc: serde_json::from_str(&doc).map_err(backend)?,
+            version,
+            created: from_ms(created)?,
+            last_modified: from_ms(now_ms)?,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn delete_resource(
         &self,
         tenant: &str,
