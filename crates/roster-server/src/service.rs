@@ -125,26 +125,14 @@ pub async fn render(
             }
         }
         ResourceKind::Group if proj.includes(kind, "members") => {
-            let mut members = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let page = state
-                    .store
-                    .list_members(&ctx.tenant, &res.id, after.as_deref(), MEMBER_PAGE)
-                    .await?;
-                let done = (page.len() as u64) < MEMBER_PAGE;
-                after = page.last().map(|m| m.id.clone());
-                members.extend(page.into_iter().map(|m| {
-                    json!({
-                        "value": m.id,
-                        "$ref": location(ctx, ResourceKind::User, &m.id),
-                        "type": "User",
-                    })
-                }));
-                if done || after.is_none() {
-                    break;
-                }
-            }
+            let members: Vec<Value> = all_member_ids(state, ctx, &res.id)
+                .await?
+                .into_iter()
+                .map(|id| {
+                    let r#ref = location(ctx, ResourceKind::User, &id);
+                    json!({"value": id, "$ref": r#ref, "type": "User"})
+                })
+                .collect();
             if !members.is_empty() {
                 full.insert("members".into(), Value::Array(members));
             }
