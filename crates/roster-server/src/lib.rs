@@ -22,6 +22,7 @@ use tracing::Level;
 
 pub mod auth;
 pub mod body;
+pub mod dialect;
 pub mod discovery;
 pub mod error;
 pub mod scim;

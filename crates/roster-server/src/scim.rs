@@ -5,6 +5,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use scim_proto::dialect::BodyKind;
 use scim_proto::projection::Projection;
 use scim_proto::schema::{ResourceKind, SEARCH_REQUEST_SCHEMA};
 use scim_proto::ScimError;
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 use crate::auth::Authed;
 use crate::body::ScimBody;
+use crate::dialect;
 use crate::discovery;
 use crate::error::{scim_json, HttpError};
 use crate::service::{self, Ctx, ListParams, Rendered};
@@ -237,7 +239,8 @@ async fn do_list(
     kind: ResourceKind,
     query: Option<String>,
 ) -> Result<Response, HttpError> {
-    let p = Params::parse(query)?.list()?;
+    let mut p = Params::parse(query)?.list()?;
+    p.filter = dialect::filter(&auth, p.filter);
     let c = ctx(&state, &headers, &auth);
     let body = service::list(&state, &c, kind, &p).await?;
     Ok(scim_json(StatusCode::OK, &body))
@@ -250,7 +253,8 @@ async fn do_search(
     kind: Option<ResourceKind>,
     body: Value,
 ) -> Result<Response, HttpError> {
-    let p = search_params(&body)?;
+    let mut p = search_params(&body)?;
+    p.filter = dialect::filter(&auth, p.filter);
     let c = ctx(&state, &headers, &auth);
     let body = match kind {
         Some(kind) => service::list(&state, &c, kind, &p).await?,
@@ -269,6 +273,7 @@ async fn do_create(
 ) -> Result<Response, HttpError> {
     let proj = Params::parse(query)?.projection(kind)?;
     let c = ctx(&state, &headers, &auth);
+    let body = dialect::resource_body(&auth, BodyKind::Create, kind, body);
     let r = service::create(&state, &c, kind, &body, &proj).await?;
     Ok(resource_response(StatusCode::CREATED, &r))
 }
@@ -310,6 +315,7 @@ async fn do_put(
     let proj = Params::parse(query)?.projection(kind)?;
     let c = ctx(&state, &headers, &auth);
     let if_match = header_str(&headers, header::IF_MATCH);
+    let body = dialect::resource_body(&auth, BodyKind::Replace, kind, body);
     let r = service::replace(&state, &c, kind, &id, &body, if_match, &proj).await?;
     Ok(resource_response(StatusCode::OK, &r))
 }
@@ -326,6 +332,7 @@ async fn do_patch(
     let proj = Params::parse(query)?.projection(kind)?;
     let c = ctx(&state, &headers, &auth);
     let if_match = header_str(&headers, header::IF_MATCH);
+    let body = dialect::patch_body(&state, &c, &auth, kind, &id, body).await?;
     let r = service::patch(&state, &c, kind, &id, &body, if_match, &proj).await?;
     Ok(resource_response(StatusCode::OK, &r))
 }

@@ -393,6 +393,21 @@ async fn member_ops(
     changes: Vec<MemberChange>,
 ) -> Result<Vec<MemberOp>, HttpError> {
     let mut ops = Vec::new();
+    let mut changes = changes.into_iter().peekable();
+    // `replace` of `members` with a whole list (Okta group push, Entra) arrives as "remove all,
+    // then add the list". As the first change it is turned into the member diff, as PUT does,
+    // so that re-sending an unchanged list of 10,000 members writes no row.
+    if let Some(MemberChange::Remove(None)) = changes.peek() {
+        changes.next();
+        match changes.next_if(|c| matches!(c, MemberChange::Add(_))) {
+            Some(MemberChange::Add(refs)) => {
+                let wanted = refs.into_iter().map(|r| r.value).collect();
+                ops.extend(member_diff(state, ctx, group, wanted).await?);
+            }
+            // `replace` with an empty list: one statement, no need to read the members.
+            _ => ops.push(MemberOp::RemoveAll),
+        }
+    }
     for change in changes {
         match change {
             MemberChange::Add(refs) => {

@@ -15,6 +15,9 @@ use roster_store::{Store, StoreError, Tenant};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
+mod cycle;
+mod simulate;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "roster",
@@ -61,6 +64,36 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Play an identity provider's provisioning cycle against any SCIM server.
+    Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SimulateArgs {
+    /// The identity provider whose recorded cycle to play.
+    #[arg(long, value_parser = cycle::IDPS)]
+    idp: String,
+    /// The SCIM base URL, e.g. https://scim.example.com/scim/v2/acme.
+    #[arg(long)]
+    target: String,
+    /// The bearer token.
+    #[arg(long, env = "ROSTER_SIMULATE_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Users to provision (default: the recorded cycle's).
+    #[arg(long)]
+    users: Option<usize>,
+    /// Groups to provision (default: the recorded cycle's).
+    #[arg(long)]
+    groups: Option<usize>,
+    /// Members per group, taken from the users (default: the recorded cycle's).
+    #[arg(long)]
+    members_per_group: Option<usize>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+    /// Print one JSON report instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +224,22 @@ fn print_token(
 async fn run(cli: Cli) -> Result<()> {
     let clock = SystemClock;
     match cli.command {
+        Command::Simulate(a) => {
+            let ok = simulate::run(simulate::Options {
+                idp: a.idp,
+                target: a.target,
+                token: a.token,
+                users: a.users,
+                groups: a.groups,
+                members_per_group: a.members_per_group,
+                json: a.json,
+                timeout: std::time::Duration::from_secs(a.timeout_secs),
+            })
+            .await?;
+            if !ok {
+                bail!("the simulated cycle failed");
+            }
+        }
         Command::Serve {
             listen,
             max_body_bytes,

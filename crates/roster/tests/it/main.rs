@@ -14,6 +14,7 @@ mod errors;
 mod etag;
 mod filters;
 mod groups;
+mod idp;
 mod lifecycle;
 mod listing;
 mod patch;
