@@ -322,7 +322,8 @@ impl TestServer {
                 Instant::now() < deadline,
                 "roster did not exit within {within:?}"
             );
-            #[allow(clippy::disallowed_methods)] // a synchronous poll in test code, off the runtime
+            #[allow(clippy::disallowed_methods)]
+            // a synchronous poll in test code, off the runtime
             std::thread::sleep(Duration::from_millis(50));
         }
     }
