@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use roster_store::{ProvisioningEntry, Store};
@@ -259,7 +259,11 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let started = Instant::now();
     let at = state.clock.now();
     let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
+    // Inside `nest` the URI is stripped of `/scim/v2/{tenant}`; the log wants the full path.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.0.path().to_owned());
     // A block, so that no borrow of the request (whose body is not `Sync`) lives across the
     // await below.
     let (request_id, user_agent) = {
