@@ -398,7 +398,7 @@ fn print_entry(e: &roster_store::ProvisioningEntry, json_out: bool) {
         if let Some(h) = &e.hint {
             println!("    what to do: {h}");
         }
-        if let Some(p) = &e.token_prefix {
+        if let Some(p) = e.token_prefix.as_ref().filter(|_| e.status == 401) {
             println!(
                 "    token prefix {p}, from {}",
                 e.source_addr.as_deref().unwrap_or("?")

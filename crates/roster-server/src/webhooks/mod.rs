@@ -191,6 +191,8 @@ async fn stream_task(
         };
         let stream = match state.store.ensure_stream(&hook_id, &tenant).await {
             Ok(s) => s,
+            // The webhook was removed since it was read.
+            Err(roster_store::StoreError::NotFound) => return,
             Err(e) => {
                 tracing::error!(error = %e, "webhook worker: reading the stream failed");
                 if idle(settings.poll, &mut events, &mut shutdown).await {
