@@ -29,7 +29,8 @@ pub struct UseTracker {
 }
 
 impl UseTracker {
-    fn should_touch(&self, prefix: &str, now: OffsetDateTime) -> bool {
+    /// Whether a use of `prefix` at `now` should be written (at most once per interval).
+    pub fn should_touch(&self, prefix: &str, now: OffsetDateTime) -> bool {
         let Ok(mut map) = self.last.lock() else {
             return true;
         };
@@ -84,6 +85,8 @@ impl FromRequestParts<AppState> for Authed {
         let invalid =
             || HttpError::unauthorized("invalid, expired or revoked token for this tenant");
         let prefix = tokens::prefix_of(token).ok_or_else(invalid)?;
+        // The public prefix only: the provisioning log must never hold a token.
+        crate::provlog::note_token_prefix(prefix);
         let record = state.store.find_token(prefix).await?.ok_or_else(invalid)?;
         let now = state.clock.now();
         if record.tenant_id != tenant_id
@@ -99,6 +102,7 @@ impl FromRequestParts<AppState> for Authed {
             .get_tenant(&tenant_id)
             .await?
             .ok_or_else(invalid)?;
+        crate::provlog::note_idp(&tenant.idp);
         if state.token_uses.should_touch(prefix, now) {
             state.store.touch_token(prefix, now).await?;
         }

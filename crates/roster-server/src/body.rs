@@ -50,6 +50,7 @@ impl FromRequest<AppState> for ScimBody {
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
         })?;
+        crate::provlog::note_body(&value);
         Ok(Self(value))
     }
 }

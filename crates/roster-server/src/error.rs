@@ -89,6 +89,8 @@ impl IntoResponse for HttpError {
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);
         }
+        // For the provisioning log, which records the scimType and detail of failures.
+        resp.extensions_mut().insert(self.error);
         resp
     }
 }

@@ -1,5 +1,7 @@
 //! Roster's HTTP server: SCIM 2.0 endpoints per tenant, bearer-token auth, input limits,
-//! request logging and graceful shutdown.
+//! request logging and graceful shutdown; the admin API under `/api/v1` ([`admin`]); and the
+//! background tasks [`serve`] runs beside the requests: webhook delivery ([`webhooks`]), the
+//! provisioning-log writer and its pruning ([`provlog`]).
 //!
 //! Handlers are thin: they parse HTTP into protocol values, call [`service`], and turn the
 //! result (or a [`error::HttpError`]) into a response. The server never writes SQL; it talks
@@ -20,14 +22,18 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod changes;
 pub mod dialect;
 pub mod discovery;
 pub mod error;
+pub mod provlog;
 pub mod scim;
 pub mod service;
 pub mod tokens;
+pub mod webhooks;
 
 /// Where "now" comes from; injected so tests can control time.
 pub trait Clock: Send + Sync {
@@ -60,6 +66,12 @@ pub struct Settings {
     pub max_page_size: u64,
     /// Page size when the client gives no `count`.
     pub default_page_size: u64,
+    /// Webhook delivery settings.
+    pub webhooks: webhooks::WebhookSettings,
+    /// How long provisioning-log rows are kept.
+    pub log_retention: Duration,
+    /// How often old provisioning-log rows are pruned.
+    pub log_prune_interval: Duration,
 }
 
 impl Default for Settings {
@@ -69,6 +81,9 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             max_page_size: 1000,
             default_page_size: 100,
+            webhooks: webhooks::WebhookSettings::default(),
+            log_retention: Duration::from_secs(90 * 24 * 3600),
+            log_prune_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -84,6 +99,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Throttles `last_used_at` writes.
     pub token_uses: Arc<auth::UseTracker>,
+    /// Queues provisioning-log rows for the writer task.
+    pub provlog: Arc<provlog::Recorder>,
 }
 
 impl AppState {
@@ -94,6 +111,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             settings: Arc::new(settings),
             token_uses: Arc::new(auth::UseTracker::default()),
+            provlog: Arc::new(provlog::Recorder::default()),
         }
     }
 }
@@ -103,7 +121,14 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
-        .nest("/scim/v2/{tenant}", scim::routes(state.clone()))
+        .nest(
+            "/scim/v2/{tenant}",
+            scim::routes(state.clone()).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                provlog::middleware,
+            )),
+        )
+        .nest("/api/v1", admin::routes())
         .fallback(|| async { error::HttpError::status(404, "no such endpoint") })
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -124,7 +149,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish (bounded by a 30-second grace period).
+/// requests finish (bounded by a 30-second grace period). Runs the background tasks beside it
+/// (webhook delivery, provisioning-log writer and pruning) and stops them after the requests,
+/// flushing the provisioning log.
 ///
 /// # Errors
 /// When accepting connections fails.
@@ -133,14 +160,23 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(provlog::run_writer(state.clone(), stop_rx.clone()));
+    let pruner = tokio::spawn(provlog::run_pruner(
+        state.clone(),
+        state.settings.log_retention,
+        state.settings.log_prune_interval,
+        stop_rx.clone(),
+    ));
+    let deliveries = tokio::spawn(webhooks::run(state.clone(), stop_rx));
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(());
     });
     let mut server = Box::pin(std::future::IntoFuture::into_future(server));
-    tokio::select! {
+    let result = tokio::select! {
         r = &mut server => r,
         () = async {
             let _ = rx.await;
@@ -149,5 +185,11 @@ pub async fn serve(
             tracing::warn!("graceful shutdown timed out; closing remaining connections");
             Ok(())
         }
-    }
+    };
+    let _ = stop_tx.send(true);
+    // The writer drains what the finished requests queued; bounded so shutdown cannot hang.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    pruner.abort();
+    deliveries.abort();
+    result
 }

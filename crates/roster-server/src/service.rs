@@ -22,8 +22,9 @@ use scim_proto::schema::{ResourceKind, LIST_RESPONSE_SCHEMA};
 use scim_proto::ScimError;
 use serde_json::{json, Map, Value};
 
+use crate::changes::change_events;
 use crate::error::HttpError;
-use crate::AppState;
+use crate::{provlog, AppState};
 
 /// How many times a write is retried after losing an optimistic-concurrency race.
 const WRITE_ATTEMPTS: usize = 10;
@@ -166,11 +167,18 @@ pub async fn fetch(
     kind: ResourceKind,
     id: &str,
 ) -> Result<StoredResource, HttpError> {
-    state
+    let res = state
         .store
         .get_resource(&ctx.tenant, kind, id)
         .await?
-        .ok_or_else(|| ScimError::not_found(format!("{} \"{id}\" not found", kind.as_str())).into())
+        .ok_or_else(|| {
+            HttpError::from(ScimError::not_found(format!(
+                "{} \"{id}\" not found",
+                kind.as_str()
+            )))
+        })?;
+    provlog::note_resource(&res.id, &res.doc);
+    Ok(res)
 }
 
 /// Checks an `If-Match` header value against the current ETag (RFC 7232 §3.1, weak compare).
@@ -239,6 +247,8 @@ pub async fn create(
             .into_iter()
             .map(|m| m.value)
             .collect(),
+        // Issue 4 hook: `user.welcome` when the tenant's `welcome_email` setting is on.
+        events: Vec::new(),
     };
     let now = state.clock.now();
     let outcome = state
@@ -253,6 +263,7 @@ pub async fn create(
             r
         }
     };
+    provlog::note_resource(&res.id, &res.doc);
     render(state, ctx, &res, proj).await
 }
 
@@ -285,10 +296,17 @@ pub async fn replace(
         } else {
             Vec::new()
         };
+        let (events, mut changed) =
+            change_events(kind, id, &cur.doc, &n.doc, password_hash.is_some());
+        if !members.is_empty() {
+            changed.push("members".to_owned());
+        }
+        provlog::note_changed(changed);
         let update = ResourceUpdate {
             doc: n.doc.clone(),
             password_hash,
             members,
+            events,
         };
         match state
             .store
@@ -468,6 +486,12 @@ pub async fn patch(
         let effects = apply_patch(kind, &mut doc, &ops)?;
         let password_hash = effects.password.as_deref().map(hash_password).transpose()?;
         let members = member_ops(state, ctx, id, effects.members).await?;
+        let (events, mut changed) =
+            change_events(kind, id, &cur.doc, &doc, password_hash.is_some());
+        if !members.is_empty() {
+            changed.push("members".to_owned());
+        }
+        provlog::note_changed(changed);
         if kind == ResourceKind::Group
             && if_match.is_none()
             && password_hash.is_none()
@@ -486,6 +510,7 @@ pub async fn patch(
             doc: doc.clone(),
             password_hash,
             members,
+            events,
         };
         match state
             .store

@@ -28,7 +28,8 @@ pub struct IssuedToken {
     pub record: TokenRecord,
 }
 
-fn random_alnum(n: usize) -> String {
+/// `n` random ASCII letters and digits from the OS generator.
+pub(crate) fn random_alnum(n: usize) -> String {
     rand::rngs::OsRng
         .sample_iter(&Alphanumeric)
         .take(n)

@@ -5,6 +5,10 @@
 //! and Group membership as one row per (group, member). It has no rules about SCIM content:
 //! the protocol core validates documents before they arrive here. It never builds HTTP
 //! responses.
+//!
+//! Besides the directory, the store owns the outbox ([`events`]: every write appends its events
+//! in the same transaction) and the operator-side records ([`ops`]: admin keys, webhooks and
+//! delivery streams, the provisioning log and the audit log).
 
 use async_trait::async_trait;
 use scim_proto::filter::ValidFilter;
@@ -12,7 +16,15 @@ use scim_proto::schema::ResourceKind;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub mod events;
+pub mod ops;
 pub mod sqlite;
+
+pub use events::{Event, EventStore, EventType, NewEvent, Snapshot};
+pub use ops::{
+    AdminKeyRecord, AuditEntry, DeliveryResult, LogQuery, LogStore, Outcome, ProvisioningEntry,
+    StreamState, Webhook, WebhookStore, WebhookStream,
+};
 
 /// Errors the store reports.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +109,9 @@ pub struct NewResource {
     pub password_hash: Option<String>,
     /// Initial Group member ids (Users of the same tenant; the store checks they exist).
     pub members: Vec<String>,
+    /// Events appended after the store's own (`user.created`/`user.restored`/`group.created`
+    /// and `group.members_added`), in the same transaction.
+    pub events: Vec<NewEvent>,
 }
 
 /// Whether a create made a new resource or restored a deprovisioned User.
@@ -128,6 +143,10 @@ pub struct ResourceUpdate {
     pub password_hash: Option<String>,
     /// Membership changes, applied in order in the same transaction.
     pub members: Vec<MemberOp>,
+    /// The events describing the document change (`user.updated` with its diff,
+    /// `user.deactivated`, ...), appended in the same transaction before the store's own
+    /// `group.members_added`/`group.members_removed`.
+    pub events: Vec<NewEvent>,
 }
 
 /// A canonical sort key (resolved by the caller against the schema).
@@ -202,8 +221,11 @@ pub struct GroupRef {
 
 /// Roster's storage contract. Every method is scoped to one tenant where it touches
 /// tenant data.
+///
+/// Every write that changes a resource or a token appends its events to the tenant's outbox in
+/// the same transaction (see [`events`]); the outbox, webhooks and logs are in the supertraits.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: EventStore + WebhookStore + LogStore + Send + Sync {
     /// Creates a tenant. `Conflict("tenant")` if the id is taken.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
     /// Looks a tenant up by id.
@@ -211,11 +233,13 @@ pub trait Store: Send + Sync {
     /// All tenants, by creation time.
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
 
-    /// Stores a new token record.
+    /// Stores a new token record; emits `token.created`.
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
-    /// Revokes every live token of the tenant and stores `token`, in one transaction.
+    /// Revokes every live token of the tenant and stores `token`, in one transaction; emits
+    /// `token.rotated`.
     async fn rotate_tokens(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()>;
-    /// Revokes one token. `NotFound` if the tenant has no live token with that prefix.
+    /// Revokes one token; emits `token.revoked`. `NotFound` if the tenant has no live token
+    /// with that prefix.
     async fn revoke_token(
         &self,
         tenant: &str,
@@ -229,7 +253,9 @@ pub trait Store: Send + Sync {
     /// Records a successful use.
     async fn touch_token(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()>;
 
-    /// Creates a resource, or restores a deprovisioned User with the same userName.
+    /// Creates a resource, or restores a deprovisioned User with the same userName; emits
+    /// `user.created`, `user.restored` or `group.created` (+ `group.members_added`), then
+    /// `new.events`.
     /// `Conflict("userName")` when a live User has the userName (case-insensitively);
     /// `Invalid` when a member id is not a User of the tenant.
     async fn create_resource(
@@ -254,7 +280,8 @@ pub trait Store: Send + Sync {
         query: &ListQuery,
     ) -> StoreResult<Page>;
     /// Replaces a resource's state if its version is still `expected_version` (`Stale`
-    /// otherwise), bumping the version and `lastModified`.
+    /// otherwise), bumping the version and `lastModified`; appends `update.events`, then
+    /// `group.members_added`/`group.members_removed` for the member rows that really changed.
     async fn update_resource(
         &self,
         tenant: &str,
@@ -266,7 +293,8 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<StoredResource>;
     /// Applies membership changes to a Group and bumps its version and `lastModified`, leaving
     /// its document alone and without a version precondition: members are rows, so concurrent
-    /// member changes by different requests never conflict with each other.
+    /// member changes by different requests never conflict with each other. Emits
+    /// `group.members_added`/`group.members_removed` for the rows that really changed.
     async fn update_members(
         &self,
         tenant: &str,
@@ -275,7 +303,9 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<StoredResource>;
     /// Deletes a resource: a User is deprovisioned (retained, deactivated, invisible to SCIM,
-    /// removed from its groups); a Group is removed with its membership rows.
+    /// removed from its groups); a Group is removed with its membership rows. Emits
+    /// `group.members_removed` for each group that loses the User, then `user.deprovisioned`;
+    /// or `group.deleted`.
     async fn delete_resource(
         &self,
         tenant: &str,

@@ -30,14 +30,20 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
+use crate::events::{member_events, resource_body, resource_ref};
 use crate::{
-    CreateOutcome, GroupRef, ListQuery, Member, MemberOp, NewResource, Page, PageRequest,
-    ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
+    CreateOutcome, EventType, GroupRef, ListQuery, Member, MemberOp, NewEvent, NewResource, Page,
+    PageRequest, ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant,
+    TokenRecord,
 };
 
+mod ops;
+mod outbox;
 mod query;
 #[cfg(test)]
 mod tests;
+
+use outbox::append_events;
 
 use query::{
     cmp_keys, decode_cursor, encode_cursor, mentions, query_hash, to_ms, Arg, CursorPos, Fragment,
@@ -58,6 +64,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only work; the same pool as `writer` for an in-memory database.
     reader: SqlitePool,
+    /// Bumped after every commit that appended events (see `EventStore::subscribe`).
+    committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 type Tx = Transaction<'static, Sqlite>;
@@ -252,6 +260,7 @@ impl SqliteStore {
             SqliteStore {
                 writer: pool.clone(),
                 reader: pool,
+                committed: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             }
         } else {
             let opts = opts.journal_mode(SqliteJournalMode::Wal);
@@ -264,7 +273,11 @@ impl SqliteStore {
             let reader = SqlitePoolOptions::new()
                 .max_connections(READERS)
                 .connect_lazy_with(opts);
-            SqliteStore { writer, reader }
+            SqliteStore {
+                writer,
+                reader,
+                committed: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            }
         };
         sqlx::migrate!("migrations/sqlite")
             .run(&store.writer)
@@ -280,6 +293,13 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)
+    }
+
+    /// Commits a write transaction that appended events, then wakes the event readers.
+    async fn commit(&self, tx: Tx) -> StoreResult<()> {
+        tx.commit().await.map_err(backend)?;
+        self.committed.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
     }
 
     /// The pk of a live resource.
@@ -361,40 +381,114 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Adds member rows; returns the ids that were not members before (`RETURNING` reports
+    /// only the rows `INSERT OR IGNORE` really inserted).
     async fn add_members(
         tx: &mut Tx,
         tenant: &str,
         group_pk: i64,
         ids: &[String],
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<String>> {
         let members = Self::resolve_members(tx, tenant, ids).await?;
+        let mut added = Vec::new();
         // Four parameters a row: 200 rows a statement.
         for chunk in members.chunks(200) {
             let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = format!(
                 "INSERT OR IGNORE INTO members (group_pk, member_pk, tenant_id, member_id) \
-                 VALUES {rows}"
+                 VALUES {rows} RETURNING member_id"
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
             for (pk, id) in chunk {
                 q = q.bind(group_pk).bind(*pk).bind(tenant).bind(id.as_str());
             }
-            q.execute(&mut **tx).await.map_err(backend)?;
+            added.extend(q.fetch_all(&mut **tx).await.map_err(backend)?);
         }
-        Ok(())
+        Ok(added)
     }
 
-    async fn remove_members(tx: &mut Tx, group_pk: i64, ids: &[String]) -> StoreResult<()> {
+    /// Removes member rows; returns the ids that were members.
+    async fn remove_members(
+        tx: &mut Tx,
+        group_pk: i64,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        let mut removed = Vec::new();
         for chunk in ids.chunks(CHUNK) {
             let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!("DELETE FROM members WHERE group_pk = ? AND member_id IN ({marks})");
-            let mut q = sqlx::query(&sql).bind(group_pk);
+            let sql = format!(
+                "DELETE FROM members WHERE group_pk = ? AND member_id IN ({marks}) \
+                 RETURNING member_id"
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(group_pk);
             for id in chunk {
                 q = q.bind(id.as_str());
             }
-            q.execute(&mut **tx).await.map_err(backend)?;
+            removed.extend(q.fetch_all(&mut **tx).await.map_err(backend)?);
         }
-        Ok(())
+        Ok(removed)
+    }
+
+    /// Applies membership operations in order and returns the events for the net change: a
+    /// member removed then added again (or the reverse) in one request changed nothing.
+    async fn apply_member_ops(
+        tx: &mut Tx,
+        tenant: &str,
+        group_pk: i64,
+        group_id: &str,
+        group_doc: &Value,
+        ops: &[MemberOp],
+    ) -> StoreResult<Vec<NewEvent>> {
+        let mut added: Vec<String> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        for op in ops {
+            match op {
+                MemberOp::Add(ids) => {
+                    added.extend(Self::add_members(tx, tenant, group_pk, ids).await?);
+                }
+                MemberOp::Remove(ids) => {
+                    removed.extend(Self::remove_members(tx, group_pk, ids).await?);
+                }
+                MemberOp::RemoveAll => {
+                    removed.extend(
+                        sqlx::query_scalar::<_, String>(
+                            "DELETE FROM members WHERE group_pk = ? RETURNING member_id",
+                        )
+                        .bind(group_pk)
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(backend)?,
+                    );
+                }
+            }
+        }
+        let added_set: HashSet<&String> = added.iter().collect();
+        let removed_set: HashSet<&String> = removed.iter().collect();
+        let mut seen = HashSet::new();
+        let net_added: Vec<String> = added
+            .iter()
+            .filter(|id| !removed_set.contains(id) && seen.insert(id.as_str()))
+            .cloned()
+            .collect();
+        let mut seen = HashSet::new();
+        let net_removed: Vec<String> = removed
+            .iter()
+            .filter(|id| !added_set.contains(id) && seen.insert(id.as_str()))
+            .cloned()
+            .collect();
+        let mut events = member_events(
+            EventType::GroupMembersAdded,
+            group_id,
+            group_doc,
+            &net_added,
+        );
+        events.extend(member_events(
+            EventType::GroupMembersRemoved,
+            group_id,
+            group_doc,
+            &net_removed,
+        ));
+        Ok(events)
     }
 
     /// Lists resources; `force_memory` evaluates the filter purely in memory (for tests that
@@ -729,20 +823,36 @@ impl Store for SqliteStore {
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
         let mut tx = self.write().await?;
         insert_token(&mut tx, token).await?;
-        tx.commit().await.map_err(backend)
+        let event = NewEvent::new(EventType::TokenCreated, json!({"token": token_ref(token)}));
+        append_events(
+            &mut tx,
+            &token.tenant_id,
+            to_ms(token.created_at),
+            vec![event],
+        )
+        .await?;
+        self.commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn rotate_tokens(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE tokens SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL")
-            .bind(to_ms(now))
-            .bind(&token.tenant_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        let revoked: Vec<String> = sqlx::query_scalar(
+            "UPDATE tokens SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL \
+             RETURNING prefix",
+        )
+        .bind(to_ms(now))
+        .bind(&token.tenant_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
         insert_token(&mut tx, token).await?;
-        tx.commit().await.map_err(backend)
+        let event = NewEvent::new(
+            EventType::TokenRotated,
+            json!({"token": token_ref(token), "revoked": revoked}),
+        );
+        append_events(&mut tx, &token.tenant_id, to_ms(now), vec![event]).await?;
+        self.commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -766,7 +876,12 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        tx.commit().await.map_err(backend)
+        let event = NewEvent::new(
+            EventType::TokenRevoked,
+            json!({"token": {"prefix": prefix}}),
+        );
+        append_events(&mut tx, tenant, to_ms(now), vec![event]).await?;
+        self.commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -858,7 +973,13 @@ impl Store for SqliteStore {
                     .await
                     .map_err(resource_err)?;
                     Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
-                    tx.commit().await.map_err(backend)?;
+                    let mut events = vec![NewEvent::new(
+                        EventType::UserRestored,
+                        json!({"user": resource_body(&id, &doc)}),
+                    )];
+                    events.extend(new.events);
+                    append_events(&mut tx, tenant, now_ms, events).await?;
+                    self.commit(tx).await?;
                     return Ok(CreateOutcome::Restored(StoredResource {
                         id,
                         kind,
@@ -892,10 +1013,23 @@ impl Store for SqliteStore {
         .await
         .map_err(resource_err)?;
         Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
+        let mut events = vec![match kind {
+            ResourceKind::User => NewEvent::new(
+                EventType::UserCreated,
+                json!({"user": resource_body(&new.id, &doc)}),
+            ),
+            ResourceKind::Group => NewEvent::new(
+                EventType::GroupCreated,
+                json!({"group": resource_body(&new.id, &doc)}),
+            ),
+        }];
         if !new.members.is_empty() {
-            Self::add_members(&mut tx, tenant, pk, &new.members).await?;
+            let ops = [MemberOp::Add(new.members)];
+            events.extend(Self::apply_member_ops(&mut tx, tenant, pk, &new.id, &doc, &ops).await?);
         }
-        tx.commit().await.map_err(backend)?;
+        events.extend(new.events);
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await?;
         Ok(CreateOutcome::Created(StoredResource {
             id: new.id,
             kind,
@@ -982,20 +1116,11 @@ impl Store for SqliteStore {
             };
         };
         Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
-        for op in &update.members {
-            match op {
-                MemberOp::Add(ids) => Self::add_members(&mut tx, tenant, pk, ids).await?,
-                MemberOp::Remove(ids) => Self::remove_members(&mut tx, pk, ids).await?,
-                MemberOp::RemoveAll => {
-                    sqlx::query("DELETE FROM members WHERE group_pk = ?")
-                        .bind(pk)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                }
-            }
-        }
-        tx.commit().await.map_err(backend)?;
+        let mut events = update.events;
+        events
+            .extend(Self::apply_member_ops(&mut tx, tenant, pk, id, &doc, &update.members).await?);
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await?;
         Ok(StoredResource {
             id: id.to_owned(),
             kind,
@@ -1030,24 +1155,14 @@ impl Store for SqliteStore {
         let Some((pk, version, created, doc)) = row else {
             return Err(StoreError::NotFound);
         };
-        for op in ops {
-            match op {
-                MemberOp::Add(ids) => Self::add_members(&mut tx, tenant, pk, ids).await?,
-                MemberOp::Remove(ids) => Self::remove_members(&mut tx, pk, ids).await?,
-                MemberOp::RemoveAll => {
-                    sqlx::query("DELETE FROM members WHERE group_pk = ?")
-                        .bind(pk)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                }
-            }
-        }
-        tx.commit().await.map_err(backend)?;
+        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
+        let events = Self::apply_member_ops(&mut tx, tenant, pk, group_id, &doc, ops).await?;
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await?;
         Ok(StoredResource {
             id: group_id.to_owned(),
             kind: ResourceKind::Group,
-            doc: serde_json::from_str(&doc).map_err(backend)?,
+            doc,
             version,
             created: from_ms(created)?,
             last_modified: from_ms(now_ms)?,
@@ -1077,9 +1192,32 @@ impl Store for SqliteStore {
         let Some((pk, doc)) = row else {
             return Err(StoreError::NotFound);
         };
+        let mut doc: Value = serde_json::from_str(&doc).map_err(backend)?;
+        let mut events = Vec::new();
         match kind {
             ResourceKind::User => {
-                let mut doc: Value = serde_json::from_str(&doc).map_err(backend)?;
+                // The groups that lose the member announce it, before the deprovisioning.
+                let groups: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
+                     WHERE m.member_pk = ? ORDER BY g.pk",
+                )
+                .bind(pk)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+                for (gid, gdoc) in groups {
+                    let gdoc: Value = serde_json::from_str(&gdoc).map_err(backend)?;
+                    events.extend(member_events(
+                        EventType::GroupMembersRemoved,
+                        &gid,
+                        &gdoc,
+                        &[id.to_owned()],
+                    ));
+                }
+                events.push(NewEvent::new(
+                    EventType::UserDeprovisioned,
+                    json!({"user": resource_ref(id, &doc)}),
+                ));
                 if let Value::Object(m) = &mut doc {
                     m.insert("active".into(), Value::Bool(false));
                 }
@@ -1110,6 +1248,10 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
             }
             ResourceKind::Group => {
+                events.push(NewEvent::new(
+                    EventType::GroupDeleted,
+                    json!({"group": resource_ref(id, &doc)}),
+                ));
                 // Membership rows go with it (ON DELETE CASCADE).
                 sqlx::query("DELETE FROM resources WHERE pk = ?")
                     .bind(pk)
@@ -1118,7 +1260,8 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
             }
         }
-        tx.commit().await.map_err(backend)
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -1194,6 +1337,15 @@ fn token_from(row: TokenRow) -> StoreResult<TokenRecord> {
         expires_at: from_ms(expires)?,
         last_used_at: opt_from_ms(used)?,
         revoked_at: opt_from_ms(revoked)?,
+    })
+}
+
+/// How token events name a token: its public prefix and expiry, never the hash.
+fn token_ref(token: &TokenRecord) -> Value {
+    json!({
+        "prefix": token.prefix,
+        "created_at": format_datetime(token.created_at),
+        "expires_at": format_datetime(token.expires_at),
     })
 }
 

@@ -16,6 +16,7 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 mod cycle;
+mod ops;
 mod simulate;
 
 #[derive(Parser, Debug)]
@@ -53,6 +54,8 @@ enum Command {
         /// Log format: `text` or `json`.
         #[arg(long, env = "ROSTER_LOG_FORMAT", default_value = "text")]
         log_format: String,
+        #[command(flatten)]
+        events: EventOptions,
     },
     /// Manage tenants.
     Tenant {
@@ -66,6 +69,44 @@ enum Command {
     },
     /// Play an identity provider's provisioning cycle against any SCIM server.
     Simulate(SimulateArgs),
+    /// Manage operator API keys for the admin API (`/api/v1`).
+    AdminKey {
+        #[command(subcommand)]
+        command: ops::AdminKeyCommand,
+    },
+    /// Manage webhook endpoints.
+    Webhook {
+        #[command(subcommand)]
+        command: ops::WebhookCommand,
+    },
+    /// Show a tenant's provisioning log (one line per SCIM request), oldest first.
+    Log {
+        /// Tenant id.
+        tenant: String,
+        /// Keep printing new requests as they arrive.
+        #[arg(long)]
+        follow: bool,
+        /// Only failed requests.
+        #[arg(long)]
+        failures: bool,
+        /// How many of the latest requests to show first.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a tenant's events as JSON lines, in seq order.
+    Events {
+        /// Tenant id.
+        tenant: String,
+        /// Only events with a seq greater than this.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Keep printing new events as they are committed.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -94,6 +135,45 @@ struct SimulateArgs {
     /// Print one JSON report instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Webhook delivery and provisioning-log options of `roster serve`.
+#[derive(clap::Args, Debug)]
+struct EventOptions {
+    /// First webhook retry delay in milliseconds; doubles per failure (with jitter).
+    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
+    webhook_retry_base_ms: u64,
+    /// Largest webhook retry delay in milliseconds.
+    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_MAX_MS", default_value_t = 3_600_000)]
+    webhook_retry_max_ms: u64,
+    /// How long a failing webhook stream retries before it is parked, in seconds.
+    #[arg(
+        long,
+        env = "ROSTER_WEBHOOK_RETRY_HORIZON_SECS",
+        default_value_t = 259_200
+    )]
+    webhook_retry_horizon_secs: u64,
+    /// Timeout of one webhook delivery, in milliseconds.
+    #[arg(long, env = "ROSTER_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+    /// How often idle webhook streams look for work written by other processes, in ms.
+    #[arg(long, env = "ROSTER_WEBHOOK_POLL_MS", default_value_t = 1000)]
+    webhook_poll_ms: u64,
+    /// How long provisioning-log rows are kept, in days.
+    #[arg(long, env = "ROSTER_LOG_RETENTION_DAYS", default_value_t = 90)]
+    log_retention_days: u64,
+}
+
+impl EventOptions {
+    fn apply(&self, s: &mut Settings) {
+        use std::time::Duration;
+        s.webhooks.retry_base = Duration::from_millis(self.webhook_retry_base_ms.max(1));
+        s.webhooks.retry_max = Duration::from_millis(self.webhook_retry_max_ms.max(1));
+        s.webhooks.horizon = Duration::from_secs(self.webhook_retry_horizon_secs);
+        s.webhooks.timeout = Duration::from_millis(self.webhook_timeout_ms.max(1));
+        s.webhooks.poll = Duration::from_millis(self.webhook_poll_ms.max(10));
+        s.log_retention = Duration::from_secs(self.log_retention_days.saturating_mul(86_400));
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,14 +324,16 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             max_body_bytes,
             log_format,
+            events,
         } => {
             init_logging(&log_format);
             let store = open(&cli.database).await?;
-            let settings = Settings {
+            let mut settings = Settings {
                 public_url: cli.public_url.clone(),
                 max_body_bytes,
                 ..Settings::default()
             };
+            events.apply(&mut settings);
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -290,6 +372,14 @@ async fn run(cli: Cli) -> Result<()> {
                     }
                     let issued = tokens::issue(&id, now, time::Duration::days(expires_in_days));
                     store.insert_token(&issued.record).await?;
+                    ops::audit(
+                        store.as_ref(),
+                        "tenant.create",
+                        Some(&id),
+                        Some(&id),
+                        json!({"name": tenant.name, "idp": tenant.idp, "token_prefix": issued.record.prefix}),
+                    )
+                    .await;
                     let base = format!("{}/scim/v2/{id}", origin(cli.public_url.as_deref()));
                     print_token(json, &id, &base, &issued.secret, issued.record.expires_at);
                 }
@@ -373,6 +463,14 @@ async fn run(cli: Cli) -> Result<()> {
                     let now = clock.now();
                     let issued = tokens::issue(&tenant, now, time::Duration::days(expires_in_days));
                     store.rotate_tokens(&issued.record, now).await?;
+                    ops::audit(
+                        store.as_ref(),
+                        "token.rotate",
+                        Some(&tenant),
+                        Some(&issued.record.prefix),
+                        json!({}),
+                    )
+                    .await;
                     let base = format!("{}/scim/v2/{tenant}", origin(cli.public_url.as_deref()));
                     print_token(
                         json,
@@ -384,7 +482,17 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 TokenCommand::Revoke { tenant, prefix } => {
                     match store.revoke_token(&tenant, &prefix, clock.now()).await {
-                        Ok(()) => println!("revoked {prefix}"),
+                        Ok(()) => {
+                            ops::audit(
+                                store.as_ref(),
+                                "token.revoke",
+                                Some(&tenant),
+                                Some(&prefix),
+                                json!({}),
+                            )
+                            .await;
+                            println!("revoked {prefix}");
+                        }
                         Err(StoreError::NotFound) => {
                             bail!(
                                 "tenant \"{tenant}\" has no active token with prefix \"{prefix}\""
@@ -395,6 +503,32 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::AdminKey { command } => {
+            ops::admin_key(open(&cli.database).await?, command).await?
+        }
+        Command::Webhook { command } => ops::webhook(open(&cli.database).await?, command).await?,
+        Command::Log {
+            tenant,
+            follow,
+            failures,
+            limit,
+            json,
+        } => {
+            ops::log(
+                open(&cli.database).await?,
+                &tenant,
+                follow,
+                failures,
+                limit,
+                json,
+            )
+            .await?
+        }
+        Command::Events {
+            tenant,
+            after,
+            follow,
+        } => ops::events(open(&cli.database).await?, &tenant, after, follow).await?,
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! keeps every protocol rule testable with plain data and fuzzable.
 
 pub mod dialect;
+pub mod diff;
 pub mod error;
 pub mod filter;
 pub mod patch;

@@ -70,6 +70,7 @@ fn new(id: &str, doc: Value) -> NewResource {
         doc,
         password_hash: None,
         members: vec![],
+        events: vec![],
     }
 }
 
@@ -304,6 +305,7 @@ async fn crud_round_trip_on_a_file() {
         doc,
         password_hash: None,
         members: vec![],
+        events: vec![],
     };
     let updated = s
         .update_resource(
@@ -399,6 +401,7 @@ async fn user_name_is_unique_case_insensitively() {
         doc: user_doc("aLiCe"),
         password_hash: None,
         members: vec![],
+        events: vec![],
     };
     assert!(matches!(
         s.update_resource("t", ResourceKind::User, "u2", 1, rename, at(1))
@@ -410,6 +413,7 @@ async fn user_name_is_unique_case_insensitively() {
         doc: user_doc("ALICE"),
         password_hash: None,
         members: vec![],
+        events: vec![],
     };
     s.update_resource("t", ResourceKind::User, "u1", 1, recase, at(1))
         .await
@@ -453,6 +457,7 @@ async fn deprovision_then_restore() {
         doc: json!({"displayName": "Admins"}),
         password_hash: None,
         members: vec![MemberOp::Add(vec!["u1".into()])],
+        events: vec![],
     };
     assert!(matches!(
         s.update_resource("t", ResourceKind::Group, "g1", 2, add, at(6))
@@ -579,6 +584,7 @@ async fn membership_operations() {
         doc: json!({"displayName": "G"}),
         password_hash: None,
         members: ops,
+        events: vec![],
     };
     let g = s
         .update_resource(
@@ -716,6 +722,7 @@ async fn large_group_gains_one_member() {
         doc: json!({"displayName": "All"}),
         password_hash: None,
         members: vec![MemberOp::Add(vec![format!("u{n:05}")])],
+        events: vec![],
     };
     s.update_resource("t", ResourceKind::Group, "g", 1, upd, at(1))
         .await
@@ -902,6 +909,7 @@ async fn fixture(s: &SqliteStore) {
         doc: g3.doc,
         password_hash: None,
         members: vec![MemberOp::Add(vec!["u900".into()])],
+        events: vec![],
     };
     s.update_resource("t", ResourceKind::Group, "g03", g3.version, add, at(2000))
         .await
@@ -1537,4 +1545,421 @@ async fn writer_and_readers_share_a_file() {
         .await
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+// ---- the outbox ----
+
+async fn events_of(s: &SqliteStore, t: &str) -> Vec<Event> {
+    s.list_events(t, 0, &[], 100_000).await.unwrap()
+}
+
+fn types_of(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+#[tokio::test]
+async fn seq_is_per_tenant_gap_free_and_increasing() {
+    let s = mem().await;
+    tenant(&s, "acme").await;
+    tenant(&s, "beta").await;
+    add_user(&s, "acme", "u1", user_doc("a")).await;
+    add_user(&s, "beta", "u1", user_doc("a")).await;
+    add_user(&s, "acme", "u2", user_doc("b")).await;
+    // A failed write appends nothing: the event goes with the transaction.
+    assert!(matches!(
+        s.create_resource("acme", ResourceKind::User, new("u3", user_doc("A")), at(1))
+            .await,
+        Err(StoreError::Conflict("userName"))
+    ));
+    s.delete_resource("acme", ResourceKind::User, "u1", at(2))
+        .await
+        .unwrap();
+    let acme = events_of(&s, "acme").await;
+    assert_eq!(
+        acme.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "{acme:?}"
+    );
+    assert_eq!(
+        types_of(&acme),
+        ["user.created", "user.created", "user.deprovisioned"]
+    );
+    assert_eq!(acme[0].data["user"]["userName"], "a");
+    assert_eq!(acme[2].data["user"], json!({"id": "u1", "userName": "a"}));
+    assert_eq!(acme[2].occurred_at, at(2));
+    let beta = events_of(&s, "beta").await;
+    assert_eq!(beta.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+    assert_eq!(s.last_seq("acme").await.unwrap(), 3);
+    assert_eq!(s.last_seq("nobody").await.unwrap(), 0);
+    let ids: HashSet<&str> = acme.iter().chain(&beta).map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 4, "event ids are unique");
+    // Paging from a cursor, and filtering by type.
+    let after = s.list_events("acme", 1, &[], 1).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].seq, 2);
+    let only = s
+        .list_events("acme", 0, &["user.deprovisioned".to_owned()], 10)
+        .await
+        .unwrap();
+    assert_eq!(only.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+}
+
+#[tokio::test]
+async fn concurrent_writers_on_a_file_get_distinct_consecutive_seqs() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    tenant(&s, "acme").await;
+    // A second store on the same file stands for another process (the CLI).
+    let other = SqliteStore::open(&db.url()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let st = if i % 2 == 0 { s.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            st.create_resource(
+                "acme",
+                ResourceKind::User,
+                new(&format!("u{i}"), user_doc(&format!("user{i}"))),
+                at(i),
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seqs: Vec<i64> = events_of(&s, "acme").await.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn member_events_list_the_rows_that_really_changed_in_parts() {
+    let s = mem().await;
+    tenant(&s, "acme").await;
+    let n = 1500;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = format!("u{i:04}");
+        add_user(&s, "acme", &id, user_doc(&id)).await;
+        ids.push(id);
+    }
+    add_group(&s, "acme", "g1", "Admins", &["u0000"]).await;
+    let before = s.last_seq("acme").await.unwrap();
+    let created = s.list_events("acme", before - 2, &[], 10).await.unwrap();
+    assert_eq!(types_of(&created), ["group.created", "group.members_added"]);
+    assert_eq!(created[1].data["members"], json!(["u0000"]));
+    // Adding all 1,500 (one already present) gives two events with 1,499 ids between them.
+    s.update_members("acme", "g1", &[MemberOp::Add(ids.clone())], at(5))
+        .await
+        .unwrap();
+    let added = s.list_events("acme", before, &[], 10).await.unwrap();
+    assert_eq!(
+        types_of(&added),
+        ["group.members_added", "group.members_added"]
+    );
+    assert_eq!(added[0].data["members"].as_array().unwrap().len(), 1000);
+    assert_eq!(added[1].data["members"].as_array().unwrap().len(), 499);
+    assert_eq!(added[0].data["part"], 1);
+    assert_eq!(added[1].data["parts"], 2);
+    assert_eq!(added[0].data["group"]["displayName"], "Admins");
+    // Removing one absent and one present member, then re-adding a removed-then-added one.
+    let seq = s.last_seq("acme").await.unwrap();
+    s.update_members(
+        "acme",
+        "g1",
+        &[
+            MemberOp::Remove(vec!["u0001".into(), "nobody".into()]),
+            MemberOp::Remove(vec!["u0002".into()]),
+            MemberOp::Add(vec!["u0002".into()]),
+        ],
+        at(6),
+    )
+    .await
+    .unwrap();
+    let changed = s.list_events("acme", seq, &[], 10).await.unwrap();
+    assert_eq!(types_of(&changed), ["group.members_removed"]);
+    assert_eq!(changed[0].data["members"], json!(["u0001"]));
+    // Adding only present members changes no row and announces nothing.
+    let seq = s.last_seq("acme").await.unwrap();
+    s.update_members("acme", "g1", &[MemberOp::Add(vec!["u0003".into()])], at(7))
+        .await
+        .unwrap();
+    assert_eq!(s.last_seq("acme").await.unwrap(), seq);
+    // Deprovisioning a member: the group announces the loss, then the user goes.
+    s.delete_resource("acme", ResourceKind::User, "u0003", at(8))
+        .await
+        .unwrap();
+    let gone = s.list_events("acme", seq, &[], 10).await.unwrap();
+    assert_eq!(
+        types_of(&gone),
+        ["group.members_removed", "user.deprovisioned"]
+    );
+    s.delete_resource("acme", ResourceKind::Group, "g1", at(9))
+        .await
+        .unwrap();
+    let last = s.list_events("acme", seq + 2, &[], 10).await.unwrap();
+    assert_eq!(types_of(&last), ["group.deleted"]);
+}
+
+#[tokio::test]
+async fn caller_events_restore_and_tokens() {
+    let s = mem().await;
+    tenant(&s, "acme").await;
+    add_user(&s, "acme", "u1", user_doc("alice")).await;
+    let upd = ResourceUpdate {
+        doc: json!({"schemas": [USER_SCHEMA], "userName": "alice", "active": false}),
+        password_hash: None,
+        members: vec![],
+        events: vec![NewEvent::new(
+            EventType::UserDeactivated,
+            json!({"user": {"id": "u1"}}),
+        )],
+    };
+    s.update_resource("acme", ResourceKind::User, "u1", 1, upd.clone(), at(1))
+        .await
+        .unwrap();
+    // A stale update appends nothing.
+    assert!(s
+        .update_resource("acme", ResourceKind::User, "u1", 1, upd, at(2))
+        .await
+        .is_err());
+    s.delete_resource("acme", ResourceKind::User, "u1", at(3))
+        .await
+        .unwrap();
+    let mut again = new("ignored", user_doc("ALICE"));
+    again.events = vec![NewEvent::new(EventType::UserWelcome, json!({}))];
+    let restored = s
+        .create_resource("acme", ResourceKind::User, again, at(4))
+        .await
+        .unwrap();
+    assert!(matches!(restored, CreateOutcome::Restored(_)));
+    let tok = TokenRecord {
+        prefix: "rsct_a".into(),
+        tenant_id: "acme".into(),
+        hash: "h".into(),
+        created_at: at(5),
+        expires_at: at(500),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    s.insert_token(&tok).await.unwrap();
+    let tok2 = TokenRecord {
+        prefix: "rsct_b".into(),
+        ..tok.clone()
+    };
+    s.rotate_tokens(&tok2, at(6)).await.unwrap();
+    s.revoke_token("acme", "rsct_b", at(7)).await.unwrap();
+    let all = events_of(&s, "acme").await;
+    assert_eq!(
+        types_of(&all),
+        [
+            "user.created",
+            "user.deactivated",
+            "user.deprovisioned",
+            "user.restored",
+            "user.welcome",
+            "token.created",
+            "token.rotated",
+            "token.revoked"
+        ]
+    );
+    assert_eq!(all[3].data["user"]["id"], "u1");
+    assert_eq!(all[6].data["revoked"], json!(["rsct_a"]));
+    assert!(!all[5].to_owned().data.to_string().contains("\"h\""));
+    // Appending to an unknown tenant fails.
+    assert!(matches!(
+        s.append_events(
+            "nobody",
+            vec![NewEvent::new(EventType::ScimEnabled, json!({}))],
+            at(8)
+        )
+        .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn snapshot_is_consistent_with_its_seq() {
+    let s = mem().await;
+    tenant(&s, "acme").await;
+    add_user(&s, "acme", "u1", user_doc("a")).await;
+    add_user(&s, "acme", "u2", user_doc("b")).await;
+    add_group(&s, "acme", "g1", "G", &["u1", "u2"]).await;
+    s.delete_resource("acme", ResourceKind::User, "u2", at(1))
+        .await
+        .unwrap();
+    let snap = s.snapshot("acme").await.unwrap();
+    assert_eq!(snap.seq, s.last_seq("acme").await.unwrap());
+    assert_eq!(
+        snap.users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["u1"]
+    );
+    assert_eq!(snap.groups.len(), 1);
+    assert_eq!(snap.groups[0].1, ["u1"]);
+}
+
+#[tokio::test]
+async fn subscribers_wake_on_commits_with_events() {
+    let s = mem().await;
+    tenant(&s, "acme").await;
+    let mut rx = s.subscribe();
+    let before = *rx.borrow_and_update();
+    add_user(&s, "acme", "u1", user_doc("a")).await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(*rx.borrow(), before);
+}
+
+#[tokio::test]
+async fn webhook_streams_start_at_the_current_seq_and_redeliver() {
+    let s = mem().await;
+    tenant(&s, "acme").await;
+    add_user(&s, "acme", "u1", user_doc("a")).await;
+    let hook = Webhook {
+        id: "wh_1".into(),
+        tenant_id: None,
+        url: "http://127.0.0.1:9/hook".into(),
+        description: None,
+        event_types: vec!["user.created".into()],
+        secret: "s1".into(),
+        previous_secret: None,
+        previous_expires_at: None,
+        enabled: true,
+        created_at: at(0),
+    };
+    s.create_webhook(&hook).await.unwrap();
+    assert!(!format!("{hook:?}").contains("s1"), "Debug redacts secrets");
+    let streams = s.list_streams(Some("wh_1")).await.unwrap();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(
+        streams[0].cursor, 1,
+        "existing tenants start at their last seq"
+    );
+    tenant(&s, "beta").await;
+    let b = s.ensure_stream("wh_1", "beta").await.unwrap();
+    assert_eq!(b.cursor, 0, "later tenants start at 0");
+    let failed = DeliveryResult::Failed {
+        attempts: 3,
+        next_attempt_at: at(10),
+        failing_since: at(1),
+        error: "HTTP 500".into(),
+        park: true,
+    };
+    assert!(s
+        .record_delivery("wh_1", "acme", 0, &failed, at(2))
+        .await
+        .unwrap());
+    let parked = s.ensure_stream("wh_1", "acme").await.unwrap();
+    assert_eq!(parked.state, StreamState::Parked);
+    assert_eq!(parked.last_error.as_deref(), Some("HTTP 500"));
+    let resumed = s.redeliver("wh_1", Some("acme"), Some(1)).await.unwrap();
+    assert_eq!(resumed[0].state, StreamState::Active);
+    assert_eq!(resumed[0].cursor, 0);
+    assert_eq!(resumed[0].attempts, 0);
+    // A worker's result for the old generation is ignored.
+    let ok = DeliveryResult::Delivered { seq: 5 };
+    assert!(!s
+        .record_delivery("wh_1", "acme", 0, &ok, at(3))
+        .await
+        .unwrap());
+    assert!(s
+        .record_delivery("wh_1", "acme", resumed[0].generation, &ok, at(3))
+        .await
+        .unwrap());
+    assert_eq!(s.ensure_stream("wh_1", "acme").await.unwrap().cursor, 5);
+    s.rotate_webhook_secret("wh_1", "s2", at(100))
+        .await
+        .unwrap();
+    let w = s.get_webhook("wh_1").await.unwrap().unwrap();
+    assert_eq!(w.signing_secrets(at(50)), ["s2", "s1"]);
+    assert_eq!(w.signing_secrets(at(100)), ["s2"]);
+    s.delete_webhook("wh_1").await.unwrap();
+    assert!(s.list_streams(None).await.unwrap().is_empty());
+    assert!(matches!(
+        s.delete_webhook("wh_1").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn provisioning_log_filters_pages_and_prunes() {
+    let s = mem().await;
+    let entry = |i: i64, status: u16, name: &str| ProvisioningEntry {
+        id: 0,
+        at: at(i),
+        tenant_id: "acme".into(),
+        request_id: format!("r{i}"),
+        idp: Some("okta".into()),
+        user_agent: None,
+        method: "POST".into(),
+        path: "/scim/v2/acme/Users".into(),
+        resource_type: Some("User".into()),
+        resource_id: None,
+        name: Some(name.into()),
+        status,
+        scim_type: None,
+        detail: None,
+        hint: None,
+        changed: vec!["userName".into()],
+        duration_ms: 3,
+        body: Some(json!({"userName": name})),
+        source_addr: None,
+        token_prefix: None,
+    };
+    s.append_provisioning(&[entry(1, 201, "a"), entry(2, 409, "A"), entry(3, 201, "b")])
+        .await
+        .unwrap();
+    fn q(f: impl FnOnce(&mut LogQuery)) -> LogQuery {
+        let mut q = LogQuery {
+            limit: 10,
+            ..LogQuery::default()
+        };
+        f(&mut q);
+        q
+    }
+    let all = s.list_provisioning("acme", &q(|_| {})).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r3", "r2", "r1"]
+    );
+    assert_eq!(all[0].changed, ["userName"]);
+    let failures = s
+        .list_provisioning("acme", &q(|q| q.outcome = Some(Outcome::Failure)))
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].status, 409);
+    let named = s
+        .list_provisioning("acme", &q(|q| q.name = Some("a".into())))
+        .await
+        .unwrap();
+    assert_eq!(named.len(), 2);
+    let page = s
+        .list_provisioning("acme", &q(|q| q.before = Some(all[0].id)))
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    let follow = s
+        .list_provisioning("acme", &q(|q| q.after = Some(all[2].id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        follow
+            .iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r2", "r3"]
+    );
+    assert!(s
+        .list_provisioning("beta", &q(|_| {}))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.prune_provisioning(at(3), 1).await.unwrap(), 1);
+    assert_eq!(s.prune_provisioning(at(3), 10).await.unwrap(), 1);
+    assert_eq!(s.prune_provisioning(at(3), 10).await.unwrap(), 0);
 }

@@ -1,0 +1,159 @@
+//! The provisioning log (`GET /tenants/{tenant}/provisioning-log`) and the audit log
+//! (`GET /audit-log`): read-only through the API.
+
+use axum::extract::State;
+use axum::Json;
+use roster_store::{AuditEntry, LogQuery, Outcome, ProvisioningEntry};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{fmt_time, limit, parse_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use crate::AppState;
+
+/// How the API and `roster log --json` show a provisioning-log row.
+#[must_use]
+pub fn entry_json(e: &ProvisioningEntry) -> Value {
+    json!({
+        "id": e.id,
+        "at": fmt_time(e.at),
+        "tenant": e.tenant_id,
+        "request_id": e.request_id,
+        "idp": e.idp,
+        "user_agent": e.user_agent,
+        "method": e.method,
+        "path": e.path,
+        "resource_type": e.resource_type,
+        "resource_id": e.resource_id,
+        "name": e.name,
+        "status": e.status,
+        "outcome": if e.status < 400 { "success" } else { "failure" },
+        "scim_type": e.scim_type,
+        "detail": e.detail,
+        "hint": e.hint,
+        "changed": e.changed,
+        "duration_ms": e.duration_ms,
+        "body": e.body,
+        "source_addr": e.source_addr,
+        "token_prefix": e.token_prefix,
+    })
+}
+
+/// How the API shows an audit entry.
+#[must_use]
+pub fn audit_json(e: &AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "at": fmt_time(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "tenant": e.tenant_id,
+        "target": e.target,
+        "details": e.details,
+    })
+}
+
+/// Query of the provisioning log.
+#[derive(Debug, Deserialize)]
+pub struct ProvisioningQuery {
+    /// Rows at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Rows before this RFC 3339 time.
+    pub until: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: Option<String>,
+    /// Rows about this resource id.
+    pub resource_id: Option<String>,
+    /// Rows about this userName (or Group displayName), case-insensitive.
+    pub user_name: Option<String>,
+    /// HTTP method.
+    pub method: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u64>,
+}
+
+fn parse_cursor(c: Option<&str>) -> Result<Option<i64>, ApiError> {
+    c.filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                ApiError::invalid("cursor must be a next_cursor value from a previous page")
+            })
+        })
+        .transpose()
+}
+
+/// `GET /api/v1/tenants/{tenant}/provisioning-log`: newest first.
+///
+/// # Errors
+/// 400, 401, 404.
+pub async fn provisioning_log(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ProvisioningQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let outcome = match q.outcome.as_deref() {
+        None | Some("") => None,
+        Some("success") => Some(Outcome::Success),
+        Some("failure") => Some(Outcome::Failure),
+        Some(o) => {
+            return Err(ApiError::invalid(format!(
+                "outcome must be \"success\" or \"failure\", not \"{o}\""
+            )))
+        }
+    };
+    let page = limit(q.limit);
+    let query = LogQuery {
+        since: parse_time("since", q.since.as_deref())?,
+        until: parse_time("until", q.until.as_deref())?,
+        outcome,
+        resource_id: q.resource_id,
+        name: q.user_name,
+        method: q.method,
+        before: parse_cursor(q.cursor.as_deref())?,
+        after: None,
+        limit: page,
+    };
+    let rows = state.store.list_provisioning(&tenant, &query).await?;
+    let next = (rows.len() as u64 == page)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "entries": rows.iter().map(entry_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// Query of the audit log.
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u64>,
+}
+
+/// `GET /api/v1/audit-log`: newest first. There is no way to change or delete entries.
+///
+/// # Errors
+/// 400, 401.
+pub async fn audit_log(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = limit(q.limit);
+    let rows = state
+        .store
+        .list_audit(parse_cursor(q.cursor.as_deref())?, page)
+        .await?;
+    let next = (rows.len() as u64 == page)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "entries": rows.iter().map(audit_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}

@@ -1,0 +1,308 @@
+//! Webhook endpoints through the admin API (`/api/v1/webhooks…`), and the operations the
+//! command line shares with it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use roster_store::{Store, StreamState, Webhook, WebhookStream};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::feed::parse_types;
+use super::{audit, fmt_time, AdminAuth, ApiError, ApiJson, ApiPath};
+use crate::webhooks::signature::new_secret;
+use crate::AppState;
+
+/// What a new webhook receives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// Where events are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// Only this tenant's events; absent = every tenant.
+    pub tenant: Option<String>,
+    /// Only these event types; absent or empty = every type.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// A label.
+    pub description: Option<String>,
+}
+
+/// Validates and stores a webhook; returns it with its secret (to show once).
+///
+/// # Errors
+/// 400 for a bad URL or an unknown event type, 404 for an unknown tenant.
+pub async fn create(
+    store: &dyn Store,
+    now: OffsetDateTime,
+    req: NewWebhook,
+) -> Result<Webhook, ApiError> {
+    let url = reqwest::Url::parse(&req.url)
+        .map_err(|e| ApiError::invalid(format!("url is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ApiError::invalid(
+            "url must be an http:// or https:// URL with a host",
+        ));
+    }
+    let types = parse_types(Some(&req.event_types.join(",")))?;
+    if let Some(t) = &req.tenant {
+        if store.get_tenant(t).await?.is_none() {
+            return Err(ApiError::not_found(format!("no tenant \"{t}\"")));
+        }
+    }
+    let hook = Webhook {
+        id: format!("wh_{}", crate::tokens::random_alnum(16)),
+        tenant_id: req.tenant,
+        url: req.url,
+        description: req.description,
+        event_types: types,
+        secret: new_secret(),
+        previous_secret: None,
+        previous_expires_at: None,
+        enabled: true,
+        created_at: now,
+    };
+    store.create_webhook(&hook).await?;
+    Ok(hook)
+}
+
+/// Replaces a webhook's secret; the old one keeps signing for `overlap`. Returns the new
+/// secret and when the old one stops.
+///
+/// # Errors
+/// 404 for an unknown webhook.
+pub async fn rotate(
+    store: &dyn Store,
+    now: OffsetDateTime,
+    id: &str,
+    overlap: std::time::Duration,
+) -> Result<(String, OffsetDateTime), ApiError> {
+    let secret = new_secret();
+    let until = now + overlap;
+    store
+        .rotate_webhook_secret(id, &secret, until)
+        .await
+        .map_err(|e| not_found(e, id))?;
+    Ok((secret, until))
+}
+
+fn not_found(e: roster_store::StoreError, id: &str) -> ApiError {
+    match e {
+        roster_store::StoreError::NotFound => ApiError::not_found(format!("no webhook \"{id}\"")),
+        other => other.into(),
+    }
+}
+
+/// How the API and `roster webhook list --json` show a stream.
+#[must_use]
+pub fn stream_json(s: &WebhookStream) -> Value {
+    let status = match s.state {
+        StreamState::Parked => "parked",
+        StreamState::Active if s.attempts > 0 => "failing",
+        StreamState::Active => "ok",
+    };
+    json!({
+        "tenant": s.tenant_id,
+        "status": status,
+        "cursor": s.cursor,
+        "attempts": s.attempts,
+        "failing_since": s.failing_since.map(fmt_time),
+        "next_attempt_at": s.next_attempt_at.map(fmt_time),
+        "last_error": s.last_error,
+        "last_attempt_at": s.last_attempt_at.map(fmt_time),
+        "last_success_at": s.last_success_at.map(fmt_time),
+    })
+}
+
+/// How the API and the CLI show a webhook: never its secrets.
+#[must_use]
+pub fn webhook_json(w: &Webhook, streams: &[WebhookStream]) -> Value {
+    json!({
+        "id": w.id,
+        "url": w.url,
+        "tenant": w.tenant_id,
+        "event_types": w.event_types,
+        "description": w.description,
+        "enabled": w.enabled,
+        "created_at": fmt_time(w.created_at),
+        "streams": streams
+            .iter()
+            .filter(|s| s.webhook_id == w.id)
+            .map(stream_json)
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /api/v1/webhooks`
+///
+/// # Errors
+/// 401.
+pub async fn list_handler(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+) -> Result<Json<Value>, ApiError> {
+    let hooks = state.store.list_webhooks().await?;
+    let streams = state.store.list_streams(None).await?;
+    Ok(Json(json!({
+        "webhooks": hooks.iter().map(|w| webhook_json(w, &streams)).collect::<Vec<_>>(),
+    })))
+}
+
+/// `POST /api/v1/webhooks`: 201 with the webhook and its `secret`, shown this once.
+///
+/// # Errors
+/// 400, 401, 404.
+pub async fn create_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiJson(req): ApiJson<NewWebhook>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let hook = create(state.store.as_ref(), now, req).await?;
+    audit(
+        state.store.as_ref(),
+        now,
+        &auth.actor(),
+        "webhook.create",
+        hook.tenant_id.as_deref(),
+        Some(&hook.id),
+        json!({"url": hook.url, "event_types": hook.event_types}),
+    )
+    .await;
+    let streams = state.store.list_streams(Some(&hook.id)).await?;
+    let mut body = webhook_json(&hook, &streams);
+    body["secret"] = json!(hook.secret);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api/v1/webhooks/{id}`
+///
+/// # Errors
+/// 401, 404.
+pub async fn get_handler(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let hook = state
+        .store
+        .get_webhook(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no webhook \"{id}\"")))?;
+    let streams = state.store.list_streams(Some(&id)).await?;
+    Ok(Json(webhook_json(&hook, &streams)))
+}
+
+/// `DELETE /api/v1/webhooks/{id}`: 204.
+///
+/// # Errors
+/// 401, 404.
+pub async fn delete_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .delete_webhook(&id)
+        .await
+        .map_err(|e| not_found(e, &id))?;
+    audit(
+        state.store.as_ref(),
+        state.clock.now(),
+        &auth.actor(),
+        "webhook.delete",
+        None,
+        Some(&id),
+        json!({}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/webhooks/{id}/rotate-secret`: the new secret, shown this once.
+///
+/// # Errors
+/// 401, 404.
+pub async fn rotate_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.clock.now();
+    let (secret, until) = rotate(
+        state.store.as_ref(),
+        now,
+        &id,
+        state.settings.webhooks.rotation_overlap,
+    )
+    .await?;
+    audit(
+        state.store.as_ref(),
+        now,
+        &auth.actor(),
+        "webhook.rotate_secret",
+        None,
+        Some(&id),
+        json!({"previous_secret_valid_until": fmt_time(until)}),
+    )
+    .await;
+    Ok(Json(json!({
+        "id": id,
+        "secret": secret,
+        "previous_secret_valid_until": fmt_time(until),
+    })))
+}
+
+/// Body of a redelivery request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redeliver {
+    /// Only this tenant's stream (default: every stream of the webhook).
+    pub tenant: Option<String>,
+    /// Resume at this seq instead of after the cursor (events are re-sent from there).
+    pub from_seq: Option<i64>,
+}
+
+/// `POST /api/v1/webhooks/{id}/redeliver`: reactivates parked or failing streams now.
+///
+/// # Errors
+/// 400, 401, 404.
+pub async fn redeliver_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional: an empty one resumes every stream from its cursor.
+    let req: Redeliver = if body.iter().all(u8::is_ascii_whitespace) {
+        Redeliver::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?
+    };
+    if req.from_seq.is_some_and(|s| s < 1) {
+        return Err(ApiError::invalid("from_seq must be 1 or more"));
+    }
+    let streams = state
+        .store
+        .redeliver(&id, req.tenant.as_deref(), req.from_seq)
+        .await
+        .map_err(|e| not_found(e, &id))?;
+    audit(
+        state.store.as_ref(),
+        state.clock.now(),
+        &auth.actor(),
+        "webhook.redeliver",
+        req.tenant.as_deref(),
+        Some(&id),
+        json!({"from_seq": req.from_seq}),
+    )
+    .await;
+    Ok(Json(json!({
+        "id": id,
+        "streams": streams.iter().map(stream_json).collect::<Vec<_>>(),
+    })))
+}

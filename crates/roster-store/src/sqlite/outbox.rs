@@ -1,0 +1,218 @@
+//! The SQLite outbox: appending events inside write transactions, and reading them.
+//!
+//! Why `seq` is gap-free and in commit order: every write transaction of this store starts with
+//! `BEGIN IMMEDIATE`, which takes SQLite's single database write lock before anything is read.
+//! `append_events` reads `MAX(seq)` of the tenant and inserts `MAX+1, MAX+2, ...` while holding
+//! that lock, so no other transaction (in this process or another) can read the same maximum
+//! or commit in between; a transaction that rolls back takes its seqs with it, and the next
+//! writer reuses them. Hence seqs are assigned in commit order without gaps, and a reader that
+//! has seen every `seq <= c` and asks for `seq > c` can never later find a smaller seq appear.
+//!
+//! PostgreSQL will need the same property without a database-wide lock: a per-tenant counter
+//! row (`tenant_seq(tenant_id, last_seq)`) updated with `UPDATE ... RETURNING` (or read `FOR
+//! UPDATE`) in the write transaction. The row lock serialises a tenant's writers until commit,
+//! so seq order is commit order there too; different tenants do not contend.
+
+use serde_json::Value;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::query::to_ms;
+use super::{backend, from_ms, stored, to_i64, ResourceRow, SqliteStore, Tx, RESOURCE_COLS};
+use crate::events::{Event, EventStore, NewEvent, Snapshot};
+use crate::{StoreError, StoreResult};
+use scim_proto::schema::ResourceKind;
+
+/// Appends `events` for `tenant` at `now_ms` inside the caller's write transaction.
+pub(super) async fn append_events(
+    tx: &mut Tx,
+    tenant: &str,
+    now_ms: i64,
+    events: Vec<NewEvent>,
+) -> StoreResult<Vec<Event>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
+            .bind(tenant)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(backend)?;
+    let occurred_at = from_ms(now_ms)?;
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let seq = last + 1 + i64::try_from(i).unwrap_or(i64::MAX - last - 1);
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO events (tenant_id, seq, id, type, occurred_at, data) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant)
+        .bind(seq)
+        .bind(&id)
+        .bind(e.event_type.as_str())
+        .bind(now_ms)
+        .bind(serde_json::to_string(&e.data).map_err(backend)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+        out.push(Event {
+            tenant: tenant.to_owned(),
+            seq,
+            id,
+            event_type: e.event_type.as_str().to_owned(),
+            occurred_at,
+            data: e.data,
+        });
+    }
+    Ok(out)
+}
+
+type EventRow = (String, i64, String, String, i64, String);
+
+fn event_from(row: EventRow) -> StoreResult<Event> {
+    let (tenant, seq, id, event_type, at, data) = row;
+    Ok(Event {
+        tenant,
+        seq,
+        id,
+        event_type,
+        occurred_at: from_ms(at)?,
+        data: serde_json::from_str(&data).map_err(backend)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl EventStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
+    async fn append_events(
+        &self,
+        tenant: &str,
+        events: Vec<NewEvent>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Event>> {
+        let mut tx = self.write().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let out = append_events(&mut tx, tenant, to_ms(now), events).await?;
+        self.commit(tx).await?;
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_events(
+        &self,
+        tenant: &str,
+        after: i64,
+        types: &[String],
+        limit: u64,
+    ) -> StoreResult<Vec<Event>> {
+        let cols = "tenant_id, seq, id, type, occurred_at, data";
+        let rows: Vec<EventRow> = if types.is_empty() {
+            sqlx::query_as(&format!(
+                "SELECT {cols} FROM events WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+            ))
+            .bind(tenant)
+            .bind(after)
+            .bind(to_i64(limit))
+            .fetch_all(&self.reader)
+            .await
+        } else {
+            let marks = vec!["?"; types.len()].join(", ");
+            let sql = format!(
+                "SELECT {cols} FROM events WHERE tenant_id = ? AND seq > ? AND type IN ({marks}) \
+                 ORDER BY seq LIMIT ?"
+            );
+            let mut q = sqlx::query_as(&sql).bind(tenant).bind(after);
+            for t in types {
+                q = q.bind(t.as_str());
+            }
+            q.bind(to_i64(limit)).fetch_all(&self.reader).await
+        }
+        .map_err(backend)?;
+        rows.into_iter().map(event_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn last_seq(&self, tenant: &str) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
+            .bind(tenant)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn snapshot(&self, tenant: &str) -> StoreResult<Snapshot> {
+        // One read transaction: in WAL mode it sees one committed state, in which the events
+        // up to MAX(seq) and the resources agree, because both were written by the same
+        // transactions. A deferred transaction takes its snapshot at the first read.
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let seq: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let mut users = Vec::new();
+        let mut groups = Vec::new();
+        for kind in ResourceKind::ALL {
+            let rows: Vec<ResourceRow> = sqlx::query_as(&format!(
+                "SELECT {RESOURCE_COLS} FROM resources r \
+                 WHERE r.tenant_id = ? AND r.kind = ? AND r.deleted = 0 ORDER BY r.pk"
+            ))
+            .bind(tenant)
+            .bind(kind.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            for row in rows {
+                let (_, res) = stored(kind, row)?;
+                match kind {
+                    ResourceKind::User => users.push(res),
+                    ResourceKind::Group => groups.push((res, Vec::new())),
+                }
+            }
+        }
+        let members = sqlx::query(
+            "SELECT g.id AS gid, m.member_id AS mid FROM members m \
+             JOIN resources g ON g.pk = m.group_pk \
+             WHERE g.tenant_id = ? AND g.deleted = 0 ORDER BY g.pk, m.member_id",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let index: std::collections::HashMap<String, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, (g, _))| (g.id.clone(), i))
+            .collect();
+        for row in members {
+            let gid: String = row.try_get("gid").map_err(backend)?;
+            let mid: String = row.try_get("mid").map_err(backend)?;
+            if let Some(entry) = index.get(&gid).and_then(|i| groups.get_mut(*i)) {
+                entry.1.push(mid);
+            }
+        }
+        drop(tx);
+        Ok(Snapshot { seq, users, groups })
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+}
+
+/// Parses a JSON text column that may be NULL.
+pub(super) fn opt_json(text: Option<String>) -> StoreResult<Option<Value>> {
+    text.map(|t| serde_json::from_str(&t).map_err(backend))
+        .transpose()
+}
