@@ -49,6 +49,96 @@ pub enum StoreError {
 /// Result alias for store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What `DELETE` of a User does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeprovisionMode {
+    /// Keep the record, deactivated and invisible to SCIM (the default).
+    #[default]
+    Retain,
+    /// Erase the record.
+    Erase,
+}
+
+/// What a SCIM create does when an existing, unmanaged app user has the same userName or
+/// primary email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExistingUserMode {
+    /// That user becomes SCIM-managed (same app id, history kept); the default.
+    #[default]
+    Match,
+    /// 409 `uniqueness` naming the conflict.
+    Reject,
+}
+
+/// The mass-deprovisioning guard: refuse further deactivations and deletions once, within
+/// `window_minutes`, they exceed `max_percent` of the tenant's active users AND `min_count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeprovisionGuard {
+    /// Whether the guard is on.
+    pub enabled: bool,
+    /// Share of active users, in percent, above which the guard trips.
+    pub max_percent: u32,
+    /// Number of deactivations/deletions above which the guard may trip.
+    pub min_count: u32,
+    /// The sliding window, in minutes.
+    pub window_minutes: u32,
+}
+
+impl Default for DeprovisionGuard {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_percent: 20,
+            min_count: 10,
+            window_minutes: 15,
+        }
+    }
+}
+
+/// A tenant's settings. Stored as one JSON object; absent keys take these defaults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Whether SCIM requests are served (tokens work) for this tenant.
+    pub scim_enabled: bool,
+    /// Whether Groups are synced; when false, Group endpoints answer 404 and discovery omits
+    /// the Group resource type.
+    pub groups_enabled: bool,
+    /// What `DELETE` of a User does.
+    pub deprovision_on_delete: DeprovisionMode,
+    /// How a SCIM create treats a matching existing app user.
+    pub on_existing_user: ExistingUserMode,
+    /// Emit `user.welcome` when SCIM creates a user.
+    pub welcome_email: bool,
+    /// Only SCIM-provisioned, active users may sign in.
+    pub sso_enforced: bool,
+    /// Lifetime of new tokens, in days.
+    pub token_ttl_days: u32,
+    /// Emit `token.expiring` this many days before a token expires.
+    pub token_expiry_warning_days: u32,
+    /// The mass-deprovisioning guard.
+    pub deprovision_guard: DeprovisionGuard,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            scim_enabled: true,
+            groups_enabled: true,
+            deprovision_on_delete: DeprovisionMode::Retain,
+            on_existing_user: ExistingUserMode::Match,
+            welcome_email: false,
+            sso_enforced: false,
+            token_ttl_days: 365,
+            token_expiry_warning_days: 30,
+            deprovision_guard: DeprovisionGuard::default(),
+        }
+    }
+}
+
 /// A tenant: one customer organisation with its own SCIM base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
@@ -60,6 +150,8 @@ pub struct Tenant {
     pub idp: String,
     /// When created.
     pub created_at: OffsetDateTime,
+    /// Settings.
+    pub settings: TenantSettings,
 }
 
 /// A bearer token's stored record. The secret itself is never stored, only its hash.

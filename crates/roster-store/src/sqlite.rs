@@ -97,6 +97,19 @@ fn resource_err(e: sqlx::Error) -> StoreError {
     db_err(e, if user_name { "userName" } else { "id" })
 }
 
+/// `(id, name, idp, created_at, settings)` as selected from `tenants`.
+type TenantRow = (String, String, String, i64, String);
+
+fn tenant_from_row((id, name, idp, created, settings): TenantRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id,
+        name,
+        idp,
+        created_at: from_ms(created)?,
+        settings: serde_json::from_str(&settings).map_err(backend)?,
+    })
+}
+
 fn from_ms(ms: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(backend)
 }
@@ -769,54 +782,41 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO tenants (id, name, idp, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&tenant.id)
-            .bind(&tenant.name)
-            .bind(&tenant.idp)
-            .bind(to_ms(tenant.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_err(e, "tenant"))?;
+        let settings = serde_json::to_string(&tenant.settings).map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, idp, created_at, settings) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.name)
+        .bind(&tenant.idp)
+        .bind(to_ms(tenant.created_at))
+        .bind(settings)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err(e, "tenant"))?;
         tx.commit().await.map_err(backend)
     }
 
     #[tracing::instrument(skip_all)]
     async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
-        let row: Option<(String, String, String, i64)> =
-            sqlx::query_as("SELECT id, name, idp, created_at FROM tenants WHERE id = ?")
+        let row: Option<TenantRow> =
+            sqlx::query_as("SELECT id, name, idp, created_at, settings FROM tenants WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(backend)?;
-        row.map(|(id, name, idp, c)| {
-            Ok(Tenant {
-                id,
-                name,
-                idp,
-                created_at: from_ms(c)?,
-            })
-        })
-        .transpose()
+        row.map(tenant_from_row).transpose()
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT id, name, idp, created_at FROM tenants ORDER BY created_at, rowid",
+        let rows: Vec<TenantRow> = sqlx::query_as(
+            "SELECT id, name, idp, created_at, settings FROM tenants ORDER BY created_at, rowid",
         )
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
-        rows.into_iter()
-            .map(|(id, name, idp, c)| {
-                Ok(Tenant {
-                    id,
-                    name,
-                    idp,
-                    created_at: from_ms(c)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(tenant_from_row).collect()
     }
 
     #[tracing::instrument(skip_all)]

@@ -363,6 +363,7 @@ async fn run(cli: Cli) -> Result<()> {
                         name,
                         idp,
                         created_at: now,
+                        settings: roster_store::TenantSettings::default(),
                     };
                     match store.create_tenant(&tenant).await {
                         Err(StoreError::Conflict(_)) => {

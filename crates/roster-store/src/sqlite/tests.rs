@@ -55,6 +55,7 @@ async fn tenant(s: &SqliteStore, id: &str) {
         name: format!("Tenant {id}"),
         idp: "generic".into(),
         created_at: T0,
+        settings: TenantSettings::default(),
     })
     .await
     .unwrap();
@@ -167,6 +168,7 @@ async fn tenants_and_tokens() {
         name: "x".into(),
         idp: "okta".into(),
         created_at: T0,
+        settings: TenantSettings::default(),
     };
     assert!(matches!(
         s.create_tenant(&dup).await,
