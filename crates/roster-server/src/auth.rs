@@ -1,7 +1,7 @@
 //! Bearer-token authentication of SCIM requests (RFC 6750).
 //!
 //! A request is let through only if its token is well-formed, known, unrevoked, unexpired and
-//! issued for the tenant named in the URL. Every refusal is the same 401 with
+//! issued for the tenant named in the URL, and SCIM is enabled for that tenant. Every refusal is the same 401 with
 //! `WWW-Authenticate: Bearer`, so a caller cannot learn which tenants exist. Tokens are never
 //! logged; only their public prefix may be.
 
@@ -102,6 +102,10 @@ impl FromRequestParts<AppState> for Authed {
             .get_tenant(&tenant_id)
             .await?
             .ok_or_else(invalid)?;
+        // SCIM disabled answers exactly like a bad token (disabling also revokes every token).
+        if !tenant.settings.scim_enabled {
+            return Err(invalid());
+        }
         crate::provlog::note_idp(&tenant.idp);
         if state.token_uses.should_touch(prefix, now) {
             state.store.touch_token(prefix, now).await?;

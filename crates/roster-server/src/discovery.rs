@@ -1,12 +1,14 @@
 //! Discovery endpoints (RFC 7644 §4): ServiceProviderConfig, Schemas and ResourceTypes,
 //! rendered from the same schema definitions that validation and filtering use, so that what
-//! is advertised is exactly what is implemented.
+//! is advertised is exactly what is implemented — and what the tenant offers: without Group when
+//! its `groups_enabled` setting is off.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use scim_proto::schema::{
-    all_schemas, ResourceKind, LIST_RESPONSE_SCHEMA, SERVICE_PROVIDER_CONFIG_SCHEMA,
+    all_schemas, ResourceKind, SchemaDef, GROUP_SCHEMA, LIST_RESPONSE_SCHEMA,
+    SERVICE_PROVIDER_CONFIG_SCHEMA,
 };
 use scim_proto::ScimError;
 use serde_json::{json, Value};
@@ -55,6 +57,37 @@ pub async fn service_provider_config(
     scim_json(StatusCode::OK, &body)
 }
 
+/// The detail of the 404 that Group endpoints answer when the tenant does not sync groups.
+pub const GROUPS_DISABLED: &str =
+    "groups are not synced for this tenant (tenant setting groups_enabled is false)";
+
+/// Whether the tenant offers this resource type: Groups only when its `groups_enabled` setting
+/// is on.
+#[must_use]
+pub fn offers(auth: &Authed, kind: ResourceKind) -> bool {
+    kind != ResourceKind::Group || auth.tenant.settings.groups_enabled
+}
+
+/// A SCIM 404 saying groups are not synced, for a resource type the tenant does not offer.
+///
+/// # Errors
+/// 404 when `kind` is not offered.
+pub fn require(auth: &Authed, kind: ResourceKind) -> Result<(), HttpError> {
+    if offers(auth, kind) {
+        Ok(())
+    } else {
+        Err(ScimError::not_found(GROUPS_DISABLED).into())
+    }
+}
+
+/// The schemas the tenant offers: without the Group schema when groups are not synced.
+fn offered_schemas(auth: &Authed) -> Vec<&'static SchemaDef> {
+    all_schemas()
+        .into_iter()
+        .filter(|s| offers(auth, ResourceKind::Group) || s.id != GROUP_SCHEMA)
+        .collect()
+}
+
 fn list_response(resources: Vec<Value>) -> Value {
     let n = resources.len();
     json!({
@@ -69,7 +102,7 @@ fn list_response(resources: Vec<Value>) -> Value {
 /// `GET /Schemas`.
 pub async fn schemas(State(state): State<AppState>, auth: Authed, headers: HeaderMap) -> Response {
     let base = base_url(&state, &headers, &auth.tenant.id);
-    let all = all_schemas()
+    let all = offered_schemas(&auth)
         .into_iter()
         .map(|s| s.to_json(&base))
         .collect();
@@ -84,7 +117,7 @@ pub async fn schema(
     Path((_, urn)): Path<(String, String)>,
 ) -> Result<Response, HttpError> {
     let base = base_url(&state, &headers, &auth.tenant.id);
-    let s = all_schemas()
+    let s = offered_schemas(&auth)
         .into_iter()
         .find(|s| s.id.eq_ignore_ascii_case(&urn))
         .ok_or_else(|| ScimError::not_found(format!("no schema \"{urn}\"")))?;
@@ -100,6 +133,7 @@ pub async fn resource_types(
     let base = base_url(&state, &headers, &auth.tenant.id);
     let all = ResourceKind::ALL
         .iter()
+        .filter(|k| offers(&auth, **k))
         .map(|k| k.def().to_json(&base))
         .collect();
     scim_json(StatusCode::OK, &list_response(all))
@@ -117,5 +151,6 @@ pub async fn resource_type(
         .into_iter()
         .find(|k| k.as_str().eq_ignore_ascii_case(&name))
         .ok_or_else(|| ScimError::not_found(format!("no resource type \"{name}\"")))?;
+    require(&auth, kind)?;
     Ok(scim_json(StatusCode::OK, &kind.def().to_json(&base)))
 }

@@ -1,7 +1,8 @@
 //! Roster's HTTP server: SCIM 2.0 endpoints per tenant, bearer-token auth, input limits,
 //! request logging and graceful shutdown; the admin API under `/api/v1` ([`admin`]); and the
 //! background tasks [`serve`] runs beside the requests: webhook delivery ([`webhooks`]), the
-//! provisioning-log writer and its pruning ([`provlog`]).
+//! provisioning-log writer and its pruning ([`provlog`]), and token-expiry warnings
+//! ([`admin::tokens`]).
 //!
 //! Handlers are thin: they parse HTTP into protocol values, call [`service`], and turn the
 //! result (or a [`error::HttpError`]) into a response. The server never writes SQL; it talks
@@ -72,6 +73,8 @@ pub struct Settings {
     pub log_retention: Duration,
     /// How often old provisioning-log rows are pruned.
     pub log_prune_interval: Duration,
+    /// How often tokens about to expire are looked for (`token.expiring`).
+    pub token_check_interval: Duration,
 }
 
 impl Default for Settings {
@@ -84,6 +87,7 @@ impl Default for Settings {
             webhooks: webhooks::WebhookSettings::default(),
             log_retention: Duration::from_secs(90 * 24 * 3600),
             log_prune_interval: Duration::from_secs(3600),
+            token_check_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -150,8 +154,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (bounded by a 30-second grace period). Runs the background tasks beside it
-/// (webhook delivery, provisioning-log writer and pruning) and stops them after the requests,
-/// flushing the provisioning log.
+/// (webhook delivery, provisioning-log writer and pruning, token-expiry warnings) and stops them
+/// after the requests, flushing the provisioning log.
 ///
 /// # Errors
 /// When accepting connections fails.
@@ -166,6 +170,11 @@ pub async fn serve(
         state.clone(),
         state.settings.log_retention,
         state.settings.log_prune_interval,
+        stop_rx.clone(),
+    ));
+    let expiry = tokio::spawn(admin::tokens::run_expiry_warnings(
+        state.clone(),
+        state.settings.token_check_interval,
         stop_rx.clone(),
     ));
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop_rx));
@@ -190,6 +199,7 @@ pub async fn serve(
     // The writer drains what the finished requests queued; bounded so shutdown cannot hang.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     pruner.abort();
+    expiry.abort();
     deliveries.abort();
     result
 }

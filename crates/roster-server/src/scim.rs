@@ -239,6 +239,7 @@ async fn do_list(
     kind: ResourceKind,
     query: Option<String>,
 ) -> Result<Response, HttpError> {
+    discovery::require(&auth, kind)?;
     let mut p = Params::parse(query)?.list()?;
     p.filter = dialect::filter(&auth, p.filter);
     let c = ctx(&state, &headers, &auth);
@@ -253,11 +254,18 @@ async fn do_search(
     kind: Option<ResourceKind>,
     body: Value,
 ) -> Result<Response, HttpError> {
+    if let Some(k) = kind {
+        discovery::require(&auth, k)?;
+    }
     let mut p = search_params(&body)?;
     p.filter = dialect::filter(&auth, p.filter);
     let c = ctx(&state, &headers, &auth);
     let body = match kind {
         Some(kind) => service::list(&state, &c, kind, &p).await?,
+        // Without groups the root search covers the one resource type the tenant offers.
+        None if !discovery::offers(&auth, ResourceKind::Group) => {
+            service::list(&state, &c, ResourceKind::User, &p).await?
+        }
         None => service::search_all(&state, &c, &p).await?,
     };
     Ok(scim_json(StatusCode::OK, &body))
@@ -271,6 +279,7 @@ async fn do_create(
     query: Option<String>,
     body: Value,
 ) -> Result<Response, HttpError> {
+    discovery::require(&auth, kind)?;
     let proj = Params::parse(query)?.projection(kind)?;
     let c = ctx(&state, &headers, &auth);
     let body = dialect::resource_body(&auth, BodyKind::Create, kind, body);
@@ -286,6 +295,7 @@ async fn do_get(
     id: String,
     query: Option<String>,
 ) -> Result<Response, HttpError> {
+    discovery::require(&auth, kind)?;
     let proj = Params::parse(query)?.projection(kind)?;
     let c = ctx(&state, &headers, &auth);
     let res = service::fetch(&state, &c, kind, &id).await?;
@@ -312,6 +322,7 @@ async fn do_put(
     query: Option<String>,
     body: Value,
 ) -> Result<Response, HttpError> {
+    discovery::require(&auth, kind)?;
     let proj = Params::parse(query)?.projection(kind)?;
     let c = ctx(&state, &headers, &auth);
     let if_match = header_str(&headers, header::IF_MATCH);
@@ -329,6 +340,7 @@ async fn do_patch(
     query: Option<String>,
     body: Value,
 ) -> Result<Response, HttpError> {
+    discovery::require(&auth, kind)?;
     let proj = Params::parse(query)?.projection(kind)?;
     let c = ctx(&state, &headers, &auth);
     let if_match = header_str(&headers, header::IF_MATCH);
@@ -344,6 +356,7 @@ async fn do_delete(
     kind: ResourceKind,
     id: String,
 ) -> Result<Response, HttpError> {
+    discovery::require(&auth, kind)?;
     let c = ctx(&state, &headers, &auth);
     let if_match = header_str(&headers, header::IF_MATCH);
     service::delete(&state, &c, kind, &id, if_match).await?;

@@ -532,7 +532,8 @@ pub async fn patch(
     Err(StoreError::Stale.into())
 }
 
-/// `DELETE /{type}/{id}`: a User is deprovisioned (retained, invisible), a Group removed.
+/// `DELETE /{type}/{id}`: a User is deprovisioned (retained, invisible) or, when the tenant's
+/// `deprovision_on_delete` setting is `erase`, erased; a Group is removed.
 ///
 /// # Errors
 /// 404, 412.
@@ -545,11 +546,26 @@ pub async fn delete(
 ) -> Result<(), HttpError> {
     let cur = fetch(state, ctx, kind, id).await?;
     check_if_match(if_match, &etag(cur.version))?;
-    state
-        .store
-        .delete_resource(&ctx.tenant, kind, id, state.clock.now())
-        .await?;
+    let now = state.clock.now();
+    if kind == ResourceKind::User && erases_users(state, ctx).await? {
+        state.store.erase_user(&ctx.tenant, id, now).await?;
+    } else {
+        state
+            .store
+            .delete_resource(&ctx.tenant, kind, id, now)
+            .await?;
+    }
     Ok(())
+}
+
+/// Whether the tenant's `deprovision_on_delete` setting is `erase` (read at the time of the
+/// DELETE, so a changed setting applies to the next request at once).
+async fn erases_users(state: &AppState, ctx: &Ctx) -> Result<bool, HttpError> {
+    Ok(state
+        .store
+        .get_tenant(&ctx.tenant)
+        .await?
+        .is_some_and(|t| t.settings.deprovision_on_delete == roster_store::DeprovisionMode::Erase))
 }
 
 /// Query parameters of a list or search request, as received.

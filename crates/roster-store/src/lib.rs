@@ -19,12 +19,14 @@ use time::OffsetDateTime;
 pub mod events;
 pub mod ops;
 pub mod sqlite;
+pub mod tenants;
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot};
 pub use ops::{
     AdminKeyRecord, AuditEntry, DeliveryResult, LogQuery, LogStore, Outcome, ProvisioningEntry,
     StreamState, Webhook, WebhookStore, WebhookStream,
 };
+pub use tenants::{TenantAdminStore, TenantDataMode, TenantEdit, TenantState};
 
 /// Errors the store reports.
 #[derive(Debug, thiserror::Error)]
@@ -317,12 +319,12 @@ pub struct GroupRef {
 /// Every write that changes a resource or a token appends its events to the tenant's outbox in
 /// the same transaction (see [`events`]); the outbox, webhooks and logs are in the supertraits.
 #[async_trait]
-pub trait Store: EventStore + WebhookStore + LogStore + Send + Sync {
+pub trait Store: EventStore + WebhookStore + LogStore + TenantAdminStore + Send + Sync {
     /// Creates a tenant. `Conflict("tenant")` if the id is taken.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
-    /// Looks a tenant up by id.
+    /// Looks a live tenant up by id (a deleted one is `None`).
     async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
-    /// All tenants, by creation time.
+    /// All live tenants, by creation time.
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
 
     /// Stores a new token record; emits `token.created`.

@@ -40,6 +40,7 @@ use crate::{
 mod ops;
 mod outbox;
 mod query;
+mod tenants;
 #[cfg(test)]
 mod tests;
 
@@ -799,19 +800,22 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
-        let row: Option<TenantRow> =
-            sqlx::query_as("SELECT id, name, idp, created_at, settings FROM tenants WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(backend)?;
+        let row: Option<TenantRow> = sqlx::query_as(
+            "SELECT id, name, idp, created_at, settings FROM tenants \
+                 WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
         row.map(tenant_from_row).transpose()
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         let rows: Vec<TenantRow> = sqlx::query_as(
-            "SELECT id, name, idp, created_at, settings FROM tenants ORDER BY created_at, rowid",
+            "SELECT id, name, idp, created_at, settings FROM tenants WHERE deleted_at IS NULL \
+             ORDER BY created_at, rowid",
         )
         .fetch_all(&self.reader)
         .await

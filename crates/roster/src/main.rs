@@ -9,15 +9,14 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use roster_server::{tokens, AppState, Clock, Settings, SystemClock};
+use roster_server::{AppState, Settings};
 use roster_store::sqlite::SqliteStore;
-use roster_store::{Store, StoreError, Tenant};
-use serde_json::json;
-use time::format_description::well_known::Rfc3339;
+use roster_store::Store;
 
 mod cycle;
 mod ops;
 mod simulate;
+mod tenants_cli;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,18 +53,30 @@ enum Command {
         /// Log format: `text` or `json`.
         #[arg(long, env = "ROSTER_LOG_FORMAT", default_value = "text")]
         log_format: String,
+        /// How often to look for tokens about to expire (`token.expiring`), in milliseconds.
+        #[arg(
+            long,
+            env = "ROSTER_TOKEN_CHECK_INTERVAL_MS",
+            default_value_t = 3_600_000
+        )]
+        token_check_interval_ms: u64,
         #[command(flatten)]
         events: EventOptions,
     },
     /// Manage tenants.
     Tenant {
         #[command(subcommand)]
-        command: TenantCommand,
+        command: tenants_cli::TenantCommand,
+    },
+    /// Enable or disable SCIM for a tenant.
+    Scim {
+        #[command(subcommand)]
+        command: tenants_cli::ScimCommand,
     },
     /// Manage a tenant's bearer tokens.
     Token {
         #[command(subcommand)]
-        command: TokenCommand,
+        command: tenants_cli::TokenCommand,
     },
     /// Play an identity provider's provisioning cycle against any SCIM server.
     Simulate(SimulateArgs),
@@ -176,60 +187,6 @@ impl EventOptions {
     }
 }
 
-#[derive(Subcommand, Debug)]
-enum TenantCommand {
-    /// Create a tenant and print its SCIM base URL and a new token (shown once).
-    Create {
-        /// The tenant's name; its id is derived from it (lowercase letters, digits, dashes).
-        name: String,
-        /// The identity provider the tenant uses.
-        #[arg(long, default_value = "generic", value_parser = ["okta", "entra", "onelogin", "jumpcloud", "google", "ping", "generic"])]
-        idp: String,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Lifetime of the first token, in days.
-        #[arg(long, default_value_t = 365)]
-        expires_in_days: i64,
-    },
-    /// List tenants.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum TokenCommand {
-    /// List a tenant's tokens (prefix, created, expires, last used; never the secret).
-    List {
-        /// Tenant id.
-        tenant: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Issue a new token and revoke every other token of the tenant at once.
-    Rotate {
-        /// Tenant id.
-        tenant: String,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Lifetime of the new token, in days.
-        #[arg(long, default_value_t = 365)]
-        expires_in_days: i64,
-    },
-    /// Revoke one token by its prefix.
-    Revoke {
-        /// Tenant id.
-        tenant: String,
-        /// The token's prefix, as shown by `roster token list`.
-        prefix: String,
-    },
-}
-
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -242,23 +199,6 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
-}
-
-/// Derives a URL-safe tenant id from a name: `Acme Corp` → `acme-corp`.
-fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_owned()
-}
-
-fn fmt_time(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 fn origin(cli_public_url: Option<&str>) -> String {
@@ -275,34 +215,7 @@ async fn open(url: &str) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-fn print_token(
-    json_out: bool,
-    tenant: &str,
-    base: &str,
-    secret: &str,
-    expires: time::OffsetDateTime,
-) {
-    if json_out {
-        println!(
-            "{}",
-            json!({
-                "tenant": tenant,
-                "scim_base_url": base,
-                "token": secret,
-                "expires_at": fmt_time(expires),
-            })
-        );
-    } else {
-        println!("tenant:        {tenant}");
-        println!("SCIM base URL: {base}");
-        println!("token:         {secret}");
-        println!("expires at:    {}", fmt_time(expires));
-        println!("The token is shown only once: store it in your identity provider now.");
-    }
-}
-
 async fn run(cli: Cli) -> Result<()> {
-    let clock = SystemClock;
     match cli.command {
         Command::Simulate(a) => {
             let ok = simulate::run(simulate::Options {
@@ -324,6 +237,7 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             max_body_bytes,
             log_format,
+            token_check_interval_ms,
             events,
         } => {
             init_logging(&log_format);
@@ -331,6 +245,9 @@ async fn run(cli: Cli) -> Result<()> {
             let mut settings = Settings {
                 public_url: cli.public_url.clone(),
                 max_body_bytes,
+                token_check_interval: std::time::Duration::from_millis(
+                    token_check_interval_ms.max(10),
+                ),
                 ..Settings::default()
             };
             events.apply(&mut settings);
@@ -345,164 +262,16 @@ async fn run(cli: Cli) -> Result<()> {
             tracing::info!("stopped");
         }
         Command::Tenant { command } => {
-            let store = open(&cli.database).await?;
-            match command {
-                TenantCommand::Create {
-                    name,
-                    idp,
-                    json,
-                    expires_in_days,
-                } => {
-                    let id = slug(&name);
-                    if id.is_empty() {
-                        bail!("the tenant name must contain at least one letter or digit");
-                    }
-                    let now = clock.now();
-                    let tenant = Tenant {
-                        id: id.clone(),
-                        name,
-                        idp,
-                        created_at: now,
-                        settings: roster_store::TenantSettings::default(),
-                    };
-                    match store.create_tenant(&tenant).await {
-                        Err(StoreError::Conflict(_)) => {
-                            bail!("a tenant with id \"{id}\" already exists")
-                        }
-                        r => r?,
-                    }
-                    let issued = tokens::issue(&id, now, time::Duration::days(expires_in_days));
-                    store.insert_token(&issued.record).await?;
-                    ops::audit(
-                        store.as_ref(),
-                        "tenant.create",
-                        Some(&id),
-                        Some(&id),
-                        json!({"name": tenant.name, "idp": tenant.idp, "token_prefix": issued.record.prefix}),
-                    )
-                    .await;
-                    let base = format!("{}/scim/v2/{id}", origin(cli.public_url.as_deref()));
-                    print_token(json, &id, &base, &issued.secret, issued.record.expires_at);
-                }
-                TenantCommand::List { json } => {
-                    let tenants = store.list_tenants().await?;
-                    if json {
-                        let v: Vec<_> = tenants
-                            .iter()
-                            .map(|t| json!({"id": t.id, "name": t.name, "idp": t.idp, "created_at": fmt_time(t.created_at)}))
-                            .collect();
-                        println!("{}", serde_json::Value::Array(v));
-                    } else {
-                        println!("{:<24} {:<10} {:<26} NAME", "ID", "IDP", "CREATED");
-                        for t in tenants {
-                            println!(
-                                "{:<24} {:<10} {:<26} {}",
-                                t.id,
-                                t.idp,
-                                fmt_time(t.created_at),
-                                t.name
-                            );
-                        }
-                    }
-                }
-            }
+            let origin = origin(cli.public_url.as_deref());
+            tenants_cli::tenant(open(&cli.database).await?, &origin, command).await?
+        }
+        Command::Scim { command } => {
+            let origin = origin(cli.public_url.as_deref());
+            tenants_cli::scim(open(&cli.database).await?, &origin, command).await?
         }
         Command::Token { command } => {
-            let store = open(&cli.database).await?;
-            let require_tenant = |t: Option<Tenant>, id: &str| match t {
-                Some(t) => Ok(t),
-                None => Err(anyhow::anyhow!("no tenant \"{id}\"")),
-            };
-            match command {
-                TokenCommand::List { tenant, json } => {
-                    require_tenant(store.get_tenant(&tenant).await?, &tenant)?;
-                    let list = store.list_tokens(&tenant).await?;
-                    if json {
-                        let v: Vec<_> = list
-                            .iter()
-                            .map(|t| {
-                                json!({
-                                    "prefix": t.prefix,
-                                    "created_at": fmt_time(t.created_at),
-                                    "expires_at": fmt_time(t.expires_at),
-                                    "last_used_at": t.last_used_at.map(fmt_time),
-                                    "revoked_at": t.revoked_at.map(fmt_time),
-                                })
-                            })
-                            .collect();
-                        println!("{}", serde_json::Value::Array(v));
-                    } else {
-                        println!(
-                            "{:<14} {:<26} {:<26} {:<26} STATUS",
-                            "PREFIX", "CREATED", "EXPIRES", "LAST USED"
-                        );
-                        let now = clock.now();
-                        for t in list {
-                            let status = if t.revoked_at.is_some() {
-                                "revoked"
-                            } else if t.expires_at <= now {
-                                "expired"
-                            } else {
-                                "active"
-                            };
-                            println!(
-                                "{:<14} {:<26} {:<26} {:<26} {status}",
-                                t.prefix,
-                                fmt_time(t.created_at),
-                                fmt_time(t.expires_at),
-                                t.last_used_at.map_or_else(|| "never".to_owned(), fmt_time),
-                            );
-                        }
-                    }
-                }
-                TokenCommand::Rotate {
-                    tenant,
-                    json,
-                    expires_in_days,
-                } => {
-                    require_tenant(store.get_tenant(&tenant).await?, &tenant)?;
-                    let now = clock.now();
-                    let issued = tokens::issue(&tenant, now, time::Duration::days(expires_in_days));
-                    store.rotate_tokens(&issued.record, now).await?;
-                    ops::audit(
-                        store.as_ref(),
-                        "token.rotate",
-                        Some(&tenant),
-                        Some(&issued.record.prefix),
-                        json!({}),
-                    )
-                    .await;
-                    let base = format!("{}/scim/v2/{tenant}", origin(cli.public_url.as_deref()));
-                    print_token(
-                        json,
-                        &tenant,
-                        &base,
-                        &issued.secret,
-                        issued.record.expires_at,
-                    );
-                }
-                TokenCommand::Revoke { tenant, prefix } => {
-                    match store.revoke_token(&tenant, &prefix, clock.now()).await {
-                        Ok(()) => {
-                            ops::audit(
-                                store.as_ref(),
-                                "token.revoke",
-                                Some(&tenant),
-                                Some(&prefix),
-                                json!({}),
-                            )
-                            .await;
-                            println!("revoked {prefix}");
-                        }
-                        Err(StoreError::NotFound) => {
-                            bail!(
-                                "tenant \"{tenant}\" has no active token with prefix \"{prefix}\""
-                            )
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
+            let origin = origin(cli.public_url.as_deref());
+            tenants_cli::token(open(&cli.database).await?, &origin, command).await?
         }
         Command::AdminKey { command } => {
             ops::admin_key(open(&cli.database).await?, command).await?
@@ -565,17 +334,5 @@ async fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slug;
-
-    #[test]
-    fn slugs() {
-        assert_eq!(slug("Acme Corp"), "acme-corp");
-        assert_eq!(slug("  --Ünïcode & Co!! "), "n-code-co");
-        assert_eq!(slug("***"), "");
     }
 }

@@ -24,6 +24,8 @@ pub mod error;
 pub mod feed;
 pub mod keys;
 pub mod logs;
+pub mod tenants;
+pub mod tokens;
 pub mod webhooks;
 
 pub use error::ApiError;
@@ -56,6 +58,7 @@ pub struct ApiPath<T>(pub T);
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi))
+        .merge(tenant_routes())
         .route("/tenants/{tenant}/events", get(feed::events))
         .route("/tenants/{tenant}/snapshot", get(feed::snapshot))
         .route(
@@ -87,6 +90,46 @@ pub fn routes() -> Router<AppState> {
                 message: "this endpoint does not support that HTTP method".into(),
             }
         })
+}
+
+/// Tenants, settings, SCIM enablement and tokens ([`tenants`], [`tokens`]).
+fn tenant_routes() -> Router<AppState> {
+    use axum::routing::delete;
+    Router::new()
+        .route(
+            "/tenants",
+            get(tenants::list_handler).post(tenants::create_handler),
+        )
+        .route(
+            "/tenants/{tenant}",
+            get(tenants::get_handler)
+                .patch(tenants::update_handler)
+                .delete(tenants::delete_handler),
+        )
+        .route(
+            "/tenants/{tenant}/settings",
+            get(tenants::get_settings_handler).patch(tenants::update_settings_handler),
+        )
+        .route(
+            "/tenants/{tenant}/scim/enable",
+            post(tenants::enable_handler),
+        )
+        .route(
+            "/tenants/{tenant}/scim/disable",
+            post(tenants::disable_handler),
+        )
+        .route(
+            "/tenants/{tenant}/tokens",
+            get(tokens::list_handler).post(tokens::create_handler),
+        )
+        .route(
+            "/tenants/{tenant}/tokens/rotate",
+            post(tokens::rotate_handler),
+        )
+        .route(
+            "/tenants/{tenant}/tokens/{prefix}",
+            delete(tokens::revoke_handler),
+        )
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -1,0 +1,835 @@
+//! SQLite implementation of [`TenantAdminStore`]: the tenant lifecycle, SCIM enablement, the
+//! token rules, expiry warnings and erasing a User.
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::outbox::append_events;
+use super::query::to_ms;
+use super::{
+    backend, insert_token, tenant_from_row, to_i64, token_from, token_ref, SqliteStore, TenantRow,
+    TokenRow, Tx, TOKEN_COLS,
+};
+use crate::events::{member_events, resource_ref};
+use crate::tenants::{
+    TenantAdminStore, TenantDataMode, TenantEdit, TenantState, CONFLICT_SCIM_DISABLED,
+    CONFLICT_SCIM_ENABLED, CONFLICT_TOKEN_LIMIT,
+};
+use crate::{EventType, NewEvent, StoreError, StoreResult, Tenant, TokenRecord};
+
+const TENANT_COLS: &str = "id, name, idp, created_at, settings";
+
+/// Tables whose rows are never erased with a tenant: the audit log is append-only, and it
+/// must still say who erased the tenant.
+const KEEP_ON_ERASE: [&str; 1] = ["audit_log"];
+
+/// Reads a live tenant inside a write transaction.
+async fn live_tenant(tx: &mut Tx, id: &str) -> StoreResult<Option<Tenant>> {
+    let row: Option<TenantRow> = sqlx::query_as(&format!(
+        "SELECT {TENANT_COLS} FROM tenants WHERE id = ? AND deleted_at IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    row.map(tenant_from_row).transpose()
+}
+
+async fn write_settings(tx: &mut Tx, t: &Tenant) -> StoreResult<()> {
+    let settings = serde_json::to_string(&t.settings).map_err(backend)?;
+    sqlx::query("UPDATE tenants SET name = ?, idp = ?, settings = ? WHERE id = ?")
+        .bind(&t.name)
+        .bind(&t.idp)
+        .bind(settings)
+        .bind(&t.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Revokes live tokens of `tenant` (only `prefix` when given); returns the revoked prefixes.
+async fn revoke(
+    tx: &mut Tx,
+    tenant: &str,
+    prefix: Option<&str>,
+    now_ms: i64,
+) -> StoreResult<Vec<String>> {
+    let q = match prefix {
+        Some(p) => sqlx::query_scalar(
+            "UPDATE tokens SET revoked_at = ? \
+             WHERE tenant_id = ? AND prefix = ? AND revoked_at IS NULL RETURNING prefix",
+        )
+        .bind(now_ms)
+        .bind(tenant)
+        .bind(p),
+        None => sqlx::query_scalar(
+            "UPDATE tokens SET revoked_at = ? \
+             WHERE tenant_id = ? AND revoked_at IS NULL RETURNING prefix",
+        )
+        .bind(now_ms)
+        .bind(tenant),
+    };
+    q.fetch_all(&mut **tx).await.map_err(backend)
+}
+
+/// The live tenant, or `NotFound`; `Conflict(CONFLICT_SCIM_DISABLED)` when SCIM is off.
+async fn scim_tenant(tx: &mut Tx, id: &str) -> StoreResult<Tenant> {
+    let t = live_tenant(tx, id).await?.ok_or(StoreError::NotFound)?;
+    if !t.settings.scim_enabled {
+        return Err(StoreError::Conflict(CONFLICT_SCIM_DISABLED));
+    }
+    Ok(t)
+}
+
+#[async_trait::async_trait]
+impl TenantAdminStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
+    async fn list_tenants_page(&self, after: Option<&str>, limit: u64) -> StoreResult<Vec<Tenant>> {
+        let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+            "SELECT {TENANT_COLS} FROM tenants WHERE deleted_at IS NULL AND id > ? \
+             ORDER BY id LIMIT ?"
+        ))
+        .bind(after.unwrap_or(""))
+        .bind(to_i64(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(tenant_from_row).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn tenant_state(&self, id: &str) -> StoreResult<TenantState> {
+        let row: Option<(String, String, String, i64, String, Option<i64>)> = sqlx::query_as(
+            &format!("SELECT {TENANT_COLS}, deleted_at FROM tenants WHERE id = ?"),
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        Ok(match row {
+            None => TenantState::Absent,
+            Some((.., Some(deleted))) => TenantState::Deleted {
+                deleted_at: super::from_ms(deleted)?,
+            },
+            Some((id, name, idp, created, settings, None)) => TenantState::Live(Box::new(
+                tenant_from_row((id, name, idp, created, settings))?,
+            )),
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_tenant(&self, id: &str, edit: TenantEdit) -> StoreResult<Tenant> {
+        let mut tx = self.write().await?;
+        let before = live_tenant(&mut tx, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut after = before.clone();
+        edit(&mut after).map_err(StoreError::Invalid)?;
+        if after.id != before.id || after.created_at != before.created_at {
+            return Err(StoreError::Invalid(
+                "a tenant's id and creation time cannot change".to_owned(),
+            ));
+        }
+        if after.settings.scim_enabled != before.settings.scim_enabled {
+            return Err(StoreError::Invalid(
+                "scim_enabled changes only through enabling or disabling SCIM".to_owned(),
+            ));
+        }
+        write_settings(&mut tx, &after).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(after)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn enable_scim(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let mut t = live_tenant(&mut tx, &token.tenant_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if t.settings.scim_enabled {
+            return Err(StoreError::Conflict(CONFLICT_SCIM_ENABLED));
+        }
+        t.settings.scim_enabled = true;
+        write_settings(&mut tx, &t).await?;
+        insert_token(&mut tx, token).await?;
+        let events = vec![
+            NewEvent::new(EventType::ScimEnabled, json!({"token": token_ref(token)})),
+            NewEvent::new(EventType::TokenCreated, json!({"token": token_ref(token)})),
+        ];
+        append_events(&mut tx, &t.id, now_ms, events).await?;
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn disable_scim(&self, tenant: &str, now: OffsetDateTime) -> StoreResult<Vec<String>> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let mut t = live_tenant(&mut tx, tenant)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        // Revoke even when already disabled: a token can only have been left live by a store
+        // older than this rule, and "disabled" must mean "no token works".
+        let revoked = revoke(&mut tx, tenant, None, now_ms).await?;
+        if !t.settings.scim_enabled && revoked.is_empty() {
+            return Ok(revoked);
+        }
+        t.settings.scim_enabled = false;
+        write_settings(&mut tx, &t).await?;
+        let event = NewEvent::new(EventType::ScimDisabled, json!({"revoked": revoked}));
+        append_events(&mut tx, tenant, now_ms, vec![event]).await?;
+        self.commit(tx).await?;
+        Ok(revoked)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_token(
+        &self,
+        token: &TokenRecord,
+        max_live: u32,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        scim_tenant(&mut tx, &token.tenant_id).await?;
+        // Counted inside the write transaction: two concurrent creations cannot both pass.
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tokens \
+             WHERE tenant_id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(&token.tenant_id)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if live >= i64::from(max_live) {
+            return Err(StoreError::Conflict(CONFLICT_TOKEN_LIMIT));
+        }
+        insert_token(&mut tx, token).await?;
+        let event = NewEvent::new(EventType::TokenCreated, json!({"token": token_ref(token)}));
+        append_events(&mut tx, &token.tenant_id, now_ms, vec![event]).await?;
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rotate_token(
+        &self,
+        token: &TokenRecord,
+        replace: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<String>> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        scim_tenant(&mut tx, &token.tenant_id).await?;
+        let revoked = revoke(&mut tx, &token.tenant_id, replace, now_ms).await?;
+        if replace.is_some() && revoked.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        insert_token(&mut tx, token).await?;
+        let event = NewEvent::new(
+            EventType::TokenRotated,
+            json!({"token": token_ref(token), "revoked": revoked}),
+        );
+        append_events(&mut tx, &token.tenant_id, now_ms, vec![event]).await?;
+        self.commit(tx).await?;
+        Ok(revoked)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_tenant(
+        &self,
+        id: &str,
+        mode: TenantDataMode,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let deleted: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT deleted_at FROM tenants WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        match (deleted, mode) {
+            (None, _) | (Some(Some(_)), TenantDataMode::Retain) => {
+                return Err(StoreError::NotFound)
+            }
+            (Some(_), TenantDataMode::Retain) => {
+                revoke(&mut tx, id, None, now_ms).await?;
+                sqlx::query("UPDATE tenants SET deleted_at = ? WHERE id = ?")
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            (Some(_), TenantDataMode::Erase) => erase_tenant(&mut tx, id).await?,
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn warn_expiring_tokens(
+        &self,
+        tenant: &str,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<TokenRecord>> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+            "UPDATE tokens SET expiry_warned_at = ? \
+             WHERE tenant_id = ? AND revoked_at IS NULL AND expiry_warned_at IS NULL \
+             AND expires_at > ? AND expires_at <= ? \
+             RETURNING {TOKEN_COLS}"
+        ))
+        .bind(now_ms)
+        .bind(tenant)
+        .bind(now_ms)
+        .bind(to_ms(before))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tokens = rows
+            .into_iter()
+            .map(token_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        tokens.sort_by(|a, b| (a.expires_at, &a.prefix).cmp(&(b.expires_at, &b.prefix)));
+        let events = tokens
+            .iter()
+            .map(|t| NewEvent::new(EventType::TokenExpiring, json!({"token": token_ref(t)})))
+            .collect();
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await?;
+        Ok(tokens)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_user(&self, tenant: &str, id: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT pk, doc FROM resources \
+             WHERE tenant_id = ? AND kind = 'User' AND id = ? AND deleted = 0",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((pk, doc)) = row else {
+            return Err(StoreError::NotFound);
+        };
+        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
+        let mut events = Vec::new();
+        // The groups that lose the member announce it before the erasure, as on deprovisioning.
+        let groups: Vec<(String, String)> = sqlx::query_as(
+            "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
+             WHERE m.member_pk = ? ORDER BY g.pk",
+        )
+        .bind(pk)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        for (gid, gdoc) in groups {
+            let gdoc: Value = serde_json::from_str(&gdoc).map_err(backend)?;
+            events.extend(member_events(
+                EventType::GroupMembersRemoved,
+                &gid,
+                &gdoc,
+                &[id.to_owned()],
+            ));
+        }
+        events.push(NewEvent::new(
+            EventType::UserErased,
+            json!({"user": resource_ref(id, &doc)}),
+        ));
+        // Each group that loses the member changes: its ETag must change too.
+        sqlx::query(
+            "UPDATE resources SET version = version + 1, last_modified = ? \
+             WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
+        )
+        .bind(now_ms)
+        .bind(pk)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // Emails and membership rows go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM resources WHERE pk = ?")
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await
+    }
+}
+
+/// Removes every row that names the tenant, in every table with a `tenant_id` column except
+/// [`KEEP_ON_ERASE`], then the tenant itself.
+///
+/// The tables are found in the schema rather than listed here, so that a table added by a
+/// later migration is erased too without touching this code. Foreign-key checks are deferred to
+/// the commit, so the order of the deletes does not matter; rows that reference the erased ones
+/// through `ON DELETE CASCADE` (emails, members) go with them.
+async fn erase_tenant(tx: &mut Tx, id: &str) -> StoreResult<()> {
+    sqlx::query("PRAGMA defer_foreign_keys = ON")
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
+         WHERE m.type = 'table' AND c.name = 'tenant_id' ORDER BY m.name",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(backend)?;
+    for table in tables {
+        if KEEP_ON_ERASE.contains(&table.as_str()) {
+            continue;
+        }
+        // The name comes from the schema itself, never from input; quoted as an identifier.
+        let quoted = table.replace('"', "\"\"");
+        sqlx::query(&format!("DELETE FROM \"{quoted}\" WHERE tenant_id = ?"))
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    sqlx::query("DELETE FROM tenants WHERE id = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+    use time::Duration;
+
+    use super::*;
+    use crate::events::EventStore;
+    use crate::ops::{AuditEntry, LogStore};
+    use crate::{NewResource, Store, TenantSettings};
+    use scim_proto::schema::ResourceKind;
+
+    const T0: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+
+    fn at(secs: i64) -> OffsetDateTime {
+        T0 + Duration::seconds(secs)
+    }
+
+    async fn store_with(ids: &[&str]) -> SqliteStore {
+        let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+        for id in ids {
+            s.create_tenant(&Tenant {
+                id: (*id).into(),
+                name: format!("Tenant {id}"),
+                idp: "generic".into(),
+                created_at: T0,
+                settings: TenantSettings::default(),
+            })
+            .await
+            .unwrap();
+        }
+        s
+    }
+
+    fn tok(prefix: &str, tenant: &str, created: i64, ttl: i64) -> TokenRecord {
+        TokenRecord {
+            prefix: prefix.into(),
+            tenant_id: tenant.into(),
+            hash: format!("hash-{prefix}"),
+            created_at: at(created),
+            expires_at: at(created + ttl),
+            last_used_at: None,
+            revoked_at: None,
+        }
+    }
+
+    async fn types(s: &SqliteStore, tenant: &str) -> Vec<String> {
+        s.list_events(tenant, 0, &[], 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pages_of_tenants_by_id() {
+        let s = store_with(&["c", "a", "b", "d"]).await;
+        let ids = |v: Vec<Tenant>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.list_tenants_page(None, 2).await.unwrap()), ["a", "b"]);
+        assert_eq!(
+            ids(s.list_tenants_page(Some("b"), 2).await.unwrap()),
+            ["c", "d"]
+        );
+        assert!(s.list_tenants_page(Some("d"), 2).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn at_most_max_live_tokens() {
+        let s = store_with(&["acme"]).await;
+        s.create_token(&tok("a1", "acme", 0, 100), 2, at(0))
+            .await
+            .unwrap();
+        s.create_token(&tok("a2", "acme", 1, 100), 2, at(1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.create_token(&tok("a3", "acme", 2, 100), 2, at(2)).await,
+            Err(StoreError::Conflict(CONFLICT_TOKEN_LIMIT))
+        ));
+        // An expired token no longer counts, nor does a revoked one.
+        s.create_token(&tok("a4", "acme", 200, 100), 2, at(200))
+            .await
+            .unwrap();
+        s.revoke_token("acme", "a4", at(201)).await.unwrap();
+        s.create_token(&tok("a5", "acme", 202, 100), 2, at(202))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.create_token(&tok("x", "nope", 0, 100), 2, at(0)).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn rotate_one_or_all() {
+        let s = store_with(&["acme"]).await;
+        s.create_token(&tok("a1", "acme", 0, 100), 2, at(0))
+            .await
+            .unwrap();
+        s.create_token(&tok("a2", "acme", 0, 100), 2, at(0))
+            .await
+            .unwrap();
+        let revoked = s
+            .rotate_token(&tok("a3", "acme", 1, 100), Some("a1"), at(1))
+            .await
+            .unwrap();
+        assert_eq!(revoked, ["a1"]);
+        assert!(s
+            .find_token("a2")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none());
+        assert!(matches!(
+            s.rotate_token(&tok("a4", "acme", 2, 100), Some("a1"), at(2))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        let mut revoked = s
+            .rotate_token(&tok("a5", "acme", 3, 100), None, at(3))
+            .await
+            .unwrap();
+        revoked.sort();
+        assert_eq!(revoked, ["a2", "a3"]);
+        assert_eq!(
+            types(&s, "acme").await,
+            [
+                "token.created",
+                "token.created",
+                "token.rotated",
+                "token.rotated"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn disable_revokes_every_token_and_enable_issues_one() {
+        let s = store_with(&["acme"]).await;
+        s.create_token(&tok("a1", "acme", 0, 100), 2, at(0))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.enable_scim(&tok("a2", "acme", 0, 100), at(0)).await,
+            Err(StoreError::Conflict(CONFLICT_SCIM_ENABLED))
+        ));
+        assert_eq!(s.disable_scim("acme", at(1)).await.unwrap(), ["a1"]);
+        assert!(s
+            .find_token("a1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some());
+        assert!(
+            !s.get_tenant("acme")
+                .await
+                .unwrap()
+                .unwrap()
+                .settings
+                .scim_enabled
+        );
+        // Disabled: no token can be issued or rotated; disabling again changes nothing.
+        assert!(matches!(
+            s.create_token(&tok("a3", "acme", 2, 100), 2, at(2)).await,
+            Err(StoreError::Conflict(CONFLICT_SCIM_DISABLED))
+        ));
+        assert!(matches!(
+            s.rotate_token(&tok("a3", "acme", 2, 100), None, at(2))
+                .await,
+            Err(StoreError::Conflict(CONFLICT_SCIM_DISABLED))
+        ));
+        assert!(s.disable_scim("acme", at(3)).await.unwrap().is_empty());
+        s.enable_scim(&tok("a4", "acme", 4, 100), at(4))
+            .await
+            .unwrap();
+        assert!(
+            s.get_tenant("acme")
+                .await
+                .unwrap()
+                .unwrap()
+                .settings
+                .scim_enabled
+        );
+        assert_eq!(
+            types(&s, "acme").await,
+            [
+                "token.created",
+                "scim.disabled",
+                "scim.enabled",
+                "token.created"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn update_applies_an_edit_but_never_scim_enabled() {
+        let s = store_with(&["acme"]).await;
+        let t = s
+            .update_tenant(
+                "acme",
+                Box::new(|t: &mut Tenant| {
+                    t.name = "Acme Corp".into();
+                    t.settings.groups_enabled = false;
+                    Ok(())
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(t.name, "Acme Corp");
+        assert_eq!(s.get_tenant("acme").await.unwrap().unwrap(), t);
+        for edit in [
+            Box::new(|t: &mut Tenant| {
+                t.settings.scim_enabled = false;
+                Ok(())
+            }) as TenantEdit,
+            Box::new(|_: &mut Tenant| Err("no".to_owned())),
+            Box::new(|t: &mut Tenant| {
+                t.id = "other".into();
+                Ok(())
+            }),
+        ] {
+            assert!(matches!(
+                s.update_tenant("acme", edit).await,
+                Err(StoreError::Invalid(_))
+            ));
+        }
+        assert!(matches!(
+            s.update_tenant("nope", Box::new(|_: &mut Tenant| Ok(())))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn expiring_tokens_are_announced_once() {
+        let s = store_with(&["acme"]).await;
+        s.create_token(&tok("soon", "acme", 0, 10), 2, at(0))
+            .await
+            .unwrap();
+        s.create_token(&tok("later", "acme", 0, 1000), 2, at(0))
+            .await
+            .unwrap();
+        let warned = s
+            .warn_expiring_tokens("acme", at(100), at(1))
+            .await
+            .unwrap();
+        assert_eq!(warned.len(), 1);
+        assert_eq!(warned[0].prefix, "soon");
+        assert!(s
+            .warn_expiring_tokens("acme", at(100), at(2))
+            .await
+            .unwrap()
+            .is_empty());
+        // Already expired tokens are not announced as expiring.
+        assert!(s
+            .warn_expiring_tokens("acme", at(5000), at(2000))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            types(&s, "acme").await,
+            ["token.created", "token.created", "token.expiring"]
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_retains_or_erases() {
+        let s = store_with(&["keep", "gone"]).await;
+        for t in ["keep", "gone"] {
+            s.create_token(&tok(&format!("{t}1"), t, 0, 100), 2, at(0))
+                .await
+                .unwrap();
+            s.create_resource(
+                t,
+                ResourceKind::User,
+                NewResource {
+                    id: format!("{t}-u"),
+                    doc: serde_json::json!({"userName": format!("{t}@x")}),
+                    password_hash: None,
+                    members: vec![],
+                    events: vec![],
+                },
+                at(0),
+            )
+            .await
+            .unwrap();
+            s.create_resource(
+                t,
+                ResourceKind::Group,
+                NewResource {
+                    id: format!("{t}-g"),
+                    doc: serde_json::json!({"displayName": "G"}),
+                    password_hash: None,
+                    members: vec![format!("{t}-u")],
+                    events: vec![],
+                },
+                at(0),
+            )
+            .await
+            .unwrap();
+        }
+        s.append_audit(&AuditEntry {
+            id: 0,
+            at: at(1),
+            actor: "test".into(),
+            action: "tenant.delete".into(),
+            tenant_id: Some("gone".into()),
+            target: None,
+            details: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+
+        s.delete_tenant("keep", TenantDataMode::Retain, at(1))
+            .await
+            .unwrap();
+        assert!(s.get_tenant("keep").await.unwrap().is_none());
+        assert!(matches!(
+            s.tenant_state("keep").await.unwrap(),
+            TenantState::Deleted { .. }
+        ));
+        assert!(s
+            .find_token("keep1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some());
+        assert!(s
+            .get_resource("keep", ResourceKind::User, "keep-u")
+            .await
+            .unwrap()
+            .is_some());
+        assert!(!types(&s, "keep").await.is_empty());
+        assert!(matches!(
+            s.delete_tenant("keep", TenantDataMode::Retain, at(2)).await,
+            Err(StoreError::NotFound)
+        ));
+
+        s.delete_tenant("gone", TenantDataMode::Erase, at(1))
+            .await
+            .unwrap();
+        assert_eq!(s.tenant_state("gone").await.unwrap(), TenantState::Absent);
+        assert!(s.find_token("gone1").await.unwrap().is_none());
+        assert!(types(&s, "gone").await.is_empty());
+        assert!(s
+            .get_resource("gone", ResourceKind::Group, "gone-g")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(s.list_audit(None, 10).await.unwrap().len(), 1, "kept");
+        // The retained tenant can be erased later; its id is then free again.
+        s.delete_tenant("keep", TenantDataMode::Erase, at(3))
+            .await
+            .unwrap();
+        assert_eq!(s.tenant_state("keep").await.unwrap(), TenantState::Absent);
+        assert!(matches!(
+            s.delete_tenant("keep", TenantDataMode::Erase, at(3)).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn erase_user_removes_record_and_memberships() {
+        let s = store_with(&["acme"]).await;
+        let new = |id: &str, doc: Value, members: Vec<String>| NewResource {
+            id: id.into(),
+            doc,
+            password_hash: None,
+            members,
+            events: vec![],
+        };
+        s.create_resource(
+            "acme",
+            ResourceKind::User,
+            new("u1", json!({"userName": "a@x"}), vec![]),
+            at(0),
+        )
+        .await
+        .unwrap();
+        s.create_resource(
+            "acme",
+            ResourceKind::Group,
+            new("g1", json!({"displayName": "G"}), vec!["u1".into()]),
+            at(0),
+        )
+        .await
+        .unwrap();
+        let g_before = s
+            .get_resource("acme", ResourceKind::Group, "g1")
+            .await
+            .unwrap()
+            .unwrap();
+        s.erase_user("acme", "u1", at(1)).await.unwrap();
+        assert!(matches!(
+            s.erase_user("acme", "u1", at(1)).await,
+            Err(StoreError::NotFound)
+        ));
+        let g = s
+            .get_resource("acme", ResourceKind::Group, "g1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(g.version > g_before.version);
+        assert!(s
+            .list_members("acme", "g1", None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let t = types(&s, "acme").await;
+        assert_eq!(&t[t.len() - 2..], ["group.members_removed", "user.erased"]);
+        // The userName is free: a new create makes a new record, not a restore.
+        let out = s
+            .create_resource(
+                "acme",
+                ResourceKind::User,
+                new("u2", json!({"userName": "a@x"}), vec![]),
+                at(2),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(out, crate::CreateOutcome::Created(_)));
+    }
+}

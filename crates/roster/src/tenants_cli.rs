@@ -1,0 +1,568 @@
+//! `roster tenant …`, `roster scim …` and `roster token …`: the tenant lifecycle, SCIM
+//! enablement and tokens from the command line.
+//!
+//! Every command runs the same operation as the admin API (`roster_server::admin::tenants` and
+//! `::tokens`) on the database directly, so the rules are the same (at most two live tokens,
+//! the tenant's token lifetime, confirmation before disabling) and each change is recorded in
+//! the audit log as `cli:<os user>`.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use roster_server::admin::{tenants, tokens};
+use roster_server::{Clock, SystemClock};
+use roster_store::{Store, TenantDataMode};
+use serde_json::{json, Map, Value};
+
+use crate::ops::audit;
+
+/// The identity providers `--idp` accepts.
+const IDPS: [&str; 7] = [
+    "okta",
+    "entra",
+    "onelogin",
+    "jumpcloud",
+    "google",
+    "ping",
+    "generic",
+];
+
+/// `roster tenant …`
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant and print its SCIM base URL and a new token (shown once).
+    Create {
+        /// The tenant's name; its id is derived from it (lowercase letters, digits, dashes).
+        name: String,
+        /// The tenant id (default: derived from the name).
+        #[arg(long)]
+        id: Option<String>,
+        /// The identity provider the tenant uses.
+        #[arg(long, default_value = "generic", value_parser = IDPS)]
+        idp: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Lifetime of the first token, in days (default: the tenant's `token_ttl_days`, 365).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Create the tenant with SCIM disabled and no token (`roster scim enable` later).
+        #[arg(long)]
+        no_scim: bool,
+    },
+    /// List tenants.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a tenant: name, identity provider, SCIM base URL and settings.
+    Show {
+        /// Tenant id.
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tenant's name or identity provider.
+    Update {
+        /// Tenant id.
+        tenant: String,
+        /// The new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The new identity provider.
+        #[arg(long, value_parser = IDPS)]
+        idp: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tenant: every token stops working at once.
+    Delete {
+        /// Tenant id.
+        tenant: String,
+        /// `retain` keeps its users, groups, events and logs (for audit; the id stays
+        /// reserved), `erase` removes them. Erasing also works on a tenant deleted earlier with
+        /// `retain`.
+        #[arg(long, value_parser = ["retain", "erase"])]
+        data: String,
+        /// Confirm: the tenant's identity provider can no longer sync.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show a tenant's settings, or change them with `--set KEY=VALUE`.
+    Settings {
+        /// Tenant id.
+        tenant: String,
+        /// Set a setting; KEY may be dotted (`deprovision_guard.max_percent=30`), VALUE is JSON
+        /// (`false`, `30`, `"erase"`) or else a string (`erase`); `null` restores the default.
+        /// Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `roster scim …`
+#[derive(Subcommand, Debug)]
+pub enum ScimCommand {
+    /// Enable SCIM for a tenant and print its SCIM base URL and a new token (shown once).
+    Enable {
+        /// Tenant id.
+        tenant: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Lifetime of the token, in days (default: the tenant's `token_ttl_days`).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Disable SCIM for a tenant: every token stops working at once.
+    Disable {
+        /// Tenant id.
+        tenant: String,
+        /// Confirm: the identity provider's syncs fail until SCIM is enabled again.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `roster token …`
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// List a tenant's tokens (prefix, created, expires, last used; never the secret).
+    List {
+        /// Tenant id.
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue an additional token (a tenant has at most two live tokens), shown once.
+    Create {
+        /// Tenant id.
+        tenant: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Lifetime of the new token, in days (default: the tenant's `token_ttl_days`).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Issue a new token and revoke the old one(s) at once: every live token of the tenant, or
+    /// only `--prefix`.
+    Rotate {
+        /// Tenant id.
+        tenant: String,
+        /// Replace only this token (default: every live token).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Lifetime of the new token, in days (default: the tenant's `token_ttl_days`).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke one token by its prefix.
+    Revoke {
+        /// Tenant id.
+        tenant: String,
+        /// The token's prefix, as shown by `roster token list`.
+        prefix: String,
+    },
+}
+
+fn fmt(t: time::OffsetDateTime) -> String {
+    roster_server::admin::fmt_time(t)
+}
+
+fn base_url(origin: &str, tenant: &str) -> String {
+    format!("{origin}/scim/v2/{tenant}")
+}
+
+fn print_token(json_out: bool, origin: &str, issued: &tokens::IssuedToken) {
+    let tenant = &issued.record.tenant_id;
+    let base = base_url(origin, tenant);
+    let expires = fmt(issued.record.expires_at);
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "tenant": tenant,
+                "scim_base_url": base,
+                "token": issued.secret,
+                "expires_at": expires,
+            })
+        );
+    } else {
+        println!("tenant:        {tenant}");
+        println!("SCIM base URL: {base}");
+        println!("token:         {}", issued.secret);
+        println!("expires at:    {expires}");
+        println!("The token is shown only once: store it in your identity provider now.");
+    }
+}
+
+fn print_tenant(json_out: bool, origin: &str, t: &roster_store::Tenant) {
+    if json_out {
+        println!("{}", tenants::tenant_json(t, &base_url(origin, &t.id)));
+    } else {
+        println!("id:            {}", t.id);
+        println!("name:          {}", t.name);
+        println!("idp:           {}", t.idp);
+        println!("created at:    {}", fmt(t.created_at));
+        println!("SCIM base URL: {}", base_url(origin, &t.id));
+        println!("settings:");
+        print_settings(t);
+    }
+}
+
+fn print_settings(t: &roster_store::Tenant) {
+    if let Value::Object(m) = tenants::settings_json(t) {
+        for (k, v) in m {
+            println!("  {k}: {v}");
+        }
+    }
+}
+
+/// Turns `--set KEY=VALUE` arguments into one merge patch.
+fn settings_patch(sets: &[String]) -> Result<Value> {
+    let mut patch = Value::Object(Map::new());
+    for s in sets {
+        let Some((key, raw)) = s.split_once('=') else {
+            bail!("--set takes KEY=VALUE, not {s:?}");
+        };
+        let value: Value =
+            serde_json::from_str(raw.trim()).unwrap_or_else(|_| Value::String(raw.to_owned()));
+        let mut one = value;
+        for part in key.trim().rsplit('.') {
+            if part.is_empty() {
+                bail!("--set: empty name in key {key:?}");
+            }
+            let mut m = Map::new();
+            m.insert(part.to_owned(), one);
+            one = Value::Object(m);
+        }
+        // Several --set of one object (guard.a=1, guard.b=2) merge; null still resets.
+        merge_keep_null(&mut patch, one);
+    }
+    Ok(patch)
+}
+
+fn merge_keep_null(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_keep_null(existing, v);
+                    }
+                    _ => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+/// Runs `roster tenant …`.
+pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> Result<()> {
+    let s = store.as_ref();
+    let now = SystemClock.now();
+    match cmd {
+        TenantCommand::Create {
+            name,
+            id,
+            idp,
+            json,
+            expires_in_days,
+            no_scim,
+        } => {
+            let req = tenants::NewTenant {
+                name,
+                id,
+                idp: Some(idp),
+                settings: None,
+                enable_scim: !no_scim,
+            };
+            let (t, issued) = tenants::create(s, now, req, expires_in_days).await?;
+            audit(
+                s,
+                "tenant.create",
+                Some(&t.id),
+                Some(&t.id),
+                json!({
+                    "name": t.name,
+                    "idp": t.idp,
+                    "scim_enabled": t.settings.scim_enabled,
+                    "token_prefix": issued.as_ref().map(|i| i.record.prefix.clone()),
+                }),
+            )
+            .await;
+            match issued {
+                Some(i) => print_token(json, origin, &i),
+                None => print_tenant(json, origin, &t),
+            }
+        }
+        TenantCommand::List { json } => {
+            let list = s.list_tenants().await?;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "id": t.id,
+                            "name": t.name,
+                            "idp": t.idp,
+                            "created_at": fmt(t.created_at),
+                            "scim_enabled": t.settings.scim_enabled,
+                        })
+                    })
+                    .collect();
+                println!("{}", Value::Array(v));
+            } else {
+                println!(
+                    "{:<24} {:<10} {:<6} {:<26} NAME",
+                    "ID", "IDP", "SCIM", "CREATED"
+                );
+                for t in list {
+                    println!(
+                        "{:<24} {:<10} {:<6} {:<26} {}",
+                        t.id,
+                        t.idp,
+                        if t.settings.scim_enabled { "on" } else { "off" },
+                        fmt(t.created_at),
+                        t.name
+                    );
+                }
+            }
+        }
+        TenantCommand::Show { tenant, json } => {
+            let t = tenants::live_tenant(s, &tenant).await?;
+            print_tenant(json, origin, &t);
+        }
+        TenantCommand::Update {
+            tenant,
+            name,
+            idp,
+            json,
+        } => {
+            if name.is_none() && idp.is_none() {
+                bail!("nothing to change: give --name and/or --idp");
+            }
+            let details = json!({"name": name, "idp": idp});
+            let req = tenants::TenantUpdate {
+                name,
+                idp,
+                settings: None,
+            };
+            let t = tenants::update(s, &tenant, req).await?;
+            audit(s, "tenant.update", Some(&tenant), Some(&tenant), details).await;
+            print_tenant(json, origin, &t);
+        }
+        TenantCommand::Delete { tenant, data, yes } => {
+            let mode = tenants::data_mode(Some(&data))?;
+            if !yes {
+                bail!(
+                    "deleting tenant \"{tenant}\" stops every one of its tokens at once{}; \
+                     run again with --yes to confirm",
+                    if mode == TenantDataMode::Erase {
+                        " and erases its users, groups, events and logs"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            tenants::delete(s, now, &tenant, mode).await?;
+            audit(
+                s,
+                "tenant.delete",
+                Some(&tenant),
+                Some(&tenant),
+                json!({"data": mode}),
+            )
+            .await;
+            println!("deleted tenant {tenant} (data: {data})");
+        }
+        TenantCommand::Settings { tenant, set, json } => {
+            let t = if set.is_empty() {
+                tenants::live_tenant(s, &tenant).await?
+            } else {
+                let patch = settings_patch(&set)?;
+                let req = tenants::TenantUpdate {
+                    settings: Some(patch.clone()),
+                    ..tenants::TenantUpdate::default()
+                };
+                let t = tenants::update(s, &tenant, req).await?;
+                audit(s, "tenant.settings", Some(&tenant), Some(&tenant), patch).await;
+                t
+            };
+            if json {
+                println!("{}", tenants::settings_json(&t));
+            } else {
+                print_settings(&t);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `roster scim …`.
+pub async fn scim(store: Arc<dyn Store>, origin: &str, cmd: ScimCommand) -> Result<()> {
+    let s = store.as_ref();
+    let now = SystemClock.now();
+    match cmd {
+        ScimCommand::Enable {
+            tenant,
+            json,
+            expires_in_days,
+        } => {
+            let issued = tenants::enable_scim(s, now, &tenant, expires_in_days).await?;
+            audit(
+                s,
+                "scim.enable",
+                Some(&tenant),
+                Some(&issued.record.prefix),
+                json!({"expires_at": fmt(issued.record.expires_at)}),
+            )
+            .await;
+            print_token(json, origin, &issued);
+        }
+        ScimCommand::Disable { tenant, yes } => {
+            tenants::live_tenant(s, &tenant).await?;
+            if !yes {
+                bail!(
+                    "disabling SCIM for \"{tenant}\" stops every one of its tokens at once and \
+                     the identity provider's syncs fail until SCIM is enabled again; run again \
+                     with --yes to confirm"
+                );
+            }
+            let revoked = tenants::disable_scim(s, now, &tenant).await?;
+            audit(
+                s,
+                "scim.disable",
+                Some(&tenant),
+                Some(&tenant),
+                json!({"revoked": revoked}),
+            )
+            .await;
+            println!(
+                "SCIM disabled for {tenant}; revoked {} token(s){}",
+                revoked.len(),
+                if revoked.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", revoked.join(", "))
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `roster token …`.
+pub async fn token(store: Arc<dyn Store>, origin: &str, cmd: TokenCommand) -> Result<()> {
+    let s = store.as_ref();
+    let now = SystemClock.now();
+    match cmd {
+        TokenCommand::List { tenant, json } => {
+            let list = tokens::list(s, &tenant).await?;
+            if json {
+                let v: Vec<_> = list.iter().map(|t| tokens::token_json(t, now)).collect();
+                println!("{}", Value::Array(v));
+            } else {
+                println!(
+                    "{:<14} {:<26} {:<26} {:<26} STATUS",
+                    "PREFIX", "CREATED", "EXPIRES", "LAST USED"
+                );
+                for t in list {
+                    println!(
+                        "{:<14} {:<26} {:<26} {:<26} {}",
+                        t.prefix,
+                        fmt(t.created_at),
+                        fmt(t.expires_at),
+                        t.last_used_at.map_or_else(|| "never".to_owned(), fmt),
+                        tokens::status(&t, now),
+                    );
+                }
+            }
+        }
+        TokenCommand::Create {
+            tenant,
+            json,
+            expires_in_days,
+        } => {
+            let issued = tokens::create(s, now, &tenant, expires_in_days).await?;
+            audit(
+                s,
+                "token.create",
+                Some(&tenant),
+                Some(&issued.record.prefix),
+                json!({"expires_at": fmt(issued.record.expires_at)}),
+            )
+            .await;
+            print_token(json, origin, &issued);
+        }
+        TokenCommand::Rotate {
+            tenant,
+            prefix,
+            json,
+            expires_in_days,
+        } => {
+            let (issued, revoked) =
+                tokens::rotate(s, now, &tenant, prefix.as_deref(), expires_in_days).await?;
+            audit(
+                s,
+                "token.rotate",
+                Some(&tenant),
+                Some(&issued.record.prefix),
+                json!({"revoked": revoked}),
+            )
+            .await;
+            print_token(json, origin, &issued);
+        }
+        TokenCommand::Revoke { tenant, prefix } => {
+            tokens::revoke(s, now, &tenant, &prefix).await?;
+            audit(s, "token.revoke", Some(&tenant), Some(&prefix), json!({})).await;
+            println!("revoked {prefix}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_arguments_become_one_merge_patch() {
+        let p = settings_patch(&[
+            "groups_enabled=false".into(),
+            "deprovision_on_delete=erase".into(),
+            "deprovision_guard.max_percent=30".into(),
+            "deprovision_guard.min_count=5".into(),
+            "idp=\"okta\"".into(),
+            "welcome_email=null".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            p,
+            json!({
+                "groups_enabled": false,
+                "deprovision_on_delete": "erase",
+                "deprovision_guard": {"max_percent": 30, "min_count": 5},
+                "idp": "okta",
+                "welcome_email": null,
+            })
+        );
+        assert!(settings_patch(&["novalue".into()]).is_err());
+        assert!(settings_patch(&["a..b=1".into()]).is_err());
+    }
+}
