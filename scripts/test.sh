@@ -10,10 +10,12 @@
 #   always:        cargo build --workspace --locked
 #                  cargo test  --workspace --locked
 #                  scripts/conformance.sh (scim2-tester against a live server)
+#                  scripts/schemathesis.sh (the admin API against docs/openapi.json)
 #
 # Environment:
 #   CI=true                  also run the fmt and clippy gates
-#   ROSTER_SKIP_CONFORMANCE=1  skip the conformance step (local use only; ignored when CI=true)
+#   ROSTER_SKIP_CONFORMANCE=1  skip the conformance and schemathesis steps (local use only;
+#                              ignored when CI=true)
 #   CARGO_TARGET_DIR         honoured (shared build cache)
 set -euo pipefail
 
@@ -74,8 +76,8 @@ step "cargo test"
 timed cargo test --workspace --locked --no-fail-fast
 
 if [ "${ROSTER_SKIP_CONFORMANCE:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then
-  step "conformance (SKIPPED: ROSTER_SKIP_CONFORMANCE=1)"
-  echo "WARNING: the scim2-tester conformance run was skipped on request" >&2
+  step "conformance and schemathesis (SKIPPED: ROSTER_SKIP_CONFORMANCE=1)"
+  echo "WARNING: the scim2-tester and schemathesis runs were skipped on request" >&2
 else
   step "conformance (scim2-tester)"
   log "all cargo steps passed ($((SECONDS - STARTED))s so far)"
@@ -86,8 +88,12 @@ else
     export ROSTER_BIN
   fi
   bash "$ROOT/scripts/conformance.sh"
+
+  step "admin API contract (schemathesis)"
+  bash "$ROOT/scripts/schemathesis.sh"
 fi
 
 STEP="done"
-# No trailing message on success: the closing line stays the conformance
-# summary ("conformance: N passed, M failed, K skipped") for the CI log reader.
+# No trailing message on success: the closing line stays the schemathesis
+# summary ("schemathesis: N passed, M failed") for the CI log reader; the
+# conformance summary ("conformance: N passed, M failed, K skipped") is above it.

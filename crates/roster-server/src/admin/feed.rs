@@ -9,7 +9,7 @@ use roster_store::{Event, StoredResource};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{fmt_time, limit, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use super::{fmt_time, page_limit, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
 use crate::webhooks::payload;
 use crate::AppState;
 
@@ -87,7 +87,7 @@ pub async fn events(
         &tenant,
         after,
         &types,
-        limit(q.limit),
+        page_limit(q.limit)?,
         Duration::from_secs(wait),
     )
     .await?;

@@ -7,7 +7,9 @@ use roster_store::{AuditEntry, LogQuery, Outcome, ProvisioningEntry};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{fmt_time, limit, parse_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use super::{
+    fmt_time, page_limit, parse_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery,
+};
 use crate::AppState;
 
 /// How the API and `roster log --json` show a provisioning-log row.
@@ -104,7 +106,7 @@ pub async fn provisioning_log(
             )))
         }
     };
-    let page = limit(q.limit);
+    let page = page_limit(q.limit)?;
     let query = LogQuery {
         since: parse_time("since", q.since.as_deref())?,
         until: parse_time("until", q.until.as_deref())?,
@@ -144,7 +146,7 @@ pub async fn audit_log(
     _auth: AdminAuth,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = limit(q.limit);
+    let page = page_limit(q.limit)?;
     let rows = state
         .store
         .list_audit(parse_cursor(q.cursor.as_deref())?, page)

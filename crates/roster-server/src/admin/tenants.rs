@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::tokens::{issue_first, issued_json, IssuedToken};
-use super::{audit, fmt_time, limit, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
+use super::{audit, fmt_time, page_limit, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::scim::base_url;
 use crate::AppState;
 
@@ -31,6 +31,24 @@ pub const MAX_TTL_DAYS: u32 = 3650;
 pub const MAX_WARNING_DAYS: u32 = 365;
 /// Largest `deprovision_guard.window_minutes`: one week.
 pub const MAX_GUARD_WINDOW_MINUTES: u32 = 7 * 24 * 60;
+
+const SCIM_ENABLED_READ_ONLY: &str = "settings.scim_enabled changes only through POST \
+    …/scim/enable and …/scim/disable (`roster scim enable|disable`), which also issue or revoke \
+    tokens";
+
+/// Deserialises an optional field that, when present, must not be `null` (`#[serde(default,
+/// deserialize_with = "present")]`): an explicit `null` is refused instead of being taken for
+/// an absent field, as `docs/openapi.json` says.
+///
+/// # Errors
+/// When the value does not deserialise as `T`.
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
 
 /// A 409 `conflict`.
 pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
@@ -162,8 +180,8 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// Applies a settings patch (`idp` and the [`TenantSettings`] fields, as a merge patch) to a
-/// tenant. `scim_enabled` may only be repeated with its current value: it changes through
-/// enabling or disabling SCIM, which also issue or revoke tokens.
+/// tenant. `scim_enabled` is refused: it changes only through enabling or disabling SCIM,
+/// which also issue or revoke tokens.
 ///
 /// # Errors
 /// A message naming the offending setting.
@@ -171,6 +189,9 @@ pub fn apply_settings_patch(t: &mut Tenant, patch: &Value) -> Result<(), String>
     let Some(obj) = patch.as_object() else {
         return Err("the settings must be a JSON object".to_owned());
     };
+    if obj.contains_key("scim_enabled") {
+        return Err(SCIM_ENABLED_READ_ONLY.to_owned());
+    }
     let mut rest = obj.clone();
     if let Some(idp) = rest.remove("idp") {
         let s = idp
@@ -180,6 +201,16 @@ pub fn apply_settings_patch(t: &mut Tenant, patch: &Value) -> Result<(), String>
     }
     let mut current = serde_json::to_value(&t.settings).map_err(|e| e.to_string())?;
     merge_patch(&mut current, &Value::Object(rest.clone()));
+    // serde would also read a nested settings object from an array of its fields.
+    if let (Value::Object(merged), Ok(Value::Object(defaults))) =
+        (&current, serde_json::to_value(TenantSettings::default()))
+    {
+        for (k, v) in merged {
+            if defaults.get(k).is_some_and(Value::is_object) && !v.is_object() {
+                return Err(format!("settings.{k} must be a JSON object"));
+            }
+        }
+    }
     // Each changed key alone first, so that a type error names its setting.
     for key in rest.keys() {
         let mut one = Map::new();
@@ -191,13 +222,6 @@ pub fn apply_settings_patch(t: &mut Tenant, patch: &Value) -> Result<(), String>
     }
     let next: TenantSettings =
         serde_json::from_value(current).map_err(|e| format!("settings: {e}"))?;
-    if next.scim_enabled != t.settings.scim_enabled {
-        return Err(
-            "settings.scim_enabled changes only through POST …/scim/enable and …/scim/disable \
-             (`roster scim enable|disable`), which also issue or revoke tokens"
-                .to_owned(),
-        );
-    }
     validate_settings(&next)?;
     t.settings = next;
     Ok(())
@@ -247,10 +271,13 @@ pub struct NewTenant {
     /// The display name.
     pub name: String,
     /// The id (default: derived from the name).
+    #[serde(default, deserialize_with = "present")]
     pub id: Option<String>,
     /// The identity provider (default `generic`).
+    #[serde(default, deserialize_with = "present")]
     pub idp: Option<String>,
     /// Settings different from the defaults (a merge patch of them).
+    #[serde(default, deserialize_with = "present")]
     pub settings: Option<Value>,
     /// Enable SCIM now and issue the first token (default false: enable it later).
     #[serde(default)]
@@ -272,13 +299,15 @@ pub async fn create(
     let name = check_name(&req.name).map_err(ApiError::invalid)?;
     let id = match &req.id {
         Some(id) => id.clone(),
-        None => slug(&name),
+        None => match slug(&name) {
+            // A name without ASCII letters or digits (`株式会社`, `***`) still makes a tenant.
+            s if s.is_empty() => format!(
+                "tenant-{}",
+                crate::tokens::random_alnum(8).to_ascii_lowercase()
+            ),
+            s => s,
+        },
     };
-    if id.is_empty() {
-        return Err(ApiError::invalid(
-            "the name must contain a letter or digit to derive an id from; or give an id",
-        ));
-    }
     check_id(&id).map_err(ApiError::invalid)?;
     let idp = check_idp(req.idp.as_deref().unwrap_or("generic")).map_err(ApiError::invalid)?;
     let mut tenant = Tenant {
@@ -428,10 +457,13 @@ pub async fn disable_scim(
 #[serde(deny_unknown_fields)]
 pub struct TenantUpdate {
     /// A new display name.
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
     /// A new identity provider.
+    #[serde(default, deserialize_with = "present")]
     pub idp: Option<String>,
     /// A merge patch of the settings.
+    #[serde(default, deserialize_with = "present")]
     pub settings: Option<Value>,
 }
 
@@ -512,7 +544,7 @@ pub async fn list_handler(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let n = limit(q.limit);
+    let n = page_limit(q.limit)?;
     let mut page = state
         .store
         .list_tenants_page(q.cursor.as_deref(), n.saturating_add(1))
@@ -695,8 +727,11 @@ pub async fn disable_handler(
         )
     };
     live_tenant(state.store.as_ref(), &id).await?;
-    let req: DisableScim = serde_json::from_slice(&body).map_err(|_| unconfirmed())?;
-    if !req.confirm {
+    let confirmed = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| super::from_json::<DisableScim>(v).ok())
+        .is_some_and(|r| r.confirm);
+    if !confirmed {
         return Err(unconfirmed());
     }
     let now = state.clock.now();
@@ -770,7 +805,6 @@ mod tests {
                 "groups_enabled": false,
                 "deprovision_on_delete": "erase",
                 "deprovision_guard": {"max_percent": 50},
-                "scim_enabled": true,
             }),
         )
         .unwrap();
@@ -806,7 +840,9 @@ mod tests {
                 "window",
             ),
             (json!({"deprovision_guard": {"oops": 1}}), "oops"),
+            (json!({"deprovision_guard": [true, 20, 10, 15]}), "object"),
             (json!({"scim_enabled": false}), "scim/disable"),
+            (json!({"scim_enabled": true}), "scim/disable"),
             (json!({"idp": 3}), "idp"),
             (json!({"idp": "azure"}), "idp"),
             (json!([1]), "object"),

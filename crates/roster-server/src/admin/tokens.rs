@@ -245,6 +245,7 @@ pub async fn create_handler(
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
     /// Replace only this token (default: every live token).
+    #[serde(default, deserialize_with = "super::tenants::present")]
     pub prefix: Option<String>,
 }
 
@@ -261,12 +262,7 @@ pub async fn rotate_handler(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     // The body is optional: none rotates every live token.
-    let req: Rotate = if body.iter().all(u8::is_ascii_whitespace) {
-        Rotate::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?
-    };
+    let req: Rotate = super::optional_json(&body)?;
     let now = state.clock.now();
     let (issued, revoked) = rotate(
         state.store.as_ref(),

@@ -277,12 +277,7 @@ pub async fn redeliver_handler(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     // The body is optional: an empty one resumes every stream from its cursor.
-    let req: Redeliver = if body.iter().all(u8::is_ascii_whitespace) {
-        Redeliver::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?
-    };
+    let req: Redeliver = super::optional_json(&body)?;
     if req.from_seq.is_some_and(|s| s < 1) {
         return Err(ApiError::invalid("from_seq must be 1 or more"));
     }
