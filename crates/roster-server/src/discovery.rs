@@ -117,6 +117,9 @@ pub async fn schema(
     Path((_, urn)): Path<(String, String)>,
 ) -> Result<Response, HttpError> {
     let base = base_url(&state, &headers, &auth.tenant.id);
+    if urn.eq_ignore_ascii_case(GROUP_SCHEMA) {
+        require(&auth, ResourceKind::Group)?;
+    }
     let s = offered_schemas(&auth)
         .into_iter()
         .find(|s| s.id.eq_ignore_ascii_case(&urn))

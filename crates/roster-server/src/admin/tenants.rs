@@ -874,6 +874,55 @@ mod tests {
     }
 
     #[test]
+    fn openapi_documents_the_tenant_routes_and_shapes() {
+        let spec: Value = serde_json::from_str(super::super::OPENAPI).unwrap();
+        for (path, methods) in [
+            ("/api/v1/tenants", &["get", "post"][..]),
+            ("/api/v1/tenants/{tenant}", &["get", "patch", "delete"]),
+            ("/api/v1/tenants/{tenant}/settings", &["get", "patch"]),
+            ("/api/v1/tenants/{tenant}/scim/enable", &["post"]),
+            ("/api/v1/tenants/{tenant}/scim/disable", &["post"]),
+            ("/api/v1/tenants/{tenant}/tokens", &["get", "post"]),
+            ("/api/v1/tenants/{tenant}/tokens/rotate", &["post"]),
+            ("/api/v1/tenants/{tenant}/tokens/{prefix}", &["delete"]),
+        ] {
+            for m in methods {
+                assert!(spec["paths"][path][m].is_object(), "{m} {path}");
+            }
+        }
+        // What the handlers return has every field the schemas require.
+        let t = tenant();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let issued = super::super::tokens::new_token(&t, now, None);
+        for (schema, value) in [
+            ("Tenant", tenant_json(&t, "http://x/scim/v2/acme")),
+            ("TenantSettings", settings_json(&t)),
+            (
+                "IssuedToken",
+                super::super::tokens::issued_json(&issued, "b"),
+            ),
+            (
+                "Token",
+                super::super::tokens::token_json(&issued.record, now),
+            ),
+        ] {
+            let s = &spec["components"]["schemas"][schema];
+            for field in s["required"].as_array().unwrap() {
+                let f = field.as_str().unwrap();
+                assert!(value.get(f).is_some(), "{schema}.{f} missing in {value}");
+            }
+            for (k, _) in value.as_object().unwrap() {
+                assert!(s["properties"].get(k).is_some(), "{schema} lacks {k}");
+            }
+        }
+        // The settings patch schema names every setting but scim_enabled.
+        let patch = &spec["components"]["schemas"]["TenantSettingsPatch"]["properties"];
+        for (k, _) in settings_json(&t).as_object().unwrap() {
+            assert_eq!(patch.get(k).is_some(), k != "scim_enabled", "{k}");
+        }
+    }
+
+    #[test]
     fn delete_needs_an_explicit_choice() {
         assert_eq!(data_mode(Some("retain")).unwrap(), TenantDataMode::Retain);
         assert_eq!(data_mode(Some("erase")).unwrap(), TenantDataMode::Erase);

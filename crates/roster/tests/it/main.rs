@@ -21,5 +21,6 @@ mod listing;
 mod patch;
 mod provlog;
 mod server;
+mod tenants;
 mod users;
 mod webhooks;
