@@ -893,3 +893,39 @@ async fn command_line_tenant_show_update_and_settings() {
     assert!(list.contains("hooli") && list.contains("off"), "{list}");
     assert!(!s.cli(&["tenant", "show", "nope"]).status.success());
 }
+
+#[tokio::test]
+async fn secrets_are_stored_only_as_hashes() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let r = s
+        .admin(&key, Method::POST, "/tenants/acme/tokens", None)
+        .await;
+    r.expect(201);
+    let second = r.json["token"].as_str().unwrap().to_owned();
+    let r = s
+        .admin(
+            &key,
+            Method::POST,
+            "/tenants",
+            Some(json!({"name": "Initech", "enable_scim": true})),
+        )
+        .await;
+    r.expect(201);
+    let third = r.json["token"]["token"].as_str().unwrap().to_owned();
+    s.scim_get("acme", "/Users", &second).await.expect(200);
+    // The database (and its write-ahead log) never holds a secret part, nor does the log.
+    let mut bytes = Vec::new();
+    for f in ["roster.db", "roster.db-wal"] {
+        if let Ok(b) = std::fs::read(s.dir.path().join(f)) {
+            bytes.extend(b);
+        }
+    }
+    assert!(!bytes.is_empty());
+    let text = String::from_utf8_lossy(&bytes);
+    for secret in [&key, &s.token, &second, &third] {
+        let random = secret.rsplit('_').next().unwrap();
+        assert!(!text.contains(random), "a secret is stored in plain text");
+        assert!(!s.stderr().contains(random), "a secret is logged");
+    }
+}
