@@ -179,6 +179,27 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Refuses a patch key that names no setting (recursively for nested settings objects).
+fn unknown_setting(shape: &Value, patch: &Value, at: &str) -> Result<(), String> {
+    let (Some(shape), Some(patch)) = (shape.as_object(), patch.as_object()) else {
+        return Ok(());
+    };
+    for (k, v) in patch {
+        let path = format!("{at}.{k}");
+        match shape.get(k) {
+            None => {
+                let known: Vec<&str> = shape.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "{path} is not a setting; known settings here: {}",
+                    known.join(", ")
+                ));
+            }
+            Some(inner) => unknown_setting(inner, v, &path)?,
+        }
+    }
+    Ok(())
+}
+
 /// Applies a settings patch (`idp` and the [`TenantSettings`] fields, as a merge patch) to a
 /// tenant. `scim_enabled` is refused: it changes only through enabling or disabling SCIM,
 /// which also issue or revoke tokens.
@@ -193,7 +214,13 @@ pub fn apply_settings_patch(t: &mut Tenant, patch: &Value) -> Result<(), String>
         return Err(SCIM_ENABLED_READ_ONLY.to_owned());
     }
     let mut rest = obj.clone();
-    if let Some(idp) = rest.remove("idp") {
+    let idp_patch = rest.remove("idp");
+    // Every key must name a setting, even with a null value: a merge patch would otherwise
+    // silently drop a misspelt `"welcome_emial": null` and answer 200.
+    if let Ok(defaults) = serde_json::to_value(TenantSettings::default()) {
+        unknown_setting(&defaults, &Value::Object(rest.clone()), "settings")?;
+    }
+    if let Some(idp) = idp_patch {
         let s = idp
             .as_str()
             .ok_or("settings.idp must be a string such as \"okta\"")?;
@@ -783,6 +810,20 @@ mod tests {
         assert!(check_name(&"x".repeat(201)).is_err());
         assert_eq!(check_idp("Okta").unwrap(), "okta");
         assert!(check_idp("azure").unwrap_err().contains("entra"));
+    }
+
+    #[test]
+    fn unknown_settings_are_refused_even_when_null() {
+        let mut t = tenant();
+        for patch in [
+            json!({"": null}),
+            json!({"welcome_emial": true}),
+            json!({"deprovision_guard": {"x": null}}),
+        ] {
+            let err = apply_settings_patch(&mut t, &patch).unwrap_err();
+            assert!(err.contains("is not a setting"), "{err}");
+        }
+        assert_eq!(t.settings, TenantSettings::default());
     }
 
     #[test]
