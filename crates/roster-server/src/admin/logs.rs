@@ -97,7 +97,7 @@ pub async fn provisioning_log(
 ) -> Result<Json<Value>, ApiError> {
     require_tenant(&state, &tenant).await?;
     let outcome = match q.outcome.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some("success") => Some(Outcome::Success),
         Some("failure") => Some(Outcome::Failure),
         Some(o) => {
