@@ -16,9 +16,12 @@ use scim_proto::schema::ResourceKind;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub mod app;
 pub mod events;
 pub mod ops;
 pub mod sqlite;
+
+pub use app::AppStore;
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot};
 pub use ops::{
@@ -213,6 +216,9 @@ pub enum CreateOutcome {
     Created(StoredResource),
     /// A deprovisioned User with the same userName was restored, keeping its id.
     Restored(StoredResource),
+    /// An existing app user (or group) not managed by SCIM was matched and is now managed,
+    /// keeping its id (see [`app`]).
+    Matched(StoredResource),
 }
 
 /// A change to Group membership rows.
@@ -317,7 +323,7 @@ pub struct GroupRef {
 /// Every write that changes a resource or a token appends its events to the tenant's outbox in
 /// the same transaction (see [`events`]); the outbox, webhooks and logs are in the supertraits.
 #[async_trait]
-pub trait Store: EventStore + WebhookStore + LogStore + Send + Sync {
+pub trait Store: EventStore + WebhookStore + LogStore + AppStore + Send + Sync {
     /// Creates a tenant. `Conflict("tenant")` if the id is taken.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
     /// Looks a tenant up by id.
