@@ -17,10 +17,10 @@ use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::users::{add_changes, conflict, nullable, valid_metadata};
-use super::{
-    audit, fmt_time, limit, require_tenant, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery,
+use super::users::{
+    add_changes, blank, conflict, nullable, page_limit, present, valid_metadata, ApiObject,
 };
+use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
 use crate::changes::change_events;
 use crate::AppState;
 
@@ -67,6 +67,15 @@ fn invalid_or(e: StoreError) -> ApiError {
     }
 }
 
+/// A member that is not a user of the tenant: the request is well-formed but conflicts with
+/// the tenant's users (409; a 404 would say the group itself is missing).
+fn member_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Invalid(m) => conflict(m),
+        other => other.into(),
+    }
+}
+
 /// `GET /api/v1/tenants/{tenant}/groups`
 ///
 /// # Errors
@@ -80,7 +89,7 @@ pub async fn list_handler(
     require_tenant(&state, &tenant).await?;
     let query = AppGroupQuery {
         cursor: q.cursor.filter(|c| !c.is_empty()),
-        limit: limit(q.limit),
+        limit: page_limit(q.limit)?,
         display_name_prefix: q.q,
         managed: q.managed,
     };
@@ -140,7 +149,7 @@ pub async fn members_handler(
     let cursor = q.cursor.filter(|c| !c.is_empty());
     let page = match state
         .store
-        .list_app_group_members(&tenant, &id, cursor.as_deref(), limit(q.limit))
+        .list_app_group_members(&tenant, &id, cursor.as_deref(), page_limit(q.limit)?)
         .await
     {
         Err(StoreError::NotFound) => return Err(ApiError::not_found(format!("no group \"{id}\""))),
@@ -178,6 +187,7 @@ pub struct NewGroupBody {
     #[serde(default)]
     pub members: Vec<String>,
     /// App metadata.
+    #[serde(default, deserialize_with = "present")]
     pub metadata: Option<Value>,
 }
 
@@ -199,11 +209,13 @@ pub async fn create_handler(
     State(state): State<AppState>,
     auth: AdminAuth,
     ApiPath(tenant): ApiPath<String>,
-    ApiJson(b): ApiJson<NewGroupBody>,
+    ApiObject(b): ApiObject<NewGroupBody>,
 ) -> Result<Response, ApiError> {
     require_tenant(&state, &tenant).await?;
-    if b.display_name.trim().is_empty() {
-        return Err(ApiError::invalid("display_name must not be empty"));
+    if blank(&b.display_name) {
+        return Err(ApiError::invalid(
+            "display_name must have a character other than white space",
+        ));
     }
     check_ids("members", &b.members)?;
     let metadata = b
@@ -223,7 +235,7 @@ pub async fn create_handler(
         .store
         .create_app_group(&tenant, new, state.clock.now())
         .await
-        .map_err(invalid_or)?;
+        .map_err(member_error)?;
     audit(
         state.store.as_ref(),
         state.clock.now(),
@@ -242,11 +254,13 @@ pub async fn create_handler(
 #[serde(deny_unknown_fields)]
 pub struct GroupPatch {
     /// displayName (IdP-owned on a managed group).
+    #[serde(default, deserialize_with = "present")]
     pub display_name: Option<String>,
     /// externalId (IdP-owned on a managed group); `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     pub external_id: Option<Option<String>>,
     /// The whole member list (IdP-owned on a managed group).
+    #[serde(default, deserialize_with = "present")]
     pub members: Option<Vec<String>>,
     /// Member ids to add (IdP-owned on a managed group).
     #[serde(default)]
@@ -255,6 +269,7 @@ pub struct GroupPatch {
     #[serde(default)]
     pub remove_members: Vec<String>,
     /// App metadata (app-owned).
+    #[serde(default, deserialize_with = "present")]
     pub metadata: Option<Value>,
 }
 
@@ -266,14 +281,13 @@ pub async fn patch_handler(
     State(state): State<AppState>,
     auth: AdminAuth,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
-    ApiJson(p): ApiJson<GroupPatch>,
+    ApiObject(p): ApiObject<GroupPatch>,
 ) -> Result<Json<Value>, ApiError> {
     require_tenant(&state, &tenant).await?;
-    if p.display_name
-        .as_deref()
-        .is_some_and(|d| d.trim().is_empty())
-    {
-        return Err(ApiError::invalid("display_name must not be empty"));
+    if p.display_name.as_deref().is_some_and(blank) {
+        return Err(ApiError::invalid(
+            "display_name must have a character other than white space",
+        ));
     }
     if let Some(m) = &p.members {
         check_ids("members", m)?;
@@ -396,7 +410,7 @@ pub async fn patch_handler(
             Err(StoreError::NotFound) => {
                 return Err(ApiError::not_found(format!("no group \"{id}\"")))
             }
-            Err(e) => return Err(invalid_or(e)),
+            Err(e) => return Err(member_error(e)),
         }
     }
     Err(conflict("the group kept changing concurrently; retry"))

@@ -465,6 +465,16 @@ pub async fn run(
     Ok(summary)
 }
 
+/// Whether a file names `user_name` (or `username`, in any letter case) anywhere: a file
+/// that does not cannot hold a single user, so the API refuses it whole (the OpenAPI pattern
+/// `[Uu][Ss][Ee][Rr]_?[Nn][Aa][Mm][Ee]` says the same), where other problems are reported
+/// line by line.
+#[must_use]
+pub fn names_user_name(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("user_name") || lower.contains("username")
+}
+
 /// Query of the import endpoint.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -476,7 +486,8 @@ pub struct ImportQuery {
 /// `POST /api/v1/tenants/{tenant}/users/import`
 ///
 /// # Errors
-/// 401, 404, 400 (not UTF-8, an unusable CSV header), 413, 415 (no format).
+/// 401, 404, 400 (empty, or not UTF-8), 413, 415 (no format). Everything wrong with the file's content
+/// is in the report (`errors`), including an unusable CSV header.
 pub async fn handler(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -510,17 +521,37 @@ pub async fn handler(
                  import big files with `roster users import`"
             ),
         })?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(
+            "the import body is empty: send the CSV or JSON lines file",
+        ));
+    }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::invalid("the import body is not UTF-8 text"))?;
-    let lines = parse(format, text).map_err(ApiError::invalid)?;
-    let summary = run(
-        state.store.as_ref(),
-        &tenant,
-        lines,
-        state.clock.now(),
-        |_| {},
-    )
-    .await?;
+    if !names_user_name(text) {
+        return Err(ApiError::invalid(
+            "the import body names no user_name (a CSV header column or a JSON key): it holds \
+             no users",
+        ));
+    }
+    // A file that cannot be read at all is reported like a bad line (the answer is the import's
+    // report, whatever the file holds), on the line where its header is.
+    let summary = match parse(format, text) {
+        Ok(lines) => {
+            run(
+                state.store.as_ref(),
+                &tenant,
+                lines,
+                state.clock.now(),
+                |_| {},
+            )
+            .await?
+        }
+        Err(m) => Summary {
+            errors: vec![(1, m)],
+            ..Summary::default()
+        },
+    };
     audit(
         state.store.as_ref(),
         state.clock.now(),

@@ -20,7 +20,8 @@ use roster_store::app::{LoginKey, LoginRecord, UserStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{AdminAuth, ApiError, ApiJson, ApiPath};
+use super::users::{present, ApiObject};
+use super::{AdminAuth, ApiError, ApiPath};
 use crate::AppState;
 
 /// Longest accepted email or external id, in characters.
@@ -32,8 +33,10 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub struct LoginRequest {
     /// The email the person signed in with (compared with users' emails and userNames,
     /// case-insensitively).
+    #[serde(default, deserialize_with = "present")]
     pub email: Option<String>,
     /// The identity provider's id for the person (compared with users' externalId).
+    #[serde(default, deserialize_with = "present")]
     pub external_id: Option<String>,
 }
 
@@ -88,7 +91,7 @@ pub async fn handler(
     State(state): State<AppState>,
     _auth: AdminAuth,
     ApiPath(tenant): ApiPath<String>,
-    ApiJson(req): ApiJson<LoginRequest>,
+    ApiObject(req): ApiObject<LoginRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let key = req.key()?;
     let Some(t) = state.store.get_tenant(&tenant).await? else {

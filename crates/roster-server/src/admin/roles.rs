@@ -14,8 +14,8 @@ use roster_store::StoreError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::users::{conflict, valid_roles};
-use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiJson, ApiPath};
+use super::users::{conflict, valid_roles, ApiObject};
+use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath};
 use crate::AppState;
 
 /// Longest selector value, in characters.
@@ -101,7 +101,7 @@ pub async fn create_handler(
     State(state): State<AppState>,
     auth: AdminAuth,
     ApiPath(tenant): ApiPath<String>,
-    ApiJson(b): ApiJson<MappingBody>,
+    ApiObject(b): ApiObject<MappingBody>,
 ) -> Result<Response, ApiError> {
     require_tenant(&state, &tenant).await?;
     let roles = b.validate()?;
@@ -161,7 +161,7 @@ pub async fn put_handler(
     State(state): State<AppState>,
     auth: AdminAuth,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
-    ApiJson(b): ApiJson<MappingBody>,
+    ApiObject(b): ApiObject<MappingBody>,
 ) -> Result<Json<Value>, ApiError> {
     require_tenant(&state, &tenant).await?;
     let roles = b.validate()?;

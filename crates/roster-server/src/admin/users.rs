@@ -9,6 +9,7 @@
 //! editable, and can be erased.
 
 use axum::extract::State;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,12 +18,11 @@ use roster_store::{EventType, NewEvent, StoreError};
 use scim_proto::resource::normalize;
 use scim_proto::schema::ResourceKind;
 use scim_proto::ScimError;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 
-use super::{
-    audit, fmt_time, limit, require_tenant, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery,
-};
+use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::changes::change_events;
 use crate::error::HttpError;
 use crate::AppState;
@@ -68,12 +68,83 @@ pub fn existing_user_conflict(which: &str, doc: &Value) -> HttpError {
     .into()
 }
 
+/// A JSON request body that must be an object (serde would also read a struct from an array,
+/// which the OpenAPI schemas do not allow); anything else is a JSON 400.
+#[derive(Debug)]
+pub struct ApiObject<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiObject<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let ApiJson(v) = ApiJson::<Value>::from_request(req, state).await?;
+        if !v.is_object() {
+            return Err(ApiError::invalid("the body must be a JSON object"));
+        }
+        serde_json::from_value(v)
+            .map(ApiObject)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+    }
+}
+
 /// A 409 `conflict`.
 pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::CONFLICT,
         code: "conflict",
         message: message.into(),
+    }
+}
+
+/// Deserialises a field that may be absent (`None`) or a value, but not `null` (which the
+/// OpenAPI schema does not allow either).
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Whether `c` is white space as ECMAScript's `\s` (and so the OpenAPI patterns) defines it.
+#[must_use]
+pub fn is_js_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// Whether a text has no character other than white space (the spec's pattern `\S`).
+#[must_use]
+pub fn blank(s: &str) -> bool {
+    s.chars().all(is_js_space)
+}
+
+/// The page size of an admin-API list: 1 to [`super::MAX_LIMIT`], default
+/// [`super::DEFAULT_LIMIT`].
+///
+/// # Errors
+/// 400 outside that range.
+pub fn page_limit(requested: Option<u64>) -> Result<u64, ApiError> {
+    match requested {
+        None => Ok(super::DEFAULT_LIMIT),
+        Some(n) if (1..=super::MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid(format!(
+            "limit must be 1 to {}, not {n}",
+            super::MAX_LIMIT
+        ))),
     }
 }
 
@@ -86,24 +157,37 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Validates role names: trimmed, non-empty, at most [`MAX_ROLE_LEN`] characters without
-/// control characters, at most [`MAX_ROLES`]; returns them sorted without duplicates.
+/// Whether a role name is valid: 1 to [`MAX_ROLE_LEN`] characters, no control characters, no
+/// white space at either end (the spec's `RoleName` pattern).
+#[must_use]
+pub fn valid_role(r: &str) -> bool {
+    let (Some(first), Some(last)) = (r.chars().next(), r.chars().last()) else {
+        return false;
+    };
+    r.chars().count() <= MAX_ROLE_LEN
+        && !r.chars().any(char::is_control)
+        && !is_js_space(first)
+        && !is_js_space(last)
+}
+
+/// Validates role names ([`valid_role`], at most [`MAX_ROLES`]); returns them sorted without
+/// duplicates.
 ///
 /// # Errors
-/// 400 naming the problem.
+/// A message naming the problem.
 pub fn valid_roles(field: &str, roles: &[String]) -> Result<Vec<String>, String> {
     if roles.len() > MAX_ROLES {
         return Err(format!("{field} may list at most {MAX_ROLES} roles"));
     }
     let mut out = std::collections::BTreeSet::new();
     for r in roles {
-        let t = r.trim();
-        if t.is_empty() || t.chars().count() > MAX_ROLE_LEN || t.chars().any(char::is_control) {
+        if !valid_role(r) {
             return Err(format!(
-                "{field}: every role is a name of 1 to {MAX_ROLE_LEN} characters without control characters, not {r:?}"
+                "{field}: a role is a name of 1 to {MAX_ROLE_LEN} characters without control \
+                 characters or white space at either end, not {r:?}"
             ));
         }
-        out.insert(t.to_owned());
+        out.insert(r.clone());
     }
     Ok(out.into_iter().collect())
 }
@@ -207,7 +291,7 @@ pub async fn list_handler(
     require_tenant(&state, &tenant).await?;
     let query = AppUserQuery {
         cursor: q.cursor.filter(|c| !c.is_empty()),
-        limit: limit(q.limit),
+        limit: page_limit(q.limit)?,
         user_name_prefix: q.q,
         email: q.email,
         external_id: q.external_id,
@@ -252,6 +336,7 @@ pub async fn get_handler(
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// userName (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "present")]
     pub user_name: Option<String>,
     /// displayName (IdP-owned on a managed user).
     #[serde(default, deserialize_with = "nullable")]
@@ -269,10 +354,13 @@ pub struct UserPatch {
     #[serde(default, deserialize_with = "nullable")]
     pub external_id: Option<Option<String>>,
     /// active (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "present")]
     pub active: Option<bool>,
     /// Directly assigned roles (app-owned), replacing the previous ones.
+    #[serde(default, deserialize_with = "present")]
     pub roles: Option<Vec<String>>,
     /// App metadata (app-owned), replacing the previous object.
+    #[serde(default, deserialize_with = "present")]
     pub metadata: Option<Value>,
 }
 
@@ -389,9 +477,12 @@ pub async fn patch_handler(
     State(state): State<AppState>,
     auth: AdminAuth,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
-    ApiJson(p): ApiJson<UserPatch>,
+    ApiObject(p): ApiObject<UserPatch>,
 ) -> Result<Json<Value>, ApiError> {
     require_tenant(&state, &tenant).await?;
+    if p.user_name.as_deref().is_some_and(str::is_empty) {
+        return Err(ApiError::invalid("user_name must not be empty"));
+    }
     let roles = p
         .roles
         .as_deref()
@@ -564,12 +655,53 @@ mod tests {
     }
 
     #[test]
+    fn the_app_endpoints_are_documented() {
+        let spec: Value = serde_json::from_str(super::super::OPENAPI).unwrap();
+        for (path, methods) in [
+            ("/tenants/{tenant}/users", &["get"][..]),
+            ("/tenants/{tenant}/user-imports", &["post"]),
+            ("/tenants/{tenant}/users/{id}", &["get", "patch", "delete"]),
+            ("/tenants/{tenant}/groups", &["get", "post"]),
+            ("/tenants/{tenant}/groups/{id}", &["get", "patch", "delete"]),
+            ("/tenants/{tenant}/groups/{id}/members", &["get"]),
+            ("/tenants/{tenant}/role-mappings", &["get", "post"]),
+            (
+                "/tenants/{tenant}/role-mappings/{id}",
+                &["get", "put", "delete"],
+            ),
+            ("/tenants/{tenant}/login-decision", &["post"]),
+            ("/tenants/{tenant}/deprovision-guard", &["get"]),
+            ("/tenants/{tenant}/deprovision-guard/confirm", &["post"]),
+            ("/tenants/{tenant}/deprovision-guard/reject", &["post"]),
+        ] {
+            let item = &spec["paths"][format!("/api/v1{path}")];
+            for m in methods {
+                assert!(item[m].is_object(), "{m} {path} is not documented");
+            }
+        }
+        let types = spec["components"]["schemas"]["EventType"]["enum"]
+            .as_array()
+            .unwrap()
+            .clone();
+        for t in roster_store::EventType::ALL {
+            assert!(
+                types.contains(&json!(t.as_str())),
+                "{t} is not in EventType"
+            );
+        }
+    }
+
+    #[test]
     fn roles_are_validated_and_sorted() {
         assert_eq!(
-            valid_roles("roles", &["b".into(), " a ".into(), "b".into()]).unwrap(),
-            ["a", "b"]
+            valid_roles("roles", &["b".into(), "a b".into(), "b".into()]).unwrap(),
+            ["a b", "b"]
         );
         assert!(valid_roles("roles", &[String::new()]).is_err());
+        assert!(valid_roles("roles", &[" a".into()]).is_err());
+        assert!(valid_roles("roles", &["a\u{feff}".into()]).is_err());
+        assert!(blank(" \u{3000}\t") && !blank(" x") && !blank("\u{85}"));
+        assert!(page_limit(Some(0)).is_err() && page_limit(Some(1001)).is_err());
         assert!(valid_roles("roles", &["x\ny".into()]).is_err());
         assert!(valid_metadata(&json!([1])).is_err());
         assert!(valid_metadata(&json!({"k": "x".repeat(20_000)})).is_err());

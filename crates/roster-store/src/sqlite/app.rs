@@ -653,9 +653,16 @@ fn encode_pk_cursor(pk: i64) -> String {
     format!("c{pk:x}")
 }
 
+/// Whether `h` is lowercase hexadecimal (the only spelling cursors use, so that a cursor has
+/// exactly one form, as the API's pattern says).
+fn lower_hex(h: &str) -> bool {
+    h.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn decode_pk_cursor(c: &str) -> StoreResult<i64> {
     c.strip_prefix('c')
-        .filter(|h| !h.is_empty() && h.len() <= 16)
+        .filter(|h| (1..=15).contains(&h.len()) && lower_hex(h))
         .and_then(|h| i64::from_str_radix(h, 16).ok())
         .filter(|pk| *pk >= 0)
         .ok_or_else(|| {
@@ -1733,11 +1740,13 @@ impl AppStore for SqliteStore {
         cursor: Option<&str>,
         limit: u64,
     ) -> StoreResult<AppPage<AppGroupMember>> {
+        // The cursor is the last member id, hex-encoded; any well-formed one is a position.
         let after = cursor
             .map(|c| {
                 hex::decode(c)
                     .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
+                    .filter(|_| c.len() <= 1024 && lower_hex(c))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .ok_or_else(|| {
                         StoreError::Invalid("cursor is not a next_cursor this API returned".into())
                     })
