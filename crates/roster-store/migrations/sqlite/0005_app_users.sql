@@ -17,6 +17,10 @@ ALTER TABLE resources ADD COLUMN roles TEXT NOT NULL DEFAULT '[]';
 -- Whatever the app wants to keep beside a user or group (a JSON object); never sent to SCIM.
 ALTER TABLE resources ADD COLUMN app_metadata TEXT NOT NULL DEFAULT '{}';
 
+-- The unmanaged rows only (few, and none in most tenants): a SCIM create checks for them with
+-- one probe of this small index before looking for an email match.
+CREATE INDEX resources_unmanaged ON resources (tenant_id, kind) WHERE managed = 0;
+
 -- Rows of one tenant and kind in pk (creation) order: the admin API's keyset pagination.
 -- (SQLite appends the rowid, which `pk` is, to every index.)
 CREATE INDEX resources_tenant_kind ON resources (tenant_id, kind);

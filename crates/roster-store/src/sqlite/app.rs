@@ -89,6 +89,40 @@ pub(super) struct RoleState {
     roles: BTreeSet<String>,
 }
 
+/// The mapped roles of the groups of `n` users (bound three times): for each way a mapping can
+/// select a group, the members' rows (`members_member`), the group by pk, and the mapping by
+/// its unique `(tenant_id, match_by, match_value)` index. Three exact lookups, rather than one
+/// join on an `OR`, which SQLite answers by reading every mapping of the tenant.
+pub(super) fn mapped_roles_sql(n: usize) -> String {
+    let m = marks(n);
+    [
+        ("id", "g.id"),
+        ("externalId", "g.external_id"),
+        ("displayName", "g.display_name_lc"),
+    ]
+    .iter()
+    .map(|(by, column)| {
+        format!(
+            "SELECT m.member_pk, rm.roles FROM members m \
+                 JOIN resources g ON g.pk = m.group_pk \
+                 JOIN role_mappings rm ON rm.tenant_id = g.tenant_id \
+                 AND rm.match_by = '{by}' AND rm.match_value = {column} \
+                 WHERE m.member_pk IN ({m})"
+        )
+    })
+    .collect::<Vec<_>>()
+    .join(" UNION ALL ")
+}
+
+/// The roles mapped to one group: `(tenant, id)`, `(tenant, externalId)`,
+/// `(tenant, displayName folded)`, each an exact lookup of the unique index.
+pub(super) const GROUP_MAPPINGS_SQL: &str = "\
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'id' AND match_value = ? \
+    UNION ALL \
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'externalId' AND match_value = ? \
+    UNION ALL \
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'displayName' AND match_value = ?";
+
 /// Effective roles of the users with these pks (others are absent from the map).
 pub(super) async fn effective_roles(
     conn: &mut SqliteConnection,
@@ -124,20 +158,12 @@ pub(super) async fn effective_roles(
                 },
             );
         }
-        // Mapped roles of the users' groups: members_member index, then the group by pk, then
-        // the mappings by their unique (tenant_id, match_by, match_value) index.
-        let sql = format!(
-            "SELECT m.member_pk, rm.roles FROM members m \
-             JOIN resources g ON g.pk = m.group_pk \
-             JOIN role_mappings rm ON rm.tenant_id = g.tenant_id AND ( \
-                 (rm.match_by = 'id' AND rm.match_value = g.id) \
-              OR (rm.match_by = 'externalId' AND rm.match_value = g.external_id) \
-              OR (rm.match_by = 'displayName' AND rm.match_value = g.display_name_lc)) \
-             WHERE m.member_pk IN ({m})"
-        );
+        let sql = mapped_roles_sql(chunk.len());
         let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-        for pk in chunk {
-            q = q.bind(*pk);
+        for _ in 0..3 {
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
         }
         for (pk, roles) in q.fetch_all(&mut *conn).await.map_err(backend)? {
             if let Some(state) = out.get_mut(&pk).filter(|s| s.live) {
@@ -230,19 +256,16 @@ async fn mapped_roles(
     tenant: &str,
     sel: &GroupSel,
 ) -> StoreResult<BTreeSet<String>> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT roles FROM role_mappings WHERE tenant_id = ? AND ( \
-             (match_by = 'id' AND match_value = ?) \
-          OR (match_by = 'externalId' AND match_value = ?) \
-          OR (match_by = 'displayName' AND match_value = ?))",
-    )
-    .bind(tenant)
-    .bind(&sel.id)
-    .bind(&sel.external_id)
-    .bind(&sel.display_name_lc)
-    .fetch_all(conn)
-    .await
-    .map_err(backend)?;
+    let rows: Vec<String> = sqlx::query_scalar(GROUP_MAPPINGS_SQL)
+        .bind(tenant)
+        .bind(&sel.id)
+        .bind(tenant)
+        .bind(&sel.external_id)
+        .bind(tenant)
+        .bind(&sel.display_name_lc)
+        .fetch_all(conn)
+        .await
+        .map_err(backend)?;
     let mut out = BTreeSet::new();
     for r in rows {
         out.extend(parse_roles(&r)?);
@@ -467,8 +490,19 @@ pub(super) async fn claim(
             .await
             .map_err(backend)?;
             let email = primary_email(doc);
+            // Most tenants have no unmanaged user at all: one probe of the partial index
+            // `resources_unmanaged` saves the email lookups.
+            let any_unmanaged: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM resources WHERE tenant_id = ? AND kind = 'User' AND managed = 0 \
+                 LIMIT 1",
+            )
+            .bind(tenant)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
             let found = match taken {
                 Some(1) => None,
+                None if any_unmanaged.is_none() => None,
                 Some(_) => unmanaged_user_by_name(tx, tenant, user_name)
                     .await?
                     .map(|c| (c, "userName")),
@@ -970,6 +1004,27 @@ async fn mapping_member_pks(
     .await
     .map_err(backend)
 }
+
+// ---------------------------------------------------------------------------------------------
+// The login lookup
+
+/// The user a sign-in by email is about: the `emails_value` and `resources_user_name` index
+/// lookups in one statement (an email may be a user's email or its userName). Among several,
+/// a live one before a deprovisioned one, then a managed one, then an active one, then the
+/// newest.
+pub(super) const LOGIN_BY_EMAIL_SQL: &str = "\
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    WHERE r.kind = 'User' AND r.pk IN ( \
+      SELECT e.resource_pk FROM emails e WHERE e.tenant_id = ?1 AND e.value_lc = ?2 \
+      UNION ALL \
+      SELECT u.pk FROM resources u WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.user_name_lc = ?2) \
+    ORDER BY r.deleted, r.managed DESC, (r.active IS 0), r.pk DESC LIMIT 1";
+
+/// The same by externalId: the `resources_external_id` index.
+pub(super) const LOGIN_BY_EXTERNAL_ID_SQL: &str = "\
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    WHERE r.tenant_id = ? AND r.kind = 'User' AND r.external_id = ? \
+    ORDER BY r.deleted, r.managed DESC, (r.active IS 0), r.pk DESC LIMIT 1";
 
 // ---------------------------------------------------------------------------------------------
 // The guard
@@ -2067,37 +2122,21 @@ impl AppStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn login_lookup(&self, tenant: &str, key: &LoginKey) -> StoreResult<Option<LoginRecord>> {
-        // Preference among several records: a live one over a deprovisioned one, then a
-        // managed one, then an active one, then the newest.
-        const ORDER: &str =
-            "ORDER BY r.deleted, r.managed DESC, (r.active IS 0), r.pk DESC LIMIT 1";
         let mut tx = self.reader.begin().await.map_err(backend)?;
         let row: Option<(i64, String, i64, Option<i64>, i64)> = match key {
             LoginKey::Email(email) => {
-                let e = fold_case(email);
-                // Two index lookups (emails_value, resources_user_name) in one statement.
-                sqlx::query_as(&format!(
-                    "SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
-                     WHERE r.kind = 'User' AND r.pk IN ( \
-                       SELECT e.resource_pk FROM emails e WHERE e.tenant_id = ?1 AND e.value_lc = ?2 \
-                       UNION ALL \
-                       SELECT u.pk FROM resources u \
-                       WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.user_name_lc = ?2) {ORDER}"
-                ))
-                .bind(tenant)
-                .bind(e)
-                .fetch_optional(&mut *tx)
-                .await
+                sqlx::query_as(LOGIN_BY_EMAIL_SQL)
+                    .bind(tenant)
+                    .bind(fold_case(email))
+                    .fetch_optional(&mut *tx)
+                    .await
             }
             LoginKey::ExternalId(x) => {
-                sqlx::query_as(&format!(
-                    "SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
-                     WHERE r.tenant_id = ? AND r.kind = 'User' AND r.external_id = ? {ORDER}"
-                ))
-                .bind(tenant)
-                .bind(x)
-                .fetch_optional(&mut *tx)
-                .await
+                sqlx::query_as(LOGIN_BY_EXTERNAL_ID_SQL)
+                    .bind(tenant)
+                    .bind(x)
+                    .fetch_optional(&mut *tx)
+                    .await
             }
         }
         .map_err(backend)?;
@@ -2328,3 +2367,6 @@ impl AppStore for SqliteStore {
         Ok(status)
     }
 }
+
+#[cfg(test)]
+mod tests;
