@@ -63,8 +63,8 @@ pub fn change_events(
                 )),
                 _ => {}
             }
-            // Issue 4 hook: effective roles of a deactivated user become empty; emit
-            // `user.roles_changed` here once role mappings exist.
+            // `user.roles_changed` (effective roles emptied or restored) is the store's: it
+            // computes effective roles from rows in the write's transaction.
         }
         ResourceKind::Group => {
             if !listed.is_empty() {

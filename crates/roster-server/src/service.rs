@@ -22,6 +22,7 @@ use scim_proto::schema::{ResourceKind, LIST_RESPONSE_SCHEMA};
 use scim_proto::ScimError;
 use serde_json::{json, Map, Value};
 
+use crate::admin::guard;
 use crate::changes::change_events;
 use crate::error::HttpError;
 use crate::{provlog, AppState};
@@ -219,6 +220,9 @@ fn store_conflict(e: StoreError, kind: ResourceKind, doc: &Value) -> HttpError {
             ))
             .into()
         }
+        StoreError::Conflict(c @ ("existing userName" | "existing email")) => {
+            crate::admin::users::existing_user_conflict(c, doc)
+        }
         other => other.into(),
     }
 }
@@ -247,7 +251,8 @@ pub async fn create(
             .into_iter()
             .map(|m| m.value)
             .collect(),
-        // Issue 4 hook: `user.welcome` when the tenant's `welcome_email` setting is on.
+        // `user.welcome` (tenant setting `welcome_email`) is the store's: only it knows whether
+        // the create made a new user, rather than restoring or matching an existing one.
         events: Vec::new(),
     };
     let now = state.clock.now();
@@ -260,6 +265,10 @@ pub async fn create(
         CreateOutcome::Created(r) => r,
         CreateOutcome::Restored(r) => {
             tracing::info!(id = %r.id, "restored a deprovisioned user");
+            r
+        }
+        CreateOutcome::Matched(r) => {
+            tracing::info!(id = %r.id, "matched an existing app record; now managed by SCIM");
             r
         }
     };
@@ -280,10 +289,12 @@ pub async fn replace(
     if_match: Option<&str>,
     proj: &Projection,
 ) -> Result<Rendered, HttpError> {
+    let mut admitted = false;
     for _ in 0..WRITE_ATTEMPTS {
         let cur = fetch(state, ctx, kind, id).await?;
         check_if_match(if_match, &etag(cur.version))?;
         let n = normalize(kind, body, Some(&cur.doc))?;
+        guard::admit_change(state, &ctx.tenant, &cur, &n.doc, &mut admitted).await?;
         let password_hash = n.password.as_deref().map(hash_password).transpose()?;
         let members = if kind == ResourceKind::Group {
             let wanted: Vec<String> = n
@@ -479,11 +490,13 @@ pub async fn patch(
     proj: &Projection,
 ) -> Result<Rendered, HttpError> {
     let ops = parse_patch(body)?;
+    let mut admitted = false;
     for _ in 0..WRITE_ATTEMPTS {
         let cur = fetch(state, ctx, kind, id).await?;
         check_if_match(if_match, &etag(cur.version))?;
         let mut doc = cur.doc.clone();
         let effects = apply_patch(kind, &mut doc, &ops)?;
+        guard::admit_change(state, &ctx.tenant, &cur, &doc, &mut admitted).await?;
         let password_hash = effects.password.as_deref().map(hash_password).transpose()?;
         let members = member_ops(state, ctx, id, effects.members).await?;
         let (events, mut changed) =
@@ -546,6 +559,7 @@ pub async fn delete(
 ) -> Result<(), HttpError> {
     let cur = fetch(state, ctx, kind, id).await?;
     check_if_match(if_match, &etag(cur.version))?;
+    guard::admit_delete(state, &ctx.tenant, &cur).await?;
     let now = state.clock.now();
     if kind == ResourceKind::User && erases_users(state, ctx).await? {
         state.store.erase_user(&ctx.tenant, id, now).await?;

@@ -64,11 +64,21 @@ pub enum EventType {
     ScimEnabled,
     /// SCIM was disabled for the tenant (issue 4).
     ScimDisabled,
+    /// Existing app users were imported, not managed by SCIM.
+    UserImported,
+    /// A SCIM create matched an existing app user, which is now SCIM-managed (same id).
+    UserMatched,
+    /// A SCIM create matched an existing app group by displayName and took it over.
+    GroupMatched,
+    /// The mass-deprovisioning guard tripped: further deactivations are refused.
+    TenantDeprovisionGuardTripped,
+    /// An operator confirmed or rejected the batch held by the guard.
+    TenantDeprovisionGuardResolved,
 }
 
 impl EventType {
     /// Every type, in documentation order.
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 25] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::UserDeactivated,
@@ -89,6 +99,11 @@ impl EventType {
         Self::TokenExpiring,
         Self::ScimEnabled,
         Self::ScimDisabled,
+        Self::UserImported,
+        Self::UserMatched,
+        Self::GroupMatched,
+        Self::TenantDeprovisionGuardTripped,
+        Self::TenantDeprovisionGuardResolved,
     ];
 
     /// The dotted name.
@@ -115,6 +130,11 @@ impl EventType {
             Self::TokenExpiring => "token.expiring",
             Self::ScimEnabled => "scim.enabled",
             Self::ScimDisabled => "scim.disabled",
+            Self::UserImported => "user.imported",
+            Self::UserMatched => "user.matched",
+            Self::GroupMatched => "group.matched",
+            Self::TenantDeprovisionGuardTripped => "tenant.deprovision_guard_tripped",
+            Self::TenantDeprovisionGuardResolved => "tenant.deprovision_guard_resolved",
         }
     }
 

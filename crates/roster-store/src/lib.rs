@@ -16,10 +16,13 @@ use scim_proto::schema::ResourceKind;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub mod app;
 pub mod events;
 pub mod ops;
 pub mod sqlite;
 pub mod tenants;
+
+pub use app::AppStore;
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot};
 pub use ops::{
@@ -215,6 +218,9 @@ pub enum CreateOutcome {
     Created(StoredResource),
     /// A deprovisioned User with the same userName was restored, keeping its id.
     Restored(StoredResource),
+    /// An existing app user (or group) not managed by SCIM was matched and is now managed,
+    /// keeping its id (see [`app`]).
+    Matched(StoredResource),
 }
 
 /// A change to Group membership rows.
@@ -319,7 +325,9 @@ pub struct GroupRef {
 /// Every write that changes a resource or a token appends its events to the tenant's outbox in
 /// the same transaction (see [`events`]); the outbox, webhooks and logs are in the supertraits.
 #[async_trait]
-pub trait Store: EventStore + WebhookStore + LogStore + TenantAdminStore + Send + Sync {
+pub trait Store:
+    EventStore + WebhookStore + LogStore + TenantAdminStore + AppStore + Send + Sync
+{
     /// Creates a tenant. `Conflict("tenant")` if the id is taken.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
     /// Looks a live tenant up by id (a deleted one is `None`).

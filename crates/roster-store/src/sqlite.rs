@@ -37,6 +37,7 @@ use crate::{
     TokenRecord,
 };
 
+mod app;
 mod ops;
 mod outbox;
 mod query;
@@ -324,7 +325,8 @@ impl SqliteStore {
         id: &str,
     ) -> StoreResult<Option<i64>> {
         sqlx::query_scalar(
-            "SELECT pk FROM resources WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0",
+            "SELECT pk FROM resources \
+             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1",
         )
         .bind(tenant)
         .bind(kind.as_str())
@@ -376,7 +378,7 @@ impl SqliteStore {
             let marks = vec!["?"; chunk.len()].join(", ");
             let sql = format!(
                 "SELECT id, pk FROM resources WHERE tenant_id = ? AND kind = 'User' \
-                 AND deleted = 0 AND id IN ({marks})"
+                 AND deleted = 0 AND managed = 1 AND id IN ({marks})"
             );
             let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(tenant);
             for id in chunk {
@@ -548,7 +550,7 @@ impl SqliteStore {
         // `kind` is one of two constants, written literally so that SQLite can use the
         // partial userName index (it cannot prove `kind = ?` implies `kind = 'User'`).
         let base = format!(
-            "r.tenant_id = ? AND r.kind = '{}' AND r.deleted = 0 AND {}",
+            "r.tenant_id = ? AND r.kind = '{}' AND r.deleted = 0 AND r.managed = 1 AND {}",
             kind.as_str(),
             frag.sql
         );
@@ -693,7 +695,7 @@ impl SqliteStore {
             let sql = format!(
                 "SELECT m.member_pk, g.id, COALESCE(json_extract(g.doc, '$.displayName'), '') \
                  FROM members m JOIN resources r ON r.pk = m.member_pk \
-                 JOIN resources g ON g.pk = m.group_pk \
+                 JOIN resources g ON g.pk = m.group_pk AND g.managed = 1 \
                  WHERE {base} ORDER BY m.member_pk, g.id"
             );
             let rows: Vec<(i64, String, String)> = sqlx::query_as_with(&sql, args_of(&args)?)
@@ -944,6 +946,22 @@ impl Store for SqliteStore {
         let doc_text = serde_json::to_string(&doc).map_err(backend)?;
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
+        // An existing app user or group that SCIM does not manage yet may be this one.
+        let claim = app::ClaimInput {
+            doc: &doc,
+            doc_text: &doc_text,
+            derived: &d,
+            password_hash: new.password_hash.as_deref(),
+            members: &new.members,
+            events: &new.events,
+        };
+        let welcome = match app::claim(&mut tx, tenant, kind, &claim, now_ms).await? {
+            app::Claim::Done(outcome) => {
+                self.commit(tx).await?;
+                return Ok(outcome);
+            }
+            app::Claim::NotClaimed { welcome } => welcome,
+        };
 
         if let Some(user_name) = &d.user_name_lc {
             let existing: Option<(i64, String, i64, i64, i64)> = sqlx::query_as(
@@ -960,6 +978,7 @@ impl Store for SqliteStore {
                 Some((pk, id, _, version, created)) => {
                     // Restore the deprovisioned User in place: same pk and id, so the app
                     // identity and its history carry over. The old password does not.
+                    let watch = app::RoleWatch::start(&mut tx, vec![pk]).await?;
                     sqlx::query(
                         "UPDATE resources SET doc = ?, password_hash = ?, user_name_lc = ?, \
                          external_id = ?, display_name_lc = ?, active = ?, deleted = 0, \
@@ -982,6 +1001,7 @@ impl Store for SqliteStore {
                         json!({"user": resource_body(&id, &doc)}),
                     )];
                     events.extend(new.events);
+                    events.extend(app::finish(watch, &mut tx).await?);
                     append_events(&mut tx, tenant, now_ms, events).await?;
                     self.commit(tx).await?;
                     return Ok(CreateOutcome::Restored(StoredResource {
@@ -997,6 +1017,13 @@ impl Store for SqliteStore {
             }
         }
 
+        let watch = if new.members.is_empty() {
+            None
+        } else {
+            let sel = app::GroupSel::new(&new.id, &d);
+            let ops = [MemberOp::Add(new.members.clone())];
+            app::group_watch(&mut tx, tenant, None, None, Some(&sel), &ops).await?
+        };
         let pk: i64 = sqlx::query_scalar(
             "INSERT INTO resources (tenant_id, kind, id, version, doc, password_hash, \
              user_name_lc, external_id, display_name_lc, active, created, last_modified, deleted) \
@@ -1027,11 +1054,18 @@ impl Store for SqliteStore {
                 json!({"group": resource_body(&new.id, &doc)}),
             ),
         }];
+        if welcome && kind == ResourceKind::User {
+            events.push(NewEvent::new(
+                EventType::UserWelcome,
+                json!({"user": resource_body(&new.id, &doc)}),
+            ));
+        }
         if !new.members.is_empty() {
             let ops = [MemberOp::Add(new.members)];
             events.extend(Self::apply_member_ops(&mut tx, tenant, pk, &new.id, &doc, &ops).await?);
         }
         events.extend(new.events);
+        events.extend(app::finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await?;
         Ok(CreateOutcome::Created(StoredResource {
@@ -1053,7 +1087,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<StoredResource>> {
         let row: Option<ResourceRow> = sqlx::query_as(&format!(
             "SELECT {RESOURCE_COLS} FROM resources r \
-             WHERE r.tenant_id = ? AND r.kind = ? AND r.id = ? AND r.deleted = 0"
+             WHERE r.tenant_id = ? AND r.kind = ? AND r.id = ? AND r.deleted = 0 AND r.managed = 1"
         ))
         .bind(tenant)
         .bind(kind.as_str())
@@ -1092,11 +1126,13 @@ impl Store for SqliteStore {
         let doc_text = serde_json::to_string(&doc).map_err(backend)?;
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
+        let watch = app::watch_update(&mut tx, tenant, kind, id, &d, &update.members).await?;
         let row: Option<(i64, i64, i64)> = sqlx::query_as(
             "UPDATE resources SET doc = ?, password_hash = COALESCE(?, password_hash), \
              user_name_lc = ?, external_id = ?, display_name_lc = ?, active = ?, \
              version = version + 1, last_modified = ? \
-             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND version = ? \
+             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1 \
+             AND version = ? \
              RETURNING pk, version, created",
         )
         .bind(&doc_text)
@@ -1123,6 +1159,7 @@ impl Store for SqliteStore {
         let mut events = update.events;
         events
             .extend(Self::apply_member_ops(&mut tx, tenant, pk, id, &doc, &update.members).await?);
+        events.extend(app::finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await?;
         Ok(StoredResource {
@@ -1147,7 +1184,7 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         let row: Option<(i64, i64, i64, String)> = sqlx::query_as(
             "UPDATE resources SET version = version + 1, last_modified = ? \
-             WHERE tenant_id = ? AND kind = 'Group' AND id = ? AND deleted = 0 \
+             WHERE tenant_id = ? AND kind = 'Group' AND id = ? AND deleted = 0 AND managed = 1 \
              RETURNING pk, version, created, doc",
         )
         .bind(now_ms)
@@ -1160,7 +1197,11 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         };
         let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let events = Self::apply_member_ops(&mut tx, tenant, pk, group_id, &doc, ops).await?;
+        let sel = app::GroupSel::new(group_id, &Derived::of(ResourceKind::Group, &doc));
+        let watch =
+            app::group_watch(&mut tx, tenant, Some(pk), Some(&sel), Some(&sel), ops).await?;
+        let mut events = Self::apply_member_ops(&mut tx, tenant, pk, group_id, &doc, ops).await?;
+        events.extend(app::finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await?;
         Ok(StoredResource {
@@ -1185,7 +1226,7 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         let row: Option<(i64, String)> = sqlx::query_as(
             "SELECT pk, doc FROM resources \
-             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0",
+             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1",
         )
         .bind(tenant)
         .bind(kind.as_str())
@@ -1198,6 +1239,16 @@ impl Store for SqliteStore {
         };
         let mut doc: Value = serde_json::from_str(&doc).map_err(backend)?;
         let mut events = Vec::new();
+        // Deprovisioning empties a user's effective roles; deleting a group takes its mapped
+        // roles from its members.
+        let watch = match kind {
+            ResourceKind::User => app::RoleWatch::start(&mut tx, vec![pk]).await?,
+            ResourceKind::Group => {
+                let sel = app::GroupSel::new(id, &Derived::of(kind, &doc));
+                let ops = [MemberOp::RemoveAll];
+                app::group_watch(&mut tx, tenant, Some(pk), Some(&sel), None, &ops).await?
+            }
+        };
         match kind {
             ResourceKind::User => {
                 // The groups that lose the member announce it, before the deprovisioning.
@@ -1264,6 +1315,7 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
             }
         }
+        events.extend(app::finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }
@@ -1314,7 +1366,7 @@ impl Store for SqliteStore {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT g.id, COALESCE(json_extract(g.doc, '$.displayName'), '') \
              FROM members m JOIN resources g ON g.pk = m.group_pk \
-             WHERE m.member_pk = ? AND g.deleted = 0 ORDER BY g.id",
+             WHERE m.member_pk = ? AND g.deleted = 0 AND g.managed = 1 ORDER BY g.id",
         )
         .bind(pk)
         .fetch_all(&mut *tx)

@@ -13,6 +13,7 @@ use roster_server::{AppState, Settings};
 use roster_store::sqlite::SqliteStore;
 use roster_store::Store;
 
+mod app_cli;
 mod cycle;
 mod ops;
 mod simulate;
@@ -106,6 +107,24 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Existing app users: import them (not managed by SCIM).
+    Users {
+        #[command(subcommand)]
+        command: app_cli::UsersCommand,
+    },
+    /// The mass-deprovisioning guard: status, confirm or reject a held batch.
+    Guard {
+        #[command(subcommand)]
+        command: app_cli::GuardCommand,
+    },
+    /// Merge a JSON object into a tenant's settings (stop-gap until the tenants API).
+    #[command(hide = true)]
+    DevSettings {
+        /// Tenant id.
+        tenant: String,
+        /// A JSON object of settings, e.g. '{"sso_enforced": true}'.
+        settings: String,
     },
     /// Print a tenant's events as JSON lines, in seq order.
     Events {
@@ -299,6 +318,11 @@ async fn run(cli: Cli) -> Result<()> {
             after,
             follow,
         } => ops::events(open(&cli.database).await?, &tenant, after, follow).await?,
+        Command::Users { command } => app_cli::users(open(&cli.database).await?, command).await?,
+        Command::Guard { command } => app_cli::guard(open(&cli.database).await?, command).await?,
+        Command::DevSettings { tenant, settings } => {
+            app_cli::set_settings(open(&cli.database).await?, &tenant, &settings).await?
+        }
     }
     Ok(())
 }

@@ -23,10 +23,16 @@ use crate::AppState;
 
 pub mod error;
 pub mod feed;
+pub mod groups;
+pub mod guard;
+pub mod import;
 pub mod keys;
+pub mod login;
 pub mod logs;
+pub mod roles;
 pub mod tenants;
 pub mod tokens;
+pub mod users;
 pub mod webhooks;
 
 pub use error::ApiError;
@@ -238,6 +244,7 @@ pub fn routes() -> Router<AppState> {
             "/webhooks/{id}/redeliver",
             post(webhooks::redeliver_handler),
         )
+        .merge(app_routes())
         .fallback(|| async { ApiError::not_found("no such admin API endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError {
@@ -285,6 +292,56 @@ fn tenant_routes() -> Router<AppState> {
         .route(
             "/tenants/{tenant}/tokens/{prefix}",
             delete(tokens::revoke_handler),
+        )
+}
+
+/// Users, groups, roles, the login decision and the guard: the host app's side (issue 4).
+fn app_routes() -> Router<AppState> {
+    Router::new()
+        .route("/tenants/{tenant}/users", get(users::list_handler))
+        .route("/tenants/{tenant}/user-imports", post(import::handler))
+        .route(
+            "/tenants/{tenant}/users/{id}",
+            get(users::get_handler)
+                .patch(users::patch_handler)
+                .delete(users::delete_handler),
+        )
+        .route(
+            "/tenants/{tenant}/groups",
+            get(groups::list_handler).post(groups::create_handler),
+        )
+        .route(
+            "/tenants/{tenant}/groups/{id}",
+            get(groups::get_handler)
+                .patch(groups::patch_handler)
+                .delete(groups::delete_handler),
+        )
+        .route(
+            "/tenants/{tenant}/groups/{id}/members",
+            get(groups::members_handler),
+        )
+        .route(
+            "/tenants/{tenant}/role-mappings",
+            get(roles::list_handler).post(roles::create_handler),
+        )
+        .route(
+            "/tenants/{tenant}/role-mappings/{id}",
+            get(roles::get_handler)
+                .put(roles::put_handler)
+                .delete(roles::delete_handler),
+        )
+        .route("/tenants/{tenant}/login-decision", post(login::handler))
+        .route(
+            "/tenants/{tenant}/deprovision-guard",
+            get(guard::status_handler),
+        )
+        .route(
+            "/tenants/{tenant}/deprovision-guard/confirm",
+            post(guard::confirm_handler),
+        )
+        .route(
+            "/tenants/{tenant}/deprovision-guard/reject",
+            post(guard::reject_handler),
         )
 }
 

@@ -864,7 +864,7 @@ mod tests {
         let before = t.clone();
         for (patch, says) in [
             (json!({"groups_enabled": "no"}), "settings.groups_enabled"),
-            (json!({"colour": "red"}), "unknown field"),
+            (json!({"colour": "red"}), "colour is not a setting"),
             (
                 json!({"deprovision_on_delete": "shred"}),
                 "deprovision_on_delete",

@@ -95,7 +95,8 @@ impl Multi {
             Multi::Members => "SELECT m.group_pk FROM members m WHERE m.tenant_id = ?",
             Multi::Groups => {
                 "SELECT m.member_pk FROM members m JOIN resources g ON g.pk = m.group_pk \
-                 AND g.tenant_id = m.tenant_id AND g.kind = 'Group' WHERE m.tenant_id = ?"
+                 AND g.tenant_id = m.tenant_id AND g.kind = 'Group' AND g.managed = 1 \
+                 WHERE m.tenant_id = ?"
             }
         };
         format!("r.pk {not}IN ({sub} AND {cond})")

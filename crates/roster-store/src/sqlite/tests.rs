@@ -82,7 +82,7 @@ async fn add_user(s: &SqliteStore, t: &str, id: &str, doc: Value) -> StoredResou
         .unwrap()
     {
         CreateOutcome::Created(r) => r,
-        CreateOutcome::Restored(_) => panic!("unexpected restore"),
+        other => panic!("unexpected {other:?}"),
     }
 }
 

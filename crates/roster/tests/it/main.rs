@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod appusers;
 mod auth;
 mod cli;
 mod discovery;
@@ -15,11 +16,14 @@ mod etag;
 mod events;
 mod filters;
 mod groups;
+mod guard;
 mod idp;
 mod lifecycle;
 mod listing;
+mod login;
 mod patch;
 mod provlog;
+mod roles;
 mod server;
 mod tenants;
 mod users;

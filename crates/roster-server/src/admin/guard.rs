@@ -1,0 +1,251 @@
+//! The mass-deprovisioning guard: its admission check on the SCIM write path, and its admin API
+//! (`/tenants/{tenant}/deprovision-guard`, `…/confirm`, `…/reject`), which `roster guard` shares.
+//!
+//! The guard counts SCIM deactivations (`active` true → false) and deletions of active users
+//! per tenant in a sliding window (minute buckets in the store, so a check reads at most
+//! `window_minutes` rows, and the tenant's active users are counted once per window). When the
+//! next one would exceed both `max_percent` of the users active when the window opened and
+//! `min_count`, it trips: that one and every later one is refused with SCIM 503 and
+//! `Retry-After`, `tenant.deprovision_guard_tripped` is emitted, and the refused operations are
+//! listed until an operator decides. Confirm: they (and the rest of the batch) pass when the
+//! identity provider retries, until the batch has been quiet for a window. Reject: they keep
+//! being refused until the identity provider has stopped sending them for a window; then the
+//! guard re-arms with fresh counts. Users created after the window opened are not counted:
+//! they were not among the users the share is computed from (so create-then-delete churn, such
+//! as a conformance test run, does not trip it).
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::Json;
+use roster_store::app::{
+    GuardDecision, GuardOperation, GuardState, GuardStatus, GuardSubject, GuardVerdict,
+};
+use roster_store::{StoreError, StoredResource};
+use scim_proto::schema::ResourceKind;
+use scim_proto::ScimError;
+use serde_json::{json, Value};
+
+use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath};
+use crate::error::HttpError;
+use crate::AppState;
+
+/// The `Retry-After` of a refusal, in seconds: long enough not to hammer the server while an
+/// operator looks, short enough that a confirmed batch resumes soon.
+pub const RETRY_AFTER_SECS: u64 = 300;
+
+/// A User without `active` counts as active (docs/scim.md).
+fn is_active(doc: &Value) -> bool {
+    doc.get("active").and_then(Value::as_bool) != Some(false)
+}
+
+/// Submits a SCIM replace or patch that deactivates an active User to the guard, once per
+/// request (`admitted` carries that across the service's optimistic retries).
+///
+/// # Errors
+/// SCIM 503 with `Retry-After` when the guard refuses; 500 when the store fails.
+pub async fn admit_change(
+    state: &AppState,
+    tenant: &str,
+    cur: &StoredResource,
+    new_doc: &Value,
+    admitted: &mut bool,
+) -> Result<(), HttpError> {
+    if cur.kind != ResourceKind::User || *admitted || !is_active(&cur.doc) || is_active(new_doc) {
+        return Ok(());
+    }
+    admit(state, tenant, cur, GuardOperation::Deactivate).await?;
+    *admitted = true;
+    Ok(())
+}
+
+/// Submits a SCIM delete of an active User to the guard.
+///
+/// # Errors
+/// SCIM 503 with `Retry-After` when the guard refuses; 500 when the store fails.
+pub async fn admit_delete(
+    state: &AppState,
+    tenant: &str,
+    cur: &StoredResource,
+) -> Result<(), HttpError> {
+    if cur.kind != ResourceKind::User || !is_active(&cur.doc) {
+        return Ok(());
+    }
+    admit(state, tenant, cur, GuardOperation::Delete).await
+}
+
+async fn admit(
+    state: &AppState,
+    tenant: &str,
+    cur: &StoredResource,
+    operation: GuardOperation,
+) -> Result<(), HttpError> {
+    let subject = GuardSubject {
+        user_id: cur.id.clone(),
+        user_name: cur
+            .doc
+            .get("userName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        created: cur.created,
+        operation,
+    };
+    match state
+        .store
+        .guard_admit(tenant, &subject, state.clock.now())
+        .await?
+    {
+        GuardVerdict::Allowed => Ok(()),
+        GuardVerdict::Refused(status) => {
+            tracing::warn!(tenant, user = %subject.user_id, state = status.state.as_str(),
+                "mass-deprovisioning guard refused a deactivation");
+            Err(refusal(&status))
+        }
+    }
+}
+
+/// The SCIM 503 of a refusal.
+fn refusal(s: &GuardStatus) -> HttpError {
+    let g = &s.settings;
+    let detail = if s.state == GuardState::Rejected {
+        format!(
+            "an operator of this app rejected a mass deactivation from this identity provider \
+             (the mass-deprovisioning guard); deactivations and deletions are refused until \
+             none has been sent for {} minutes. Check the identity provider's assignments and \
+             group rules",
+            g.window_minutes
+        )
+    } else {
+        format!(
+            "the mass-deprovisioning guard is holding deactivations and deletions: more than \
+             {}% of the {} active users (and more than {}) were to lose access within {} \
+             minutes. An operator of this app must confirm or reject the batch; retry later",
+            g.max_percent, s.active_users, g.min_count, g.window_minutes
+        )
+    };
+    let mut e = HttpError::from(ScimError::new(503, None, detail));
+    e.headers
+        .push((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
+    e
+}
+
+/// How the API and `roster guard status --json` show a guard.
+#[must_use]
+pub fn status_json(tenant: &str, s: &GuardStatus) -> Value {
+    json!({
+        "tenant": tenant,
+        "enabled": s.settings.enabled,
+        "state": s.state.as_str(),
+        "settings": {
+            "max_percent": s.settings.max_percent,
+            "min_count": s.settings.min_count,
+            "window_minutes": s.settings.window_minutes,
+        },
+        "window": {
+            "count": s.window_count,
+            "started_at": s.window_start.map(fmt_time),
+            "active_users": s.active_users,
+            "threshold": s.threshold,
+        },
+        "tripped_at": s.tripped_at.map(fmt_time),
+        "decided_at": s.decided_at.map(fmt_time),
+        "decided_by": s.decided_by,
+        "until": s.until.map(fmt_time),
+        "trips": s.trips,
+        "held": {
+            "count": s.held_count,
+            "operations": s.held.iter().map(|h| json!({
+                "user_id": h.user_id,
+                "user_name": h.user_name,
+                "operation": h.operation,
+                "first_at": fmt_time(h.first_at),
+                "last_at": fmt_time(h.last_at),
+                "attempts": h.attempts,
+            })).collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// Records an operator's decision; shared by the API and `roster guard confirm|reject`.
+///
+/// # Errors
+/// 404 for an unknown tenant; 409 when the guard is not tripped.
+pub async fn decide(
+    state: &AppState,
+    tenant: &str,
+    decision: GuardDecision,
+    actor: &str,
+) -> Result<GuardStatus, ApiError> {
+    let now = state.clock.now();
+    let status = match state.store.guard_decide(tenant, decision, actor, now).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::not_found(format!("no tenant \"{tenant}\"")))
+        }
+        Err(StoreError::Invalid(m)) => {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message: m,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let action = match decision {
+        GuardDecision::Confirm => "deprovision_guard.confirm",
+        GuardDecision::Reject => "deprovision_guard.reject",
+    };
+    audit(
+        state.store.as_ref(),
+        now,
+        actor,
+        action,
+        Some(tenant),
+        Some(tenant),
+        json!({"held": status.held_count}),
+    )
+    .await;
+    Ok(status)
+}
+
+/// `GET /api/v1/tenants/{tenant}/deprovision-guard`
+///
+/// # Errors
+/// 401, 404.
+pub async fn status_handler(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let s = state.store.guard_status(&tenant, state.clock.now()).await?;
+    Ok(Json(status_json(&tenant, &s)))
+}
+
+/// `POST /api/v1/tenants/{tenant}/deprovision-guard/confirm`
+///
+/// # Errors
+/// 401, 404, 409 (not tripped).
+pub async fn confirm_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let s = decide(&state, &tenant, GuardDecision::Confirm, &auth.actor()).await?;
+    Ok(Json(status_json(&tenant, &s)))
+}
+
+/// `POST /api/v1/tenants/{tenant}/deprovision-guard/reject`
+///
+/// # Errors
+/// 401, 404, 409 (not tripped).
+pub async fn reject_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let s = decide(&state, &tenant, GuardDecision::Reject, &auth.actor()).await?;
+    Ok(Json(status_json(&tenant, &s)))
+}

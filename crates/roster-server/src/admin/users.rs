@@ -1,0 +1,709 @@
+//! Users for the host app (`/tenants/{tenant}/users…`): list and search with cursor pagination,
+//! get, change, and erase; each user with its status, managed flag, effective roles and group
+//! memberships.
+//!
+//! Who owns what: on a SCIM-managed user, the SCIM attributes (userName, name, displayName,
+//! emails, externalId, active) belong to the identity provider, and an attempt to change them
+//! here is a 409 that says so; the app-owned fields (directly assigned roles, metadata) can
+//! always be changed. A user that SCIM does not manage (imported, see [`super::import`]) is fully
+//! editable, and can be erased.
+
+use axum::extract::State;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use roster_store::app::{AppUser, AppUserQuery, AppUserUpdate, UserStatus};
+use roster_store::{EventType, NewEvent, StoreError};
+use scim_proto::resource::normalize;
+use scim_proto::schema::ResourceKind;
+use scim_proto::ScimError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Map, Value};
+
+use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::changes::change_events;
+use crate::error::HttpError;
+use crate::AppState;
+
+/// At most this many directly assigned roles per user or mapped roles per mapping.
+pub const MAX_ROLES: usize = 100;
+/// Longest role name, in characters.
+pub const MAX_ROLE_LEN: usize = 128;
+/// Largest app metadata object, serialised, in bytes.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// How many times a change is retried after losing a race with another writer.
+const ATTEMPTS: usize = 5;
+
+/// The SCIM 409 of a create that matches an existing app user while the tenant's
+/// `on_existing_user` setting is `reject`; `which` is the store's conflict name.
+#[must_use]
+pub fn existing_user_conflict(which: &str, doc: &Value) -> HttpError {
+    let (what, value) = if which == "existing email" {
+        let email = doc
+            .get("emails")
+            .and_then(Value::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+                    .or_else(|| a.first())
+            })
+            .and_then(|e| e.get("value"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        ("the primary email", email)
+    } else {
+        (
+            "userName",
+            doc.get("userName").and_then(Value::as_str).unwrap_or(""),
+        )
+    };
+    ScimError::uniqueness(format!(
+        "{what} \"{value}\" matches an existing user of the app that is not managed by SCIM \
+         (same userName or primary email), and this tenant is set to reject such matches \
+         (on_existing_user = reject): remove or rename that user in the app, or set \
+         on_existing_user to match to link it"
+    ))
+    .into()
+}
+
+/// A JSON request body that must be an object (serde would also read a struct from an array,
+/// which the OpenAPI schemas do not allow); anything else is a JSON 400.
+#[derive(Debug)]
+pub struct ApiObject<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiObject<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let ApiJson(v) = ApiJson::<Value>::from_request(req, state).await?;
+        if !v.is_object() {
+            return Err(ApiError::invalid("the body must be a JSON object"));
+        }
+        serde_json::from_value(v)
+            .map(ApiObject)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// A 409 `conflict`.
+pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::CONFLICT,
+        code: "conflict",
+        message: message.into(),
+    }
+}
+
+/// Deserialises a field that may be absent (`None`) or a value, but not `null` (which the
+/// OpenAPI schema does not allow either).
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Whether `c` is white space as ECMAScript's `\s` (and so the OpenAPI patterns) defines it.
+#[must_use]
+pub fn is_js_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// Whether a text has no character other than white space (the spec's pattern `\S`).
+#[must_use]
+pub fn blank(s: &str) -> bool {
+    s.chars().all(is_js_space)
+}
+
+/// The page size of an admin-API list: 1 to [`super::MAX_LIMIT`], default
+/// [`super::DEFAULT_LIMIT`].
+///
+/// # Errors
+/// 400 outside that range.
+pub fn page_limit(requested: Option<u64>) -> Result<u64, ApiError> {
+    match requested {
+        None => Ok(super::DEFAULT_LIMIT),
+        Some(n) if (1..=super::MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid(format!(
+            "limit must be 1 to {}, not {n}",
+            super::MAX_LIMIT
+        ))),
+    }
+}
+
+/// Deserialises a field that may be absent (`None`), `null` (`Some(None)`) or a value.
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Whether a role name is valid: 1 to [`MAX_ROLE_LEN`] characters, no control characters, no
+/// white space at either end (the spec's `RoleName` pattern).
+#[must_use]
+pub fn valid_role(r: &str) -> bool {
+    let (Some(first), Some(last)) = (r.chars().next(), r.chars().last()) else {
+        return false;
+    };
+    r.chars().count() <= MAX_ROLE_LEN
+        && !r.chars().any(char::is_control)
+        && !is_js_space(first)
+        && !is_js_space(last)
+}
+
+/// Validates role names ([`valid_role`], at most [`MAX_ROLES`]); returns them sorted without
+/// duplicates.
+///
+/// # Errors
+/// A message naming the problem.
+pub fn valid_roles(field: &str, roles: &[String]) -> Result<Vec<String>, String> {
+    if roles.len() > MAX_ROLES {
+        return Err(format!("{field} may list at most {MAX_ROLES} roles"));
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for r in roles {
+        if !valid_role(r) {
+            return Err(format!(
+                "{field}: a role is a name of 1 to {MAX_ROLE_LEN} characters without control \
+                 characters or white space at either end, not {r:?}"
+            ));
+        }
+        out.insert(r.clone());
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Validates app metadata: a JSON object of at most [`MAX_METADATA_BYTES`] serialised.
+///
+/// # Errors
+/// A message naming the problem.
+pub fn valid_metadata(v: &Value) -> Result<Value, String> {
+    if !v.is_object() {
+        return Err("metadata must be a JSON object".to_owned());
+    }
+    let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    if size > MAX_METADATA_BYTES {
+        return Err(format!(
+            "metadata is {size} bytes serialised; at most {MAX_METADATA_BYTES} are kept"
+        ));
+    }
+    Ok(v.clone())
+}
+
+/// The primary email of a User document: the one marked primary, else the first.
+#[must_use]
+pub fn primary_email(doc: &Value) -> Option<&str> {
+    let emails = doc.get("emails")?.as_array()?;
+    emails
+        .iter()
+        .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+        .or_else(|| emails.first())?
+        .get("value")?
+        .as_str()
+}
+
+/// How the API shows a user.
+#[must_use]
+pub fn user_json(u: &AppUser) -> Value {
+    let doc = &u.resource.doc;
+    let s = |k: &str| doc.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "id": u.resource.id,
+        "user_name": s("userName"),
+        "display_name": s("displayName"),
+        "name": s("name"),
+        "emails": doc.get("emails").cloned().unwrap_or_else(|| json!([])),
+        "primary_email": primary_email(doc),
+        "external_id": s("externalId"),
+        "active": u.status == UserStatus::Active,
+        "status": u.status.as_str(),
+        "managed": u.managed,
+        "roles": u.roles,
+        "direct_roles": u.direct_roles,
+        "groups": u.groups.iter().map(|g| json!({
+            "id": g.id,
+            "display_name": g.display_name,
+            "managed": g.managed,
+        })).collect::<Vec<_>>(),
+        "metadata": u.metadata,
+        "created": fmt_time(u.resource.created),
+        "last_modified": fmt_time(u.resource.last_modified),
+        "version": u.resource.version,
+    })
+}
+
+/// Query of `GET /tenants/{tenant}/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListUsersQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (1–1000, default 100).
+    pub limit: Option<u64>,
+    /// userName starts with this (case-insensitive).
+    pub q: Option<String>,
+    /// Has this email (case-insensitive).
+    pub email: Option<String>,
+    /// Has this externalId.
+    pub external_id: Option<String>,
+    /// `active`, `deactivated` or `deprovisioned`.
+    pub status: Option<UserStatus>,
+    /// `true`: managed by SCIM; `false`: app users SCIM does not manage.
+    pub managed: Option<bool>,
+}
+
+fn cursor_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Invalid(m) => ApiError::invalid(m),
+        other => other.into(),
+    }
+}
+
+/// `GET /api/v1/tenants/{tenant}/users`
+///
+/// # Errors
+/// 401, 404, 400.
+pub async fn list_handler(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListUsersQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let query = AppUserQuery {
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+        limit: page_limit(q.limit)?,
+        user_name_prefix: q.q,
+        email: q.email,
+        external_id: q.external_id,
+        status: q.status,
+        managed: q.managed,
+    };
+    let page = state
+        .store
+        .list_app_users(&tenant, &query)
+        .await
+        .map_err(cursor_error)?;
+    Ok(Json(json!({
+        "users": page.items.iter().map(user_json).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+async fn fetch_user(state: &AppState, tenant: &str, id: &str) -> Result<AppUser, ApiError> {
+    state
+        .store
+        .get_app_user(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user \"{id}\" in tenant \"{tenant}\"")))
+}
+
+/// `GET /api/v1/tenants/{tenant}/users/{id}`
+///
+/// # Errors
+/// 401, 404.
+pub async fn get_handler(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    Ok(Json(user_json(&fetch_user(&state, &tenant, &id).await?)))
+}
+
+/// Body of `PATCH /tenants/{tenant}/users/{id}`: every field optional; `null` clears an
+/// optional attribute.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// userName (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "present")]
+    pub user_name: Option<String>,
+    /// displayName (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "nullable")]
+    pub display_name: Option<Option<String>>,
+    /// name.givenName (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "nullable")]
+    pub given_name: Option<Option<String>>,
+    /// name.familyName (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "nullable")]
+    pub family_name: Option<Option<String>>,
+    /// The primary email (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "nullable")]
+    pub email: Option<Option<String>>,
+    /// externalId (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "nullable")]
+    pub external_id: Option<Option<String>>,
+    /// active (IdP-owned on a managed user).
+    #[serde(default, deserialize_with = "present")]
+    pub active: Option<bool>,
+    /// Directly assigned roles (app-owned), replacing the previous ones.
+    #[serde(default, deserialize_with = "present")]
+    pub roles: Option<Vec<String>>,
+    /// App metadata (app-owned), replacing the previous object.
+    #[serde(default, deserialize_with = "present")]
+    pub metadata: Option<Value>,
+}
+
+fn set_opt(doc: &mut Map<String, Value>, key: &str, v: &Option<Option<String>>) {
+    match v {
+        Some(Some(s)) => {
+            doc.insert(key.to_owned(), Value::String(s.clone()));
+        }
+        Some(None) => {
+            doc.remove(key);
+        }
+        None => {}
+    }
+}
+
+/// The document with the patch's SCIM attributes applied.
+fn apply(doc: &Value, p: &UserPatch) -> Value {
+    let mut m = doc.as_object().cloned().unwrap_or_default();
+    if let Some(u) = &p.user_name {
+        m.insert("userName".into(), Value::String(u.clone()));
+    }
+    set_opt(&mut m, "displayName", &p.display_name);
+    set_opt(&mut m, "externalId", &p.external_id);
+    if p.given_name.is_some() || p.family_name.is_some() {
+        let mut name = m
+            .get("name")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        set_opt(&mut name, "givenName", &p.given_name);
+        set_opt(&mut name, "familyName", &p.family_name);
+        if name.is_empty() {
+            m.remove("name");
+        } else {
+            m.insert("name".into(), Value::Object(name));
+        }
+    }
+    match &p.email {
+        Some(Some(e)) => {
+            let mut emails = m
+                .get("emails")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let i = emails
+                .iter()
+                .position(|x| x.get("primary").and_then(Value::as_bool) == Some(true))
+                .unwrap_or(0);
+            match emails.get_mut(i).and_then(Value::as_object_mut) {
+                Some(x) => {
+                    x.insert("value".into(), Value::String(e.clone()));
+                    x.insert("primary".into(), Value::Bool(true));
+                }
+                None => emails = vec![json!({"value": e, "type": "work", "primary": true})],
+            }
+            m.insert("emails".into(), Value::Array(emails));
+        }
+        Some(None) => {
+            m.remove("emails");
+        }
+        None => {}
+    }
+    if let Some(a) = p.active {
+        m.insert("active".into(), Value::Bool(a));
+    }
+    Value::Object(m)
+}
+
+/// The top-level attributes whose values differ between two documents.
+fn changed_attributes(old: &Value, new: &Value) -> Vec<String> {
+    let empty = Map::new();
+    let (o, n) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
+    let mut keys: Vec<&String> = o.keys().chain(n.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| o.get(*k) != n.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// Adds `extra` changes to the `user.updated` (or `group.updated`) event of `events`, creating
+/// one in front when the document itself did not change.
+pub(crate) fn add_changes(
+    events: &mut Vec<NewEvent>,
+    event_type: EventType,
+    subject: (&str, Value),
+    extra: Vec<Value>,
+) {
+    if extra.is_empty() {
+        return;
+    }
+    if let Some(e) = events.iter_mut().find(|e| e.event_type == event_type) {
+        if let Some(list) = e.data.get_mut("changes").and_then(Value::as_array_mut) {
+            list.extend(extra);
+            return;
+        }
+    }
+    events.insert(
+        0,
+        NewEvent::new(event_type, json!({subject.0: subject.1, "changes": extra})),
+    );
+}
+
+/// `PATCH /api/v1/tenants/{tenant}/users/{id}`
+///
+/// # Errors
+/// 401, 404, 400 (invalid values), 409 (an IdP-owned field of a managed user; a taken
+/// userName).
+pub async fn patch_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiObject(p): ApiObject<UserPatch>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    if p.user_name.as_deref().is_some_and(str::is_empty) {
+        return Err(ApiError::invalid("user_name must not be empty"));
+    }
+    let roles = p
+        .roles
+        .as_deref()
+        .map(|r| valid_roles("roles", r))
+        .transpose()
+        .map_err(ApiError::invalid)?;
+    let metadata = p
+        .metadata
+        .as_ref()
+        .map(valid_metadata)
+        .transpose()
+        .map_err(ApiError::invalid)?;
+    for _ in 0..ATTEMPTS {
+        let cur = fetch_user(&state, &tenant, &id).await?;
+        let mut new_doc = apply(&cur.resource.doc, &p);
+        let changed = changed_attributes(&cur.resource.doc, &new_doc);
+        if !changed.is_empty() && cur.managed {
+            return Err(conflict(format!(
+                "{} owned by the identity provider: this user is managed by SCIM, so change \
+                 {} there. The app-owned fields (roles, metadata) can be changed here",
+                if changed.len() == 1 {
+                    format!("{} is", changed.join(", "))
+                } else {
+                    format!("{} are", changed.join(", "))
+                },
+                if changed.len() == 1 { "it" } else { "them" },
+            )));
+        }
+        if !changed.is_empty() {
+            new_doc = normalize(ResourceKind::User, &new_doc, None)
+                .map_err(|e| ApiError::invalid(e.detail))?
+                .doc;
+        }
+        let doc_changed = new_doc != cur.resource.doc;
+        let roles = roles.clone().filter(|r| *r != cur.direct_roles);
+        let metadata = metadata.clone().filter(|m| *m != cur.metadata);
+        if !doc_changed && roles.is_none() && metadata.is_none() {
+            return Ok(Json(user_json(&cur)));
+        }
+        let mut events = if doc_changed {
+            change_events(ResourceKind::User, &id, &cur.resource.doc, &new_doc, false).0
+        } else {
+            Vec::new()
+        };
+        let mut extra = Vec::new();
+        if let Some(r) = &roles {
+            extra.push(json!({"attribute": "direct_roles", "old": cur.direct_roles, "new": r}));
+        }
+        if let Some(m) = &metadata {
+            extra.push(json!({"attribute": "metadata", "old": cur.metadata, "new": m}));
+        }
+        add_changes(
+            &mut events,
+            EventType::UserUpdated,
+            ("user", roster_store::events::resource_ref(&id, &new_doc)),
+            extra,
+        );
+        let update = AppUserUpdate {
+            expected_version: cur.resource.version,
+            doc: doc_changed.then(|| new_doc.clone()),
+            roles: roles.clone(),
+            metadata: metadata.clone(),
+            events,
+        };
+        match state
+            .store
+            .update_app_user(&tenant, &id, update, state.clock.now())
+            .await
+        {
+            Ok(u) => {
+                audit(
+                    state.store.as_ref(),
+                    state.clock.now(),
+                    &auth.actor(),
+                    "user.update",
+                    Some(&tenant),
+                    Some(&id),
+                    json!({
+                        "attributes": changed,
+                        "roles": roles,
+                        "metadata": metadata.is_some(),
+                    }),
+                )
+                .await;
+                return Ok(Json(user_json(&u)));
+            }
+            Err(StoreError::Stale) => {}
+            Err(StoreError::Conflict("userName")) => {
+                return Err(conflict(format!(
+                    "userName {:?} is already taken by another user of this tenant",
+                    new_doc
+                        .get("userName")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                )))
+            }
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::not_found(format!("no user \"{id}\"")))
+            }
+            Err(StoreError::Invalid(m)) => return Err(conflict(m)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(conflict("the user kept changing concurrently; retry"))
+}
+
+/// `DELETE /api/v1/tenants/{tenant}/users/{id}`: erases a user that SCIM does not manage.
+///
+/// # Errors
+/// 401, 404, 409 (managed by SCIM: its lifecycle belongs to the identity provider).
+pub async fn delete_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    match state
+        .store
+        .delete_app_user(&tenant, &id, state.clock.now())
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(ApiError::not_found(format!("no user \"{id}\""))),
+        Err(StoreError::Invalid(_)) => {
+            return Err(conflict(
+                "this user is managed by SCIM: the identity provider owns its lifecycle \
+                 (unassign or delete it there)",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    audit(
+        state.store.as_ref(),
+        state.clock.now(),
+        &auth.actor(),
+        "user.erase",
+        Some(&tenant),
+        Some(&id),
+        json!({}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_applies_to_the_document() {
+        let doc = json!({"userName": "a", "name": {"givenName": "A"}, "emails": [{"value": "a@x", "primary": true}]});
+        let p = UserPatch {
+            user_name: Some("b".into()),
+            family_name: Some(Some("F".into())),
+            given_name: Some(None),
+            email: Some(Some("b@x".into())),
+            active: Some(false),
+            ..UserPatch::default()
+        };
+        let new = apply(&doc, &p);
+        assert_eq!(
+            new,
+            json!({"userName": "b", "name": {"familyName": "F"}, "emails": [{"value": "b@x", "primary": true}], "active": false})
+        );
+        assert_eq!(
+            changed_attributes(&doc, &new),
+            ["active", "emails", "name", "userName"]
+        );
+        assert!(changed_attributes(&doc, &apply(&doc, &UserPatch::default())).is_empty());
+    }
+
+    #[test]
+    fn the_app_endpoints_are_documented() {
+        let spec: Value = serde_json::from_str(super::super::OPENAPI).unwrap();
+        for (path, methods) in [
+            ("/tenants/{tenant}/users", &["get"][..]),
+            ("/tenants/{tenant}/user-imports", &["post"]),
+            ("/tenants/{tenant}/users/{id}", &["get", "patch", "delete"]),
+            ("/tenants/{tenant}/groups", &["get", "post"]),
+            ("/tenants/{tenant}/groups/{id}", &["get", "patch", "delete"]),
+            ("/tenants/{tenant}/groups/{id}/members", &["get"]),
+            ("/tenants/{tenant}/role-mappings", &["get", "post"]),
+            (
+                "/tenants/{tenant}/role-mappings/{id}",
+                &["get", "put", "delete"],
+            ),
+            ("/tenants/{tenant}/login-decision", &["post"]),
+            ("/tenants/{tenant}/deprovision-guard", &["get"]),
+            ("/tenants/{tenant}/deprovision-guard/confirm", &["post"]),
+            ("/tenants/{tenant}/deprovision-guard/reject", &["post"]),
+        ] {
+            let item = &spec["paths"][format!("/api/v1{path}")];
+            for m in methods {
+                assert!(item[m].is_object(), "{m} {path} is not documented");
+            }
+        }
+        let types = spec["components"]["schemas"]["EventType"]["enum"]
+            .as_array()
+            .unwrap()
+            .clone();
+        for t in roster_store::EventType::ALL {
+            assert!(
+                types.contains(&json!(t.as_str())),
+                "{t} is not in EventType"
+            );
+        }
+    }
+
+    #[test]
+    fn roles_are_validated_and_sorted() {
+        assert_eq!(
+            valid_roles("roles", &["b".into(), "a b".into(), "b".into()]).unwrap(),
+            ["a b", "b"]
+        );
+        assert!(valid_roles("roles", &[String::new()]).is_err());
+        assert!(valid_roles("roles", &[" a".into()]).is_err());
+        assert!(valid_roles("roles", &["a\u{feff}".into()]).is_err());
+        assert!(blank(" \u{3000}\t") && !blank(" x") && !blank("\u{85}"));
+        assert!(page_limit(Some(0)).is_err() && page_limit(Some(1001)).is_err());
+        assert!(valid_roles("roles", &["x\ny".into()]).is_err());
+        assert!(valid_metadata(&json!([1])).is_err());
+        assert!(valid_metadata(&json!({"k": "x".repeat(20_000)})).is_err());
+    }
+}

@@ -1,0 +1,2372 @@
+//! SQLite implementation of [`AppStore`](crate::AppStore), and the helpers the SCIM write paths
+//! of [`super`] call: [`claim`] (a SCIM create that matches an existing app user or group) and
+//! [`RoleWatch`] (effective roles before and after a write, for `user.roles_changed`).
+//!
+//! Effective roles are computed from indexed rows only: a user's `roles` column, its `members`
+//! rows (`members_member` index) joined to its groups, and the `role_mappings` rows selecting
+//! those groups (unique index on `(tenant_id, match_by, match_value)`).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use scim_proto::filter::fold_case;
+use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
+use serde_json::{json, Value};
+use sqlx::SqliteConnection;
+use time::OffsetDateTime;
+
+use super::outbox::append_events;
+use super::query::to_ms;
+use super::{
+    backend, db_err, from_ms, opt_from_ms, resource_err, stored, to_i64, Derived, SqliteStore, Tx,
+    CHUNK,
+};
+use crate::app::{
+    guard_exceeded, guard_threshold, roles_changed_events, AppGroup, AppGroupMember, AppGroupQuery,
+    AppGroupRef, AppGroupUpdate, AppPage, AppStore, AppUser, AppUserQuery, AppUserUpdate,
+    GuardDecision, GuardState, GuardStatus, GuardSubject, GuardVerdict, HeldOperation,
+    ImportResult, ImportUser, LoginKey, LoginRecord, MatchBy, NewAppGroup, RoleMapping,
+    RolesChange, UserStatus,
+};
+use crate::events::{member_events, resource_body, resource_ref};
+use crate::{
+    CreateOutcome, DeprovisionGuard, EventType, ExistingUserMode, MemberOp, NewEvent, StoreError,
+    StoreResult, StoredResource, TenantSettings,
+};
+
+/// Held operations listed in a guard status.
+const HELD_LISTED: i64 = 100;
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn parse_roles(text: &str) -> StoreResult<BTreeSet<String>> {
+    serde_json::from_str::<Vec<String>>(text)
+        .map(|v| v.into_iter().collect())
+        .map_err(backend)
+}
+
+fn roles_text(roles: &[String]) -> StoreResult<String> {
+    let set: BTreeSet<&String> = roles.iter().collect();
+    serde_json::to_string(&set).map_err(backend)
+}
+
+/// The primary email of a User document, folded: the one marked primary, else the first.
+fn primary_email(doc: &Value) -> Option<String> {
+    let emails = doc.get("emails")?.as_array()?;
+    emails
+        .iter()
+        .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+        .or_else(|| emails.first())
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(fold_case)
+}
+
+async fn tenant_settings(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+) -> StoreResult<Option<TenantSettings>> {
+    let text: Option<String> = sqlx::query_scalar("SELECT settings FROM tenants WHERE id = ?")
+        .bind(tenant)
+        .fetch_optional(conn)
+        .await
+        .map_err(backend)?;
+    text.map(|t| serde_json::from_str(&t).map_err(backend))
+        .transpose()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Effective roles
+
+/// One user's effective roles at one moment.
+#[derive(Debug, Clone)]
+pub(super) struct RoleState {
+    id: String,
+    user_name: String,
+    /// Active and not deprovisioned: only then do roles apply.
+    live: bool,
+    roles: BTreeSet<String>,
+}
+
+/// The mapped roles of the groups of `n` users (bound three times): for each way a mapping can
+/// select a group, the members' rows (`members_member`), the group by pk, and the mapping by
+/// its unique `(tenant_id, match_by, match_value)` index. Three exact lookups, rather than one
+/// join on an `OR`, which SQLite answers by reading every mapping of the tenant.
+pub(super) fn mapped_roles_sql(n: usize) -> String {
+    let m = marks(n);
+    [
+        ("id", "g.id"),
+        ("externalId", "g.external_id"),
+        ("displayName", "g.display_name_lc"),
+    ]
+    .iter()
+    .map(|(by, column)| {
+        format!(
+            "SELECT m.member_pk, rm.roles FROM members m \
+                 JOIN resources g ON g.pk = m.group_pk \
+                 JOIN role_mappings rm ON rm.tenant_id = g.tenant_id \
+                 AND rm.match_by = '{by}' AND rm.match_value = {column} \
+                 WHERE m.member_pk IN ({m})"
+        )
+    })
+    .collect::<Vec<_>>()
+    .join(" UNION ALL ")
+}
+
+/// The roles mapped to one group: `(tenant, id)`, `(tenant, externalId)`,
+/// `(tenant, displayName folded)`, each an exact lookup of the unique index.
+pub(super) const GROUP_MAPPINGS_SQL: &str = "\
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'id' AND match_value = ? \
+    UNION ALL \
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'externalId' AND match_value = ? \
+    UNION ALL \
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'displayName' AND match_value = ?";
+
+/// Effective roles of the users with these pks (others are absent from the map).
+pub(super) async fn effective_roles(
+    conn: &mut SqliteConnection,
+    pks: &[i64],
+) -> StoreResult<HashMap<i64, RoleState>> {
+    let mut out: HashMap<i64, RoleState> = HashMap::with_capacity(pks.len());
+    for chunk in pks.chunks(CHUNK) {
+        let m = marks(chunk.len());
+        let sql = format!(
+            "SELECT pk, id, COALESCE(json_extract(doc, '$.userName'), ''), active, deleted, roles \
+             FROM resources WHERE kind = 'User' AND pk IN ({m})"
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, String, Option<i64>, i64, String)>(&sql);
+        for pk in chunk {
+            q = q.bind(*pk);
+        }
+        for (pk, id, user_name, active, deleted, roles) in
+            q.fetch_all(&mut *conn).await.map_err(backend)?
+        {
+            let live = deleted == 0 && active != Some(0);
+            let roles = if live {
+                parse_roles(&roles)?
+            } else {
+                BTreeSet::new()
+            };
+            out.insert(
+                pk,
+                RoleState {
+                    id,
+                    user_name,
+                    live,
+                    roles,
+                },
+            );
+        }
+        let sql = mapped_roles_sql(chunk.len());
+        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+        for _ in 0..3 {
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+        }
+        for (pk, roles) in q.fetch_all(&mut *conn).await.map_err(backend)? {
+            if let Some(state) = out.get_mut(&pk).filter(|s| s.live) {
+                state.roles.extend(parse_roles(&roles)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Effective roles of some users before a write, to compare with after it.
+pub(super) struct RoleWatch {
+    pks: Vec<i64>,
+    before: HashMap<i64, RoleState>,
+}
+
+impl RoleWatch {
+    /// Reads the roles of `pks` now; `None` when there is nobody to watch.
+    pub(super) async fn start(
+        conn: &mut SqliteConnection,
+        mut pks: Vec<i64>,
+    ) -> StoreResult<Option<Self>> {
+        pks.sort_unstable();
+        pks.dedup();
+        if pks.is_empty() {
+            return Ok(None);
+        }
+        let before = effective_roles(conn, &pks).await?;
+        Ok(Some(Self { pks, before }))
+    }
+
+    /// Reads the roles again and returns `user.roles_changed` events for the users whose
+    /// effective roles differ (users that no longer exist are left out: they were erased).
+    pub(super) async fn finish(self, conn: &mut SqliteConnection) -> StoreResult<Vec<NewEvent>> {
+        let after = effective_roles(conn, &self.pks).await?;
+        let mut changes = Vec::new();
+        for pk in &self.pks {
+            let (Some(b), Some(a)) = (self.before.get(pk), after.get(pk)) else {
+                continue;
+            };
+            if a.roles != b.roles {
+                changes.push(RolesChange {
+                    id: a.id.clone(),
+                    user_name: a.user_name.clone(),
+                    before: b.roles.clone(),
+                    after: a.roles.clone(),
+                });
+            }
+        }
+        Ok(roles_changed_events(&changes))
+    }
+}
+
+/// Finishes an optional watch.
+pub(super) async fn finish(
+    watch: Option<RoleWatch>,
+    conn: &mut SqliteConnection,
+) -> StoreResult<Vec<NewEvent>> {
+    match watch {
+        Some(w) => w.finish(conn).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The attributes a role mapping can select a group by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct GroupSel {
+    id: String,
+    external_id: Option<String>,
+    display_name_lc: Option<String>,
+}
+
+impl GroupSel {
+    pub(super) fn new(id: &str, d: &Derived) -> Self {
+        Self {
+            id: id.to_owned(),
+            external_id: d.external_id.clone(),
+            display_name_lc: d.display_name_lc.clone(),
+        }
+    }
+
+    fn of_doc(id: &str, doc: &Value) -> Self {
+        Self::new(id, &Derived::of(ResourceKind::Group, doc))
+    }
+}
+
+/// The roles mapped to a group with these attributes.
+async fn mapped_roles(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    sel: &GroupSel,
+) -> StoreResult<BTreeSet<String>> {
+    let rows: Vec<String> = sqlx::query_scalar(GROUP_MAPPINGS_SQL)
+        .bind(tenant)
+        .bind(&sel.id)
+        .bind(tenant)
+        .bind(&sel.external_id)
+        .bind(tenant)
+        .bind(&sel.display_name_lc)
+        .fetch_all(conn)
+        .await
+        .map_err(backend)?;
+    let mut out = BTreeSet::new();
+    for r in rows {
+        out.extend(parse_roles(&r)?);
+    }
+    Ok(out)
+}
+
+/// The pks of the tenant's users with these ids (managed or not).
+async fn user_pks(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    ids: &[&String],
+) -> StoreResult<Vec<i64>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT pk FROM resources WHERE tenant_id = ? AND kind = 'User' AND id IN ({})",
+            marks(chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(tenant);
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        out.extend(q.fetch_all(&mut *conn).await.map_err(backend)?);
+    }
+    Ok(out)
+}
+
+async fn member_pks(conn: &mut SqliteConnection, group_pk: i64) -> StoreResult<Vec<i64>> {
+    sqlx::query_scalar("SELECT member_pk FROM members WHERE group_pk = ?")
+        .bind(group_pk)
+        .fetch_all(conn)
+        .await
+        .map_err(backend)
+}
+
+/// Starts a watch for a change to a group: its selecting attributes go from `before` to
+/// `after` (`None`: the group does not exist on that side) and `ops` change its members.
+/// Nobody is watched when no mapping selects the group on either side, which is the common
+/// case and costs one indexed query; every member is watched only when the group's mapped
+/// roles change (or all members are removed), otherwise only the members the ops name.
+pub(super) async fn group_watch(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    group_pk: Option<i64>,
+    before: Option<&GroupSel>,
+    after: Option<&GroupSel>,
+    ops: &[MemberOp],
+) -> StoreResult<Option<RoleWatch>> {
+    let mb = match before {
+        Some(s) => mapped_roles(conn, tenant, s).await?,
+        None => BTreeSet::new(),
+    };
+    let ma = match (after, before) {
+        (Some(a), Some(b)) if a == b => mb.clone(),
+        (Some(a), _) => mapped_roles(conn, tenant, a).await?,
+        (None, _) => BTreeSet::new(),
+    };
+    if mb.is_empty() && ma.is_empty() {
+        return Ok(None);
+    }
+    let mut pks = Vec::new();
+    let everyone = mb != ma || ops.iter().any(|o| matches!(o, MemberOp::RemoveAll));
+    if let (true, Some(g)) = (everyone, group_pk) {
+        pks.extend(member_pks(conn, g).await?);
+    }
+    let ids: Vec<&String> = ops
+        .iter()
+        .flat_map(|o| match o {
+            MemberOp::Add(ids) | MemberOp::Remove(ids) => ids.iter().collect::<Vec<_>>(),
+            MemberOp::RemoveAll => Vec::new(),
+        })
+        .collect();
+    pks.extend(user_pks(conn, tenant, &ids).await?);
+    RoleWatch::start(conn, pks).await
+}
+
+/// Starts the watch for a SCIM update of a live managed resource, read before the write: a
+/// User whose active state flips, or a Group (see [`group_watch`]).
+pub(super) async fn watch_update(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    d: &Derived,
+    ops: &[MemberOp],
+) -> StoreResult<Option<RoleWatch>> {
+    type Row = (i64, Option<i64>, Option<String>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT pk, active, external_id, display_name_lc FROM resources \
+         WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1",
+    )
+    .bind(tenant)
+    .bind(kind.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let Some((pk, active, external_id, display_name_lc)) = row else {
+        return Ok(None);
+    };
+    match kind {
+        ResourceKind::User => {
+            if (active != Some(0)) == (d.active != Some(0)) {
+                return Ok(None);
+            }
+            RoleWatch::start(conn, vec![pk]).await
+        }
+        ResourceKind::Group => {
+            let before = GroupSel {
+                id: id.to_owned(),
+                external_id,
+                display_name_lc,
+            };
+            let after = GroupSel::new(id, d);
+            group_watch(conn, tenant, Some(pk), Some(&before), Some(&after), ops).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching existing app users and groups on a SCIM create
+
+/// The parts of a SCIM create that [`claim`] needs, already derived by the create.
+pub(super) struct ClaimInput<'a> {
+    /// The stored document.
+    pub(super) doc: &'a Value,
+    /// It serialised.
+    pub(super) doc_text: &'a str,
+    /// Its indexed columns.
+    pub(super) derived: &'a Derived,
+    /// A password hash, when one was given.
+    pub(super) password_hash: Option<&'a str>,
+    /// A Group's members.
+    pub(super) members: &'a [String],
+    /// The caller's events.
+    pub(super) events: &'a [NewEvent],
+}
+
+/// What [`claim`] did.
+pub(super) enum Claim {
+    /// An unmanaged record was matched and is now managed; the events are appended.
+    Done(CreateOutcome),
+    /// Nothing matched: the create goes on; `welcome` says whether to emit `user.welcome`.
+    NotClaimed {
+        /// The tenant's `welcome_email` setting.
+        welcome: bool,
+    },
+}
+
+type CandidateRow = (i64, String, i64, i64, String);
+
+async fn unmanaged_user_by_name(
+    tx: &mut Tx,
+    tenant: &str,
+    user_name_lc: &str,
+) -> StoreResult<Option<CandidateRow>> {
+    sqlx::query_as(
+        "SELECT pk, id, version, created, doc FROM resources \
+         WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ? AND managed = 0",
+    )
+    .bind(tenant)
+    .bind(user_name_lc)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)
+}
+
+async fn unmanaged_user_by_primary_email(
+    tx: &mut Tx,
+    tenant: &str,
+    email_lc: &str,
+) -> StoreResult<Option<CandidateRow>> {
+    sqlx::query_as(
+        "SELECT r.pk, r.id, r.version, r.created, r.doc FROM emails e \
+         JOIN resources r ON r.pk = e.resource_pk \
+         WHERE e.tenant_id = ? AND e.value_lc = ? AND e.is_primary = 1 \
+         AND r.kind = 'User' AND r.managed = 0 ORDER BY r.pk LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(email_lc)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)
+}
+
+/// Looks for an unmanaged record that a SCIM create of `doc` matches, and applies the tenant's
+/// `on_existing_user` setting: `match` turns it into the created resource in place (same pk and
+/// id; the app's roles, metadata and app-group memberships stay), `reject` answers
+/// `Conflict("existing userName")` or `Conflict("existing email")`.
+///
+/// A user matches on, in this order: its userName; the new primary email equal to its primary
+/// email; the new userName equal to its primary email; the new primary email equal to its
+/// userName. A managed user with the new userName (live or deprovisioned) always wins: the
+/// create then conflicts or restores as before. A group matches an unmanaged group with the
+/// same displayName (the oldest), whatever the setting, and SCIM's member list replaces the
+/// group's previous members.
+pub(super) async fn claim(
+    tx: &mut Tx,
+    tenant: &str,
+    kind: ResourceKind,
+    new: &ClaimInput<'_>,
+    now_ms: i64,
+) -> StoreResult<Claim> {
+    let (doc, doc_text, d) = (new.doc, new.doc_text, new.derived);
+    let Some(settings) = tenant_settings(tx, tenant).await? else {
+        return Ok(Claim::NotClaimed { welcome: false });
+    };
+    let welcome = settings.welcome_email;
+    match kind {
+        ResourceKind::User => {
+            let Some(user_name) = d.user_name_lc.as_deref() else {
+                return Ok(Claim::NotClaimed { welcome });
+            };
+            let taken: Option<i64> = sqlx::query_scalar(
+                "SELECT managed FROM resources \
+                 WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
+            )
+            .bind(tenant)
+            .bind(user_name)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+            let email = primary_email(doc);
+            // Most tenants have no unmanaged user at all: one probe of the partial index
+            // `resources_unmanaged` saves the email lookups.
+            let any_unmanaged: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM resources WHERE tenant_id = ? AND kind = 'User' AND managed = 0 \
+                 LIMIT 1",
+            )
+            .bind(tenant)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+            let found = match taken {
+                Some(1) => None,
+                None if any_unmanaged.is_none() => None,
+                Some(_) => unmanaged_user_by_name(tx, tenant, user_name)
+                    .await?
+                    .map(|c| (c, "userName")),
+                None => {
+                    let mut found = None;
+                    if let Some(e) = &email {
+                        found = unmanaged_user_by_primary_email(tx, tenant, e)
+                            .await?
+                            .map(|c| (c, "emails"));
+                    }
+                    if found.is_none() {
+                        found = unmanaged_user_by_primary_email(tx, tenant, user_name)
+                            .await?
+                            .map(|c| (c, "userName"));
+                    }
+                    if let (None, Some(e)) = (&found, &email) {
+                        found = unmanaged_user_by_name(tx, tenant, e)
+                            .await?
+                            .map(|c| (c, "emails"));
+                    }
+                    found
+                }
+            };
+            let Some(((pk, id, _, created, old_doc), by)) = found else {
+                return Ok(Claim::NotClaimed { welcome });
+            };
+            if settings.on_existing_user == ExistingUserMode::Reject {
+                return Err(StoreError::Conflict(if by == "userName" {
+                    "existing userName"
+                } else {
+                    "existing email"
+                }));
+            }
+            let watch = RoleWatch::start(tx, vec![pk]).await?;
+            let version: i64 = sqlx::query_scalar(
+                "UPDATE resources SET doc = ?, password_hash = COALESCE(?, password_hash), \
+                 user_name_lc = ?, external_id = ?, display_name_lc = ?, active = ?, \
+                 managed = 1, deleted = 0, version = version + 1, last_modified = ? \
+                 WHERE pk = ? RETURNING version",
+            )
+            .bind(doc_text)
+            .bind(new.password_hash)
+            .bind(&d.user_name_lc)
+            .bind(&d.external_id)
+            .bind(&d.display_name_lc)
+            .bind(d.active)
+            .bind(now_ms)
+            .bind(pk)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(resource_err)?;
+            SqliteStore::replace_emails(tx, tenant, pk, &d.emails).await?;
+            let old_doc: Value = serde_json::from_str(&old_doc).map_err(backend)?;
+            let mut events = vec![NewEvent::new(
+                EventType::UserMatched,
+                json!({
+                    "user": resource_body(&id, doc),
+                    "matched_by": if by == "userName" && taken.is_some() { "userName" } else { "email" },
+                    "previous": resource_ref(&id, &old_doc),
+                }),
+            )];
+            events.extend(new.events.iter().cloned());
+            events.extend(finish(watch, tx).await?);
+            append_events(tx, tenant, now_ms, events).await?;
+            Ok(Claim::Done(CreateOutcome::Matched(StoredResource {
+                id,
+                kind,
+                doc: doc.clone(),
+                version,
+                created: from_ms(created)?,
+                last_modified: from_ms(now_ms)?,
+            })))
+        }
+        ResourceKind::Group => {
+            let Some(display_name) = d.display_name_lc.as_deref() else {
+                return Ok(Claim::NotClaimed { welcome });
+            };
+            let row: Option<(i64, String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT pk, id, created, external_id FROM resources \
+                 WHERE tenant_id = ? AND kind = 'Group' AND display_name_lc = ? AND managed = 0 \
+                 ORDER BY pk LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(display_name)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+            let Some((pk, id, created, external_id)) = row else {
+                return Ok(Claim::NotClaimed { welcome });
+            };
+            let ops = [MemberOp::RemoveAll, MemberOp::Add(new.members.to_vec())];
+            let before = GroupSel {
+                id: id.clone(),
+                external_id,
+                display_name_lc: d.display_name_lc.clone(),
+            };
+            let after = GroupSel::new(&id, d);
+            let watch =
+                group_watch(tx, tenant, Some(pk), Some(&before), Some(&after), &ops).await?;
+            let previous: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
+                    .bind(pk)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(backend)?;
+            let version: i64 = sqlx::query_scalar(
+                "UPDATE resources SET doc = ?, external_id = ?, display_name_lc = ?, managed = 1, \
+                 version = version + 1, last_modified = ? WHERE pk = ? RETURNING version",
+            )
+            .bind(doc_text)
+            .bind(&d.external_id)
+            .bind(&d.display_name_lc)
+            .bind(now_ms)
+            .bind(pk)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(resource_err)?;
+            let mut events = vec![NewEvent::new(
+                EventType::GroupMatched,
+                json!({"group": resource_body(&id, doc), "previous_members": previous}),
+            )];
+            events.extend(SqliteStore::apply_member_ops(tx, tenant, pk, &id, doc, &ops).await?);
+            events.extend(new.events.iter().cloned());
+            events.extend(finish(watch, tx).await?);
+            append_events(tx, tenant, now_ms, events).await?;
+            Ok(Claim::Done(CreateOutcome::Matched(StoredResource {
+                id,
+                kind,
+                doc: doc.clone(),
+                version,
+                created: from_ms(created)?,
+                last_modified: from_ms(now_ms)?,
+            })))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading users and groups for the app
+
+const APP_COLS: &str = "r.pk, r.id, r.version, r.doc, r.created, r.last_modified, r.managed, \
+    r.deleted, r.active, r.roles, r.app_metadata";
+type AppRow = (
+    i64,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+);
+
+struct Loaded {
+    pk: i64,
+    resource: StoredResource,
+    managed: bool,
+    deleted: bool,
+    active: Option<i64>,
+    roles: String,
+    metadata: String,
+}
+
+fn loaded(kind: ResourceKind, row: AppRow) -> StoreResult<Loaded> {
+    let (pk, id, version, doc, created, last_modified, managed, deleted, active, roles, meta) = row;
+    let (_, resource) = stored(kind, (pk, id, version, doc, created, last_modified))?;
+    Ok(Loaded {
+        pk,
+        resource,
+        managed: managed == 1,
+        deleted: deleted == 1,
+        active,
+        roles,
+        metadata: meta,
+    })
+}
+
+fn encode_pk_cursor(pk: i64) -> String {
+    format!("c{pk:x}")
+}
+
+/// Whether `h` is lowercase hexadecimal (the only spelling cursors use, so that a cursor has
+/// exactly one form, as the API's pattern says).
+fn lower_hex(h: &str) -> bool {
+    h.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn decode_pk_cursor(c: &str) -> StoreResult<i64> {
+    c.strip_prefix('c')
+        .filter(|h| (1..=15).contains(&h.len()) && lower_hex(h))
+        .and_then(|h| i64::from_str_radix(h, 16).ok())
+        .filter(|pk| *pk >= 0)
+        .ok_or_else(|| {
+            StoreError::Invalid("cursor is not a next_cursor this API returned".to_owned())
+        })
+}
+
+/// The users of `rows`, with groups and effective roles, read on `conn`.
+async fn app_users(conn: &mut SqliteConnection, rows: Vec<Loaded>) -> StoreResult<Vec<AppUser>> {
+    let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
+    let roles = effective_roles(conn, &pks).await?;
+    let mut groups: HashMap<i64, Vec<AppGroupRef>> = HashMap::new();
+    for chunk in pks.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT m.member_pk, g.id, COALESCE(json_extract(g.doc, '$.displayName'), ''), g.managed \
+             FROM members m JOIN resources g ON g.pk = m.group_pk \
+             WHERE m.member_pk IN ({}) ORDER BY m.member_pk, g.pk",
+            marks(chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, String, i64)>(&sql);
+        for pk in chunk {
+            q = q.bind(*pk);
+        }
+        for (pk, id, display_name, managed) in q.fetch_all(&mut *conn).await.map_err(backend)? {
+            groups.entry(pk).or_default().push(AppGroupRef {
+                id,
+                display_name,
+                managed: managed == 1,
+            });
+        }
+    }
+    rows.into_iter()
+        .map(|r| {
+            let state = roles.get(&r.pk);
+            Ok(AppUser {
+                managed: r.managed,
+                status: UserStatus::of(r.active.map(|a| a != 0), r.deleted),
+                direct_roles: parse_roles(&r.roles)?.into_iter().collect(),
+                roles: state
+                    .map(|s| s.roles.iter().cloned().collect())
+                    .unwrap_or_default(),
+                groups: groups.remove(&r.pk).unwrap_or_default(),
+                metadata: serde_json::from_str(&r.metadata).map_err(backend)?,
+                resource: r.resource,
+            })
+        })
+        .collect()
+}
+
+async fn load_user(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    id: &str,
+) -> StoreResult<Option<AppUser>> {
+    let row: Option<AppRow> = sqlx::query_as(&format!(
+        "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'User' AND r.id = ?"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let l = loaded(ResourceKind::User, row)?;
+    Ok(app_users(conn, vec![l]).await?.pop())
+}
+
+/// The groups of `rows`, with mapped roles and member counts.
+async fn app_groups(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    rows: Vec<Loaded>,
+) -> StoreResult<Vec<AppGroup>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let sel = GroupSel::of_doc(&r.resource.id, &r.resource.doc);
+        let roles = mapped_roles(conn, tenant, &sel).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
+            .bind(r.pk)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(backend)?;
+        out.push(AppGroup {
+            managed: r.managed,
+            roles: roles.into_iter().collect(),
+            member_count: u64::try_from(count).unwrap_or(0),
+            metadata: serde_json::from_str(&r.metadata).map_err(backend)?,
+            resource: r.resource,
+        });
+    }
+    Ok(out)
+}
+
+async fn load_group(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    id: &str,
+) -> StoreResult<Option<AppGroup>> {
+    let row: Option<AppRow> = sqlx::query_as(&format!(
+        "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'Group' AND r.id = ?"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let l = loaded(ResourceKind::Group, row)?;
+    Ok(app_groups(conn, tenant, vec![l]).await?.pop())
+}
+
+/// Adds members to an app group: any live user of the tenant, managed or not. Returns the ids
+/// that were not members before.
+async fn add_app_members(
+    tx: &mut Tx,
+    tenant: &str,
+    group_pk: i64,
+    ids: &[String],
+) -> StoreResult<Vec<String>> {
+    let mut seen = HashSet::new();
+    let unique: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
+    let mut found: HashMap<String, i64> = HashMap::with_capacity(unique.len());
+    for chunk in unique.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT id, pk FROM resources WHERE tenant_id = ? AND kind = 'User' AND deleted = 0 \
+             AND id IN ({})",
+            marks(chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(tenant);
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        found.extend(q.fetch_all(&mut **tx).await.map_err(backend)?);
+    }
+    let mut added = Vec::new();
+    for id in unique {
+        let Some(pk) = found.get(id.as_str()) else {
+            return Err(StoreError::Invalid(format!(
+                "member {id:?} is not a user of this tenant"
+            )));
+        };
+        let inserted: Option<String> = sqlx::query_scalar(
+            "INSERT OR IGNORE INTO members (group_pk, member_pk, tenant_id, member_id) \
+             VALUES (?, ?, ?, ?) RETURNING member_id",
+        )
+        .bind(group_pk)
+        .bind(*pk)
+        .bind(tenant)
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
+        added.extend(inserted);
+    }
+    Ok(added)
+}
+
+/// Applies membership operations to an app group and returns the events for the net change.
+async fn app_member_ops(
+    tx: &mut Tx,
+    tenant: &str,
+    group_pk: i64,
+    group_id: &str,
+    group_doc: &Value,
+    ops: &[MemberOp],
+) -> StoreResult<Vec<NewEvent>> {
+    let mut added: Vec<String> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            MemberOp::Add(ids) => added.extend(add_app_members(tx, tenant, group_pk, ids).await?),
+            MemberOp::Remove(ids) => {
+                removed.extend(SqliteStore::remove_members(tx, group_pk, ids).await?);
+            }
+            MemberOp::RemoveAll => removed.extend(
+                sqlx::query_scalar::<_, String>(
+                    "DELETE FROM members WHERE group_pk = ? RETURNING member_id",
+                )
+                .bind(group_pk)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(backend)?,
+            ),
+        }
+    }
+    let added_set: HashSet<&String> = added.iter().collect();
+    let removed_set: HashSet<&String> = removed.iter().collect();
+    let mut seen = HashSet::new();
+    let net_added: Vec<String> = added
+        .iter()
+        .filter(|id| !removed_set.contains(id) && seen.insert(id.as_str()))
+        .cloned()
+        .collect();
+    let mut seen = HashSet::new();
+    let net_removed: Vec<String> = removed
+        .iter()
+        .filter(|id| !added_set.contains(id) && seen.insert(id.as_str()))
+        .cloned()
+        .collect();
+    let mut events = member_events(
+        EventType::GroupMembersAdded,
+        group_id,
+        group_doc,
+        &net_added,
+    );
+    events.extend(member_events(
+        EventType::GroupMembersRemoved,
+        group_id,
+        group_doc,
+        &net_removed,
+    ));
+    Ok(events)
+}
+
+/// What the app keeps beside an unmanaged row's document.
+struct AppFields<'a> {
+    roles: &'a [String],
+    metadata: &'a Value,
+}
+
+/// Inserts an unmanaged resource (and its email rows); returns its pk.
+async fn insert_resource(
+    tx: &mut Tx,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    doc: &Value,
+    app: AppFields<'_>,
+    now_ms: i64,
+) -> StoreResult<i64> {
+    let AppFields { roles, metadata } = app;
+    let d = Derived::of(kind, doc);
+    let pk: i64 = sqlx::query_scalar(
+        "INSERT INTO resources (tenant_id, kind, id, version, doc, user_name_lc, external_id, \
+         display_name_lc, active, created, last_modified, deleted, managed, roles, app_metadata) \
+         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?) RETURNING pk",
+    )
+    .bind(tenant)
+    .bind(kind.as_str())
+    .bind(id)
+    .bind(serde_json::to_string(doc).map_err(backend)?)
+    .bind(&d.user_name_lc)
+    .bind(&d.external_id)
+    .bind(&d.display_name_lc)
+    .bind(d.active)
+    .bind(now_ms)
+    .bind(now_ms)
+    .bind(roles_text(roles)?)
+    .bind(serde_json::to_string(metadata).map_err(backend)?)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(resource_err)?;
+    SqliteStore::replace_emails(tx, tenant, pk, &d.emails).await?;
+    Ok(pk)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role mappings
+
+const MAPPING_COLS: &str = "id, match_by, value, roles, created_at, updated_at";
+type MappingRow = (String, String, String, String, i64, i64);
+
+fn mapping_from(row: MappingRow) -> StoreResult<RoleMapping> {
+    let (id, by, value, roles, created, updated) = row;
+    Ok(RoleMapping {
+        id,
+        by: MatchBy::parse(&by).ok_or_else(|| backend(std::fmt::Error))?,
+        value,
+        roles: parse_roles(&roles)?.into_iter().collect(),
+        created_at: from_ms(created)?,
+        updated_at: from_ms(updated)?,
+    })
+}
+
+fn match_value(by: MatchBy, value: &str) -> String {
+    match by {
+        MatchBy::DisplayName => fold_case(value),
+        MatchBy::Id | MatchBy::ExternalId => value.to_owned(),
+    }
+}
+
+/// The members of every group a mapping `by` = `value` selects.
+async fn mapping_member_pks(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    by: MatchBy,
+    value: &str,
+) -> StoreResult<Vec<i64>> {
+    let column = match by {
+        MatchBy::Id => "g.id",
+        MatchBy::ExternalId => "g.external_id",
+        MatchBy::DisplayName => "g.display_name_lc",
+    };
+    sqlx::query_scalar(&format!(
+        "SELECT m.member_pk FROM resources g JOIN members m ON m.group_pk = g.pk \
+         WHERE g.tenant_id = ? AND g.kind = 'Group' AND {column} = ?"
+    ))
+    .bind(tenant)
+    .bind(match_value(by, value))
+    .fetch_all(conn)
+    .await
+    .map_err(backend)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The login lookup
+
+/// The user a sign-in by email is about: the `emails_value` and `resources_user_name` index
+/// lookups in one statement (an email may be a user's email or its userName). Among several,
+/// a live one before a deprovisioned one, then a managed one, then an active one, then the
+/// newest.
+pub(super) const LOGIN_BY_EMAIL_SQL: &str = "\
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    WHERE r.kind = 'User' AND r.pk IN ( \
+      SELECT e.resource_pk FROM emails e WHERE e.tenant_id = ?1 AND e.value_lc = ?2 \
+      UNION ALL \
+      SELECT u.pk FROM resources u WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.user_name_lc = ?2) \
+    ORDER BY r.deleted, r.managed DESC, (r.active IS 0), r.pk DESC LIMIT 1";
+
+/// The same by externalId: the `resources_external_id` index.
+pub(super) const LOGIN_BY_EXTERNAL_ID_SQL: &str = "\
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    WHERE r.tenant_id = ? AND r.kind = 'User' AND r.external_id = ? \
+    ORDER BY r.deleted, r.managed DESC, (r.active IS 0), r.pk DESC LIMIT 1";
+
+// ---------------------------------------------------------------------------------------------
+// The guard
+
+#[derive(Debug, Clone)]
+struct GuardRow {
+    state: GuardState,
+    base_active: i64,
+    window_start: Option<i64>,
+    tripped_at: Option<i64>,
+    decided_at: Option<i64>,
+    decided_by: Option<String>,
+    until: Option<i64>,
+    trips: i64,
+}
+
+impl GuardRow {
+    fn armed() -> Self {
+        Self {
+            state: GuardState::Armed,
+            base_active: 0,
+            window_start: None,
+            tripped_at: None,
+            decided_at: None,
+            decided_by: None,
+            until: None,
+            trips: 0,
+        }
+    }
+
+    /// A confirmed or rejected state whose quiet window passed reads as armed.
+    fn expired(&self, now_ms: i64) -> bool {
+        matches!(self.state, GuardState::Confirmed | GuardState::Rejected)
+            && self.until.is_none_or(|u| u <= now_ms)
+    }
+}
+
+fn window_ms(g: &DeprovisionGuard) -> i64 {
+    i64::from(g.window_minutes.max(1)) * 60_000
+}
+
+async fn guard_row(conn: &mut SqliteConnection, tenant: &str) -> StoreResult<GuardRow> {
+    type Row = (
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        i64,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT state, base_active, window_start, tripped_at, decided_at, decided_by, until, trips \
+         FROM deprovision_guard WHERE tenant_id = ?",
+    )
+    .bind(tenant)
+    .fetch_optional(conn)
+    .await
+    .map_err(backend)?;
+    Ok(match row {
+        None => GuardRow::armed(),
+        Some((
+            state,
+            base_active,
+            window_start,
+            tripped_at,
+            decided_at,
+            decided_by,
+            until,
+            trips,
+        )) => GuardRow {
+            state: GuardState::parse(&state).unwrap_or(GuardState::Armed),
+            base_active,
+            window_start,
+            tripped_at,
+            decided_at,
+            decided_by,
+            until,
+            trips,
+        },
+    })
+}
+
+async fn save_guard(tx: &mut Tx, tenant: &str, row: &GuardRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO deprovision_guard (tenant_id, state, base_active, window_start, tripped_at, \
+         decided_at, decided_by, until, trips) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (tenant_id) DO UPDATE SET state = excluded.state, \
+         base_active = excluded.base_active, window_start = excluded.window_start, \
+         tripped_at = excluded.tripped_at, decided_at = excluded.decided_at, \
+         decided_by = excluded.decided_by, until = excluded.until, trips = excluded.trips",
+    )
+    .bind(tenant)
+    .bind(row.state.as_str())
+    .bind(row.base_active)
+    .bind(row.window_start)
+    .bind(row.tripped_at)
+    .bind(row.decided_at)
+    .bind(&row.decided_by)
+    .bind(row.until)
+    .bind(row.trips)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+async fn clear_guard_window(tx: &mut Tx, tenant: &str, held: bool) -> StoreResult<()> {
+    for table in ["deprovision_guard_counts", "deprovision_guard_users"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = ?"))
+            .bind(tenant)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    if held {
+        sqlx::query("DELETE FROM deprovision_guard_held WHERE tenant_id = ?")
+            .bind(tenant)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+async fn hold(tx: &mut Tx, tenant: &str, s: &GuardSubject, now_ms: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO deprovision_guard_held (tenant_id, user_id, user_name, operation, first_at, \
+         last_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 1) \
+         ON CONFLICT (tenant_id, user_id) DO UPDATE SET last_at = excluded.last_at, \
+         operation = excluded.operation, attempts = attempts + 1",
+    )
+    .bind(tenant)
+    .bind(&s.user_id)
+    .bind(&s.user_name)
+    .bind(s.operation.as_str())
+    .bind(now_ms)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The count of the window that ends at `now_ms` (buckets are whole minutes).
+async fn window_count(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    g: &DeprovisionGuard,
+    now_ms: i64,
+) -> StoreResult<i64> {
+    let oldest = now_ms.div_euclid(60_000) - i64::from(g.window_minutes.max(1));
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(count), 0) FROM deprovision_guard_counts \
+         WHERE tenant_id = ? AND minute > ?",
+    )
+    .bind(tenant)
+    .bind(oldest)
+    .fetch_one(conn)
+    .await
+    .map_err(backend)
+}
+
+async fn guard_status_of(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    g: &DeprovisionGuard,
+    row: &GuardRow,
+    now_ms: i64,
+) -> StoreResult<GuardStatus> {
+    let (state, until) = if row.expired(now_ms) {
+        (GuardState::Armed, None)
+    } else {
+        (row.state, row.until)
+    };
+    let count = window_count(conn, tenant, g, now_ms).await?;
+    let base = u64::try_from(row.base_active).unwrap_or(0);
+    let held_count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM deprovision_guard_held WHERE tenant_id = ?")
+            .bind(tenant)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(backend)?;
+    let rows: Vec<(String, Option<String>, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT user_id, user_name, operation, first_at, last_at, attempts \
+         FROM deprovision_guard_held WHERE tenant_id = ? ORDER BY first_at, user_id LIMIT ?",
+    )
+    .bind(tenant)
+    .bind(HELD_LISTED)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let held = rows
+        .into_iter()
+        .map(|(user_id, user_name, operation, first, last, attempts)| {
+            Ok(HeldOperation {
+                user_id,
+                user_name,
+                operation,
+                first_at: from_ms(first)?,
+                last_at: from_ms(last)?,
+                attempts: u64::try_from(attempts).unwrap_or(0),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(GuardStatus {
+        settings: *g,
+        state,
+        window_count: u64::try_from(count).unwrap_or(0),
+        window_start: if count > 0 {
+            opt_from_ms(row.window_start)?
+        } else {
+            None
+        },
+        active_users: base,
+        threshold: guard_threshold(g, base),
+        tripped_at: opt_from_ms(row.tripped_at)?,
+        decided_at: opt_from_ms(row.decided_at)?,
+        decided_by: row.decided_by.clone(),
+        until: opt_from_ms(until)?,
+        trips: u64::try_from(row.trips).unwrap_or(0),
+        held_count: u64::try_from(held_count).unwrap_or(0),
+        held,
+    })
+}
+
+fn guard_json(g: &DeprovisionGuard) -> Value {
+    json!({
+        "enabled": g.enabled,
+        "max_percent": g.max_percent,
+        "min_count": g.min_count,
+        "window_minutes": g.window_minutes,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait::async_trait]
+impl AppStore for SqliteStore {
+    #[tracing::instrument(skip_all)]
+    async fn put_tenant_settings(
+        &self,
+        tenant: &str,
+        settings: &TenantSettings,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE tenants SET settings = ? WHERE id = ?")
+            .bind(serde_json::to_string(settings).map_err(backend)?)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all, fields(n = users.len()))]
+    async fn import_users(
+        &self,
+        tenant: &str,
+        users: Vec<ImportUser>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<ImportResult>> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        if tenant_settings(&mut tx, tenant).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let mut results = Vec::with_capacity(users.len());
+        let mut imported: Vec<Value> = Vec::new();
+        let mut created_groups: Vec<NewEvent> = Vec::new();
+        // Group pk → (id, doc, member ids), in first-use order.
+        let mut assignments: Vec<(i64, String, Value, Vec<String>)> = Vec::new();
+        let mut group_index: HashMap<String, usize> = HashMap::new();
+        for u in users {
+            let d = Derived::of(ResourceKind::User, &u.doc);
+            let Some(user_name) = d.user_name_lc.clone() else {
+                results.push(ImportResult::Skipped("userName is required".to_owned()));
+                continue;
+            };
+            let taken: Option<i64> = sqlx::query_scalar(
+                "SELECT managed FROM resources \
+                 WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
+            )
+            .bind(tenant)
+            .bind(&user_name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if let Some(managed) = taken {
+                let who = if managed == 1 {
+                    "a user managed by SCIM"
+                } else {
+                    "an app user"
+                };
+                let name = u.doc.get("userName").and_then(Value::as_str).unwrap_or("");
+                results.push(ImportResult::Skipped(format!(
+                    "userName \"{name}\" already belongs to {who}"
+                )));
+                continue;
+            }
+            let id_taken: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM resources WHERE tenant_id = ? AND kind = 'User' AND id = ?",
+            )
+            .bind(tenant)
+            .bind(&u.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if id_taken.is_some() {
+                results.push(ImportResult::Skipped(format!(
+                    "id \"{}\" already belongs to another user",
+                    u.id
+                )));
+                continue;
+            }
+            // The groups, before anything is written for this record: a SCIM-managed group's
+            // members come from the identity provider only.
+            let mut targets: Vec<Result<usize, String>> = Vec::new();
+            let mut refused = None;
+            for name in &u.groups {
+                let folded = fold_case(name);
+                if let Some(i) = group_index.get(&folded) {
+                    targets.push(Ok(*i));
+                    continue;
+                }
+                let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+                    "SELECT pk, id, doc, managed FROM resources \
+                     WHERE tenant_id = ? AND kind = 'Group' AND display_name_lc = ? \
+                     ORDER BY managed, pk LIMIT 1",
+                )
+                .bind(tenant)
+                .bind(&folded)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+                match row {
+                    Some((_, _, _, 1)) => {
+                        refused = Some(format!(
+                            "group \"{name}\" is managed by SCIM: its members come from the \
+                             identity provider"
+                        ));
+                        break;
+                    }
+                    Some((pk, id, doc, _)) => {
+                        assignments.push((
+                            pk,
+                            id,
+                            serde_json::from_str(&doc).map_err(backend)?,
+                            Vec::new(),
+                        ));
+                        group_index.insert(folded, assignments.len() - 1);
+                        targets.push(Ok(assignments.len() - 1));
+                    }
+                    None => targets.push(Err(name.clone())),
+                }
+            }
+            if let Some(msg) = refused {
+                results.push(ImportResult::Skipped(msg));
+                continue;
+            }
+            insert_resource(
+                &mut tx,
+                tenant,
+                ResourceKind::User,
+                &u.id,
+                &u.doc,
+                AppFields {
+                    roles: &u.roles,
+                    metadata: &u.metadata,
+                },
+                now_ms,
+            )
+            .await?;
+            for t in targets {
+                let i = match t {
+                    Ok(i) => i,
+                    Err(name) => {
+                        let folded = fold_case(&name);
+                        if let Some(i) = group_index.get(&folded) {
+                            *i
+                        } else {
+                            let id = uuid::Uuid::new_v4().to_string();
+                            let doc = json!({"schemas": [GROUP_SCHEMA], "displayName": name});
+                            let pk = insert_resource(
+                                &mut tx,
+                                tenant,
+                                ResourceKind::Group,
+                                &id,
+                                &doc,
+                                AppFields {
+                                    roles: &[],
+                                    metadata: &json!({}),
+                                },
+                                now_ms,
+                            )
+                            .await?;
+                            created_groups.push(NewEvent::new(
+                                EventType::GroupCreated,
+                                json!({"group": resource_body(&id, &doc), "managed": false}),
+                            ));
+                            assignments.push((pk, id, doc, Vec::new()));
+                            group_index.insert(folded, assignments.len() - 1);
+                            assignments.len() - 1
+                        }
+                    }
+                };
+                if let Some(a) = assignments.get_mut(i) {
+                    a.3.push(u.id.clone());
+                }
+            }
+            imported.push(json!({
+                "id": u.id,
+                "userName": u.doc.get("userName").cloned().unwrap_or(Value::Null),
+            }));
+            results.push(ImportResult::Imported);
+        }
+        let mut events = created_groups;
+        let parts = imported.len().div_ceil(crate::events::MEMBERS_PER_EVENT);
+        for (i, chunk) in imported
+            .chunks(crate::events::MEMBERS_PER_EVENT)
+            .enumerate()
+        {
+            events.push(NewEvent::new(
+                EventType::UserImported,
+                json!({"users": chunk, "part": i + 1, "parts": parts}),
+            ));
+        }
+        for (pk, id, doc, members) in &assignments {
+            if members.is_empty() {
+                continue;
+            }
+            let ops = [MemberOp::Add(members.clone())];
+            events.extend(app_member_ops(&mut tx, tenant, *pk, id, doc, &ops).await?);
+        }
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await?;
+        Ok(results)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_app_user(&self, tenant: &str, id: &str) -> StoreResult<Option<AppUser>> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        load_user(&mut tx, tenant, id).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_app_users(
+        &self,
+        tenant: &str,
+        q: &AppUserQuery,
+    ) -> StoreResult<AppPage<AppUser>> {
+        let after = q.cursor.as_deref().map(decode_pk_cursor).transpose()?;
+        let mut sql =
+            format!("SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'User'");
+        let mut args: Vec<super::query::Arg> = vec![super::query::Arg::Text(tenant.to_owned())];
+        if let Some(pk) = after {
+            sql.push_str(" AND r.pk > ?");
+            args.push(super::query::Arg::Int(pk));
+        }
+        if let Some(p) = q.user_name_prefix.as_deref().filter(|p| !p.is_empty()) {
+            let low = fold_case(p);
+            let high = format!("{low}\u{10FFFF}");
+            sql.push_str(" AND r.user_name_lc >= ? AND r.user_name_lc < ?");
+            args.push(super::query::Arg::Text(low));
+            args.push(super::query::Arg::Text(high));
+        }
+        if let Some(e) = &q.email {
+            sql.push_str(
+                " AND r.pk IN (SELECT e.resource_pk FROM emails e \
+                 WHERE e.tenant_id = ? AND e.value_lc = ?)",
+            );
+            args.push(super::query::Arg::Text(tenant.to_owned()));
+            args.push(super::query::Arg::Text(fold_case(e)));
+        }
+        if let Some(x) = &q.external_id {
+            sql.push_str(" AND r.external_id = ?");
+            args.push(super::query::Arg::Text(x.clone()));
+        }
+        match q.status {
+            Some(UserStatus::Active) => {
+                sql.push_str(" AND r.deleted = 0 AND (r.active IS NULL OR r.active != 0)");
+            }
+            Some(UserStatus::Deactivated) => sql.push_str(" AND r.deleted = 0 AND r.active = 0"),
+            Some(UserStatus::Deprovisioned) => sql.push_str(" AND r.deleted = 1"),
+            None => {}
+        }
+        if let Some(m) = q.managed {
+            sql.push_str(" AND r.managed = ?");
+            args.push(super::query::Arg::Int(i64::from(m)));
+        }
+        let limit = q.limit.max(1);
+        sql.push_str(" ORDER BY r.pk LIMIT ?");
+        args.push(super::query::Arg::Int(to_i64(limit).saturating_add(1)));
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let rows: Vec<AppRow> = sqlx::query_as_with(&sql, super::args_of(&args)?)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let more = rows.len() as u64 > limit;
+        let rows: Vec<Loaded> = rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| loaded(ResourceKind::User, r))
+            .collect::<StoreResult<_>>()?;
+        let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
+        let items = app_users(&mut tx, rows).await?;
+        Ok(AppPage { items, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_app_user(
+        &self,
+        tenant: &str,
+        id: &str,
+        update: AppUserUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<AppUser> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT pk, version, managed FROM resources \
+             WHERE tenant_id = ? AND kind = 'User' AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((pk, version, managed)) = row else {
+            return Err(StoreError::NotFound);
+        };
+        if version != update.expected_version {
+            return Err(StoreError::Stale);
+        }
+        if managed == 1 && update.doc.is_some() {
+            return Err(StoreError::Invalid(
+                "the identity provider owns this user's SCIM attributes".to_owned(),
+            ));
+        }
+        let watch = if update.doc.is_some() || update.roles.is_some() {
+            RoleWatch::start(&mut tx, vec![pk]).await?
+        } else {
+            None
+        };
+        if let Some(doc) = &update.doc {
+            let d = Derived::of(ResourceKind::User, doc);
+            sqlx::query(
+                "UPDATE resources SET doc = ?, user_name_lc = ?, external_id = ?, \
+                 display_name_lc = ?, active = ? WHERE pk = ?",
+            )
+            .bind(serde_json::to_string(doc).map_err(backend)?)
+            .bind(&d.user_name_lc)
+            .bind(&d.external_id)
+            .bind(&d.display_name_lc)
+            .bind(d.active)
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(resource_err)?;
+            SqliteStore::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
+        }
+        if let Some(roles) = &update.roles {
+            sqlx::query("UPDATE resources SET roles = ? WHERE pk = ?")
+                .bind(roles_text(roles)?)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(meta) = &update.metadata {
+            sqlx::query("UPDATE resources SET app_metadata = ? WHERE pk = ?")
+                .bind(serde_json::to_string(meta).map_err(backend)?)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if update.doc.is_some() || update.roles.is_some() || update.metadata.is_some() {
+            sqlx::query(
+                "UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?",
+            )
+            .bind(now_ms)
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        let mut events = update.events;
+        events.extend(finish(watch, &mut tx).await?);
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        let user = load_user(&mut tx, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.commit(tx).await?;
+        Ok(user)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_app_user(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let row: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT pk, managed, doc FROM resources WHERE tenant_id = ? AND kind = 'User' AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((pk, managed, doc)) = row else {
+            return Err(StoreError::NotFound);
+        };
+        if managed == 1 {
+            return Err(StoreError::Invalid(
+                "the identity provider owns this user's lifecycle".to_owned(),
+            ));
+        }
+        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
+        let groups: Vec<(String, String)> = sqlx::query_as(
+            "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
+             WHERE m.member_pk = ? ORDER BY g.pk",
+        )
+        .bind(pk)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut events = Vec::new();
+        for (gid, gdoc) in groups {
+            let gdoc: Value = serde_json::from_str(&gdoc).map_err(backend)?;
+            events.extend(member_events(
+                EventType::GroupMembersRemoved,
+                &gid,
+                &gdoc,
+                &[id.to_owned()],
+            ));
+        }
+        events.push(NewEvent::new(
+            EventType::UserErased,
+            json!({"user": resource_ref(id, &doc), "managed": false}),
+        ));
+        sqlx::query(
+            "UPDATE resources SET version = version + 1, last_modified = ? \
+             WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
+        )
+        .bind(now_ms)
+        .bind(pk)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // Emails and memberships go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM resources WHERE pk = ?")
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_app_group(
+        &self,
+        tenant: &str,
+        new: NewAppGroup,
+        now: OffsetDateTime,
+    ) -> StoreResult<AppGroup> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        if tenant_settings(&mut tx, tenant).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let ops = [MemberOp::Add(new.members.clone())];
+        let sel = GroupSel::of_doc(&new.id, &new.doc);
+        let watch = group_watch(&mut tx, tenant, None, None, Some(&sel), &ops).await?;
+        let pk = insert_resource(
+            &mut tx,
+            tenant,
+            ResourceKind::Group,
+            &new.id,
+            &new.doc,
+            AppFields {
+                roles: &[],
+                metadata: &new.metadata,
+            },
+            now_ms,
+        )
+        .await?;
+        let mut events = vec![NewEvent::new(
+            EventType::GroupCreated,
+            json!({"group": resource_body(&new.id, &new.doc), "managed": false}),
+        )];
+        events.extend(app_member_ops(&mut tx, tenant, pk, &new.id, &new.doc, &ops).await?);
+        events.extend(finish(watch, &mut tx).await?);
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        let group = load_group(&mut tx, tenant, &new.id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.commit(tx).await?;
+        Ok(group)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_app_group(&self, tenant: &str, id: &str) -> StoreResult<Option<AppGroup>> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        load_group(&mut tx, tenant, id).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_app_groups(
+        &self,
+        tenant: &str,
+        q: &AppGroupQuery,
+    ) -> StoreResult<AppPage<AppGroup>> {
+        use super::query::Arg;
+        let after = q.cursor.as_deref().map(decode_pk_cursor).transpose()?;
+        let mut sql = format!(
+            "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'Group'"
+        );
+        let mut args = vec![Arg::Text(tenant.to_owned())];
+        if let Some(pk) = after {
+            sql.push_str(" AND r.pk > ?");
+            args.push(Arg::Int(pk));
+        }
+        if let Some(p) = q.display_name_prefix.as_deref().filter(|p| !p.is_empty()) {
+            let low = fold_case(p);
+            let high = format!("{low}\u{10FFFF}");
+            sql.push_str(" AND r.display_name_lc >= ? AND r.display_name_lc < ?");
+            args.push(Arg::Text(low));
+            args.push(Arg::Text(high));
+        }
+        if let Some(m) = q.managed {
+            sql.push_str(" AND r.managed = ?");
+            args.push(Arg::Int(i64::from(m)));
+        }
+        let limit = q.limit.max(1);
+        sql.push_str(" ORDER BY r.pk LIMIT ?");
+        args.push(Arg::Int(to_i64(limit).saturating_add(1)));
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let rows: Vec<AppRow> = sqlx::query_as_with(&sql, super::args_of(&args)?)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let more = rows.len() as u64 > limit;
+        let rows: Vec<Loaded> = rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| loaded(ResourceKind::Group, r))
+            .collect::<StoreResult<_>>()?;
+        let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
+        let items = app_groups(&mut tx, tenant, rows).await?;
+        Ok(AppPage { items, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_app_group_members(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<AppPage<AppGroupMember>> {
+        // The cursor is the last member id, hex-encoded; any well-formed one is a position.
+        let after = cursor
+            .map(|c| {
+                hex::decode(c)
+                    .ok()
+                    .filter(|_| c.len() <= 1024 && lower_hex(c))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .ok_or_else(|| {
+                        StoreError::Invalid("cursor is not a next_cursor this API returned".into())
+                    })
+            })
+            .transpose()?;
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let pk: Option<i64> = sqlx::query_scalar(
+            "SELECT pk FROM resources WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
+        )
+        .bind(tenant)
+        .bind(group_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(pk) = pk else {
+            return Err(StoreError::NotFound);
+        };
+        let limit = limit.max(1);
+        let rows: Vec<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT m.member_id, COALESCE(json_extract(u.doc, '$.userName'), ''), u.managed, \
+             u.active, u.deleted FROM members m JOIN resources u ON u.pk = m.member_pk \
+             WHERE m.group_pk = ? AND m.member_id > ? ORDER BY m.member_id LIMIT ?",
+        )
+        .bind(pk)
+        .bind(after.unwrap_or_default())
+        .bind(to_i64(limit).saturating_add(1))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let more = rows.len() as u64 > limit;
+        let items: Vec<AppGroupMember> = rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(id, user_name, managed, active, deleted)| AppGroupMember {
+                id,
+                user_name,
+                managed: managed == 1,
+                status: UserStatus::of(active.map(|a| a != 0), deleted == 1),
+            })
+            .collect();
+        let next_cursor = items
+            .last()
+            .filter(|_| more)
+            .map(|m| hex::encode(m.id.as_bytes()));
+        Ok(AppPage { items, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_app_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        update: AppGroupUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<AppGroup> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let row: Option<(i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT pk, version, managed, doc FROM resources \
+             WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((pk, version, managed, old_doc)) = row else {
+            return Err(StoreError::NotFound);
+        };
+        if version != update.expected_version {
+            return Err(StoreError::Stale);
+        }
+        if managed == 1 && (update.doc.is_some() || !update.members.is_empty()) {
+            return Err(StoreError::Invalid(
+                "the identity provider owns this group's displayName and members".to_owned(),
+            ));
+        }
+        let old_doc: Value = serde_json::from_str(&old_doc).map_err(backend)?;
+        let doc = update.doc.clone().unwrap_or_else(|| old_doc.clone());
+        let before = GroupSel::of_doc(id, &old_doc);
+        let after = GroupSel::of_doc(id, &doc);
+        let watch = group_watch(
+            &mut tx,
+            tenant,
+            Some(pk),
+            Some(&before),
+            Some(&after),
+            &update.members,
+        )
+        .await?;
+        if let Some(doc) = &update.doc {
+            let d = Derived::of(ResourceKind::Group, doc);
+            sqlx::query(
+                "UPDATE resources SET doc = ?, external_id = ?, display_name_lc = ? WHERE pk = ?",
+            )
+            .bind(serde_json::to_string(doc).map_err(backend)?)
+            .bind(&d.external_id)
+            .bind(&d.display_name_lc)
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        if let Some(meta) = &update.metadata {
+            sqlx::query("UPDATE resources SET app_metadata = ? WHERE pk = ?")
+                .bind(serde_json::to_string(meta).map_err(backend)?)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        let mut events = update.events;
+        events.extend(app_member_ops(&mut tx, tenant, pk, id, &doc, &update.members).await?);
+        if update.doc.is_some() || update.metadata.is_some() || !update.members.is_empty() {
+            sqlx::query(
+                "UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?",
+            )
+            .bind(now_ms)
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        events.extend(finish(watch, &mut tx).await?);
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        let group = load_group(&mut tx, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.commit(tx).await?;
+        Ok(group)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_app_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let row: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT pk, managed, doc FROM resources WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((pk, managed, doc)) = row else {
+            return Err(StoreError::NotFound);
+        };
+        if managed == 1 {
+            return Err(StoreError::Invalid(
+                "the identity provider owns this group; delete it there".to_owned(),
+            ));
+        }
+        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
+        let sel = GroupSel::of_doc(id, &doc);
+        let watch = group_watch(
+            &mut tx,
+            tenant,
+            Some(pk),
+            Some(&sel),
+            None,
+            &[MemberOp::RemoveAll],
+        )
+        .await?;
+        sqlx::query("DELETE FROM resources WHERE pk = ?")
+            .bind(pk)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let mut events = vec![NewEvent::new(
+            EventType::GroupDeleted,
+            json!({"group": resource_ref(id, &doc), "managed": false}),
+        )];
+        events.extend(finish(watch, &mut tx).await?);
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_role_mappings(&self, tenant: &str) -> StoreResult<Vec<RoleMapping>> {
+        let rows: Vec<MappingRow> = sqlx::query_as(&format!(
+            "SELECT {MAPPING_COLS} FROM role_mappings WHERE tenant_id = ? ORDER BY created_at, id"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(mapping_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_role_mapping(&self, tenant: &str, id: &str) -> StoreResult<Option<RoleMapping>> {
+        let row: Option<MappingRow> = sqlx::query_as(&format!(
+            "SELECT {MAPPING_COLS} FROM role_mappings WHERE tenant_id = ? AND id = ?"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        row.map(mapping_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_role_mapping(
+        &self,
+        tenant: &str,
+        mapping: &RoleMapping,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        if tenant_settings(&mut tx, tenant).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let pks = mapping_member_pks(&mut tx, tenant, mapping.by, &mapping.value).await?;
+        let watch = RoleWatch::start(&mut tx, pks).await?;
+        sqlx::query(
+            "INSERT INTO role_mappings (id, tenant_id, match_by, match_value, value, roles, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&mapping.id)
+        .bind(tenant)
+        .bind(mapping.by.as_str())
+        .bind(match_value(mapping.by, &mapping.value))
+        .bind(&mapping.value)
+        .bind(roles_text(&mapping.roles)?)
+        .bind(to_ms(mapping.created_at))
+        .bind(to_ms(mapping.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err(e, "role mapping"))?;
+        let events = finish(watch, &mut tx).await?;
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_role_mapping(
+        &self,
+        tenant: &str,
+        mapping: &RoleMapping,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let old: Option<(String, String)> = sqlx::query_as(
+            "SELECT match_by, value FROM role_mappings WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(tenant)
+        .bind(&mapping.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((old_by, old_value)) = old else {
+            return Err(StoreError::NotFound);
+        };
+        let old_by = MatchBy::parse(&old_by).ok_or_else(|| backend(std::fmt::Error))?;
+        let mut pks = mapping_member_pks(&mut tx, tenant, old_by, &old_value).await?;
+        pks.extend(mapping_member_pks(&mut tx, tenant, mapping.by, &mapping.value).await?);
+        let watch = RoleWatch::start(&mut tx, pks).await?;
+        sqlx::query(
+            "UPDATE role_mappings SET match_by = ?, match_value = ?, value = ?, roles = ?, \
+             updated_at = ? WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(mapping.by.as_str())
+        .bind(match_value(mapping.by, &mapping.value))
+        .bind(&mapping.value)
+        .bind(roles_text(&mapping.roles)?)
+        .bind(to_ms(mapping.updated_at))
+        .bind(tenant)
+        .bind(&mapping.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err(e, "role mapping"))?;
+        let events = finish(watch, &mut tx).await?;
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_role_mapping(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let old: Option<(String, String)> = sqlx::query_as(
+            "SELECT match_by, value FROM role_mappings WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((by, value)) = old else {
+            return Err(StoreError::NotFound);
+        };
+        let by = MatchBy::parse(&by).ok_or_else(|| backend(std::fmt::Error))?;
+        let pks = mapping_member_pks(&mut tx, tenant, by, &value).await?;
+        let watch = RoleWatch::start(&mut tx, pks).await?;
+        sqlx::query("DELETE FROM role_mappings WHERE tenant_id = ? AND id = ?")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let events = finish(watch, &mut tx).await?;
+        append_events(&mut tx, tenant, now_ms, events).await?;
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn login_lookup(&self, tenant: &str, key: &LoginKey) -> StoreResult<Option<LoginRecord>> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let row: Option<(i64, String, i64, Option<i64>, i64)> = match key {
+            LoginKey::Email(email) => {
+                sqlx::query_as(LOGIN_BY_EMAIL_SQL)
+                    .bind(tenant)
+                    .bind(fold_case(email))
+                    .fetch_optional(&mut *tx)
+                    .await
+            }
+            LoginKey::ExternalId(x) => {
+                sqlx::query_as(LOGIN_BY_EXTERNAL_ID_SQL)
+                    .bind(tenant)
+                    .bind(x)
+                    .fetch_optional(&mut *tx)
+                    .await
+            }
+        }
+        .map_err(backend)?;
+        let Some((pk, id, managed, active, deleted)) = row else {
+            return Ok(None);
+        };
+        let roles = effective_roles(&mut tx, &[pk]).await?;
+        Ok(Some(LoginRecord {
+            id,
+            managed: managed == 1,
+            status: UserStatus::of(active.map(|a| a != 0), deleted == 1),
+            roles: roles
+                .get(&pk)
+                .map(|s| s.roles.iter().cloned().collect())
+                .unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn guard_admit(
+        &self,
+        tenant: &str,
+        subject: &GuardSubject,
+        now: OffsetDateTime,
+    ) -> StoreResult<GuardVerdict> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let Some(settings) = tenant_settings(&mut tx, tenant).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let g = settings.deprovision_guard;
+        if !g.enabled {
+            return Ok(GuardVerdict::Allowed);
+        }
+        let mut row = guard_row(&mut tx, tenant).await?;
+        if row.expired(now_ms) {
+            // The confirmed or rejected batch is over: count afresh.
+            row.state = GuardState::Armed;
+            row.until = None;
+            row.window_start = None;
+            clear_guard_window(&mut tx, tenant, true).await?;
+        }
+        let refused = match row.state {
+            GuardState::Confirmed => {
+                row.until = Some(now_ms + window_ms(&g));
+                false
+            }
+            GuardState::Rejected => {
+                row.until = Some(now_ms + window_ms(&g));
+                hold(&mut tx, tenant, subject, now_ms).await?;
+                true
+            }
+            GuardState::Tripped => {
+                hold(&mut tx, tenant, subject, now_ms).await?;
+                true
+            }
+            GuardState::Armed => {
+                let minute = now_ms.div_euclid(60_000);
+                sqlx::query(
+                    "DELETE FROM deprovision_guard_counts WHERE tenant_id = ? AND minute <= ?",
+                )
+                .bind(tenant)
+                .bind(minute - i64::from(g.window_minutes.max(1)))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                sqlx::query("DELETE FROM deprovision_guard_users WHERE tenant_id = ? AND at <= ?")
+                    .bind(tenant)
+                    .bind(now_ms - window_ms(&g))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                let seen: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM deprovision_guard_users WHERE tenant_id = ? AND user_id = ?",
+                )
+                .bind(tenant)
+                .bind(&subject.user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+                let count = window_count(&mut tx, tenant, &g, now_ms).await?;
+                if count == 0 {
+                    // A new window: its base is the active users now, counted once (an index
+                    // range count), not on every deactivation.
+                    row.base_active = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM resources WHERE tenant_id = ? AND kind = 'User' \
+                         AND deleted = 0 AND managed = 1 AND (active IS NULL OR active != 0)",
+                    )
+                    .bind(tenant)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    row.window_start = Some(now_ms);
+                }
+                // Counted: a user that was among the active users when the window opened, and
+                // not counted in it already.
+                let counted =
+                    seen.is_none() && row.window_start.is_none_or(|s| to_ms(subject.created) <= s);
+                let next = u64::try_from(count).unwrap_or(0) + 1;
+                let base = u64::try_from(row.base_active).unwrap_or(0);
+                if !counted {
+                    false
+                } else if guard_exceeded(&g, next, base) {
+                    row.state = GuardState::Tripped;
+                    row.tripped_at = Some(now_ms);
+                    row.decided_at = None;
+                    row.decided_by = None;
+                    row.trips += 1;
+                    hold(&mut tx, tenant, subject, now_ms).await?;
+                    let event = NewEvent::new(
+                        EventType::TenantDeprovisionGuardTripped,
+                        json!({
+                            "guard": guard_json(&g),
+                            "count": count,
+                            "active_users": base,
+                            "threshold": guard_threshold(&g, base),
+                            "held": {
+                                "id": subject.user_id,
+                                "userName": subject.user_name,
+                                "operation": subject.operation.as_str(),
+                            },
+                        }),
+                    );
+                    append_events(&mut tx, tenant, now_ms, vec![event]).await?;
+                    true
+                } else {
+                    sqlx::query(
+                        "INSERT INTO deprovision_guard_counts (tenant_id, minute, count) \
+                         VALUES (?, ?, 1) \
+                         ON CONFLICT (tenant_id, minute) DO UPDATE SET count = count + 1",
+                    )
+                    .bind(tenant)
+                    .bind(minute)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    sqlx::query(
+                        "INSERT INTO deprovision_guard_users (tenant_id, user_id, at) VALUES (?, ?, ?)",
+                    )
+                    .bind(tenant)
+                    .bind(&subject.user_id)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    false
+                }
+            }
+        };
+        save_guard(&mut tx, tenant, &row).await?;
+        let verdict = if refused {
+            let status = guard_status_of(&mut tx, tenant, &g, &row, now_ms).await?;
+            GuardVerdict::Refused(Box::new(status))
+        } else {
+            GuardVerdict::Allowed
+        };
+        self.commit(tx).await?;
+        Ok(verdict)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn guard_status(&self, tenant: &str, now: OffsetDateTime) -> StoreResult<GuardStatus> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        let Some(settings) = tenant_settings(&mut tx, tenant).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let row = guard_row(&mut tx, tenant).await?;
+        guard_status_of(
+            &mut tx,
+            tenant,
+            &settings.deprovision_guard,
+            &row,
+            to_ms(now),
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn guard_decide(
+        &self,
+        tenant: &str,
+        decision: GuardDecision,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<GuardStatus> {
+        let now_ms = to_ms(now);
+        let mut tx = self.write().await?;
+        let Some(settings) = tenant_settings(&mut tx, tenant).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let g = settings.deprovision_guard;
+        let mut row = guard_row(&mut tx, tenant).await?;
+        if row.state == GuardState::Armed || row.expired(now_ms) {
+            return Err(StoreError::Invalid(
+                "the deprovisioning guard is not tripped: there is no batch to decide on"
+                    .to_owned(),
+            ));
+        }
+        let held: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deprovision_guard_held WHERE tenant_id = ?")
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+        row.state = match decision {
+            GuardDecision::Confirm => GuardState::Confirmed,
+            GuardDecision::Reject => GuardState::Rejected,
+        };
+        row.until = Some(now_ms + window_ms(&g));
+        row.decided_at = Some(now_ms);
+        row.decided_by = Some(actor.to_owned());
+        // Confirmed: the held operations may proceed when retried, so the list is done with.
+        // Rejected: the list stays, as the record of what was refused, until the guard re-arms.
+        clear_guard_window(&mut tx, tenant, decision == GuardDecision::Confirm).await?;
+        save_guard(&mut tx, tenant, &row).await?;
+        let event = NewEvent::new(
+            EventType::TenantDeprovisionGuardResolved,
+            json!({
+                "decision": decision.as_str(),
+                "decided_by": actor,
+                "held": held,
+                "until": row.until.map(from_ms).transpose()?.map(scim_proto::filter::format_datetime),
+            }),
+        );
+        append_events(&mut tx, tenant, now_ms, vec![event]).await?;
+        let status = guard_status_of(&mut tx, tenant, &g, &row, now_ms).await?;
+        self.commit(tx).await?;
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! The host app's commands: `roster users import` and `roster guard status|confirm|reject`.
+//!
+//! Like the other administrative commands they open the database directly, so they work
+//! beside a running server, and record what they change in the audit log as `cli:<os user>`.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Subcommand;
+use roster_server::admin::{guard, import};
+use roster_server::{AppState, Clock, Settings, SystemClock};
+use roster_store::app::GuardDecision;
+use roster_store::{Store, StoreError, TenantSettings};
+use serde_json::{json, Value};
+
+use crate::ops::{audit, cli_actor};
+
+/// `roster users …`
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Import existing app users (not managed by SCIM) from a JSON lines or CSV file.
+    ///
+    /// One user a line; see docs/integrating.md for the fields. A userName or id that exists
+    /// already is skipped, so importing the same file twice is harmless.
+    Import {
+        /// Tenant id.
+        tenant: String,
+        /// The file (`.csv`, or `.jsonl`/`.ndjson`); `-` reads standard input.
+        file: String,
+        /// The format, when the file name does not say.
+        #[arg(long, value_parser = ["csv", "jsonl"])]
+        format: Option<String>,
+        /// Print one JSON object (imported, skipped, errors) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `roster guard …`
+#[derive(Subcommand, Debug)]
+pub enum GuardCommand {
+    /// Show a tenant's mass-deprovisioning guard: state, window, held operations.
+    Status {
+        /// Tenant id.
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let the held deactivations proceed (the identity provider retries them).
+    Confirm {
+        /// Tenant id.
+        tenant: String,
+    },
+    /// Refuse the held batch; deactivations stay refused until the identity provider stops.
+    Reject {
+        /// Tenant id.
+        tenant: String,
+    },
+}
+
+async fn require_tenant(store: &dyn Store, tenant: &str) -> Result<TenantSettings> {
+    store
+        .get_tenant(tenant)
+        .await?
+        .map(|t| t.settings)
+        .ok_or_else(|| anyhow!("no tenant \"{tenant}\""))
+}
+
+/// Runs `roster users …`.
+pub async fn users(store: Arc<dyn Store>, cmd: UsersCommand) -> Result<()> {
+    match cmd {
+        UsersCommand::Import {
+            tenant,
+            file,
+            format,
+            json: json_out,
+        } => {
+            require_tenant(store.as_ref(), &tenant).await?;
+            let format = match format.as_deref() {
+                Some("csv") => import::Format::Csv,
+                Some(_) => import::Format::Jsonl,
+                None => import::Format::of_path(&file).ok_or_else(|| {
+                    anyhow!("cannot tell the format of {file:?}; pass --format csv|jsonl")
+                })?,
+            };
+            let text = if file == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+            };
+            let lines = import::parse(format, &text).map_err(|m| anyhow!("{file}: {m}"))?;
+            let bar = indicatif::ProgressBar::new(lines.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} importing [{bar:40}] {pos}/{len} users ({eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            let summary = import::run(store.as_ref(), &tenant, lines, SystemClock.now(), |n| {
+                bar.set_position(n as u64);
+            })
+            .await;
+            bar.finish_and_clear();
+            let summary = match summary {
+                Ok(s) => s,
+                Err(StoreError::NotFound) => bail!("no tenant \"{tenant}\""),
+                Err(e) => return Err(e.into()),
+            };
+            audit(
+                store.as_ref(),
+                "users.import",
+                Some(&tenant),
+                None,
+                json!({
+                    "file": file,
+                    "imported": summary.imported,
+                    "skipped": summary.skipped.len(),
+                    "errors": summary.errors.len(),
+                }),
+            )
+            .await;
+            if json_out {
+                println!("{}", summary.to_json());
+            } else {
+                println!(
+                    "imported {} users, skipped {}, {} lines with errors",
+                    summary.imported,
+                    summary.skipped.len(),
+                    summary.errors.len()
+                );
+                for (line, why) in &summary.skipped {
+                    println!("  line {line}: skipped: {why}");
+                }
+                for (line, m) in &summary.errors {
+                    println!("  line {line}: error: {m}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_status(v: &Value) {
+    let s = |p: &str| {
+        v.pointer(p)
+            .map(|x| match x {
+                Value::String(s) => s.clone(),
+                Value::Null => "-".to_owned(),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    println!("tenant:        {}", s("/tenant"));
+    println!(
+        "state:         {}{}",
+        s("/state"),
+        if v["enabled"] == json!(false) {
+            " (guard disabled by the tenant's settings)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "settings:      more than {}% and more than {} users within {} minutes",
+        s("/settings/max_percent"),
+        s("/settings/min_count"),
+        s("/settings/window_minutes")
+    );
+    println!(
+        "window:        {} counted since {} (threshold {} of {} active users)",
+        s("/window/count"),
+        s("/window/started_at"),
+        s("/window/threshold"),
+        s("/window/active_users")
+    );
+    println!("tripped at:    {}", s("/tripped_at"));
+    println!(
+        "decided:       {} by {}",
+        s("/decided_at"),
+        s("/decided_by")
+    );
+    println!("until:         {}", s("/until"));
+    println!("held:          {}", s("/held/count"));
+    if let Some(ops) = v.pointer("/held/operations").and_then(Value::as_array) {
+        for o in ops {
+            println!(
+                "  {:<10} {:<38} {} ({} attempts)",
+                o["operation"].as_str().unwrap_or(""),
+                o["user_id"].as_str().unwrap_or(""),
+                o["user_name"].as_str().unwrap_or(""),
+                o["attempts"]
+            );
+        }
+    }
+}
+
+/// Runs `roster guard …`.
+pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
+    let state = AppState::new(store.clone(), Settings::default());
+    match cmd {
+        GuardCommand::Status { tenant, json } => {
+            require_tenant(store.as_ref(), &tenant).await?;
+            let s = store.guard_status(&tenant, SystemClock.now()).await?;
+            let v = guard::status_json(&tenant, &s);
+            if json {
+                println!("{v}");
+            } else {
+                print_status(&v);
+            }
+        }
+        GuardCommand::Confirm { tenant } => {
+            let s = guard::decide(&state, &tenant, GuardDecision::Confirm, &cli_actor())
+                .await
+                .map_err(|e| anyhow!("{}", e.message))?;
+            println!(
+                "confirmed: the held deactivations may proceed when the identity provider \
+                 retries them; the guard re-arms after {} quiet minutes",
+                s.settings.window_minutes
+            );
+        }
+        GuardCommand::Reject { tenant } => {
+            let s = guard::decide(&state, &tenant, GuardDecision::Reject, &cli_actor())
+                .await
+                .map_err(|e| anyhow!("{}", e.message))?;
+            println!(
+                "rejected: {} held deactivations stay refused; the guard re-arms after the \
+                 identity provider has sent none for {} minutes",
+                s.held_count, s.settings.window_minutes
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Merges a JSON object into a tenant's settings (hidden: a stop-gap for tests and operators
+/// until the tenants API of issue 4 owns settings).
+pub async fn set_settings(store: Arc<dyn Store>, tenant: &str, patch: &str) -> Result<()> {
+    let current = require_tenant(store.as_ref(), tenant).await?;
+    let patch: Value = serde_json::from_str(patch).context("the settings must be JSON")?;
+    let Value::Object(patch) = patch else {
+        bail!("the settings must be a JSON object");
+    };
+    let mut merged = serde_json::to_value(&current)?;
+    for (k, v) in patch {
+        match (merged.get_mut(&k), v) {
+            (Some(Value::Object(cur)), Value::Object(new)) => cur.extend(new),
+            (_, v) => {
+                merged[&k] = v;
+            }
+        }
+    }
+    let settings: TenantSettings =
+        serde_json::from_value(merged).context("invalid tenant settings")?;
+    store.put_tenant_settings(tenant, &settings).await?;
+    audit(
+        store.as_ref(),
+        "tenant.settings",
+        Some(tenant),
+        Some(tenant),
+        serde_json::to_value(&settings)?,
+    )
+    .await;
+    println!("{}", serde_json::to_value(&settings)?);
+    Ok(())
+}
