@@ -192,6 +192,13 @@ pub fn hint(status: u16, scim_type: Option<&str>, name: Option<&str>) -> Option<
         (413, _) => "The request was larger than Roster accepts. Provision fewer group members \
             per request, or raise --max-body-bytes."
             .to_owned(),
+        // The only 503 Roster answers on purpose.
+        (503, _) => "The mass-deprovisioning guard is holding deactivations and deletions: \
+            too many users of this tenant were to lose access at once. An operator of the app \
+            confirms or rejects the batch (`roster guard status TENANT`); the identity provider \
+            retries meanwhile. If it was a mistake, fix the assignments or group rules in the \
+            identity provider."
+            .to_owned(),
         (500..=599, _) => "Roster failed to process the request; the identity provider will \
             retry. If it persists, check the Roster server logs for this request id."
             .to_owned(),

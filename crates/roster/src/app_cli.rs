@@ -15,6 +15,18 @@ use serde_json::{json, Value};
 
 use crate::ops::{audit, cli_actor};
 
+/// Prints a line on standard output. A closed pipe (`roster users import … | head`) means the
+/// reader has gone; that is no reason to panic, and nothing is left to tell anyone.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Lines listed per kind (skipped, errors) in the text summary; `--json` lists them all.
+const LISTED: usize = 50;
+
 /// `roster users …`
 #[derive(Subcommand, Debug)]
 pub enum UsersCommand {
@@ -122,19 +134,31 @@ pub async fn users(store: Arc<dyn Store>, cmd: UsersCommand) -> Result<()> {
             )
             .await;
             if json_out {
-                println!("{}", summary.to_json());
+                out!("{}", summary.to_json());
             } else {
-                println!(
+                out!(
                     "imported {} users, skipped {}, {} lines with errors",
                     summary.imported,
                     summary.skipped.len(),
                     summary.errors.len()
                 );
-                for (line, why) in &summary.skipped {
-                    println!("  line {line}: skipped: {why}");
+                for (line, why) in summary.skipped.iter().take(LISTED) {
+                    out!("  line {line}: skipped: {why}");
                 }
-                for (line, m) in &summary.errors {
-                    println!("  line {line}: error: {m}");
+                if summary.skipped.len() > LISTED {
+                    out!(
+                        "  … and {} more skipped (--json lists them all)",
+                        summary.skipped.len() - LISTED
+                    );
+                }
+                for (line, m) in summary.errors.iter().take(LISTED) {
+                    out!("  line {line}: error: {m}");
+                }
+                if summary.errors.len() > LISTED {
+                    out!(
+                        "  … and {} more errors (--json lists them all)",
+                        summary.errors.len() - LISTED
+                    );
                 }
             }
         }
@@ -152,8 +176,8 @@ fn print_status(v: &Value) {
             })
             .unwrap_or_else(|| "-".to_owned())
     };
-    println!("tenant:        {}", s("/tenant"));
-    println!(
+    out!("tenant:        {}", s("/tenant"));
+    out!(
         "state:         {}{}",
         s("/state"),
         if v["enabled"] == json!(false) {
@@ -162,30 +186,30 @@ fn print_status(v: &Value) {
             ""
         }
     );
-    println!(
+    out!(
         "settings:      more than {}% and more than {} users within {} minutes",
         s("/settings/max_percent"),
         s("/settings/min_count"),
         s("/settings/window_minutes")
     );
-    println!(
+    out!(
         "window:        {} counted since {} (threshold {} of {} active users)",
         s("/window/count"),
         s("/window/started_at"),
         s("/window/threshold"),
         s("/window/active_users")
     );
-    println!("tripped at:    {}", s("/tripped_at"));
-    println!(
+    out!("tripped at:    {}", s("/tripped_at"));
+    out!(
         "decided:       {} by {}",
         s("/decided_at"),
         s("/decided_by")
     );
-    println!("until:         {}", s("/until"));
-    println!("held:          {}", s("/held/count"));
+    out!("until:         {}", s("/until"));
+    out!("held:          {}", s("/held/count"));
     if let Some(ops) = v.pointer("/held/operations").and_then(Value::as_array) {
         for o in ops {
-            println!(
+            out!(
                 "  {:<10} {:<38} {} ({} attempts)",
                 o["operation"].as_str().unwrap_or(""),
                 o["user_id"].as_str().unwrap_or(""),
@@ -205,7 +229,7 @@ pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
             let s = store.guard_status(&tenant, SystemClock.now()).await?;
             let v = guard::status_json(&tenant, &s);
             if json {
-                println!("{v}");
+                out!("{v}");
             } else {
                 print_status(&v);
             }
@@ -214,7 +238,7 @@ pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
             let s = guard::decide(&state, &tenant, GuardDecision::Confirm, &cli_actor())
                 .await
                 .map_err(|e| anyhow!("{}", e.message))?;
-            println!(
+            out!(
                 "confirmed: the held deactivations may proceed when the identity provider \
                  retries them; the guard re-arms after {} quiet minutes",
                 s.settings.window_minutes
@@ -224,10 +248,11 @@ pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
             let s = guard::decide(&state, &tenant, GuardDecision::Reject, &cli_actor())
                 .await
                 .map_err(|e| anyhow!("{}", e.message))?;
-            println!(
+            out!(
                 "rejected: {} held deactivations stay refused; the guard re-arms after the \
                  identity provider has sent none for {} minutes",
-                s.held_count, s.settings.window_minutes
+                s.held_count,
+                s.settings.window_minutes
             );
         }
     }
@@ -262,6 +287,6 @@ pub async fn set_settings(store: Arc<dyn Store>, tenant: &str, patch: &str) -> R
         serde_json::to_value(&settings)?,
     )
     .await;
-    println!("{}", serde_json::to_value(&settings)?);
+    out!("{}", serde_json::to_value(&settings)?);
     Ok(())
 }

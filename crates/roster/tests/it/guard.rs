@@ -112,6 +112,17 @@ async fn trips_past_the_threshold_and_confirm_lets_the_retries_through() {
     assert_eq!(tripped[0]["data"]["held"]["id"], ids[10].as_str());
     let out = s.cli_ok(&["guard", "status", &s.tenant]);
     assert!(out.contains("tripped"), "{out}");
+    // The provisioning log tells the IT admin why.
+    let rows = s.provisioning(&key, "outcome=failure", 3).await;
+    assert_eq!(rows[0]["status"], 503);
+    assert!(
+        rows[0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("roster guard status"),
+        "{}",
+        rows[0]
+    );
 
     // Confirm: the identity provider's retries go through, and the rest of the batch too.
     let r = s
