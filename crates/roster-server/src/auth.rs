@@ -1,9 +1,9 @@
 //! Bearer-token authentication of SCIM requests (RFC 6750).
 //!
 //! A request is let through only if its token is well-formed, known, unrevoked, unexpired and
-//! issued for the tenant named in the URL, and SCIM is enabled for that tenant. Every refusal is the same 401 with
-//! `WWW-Authenticate: Bearer`, so a caller cannot learn which tenants exist. Tokens are never
-//! logged; only their public prefix may be.
+//! issued for the tenant named in the URL, and SCIM is enabled for that tenant. Every refusal
+//! is the same 401 with `WWW-Authenticate: Bearer`, so a caller cannot learn which tenants
+//! exist. Tokens are never logged; only their public prefix may be.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -804,7 +804,7 @@ impl Store for SqliteStore {
     async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
         let row: Option<TenantRow> = sqlx::query_as(
             "SELECT id, name, idp, created_at, settings FROM tenants \
-                 WHERE id = ? AND deleted_at IS NULL",
+             WHERE id = ? AND deleted_at IS NULL",
         )
         .bind(id)
         .fetch_optional(&self.reader)

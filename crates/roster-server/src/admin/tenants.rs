@@ -226,12 +226,11 @@ pub fn apply_settings_patch(t: &mut Tenant, patch: &Value) -> Result<(), String>
             .ok_or("settings.idp must be a string such as \"okta\"")?;
         t.idp = check_idp(s)?;
     }
+    let defaults = serde_json::to_value(TenantSettings::default()).map_err(|e| e.to_string())?;
     let mut current = serde_json::to_value(&t.settings).map_err(|e| e.to_string())?;
     merge_patch(&mut current, &Value::Object(rest.clone()));
     // serde would also read a nested settings object from an array of its fields.
-    if let (Value::Object(merged), Ok(Value::Object(defaults))) =
-        (&current, serde_json::to_value(TenantSettings::default()))
-    {
+    if let (Value::Object(merged), Value::Object(defaults)) = (&current, &defaults) {
         for (k, v) in merged {
             if defaults.get(k).is_some_and(Value::is_object) && !v.is_object() {
                 return Err(format!("settings.{k} must be a JSON object"));
@@ -864,7 +863,12 @@ mod tests {
         let before = t.clone();
         for (patch, says) in [
             (json!({"groups_enabled": "no"}), "settings.groups_enabled"),
-            (json!({"colour": "red"}), "colour is not a setting"),
+            (json!({"colour": "red"}), "settings.colour is not a setting"),
+            (json!({"": null}), "is not a setting"),
+            (
+                json!({"deprovision_guard": {"oops": null}}),
+                "deprovision_guard.oops",
+            ),
             (
                 json!({"deprovision_on_delete": "shred"}),
                 "deprovision_on_delete",

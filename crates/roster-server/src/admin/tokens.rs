@@ -156,8 +156,8 @@ pub async fn create(
 /// Returns the new token and the revoked prefixes.
 ///
 /// # Errors
-/// 404 for an unknown tenant or when `replace` is not one of its live tokens; 409 when SCIM
-/// is disabled.
+/// 404 for an unknown tenant or when `replace` is not one of its tokens; 409 when SCIM is
+/// disabled or `replace` was already revoked.
 pub async fn rotate(
     store: &dyn Store,
     now: OffsetDateTime,
@@ -169,18 +169,37 @@ pub async fn rotate(
     let issued = new_token(&t, now, ttl_days);
     match store.rotate_token(&issued.record, replace, now).await {
         Ok(revoked) => Ok((issued, revoked)),
-        Err(StoreError::NotFound) => Err(ApiError::not_found(format!(
-            "tenant \"{tenant}\" has no live token with prefix \"{}\"",
-            replace.unwrap_or_default()
-        ))),
+        Err(StoreError::NotFound) => {
+            Err(not_live(store, tenant, replace.unwrap_or_default()).await)
+        }
         Err(e) => Err(store_error(store, now, tenant, e).await),
+    }
+}
+
+/// Why `prefix` is not a live token of `tenant`: 409 when it was (it is still listed, as
+/// revoked), 404 when the tenant never had it.
+async fn not_live(store: &dyn Store, tenant: &str, prefix: &str) -> ApiError {
+    match store.find_token(prefix).await {
+        Ok(Some(t)) if t.tenant_id == tenant => match t.revoked_at {
+            Some(at) => conflict(format!(
+                "token \"{prefix}\" of tenant \"{tenant}\" was already revoked at {}",
+                fmt_time(at)
+            )),
+            None => ApiError::not_found(format!(
+                "tenant \"{tenant}\" has no live token with prefix \"{prefix}\""
+            )),
+        },
+        Ok(_) => ApiError::not_found(format!(
+            "tenant \"{tenant}\" has no token with prefix \"{prefix}\""
+        )),
+        Err(e) => e.into(),
     }
 }
 
 /// Revokes one token; it stops working at once.
 ///
 /// # Errors
-/// 404 for an unknown tenant or when the tenant has no live token with that prefix.
+/// 404 for an unknown tenant or token, 409 when the token was already revoked.
 pub async fn revoke(
     store: &dyn Store,
     now: OffsetDateTime,
@@ -190,9 +209,7 @@ pub async fn revoke(
     live_tenant(store, tenant).await?;
     match store.revoke_token(tenant, prefix, now).await {
         Ok(()) => Ok(()),
-        Err(StoreError::NotFound) => Err(ApiError::not_found(format!(
-            "tenant \"{tenant}\" has no live token with prefix \"{prefix}\""
-        ))),
+        Err(StoreError::NotFound) => Err(not_live(store, tenant, prefix).await),
         Err(e) => Err(e.into()),
     }
 }

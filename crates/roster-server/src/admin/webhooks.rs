@@ -46,6 +46,16 @@ pub async fn create(
             "url must be an http:// or https:// URL with a host",
         ));
     }
+    // Each element must be one type name, exactly (not a comma-separated list, not empty).
+    if let Some(bad) = req
+        .event_types
+        .iter()
+        .find(|t| roster_store::EventType::parse(t).is_none())
+    {
+        return Err(ApiError::invalid(format!(
+            "unknown event type \"{bad}\"; see docs/events.md for the list"
+        )));
+    }
     let types = parse_types(Some(&req.event_types.join(",")))?;
     if let Some(t) = &req.tenant {
         if store.get_tenant(t).await?.is_none() {

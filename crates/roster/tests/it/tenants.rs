@@ -536,10 +536,34 @@ async fn at_most_two_live_tokens_and_rotation_kills_the_old_one_at_once() {
     .await
     .expect(204);
     assert_refused(&s.scim_get("acme", "/Users", &first).await);
+    let again = s
+        .admin(
+            &key,
+            Method::DELETE,
+            &format!("/tenants/acme/tokens/{}", prefix_of(&first)),
+            None,
+        )
+        .await;
+    again.expect(409);
+    assert!(again.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already revoked"));
     s.admin(
         &key,
         Method::DELETE,
-        &format!("/tenants/acme/tokens/{}", prefix_of(&first)),
+        "/tenants/acme/tokens/rsct_zzzzzzzz",
+        None,
+    )
+    .await
+    .expect(404);
+    // Another tenant's token is not this tenant's.
+    let other = s.create_tenant("Other");
+    let other_prefix = prefix_of(other["token"].as_str().unwrap());
+    s.admin(
+        &key,
+        Method::DELETE,
+        &format!("/tenants/acme/tokens/{other_prefix}"),
         None,
     )
     .await
@@ -571,6 +595,15 @@ async fn at_most_two_live_tokens_and_rotation_kills_the_old_one_at_once() {
             Method::POST,
             "/tenants/acme/tokens/rotate",
             Some(json!({"prefix": prefix_of(&second)})),
+        )
+        .await;
+    r.expect(409);
+    let r = s
+        .admin(
+            &key,
+            Method::POST,
+            "/tenants/acme/tokens/rotate",
+            Some(json!({"prefix": "rsct_zzzzzzzz"})),
         )
         .await;
     r.expect(404);
