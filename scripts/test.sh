@@ -8,7 +8,8 @@
 # Steps:
 #   CI=true only:  cargo fmt --check, cargo clippy -D warnings
 #   always:        cargo build --workspace --locked
-#                  cargo test  --workspace --locked
+#                  scripts/e2e.sh (Chromium + chromedriver for the console e2e test)
+#                  cargo test  --workspace --locked (screenshots in artifacts/e2e/)
 #                  scripts/conformance.sh (scim2-tester against a live server)
 #                  scripts/schemathesis.sh (the admin API against docs/openapi.json)
 #
@@ -71,6 +72,9 @@ fi
 
 step "cargo build"
 timed cargo build --workspace --locked
+
+step "browser for the console e2e test"
+bash "$ROOT/scripts/e2e.sh"
 
 step "cargo test"
 timed cargo test --workspace --locked --no-fail-fast

@@ -27,6 +27,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod changes;
+pub mod console;
 pub mod dialect;
 pub mod discovery;
 pub mod error;
@@ -133,6 +134,7 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .nest("/api/v1", admin::routes())
+        .nest("/console", console::routes())
         .fallback(|| async { error::HttpError::status(404, "no such endpoint") })
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -142,7 +144,8 @@ pub fn router(state: AppState) -> Router {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
                 // The path is logged, never headers: the Authorization header stays out of logs.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                let path = console::loggable_path(req.uri().path());
+                tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
             })
             .on_request(())
             .on_response(DefaultOnResponse::new().level(Level::INFO)),

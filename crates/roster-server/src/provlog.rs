@@ -160,8 +160,9 @@ pub fn hint(status: u16, scim_type: Option<&str>, name: Option<&str>) -> Option<
     let who = name.map_or_else(String::new, |n| format!(" \"{n}\""));
     let text = match (status, scim_type) {
         (401, _) => "The identity provider sent a missing, malformed, expired or revoked token, \
-            or a token of another tenant. Issue a new token (`roster token rotate TENANT`) and \
-            paste it into the identity provider's SCIM settings, then test the connection."
+            or a token of another tenant. Issue a new token (Regenerate token on the console's \
+            SCIM settings page, or `roster token rotate TENANT`) and paste it into the identity \
+            provider's SCIM settings, then test the connection."
             .to_owned(),
         (409, Some("uniqueness")) => format!(
             "Another user in this tenant already has the userName{who} (compared \
@@ -195,7 +196,8 @@ pub fn hint(status: u16, scim_type: Option<&str>, name: Option<&str>) -> Option<
         // The only 503 Roster answers on purpose.
         (503, _) => "The mass-deprovisioning guard is holding deactivations and deletions: \
             too many users of this tenant were to lose access at once. An operator of the app \
-            confirms or rejects the batch (`roster guard status TENANT`); the identity provider \
+            confirms or rejects the batch (on the console's SCIM settings page, or `roster guard \
+            status TENANT`); the identity provider \
             retries meanwhile. If it was a mistake, fix the assignments or group rules in the \
             identity provider."
             .to_owned(),

@@ -136,6 +136,9 @@ pub struct AppUserQuery {
     pub limit: u64,
     /// userName starts with this (case-insensitive).
     pub user_name_prefix: Option<String>,
+    /// userName or one of the emails starts with this (case-insensitive); both are indexed
+    /// range scans, for a search box.
+    pub search: Option<String>,
     /// Has this email (any of its emails, case-insensitive).
     pub email: Option<String>,
     /// Has this externalId (case-exact).

@@ -17,12 +17,14 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub mod app;
+pub mod console;
 pub mod events;
 pub mod ops;
 pub mod sqlite;
 pub mod tenants;
 
 pub use app::AppStore;
+pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot};
 pub use ops::{
@@ -326,7 +328,7 @@ pub struct GroupRef {
 /// the same transaction (see [`events`]); the outbox, webhooks and logs are in the supertraits.
 #[async_trait]
 pub trait Store:
-    EventStore + WebhookStore + LogStore + TenantAdminStore + AppStore + Send + Sync
+    EventStore + WebhookStore + LogStore + TenantAdminStore + AppStore + ConsoleStore + Send + Sync
 {
     /// Creates a tenant. `Conflict("tenant")` if the id is taken.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;

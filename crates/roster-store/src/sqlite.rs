@@ -38,6 +38,7 @@ use crate::{
 };
 
 mod app;
+mod console;
 mod ops;
 mod outbox;
 mod query;

@@ -15,6 +15,7 @@ use roster_store::Store;
 
 mod app_cli;
 mod cycle;
+mod operator_cli;
 mod ops;
 mod simulate;
 mod tenants_cli;
@@ -85,6 +86,11 @@ enum Command {
     AdminKey {
         #[command(subcommand)]
         command: ops::AdminKeyCommand,
+    },
+    /// Manage operator accounts for the web console (`/console`).
+    Operator {
+        #[command(subcommand)]
+        command: operator_cli::OperatorCommand,
     },
     /// Manage webhook endpoints.
     Webhook {
@@ -294,6 +300,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::AdminKey { command } => {
             ops::admin_key(open(&cli.database).await?, command).await?
+        }
+        Command::Operator { command } => {
+            operator_cli::operator(open(&cli.database).await?, command).await?
         }
         Command::Webhook { command } => ops::webhook(open(&cli.database).await?, command).await?,
         Command::Log {

@@ -57,6 +57,18 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time, time-limited link that opens the web console for this tenant only
+    /// (for the customer's IT admin). Shown once.
+    SetupLink {
+        /// Tenant id.
+        tenant: String,
+        /// Lifetime: `7d`, `12h` or `30m` (at most 90 days).
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a tenant: name, identity provider, SCIM base URL and settings.
     Show {
         /// Tenant id.
@@ -309,6 +321,44 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             match issued {
                 Some(i) => print_token(json, origin, &i),
                 None => print_tenant(json, origin, &t),
+            }
+        }
+        TenantCommand::SetupLink {
+            tenant,
+            expires,
+            json,
+        } => {
+            let ttl =
+                roster_server::console::parse_ttl(&expires).map_err(|e| anyhow::anyhow!(e))?;
+            let (token, expires_at) = match roster_server::console::create_setup_link(
+                s, now, &tenant, ttl, "cli",
+            )
+            .await
+            {
+                Err(roster_store::StoreError::NotFound) => bail!("no tenant \"{tenant}\""),
+                r => r?,
+            };
+            let at = roster_server::admin::fmt_time(expires_at);
+            audit(
+                s,
+                "console.setup_link_created",
+                Some(&tenant),
+                None,
+                json!({"expires_at": at}),
+            )
+            .await;
+            let url = roster_server::console::setup_url(origin, &token);
+            if json {
+                println!(
+                    "{}",
+                    json!({"tenant": tenant, "url": url, "expires_at": at})
+                );
+            } else {
+                println!("setup link: {url}");
+                println!("expires:    {at}");
+                println!(
+                    "The link works once and is shown only once: send it to the tenant's IT admin."
+                );
             }
         }
         TenantCommand::List { json } => {

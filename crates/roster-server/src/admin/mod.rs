@@ -29,6 +29,7 @@ pub mod keys;
 pub mod login;
 pub mod logs;
 pub mod roles;
+pub mod setup_link;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -66,6 +67,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/tenants/{tenant}/provisioning-log",
             get(logs::provisioning_log),
+        )
+        .route(
+            "/tenants/{tenant}/setup-link",
+            post(setup_link::create_handler),
         )
         .route("/audit-log", get(logs::audit_log))
         .route(
@@ -293,6 +298,7 @@ mod tests {
             "/api/v1/webhooks/{id}",
             "/api/v1/webhooks/{id}/rotate-secret",
             "/api/v1/webhooks/{id}/redeliver",
+            "/api/v1/tenants/{tenant}/setup-link",
         ] {
             assert!(spec["paths"][path].is_object(), "{path} is not documented");
         }

@@ -93,17 +93,18 @@ pub async fn list_handler(
     })))
 }
 
-/// `POST /api/v1/tenants/{tenant}/role-mappings`
+/// Creates a role mapping (the operation behind `POST /role-mappings` and the console's
+/// role-mapping editor), audited as `actor`.
 ///
 /// # Errors
-/// 401, 404, 400, 409 (the group already has a mapping of that kind).
-pub async fn create_handler(
-    State(state): State<AppState>,
-    auth: AdminAuth,
-    ApiPath(tenant): ApiPath<String>,
-    ApiObject(b): ApiObject<MappingBody>,
-) -> Result<Response, ApiError> {
-    require_tenant(&state, &tenant).await?;
+/// 404 (tenant), 400, 409 (the group already has a mapping of that kind).
+pub async fn create(
+    state: &AppState,
+    actor: &str,
+    tenant: &str,
+    b: &MappingBody,
+) -> Result<RoleMapping, ApiError> {
+    require_tenant(state, tenant).await?;
     let roles = b.validate()?;
     let now = state.clock.now();
     let m = RoleMapping {
@@ -114,21 +115,105 @@ pub async fn create_handler(
         created_at: now,
         updated_at: now,
     };
-    match state.store.create_role_mapping(&tenant, &m, now).await {
+    match state.store.create_role_mapping(tenant, &m, now).await {
         Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Err(duplicate(&b)),
+        Err(StoreError::Conflict(_)) => return Err(duplicate(b)),
         Err(e) => return Err(e.into()),
     }
     audit(
         state.store.as_ref(),
         now,
-        &auth.actor(),
+        actor,
         "role_mapping.create",
-        Some(&tenant),
+        Some(tenant),
         Some(&m.id),
         mapping_json(&m),
     )
     .await;
+    Ok(m)
+}
+
+/// Replaces a mapping's selector and roles, audited as `actor`.
+///
+/// # Errors
+/// 404 (tenant or mapping), 400, 409.
+pub async fn replace(
+    state: &AppState,
+    actor: &str,
+    tenant: &str,
+    id: &str,
+    b: &MappingBody,
+) -> Result<RoleMapping, ApiError> {
+    require_tenant(state, tenant).await?;
+    let roles = b.validate()?;
+    let cur = fetch(state, tenant, id).await?;
+    let now = state.clock.now();
+    let m = RoleMapping {
+        by: b.group.by,
+        value: b.group.value.clone(),
+        roles,
+        updated_at: now,
+        ..cur
+    };
+    match state.store.update_role_mapping(tenant, &m, now).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(duplicate(b)),
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::not_found(format!("no role mapping \"{id}\"")))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    audit(
+        state.store.as_ref(),
+        now,
+        actor,
+        "role_mapping.update",
+        Some(tenant),
+        Some(id),
+        mapping_json(&m),
+    )
+    .await;
+    Ok(m)
+}
+
+/// Deletes a mapping, audited as `actor`.
+///
+/// # Errors
+/// 404 (tenant or mapping).
+pub async fn remove(state: &AppState, actor: &str, tenant: &str, id: &str) -> Result<(), ApiError> {
+    require_tenant(state, tenant).await?;
+    let now = state.clock.now();
+    match state.store.delete_role_mapping(tenant, id, now).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::not_found(format!("no role mapping \"{id}\"")))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    audit(
+        state.store.as_ref(),
+        now,
+        actor,
+        "role_mapping.delete",
+        Some(tenant),
+        Some(id),
+        json!({}),
+    )
+    .await;
+    Ok(())
+}
+
+/// `POST /api/v1/tenants/{tenant}/role-mappings`
+///
+/// # Errors
+/// 401, 404, 400, 409 (the group already has a mapping of that kind).
+pub async fn create_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+    ApiObject(b): ApiObject<MappingBody>,
+) -> Result<Response, ApiError> {
+    let m = create(&state, &auth.actor(), &tenant, &b).await?;
     Ok((StatusCode::CREATED, Json(mapping_json(&m))).into_response())
 }
 
@@ -163,35 +248,7 @@ pub async fn put_handler(
     ApiPath((tenant, id)): ApiPath<(String, String)>,
     ApiObject(b): ApiObject<MappingBody>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant(&state, &tenant).await?;
-    let roles = b.validate()?;
-    let cur = fetch(&state, &tenant, &id).await?;
-    let now = state.clock.now();
-    let m = RoleMapping {
-        by: b.group.by,
-        value: b.group.value.clone(),
-        roles,
-        updated_at: now,
-        ..cur
-    };
-    match state.store.update_role_mapping(&tenant, &m, now).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Err(duplicate(&b)),
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::not_found(format!("no role mapping \"{id}\"")))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "role_mapping.update",
-        Some(&tenant),
-        Some(&id),
-        mapping_json(&m),
-    )
-    .await;
+    let m = replace(&state, &auth.actor(), &tenant, &id, &b).await?;
     Ok(Json(mapping_json(&m)))
 }
 
@@ -204,24 +261,6 @@ pub async fn delete_handler(
     auth: AdminAuth,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_tenant(&state, &tenant).await?;
-    let now = state.clock.now();
-    match state.store.delete_role_mapping(&tenant, &id, now).await {
-        Ok(()) => {}
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::not_found(format!("no role mapping \"{id}\"")))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "role_mapping.delete",
-        Some(&tenant),
-        Some(&id),
-        json!({}),
-    )
-    .await;
+    remove(&state, &auth.actor(), &tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

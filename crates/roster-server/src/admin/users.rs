@@ -293,6 +293,7 @@ pub async fn list_handler(
         cursor: q.cursor.filter(|c| !c.is_empty()),
         limit: page_limit(q.limit)?,
         user_name_prefix: q.q,
+        search: None,
         email: q.email,
         external_id: q.external_id,
         status: q.status,
@@ -479,7 +480,23 @@ pub async fn patch_handler(
     ApiPath((tenant, id)): ApiPath<(String, String)>,
     ApiObject(p): ApiObject<UserPatch>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant(&state, &tenant).await?;
+    let u = update(&state, &auth.actor(), &tenant, &id, &p).await?;
+    Ok(Json(user_json(&u)))
+}
+
+/// Changes a user (the operation behind `PATCH /users/{id}` and the console's user page),
+/// audited as `actor`. On a SCIM-managed user only the app-owned fields may change.
+///
+/// # Errors
+/// 404, 400 (invalid values), 409 (an IdP-owned field of a managed user; a taken userName).
+pub async fn update(
+    state: &AppState,
+    actor: &str,
+    tenant: &str,
+    id: &str,
+    p: &UserPatch,
+) -> Result<AppUser, ApiError> {
+    require_tenant(state, tenant).await?;
     if p.user_name.as_deref().is_some_and(str::is_empty) {
         return Err(ApiError::invalid("user_name must not be empty"));
     }
@@ -496,8 +513,8 @@ pub async fn patch_handler(
         .transpose()
         .map_err(ApiError::invalid)?;
     for _ in 0..ATTEMPTS {
-        let cur = fetch_user(&state, &tenant, &id).await?;
-        let mut new_doc = apply(&cur.resource.doc, &p);
+        let cur = fetch_user(state, tenant, id).await?;
+        let mut new_doc = apply(&cur.resource.doc, p);
         let changed = changed_attributes(&cur.resource.doc, &new_doc);
         if !changed.is_empty() && cur.managed {
             return Err(conflict(format!(
@@ -520,10 +537,10 @@ pub async fn patch_handler(
         let roles = roles.clone().filter(|r| *r != cur.direct_roles);
         let metadata = metadata.clone().filter(|m| *m != cur.metadata);
         if !doc_changed && roles.is_none() && metadata.is_none() {
-            return Ok(Json(user_json(&cur)));
+            return Ok(cur);
         }
         let mut events = if doc_changed {
-            change_events(ResourceKind::User, &id, &cur.resource.doc, &new_doc, false).0
+            change_events(ResourceKind::User, id, &cur.resource.doc, &new_doc, false).0
         } else {
             Vec::new()
         };
@@ -537,7 +554,7 @@ pub async fn patch_handler(
         add_changes(
             &mut events,
             EventType::UserUpdated,
-            ("user", roster_store::events::resource_ref(&id, &new_doc)),
+            ("user", roster_store::events::resource_ref(id, &new_doc)),
             extra,
         );
         let update = AppUserUpdate {
@@ -549,17 +566,17 @@ pub async fn patch_handler(
         };
         match state
             .store
-            .update_app_user(&tenant, &id, update, state.clock.now())
+            .update_app_user(tenant, id, update, state.clock.now())
             .await
         {
             Ok(u) => {
                 audit(
                     state.store.as_ref(),
                     state.clock.now(),
-                    &auth.actor(),
+                    actor,
                     "user.update",
-                    Some(&tenant),
-                    Some(&id),
+                    Some(tenant),
+                    Some(id),
                     json!({
                         "attributes": changed,
                         "roles": roles,
@@ -567,7 +584,7 @@ pub async fn patch_handler(
                     }),
                 )
                 .await;
-                return Ok(Json(user_json(&u)));
+                return Ok(u);
             }
             Err(StoreError::Stale) => {}
             Err(StoreError::Conflict("userName")) => {

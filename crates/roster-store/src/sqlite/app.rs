@@ -1255,6 +1255,20 @@ impl AppStore for SqliteStore {
             args.push(super::query::Arg::Text(low));
             args.push(super::query::Arg::Text(high));
         }
+        if let Some(p) = q.search.as_deref().filter(|p| !p.is_empty()) {
+            let low = fold_case(p);
+            let high = format!("{low}\u{10FFFF}");
+            sql.push_str(
+                " AND ((r.user_name_lc >= ? AND r.user_name_lc < ?) \
+                 OR r.pk IN (SELECT e.resource_pk FROM emails e \
+                 WHERE e.tenant_id = ? AND e.value_lc >= ? AND e.value_lc < ?))",
+            );
+            args.push(super::query::Arg::Text(low.clone()));
+            args.push(super::query::Arg::Text(high.clone()));
+            args.push(super::query::Arg::Text(tenant.to_owned()));
+            args.push(super::query::Arg::Text(low));
+            args.push(super::query::Arg::Text(high));
+        }
         if let Some(e) = &q.email {
             sql.push_str(
                 " AND r.pk IN (SELECT e.resource_pk FROM emails e \

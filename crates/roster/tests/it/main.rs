@@ -10,6 +10,7 @@ mod harness;
 mod appusers;
 mod auth;
 mod cli;
+mod console;
 mod discovery;
 mod errors;
 mod etag;

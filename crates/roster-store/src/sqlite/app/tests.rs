@@ -9,8 +9,8 @@ use time::{Duration, OffsetDateTime};
 use super::super::SqliteStore;
 use super::{mapped_roles_sql, GROUP_MAPPINGS_SQL, LOGIN_BY_EMAIL_SQL, LOGIN_BY_EXTERNAL_ID_SQL};
 use crate::app::{
-    GuardDecision, GuardOperation, GuardState, GuardSubject, GuardVerdict, LoginKey, MatchBy,
-    RoleMapping, UserStatus,
+    AppUserQuery, GuardDecision, GuardOperation, GuardState, GuardSubject, GuardVerdict, LoginKey,
+    MatchBy, RoleMapping, UserStatus,
 };
 use crate::*;
 
@@ -350,4 +350,51 @@ async fn effective_roles_follow_mappings_and_status() {
         .await
         .unwrap();
     assert_eq!(events.len(), 3, "the fourth mapping changed nobody");
+}
+
+#[tokio::test]
+async fn search_matches_user_name_or_email_prefixes() {
+    let s = store_with(TenantSettings::default()).await;
+    for (name, email) in [
+        ("ann", "ann.lee@example.com"),
+        ("bob", "robert@corp.example"),
+        ("annette", "annette@example.com"),
+    ] {
+        let new = NewResource {
+            id: name.into(),
+            doc: json!({"schemas": [USER_SCHEMA], "userName": name,
+                        "emails": [{"value": email, "primary": true}]}),
+            password_hash: None,
+            members: vec![],
+            events: vec![],
+        };
+        s.create_resource("t", ResourceKind::User, new, at(0))
+            .await
+            .unwrap();
+    }
+    let ids = |q: &str| {
+        let s = s.clone();
+        let q = q.to_owned();
+        async move {
+            let page = s
+                .list_app_users(
+                    "t",
+                    &AppUserQuery {
+                        search: Some(q),
+                        limit: 10,
+                        ..AppUserQuery::default()
+                    },
+                )
+                .await
+                .unwrap();
+            page.items
+                .into_iter()
+                .map(|u| u.resource.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids("ANN").await, ["ann", "annette"]);
+    assert_eq!(ids("rob").await, ["bob"], "by email");
+    assert_eq!(ids("ann.").await, ["ann"]);
+    assert!(ids("zed").await.is_empty());
 }

@@ -1,0 +1,57 @@
+//! `POST /api/v1/tenants/{tenant}/setup-link`: a one-time, time-limited console link for a
+//! tenant's IT admin (the same function `roster tenant setup-link` calls).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use crate::console;
+use crate::AppState;
+
+/// Query parameters of the endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupLinkParams {
+    /// Lifetime such as `7d`, `12h`, `30m` (default 7 days, at most 90 days).
+    pub expires: Option<String>,
+}
+
+/// Creates the link and returns its URL (shown once: only its hash is stored).
+///
+/// # Errors
+/// 400 for a bad `expires`, 404 for an unknown tenant.
+pub async fn create_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    headers: HeaderMap,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(p): ApiQuery<SetupLinkParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let ttl = match p.expires.as_deref() {
+        Some(s) => console::parse_ttl(s).map_err(ApiError::invalid)?,
+        None => console::DEFAULT_SETUP_LINK_TTL,
+    };
+    let now = state.clock.now();
+    let (token, expires_at) =
+        console::create_setup_link(state.store.as_ref(), now, &tenant, ttl, &auth.actor()).await?;
+    audit(
+        state.store.as_ref(),
+        now,
+        &auth.actor(),
+        "console.setup_link_created",
+        Some(&tenant),
+        None,
+        json!({"expires_at": fmt_time(expires_at)}),
+    )
+    .await;
+    let url = console::setup_url(&console::origin(&state, &headers), &token);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"tenant": tenant, "url": url, "expires_at": fmt_time(expires_at)})),
+    ))
+}

@@ -1,0 +1,451 @@
+//! Signing in and out: operators (email and password, or an admin API key) and a tenant's IT
+//! admin (a one-time setup link).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use roster_store::{SetupLink, Store, StoreError};
+use serde::Deserialize;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use super::session::{self, pre_token, PrePosted};
+use super::view::{render, tenant_href, Chrome};
+use super::{operators, redirect, ConsoleError, Posted, Session};
+use crate::admin::keys;
+use crate::tokens::{digests_equal, hash_token, random_alnum};
+use crate::AppState;
+
+/// How long an operator session lasts.
+pub const OPERATOR_SESSION: Duration = Duration::hours(12);
+/// How long a setup-link session lasts.
+pub const SETUP_SESSION: Duration = Duration::hours(8);
+/// Default lifetime of a setup link.
+pub const DEFAULT_SETUP_LINK_TTL: Duration = Duration::days(7);
+/// The marker of setup-link tokens, so that a leaked one is recognisable.
+pub const SETUP_MARKER: &str = "rssl_";
+
+/// `/console`: the tenant list for operators, the tenant's page for an IT admin.
+pub async fn home(session: Result<Session, ConsoleError>) -> Response {
+    match session {
+        Err(_) => redirect("/console/sign-in"),
+        Ok(s) => match &s.record.tenant_id {
+            None => redirect("/console/tenants"),
+            Some(t) => redirect(&tenant_href(t)),
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+struct SignInPage {
+    chrome: Chrome,
+    csrf: String,
+    next: String,
+    email: String,
+    error: Option<String>,
+    key_open: bool,
+}
+
+/// Where to go after signing in: a console page, never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with("/console/")
+                && !n.starts_with("/console/sign-")
+                && !n.contains("//")
+                && !n.contains('\\') =>
+        {
+            n.to_owned()
+        }
+        _ => "/console".to_owned(),
+    }
+}
+
+fn sign_in_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    page: SignInPage,
+) -> Result<Response, ConsoleError> {
+    let (csrf, set) = pre_token(state, headers);
+    let html = render(&SignInPage { csrf, ..page })?;
+    let mut r = (status, html).into_response();
+    if let Some(c) = set {
+        r.headers_mut().insert(SET_COOKIE, c);
+    }
+    Ok(r)
+}
+
+fn blank_sign_in(next: &str) -> SignInPage {
+    SignInPage {
+        chrome: Chrome::anonymous("Sign in"),
+        csrf: String::new(),
+        next: next.to_owned(),
+        email: String::new(),
+        error: None,
+        key_open: false,
+    }
+}
+
+/// Query of the sign-in page.
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /console/sign-in`.
+pub async fn sign_in_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+    session: Result<Session, ConsoleError>,
+) -> Result<Response, ConsoleError> {
+    if session.is_ok() {
+        return Ok(redirect("/console"));
+    }
+    let next = safe_next(q.next.as_deref());
+    sign_in_form(&state, &headers, StatusCode::OK, blank_sign_in(&next))
+}
+
+/// The password sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn signed_in(
+    state: &AppState,
+    actor: String,
+    next: &str,
+    audit_details: serde_json::Value,
+) -> Result<Response, ConsoleError> {
+    let cookie = session::start(state, None, actor.clone(), OPERATOR_SESSION).await?;
+    crate::admin::audit(
+        state.store.as_ref(),
+        state.clock.now(),
+        &format!("console:{actor}"),
+        "console.sign_in",
+        None,
+        None,
+        audit_details,
+    )
+    .await;
+    let mut r = redirect(next);
+    r.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(r)
+}
+
+/// `POST /console/sign-in`: an operator account's email and password.
+pub async fn sign_in_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PrePosted(f): PrePosted<PasswordForm>,
+) -> Result<Response, ConsoleError> {
+    let next = safe_next(f.next.as_deref());
+    let refuse = |msg: String| {
+        sign_in_form(
+            &state,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            SignInPage {
+                email: f.email.clone(),
+                error: Some(msg),
+                ..blank_sign_in(&next)
+            },
+        )
+    };
+    let wrong = "The email or the password is wrong.".to_owned();
+    let Ok(email) = operators::normalize_email(&f.email) else {
+        return refuse(wrong);
+    };
+    if f.password.len() > operators::MAX_PASSWORD_BYTES {
+        return refuse(wrong);
+    }
+    let now = state.clock.now();
+    let op = state.store.get_operator(&email).await?;
+    if let Some(until) = op
+        .as_ref()
+        .and_then(|o| o.locked_until)
+        .filter(|u| *u > now)
+    {
+        return refuse(format!(
+            "Too many wrong passwords: sign-in to this account is locked until {}. An \
+             administrator can set a new password with `roster operator set-password`.",
+            super::view::fmt_when(until)
+        ));
+    }
+    let hash = op.as_ref().map_or_else(
+        || operators::decoy_hash().to_owned(),
+        |o| o.password_hash.clone(),
+    );
+    let password = f.password.clone();
+    // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+    let ok = tokio::task::spawn_blocking(move || operators::verify_password(&password, &hash))
+        .await
+        .map_err(|_| ConsoleError::Internal)?;
+    if !(ok && op.is_some()) {
+        if op.is_some() {
+            state
+                .store
+                .operator_sign_in_failed(&email, now, operators::MAX_FAILURES, operators::LOCK_FOR)
+                .await?;
+        }
+        tracing::info!("console sign-in refused (wrong email or password)");
+        return refuse(wrong);
+    }
+    state.store.operator_signed_in(&email, now).await?;
+    signed_in(&state, format!("operator:{email}"), &next, json!({})).await
+}
+
+/// The API-key sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct KeyForm {
+    key: String,
+    next: Option<String>,
+}
+
+/// `POST /console/sign-in/key`: an admin API key.
+pub async fn sign_in_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PrePosted(f): PrePosted<KeyForm>,
+) -> Result<Response, ConsoleError> {
+    let next = safe_next(f.next.as_deref());
+    let key = f.key.trim();
+    let live = match keys::prefix_of(key) {
+        Some(prefix) => match state.store.find_admin_key(prefix).await? {
+            Some(r) if r.revoked_at.is_none() && digests_equal(&hash_token(key), &r.hash) => {
+                Some(r.prefix)
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    let Some(prefix) = live else {
+        tracing::info!(
+            key_prefix = keys::prefix_of(key).unwrap_or("-"),
+            "console sign-in refused (admin key)"
+        );
+        return sign_in_form(
+            &state,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            SignInPage {
+                error: Some(
+                    "That key was not accepted: it is not a live admin API key. Check it, or \
+                     create a new one with `roster admin-key create`."
+                        .to_owned(),
+                ),
+                key_open: true,
+                ..blank_sign_in(&next)
+            },
+        );
+    };
+    signed_in(&state, format!("admin-key:{prefix}"), &next, json!({})).await
+}
+
+/// A form with nothing but its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+/// `POST /console/sign-out`.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Posted { session, .. }: Posted<Empty>,
+) -> Result<Response, ConsoleError> {
+    state.store.delete_session(&session.record.id_hash).await?;
+    let mut r = redirect("/console/sign-in");
+    r.headers_mut()
+        .insert(SET_COOKIE, session::clear_session_cookie(&state));
+    Ok(r)
+}
+
+// ---------------------------------------------------------------- setup links
+
+/// Creates a one-time setup link for `tenant`, valid for `ttl`; returns the link's token
+/// (shown once; only its hash is stored) and its expiry. The URL is
+/// [`setup_url`]`(origin, token)`.
+///
+/// # Errors
+/// `NotFound` for an unknown tenant; a store failure.
+pub async fn create_setup_link(
+    store: &dyn Store,
+    now: OffsetDateTime,
+    tenant: &str,
+    ttl: Duration,
+    created_by: &str,
+) -> Result<(String, OffsetDateTime), StoreError> {
+    if store.get_tenant(tenant).await?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let token = format!("{SETUP_MARKER}{}", random_alnum(40));
+    let expires_at = now + ttl;
+    store
+        .insert_setup_link(&SetupLink {
+            hash: hash_token(&token),
+            tenant_id: tenant.to_owned(),
+            created_by: created_by.to_owned(),
+            created_at: now,
+            expires_at,
+            used_at: None,
+        })
+        .await?;
+    Ok((token, expires_at))
+}
+
+/// The URL of a setup link: `{origin}/console/setup/{token}`.
+#[must_use]
+pub fn setup_url(origin: &str, token: &str) -> String {
+    format!("{}/console/setup/{token}", origin.trim_end_matches('/'))
+}
+
+/// The server's public origin: `--public-url`, else `http://` and the request's `Host`.
+#[must_use]
+pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
+    let base = crate::scim::base_url(state, headers, "x");
+    base.trim_end_matches("/scim/v2/x").to_owned()
+}
+
+/// Parses `7d`, `12h`, `30m` (or a bare number of days).
+///
+/// # Errors
+/// A message for anything else, or a duration outside 1 minute to 90 days.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let bad = || format!("{s:?} is not a duration such as 7d, 12h or 30m");
+    let (num, unit) = match s.chars().last() {
+        Some(c) if c.is_ascii_alphabetic() => (&s[..s.len() - 1], c),
+        _ => (s, 'd'),
+    };
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let minutes = match unit {
+        'd' => n.checked_mul(24 * 60),
+        'h' => n.checked_mul(60),
+        'm' => Some(n),
+        _ => return Err(bad()),
+    };
+    match minutes {
+        Some(m) if (1..=90 * 24 * 60).contains(&m) => Ok(Duration::minutes(m)),
+        _ => Err("a setup link lasts between 1 minute and 90 days".to_owned()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/setup.html")]
+struct SetupPage {
+    chrome: Chrome,
+    csrf: String,
+    token: String,
+}
+
+/// `GET /console/setup/{token}`. Opening the link shows a button instead of signing in at
+/// once: link previews and mail scanners fetch URLs, and must not use up a one-time link.
+pub async fn setup_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let (csrf, set) = pre_token(&state, &headers);
+    let html = render(&SetupPage {
+        chrome: Chrome::anonymous("Set up provisioning"),
+        csrf,
+        token,
+    })?;
+    let mut r = html.into_response();
+    if let Some(c) = set {
+        r.headers_mut().insert(SET_COOKIE, c);
+    }
+    Ok(r)
+}
+
+/// The setup form.
+#[derive(Debug, Deserialize)]
+pub struct SetupForm {
+    token: String,
+}
+
+/// `POST /console/setup`: uses the link (once) and opens the tenant's console.
+pub async fn setup_use(
+    State(state): State<AppState>,
+    PrePosted(f): PrePosted<SetupForm>,
+) -> Result<Response, ConsoleError> {
+    let now = state.clock.now();
+    let link = match f.token.trim() {
+        t if t.starts_with(SETUP_MARKER) => {
+            state.store.consume_setup_link(&hash_token(t), now).await?
+        }
+        _ => None,
+    };
+    let Some(link) = link else {
+        let page = super::ErrorPage {
+            chrome: Chrome::anonymous("Link expired"),
+            heading: "This link no longer works",
+            message: "Setup links work once and expire. Ask your vendor's support for a new one."
+                .to_owned(),
+            back: "/console/sign-in",
+            back_label: "Operators: sign in",
+        };
+        return Ok((StatusCode::GONE, render(&page)?).into_response());
+    };
+    let actor = format!("setup-link:{}", link.tenant_id);
+    let cookie = session::start(
+        &state,
+        Some(link.tenant_id.clone()),
+        actor.clone(),
+        SETUP_SESSION,
+    )
+    .await?;
+    crate::admin::audit(
+        state.store.as_ref(),
+        now,
+        &format!("console:{actor}"),
+        "console.setup_link_used",
+        Some(&link.tenant_id),
+        None,
+        json!({"created_by": link.created_by}),
+    )
+    .await;
+    let mut r = redirect(&tenant_href(&link.tenant_id));
+    r.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ttls() {
+        assert_eq!(parse_ttl("7d"), Ok(Duration::days(7)));
+        assert_eq!(parse_ttl("12h"), Ok(Duration::hours(12)));
+        assert_eq!(parse_ttl("3"), Ok(Duration::days(3)));
+        assert_eq!(parse_ttl("90d"), Ok(Duration::days(90)));
+        for bad in ["0m", "91d", "1y", "x", "", "-5d", "99999999999999999d", "é"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn next_stays_in_the_console() {
+        assert_eq!(
+            safe_next(Some("/console/t/acme/users?q=a")),
+            "/console/t/acme/users?q=a"
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/console//evil",
+            "/console/sign-in",
+            "/api/v1/tenants",
+            "/console/\\evil",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/console", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/console");
+    }
+}

@@ -1,0 +1,289 @@
+//! The web console at `/console`: server-rendered pages for operators and for a tenant's IT
+//! admin (by setup link) to set up SCIM and watch users, groups and the provisioning log.
+//!
+//! The console is another front end to the operations the admin API uses (STYLE §1, kanidm's
+//! views): it changes nothing the API could not, through the same functions, validated and
+//! audited the same way. Pages are askama templates and one CSS and one JS file, all compiled
+//! into the binary; nothing is fetched from elsewhere. Every page works without JavaScript;
+//! the script adds copy buttons, modal confirmation dialogs and the live identity-provider
+//! picker.
+//!
+//! Security: sessions live server-side ([`roster_store::ConsoleStore`]); the cookie holds a
+//! random id whose SHA-256 is stored, and is `HttpOnly`, `SameSite=Strict`, and `Secure` when
+//! the public URL is https. Every POST must come from the console's own origin and carry the
+//! CSRF token (derived from the session id, so nothing more is stored); the sign-in forms use
+//! a pre-session double-submit token. Every tenant page checks the session's scope, and a
+//! setup-link session sees its one tenant only (another tenant is a plain 404). Responses
+//! carry a strict Content-Security-Policy and are never cached.
+
+use std::sync::OnceLock;
+
+use axum::extract::Request;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use roster_store::StoreError;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+
+mod auth;
+mod idp;
+pub mod operators;
+mod pages;
+mod session;
+pub mod view;
+
+pub use auth::{
+    create_setup_link, origin, parse_ttl, setup_url, DEFAULT_SETUP_LINK_TTL, OPERATOR_SESSION,
+    SETUP_MARKER, SETUP_SESSION,
+};
+pub use session::{Posted, Session, COOKIE_NAME};
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+/// The policy every console response carries: only our own CSS, script and forms; no frames,
+/// no inline script or style, nothing from another origin.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A short digest of the CSS and JS, added to their URLs so that a new release is fetched at
+/// once while the files are cached for a year otherwise.
+#[must_use]
+pub fn asset_version() -> &'static str {
+    static V: OnceLock<String> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut h = Sha256::new();
+        h.update(CSS);
+        h.update(JS);
+        hex::encode(&h.finalize()[..6])
+    })
+}
+
+/// The `/console` router.
+pub fn routes() -> Router<AppState> {
+    use pages::{groups, log, scim, tenants, users};
+    Router::new()
+        .route("/", get(auth::home))
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+        .route(
+            "/sign-in",
+            get(auth::sign_in_page).post(auth::sign_in_password),
+        )
+        .route("/sign-in/key", post(auth::sign_in_key))
+        .route("/sign-out", post(auth::sign_out))
+        .route("/setup/{token}", get(auth::setup_page))
+        .route("/setup", post(auth::setup_use))
+        .route("/tenants", get(tenants::list).post(tenants::create))
+        .route(
+            "/t/{tenant}/setup-link",
+            get(tenants::setup_link_form).post(tenants::setup_link_create),
+        )
+        .route("/t/{tenant}", get(scim::page))
+        .route("/t/{tenant}/idp", post(scim::save_idp))
+        .route("/t/{tenant}/scim/enable", post(scim::enable))
+        .route("/t/{tenant}/scim/regenerate", post(scim::regenerate))
+        .route("/t/{tenant}/scim/disable", post(scim::disable))
+        .route("/t/{tenant}/settings", post(scim::save_settings))
+        .route("/t/{tenant}/guard/{decision}", post(scim::guard_decide))
+        .route("/t/{tenant}/role-mappings", post(scim::add_mapping))
+        .route("/t/{tenant}/role-mappings/{id}", post(scim::save_mapping))
+        .route(
+            "/t/{tenant}/role-mappings/{id}/delete",
+            post(scim::delete_mapping),
+        )
+        .route("/t/{tenant}/users", get(users::list))
+        .route(
+            "/t/{tenant}/users/{id}",
+            get(users::detail).post(users::save),
+        )
+        .route("/t/{tenant}/users/{id}/roles", post(users::save_roles))
+        .route("/t/{tenant}/groups", get(groups::list))
+        .route("/t/{tenant}/groups/{id}", get(groups::detail))
+        .route("/t/{tenant}/log", get(log::list))
+        .fallback(|| async { ConsoleError::NotFound })
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Setup links carry their token in the path: never send it to another site as a Referer.
+    // (`no-referrer` would also make browsers send `Origin: null` on our own form posts.)
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    // Pages show tokens, users and logs: no cache may keep them.
+    if !h.contains_key(CACHE_CONTROL) {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        JS,
+    )
+}
+
+// ---------------------------------------------------------------- errors ----
+
+/// Why a console request failed; rendered as a small HTML page (or a redirect to sign in).
+#[derive(Debug)]
+pub enum ConsoleError {
+    /// No (live) session: go to the sign-in page, then back to `next`.
+    SignIn {
+        /// The page to return to after signing in.
+        next: Option<String>,
+    },
+    /// Unknown page, tenant or resource; also what a tenant-scoped session sees for another
+    /// tenant, so that it learns nothing about it.
+    NotFound,
+    /// A form without the right CSRF token, or posted from another origin.
+    Csrf,
+    /// The request is not allowed for this session (an operator page from a setup link).
+    Forbidden,
+    /// Bad input, with a message for the user.
+    Invalid(String),
+    /// The store failed (logged, never shown).
+    Internal,
+}
+
+impl From<StoreError> for ConsoleError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Invalid(m) => Self::Invalid(m),
+            other => {
+                tracing::error!(error = %other, "console: store failed");
+                Self::Internal
+            }
+        }
+    }
+}
+
+/// The admin API's operations return [`crate::admin::ApiError`]; the console shows its message
+/// for input errors and hides server errors (already logged there).
+impl From<crate::admin::ApiError> for ConsoleError {
+    fn from(e: crate::admin::ApiError) -> Self {
+        match e.status.as_u16() {
+            404 => Self::NotFound,
+            400..=499 => Self::Invalid(e.message),
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// A page with a heading, a message and one link onwards.
+#[derive(askama::Template)]
+#[template(path = "console/error.html")]
+pub(crate) struct ErrorPage {
+    pub(crate) chrome: view::Chrome,
+    pub(crate) heading: &'static str,
+    pub(crate) message: String,
+    pub(crate) back: &'static str,
+    pub(crate) back_label: &'static str,
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, heading, message) = match self {
+            Self::SignIn { next } => {
+                let to = match next {
+                    Some(n) => format!("/console/sign-in?{}", view::query(&[("next", &n)])),
+                    None => "/console/sign-in".to_owned(),
+                };
+                return redirect(&to);
+            }
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such page, or you do not have access to it.".to_owned(),
+            ),
+            Self::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form is no longer valid (it may be from an earlier session, or from another \
+                 site). Go back, reload the page and try again."
+                    .to_owned(),
+            ),
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "This page is for operators only.".to_owned(),
+            ),
+            Self::Invalid(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The server could not complete the request. Try again; the server log has details."
+                    .to_owned(),
+            ),
+        };
+        let page = ErrorPage {
+            chrome: view::Chrome::anonymous(heading),
+            heading,
+            message,
+            back: "/console",
+            back_label: "Back to the console",
+        };
+        match view::render(&page) {
+            Ok(html) => (status, html).into_response(),
+            Err(_) => status.into_response(),
+        }
+    }
+}
+
+/// The request path as the request log may show it: a setup link's token (the one secret
+/// that travels in a path) is replaced by `…`.
+#[must_use]
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/console/setup/") {
+        Some(rest) if !rest.is_empty() => std::borrow::Cow::Borrowed("/console/setup/…"),
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
+/// A 303 to `to` (after a POST, the browser GETs it).
+#[must_use]
+pub fn redirect(to: &str) -> Response {
+    match HeaderValue::from_str(to) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(LOCATION, v)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_tokens_stay_out_of_the_request_log() {
+        assert_eq!(loggable_path("/console/setup/rssl_abc"), "/console/setup/…");
+        assert_eq!(loggable_path("/console/setup"), "/console/setup");
+        assert_eq!(loggable_path("/console/t/acme"), "/console/t/acme");
+    }
+}

@@ -1,0 +1,188 @@
+//! Groups: the list with member counts and mapped roles, and one group's page with its
+//! members, a page at a time (a group may have 100,000 members: they are never all loaded).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use roster_store::app::AppGroupQuery;
+use roster_store::StoreError;
+use serde_json::Value;
+
+use super::super::view::{self, options, render, tenant_href, Chrome, Opt, Pager, TabId};
+use super::super::{idp, ConsoleError, Session};
+use super::{group_href, param, parse_source, Params, UserRow, PAGE_SIZE, SOURCES};
+use crate::AppState;
+
+struct GroupRow {
+    href: String,
+    name: String,
+    members: u64,
+    roles: Vec<String>,
+    managed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/groups.html")]
+struct GroupsPage {
+    chrome: Chrome,
+    tenant_href: String,
+    groups_on: bool,
+    q: String,
+    source_options: Vec<Opt>,
+    rows: Vec<GroupRow>,
+    pager: Pager,
+}
+
+fn stale_cursor(e: StoreError) -> ConsoleError {
+    match e {
+        StoreError::Invalid(_) => ConsoleError::Invalid(
+            "That page link is not valid any more: open the list again.".to_owned(),
+        ),
+        other => other.into(),
+    }
+}
+
+fn display_name(doc: &Value) -> String {
+    doc.get("displayName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// `GET /console/t/{tenant}/groups`.
+pub async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    Path(tenant): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Html<String>, ConsoleError> {
+    let t = session.tenant(&state, &tenant).await?;
+    let q = param(&p, "q").unwrap_or("").to_owned();
+    let source = param(&p, "source").unwrap_or("");
+    let cursor = param(&p, "cursor");
+    let page = state
+        .store
+        .list_app_groups(
+            &t.id,
+            &AppGroupQuery {
+                cursor: cursor.map(str::to_owned),
+                limit: PAGE_SIZE,
+                display_name_prefix: Some(q.clone()).filter(|s| !s.is_empty()),
+                managed: parse_source(source),
+            },
+        )
+        .await
+        .map_err(stale_cursor)?;
+    let href = tenant_href(&t.id);
+    let link = |c: Option<&str>| {
+        let mut pairs = vec![("q", q.as_str()), ("source", source)];
+        if let Some(c) = c {
+            pairs.push(("cursor", c));
+        }
+        format!("{href}/groups?{}", view::query(&pairs))
+    };
+    let rows: Vec<GroupRow> = page
+        .items
+        .iter()
+        .map(|g| GroupRow {
+            href: group_href(&t.id, &g.resource.id),
+            name: display_name(&g.resource.doc),
+            members: g.member_count,
+            roles: g.roles.clone(),
+            managed: g.managed,
+        })
+        .collect();
+    let pager = Pager::keyset(
+        link,
+        cursor,
+        page.next_cursor.as_deref(),
+        "Next page",
+        view::shown(rows.len(), "group"),
+    );
+    render(&GroupsPage {
+        chrome: Chrome::tenant(&session, &t, TabId::Groups, "Groups"),
+        tenant_href: href,
+        groups_on: t.settings.groups_enabled,
+        source_options: options(&SOURCES, source),
+        q,
+        rows,
+        pager,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/group.html")]
+struct GroupPage {
+    chrome: Chrome,
+    tenant_href: String,
+    idp_name: &'static str,
+    id: String,
+    name: String,
+    external_id: Option<String>,
+    managed: bool,
+    member_count: u64,
+    roles: Vec<String>,
+    created: String,
+    last_modified: String,
+    rows: Vec<UserRow>,
+    pager: Pager,
+}
+
+/// `GET /console/t/{tenant}/groups/{id}`: the group and one page of its members (keyset
+/// pages by member id, `cursor` from the previous page).
+pub async fn detail(
+    State(state): State<AppState>,
+    session: Session,
+    Path((tenant, id)): Path<(String, String)>,
+    Query(p): Query<Params>,
+) -> Result<Html<String>, ConsoleError> {
+    let t = session.tenant(&state, &tenant).await?;
+    let g = state
+        .store
+        .get_app_group(&t.id, &id)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    let cursor = param(&p, "cursor");
+    let members = state
+        .store
+        .list_app_group_members(&t.id, &g.resource.id, cursor, PAGE_SIZE)
+        .await
+        .map_err(stale_cursor)?;
+    let href = group_href(&t.id, &g.resource.id);
+    let rows: Vec<UserRow> = members
+        .items
+        .iter()
+        .map(|m| UserRow::of_member(&t.id, m))
+        .collect();
+    let pager = Pager::keyset(
+        |c| match c {
+            Some(c) => format!("{href}?{}", view::query(&[("cursor", c)])),
+            None => href.clone(),
+        },
+        cursor,
+        members.next_cursor.as_deref(),
+        "Next members",
+        format!("{} of {} members shown", rows.len(), g.member_count),
+    );
+    let name = display_name(&g.resource.doc);
+    render(&GroupPage {
+        chrome: Chrome::tenant(&session, &t, TabId::Groups, &name),
+        tenant_href: tenant_href(&t.id),
+        idp_name: idp::display(&t.idp),
+        id: g.resource.id.clone(),
+        external_id: g
+            .resource
+            .doc
+            .get("externalId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        managed: g.managed,
+        member_count: g.member_count,
+        roles: g.roles.clone(),
+        created: view::fmt_when(g.resource.created),
+        last_modified: view::fmt_when(g.resource.last_modified),
+        name,
+        rows,
+        pager,
+    })
+}

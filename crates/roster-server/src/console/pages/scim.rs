@@ -1,0 +1,696 @@
+//! A tenant's SCIM settings page: connection status, the identity provider and its setup
+//! steps, the base URL, the token (enable, regenerate, disable), the tenant settings, the
+//! mass-deprovisioning guard and the role-mapping editor. Every action calls the admin API's
+//! operation for it and is audited as the console session.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use roster_store::app::{AppGroupQuery, GuardDecision, GuardState, MatchBy};
+use roster_store::{DeprovisionMode, ExistingUserMode, LogQuery, Outcome, Tenant};
+use serde::Deserialize;
+use serde_json::json;
+use time::Duration;
+
+use super::super::auth::Empty;
+use super::super::view::{
+    fmt_ago, fmt_date, fmt_in, fmt_when, options, render, split_list, tenant_href, url_enc, Chrome,
+    Notice, Opt, TabId,
+};
+use super::super::{idp, redirect, ConsoleError, Posted, Session};
+use super::{param, Params};
+use crate::admin;
+use crate::admin::roles::{GroupSelector, MappingBody};
+use crate::AppState;
+
+struct Connection {
+    at: String,
+    at_iso: String,
+    ago: String,
+    status: u16,
+    ok: bool,
+    request: String,
+}
+
+struct Guide {
+    id: &'static str,
+    name: &'static str,
+    steps_html: String,
+    mappings: idp::Table,
+    selected: bool,
+}
+
+struct TokenRow {
+    prefix: String,
+    created: String,
+    expires: String,
+    expires_in: String,
+    last_used: String,
+}
+
+struct SettingsView {
+    groups: bool,
+    retain: bool,
+    match_existing: bool,
+    welcome: bool,
+    sso: bool,
+    ttl_days: u32,
+    guard_enabled: bool,
+    guard_percent: u32,
+    guard_min: u32,
+    guard_window: u32,
+}
+
+struct MappingRow {
+    value: String,
+    by_label: &'static str,
+    roles: String,
+    role_list: Vec<String>,
+    edit: bool,
+    by_options: Vec<Opt>,
+    action: String,
+    edit_href: String,
+    delete_action: String,
+}
+
+struct GuardView {
+    summary: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/scim.html")]
+struct ScimPage {
+    chrome: Chrome,
+    tenant_href: String,
+    base_url: String,
+    connection: Option<Connection>,
+    failures_24h: String,
+    failures_href: String,
+    guard: Option<GuardView>,
+    new_token: Option<String>,
+    idp_options: Vec<Opt>,
+    guides: Vec<Guide>,
+    scim_on: bool,
+    groups_on: bool,
+    tokens: Vec<TokenRow>,
+    confirm: String,
+    settings: SettingsView,
+    mappings: Vec<MappingRow>,
+    by_options: Vec<Opt>,
+    group_names: Vec<String>,
+}
+
+const BY: [(&str, &str); 3] = [
+    ("displayName", "Group name (displayName)"),
+    ("externalId", "Group externalId"),
+    ("id", "Group id"),
+];
+
+fn by_label(by: MatchBy) -> &'static str {
+    match by {
+        MatchBy::DisplayName => "Group named",
+        MatchBy::ExternalId => "Group with externalId",
+        MatchBy::Id => "Group with id",
+    }
+}
+
+/// What a page render adds to the stored state.
+#[derive(Default)]
+struct Extra<'a> {
+    idp_choice: Option<&'a str>,
+    confirm: Option<&'a str>,
+    edit: Option<&'a str>,
+    new_token: Option<String>,
+    notice: Option<Notice>,
+}
+
+#[allow(clippy::too_many_lines)] // one page, top to bottom
+async fn render_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &Session,
+    t: &Tenant,
+    extra: Extra<'_>,
+) -> Result<Html<String>, ConsoleError> {
+    let now = state.clock.now();
+    let store = state.store.as_ref();
+    let href = tenant_href(&t.id);
+
+    let last = store
+        .list_provisioning(
+            &t.id,
+            &LogQuery {
+                limit: 1,
+                ..LogQuery::default()
+            },
+        )
+        .await?;
+    let connection = last.first().map(|e| Connection {
+        at: fmt_when(e.at),
+        at_iso: admin::fmt_time(e.at),
+        ago: fmt_ago(e.at, now),
+        status: e.status,
+        ok: e.status < 400,
+        request: format!("{} {}", e.method, e.path),
+    });
+    let day_ago = now - Duration::days(1);
+    let failures = store
+        .list_provisioning(
+            &t.id,
+            &LogQuery {
+                since: Some(day_ago),
+                outcome: Some(Outcome::Failure),
+                limit: 100,
+                ..LogQuery::default()
+            },
+        )
+        .await?
+        .len();
+    let failures_24h = match failures {
+        0 => String::new(),
+        100.. => "100+".to_owned(),
+        n => n.to_string(),
+    };
+    let since = admin::fmt_time(day_ago);
+    let failures_href = format!(
+        "{href}/log?outcome=failure&since={}",
+        url_enc(since.get(..16).unwrap_or(&since))
+    );
+
+    let guard = match store.guard_status(&t.id, now).await {
+        Ok(g) if g.state == GuardState::Tripped => Some(GuardView {
+            summary: format!(
+                "Roster is holding {} deactivation or deletion request{}: {} arrived within {} \
+                 minutes, more than {} ({}% of {} active users, and at least {}).",
+                g.held_count,
+                if g.held_count == 1 { "" } else { "s" },
+                g.window_count,
+                g.settings.window_minutes,
+                g.threshold,
+                g.settings.max_percent,
+                g.active_users,
+                g.settings.min_count
+            ),
+        }),
+        Ok(_) => None,
+        Err(e) => return Err(e.into()),
+    };
+
+    let selected = extra
+        .idp_choice
+        .filter(|c| idp::IDPS.iter().any(|(id, _)| id == c))
+        .unwrap_or(&t.idp);
+    let guides = idp::IDPS
+        .iter()
+        .map(|(id, name)| Guide {
+            id,
+            name,
+            steps_html: idp::instructions(id),
+            mappings: idp::mapping_table(id),
+            selected: *id == selected,
+        })
+        .collect();
+
+    let tokens = store
+        .list_tokens(&t.id)
+        .await?
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none() && k.expires_at > now)
+        .map(|k| TokenRow {
+            prefix: k.prefix,
+            created: fmt_date(k.created_at),
+            expires: fmt_date(k.expires_at),
+            expires_in: fmt_in(k.expires_at, now),
+            last_used: k
+                .last_used_at
+                .map_or_else(|| "never".to_owned(), |u| fmt_ago(u, now)),
+        })
+        .collect();
+
+    let s = &t.settings;
+    let settings = SettingsView {
+        groups: s.groups_enabled,
+        retain: s.deprovision_on_delete == DeprovisionMode::Retain,
+        match_existing: s.on_existing_user == ExistingUserMode::Match,
+        welcome: s.welcome_email,
+        sso: s.sso_enforced,
+        ttl_days: s.token_ttl_days,
+        guard_enabled: s.deprovision_guard.enabled,
+        guard_percent: s.deprovision_guard.max_percent,
+        guard_min: s.deprovision_guard.min_count,
+        guard_window: s.deprovision_guard.window_minutes,
+    };
+
+    let mappings = store
+        .list_role_mappings(&t.id)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let mid = url_enc(&m.id);
+            MappingRow {
+                edit: extra.edit == Some(m.id.as_str()),
+                by_label: by_label(m.by),
+                by_options: options(&BY, m.by.as_str()),
+                roles: m.roles.join(", "),
+                role_list: m.roles,
+                value: m.value,
+                action: format!("{href}/role-mappings/{mid}"),
+                edit_href: format!("{href}?edit={mid}#h-roles"),
+                delete_action: format!("{href}/role-mappings/{mid}/delete"),
+            }
+        })
+        .collect();
+    let group_names = store
+        .list_app_groups(
+            &t.id,
+            &AppGroupQuery {
+                limit: 200,
+                ..AppGroupQuery::default()
+            },
+        )
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|g| {
+            g.resource
+                .doc
+                .get("displayName")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+
+    render(&ScimPage {
+        chrome: Chrome::tenant(session, t, TabId::Scim, "SCIM settings").with(extra.notice),
+        base_url: crate::scim::base_url(state, headers, &t.id),
+        connection,
+        failures_24h,
+        failures_href,
+        guard,
+        new_token: extra.new_token,
+        idp_options: options(&idp::IDPS, selected),
+        guides,
+        scim_on: s.scim_enabled,
+        groups_on: s.groups_enabled,
+        tokens,
+        confirm: extra.confirm.unwrap_or("").to_owned(),
+        settings,
+        mappings,
+        by_options: options(&BY, "displayName"),
+        group_names,
+        tenant_href: href,
+    })
+}
+
+fn done_notice(done: Option<&str>) -> Option<Notice> {
+    let text = match done? {
+        "created" => "Tenant created. Enable SCIM to get its token.",
+        "idp" => "Identity provider saved.",
+        "disabled" => "SCIM is disabled: every token stopped working.",
+        "settings" => "Settings saved.",
+        "mapping-added" => "Role mapping added.",
+        "mapping-saved" => "Role mapping saved.",
+        "mapping-deleted" => "Role mapping deleted.",
+        "guard-confirm" => {
+            "Confirmed: the held requests go through when your identity provider retries them."
+        }
+        "guard-reject" => "Rejected: deactivations stay refused until the guard re-arms.",
+        _ => return None,
+    };
+    Some(Notice::ok(text))
+}
+
+/// What every action of this page works with.
+struct Ctx {
+    state: AppState,
+    headers: HeaderMap,
+    session: Session,
+    t: Tenant,
+}
+
+impl Ctx {
+    async fn new(
+        state: AppState,
+        headers: HeaderMap,
+        session: Session,
+        tenant: &str,
+    ) -> Result<Self, ConsoleError> {
+        let t = session.tenant(&state, tenant).await?;
+        Ok(Self {
+            state,
+            headers,
+            session,
+            t,
+        })
+    }
+
+    async fn render(&self, extra: Extra<'_>) -> Result<Html<String>, ConsoleError> {
+        render_page(&self.state, &self.headers, &self.session, &self.t, extra).await
+    }
+
+    /// The page again, with an error above it (400): the form's input was refused.
+    async fn refused(&self, message: String) -> Result<Response, ConsoleError> {
+        let extra = Extra {
+            notice: Some(Notice::error(message)),
+            ..Extra::default()
+        };
+        Ok((StatusCode::BAD_REQUEST, self.render(extra).await?).into_response())
+    }
+
+    /// `r`'s value; an input error as the page with the error (`Err`), anything else as an
+    /// error page.
+    async fn or_refused<T>(
+        &self,
+        r: Result<T, admin::ApiError>,
+    ) -> Result<Result<T, Response>, ConsoleError> {
+        match r {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+                Ok(Err(self.refused(e.message).await?))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Back to the page, with the notice `done` (see [`done_notice`]), at `anchor`.
+    fn done(&self, done: &str, anchor: &str) -> Response {
+        redirect(&format!("{}?done={done}#{anchor}", tenant_href(&self.t.id)))
+    }
+
+    /// Applies a tenant update as `PATCH /api/v1/tenants/{tenant}` does, and audits it.
+    async fn update_tenant(
+        &self,
+        update: admin::tenants::TenantUpdate,
+        action: &str,
+        details: serde_json::Value,
+    ) -> Result<Option<Response>, ConsoleError> {
+        let r = admin::tenants::update(self.state.store.as_ref(), &self.t.id, update).await;
+        if let Err(page) = self.or_refused(r).await? {
+            return Ok(Some(page));
+        }
+        self.session
+            .audit(&self.state, action, &self.t.id, Some(&self.t.id), details)
+            .await;
+        Ok(None)
+    }
+
+    /// The page with a new token, shown this once (and not cached: see `security_headers`).
+    async fn show_token(&self, token: String, notice: &str) -> Result<Response, ConsoleError> {
+        let t = self.session.tenant(&self.state, &self.t.id).await?;
+        let extra = Extra {
+            new_token: Some(token),
+            notice: Some(Notice::ok(notice)),
+            ..Extra::default()
+        };
+        render_page(&self.state, &self.headers, &self.session, &t, extra)
+            .await
+            .map(IntoResponse::into_response)
+    }
+}
+
+/// `GET /console/t/{tenant}`.
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    Path(tenant): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Html<String>, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    ctx.render(Extra {
+        idp_choice: param(&p, "idp"),
+        confirm: param(&p, "confirm"),
+        edit: param(&p, "edit"),
+        notice: done_notice(param(&p, "done")),
+        new_token: None,
+    })
+    .await
+}
+
+/// The identity-provider form.
+#[derive(Debug, Deserialize)]
+pub struct IdpForm {
+    idp: String,
+}
+
+/// `POST /console/t/{tenant}/idp`.
+pub async fn save_idp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, form }: Posted<IdpForm>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let update = admin::tenants::TenantUpdate {
+        idp: Some(form.idp.clone()),
+        ..admin::tenants::TenantUpdate::default()
+    };
+    let details = json!({"idp": form.idp});
+    if let Some(page) = ctx.update_tenant(update, "tenant.update", details).await? {
+        return Ok(page);
+    }
+    Ok(ctx.done("idp", "h-idp"))
+}
+
+/// `POST /console/t/{tenant}/scim/enable`: SCIM on, the first token shown once.
+pub async fn enable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, .. }: Posted<Empty>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let now = ctx.state.clock.now();
+    let r = admin::tenants::enable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, None).await;
+    let issued = match ctx.or_refused(r).await? {
+        Ok(i) => i,
+        Err(page) => return Ok(page),
+    };
+    let prefix = Some(issued.record.prefix.as_str());
+    ctx.session
+        .audit(&ctx.state, "scim.enable", &ctx.t.id, prefix, json!({}))
+        .await;
+    ctx.show_token(
+        issued.secret,
+        "SCIM is enabled. Copy the token below into your identity provider.",
+    )
+    .await
+}
+
+/// `POST /console/t/{tenant}/scim/regenerate`: a new token; every earlier one stops working
+/// at once.
+pub async fn regenerate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, .. }: Posted<Empty>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let now = ctx.state.clock.now();
+    let r = admin::tokens::rotate(ctx.state.store.as_ref(), now, &ctx.t.id, None, None).await;
+    let (issued, revoked) = match ctx.or_refused(r).await? {
+        Ok(x) => x,
+        Err(page) => return Ok(page),
+    };
+    let prefix = Some(issued.record.prefix.as_str());
+    ctx.session
+        .audit(
+            &ctx.state,
+            "token.rotate",
+            &ctx.t.id,
+            prefix,
+            json!({"revoked": revoked}),
+        )
+        .await;
+    ctx.show_token(
+        issued.secret,
+        "A new token is ready. The old one stopped working: paste this one into your identity \
+         provider now.",
+    )
+    .await
+}
+
+/// `POST /console/t/{tenant}/scim/disable`: every token stops working at once.
+pub async fn disable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, .. }: Posted<Empty>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let now = ctx.state.clock.now();
+    let revoked = admin::tenants::disable_scim(ctx.state.store.as_ref(), now, &ctx.t.id).await?;
+    ctx.session
+        .audit(
+            &ctx.state,
+            "scim.disable",
+            &ctx.t.id,
+            None,
+            json!({"revoked": revoked}),
+        )
+        .await;
+    Ok(ctx.done("disabled", "h-token"))
+}
+
+/// The settings form. Checkboxes are absent when unticked.
+#[derive(Debug, Deserialize)]
+pub struct SettingsForm {
+    groups_enabled: Option<String>,
+    deprovision_on_delete: String,
+    on_existing_user: String,
+    welcome_email: Option<String>,
+    sso_enforced: Option<String>,
+    token_ttl_days: String,
+    guard_enabled: Option<String>,
+    guard_max_percent: String,
+    guard_min_count: String,
+    guard_window_minutes: String,
+}
+
+impl SettingsForm {
+    /// The form as a settings merge patch, as the admin API takes it.
+    fn patch(&self) -> Result<serde_json::Value, String> {
+        let num = |v: &str, what: &str| {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{what} must be a whole number, not {v:?}"))
+        };
+        let pick = |v: &str, what: &str, allowed: [&str; 2]| {
+            if allowed.contains(&v) {
+                Ok(v.to_owned())
+            } else {
+                Err(format!("{what} must be {} or {}", allowed[0], allowed[1]))
+            }
+        };
+        Ok(json!({
+            "groups_enabled": self.groups_enabled.is_some(),
+            "deprovision_on_delete": pick(&self.deprovision_on_delete, "What a deletion does", ["retain", "erase"])?,
+            "on_existing_user": pick(&self.on_existing_user, "What a match with an existing user does", ["match", "reject"])?,
+            "welcome_email": self.welcome_email.is_some(),
+            "sso_enforced": self.sso_enforced.is_some(),
+            "token_ttl_days": num(&self.token_ttl_days, "The token lifetime")?,
+            "deprovision_guard": {
+                "enabled": self.guard_enabled.is_some(),
+                "max_percent": num(&self.guard_max_percent, "The guard's share of active users")?,
+                "min_count": num(&self.guard_min_count, "The guard's number of users")?,
+                "window_minutes": num(&self.guard_window_minutes, "The guard's window")?,
+            },
+        }))
+    }
+}
+
+/// `POST /console/t/{tenant}/settings`: validated and applied like
+/// `PATCH /api/v1/tenants/{tenant}/settings`.
+pub async fn save_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, form }: Posted<SettingsForm>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let patch = match form.patch() {
+        Ok(p) => p,
+        Err(m) => return ctx.refused(m).await,
+    };
+    let update = admin::tenants::TenantUpdate {
+        settings: Some(patch.clone()),
+        ..admin::tenants::TenantUpdate::default()
+    };
+    if let Some(page) = ctx.update_tenant(update, "tenant.settings", patch).await? {
+        return Ok(page);
+    }
+    Ok(ctx.done("settings", "h-settings"))
+}
+
+/// `POST /console/t/{tenant}/guard/{confirm|reject}`: decides on a tripped guard.
+pub async fn guard_decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, decision)): Path<(String, String)>,
+    Posted { session, .. }: Posted<Empty>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let d = match decision.as_str() {
+        "confirm" => GuardDecision::Confirm,
+        "reject" => GuardDecision::Reject,
+        _ => return Err(ConsoleError::NotFound),
+    };
+    let r = admin::guard::decide(&ctx.state, &ctx.t.id, d, &ctx.session.actor()).await;
+    if let Err(page) = ctx.or_refused(r).await? {
+        return Ok(page);
+    }
+    Ok(ctx.done(&format!("guard-{decision}"), "main"))
+}
+
+/// The role-mapping form.
+#[derive(Debug, Deserialize)]
+pub struct MappingForm {
+    by: String,
+    value: String,
+    roles: String,
+}
+
+impl MappingForm {
+    fn body(&self) -> Result<MappingBody, String> {
+        let by = MatchBy::parse(&self.by)
+            .ok_or_else(|| "choose how the group is matched: name, externalId or id".to_owned())?;
+        Ok(MappingBody {
+            group: GroupSelector {
+                by,
+                value: self.value.trim().to_owned(),
+            },
+            roles: split_list(&self.roles),
+        })
+    }
+}
+
+/// `POST /console/t/{tenant}/role-mappings`.
+pub async fn add_mapping(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, form }: Posted<MappingForm>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let body = match form.body() {
+        Ok(b) => b,
+        Err(m) => return ctx.refused(m).await,
+    };
+    let r = admin::roles::create(&ctx.state, &ctx.session.actor(), &ctx.t.id, &body).await;
+    if let Err(page) = ctx.or_refused(r).await? {
+        return Ok(page);
+    }
+    Ok(ctx.done("mapping-added", "h-roles"))
+}
+
+/// `POST /console/t/{tenant}/role-mappings/{id}`.
+pub async fn save_mapping(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, id)): Path<(String, String)>,
+    Posted { session, form }: Posted<MappingForm>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let body = match form.body() {
+        Ok(b) => b,
+        Err(m) => return ctx.refused(m).await,
+    };
+    let r = admin::roles::replace(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id, &body).await;
+    if let Err(page) = ctx.or_refused(r).await? {
+        return Ok(page);
+    }
+    Ok(ctx.done("mapping-saved", "h-roles"))
+}
+
+/// `POST /console/t/{tenant}/role-mappings/{id}/delete`.
+pub async fn delete_mapping(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, id)): Path<(String, String)>,
+    Posted { session, .. }: Posted<Empty>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    admin::roles::remove(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id).await?;
+    Ok(ctx.done("mapping-deleted", "h-roles"))
+}

@@ -1,0 +1,223 @@
+//! Operators' pages: the tenant list, creating a tenant, and setup links for IT admins.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use roster_store::LogQuery;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::super::view::{
+    self, fmt_ago, fmt_when, options, render, tenant_href, Chrome, Opt, Pager,
+};
+use super::super::{idp, redirect, ConsoleError, Posted, Session};
+use super::{param, Params};
+use crate::admin;
+use crate::AppState;
+
+/// Tenants per page.
+const TENANTS_PER_PAGE: usize = 50;
+
+struct TenantRow {
+    href: String,
+    name: String,
+    id: String,
+    idp: String,
+    scim_on: bool,
+    last_request: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/tenants.html")]
+struct TenantsPage {
+    chrome: Chrome,
+    q: String,
+    idps: Vec<Opt>,
+    rows: Vec<TenantRow>,
+    total: usize,
+    pager: Pager,
+}
+
+/// `GET /console/tenants`: every tenant, searchable, 50 a page.
+pub async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    Query(p): Query<Params>,
+) -> Result<Html<String>, ConsoleError> {
+    session.require_operator()?;
+    let q = param(&p, "q").unwrap_or("").to_owned();
+    let needle = q.to_lowercase();
+    let all: Vec<_> = state
+        .store
+        .list_tenants()
+        .await?
+        .into_iter()
+        .filter(|t| {
+            needle.is_empty() || t.name.to_lowercase().contains(&needle) || t.id.contains(&needle)
+        })
+        .collect();
+    let total = all.len();
+    let pages = total.div_ceil(TENANTS_PER_PAGE).max(1);
+    let page = param(&p, "page")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let now = state.clock.now();
+    let mut rows = Vec::new();
+    for t in all
+        .iter()
+        .skip((page - 1) * TENANTS_PER_PAGE)
+        .take(TENANTS_PER_PAGE)
+    {
+        let last = state
+            .store
+            .list_provisioning(
+                &t.id,
+                &LogQuery {
+                    limit: 1,
+                    ..LogQuery::default()
+                },
+            )
+            .await?;
+        rows.push(TenantRow {
+            href: tenant_href(&t.id),
+            name: t.name.clone(),
+            id: t.id.clone(),
+            idp: idp::display(&t.idp).to_owned(),
+            scim_on: t.settings.scim_enabled,
+            last_request: last.first().map_or_else(
+                || "none yet".to_owned(),
+                |e| format!("{}, {}", fmt_ago(e.at, now), e.status),
+            ),
+            created: fmt_when(t.created_at),
+        });
+    }
+    let link = |n: usize| {
+        let page = n.to_string();
+        format!(
+            "/console/tenants?{}",
+            view::query(&[("q", &q), ("page", &page)])
+        )
+    };
+    let pager = Pager {
+        first: None,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+        next_label: "Next page",
+        summary: format!("Page {page} of {pages} · {total} in all"),
+    };
+    let notice = match param(&p, "done") {
+        Some("deleted") => Some(view::Notice::ok("Tenant deleted.")),
+        _ => None,
+    };
+    render(&TenantsPage {
+        chrome: Chrome::signed_in(&session, "Tenants").with(notice),
+        idps: options(&idp::IDPS, "generic"),
+        q,
+        rows,
+        total,
+        pager,
+    })
+}
+
+/// The new-tenant form.
+#[derive(Debug, Deserialize)]
+pub struct NewTenantForm {
+    name: String,
+    idp: String,
+}
+
+/// `POST /console/tenants`: creates a tenant with SCIM off (its page enables it and shows
+/// the token once).
+pub async fn create(
+    State(state): State<AppState>,
+    Posted { session, form }: Posted<NewTenantForm>,
+) -> Result<Response, ConsoleError> {
+    session.require_operator()?;
+    let now = state.clock.now();
+    let req = admin::tenants::NewTenant {
+        name: form.name,
+        idp: Some(form.idp),
+        ..admin::tenants::NewTenant::default()
+    };
+    let (t, _) = admin::tenants::create(state.store.as_ref(), now, req, None).await?;
+    session
+        .audit(
+            &state,
+            "tenant.create",
+            &t.id,
+            Some(&t.id),
+            json!({"name": t.name, "idp": t.idp, "scim_enabled": false}),
+        )
+        .await;
+    Ok(redirect(&format!("{}?done=created", tenant_href(&t.id))))
+}
+
+#[derive(Template)]
+#[template(path = "console/setup_link.html")]
+struct SetupLinkPage {
+    chrome: Chrome,
+    tenant_name: String,
+    action: String,
+    url: Option<String>,
+    expires: String,
+}
+
+/// `GET /console/t/{tenant}/setup-link`: the form that creates a setup link.
+pub async fn setup_link_form(
+    State(state): State<AppState>,
+    session: Session,
+    Path(tenant): Path<String>,
+) -> Result<Html<String>, ConsoleError> {
+    session.require_operator()?;
+    let t = session.tenant(&state, &tenant).await?;
+    render(&SetupLinkPage {
+        chrome: Chrome::signed_in(&session, format!("Setup link · {}", t.name)),
+        action: format!("{}/setup-link", tenant_href(&t.id)),
+        tenant_name: t.name,
+        url: None,
+        expires: String::new(),
+    })
+}
+
+/// The setup-link form.
+#[derive(Debug, Deserialize)]
+pub struct SetupLinkForm {
+    expires: String,
+}
+
+/// `POST /console/t/{tenant}/setup-link`: creates the link and shows it, once.
+pub async fn setup_link_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, form }: Posted<SetupLinkForm>,
+) -> Result<Response, ConsoleError> {
+    session.require_operator()?;
+    let t = session.tenant(&state, &tenant).await?;
+    let ttl = super::super::parse_ttl(&form.expires).map_err(ConsoleError::Invalid)?;
+    let now = state.clock.now();
+    let (token, expires) =
+        super::super::create_setup_link(state.store.as_ref(), now, &t.id, ttl, &session.actor())
+            .await?;
+    session
+        .audit(
+            &state,
+            "console.setup_link_created",
+            &t.id,
+            None,
+            json!({"expires_at": admin::fmt_time(expires)}),
+        )
+        .await;
+    let url = super::super::setup_url(&super::super::origin(&state, &headers), &token);
+    let html = render(&SetupLinkPage {
+        chrome: Chrome::signed_in(&session, format!("Setup link · {}", t.name)),
+        action: String::new(),
+        tenant_name: t.name,
+        url: Some(url),
+        expires: fmt_when(expires),
+    })?;
+    Ok(html.into_response())
+}

@@ -1,0 +1,348 @@
+//! What every page shares: the layout's data ([`Chrome`]), options of a `<select>`, pagers,
+//! time formatting, and rendering a template into a response.
+//!
+//! Pages are askama templates (`templates/console/*.html`) compiled into the binary; askama
+//! escapes every value it interpolates, so page code never builds HTML from strings (the one
+//! exception, the identity-provider steps, is built from our own docs by [`super::idp`]).
+
+use askama::Template;
+use axum::response::Html;
+use time::OffsetDateTime;
+
+use super::{ConsoleError, Session};
+use roster_store::Tenant;
+
+/// The layout's data: title, who is signed in, the tenant's tabs, notices.
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    /// The page title (before "· Roster console").
+    pub title: String,
+    /// Who is signed in, for the header; `None` on the sign-in pages.
+    pub who: Option<String>,
+    /// The session's CSRF token, for the sign-out form and every other form.
+    pub csrf: String,
+    /// Whether the session is an operator's (shows "All tenants").
+    pub operator: bool,
+    /// The tenant the page is about, with its tabs.
+    pub tenant: Option<TenantNav>,
+    /// Messages shown above the content.
+    pub notices: Vec<Notice>,
+    /// Cache-busting version of the CSS and JS.
+    pub asset_version: &'static str,
+}
+
+/// A tenant's name and tabs.
+#[derive(Debug, Clone)]
+pub struct TenantNav {
+    /// Its id.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// The tabs.
+    pub tabs: Vec<Tab>,
+}
+
+/// One tab of a tenant's pages.
+#[derive(Debug, Clone)]
+pub struct Tab {
+    /// Link.
+    pub href: String,
+    /// Label.
+    pub label: &'static str,
+    /// Whether it is the current page.
+    pub current: bool,
+}
+
+/// Which of a tenant's tabs a page belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TabId {
+    /// SCIM settings.
+    Scim,
+    /// Users.
+    Users,
+    /// Groups.
+    Groups,
+    /// Provisioning log.
+    Log,
+}
+
+/// A message above the content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `ok`, `error` or `info` (a CSS class; `error` is announced as an alert).
+    pub kind: &'static str,
+    /// The text.
+    pub text: String,
+}
+
+impl Notice {
+    /// A success message.
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self {
+            kind: "ok",
+            text: text.into(),
+        }
+    }
+
+    /// An error message.
+    pub fn error(text: impl Into<String>) -> Self {
+        Self {
+            kind: "error",
+            text: text.into(),
+        }
+    }
+}
+
+impl Chrome {
+    /// The chrome of a page outside any session (sign-in, setup link, errors).
+    #[must_use]
+    pub fn anonymous(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            asset_version: super::asset_version(),
+            ..Self::default()
+        }
+    }
+
+    /// The chrome of a signed-in page.
+    #[must_use]
+    pub fn signed_in(session: &Session, title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            who: Some(session.label()),
+            csrf: session.csrf.clone(),
+            operator: session.is_operator(),
+            asset_version: super::asset_version(),
+            ..Self::default()
+        }
+    }
+
+    /// The chrome of one of a tenant's pages.
+    #[must_use]
+    pub fn tenant(session: &Session, t: &Tenant, tab: TabId, title: &str) -> Self {
+        let base = tenant_href(&t.id);
+        let tabs = [
+            (TabId::Scim, "", "SCIM settings"),
+            (TabId::Users, "/users", "Users"),
+            (TabId::Groups, "/groups", "Groups"),
+            (TabId::Log, "/log", "Provisioning log"),
+        ]
+        .into_iter()
+        .map(|(id, suffix, label)| Tab {
+            href: format!("{base}{suffix}"),
+            label,
+            current: id == tab,
+        })
+        .collect();
+        Self {
+            tenant: Some(TenantNav {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                tabs,
+            }),
+            ..Self::signed_in(session, format!("{title} · {}", t.name))
+        }
+    }
+
+    /// Adds a notice.
+    #[must_use]
+    pub fn with(mut self, notice: Option<Notice>) -> Self {
+        self.notices.extend(notice);
+        self
+    }
+}
+
+/// `/console/t/{tenant}`.
+#[must_use]
+pub fn tenant_href(tenant: &str) -> String {
+    format!("/console/t/{}", url_enc(tenant))
+}
+
+/// One `<option>`.
+#[derive(Debug, Clone)]
+pub struct Opt {
+    /// Its value.
+    pub value: String,
+    /// Its label.
+    pub label: String,
+    /// Whether it is selected.
+    pub selected: bool,
+}
+
+/// Options from `(value, label)` pairs, `current` selected.
+#[must_use]
+pub fn options(pairs: &[(&str, &str)], current: &str) -> Vec<Opt> {
+    pairs
+        .iter()
+        .map(|(v, l)| Opt {
+            value: (*v).to_owned(),
+            label: (*l).to_owned(),
+            selected: *v == current,
+        })
+        .collect()
+}
+
+/// Links to other pages of a list.
+#[derive(Debug, Clone, Default)]
+pub struct Pager {
+    /// The first page, when this is not it.
+    pub first: Option<String>,
+    /// The previous page.
+    pub prev: Option<String>,
+    /// The next page.
+    pub next: Option<String>,
+    /// The next link's label.
+    pub next_label: &'static str,
+    /// "Page 2 of 5", "25 shown", ...
+    pub summary: String,
+}
+
+impl Pager {
+    /// The pager of a keyset-paged list: "First page" on a later page, the next page when
+    /// there is one. `link(None)` is the first page, `link(Some(c))` the page after cursor `c`.
+    pub fn keyset(
+        link: impl Fn(Option<&str>) -> String,
+        cursor: Option<&str>,
+        next: Option<&str>,
+        next_label: &'static str,
+        summary: String,
+    ) -> Self {
+        Self {
+            first: cursor.map(|_| link(None)),
+            prev: None,
+            next: next.map(|c| link(Some(c))),
+            next_label,
+            summary,
+        }
+    }
+}
+
+/// "1 user shown", "25 users shown".
+#[must_use]
+pub fn shown(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{} shown", if n == 1 { "" } else { "s" })
+}
+
+/// Renders a template; a rendering failure is logged and shown as a 500.
+///
+/// # Errors
+/// [`ConsoleError::Internal`].
+pub fn render<T: Template>(t: &T) -> Result<Html<String>, ConsoleError> {
+    t.render().map(Html).map_err(|e| {
+        tracing::error!(error = %e, "console: template failed");
+        ConsoleError::Internal
+    })
+}
+
+/// Percent-encodes a value for a URL query or path segment.
+#[must_use]
+pub fn url_enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A query string from `(key, value)` pairs, skipping empty values: `a=1&b=x%20y`.
+#[must_use]
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", url_enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `2026-11-22 08:43 UTC`.
+#[must_use]
+pub fn fmt_when(t: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// `2026-11-22`.
+#[must_use]
+pub fn fmt_date(t: OffsetDateTime) -> String {
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// "2 minutes ago", "just now", "3 days ago".
+#[must_use]
+pub fn fmt_ago(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let s = (now - t).whole_seconds().max(0);
+    match s {
+        0..=59 => "just now".to_owned(),
+        60..=3599 => format!("{} ago", plural(s / 60, "minute")),
+        3600..=86_399 => format!("{} ago", plural(s / 3600, "hour")),
+        _ => format!("{} ago", plural(s / 86_400, "day")),
+    }
+}
+
+/// "in 364 days", "in 3 hours", "expired".
+#[must_use]
+pub fn fmt_in(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let s = (t - now).whole_seconds();
+    match s {
+        i64::MIN..=0 => "expired".to_owned(),
+        1..=3599 => format!("in {}", plural((s / 60).max(1), "minute")),
+        3600..=86_399 => format!("in {}", plural(s / 3600, "hour")),
+        _ => format!("in {}", plural(s / 86_400, "day")),
+    }
+}
+
+/// Splits a comma-separated list, trimming and dropping empty items.
+#[must_use]
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    #[test]
+    fn relative_times() {
+        let t = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(fmt_ago(t, t + Duration::seconds(5)), "just now");
+        assert_eq!(fmt_ago(t, t + Duration::minutes(2)), "2 minutes ago");
+        assert_eq!(fmt_ago(t, t + Duration::hours(1)), "1 hour ago");
+        assert_eq!(fmt_ago(t + Duration::hours(1), t), "just now", "clock skew");
+        assert_eq!(fmt_in(t + Duration::days(364), t), "in 364 days");
+        assert_eq!(fmt_in(t + Duration::seconds(30), t), "in 1 minute");
+        assert_eq!(fmt_in(t, t + Duration::seconds(1)), "expired");
+        assert_eq!(fmt_when(t), "1970-01-01 00:00 UTC");
+    }
+
+    #[test]
+    fn urls_and_lists() {
+        assert_eq!(url_enc("a b/é"), "a%20b%2F%C3%A9");
+        assert_eq!(
+            query(&[("q", "x&y"), ("status", ""), ("n", "1")]),
+            "q=x%26y&n=1"
+        );
+        assert_eq!(split_list(" a, ,b ,"), ["a", "b"]);
+        let o = options(&[("a", "A"), ("b", "B")], "b");
+        assert!(!o[0].selected && o[1].selected);
+    }
+}

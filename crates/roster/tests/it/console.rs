@@ -1,0 +1,1280 @@
+//! The web console: end to end in a real headless Chromium driven through WebDriver
+//! (chromedriver on a free loopback port), and HTTP-level checks of sessions, CSRF, origins,
+//! scope and sign-in throttling.
+//!
+//! The browser test saves a screenshot of every page it visits, at 1280 and 390 pixels wide,
+//! to `artifacts/e2e/` at the workspace root, and checks each page for missing labels,
+//! unnamed buttons, duplicate ids and sideways scrolling. Without Chromium it fails under
+//! `CI=true` and skips loudly otherwise (scripts/e2e.sh installs Debian's chromium and
+//! chromium-driver).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::harness::{TestServer, SCIM_JSON, USER_URN};
+
+const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+fn find_exe(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/lib/chromium")]) {
+        for n in names {
+            let p = dir.join(n);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    profile: tempfile::TempDir,
+    chrome: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_driver() -> Option<Driver> {
+    let (Some(driver), Some(chrome)) = (
+        find_exe(&["chromedriver"]),
+        find_exe(&["chromium", "chromium-browser", "google-chrome"]),
+    ) else {
+        let msg = "chromium / chromedriver not found (scripts/e2e.sh installs Debian's \
+                   chromium and chromium-driver)";
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: the console e2e test needs a browser: {msg}"
+        );
+        eprintln!("\n\n!!!!!!!! SKIPPING the console e2e test: {msg} !!!!!!!!\n\n");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    Some(Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        profile: tempfile::tempdir().unwrap(),
+        chrome,
+    })
+}
+
+async fn connect(d: &Driver) -> Client {
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "goog:chromeOptions": {
+            "binary": d.chrome,
+            // The machine's network is closed: no background traffic, no component updates.
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-quic", "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+                format!("--user-data-dir={}", d.profile.path().display()),
+            ]
+        }
+    }))
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&d.url)
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "could not start Chromium: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a page must get right: a title, one h1, a main landmark, a label for every field, a
+/// name for every button, unique ids, and no sideways scrolling at the current width.
+const A11Y_CHECK: &str = r#"
+const problems = [];
+if (!document.documentElement.lang) problems.push("no lang on <html>");
+if (!document.title.trim()) problems.push("empty <title>");
+if (document.querySelectorAll("h1").length !== 1) problems.push(document.querySelectorAll("h1").length + " h1 elements");
+if (!document.querySelector("main")) problems.push("no <main>");
+for (const el of document.querySelectorAll("input, select, textarea")) {
+  if (el.type === "hidden") continue;
+  const named = (el.labels && el.labels.length > 0) || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
+  if (!named) problems.push("no label: " + el.outerHTML.slice(0, 120));
+}
+for (const el of document.querySelectorAll("button, a[href]")) {
+  const name = (el.textContent || "").trim() || el.getAttribute("aria-label");
+  if (!name) problems.push("no accessible name: " + el.outerHTML.slice(0, 120));
+}
+const ids = {};
+for (const el of document.querySelectorAll("[id]")) {
+  if (ids[el.id]) problems.push("duplicate id " + el.id);
+  ids[el.id] = true;
+}
+if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+  const wide = [...document.querySelectorAll("body *")]
+    .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1)
+    .filter(el => ![...el.children].some(ch => ch.getBoundingClientRect().right > window.innerWidth + 1))
+    .slice(0, 3).map(el => el.outerHTML.slice(0, 100));
+  problems.push("scrolls sideways: " + document.documentElement.scrollWidth + "px content in " + window.innerWidth + "px: " + wide.join(" | "));
+}
+return problems;
+"#;
+
+/// Screenshots the whole current page at desktop and phone widths, checking it at both.
+async fn shoot(c: &Client, name: &str) {
+    for w in [1280u32, 390] {
+        c.set_window_size(w, 900).await.unwrap();
+        // Grow the window until the whole page fits in the viewport (the window is a little
+        // taller than its viewport, by an amount that depends on the browser).
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let m = c
+                .execute(
+                    "return [document.documentElement.scrollHeight, window.innerHeight, window.outerHeight]",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let n = |i: usize| m[i].as_u64().unwrap_or(900);
+            let (page, inner, outer) = (n(0), n(1), n(2));
+            if inner >= page || outer >= 8000 {
+                break;
+            }
+            let h = (outer + page - inner).min(8000);
+            c.set_window_size(w, u32::try_from(h).unwrap())
+                .await
+                .unwrap();
+        }
+        c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+        let problems = c.execute(A11Y_CHECK, vec![]).await.unwrap();
+        assert_eq!(problems, json!([]), "{name} at {w}px");
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(artifacts().join(format!("{name}-{w}.png")), png).unwrap();
+    }
+    c.set_window_size(1280, 1000).await.unwrap();
+}
+
+async fn css(c: &Client, sel: &str) -> Element {
+    match c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(sel))
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let page = c.source().await.unwrap_or_default();
+            panic!("no element {sel} on {url}: {e}\n{page}");
+        }
+    }
+}
+
+async fn fill(c: &Client, sel: &str, text: &str) {
+    css(c, sel).await.send_keys(text).await.unwrap();
+}
+
+async fn choose(c: &Client, sel: &str, value: &str) {
+    css(c, sel).await.select_by_value(value).await.unwrap();
+}
+
+async fn click(c: &Client, sel: &str) {
+    css(c, sel).await.click().await.unwrap();
+}
+
+async fn value(c: &Client, sel: &str) -> String {
+    css(c, sel)
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn text(c: &Client, sel: &str) -> String {
+    css(c, sel).await.text().await.unwrap()
+}
+
+async fn source(c: &Client) -> String {
+    c.source().await.unwrap()
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+/// Waits until the page contains `want` (after a form submission or a redirect).
+async fn wait_text(c: &Client, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = source(c).await;
+        if page.contains(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "page never showed {want:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn path(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_owned()
+}
+
+async fn scim_user(s: &TestServer, base: &str, token: &str, name: &str) -> reqwest::Response {
+    s.client
+        .post(format!("{base}/Users"))
+        .bearer_auth(token)
+        .header("content-type", SCIM_JSON)
+        .json(&json!({"schemas": [USER_URN], "userName": name,
+            "name": {"givenName": name, "familyName": "Example"},
+            "displayName": format!("{name} Example"),
+            "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn operator(s: &TestServer, email: &str) -> String {
+    let out = s.cli_ok(&["operator", "add", email, "--json"]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    v["password"].as_str().unwrap().to_owned()
+}
+
+fn setup_link(s: &TestServer, tenant: &str) -> String {
+    let out = s.cli_ok(&["tenant", "setup-link", tenant, "--expires", "1h", "--json"]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    v["url"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one user journey, top to bottom
+async fn console_end_to_end_in_chromium() {
+    let Some(driver) = start_driver() else {
+        return;
+    };
+    let s = TestServer::start().await;
+    s.create_tenant("Globex");
+    let password = operator(&s, "ops@example.com");
+    let c = connect(&driver).await;
+    c.set_window_size(1280, 1000).await.unwrap();
+    let o = s.origin.clone();
+
+    // Not signed in: the sign-in page. The first Tab reaches the skip link.
+    c.goto(&format!("{o}/console/t/acme/users")).await.unwrap();
+    css(&c, "#email").await;
+    assert_eq!(path(&c).await, "/console/sign-in");
+    js(&c, "document.activeElement.blur()").await;
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{e004}")
+        .await
+        .unwrap();
+    assert_eq!(
+        js(&c, "return document.activeElement.className").await,
+        json!("skip"),
+        "the first Tab stop is the skip link"
+    );
+    shoot(&c, "01-sign-in").await;
+
+    // A wrong password is refused and says so.
+    fill(&c, "#email", "ops@example.com").await;
+    fill(&c, "#password", "not the password").await;
+    click(&c, "#sign-in").await;
+    assert!(text(&c, "#sign-in-error").await.contains("wrong"));
+    shoot(&c, "02-sign-in-refused").await;
+
+    // Sign in: back to the page asked for first.
+    fill(&c, "#password", &password).await;
+    click(&c, "#sign-in").await;
+    css(&c, "#users").await;
+    assert_eq!(path(&c).await, "/console/t/acme/users");
+
+    // Tenants; create one from the console (SCIM starts off).
+    c.goto(&format!("{o}/console/tenants")).await.unwrap();
+    let page = source(&c).await;
+    assert!(page.contains("Globex") && page.contains("acme"), "{page}");
+    shoot(&c, "03-tenants").await;
+    fill(&c, "#new-name", "Initech").await;
+    choose(&c, "#new-idp", "okta").await;
+    click(&c, "#create-tenant").await;
+    wait_text(&c, "Tenant created.").await;
+    assert_eq!(path(&c).await, "/console/t/initech");
+    assert!(text(&c, "#connection").await.contains("No request"));
+    shoot(&c, "04-new-tenant").await;
+
+    // Enable SCIM: the token is on the page, once, with its warning.
+    click(&c, "#enable-scim").await;
+    let token = value(&c, "#new-token").await;
+    assert!(token.starts_with("rsct_"), "{token}");
+    assert!(source(&c).await.contains("shown only once"));
+    let base = value(&c, "#base-url").await;
+    assert_eq!(base, format!("{o}/scim/v2/initech"));
+    shoot(&c, "05-token-shown-once").await;
+    assert!(
+        text(&c, "#tokens").await.contains(&token[..13]),
+        "the token's prefix is listed"
+    );
+
+    // The identity-provider picker switches the steps at once, and saving keeps the choice.
+    assert_eq!(
+        js(&c, "return document.getElementById('guide-entra').hidden").await,
+        json!(true)
+    );
+    choose(&c, "#idp", "entra").await;
+    assert_eq!(
+        js(&c, "return document.getElementById('guide-entra').hidden").await,
+        json!(false)
+    );
+    assert_eq!(
+        js(&c, "return document.getElementById('guide-okta').hidden").await,
+        json!(true)
+    );
+    assert!(text(&c, "#guide-entra")
+        .await
+        .contains("Enterprise applications"));
+    click(&c, "#save-idp").await;
+    wait_text(&c, "Identity provider saved.").await;
+    assert_eq!(value(&c, "#idp").await, "entra");
+    assert!(
+        !source(&c).await.contains(&token),
+        "the token is not shown again"
+    );
+
+    // Provision through SCIM with the token read from the page; one existing app user too.
+    for name in ["alice", "bob", "carol"] {
+        assert_eq!(
+            scim_user(&s, &base, &token, name).await.status().as_u16(),
+            201
+        );
+    }
+    let users: Value = s
+        .client
+        .get(format!("{base}/Users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let members: Vec<Value> = users["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| json!({"value": u["id"]}))
+        .collect();
+    let g = s
+        .client
+        .post(format!("{base}/Groups"))
+        .bearer_auth(&token)
+        .header("content-type", SCIM_JSON)
+        .json(&json!({"schemas": [GROUP_URN], "displayName": "Engineering", "members": members}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(g.status().as_u16(), 201);
+    let file = s.dir.path().join("existing.jsonl");
+    std::fs::write(
+        &file,
+        "{\"user_name\": \"dana@example.com\", \"email\": \"dana@example.com\"}\n",
+    )
+    .unwrap();
+    s.cli_ok(&["users", "import", "initech", file.to_str().unwrap()]);
+
+    // A role mapping from the console: Engineering's members become engineers.
+    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    fill(&c, "#new-value", "Engineering").await;
+    fill(&c, "#new-roles", "engineer, deploy").await;
+    click(&c, "#add-mapping").await;
+    wait_text(&c, "Role mapping added.").await;
+    assert!(text(&c, "#mappings").await.contains("engineer"));
+    // Connection status: the newest request (the log is written asynchronously).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = text(&c, "#connection").await;
+        if status.contains("201 OK") && status.contains("POST /scim/v2/initech/Groups") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "connection status: {status}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.refresh().await.unwrap();
+    }
+    shoot(&c, "06-scim-settings").await;
+
+    // Users appear with their badges: SCIM for the provisioned ones, App for the imported one.
+    c.goto(&format!("{o}/console/t/initech/users"))
+        .await
+        .unwrap();
+    let table = text(&c, "#users").await;
+    for name in ["alice", "bob", "carol", "dana@example.com"] {
+        assert!(table.contains(name), "{name} missing: {table}");
+    }
+    let badges = js(
+        &c,
+        "return [...document.querySelectorAll('#users tbody tr')].map(r => \
+         r.querySelector('td').textContent.trim() + ':' + r.querySelector('.badge.scim, .badge.app').textContent)",
+    )
+    .await;
+    for want in [
+        "alice:SCIM",
+        "bob:SCIM",
+        "carol:SCIM",
+        "dana@example.com:App",
+    ] {
+        assert!(
+            badges.as_array().unwrap().contains(&json!(want)),
+            "{badges}"
+        );
+    }
+    shoot(&c, "07-users").await;
+    fill(&c, "#q", "bob").await;
+    click(&c, "#apply-filters").await;
+    wait_text(&c, "1 user shown").await;
+    let table = text(&c, "#users").await;
+    assert!(table.contains("bob") && !table.contains("carol"), "{table}");
+    c.goto(&format!("{o}/console/t/initech/users?source=app"))
+        .await
+        .unwrap();
+    let table = text(&c, "#users").await;
+    assert!(
+        table.contains("dana") && !table.contains("alice"),
+        "{table}"
+    );
+
+    // A user's page: read-only managed attributes, groups, effective roles and where they
+    // come from, and its history.
+    c.goto(&format!("{o}/console/t/initech/users?q=bob"))
+        .await
+        .unwrap();
+    click(&c, "#users tbody a").await;
+    css(&c, "#attributes").await;
+    assert!(text(&c, "#managed-note").await.contains("read-only"));
+    assert!(
+        js(
+            &c,
+            "return document.querySelectorAll('#attributes .ro').length"
+        )
+        .await
+        .as_u64()
+        .unwrap()
+            >= 3,
+        "the IdP-owned attributes are marked read-only"
+    );
+    assert!(
+        !source(&c).await.contains("id=\"edit-user\""),
+        "no edit form for a SCIM user"
+    );
+    assert!(text(&c, "#user-groups").await.contains("Engineering"));
+    let roles = text(&c, "#effective-roles").await;
+    assert!(
+        roles.contains("engineer") && roles.contains("from group Engineering"),
+        "{roles}"
+    );
+    assert!(text(&c, "#log")
+        .await
+        .contains("POST /scim/v2/initech/Users"));
+    // Roles assigned in the app stay editable on a managed user.
+    fill(&c, "#direct-roles", "billing").await;
+    click(&c, "#save-roles").await;
+    wait_text(&c, "Roles saved.").await;
+    let roles = text(&c, "#effective-roles").await;
+    assert!(
+        roles.contains("billing") && roles.contains("assigned in the app"),
+        "{roles}"
+    );
+    shoot(&c, "08-user").await;
+
+    // An app user (not managed by SCIM) is editable.
+    c.goto(&format!("{o}/console/t/initech/users?source=app"))
+        .await
+        .unwrap();
+    click(&c, "#users tbody a").await;
+    click(&c, "#edit-user summary").await;
+    fill(&c, "#display_name", "Dana Scully").await;
+    click(&c, "#save-user").await;
+    wait_text(&c, "User saved.").await;
+    assert!(text(&c, "#attributes").await.contains("Dana Scully"));
+    shoot(&c, "09-app-user").await;
+
+    // Groups with member counts, and a group's members.
+    c.goto(&format!("{o}/console/t/initech/groups"))
+        .await
+        .unwrap();
+    let row = text(&c, "#groups tbody tr").await;
+    assert!(
+        row.contains("Engineering") && row.contains('3') && row.contains("engineer"),
+        "{row}"
+    );
+    shoot(&c, "10-groups").await;
+    click(&c, "#groups tbody a").await;
+    css(&c, "#members").await;
+    let members = text(&c, "#members").await;
+    assert!(
+        members.contains("alice") && members.contains("carol"),
+        "{members}"
+    );
+    assert_eq!(text(&c, "#member-count").await, "3");
+    shoot(&c, "11-group").await;
+
+    // Regenerate: a modal confirmation (Escape cancels), then the old token dies at once.
+    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    click(&c, "#regenerate").await;
+    assert_eq!(
+        js(
+            &c,
+            "return document.getElementById('dlg-regen').matches(':modal')"
+        )
+        .await,
+        json!(true)
+    );
+    shoot(&c, "12-regenerate-dialog").await;
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{e00c}")
+        .await
+        .unwrap();
+    assert_eq!(
+        js(&c, "return document.getElementById('dlg-regen').open").await,
+        json!(false),
+        "Escape closes the dialog"
+    );
+    assert_eq!(
+        scim_user(&s, &base, &token, "still-works")
+            .await
+            .status()
+            .as_u16(),
+        201,
+        "cancelling changed nothing"
+    );
+    click(&c, "#regenerate").await;
+    click(&c, "#confirm-regenerate").await;
+    wait_text(&c, "The old one stopped working").await;
+    let token2 = value(&c, "#new-token").await;
+    assert!(token2.starts_with("rsct_") && token2 != token);
+    assert_eq!(
+        scim_user(&s, &base, &token, "dave").await.status().as_u16(),
+        401
+    );
+    assert_eq!(
+        scim_user(&s, &base, &token2, "erin")
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+
+    // The refused request is in the provisioning log, explained (the log is written
+    // asynchronously, so wait for it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        c.goto(&format!("{o}/console/t/initech/log?outcome=failure"))
+            .await
+            .unwrap();
+        let log = text(&c, "#log").await;
+        if log.contains("401") && log.contains("What to do") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "refused request not in the log: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!text(&c, "#log").await.contains("201 OK"), "only failures");
+    click(&c, "#log details summary").await;
+    assert!(text(&c, "#log").await.contains("Token presented"));
+    shoot(&c, "13-log-failures").await;
+    c.goto(&format!("{o}/console/t/initech/log?user=alice"))
+        .await
+        .unwrap();
+    let log = text(&c, "#log").await;
+    assert!(log.contains("alice") && !log.contains("bob"), "{log}");
+    c.goto(&format!("{o}/console/t/initech/log")).await.unwrap();
+    shoot(&c, "14-log").await;
+    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    assert!(text(&c, "#recent-failures")
+        .await
+        .contains("failed request"));
+
+    // Settings go through the tenants API: turn group sync off.
+    assert_eq!(
+        css(&c, "#groups_enabled")
+            .await
+            .prop("checked")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    click(&c, "#groups_enabled").await;
+    click(&c, "#save-settings").await;
+    wait_text(&c, "Settings saved.").await;
+    assert_ne!(
+        css(&c, "#groups_enabled")
+            .await
+            .prop("checked")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    let r = s
+        .client
+        .get(format!("{base}/Groups"))
+        .bearer_auth(&token2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404, "groups are off");
+    // A bad value is refused on the page, and nothing changes.
+    css(&c, "#token_ttl_days").await.clear().await.unwrap();
+    fill(&c, "#token_ttl_days", "0").await;
+    js(
+        &c,
+        "document.getElementById('token_ttl_days').removeAttribute('min')",
+    )
+    .await;
+    click(&c, "#save-settings").await;
+    wait_text(&c, "token_ttl_days").await;
+    assert_eq!(
+        js(
+            &c,
+            "return document.querySelector('.alert.error').getAttribute('role')"
+        )
+        .await,
+        json!("alert")
+    );
+
+    // Disable SCIM, confirmed in its dialog: every token stops working.
+    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    click(&c, "#disable-scim").await;
+    shoot(&c, "15-disable-dialog").await;
+    click(&c, "#confirm-disable").await;
+    wait_text(&c, "SCIM is disabled").await;
+    css(&c, "#enable-scim").await;
+    assert_eq!(
+        scim_user(&s, &base, &token2, "frank")
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+
+    // A setup link for the operator to send.
+    c.goto(&format!("{o}/console/t/initech/setup-link"))
+        .await
+        .unwrap();
+    shoot(&c, "16-setup-link-form").await;
+    click(&c, "#create-link").await;
+    let link = value(&c, "#setup-url").await;
+    assert!(
+        link.starts_with(&format!("{o}/console/setup/rssl_")),
+        "{link}"
+    );
+    shoot(&c, "17-setup-link-created").await;
+
+    // Sign out; then the IT admin opens a setup link: that tenant only.
+    click(&c, "#sign-out").await;
+    css(&c, "#email").await;
+    c.goto(&format!("{o}/console/tenants")).await.unwrap();
+    assert_eq!(path(&c).await, "/console/sign-in", "signed out");
+    c.goto(&link).await.unwrap();
+    shoot(&c, "18-setup-link-opened").await;
+    click(&c, "#continue").await;
+    css(&c, "#base-url").await;
+    assert_eq!(path(&c).await, "/console/t/initech");
+    assert!(text(&c, "header").await.contains("IT admin"));
+    shoot(&c, "19-it-admin").await;
+    for other in [
+        "/console/t/acme",
+        "/console/t/acme/users",
+        "/console/t/globex/log",
+    ] {
+        c.goto(&format!("{o}{other}")).await.unwrap();
+        assert!(source(&c).await.contains("Not found"), "{other}");
+    }
+    c.goto(&format!("{o}/console/tenants")).await.unwrap();
+    assert!(source(&c).await.contains("operators only"));
+    shoot(&c, "20-not-allowed").await;
+    // The IT admin enables SCIM for their organisation.
+    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    click(&c, "#enable-scim").await;
+    let token3 = value(&c, "#new-token").await;
+    assert_eq!(
+        scim_user(&s, &base, &token3, "gina")
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+    // The link works once.
+    c.goto(&link).await.unwrap();
+    click(&c, "#continue").await;
+    wait_text(&c, "no longer works").await;
+    shoot(&c, "21-link-used").await;
+    c.close().await.unwrap();
+
+    let log = s.stderr();
+    for secret in [&password, &token, &token2, &token3] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret is in the server log"
+        );
+    }
+}
+
+/// A browser-less client that keeps no cookies and follows no redirects.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+fn set_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+}
+
+/// The sign-in page's pre-session cookie and its CSRF field.
+async fn pre_session(o: &str) -> (String, String) {
+    let r = http()
+        .get(format!("{o}/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie = set_cookie(&r).expect("a pre-session cookie");
+    let html = r.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(cookie.ends_with(&csrf));
+    (cookie, csrf)
+}
+
+async fn sign_in_key(o: &str, key: &str) -> reqwest::Response {
+    let (cookie, csrf) = pre_session(o).await;
+    http()
+        .post(format!("{o}/console/sign-in/key"))
+        .header("cookie", cookie)
+        .form(&[("key", key), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get(o: &str, path: &str, cookie: &str) -> reqwest::Response {
+    http()
+        .get(format!("{o}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
+/// Sessions, CSRF, origins and scope, over plain HTTP.
+#[tokio::test]
+#[allow(clippy::too_many_lines)]
+async fn console_sessions_csrf_and_scope() {
+    let s = TestServer::start().await;
+    s.create_tenant("Globex");
+    let key = s.admin_key();
+    let o = s.origin.clone();
+
+    // Not signed in: sent to sign in, and back afterwards.
+    let r = get(&o, "/console/t/acme/log?outcome=failure", "").await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/console/sign-in?next=%2Fconsole%2Ft%2Facme%2Flog%3Foutcome%3Dfailure"
+    );
+    // Every page carries the security headers.
+    let r = http()
+        .get(format!("{o}/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["referrer-policy"], "same-origin");
+
+    // The sign-in form needs its pre-session token.
+    let r = http()
+        .post(format!("{o}/console/sign-in/key"))
+        .form(&[("key", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "no CSRF token");
+    // A wrong key is refused.
+    assert_eq!(sign_in_key(&o, "rsak_nope").await.status().as_u16(), 401);
+    // Sign in: the cookie is HttpOnly, SameSite=Strict, and not Secure over plain http.
+    let r = sign_in_key(&o, &key).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let full = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        full.contains("HttpOnly") && full.contains("SameSite=Strict"),
+        "{full}"
+    );
+    assert!(!full.contains("Secure"), "{full}");
+    let jar = set_cookie(&r).unwrap();
+    let page = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
+    let csrf = csrf_of(&page);
+
+    // A form without the CSRF token, with a wrong one, or from another origin changes nothing.
+    for (body, origin) in [
+        (vec![], None),
+        (vec![("csrf", "wrong")], None),
+        (vec![("csrf", csrf.as_str())], Some("http://evil.example")),
+        (vec![("csrf", csrf.as_str())], Some("null")),
+    ] {
+        let mut rb = http()
+            .post(format!("{o}/console/t/acme/scim/regenerate"))
+            .header("cookie", &jar)
+            .form(&body);
+        if let Some(origin) = origin {
+            rb = rb.header("origin", origin);
+        }
+        assert_eq!(
+            rb.send().await.unwrap().status().as_u16(),
+            403,
+            "{body:?} {origin:?}"
+        );
+    }
+    let r = http()
+        .post(format!("{o}/console/t/acme/scim/regenerate"))
+        .header("cookie", &jar)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(
+        scim_user(&s, &s.base, &s.token, "still")
+            .await
+            .status()
+            .as_u16(),
+        201,
+        "the token was not regenerated"
+    );
+    // The same form from the console's own origin works.
+    let r = http()
+        .post(format!("{o}/console/t/acme/scim/regenerate"))
+        .header("cookie", &jar)
+        .header("origin", &o)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"new-token\""));
+    assert_eq!(
+        scim_user(&s, &s.base, &s.token, "late")
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+
+    // Bad input gets a clear page, never a crash.
+    for (path, body) in [
+        (
+            "/console/t/acme/settings",
+            vec![("csrf", csrf.as_str()), ("token_ttl_days", "x")],
+        ),
+        (
+            "/console/t/acme/role-mappings",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("by", "nope"),
+                ("value", "x"),
+                ("roles", "r"),
+            ],
+        ),
+        (
+            "/console/t/acme/role-mappings",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("by", "displayName"),
+                ("value", "x"),
+                ("roles", " , "),
+            ],
+        ),
+        (
+            "/console/t/acme/idp",
+            vec![("csrf", csrf.as_str()), ("idp", "<script>")],
+        ),
+        (
+            "/console/t/acme/setup-link",
+            vec![("csrf", csrf.as_str()), ("expires", "99999999999999d")],
+        ),
+    ] {
+        let r = http()
+            .post(format!("{o}{path}"))
+            .header("cookie", &jar)
+            .form(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{path} {body:?}");
+        let html = r.text().await.unwrap();
+        assert!(!html.contains("<script>"), "input is escaped");
+    }
+    for bad in [
+        "/console/t/acme/log?since=yesterday",
+        "/console/t/acme/users?cursor=%%%",
+        "/console/t/acme/groups?cursor=zz",
+    ] {
+        assert_eq!(get(&o, bad, &jar).await.status().as_u16(), 400, "{bad}");
+    }
+    assert_eq!(
+        get(&o, "/console/t/nope", &jar).await.status().as_u16(),
+        404
+    );
+    assert_eq!(
+        get(&o, "/console/t/acme/users/nope", &jar)
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+
+    // Setup links from the admin API: one tenant, once.
+    let r = s
+        .client
+        .post(format!("{o}/api/v1/tenants/acme/setup-link?expires=2h"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: Value = r.json().await.unwrap();
+    let url = v["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{o}/console/setup/rssl_")),
+        "{url}"
+    );
+    for bad in ["?expires=0m", "?expires=1y"] {
+        let r = s
+            .client
+            .post(format!("{o}/api/v1/tenants/acme/setup-link{bad}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+    }
+    let r = s
+        .client
+        .post(format!("{o}/api/v1/tenants/nope/setup-link"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let link_token = url.rsplit('/').next().unwrap().to_owned();
+    // Opening the link does not use it (mail scanners fetch links); the button does.
+    let r = http().get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let pre = set_cookie(&r).unwrap();
+    let pre_csrf = csrf_of(&r.text().await.unwrap());
+    let use_link = || {
+        http()
+            .post(format!("{o}/console/setup"))
+            .header("cookie", &pre)
+            .form(&[("token", link_token.as_str()), ("csrf", pre_csrf.as_str())])
+            .send()
+    };
+    let r = use_link().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/console/t/acme");
+    let scoped = set_cookie(&r).unwrap();
+    for (path, status) in [
+        ("/console/t/acme", 200),
+        ("/console/t/acme/users", 200),
+        ("/console/t/acme/log", 200),
+        ("/console/t/globex", 404),
+        ("/console/t/globex/log", 404),
+        ("/console/tenants", 403),
+        ("/console/t/acme/setup-link", 403),
+    ] {
+        assert_eq!(
+            get(&o, path, &scoped).await.status().as_u16(),
+            status,
+            "{path}"
+        );
+    }
+    // Nor can it act on another tenant.
+    let scoped_csrf = csrf_of(
+        &get(&o, "/console/t/acme", &scoped)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let r = http()
+        .post(format!("{o}/console/t/globex/scim/disable"))
+        .header("cookie", &scoped)
+        .form(&[("csrf", scoped_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(
+        use_link().await.unwrap().status().as_u16(),
+        410,
+        "a setup link works once"
+    );
+
+    // The command line makes the same links.
+    let cli_link = setup_link(&s, "globex");
+    assert!(
+        cli_link.starts_with(&format!("{o}/console/setup/rssl_")),
+        "{cli_link}"
+    );
+    let r = http().get(&cli_link).send().await.unwrap();
+    let pre = set_cookie(&r).unwrap();
+    let pre_csrf = csrf_of(&r.text().await.unwrap());
+    let r = http()
+        .post(format!("{o}/console/setup"))
+        .header("cookie", &pre)
+        .form(&[
+            ("token", cli_link.rsplit('/').next().unwrap()),
+            ("csrf", pre_csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/console/t/globex");
+    for bad in [
+        &["tenant", "setup-link", "nope"][..],
+        &["tenant", "setup-link", "globex", "--expires", "2y"],
+    ] {
+        assert!(!s.cli(bad).status.success(), "{bad:?}");
+    }
+
+    // Revoking the admin key ends the console sessions started with it.
+    let prefix = &key[..13];
+    s.cli_ok(&["admin-key", "revoke", prefix]);
+    let r = get(&o, "/console/t/acme", &jar).await;
+    assert_eq!(r.status().as_u16(), 303, "session ended with its key");
+
+    // No secret in the server log.
+    let log = s.stderr();
+    assert!(
+        !log.contains(&key) && !log.contains(&link_token),
+        "secret in the log"
+    );
+}
+
+/// Operator accounts: sign-in by password, lockout after ten wrong ones, and a new password
+/// ends the sessions.
+#[tokio::test]
+async fn operator_accounts_lock_and_lose_sessions() {
+    let s = TestServer::start().await;
+    let password = operator(&s, "Ops@Example.com");
+    let o = s.origin.clone();
+    let sign_in = |pw: String| {
+        let o = o.clone();
+        async move {
+            let (cookie, csrf) = pre_session(&o).await;
+            http()
+                .post(format!("{o}/console/sign-in"))
+                .header("cookie", cookie)
+                .form(&[
+                    ("email", "ops@example.com"),
+                    ("password", pw.as_str()),
+                    ("csrf", &csrf),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = sign_in(password.clone()).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let jar = set_cookie(&r).unwrap();
+    assert_eq!(
+        get(&o, "/console/tenants", &jar).await.status().as_u16(),
+        200
+    );
+    // Unknown emails and wrong passwords get the same answer.
+    let (cookie, csrf) = pre_session(&o).await;
+    let r = http()
+        .post(format!("{o}/console/sign-in"))
+        .header("cookie", cookie)
+        .form(&[
+            ("email", "nobody@example.com"),
+            ("password", "whatever12345"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("The email or the password is wrong."));
+    for _ in 0..10 {
+        assert_eq!(
+            sign_in("wrong password!".into()).await.status().as_u16(),
+            401
+        );
+    }
+    let r = sign_in(password.clone()).await;
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "locked even with the right password"
+    );
+    assert!(r.text().await.unwrap().contains("locked until"));
+    let list = s.cli_ok(&["operator", "list", "--json"]);
+    assert!(list.contains("\"locked_until\":\"20"), "{list}");
+    // A new password unlocks the account and ends its sessions.
+    s.cli_ok(&["operator", "set-password", "ops@example.com"]);
+    assert_eq!(
+        get(&o, "/console/tenants", &jar).await.status().as_u16(),
+        303
+    );
+    assert_eq!(
+        sign_in(password).await.status().as_u16(),
+        401,
+        "the old password is gone"
+    );
+    // An empty password on stdin is refused by the CLI.
+    let out = s.cli(&["operator", "add", "x@example.com", "--password-stdin"]);
+    assert!(!out.status.success());
+    s.cli_ok(&["operator", "remove", "ops@example.com"]);
+    let out = s.cli(&["operator", "remove", "ops@example.com"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no operator"));
+    assert!(!s.stderr().contains("wrong password!"));
+}
+
+/// A tripped mass-deprovisioning guard shows on the SCIM settings page, and the decision made
+/// there lets the identity provider's retries through.
+#[tokio::test]
+async fn the_guard_is_decided_from_the_console() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    s.set_settings(
+        &s.tenant,
+        json!({"deprovision_guard": {"max_percent": 10, "min_count": 1, "window_minutes": 5}}),
+    );
+    let ids = s.users("g", 5).await;
+    s.deactivate(&ids[0]).await.expect(200);
+    s.deactivate(&ids[1]).await.expect(503);
+    let o = s.origin.clone();
+    let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
+    let page = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
+    assert!(page.contains("Deprovisioning is paused"), "{page}");
+    assert!(page.contains("holding 1 deactivation"), "{page}");
+    let csrf = csrf_of(&page);
+    let r = http()
+        .post(format!("{o}/console/t/acme/guard/confirm"))
+        .header("cookie", &jar)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/console/t/acme?done=guard-confirm#main"
+    );
+    s.deactivate(&ids[1]).await.expect(200);
+    assert_eq!(
+        s.guard_status(&key).await["decided_by"],
+        "console:admin-key:".to_owned() + &key[..13]
+    );
+    let page = get(&o, "/console/t/acme?done=guard-confirm", &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("Deprovisioning is paused") && page.contains("Confirmed"));
+    // An operator may change their mind while the decision holds.
+    let r = http()
+        .post(format!("{o}/console/t/acme/guard/reject"))
+        .header("cookie", &jar)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["location"],
+        "/console/t/acme?done=guard-reject#main"
+    );
+    s.deactivate(&ids[2]).await.expect(503);
+    let r = http()
+        .post(format!("{o}/console/t/acme/guard/maybe"))
+        .header("cookie", &jar)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
