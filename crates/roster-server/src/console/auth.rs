@@ -311,23 +311,25 @@ pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
     base.trim_end_matches("/scim/v2/x").to_owned()
 }
 
-/// Parses `7d`, `12h`, `30m` (or a bare number of days).
+/// Parses `7d`, `12h`, `30m` (or a bare number of days), written exactly so: digits without
+/// a leading zero, then the unit (as the admin API's description says).
 ///
 /// # Errors
 /// A message for anything else, or a duration outside 1 minute to 90 days.
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
     let bad = || format!("{s:?} is not a duration such as 7d, 12h or 30m");
-    let (num, unit) = match s.chars().last() {
-        Some(c) if c.is_ascii_alphabetic() => (&s[..s.len() - 1], c),
-        _ => (s, 'd'),
+    let (num, unit) = match s.as_bytes().last() {
+        Some(b'd' | b'h' | b'm') => (&s[..s.len() - 1], &s[s.len() - 1..]),
+        _ => (s, "d"),
     };
+    if num.is_empty() || num.starts_with('0') || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let n: i64 = num.parse().map_err(|_| bad())?;
     let minutes = match unit {
-        'd' => n.checked_mul(24 * 60),
-        'h' => n.checked_mul(60),
-        'm' => Some(n),
-        _ => return Err(bad()),
+        "d" => n.checked_mul(24 * 60),
+        "h" => n.checked_mul(60),
+        _ => Some(n),
     };
     match minutes {
         Some(m) if (1..=90 * 24 * 60).contains(&m) => Ok(Duration::minutes(m)),
@@ -425,7 +427,11 @@ mod tests {
         assert_eq!(parse_ttl("12h"), Ok(Duration::hours(12)));
         assert_eq!(parse_ttl("3"), Ok(Duration::days(3)));
         assert_eq!(parse_ttl("90d"), Ok(Duration::days(90)));
-        for bad in ["0m", "91d", "1y", "x", "", "-5d", "99999999999999999d", "é"] {
+        assert_eq!(parse_ttl("129600m"), Ok(Duration::days(90)));
+        for bad in [
+            "0m", "91d", "1y", "x", "", "-5d", "+5d", " 7d", "07d", "d", "99999999999999999d", "é",
+            "2161h",
+        ] {
             assert!(parse_ttl(bad).is_err(), "{bad}");
         }
     }
