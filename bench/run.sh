@@ -19,7 +19,8 @@
 #   BENCH_CONNECTIONS [16]     wrk connections (total)
 #   BENCH_CHURN [100]          spare users per wrk thread in the membership scenarios
 #   BENCH_SCENARIOS [all]      space-separated subset of: filter get create patch_active
-#                              patch_big_group patch_small_group
+#                              patch_big_group patch_small_group console_scim console_users
+#                              console_user console_group console_log
 #   BENCH_ROSTER_BIN           use this binary instead of building target/release/roster
 #   BENCH_OUT [artifacts/bench/<UTC time>]  where results are kept
 #   BENCH_TMPDIR [$TMPDIR or /tmp]  where the temporary database lives
@@ -40,7 +41,7 @@ cd "$ROOT"
 : "${BENCH_THREADS:=2}"
 : "${BENCH_CONNECTIONS:=16}"
 : "${BENCH_CHURN:=100}"
-: "${BENCH_SCENARIOS:=filter get create patch_active patch_big_group patch_small_group}"
+: "${BENCH_SCENARIOS:=filter get create patch_active patch_big_group patch_small_group console_scim console_users console_user console_group console_log}"
 : "${BENCH_OUT:=$ROOT/artifacts/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
 export RUST_LOG="${RUST_LOG:-warn}"
 
@@ -132,6 +133,33 @@ fi
 RSS_AFTER_LOAD="$(mem_kib VmRSS)"
 log "after load: RSS $(mib "$RSS_AFTER_LOAD") MiB, database $(db_size_mib) MiB"
 
+# A console session for the console_* scenarios: an admin key signs in like a browser does
+# (the sign-in page's pre-session cookie and CSRF field, then the key form).
+export BENCH_CONSOLE_SESSION
+KEY="$("$BIN" admin-key create --json --database "$DB_URL" </dev/null \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')"
+BENCH_CONSOLE_SESSION="$(python3 - "$ROSTER_URL" "$KEY" <<'PY'
+import re, sys, urllib.parse, urllib.request
+url, key = sys.argv[1], sys.argv[2]
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect)
+with opener.open(f"{url}/console/sign-in", timeout=30) as r:
+    pre = r.headers["Set-Cookie"].split(";")[0]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', r.read().decode()).group(1)
+body = urllib.parse.urlencode({"key": key, "csrf": csrf}).encode()
+req = urllib.request.Request(f"{url}/console/sign-in/key", data=body, headers={"Cookie": pre})
+try:
+    opener.open(req, timeout=30)
+    sys.exit("error: console sign-in did not redirect")
+except urllib.error.HTTPError as e:
+    if e.code != 303:
+        sys.exit(f"error: console sign-in answered {e.code}")
+    print(e.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
+PY
+)"
+
 export BENCH_DIR BENCH_USERS BENCH_CHURN
 export BENCH_RUN_ID
 BENCH_RUN_ID="$(date +%s)-$$"
@@ -217,6 +245,11 @@ for s in $BENCH_SCENARIOS; do
     patch_active) run_scenario patch_active patch_active.lua ;;
     patch_big_group) run_scenario patch_big_group patch_members.lua BENCH_GROUP_FILE="$BENCH_DATA/big_group_id.txt" ;;
     patch_small_group) run_scenario patch_small_group patch_members.lua BENCH_GROUP_FILE="$BENCH_DATA/small_group_id.txt" ;;
+    console_scim) run_scenario console_scim console.lua BENCH_CONSOLE_PAGE=scim ;;
+    console_users) run_scenario console_users console.lua BENCH_CONSOLE_PAGE=users ;;
+    console_user) run_scenario console_user console.lua BENCH_CONSOLE_PAGE=user ;;
+    console_group) run_scenario console_group console.lua BENCH_CONSOLE_PAGE=group ;;
+    console_log) run_scenario console_log console.lua BENCH_CONSOLE_PAGE=log ;;
     *) echo "error: unknown scenario '$s'" >&2; exit 2 ;;
   esac
 done

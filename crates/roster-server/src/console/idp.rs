@@ -135,6 +135,35 @@ connection and start provisioning.</li>",
     html
 }
 
+/// One identity provider's setup guide, as the SCIM settings page shows it.
+#[derive(Debug, Clone)]
+pub struct Guide {
+    /// The setting's value (`okta`, ...).
+    pub id: &'static str,
+    /// The display name.
+    pub name: &'static str,
+    /// The numbered steps, as HTML.
+    pub steps_html: String,
+    /// The attribute mappings.
+    pub mappings: Table,
+}
+
+/// Every provider's guide, built from the docs once.
+#[must_use]
+pub fn guides() -> &'static [Guide] {
+    static G: std::sync::OnceLock<Vec<Guide>> = std::sync::OnceLock::new();
+    G.get_or_init(|| {
+        IDPS.iter()
+            .map(|(id, name)| Guide {
+                id,
+                name,
+                steps_html: instructions(id),
+                mappings: mapping_table(id),
+            })
+            .collect()
+    })
+}
+
 /// A table of the docs, as HTML cells (escaped, with inline code and bold).
 #[derive(Debug, Clone, Default)]
 pub struct Table {

@@ -377,6 +377,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn recent_failures_are_read_through_their_partial_index() {
+        let s = store_with_tenant().await;
+        let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT id FROM provisioning_log \
+             WHERE tenant_id = ? AND status >= 400 ORDER BY id DESC LIMIT ?",
+        )
+        .bind("acme")
+        .bind(100)
+        .fetch_all(&s.reader)
+        .await
+        .unwrap();
+        let steps: Vec<String> = steps.into_iter().map(|r| r.3).collect();
+        assert!(
+            steps.iter().any(|d| d.contains("provisioning_log_failures")),
+            "{steps:?}"
+        );
+        assert!(!steps.iter().any(|d| d.contains("TEMP B-TREE")), "{steps:?}");
+    }
+
+    #[tokio::test]
     async fn setup_links_work_once_and_expire() {
         let s = store_with_tenant().await;
         let link = SetupLink {
