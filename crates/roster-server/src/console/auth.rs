@@ -429,7 +429,18 @@ mod tests {
         assert_eq!(parse_ttl("90d"), Ok(Duration::days(90)));
         assert_eq!(parse_ttl("129600m"), Ok(Duration::days(90)));
         for bad in [
-            "0m", "91d", "1y", "x", "", "-5d", "+5d", " 7d", "07d", "d", "99999999999999999d", "é",
+            "0m",
+            "91d",
+            "1y",
+            "x",
+            "",
+            "-5d",
+            "+5d",
+            " 7d",
+            "07d",
+            "d",
+            "99999999999999999d",
+            "é",
             "2161h",
         ] {
             assert!(parse_ttl(bad).is_err(), "{bad}");

@@ -771,11 +771,14 @@ async fn app_groups(
     for r in rows {
         let sel = GroupSel::of_doc(&r.resource.id, &r.resource.doc);
         let roles = mapped_roles(conn, tenant, &sel).await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
-            .bind(r.pk)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(backend)?;
+        // Kept by triggers (migration 0008): one row, however large the group.
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT n FROM member_counts WHERE group_pk = ?), 0)",
+        )
+        .bind(r.pk)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
         out.push(AppGroup {
             managed: r.managed,
             roles: roles.into_iter().collect(),

@@ -390,10 +390,15 @@ mod tests {
         .unwrap();
         let steps: Vec<String> = steps.into_iter().map(|r| r.3).collect();
         assert!(
-            steps.iter().any(|d| d.contains("provisioning_log_failures")),
+            steps
+                .iter()
+                .any(|d| d.contains("provisioning_log_failures")),
             "{steps:?}"
         );
-        assert!(!steps.iter().any(|d| d.contains("TEMP B-TREE")), "{steps:?}");
+        assert!(
+            !steps.iter().any(|d| d.contains("TEMP B-TREE")),
+            "{steps:?}"
+        );
     }
 
     #[tokio::test]

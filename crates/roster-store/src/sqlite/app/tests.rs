@@ -398,3 +398,77 @@ async fn search_matches_user_name_or_email_prefixes() {
     assert_eq!(ids("ann.").await, ["ann"]);
     assert!(ids("zed").await.is_empty());
 }
+
+#[tokio::test]
+async fn member_counts_follow_every_membership_change() {
+    let s = store_with(TenantSettings::default()).await;
+    for i in 0..5 {
+        user(&s, &format!("u{i}"), 0).await;
+    }
+    let group = |id: &str, members: &[&str]| NewResource {
+        id: id.into(),
+        doc: json!({"schemas": [GROUP_SCHEMA], "displayName": id}),
+        password_hash: None,
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        events: vec![],
+    };
+    s.create_resource(
+        "t",
+        ResourceKind::Group,
+        group("g", &["u0", "u1", "u2"]),
+        at(0),
+    )
+    .await
+    .unwrap();
+    s.create_resource("t", ResourceKind::Group, group("h", &["u0"]), at(0))
+        .await
+        .unwrap();
+    // Every group's kept count equals its rows.
+    let check = |want: &'static [(&'static str, u64)]| {
+        let s = s.clone();
+        async move {
+            for (g, n) in want {
+                let got = s.get_app_group("t", g).await.unwrap().unwrap().member_count;
+                let rows: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM members m JOIN resources r ON r.pk = m.group_pk \
+                     WHERE r.id = ?",
+                )
+                .bind(g)
+                .fetch_one(&s.reader)
+                .await
+                .unwrap();
+                assert_eq!((got, u64::try_from(rows).unwrap()), (*n, *n), "group {g}");
+            }
+        }
+    };
+    check(&[("g", 3), ("h", 1)]).await;
+    // Adding present members and removing absent ones changes nothing.
+    let ops = [
+        MemberOp::Add(vec!["u1".into(), "u3".into(), "u3".into()]),
+        MemberOp::Remove(vec!["u4".into(), "u2".into()]),
+    ];
+    s.update_members("t", "g", &ops, at(1)).await.unwrap();
+    check(&[("g", 3), ("h", 1)]).await;
+    // A deprovisioned user leaves its groups.
+    s.delete_resource("t", ResourceKind::User, "u0", at(2))
+        .await
+        .unwrap();
+    check(&[("g", 2), ("h", 0)]).await;
+    s.update_members("t", "g", &[MemberOp::RemoveAll], at(3))
+        .await
+        .unwrap();
+    check(&[("g", 0)]).await;
+    s.update_members("t", "h", &[MemberOp::Add(vec!["u4".into()])], at(4))
+        .await
+        .unwrap();
+    check(&[("h", 1)]).await;
+    // A deleted group takes its count along.
+    s.delete_resource("t", ResourceKind::Group, "h", at(5))
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM member_counts")
+        .fetch_one(&s.reader)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "only g's row is left");
+}
