@@ -819,6 +819,15 @@ async fn get(o: &str, path: &str, cookie: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The token a page shows once (`#new-token`).
+fn token_now(html: &str) -> String {
+    html.split("id=\"new-token\" type=\"text\" readonly value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the page shows a new token")
+        .to_owned()
+}
+
 fn csrf_of(html: &str) -> String {
     html.split("name=\"csrf\" value=\"")
         .nth(1)
@@ -937,6 +946,47 @@ async fn console_sessions_csrf_and_scope() {
             .as_u16(),
         401
     );
+
+    // The identity provider's attributes of a managed user cannot be changed here, even by a
+    // hand-made form: the admin API's rule answers, and nothing changes.
+    let u: Value = scim_user(&s, &s.base, &token_now(&page), "managed")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let uid = u["id"].as_str().unwrap();
+    let r = http()
+        .post(format!("{o}/console/t/acme/users/{uid}"))
+        .header("cookie", &jar)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user_name", "managed"),
+            ("display_name", "Renamed"),
+            ("given_name", "managed"),
+            ("family_name", "Example"),
+            ("email", "managed@example.com"),
+            ("active", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("owned by the identity provider"));
+    let after: Value = s
+        .client
+        .get(format!("{}/Users/{uid}", s.base))
+        .bearer_auth(token_now(&page))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["displayName"], "managed Example");
 
     // Bad input gets a clear page, never a crash.
     for (path, body) in [

@@ -5,12 +5,11 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use roster_store::app::AppGroupQuery;
-use roster_store::StoreError;
 use serde_json::Value;
 
 use super::super::view::{self, options, render, tenant_href, Chrome, Opt, Pager, TabId};
 use super::super::{idp, ConsoleError, Session};
-use super::{group_href, param, parse_source, Params, UserRow, PAGE_SIZE, SOURCES};
+use super::{group_href, param, parse_source, stale_cursor, Params, UserRow, PAGE_SIZE, SOURCES};
 use crate::AppState;
 
 struct GroupRow {
@@ -31,15 +30,6 @@ struct GroupsPage {
     source_options: Vec<Opt>,
     rows: Vec<GroupRow>,
     pager: Pager,
-}
-
-fn stale_cursor(e: StoreError) -> ConsoleError {
-    match e {
-        StoreError::Invalid(_) => ConsoleError::Invalid(
-            "That page link is not valid any more: open the list again.".to_owned(),
-        ),
-        other => other.into(),
-    }
 }
 
 fn display_name(doc: &Value) -> String {

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 
 use roster_store::app::{AppGroupMember, AppUser, UserStatus};
+use roster_store::StoreError;
 use serde_json::Value;
 
 use super::view::{tenant_href, url_enc};
+use super::ConsoleError;
 
 pub mod groups;
 pub mod log;
@@ -20,6 +22,17 @@ pub type Params = HashMap<String, String>;
 /// A trimmed, non-empty query parameter.
 pub fn param<'a>(p: &'a Params, k: &str) -> Option<&'a str> {
     p.get(k).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// A list's store error as the page shows it: an invalid (stale or hand-edited) cursor is a
+/// 400 that says to open the list again.
+pub fn stale_cursor(e: StoreError) -> ConsoleError {
+    match e {
+        StoreError::Invalid(_) => ConsoleError::Invalid(
+            "That page link is not valid any more: open the list again.".to_owned(),
+        ),
+        other => other.into(),
+    }
 }
 
 /// Rows per page of the console's lists.

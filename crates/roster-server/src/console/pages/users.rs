@@ -68,13 +68,7 @@ pub async fn list(
             },
         )
         .await
-        .map_err(|e| match e {
-            // A hand-edited cursor: start over rather than fail.
-            roster_store::StoreError::Invalid(_) => ConsoleError::Invalid(
-                "That page link is not valid any more: open the list again.".to_owned(),
-            ),
-            other => other.into(),
-        })?;
+        .map_err(super::stale_cursor)?;
     let href = tenant_href(&t.id);
     let filters = [("q", q.as_str()), ("status", status), ("source", source)];
     let link = |c: Option<&str>| {
