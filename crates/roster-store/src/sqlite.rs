@@ -11,10 +11,9 @@
 //! write; filters on those columns are translated to SQL (see [`query`]) and everything else is
 //! evaluated in memory on the SQL-selected candidates.
 //!
-//! Not done yet: group commit (batching several writers' transactions into one fsync). With
-//! `synchronous=FULL` each write costs one fsync; if write throughput becomes the limit, a
-//! single writer task that drains a queue of write requests into one transaction is the place
-//! to add it.
+//! Writes use group commit (see [`writer`]): concurrent write transactions of this process
+//! share one SQLite transaction and one fsync, each in its own savepoint, and none returns
+//! before the shared commit is durable (`synchronous=FULL`).
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -27,7 +26,7 @@ use serde_json::{json, Map, Value};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Arguments, Sqlite, SqlitePool, Transaction};
+use sqlx::{Arguments, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::events::{member_events, resource_body, resource_ref};
@@ -45,6 +44,7 @@ mod query;
 mod tenants;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use outbox::append_events;
 
@@ -65,13 +65,15 @@ const CHUNK: usize = 500;
 pub struct SqliteStore {
     /// One connection: all writes of this process, serialised.
     writer: SqlitePool,
+    /// Group commit over `writer`'s connection.
+    group: writer::Writer,
     /// Read-only work; the same pool as `writer` for an in-memory database.
     reader: SqlitePool,
     /// Bumped after every commit that appended events (see `EventStore::subscribe`).
     committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
-type Tx = Transaction<'static, Sqlite>;
+type Tx = writer::WriteTx;
 
 /// `resources` columns read for a [`StoredResource`].
 const RESOURCE_COLS: &str = "r.pk, r.id, r.version, r.doc, r.created, r.last_modified";
@@ -268,20 +270,26 @@ impl SqliteStore {
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
+                .test_before_acquire(false)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(opts)
                 .await
                 .map_err(backend)?;
+            let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
             SqliteStore {
+                group: writer::Writer::new(pool.clone(), committed.clone()),
                 writer: pool.clone(),
                 reader: pool,
-                committed: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+                committed,
             }
         } else {
             let opts = opts.journal_mode(SqliteJournalMode::Wal);
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                // The group-commit writer takes the connection once per batch; a ping on
+                // every acquire would cost a round trip per batch.
+                .test_before_acquire(false)
                 .connect_with(opts.clone())
                 .await
                 .map_err(backend)?;
@@ -289,10 +297,12 @@ impl SqliteStore {
             let reader = SqlitePoolOptions::new()
                 .max_connections(READERS)
                 .connect_lazy_with(opts);
+            let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
             SqliteStore {
+                group: writer::Writer::new(writer.clone(), committed.clone()),
                 writer,
                 reader,
-                committed: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+                committed,
             }
         };
         sqlx::migrate!("migrations/sqlite")
@@ -302,25 +312,22 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front; the
-    /// transaction rolls back when dropped uncommitted, so every early return is safe.
+    /// Starts a write transaction: a savepoint in the current group-commit batch, whose
+    /// `BEGIN IMMEDIATE` took the write lock up front. The savepoint rolls back when dropped
+    /// uncommitted, so every early return is safe and leaves the other writers' work alone.
     async fn write(&self) -> StoreResult<Tx> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)
+        self.group.begin().await.map_err(backend)
     }
 
-    /// Commits a write transaction that appended events, then wakes the event readers.
+    /// Commits a write transaction (returns once its batch is durable); the batch commit
+    /// wakes the event readers.
     async fn commit(&self, tx: Tx) -> StoreResult<()> {
-        tx.commit().await.map_err(backend)?;
-        self.committed.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 
-    /// The pk of a live resource.
+    /// The pk of a live resource (in a write or a read transaction).
     async fn live_pk(
-        tx: &mut Tx,
+        tx: &mut sqlx::SqliteConnection,
         tenant: &str,
         kind: ResourceKind,
         id: &str,
@@ -332,7 +339,7 @@ impl SqliteStore {
         .bind(tenant)
         .bind(kind.as_str())
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(backend)
     }
