@@ -355,19 +355,28 @@ impl SqliteStore {
             .execute(&mut **tx)
             .await
             .map_err(backend)?;
-        for (value, ty, primary) in emails {
-            sqlx::query(
+        Self::insert_emails(tx, tenant, pk, emails).await
+    }
+
+    /// Inserts the email rows of a resource that has none yet: one statement per
+    /// `CHUNK / 5` emails.
+    async fn insert_emails(
+        tx: &mut Tx,
+        tenant: &str,
+        pk: i64,
+        emails: &[(Option<String>, Option<String>, Option<i64>)],
+    ) -> StoreResult<()> {
+        for chunk in emails.chunks(CHUNK / 5) {
+            let sql = format!(
                 "INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc, is_primary) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(pk)
-            .bind(tenant)
-            .bind(value)
-            .bind(ty)
-            .bind(primary)
-            .execute(&mut **tx)
-            .await
-            .map_err(backend)?;
+                 VALUES {}",
+                vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (value, ty, primary) in chunk {
+                q = q.bind(pk).bind(tenant).bind(value).bind(ty).bind(primary);
+            }
+            q.execute(&mut **tx).await.map_err(backend)?;
         }
         Ok(())
     }
@@ -968,19 +977,23 @@ impl Store for SqliteStore {
                 self.commit(tx).await?;
                 return Ok(outcome);
             }
-            app::Claim::NotClaimed { welcome } => welcome,
+            app::Claim::NotClaimed { welcome, by_name } => (welcome, by_name),
         };
+        let (welcome, by_name) = welcome;
 
         if let Some(user_name) = &d.user_name_lc {
-            let existing: Option<(i64, String, i64, i64, i64)> = sqlx::query_as(
-                "SELECT pk, id, deleted, version, created FROM resources \
-                 WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
-            )
-            .bind(tenant)
-            .bind(user_name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
+            let existing: Option<app::NameRow> = match by_name {
+                Some(row) => row,
+                None => sqlx::query_as(
+                    "SELECT pk, id, deleted, version, created FROM resources \
+                     WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
+                )
+                .bind(tenant)
+                .bind(user_name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?,
+            };
             match existing {
                 Some((_, _, 0, _, _)) => return Err(StoreError::Conflict("userName")),
                 Some((pk, id, _, version, created)) => {
@@ -1051,7 +1064,8 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(resource_err)?;
-        Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
+        // A new pk (AUTOINCREMENT never reuses one) has no email rows to replace.
+        Self::insert_emails(&mut tx, tenant, pk, &d.emails).await?;
         let mut events = vec![match kind {
             ResourceKind::User => NewEvent::new(
                 EventType::UserCreated,

@@ -408,8 +408,14 @@ pub(super) enum Claim {
     NotClaimed {
         /// The tenant's `welcome_email` setting.
         welcome: bool,
+        /// The User with the new userName, when [`claim`] already looked it up (`Some(None)`:
+        /// there is none), so that the create does not read the same row again.
+        by_name: Option<Option<NameRow>>,
     },
 }
+
+/// A User found by userName: pk, id, deleted, version, created.
+pub(super) type NameRow = (i64, String, i64, i64, i64);
 
 type CandidateRow = (i64, String, i64, i64, String);
 
@@ -467,37 +473,58 @@ pub(super) async fn claim(
 ) -> StoreResult<Claim> {
     let (doc, doc_text, d) = (new.doc, new.doc_text, new.derived);
     let Some(settings) = tenant_settings(tx, tenant).await? else {
-        return Ok(Claim::NotClaimed { welcome: false });
+        return Ok(Claim::NotClaimed {
+            welcome: false,
+            by_name: None,
+        });
     };
     let welcome = settings.welcome_email;
     match kind {
         ResourceKind::User => {
             let Some(user_name) = d.user_name_lc.as_deref() else {
-                return Ok(Claim::NotClaimed { welcome });
+                return Ok(Claim::NotClaimed {
+                    welcome,
+                    by_name: None,
+                });
             };
-            let taken: Option<i64> = sqlx::query_scalar(
-                "SELECT managed FROM resources \
-                 WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
-            )
-            .bind(tenant)
-            .bind(user_name)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
+            // One statement: the User with this userName (managed or not, live or
+            // deprovisioned), and whether the tenant has any unmanaged user at all — most
+            // have none, and one probe of the partial index `resources_unmanaged` then saves
+            // the email lookups (named, so that a planner without statistics cannot pick the
+            // full (tenant_id, kind) index and walk every managed user).
+            type Probe = (
+                Option<i64>,
+                Option<String>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                bool,
+            );
+            let (pk, id, deleted, version, created, managed, any_unmanaged): Probe =
+                sqlx::query_as(
+                    "SELECT r.pk, r.id, r.deleted, r.version, r.created, r.managed, \
+                     EXISTS (SELECT 1 FROM resources u INDEXED BY resources_unmanaged \
+                             WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.managed = 0) \
+                     FROM (SELECT 1) LEFT JOIN resources r \
+                     ON r.tenant_id = ?1 AND r.kind = 'User' AND r.user_name_lc = ?2",
+                )
+                .bind(tenant)
+                .bind(user_name)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(backend)?;
+            let taken = managed;
+            let by_name = match (pk, id, deleted, version, created) {
+                (Some(pk), Some(id), Some(deleted), Some(version), Some(created)) => {
+                    Some((pk, id, deleted, version, created))
+                }
+                _ => None,
+            };
             let email = primary_email(doc);
-            // Most tenants have no unmanaged user at all: one probe of the partial index
-            // `resources_unmanaged` saves the email lookups.
-            let any_unmanaged: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM resources WHERE tenant_id = ? AND kind = 'User' AND managed = 0 \
-                 LIMIT 1",
-            )
-            .bind(tenant)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
             let found = match taken {
                 Some(1) => None,
-                None if any_unmanaged.is_none() => None,
+                None if !any_unmanaged => None,
                 Some(_) => unmanaged_user_by_name(tx, tenant, user_name)
                     .await?
                     .map(|c| (c, "userName")),
@@ -522,7 +549,10 @@ pub(super) async fn claim(
                 }
             };
             let Some(((pk, id, _, created, old_doc), by)) = found else {
-                return Ok(Claim::NotClaimed { welcome });
+                return Ok(Claim::NotClaimed {
+                    welcome,
+                    by_name: Some(by_name),
+                });
             };
             if settings.on_existing_user == ExistingUserMode::Reject {
                 return Err(StoreError::Conflict(if by == "userName" {
@@ -573,7 +603,10 @@ pub(super) async fn claim(
         }
         ResourceKind::Group => {
             let Some(display_name) = d.display_name_lc.as_deref() else {
-                return Ok(Claim::NotClaimed { welcome });
+                return Ok(Claim::NotClaimed {
+                    welcome,
+                    by_name: None,
+                });
             };
             let row: Option<(i64, String, i64, Option<String>)> = sqlx::query_as(
                 "SELECT pk, id, created, external_id FROM resources \
@@ -586,7 +619,10 @@ pub(super) async fn claim(
             .await
             .map_err(backend)?;
             let Some((pk, id, created, external_id)) = row else {
-                return Ok(Claim::NotClaimed { welcome });
+                return Ok(Claim::NotClaimed {
+                    welcome,
+                    by_name: None,
+                });
             };
             let ops = [MemberOp::RemoveAll, MemberOp::Add(new.members.to_vec())];
             let before = GroupSel {
