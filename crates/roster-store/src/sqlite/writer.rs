@@ -212,10 +212,8 @@ impl WriteTx {
     /// # Errors
     /// When releasing the savepoint or committing the batch fails.
     pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        if let Err(e) = sqlx::query("RELEASE w").execute(self.conn()?).await {
-            // Drop rolls the savepoint back.
-            return Err(e);
-        }
+        // On failure, Drop rolls the savepoint back.
+        sqlx::query("RELEASE w").execute(self.conn()?).await?;
         let Some(mut guard) = self.guard.take() else {
             return Err(protocol("write transaction already finished"));
         };
