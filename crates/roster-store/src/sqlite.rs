@@ -44,6 +44,8 @@ mod query;
 mod tenants;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_outbox;
 mod writer;
 
 use outbox::append_events;

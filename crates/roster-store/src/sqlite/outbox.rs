@@ -43,31 +43,38 @@ pub(super) async fn append_events(
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
         let seq = last + 1 + i64::try_from(i).unwrap_or(i64::MAX - last - 1);
-        let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO events (tenant_id, seq, id, type, occurred_at, data) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(tenant)
-        .bind(seq)
-        .bind(&id)
-        .bind(e.event_type.as_str())
-        .bind(now_ms)
-        .bind(serde_json::to_string(&e.data).map_err(backend)?)
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
         out.push(Event {
             tenant: tenant.to_owned(),
             seq,
-            id,
+            id: uuid::Uuid::new_v4().to_string(),
             event_type: e.event_type.as_str().to_owned(),
             occurred_at,
             data: e.data,
         });
     }
+    // One statement per `EVENT_ROWS` events: a write's events cost one round trip, not one each.
+    for chunk in out.chunks(EVENT_ROWS) {
+        let sql = format!(
+            "INSERT INTO events (tenant_id, seq, id, type, occurred_at, data) VALUES {}",
+            vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(tenant)
+                .bind(e.seq)
+                .bind(&e.id)
+                .bind(&e.event_type)
+                .bind(now_ms)
+                .bind(serde_json::to_string(&e.data).map_err(backend)?);
+        }
+        q.execute(&mut **tx).await.map_err(backend)?;
+    }
     Ok(out)
 }
+
+/// Events per `INSERT`: 6 bound values each, well below SQLite's bound-parameter limit.
+const EVENT_ROWS: usize = 100;
 
 type EventRow = (String, i64, String, String, i64, String);
 
