@@ -201,6 +201,9 @@ def main() -> int:
         ceiling_line = "ceiling: not measured in this run (absolute figures only; ratio targets not judged)"
     misses = [s["scenario"] for s in scenarios if s["met"] is False]
     verdict_line = ("targets missed: " + ", ".join(misses)) if misses else "targets missed: none"
+    unjudged = [s["scenario"] for s in scenarios if s["met"] is None and not s["target"].startswith("—")]
+    if unjudged:
+        verdict_line += "; not judged (no ceiling or a figure missing): " + ", ".join(unjudged)
 
     table = "\n".join(lines)
     print(table)
@@ -214,6 +217,7 @@ def main() -> int:
             "ceiling": ceiling,
             "scenarios": scenarios,
             "missed": misses,
+            "not_judged": unjudged,
         }, indent=2) + "\n", encoding="utf-8")
     if args.snippet:
         ctx = "\n".join(f"- {c}" for c in args.context)
