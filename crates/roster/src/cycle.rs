@@ -671,6 +671,41 @@ mod tests {
     }
 
     #[test]
+    fn initial_cycles_and_parallel_steps() {
+        let mut entra = load("entra").unwrap();
+        let all = entra.steps.len();
+        entra.keep_initial().unwrap();
+        let kept: Vec<(Each, &str)> = entra
+            .steps
+            .iter()
+            .map(|s| (s.each, s.request.method.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (Each::User, "GET"),
+                (Each::User, "POST"),
+                (Each::Group, "GET"),
+                (Each::Group, "POST"),
+                (Each::Member, "PATCH"),
+            ]
+        );
+        assert!(kept.len() < all);
+        let err = load("okta").unwrap().keep_initial().unwrap_err();
+        assert!(err.to_string().contains("marks no initial steps"), "{err}");
+        // Steps that capture one shared value stay sequential; the others may overlap.
+        let jc = load("jumpcloud").unwrap();
+        let sequential: Vec<&str> = jc
+            .steps
+            .iter()
+            .filter(|s| !s.parallel())
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(sequential.len(), 2, "{sequential:?}");
+        assert!(entra.steps.iter().all(Step::parallel));
+    }
+
+    #[test]
     fn directory_expands_instances_and_members() {
         let d = Directory::new("r", sizes());
         assert_eq!(d.instances(Each::Once).len(), 1);
