@@ -8,6 +8,9 @@ Creates, through the SCIM API only:
     (filled by PATCH add of BATCH members per request)
   * group "bench-small" with user0 .. user9 as members  -> OUT/small_group_id.txt
 
+With --users-only (the 1,000,000-user mode of bench/run.sh), creates only USERS users named
+user{FIRST} .. user{FIRST+USERS-1} -> OUT/user_ids.txt, and no spare users or groups.
+
 The bearer token comes from $BENCH_TOKEN. Only loopback URLs are accepted.
 Prints one `LOAD key=value ...` line per phase for bench/run.sh to collect.
 """
@@ -72,7 +75,8 @@ async def lookup_user_id(client: httpx2.AsyncClient, name: str) -> str:
     raise LoadError(f"user {name} exists (409) but the filter found it {resp.status_code}: {resp.text[:300]}")
 
 
-async def create_users(client: httpx2.AsyncClient, prefix: str, count: int, concurrency: int) -> list[str]:
+async def create_users(client: httpx2.AsyncClient, prefix: str, count: int, concurrency: int,
+                       first: int = 0) -> list[str]:
     ids: list[str | None] = [None] * count
     next_index = 0
     done = 0
@@ -86,8 +90,8 @@ async def create_users(client: httpx2.AsyncClient, prefix: str, count: int, conc
             if i >= count:
                 return
             next_index += 1
-            name = f"{prefix}{i}"
-            resp = await request(client, "POST", "/Users", json=user_body(name, i))
+            name = f"{prefix}{first + i}"
+            resp = await request(client, "POST", "/Users", json=user_body(name, first + i))
             if resp.status_code == 201:
                 ids[i] = resp.json()["id"]
             elif resp.status_code == 409:  # a retried POST that had in fact succeeded
@@ -142,8 +146,10 @@ async def main_async(args: argparse.Namespace, token: str) -> None:
                "Content-Type": "application/scim+json"}
     async with httpx2.AsyncClient(base_url=args.url.rstrip("/"), headers=headers, limits=limits,
                                   timeout=args.timeout, trust_env=False) as client:
-        user_ids = await create_users(client, "user", args.users, args.concurrency)
+        user_ids = await create_users(client, "user", args.users, args.concurrency, args.first)
         (out / "user_ids.txt").write_text("\n".join(user_ids) + "\n")
+        if args.users_only:
+            return
         spare_ids = await create_users(client, "spare", args.spare, args.concurrency)
         (out / "spare_ids.txt").write_text("\n".join(spare_ids) + "\n")
 
@@ -171,6 +177,8 @@ def main() -> int:
     p.add_argument("--spare", type=int, default=1_000)
     p.add_argument("--batch", type=int, default=1_000, help="members per PATCH when filling the big group")
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--users-only", action="store_true", help="create users only: no spare users, no groups")
+    p.add_argument("--first", type=int, default=0, help="number of the first user (userFIRST)")
     p.add_argument("--timeout", type=float, default=60.0)
     args = p.parse_args()
 

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Roster benchmark: bench/run.sh   (from any directory; see docs/performance.md)
+# Roster benchmark: bench/run.sh [--ceiling DIR | --no-ceiling]   (from any directory; see
+# docs/performance.md)
 #
-# Builds roster in release mode, starts it on a fresh temporary SQLite database
-# on 127.0.0.1, loads BENCH_USERS users + one group holding all of them + one
-# 10-member group, then drives each scenario with wrk for BENCH_DURATION and
-# prints requests/s, p50/p99 latency, error counts and the server's memory.
-# Traffic goes to 127.0.0.1 only; every wait is bounded; the server and the
+# Builds roster in release mode, measures this machine's ceiling with the reference prototype
+# (when found), starts roster on a fresh temporary SQLite database on 127.0.0.1, loads
+# BENCH_USERS users + one group holding all of them + one 10-member group, then drives each
+# scenario with wrk for BENCH_DURATION and prints requests/s, p50/p99 latency, error counts,
+# the server's memory, and each figure as a ratio to the ceiling with issue 10's target and
+# whether it is met. Traffic goes to 127.0.0.1 only; every wait is bounded; the servers and the
 # temporary directory are removed on exit.
+#
+# The ceiling: the reference prototype's `run.sh bench` (a minimal axum + rusqlite server doing
+# the least work per request) with the same users, wrk threads, connections and duration, run
+# in this same run before roster starts. Looked for in --ceiling DIR, else $BENCH_CEILING,
+# else ../shared/limits beside the checkout. --no-ceiling (or BENCH_CEILING=none) skips it;
+# without it the bench prints absolute figures only.
 #
 # Environment (defaults in brackets):
 #   BENCH_USERS [100000]       users loaded, all members of the big group
@@ -18,11 +26,25 @@
 #   BENCH_THREADS [2]          wrk threads
 #   BENCH_CONNECTIONS [16]     wrk connections (total)
 #   BENCH_CHURN [100]          spare users per wrk thread in the membership scenarios
-#   BENCH_SCENARIOS [all]      space-separated subset of: filter get create patch_active
-#                              patch_big_group patch_small_group console_scim console_users
-#                              console_user console_group console_log
+#   BENCH_SCENARIOS [all but the two long ones]  space-separated subset of: filter get
+#                              login_decision create patch_active put_user patch_big_group
+#                              patch_small_group get_big_group console_scim console_users
+#                              console_user console_group console_log entra_initial million
+#   BENCH_BIG_GROUP_GETS [5]   sequential GETs of the big group (get_big_group)
+#   BENCH_ENTRA=1              add entra_initial: `roster simulate --idp entra --initial
+#                              --concurrency N` into a new tenant (takes minutes at full size)
+#   BENCH_ENTRA_USERS [100000] BENCH_ENTRA_GROUPS [1000] BENCH_ENTRA_MEMBERS [200] (members per
+#                              group: 200,000 memberships) BENCH_ENTRA_CONCURRENCY [16]
+#                              BENCH_ENTRA_TIMEOUT [1800] seconds
+#   BENCH_MILLION=1            add million: load users up to BENCH_MILLION_USERS [1000000],
+#                              restart the server on that database, run filter and get, and
+#                              report its RSS (loading takes long: BENCH_MILLION_TIMEOUT [7200])
+#   BENCH_CEILING              the prototype's folder, or `none`
+#   LIMITS_WORK                where the prototype builds itself and keeps its data (its own
+#                              default: $TMPDIR/roster-limits)
 #   BENCH_ROSTER_BIN           use this binary instead of building target/release/roster
-#   BENCH_OUT [artifacts/bench/<UTC time>]  where results are kept
+#   BENCH_OUT [artifacts/bench/<UTC time>]  where results are kept: summary.md, results.json,
+#                              performance-snippet.md, ceiling.json, raw wrk output
 #   BENCH_TMPDIR [$TMPDIR or /tmp]  where the temporary database lives
 #   RUST_LOG [warn]            server log level during the bench
 set -euo pipefail
@@ -30,6 +52,34 @@ set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
 source "$BENCH_DIR/../scripts/lib.sh"
+
+CEILING_DIR="${BENCH_CEILING:-}"
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --ceiling)
+      [ "$#" -ge 2 ] || { echo "error: --ceiling needs a directory" >&2; exit 2; }
+      CEILING_DIR="$2"
+      shift 2
+      ;;
+    --ceiling=*) CEILING_DIR="${1#--ceiling=}"; shift ;;
+    --no-ceiling) CEILING_DIR=none; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: unknown argument '$1' (bench/run.sh --help)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$CEILING_DIR" ] && [ -x "$ROOT/../shared/limits/run.sh" ]; then
+  CEILING_DIR="$(cd "$ROOT/../shared/limits" && pwd)"
+fi
+case "$CEILING_DIR" in
+  "" | none | off) CEILING_DIR="" ;;
+  *)
+    if [ ! -x "$CEILING_DIR/run.sh" ]; then
+      echo "error: no executable run.sh in the ceiling folder $CEILING_DIR" >&2
+      exit 2
+    fi
+    CEILING_DIR="$(cd "$CEILING_DIR" && pwd)" # before cd: relative to where we were started
+    ;;
+esac
 cd "$ROOT"
 
 : "${BENCH_USERS:=100000}"
@@ -41,7 +91,17 @@ cd "$ROOT"
 : "${BENCH_THREADS:=2}"
 : "${BENCH_CONNECTIONS:=16}"
 : "${BENCH_CHURN:=100}"
-: "${BENCH_SCENARIOS:=filter get create patch_active patch_big_group patch_small_group console_scim console_users console_user console_group console_log}"
+: "${BENCH_SCENARIOS:=filter get login_decision create patch_active put_user patch_big_group patch_small_group get_big_group console_scim console_users console_user console_group console_log}"
+: "${BENCH_BIG_GROUP_GETS:=5}"
+: "${BENCH_ENTRA_USERS:=100000}"
+: "${BENCH_ENTRA_GROUPS:=1000}"
+: "${BENCH_ENTRA_MEMBERS:=200}"
+: "${BENCH_ENTRA_CONCURRENCY:=16}"
+: "${BENCH_ENTRA_TIMEOUT:=1800}"
+: "${BENCH_MILLION_USERS:=1000000}"
+: "${BENCH_MILLION_TIMEOUT:=7200}"
+[ "${BENCH_ENTRA:-0}" = "1" ] && BENCH_SCENARIOS="$BENCH_SCENARIOS entra_initial"
+[ "${BENCH_MILLION:-0}" = "1" ] && BENCH_SCENARIOS="$BENCH_SCENARIOS million"
 : "${BENCH_OUT:=$ROOT/artifacts/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
 export RUST_LOG="${RUST_LOG:-warn}"
 
@@ -57,6 +117,29 @@ if [ "$BENCH_USERS" -lt 10 ]; then
   echo "error: BENCH_USERS must be at least 10" >&2
   exit 2
 fi
+
+duration_seconds() { # wrk duration (10, 10s, 2m, 1h) -> seconds
+  local d="$1" n="${1//[!0-9]/}"
+  case "$d" in
+    *h) echo $((n * 3600)) ;;
+    *m) echo $((n * 60)) ;;
+    *) echo "$n" ;;
+  esac
+}
+
+# json_field FILE KEY: a top-level string of the JSON object in FILE (the CLI's --json output;
+# lenient about log lines around it, as create_tenant is)
+json_field() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+try:
+    obj = json.loads(text)
+except ValueError:
+    obj = [json.loads(l) for l in text.splitlines() if l.strip().startswith("{")][-1]
+print(obj[sys.argv[2]])
+PY
+}
 
 TMP_DIR=""
 cleanup() {
@@ -86,6 +169,27 @@ else
   BIN="$(cargo_target_dir)/release/roster"
 fi
 [ -x "$BIN" ] || { echo "error: no executable roster binary at $BIN" >&2; exit 1; }
+
+# The ceiling first, while roster is not running: the same users, wrk threads, connections and
+# duration as roster's scenarios. A failure leaves absolute figures only.
+CEILING_JSON=""
+if [ -n "$CEILING_DIR" ]; then
+  section "bench: ceiling ($CEILING_DIR/run.sh bench)"
+  set +e
+  timeout --kill-after=10 "${BENCH_CEILING_TIMEOUT:-3600}" "$CEILING_DIR/run.sh" bench \
+    --users "$BENCH_USERS" --duration "$(duration_seconds "$BENCH_DURATION")" \
+    --threads "$BENCH_THREADS" --connections "$BENCH_CONNECTIONS" \
+    --json "$BENCH_OUT/ceiling.json" </dev/null 2>&1 | tee "$BENCH_OUT/ceiling.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -eq 0 ] && [ -s "$BENCH_OUT/ceiling.json" ]; then
+    CEILING_JSON="$BENCH_OUT/ceiling.json"
+  else
+    echo "warning: the ceiling failed (exit $rc, see $BENCH_OUT/ceiling.log); absolute figures only" >&2
+  fi
+else
+  log "no ceiling (--ceiling DIR, BENCH_CEILING, or ../shared/limits beside the checkout): absolute figures only"
+fi
 
 section "bench: start server"
 TMP_DIR="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/roster-bench.XXXXXX")"
@@ -160,18 +264,28 @@ except urllib.error.HTTPError as e:
 PY
 )"
 
+# The login decision is asked with the same operator key, for the bench tenant; one request
+# first shows that it finds the users (a decision for an unknown tenant would be cheaper).
+export BENCH_ADMIN_KEY="$KEY" BENCH_TENANT
+BENCH_TENANT="$(json_field "$TMP_DIR/tenant.json" tenant)"
+python3 - "$ROSTER_URL" "$BENCH_TENANT" <<'PY' || echo "warning: the login decision check failed" >&2
+import json, os, sys, urllib.request
+url, tenant = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(f"{url}/api/v1/tenants/{tenant}/login-decision",
+                             data=json.dumps({"email": "user0@bench.example"}).encode(),
+                             headers={"Authorization": "Bearer " + os.environ["BENCH_ADMIN_KEY"],
+                                      "Content-Type": "application/json"})
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+with opener.open(req, timeout=30) as r:
+    d = json.load(r)
+print(f"login decision for user0: allowed={d.get('allowed')} reason={d.get('reason')}")
+if d.get("reason") != "active":
+    sys.exit(1)
+PY
+
 export BENCH_DIR BENCH_USERS BENCH_CHURN
 export BENCH_RUN_ID
 BENCH_RUN_ID="$(date +%s)-$$"
-
-duration_seconds() { # wrk duration (10, 10s, 2m, 1h) -> seconds
-  local d="$1" n="${1//[!0-9]/}"
-  case "$d" in
-    *h) echo $((n * 3600)) ;;
-    *m) echo $((n * 60)) ;;
-    *) echo "$n" ;;
-  esac
-}
 
 # Before each scenario: let the previous one's in-flight work drain, so that
 # it does not pollute the next figures. One serial write (PATCH active=true on
@@ -198,7 +312,11 @@ print(f"settle: serial write answered {status} in {1000 * (time.monotonic() - t0
 PY
 }
 
+RESULTS="$BENCH_OUT/results.txt"
+: >"$RESULTS"
 declare -a ROWS=()
+# result LINE: keep a RESULT line (scenario=NAME key=value ...) for bench/summary.py
+result() { echo "$*" >>"$RESULTS"; }
 run_scenario() { # run_scenario NAME LUA [extra env assignments...]
   local name="$1" script="$2"
   shift 2
@@ -215,6 +333,7 @@ run_scenario() { # run_scenario NAME LUA [extra env assignments...]
   if [ "$rc" -ne 0 ]; then
     echo "error: wrk failed for $name (exit $rc)" >&2
     ROWS+=("| $name | wrk failed (exit $rc) | | | | | |")
+    result "RESULT scenario=$name failed=wrk_exit_$rc"
     return 0
   fi
   if ! kill -0 "$ROSTER_PID" 2>/dev/null; then
@@ -226,23 +345,151 @@ run_scenario() { # run_scenario NAME LUA [extra env assignments...]
   line="$(grep -m1 '^RESULT ' "$out" || true)"
   if [ -z "$line" ]; then
     ROWS+=("| $name | no RESULT line | | | | | |")
+    result "RESULT scenario=$name failed=no_RESULT_line"
     return 0
   fi
   kv() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<"$line"; }
   if [ "$(kv requests)" = "0" ]; then
     ROWS+=("| $name | 0 requests completed | | | 0 | $(kv non2xx) | | |")
+    result "RESULT scenario=$name failed=0_requests_completed"
     return 0
   fi
   local sock=$(($(kv connect_errors) + $(kv read_errors) + $(kv write_errors) + $(kv timeouts)))
-  ROWS+=("| $name | $(kv rps) | $(kv p50_ms) | $(kv p99_ms) | $(kv requests) | $(kv non2xx) | $sock | $(mib "$(mem_kib VmRSS)") |")
+  local rss
+  rss="$(mib "$(mem_kib VmRSS)")"
+  ROWS+=("| $name | $(kv rps) | $(kv p50_ms) | $(kv p99_ms) | $(kv requests) | $(kv non2xx) | $sock | $rss |")
+  result "$line socket_errors=$sock rss_mib=$rss"
 }
 
+# get_big_group: a few sequential GETs of the big group with every member, timed, with the
+# server's RSS sampled before, during and after.
+run_big_group() {
+  local name=get_big_group
+  section "bench: $name ($BENCH_BIG_GROUP_GETS sequential requests, $BENCH_USERS members)"
+  settle
+  local out="$BENCH_OUT/$name.txt"
+  set +e
+  timeout --kill-after=10 "$((BENCH_BIG_GROUP_GETS * 130 + 10))" python3 "$BENCH_DIR/big_group.py" \
+    --url "$SCIM_BASE_URL" --group "$(head -n1 "$BENCH_DATA/big_group_id.txt")" --pid "$ROSTER_PID" \
+    --min-members "$BENCH_USERS" --requests "$BENCH_BIG_GROUP_GETS" </dev/null >"$out" 2>&1
+  local rc=$?
+  set -e
+  cat "$out"
+  local line
+  line="$(grep -m1 '^RESULT ' "$out" || true)"
+  if [ -z "$line" ]; then
+    ROWS+=("| $name | failed (exit $rc) | | | | | |")
+    result "RESULT scenario=$name failed=exit_$rc"
+    return 0
+  fi
+  [ "$rc" -eq 0 ] || line="$line failed=exit_$rc"
+  kv() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<"$line"; }
+  ROWS+=("| $name | $(kv rps) | $(kv p50_ms) | $(kv p99_ms) | $(kv requests) | $(kv non2xx) | 0 | $(kv rss_after_mib) |")
+  result "$line"
+}
+
+# entra_initial: the initial cycle of an Entra-shaped tenant through `roster simulate
+# --concurrency N`, into a tenant of its own (set to idp entra), timed by simulate itself.
+run_entra_initial() {
+  local name=entra_initial
+  local memberships=$((BENCH_ENTRA_GROUPS * BENCH_ENTRA_MEMBERS))
+  section "bench: $name ($BENCH_ENTRA_USERS users, $BENCH_ENTRA_GROUPS groups, $memberships memberships, concurrency $BENCH_ENTRA_CONCURRENCY)"
+  settle
+  local tj="$TMP_DIR/entra-tenant.json" out="$BENCH_OUT/entra-initial.json"
+  if ! "$BIN" tenant create bench-entra --idp entra --json --database "$DB_URL" \
+    --public-url "$ROSTER_URL" >"$tj" </dev/null; then
+    result "RESULT scenario=$name failed=tenant_create"
+    return 0
+  fi
+  local base token
+  base="$(json_field "$tj" scim_base_url)"
+  token="$(json_field "$tj" token)"
+  set +e
+  ROSTER_SIMULATE_TOKEN="$token" timeout --kill-after=10 "$BENCH_ENTRA_TIMEOUT" "$BIN" simulate \
+    --idp entra --initial --concurrency "$BENCH_ENTRA_CONCURRENCY" --users "$BENCH_ENTRA_USERS" \
+    --groups "$BENCH_ENTRA_GROUPS" --members-per-group "$BENCH_ENTRA_MEMBERS" \
+    --target "$base" --json </dev/null >"$out" 2>"$BENCH_OUT/entra-initial.stderr"
+  local rc=$?
+  set -e
+  local line
+  line="$(python3 - "$out" "$name" "$rc" <<'PY'
+import json, sys
+path, name, rc = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    r = json.load(open(path, encoding="utf-8"))
+except (OSError, ValueError):
+    print(f"RESULT scenario={name} failed=simulate_exit_{rc}_no_report")
+    sys.exit()
+secs = r["elapsed_ms"] / 1000
+members = r["groups"] * min(r["members_per_group"], r["users"])
+failed = "" if r["ok"] else f" failed=step_{r['steps_run']}_of_{r['steps_total']}"
+print(f"RESULT scenario={name} users={r['users']} groups={r['groups']} memberships={members} "
+      f"requests={r['requests']} seconds={secs:.1f} rps={r['requests'] / max(secs, 1e-9):.1f} "
+      f"users_per_s={r['users'] / max(secs, 1e-9):.0f} concurrency={r['concurrency']} "
+      f"ok={str(r['ok']).lower()}{failed}")
+for s in r["steps"]:
+    print(f"  {s['wall_ms'] / 1000:8.1f} s  {s['requests']:>7} x {s['method']:<6} {s['name'][:70]}"
+          f"{'' if s['ok'] else '  FAILED: ' + '; '.join(s['failures'][:3])}", file=sys.stderr)
+PY
+)"
+  echo "$line"
+  kv() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<"$line"; }
+  ROWS+=("| $name | $(kv rps) | | | $(kv requests) | | | $(mib "$(mem_kib VmRSS)") |")
+  result "$line"
+}
+
+# million: users up to BENCH_MILLION_USERS, then a restarted server (so that the load's
+# allocations do not count) serves filter and id lookups over all of them.
+run_million() {
+  local extra=$((BENCH_MILLION_USERS - BENCH_USERS))
+  local mdata="$TMP_DIR/million"
+  section "bench: million ($BENCH_MILLION_USERS users: loading $extra more)"
+  mkdir -p "$mdata"
+  if [ "$extra" -gt 0 ]; then
+    set +e
+    timeout --kill-after=10 "$BENCH_MILLION_TIMEOUT" "$VENV_PY" -u "$BENCH_DIR/load.py" \
+      --url "$SCIM_BASE_URL" --out "$mdata" --users "$extra" --first "$BENCH_USERS" --users-only \
+      --concurrency "$BENCH_LOAD_CONCURRENCY" </dev/null | tee "$BENCH_OUT/load-million.log"
+    local rc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" -ne 0 ]; then
+      result "RESULT scenario=million_rss failed=load_exit_$rc"
+      return 0
+    fi
+    cat "$BENCH_DATA/user_ids.txt" "$mdata/user_ids.txt" >"$mdata/all_ids.txt"
+    mv "$mdata/all_ids.txt" "$mdata/user_ids.txt"
+  else
+    cp "$BENCH_DATA/user_ids.txt" "$mdata/user_ids.txt"
+  fi
+  stop_roster
+  ROSTER_PORT=""
+  start_roster "$BIN" "$DB_URL" "$TMP_DIR"
+  SCIM_BASE_URL="$ROSTER_URL$BENCH_BASE_PATH"
+  local start_kib
+  start_kib="$(mem_kib VmRSS)"
+  local users
+  users="$(wc -l <"$mdata/user_ids.txt")"
+  run_scenario million_filter filter_username.lua BENCH_USERS="$users"
+  run_scenario million_get get_user.lua BENCH_DATA="$mdata"
+  result "RESULT scenario=million_rss users=$users rss_start_mib=$(mib "$start_kib") rss_after_mib=$(mib "$(mem_kib VmRSS)") rss_peak_mib=$(mib "$(mem_kib VmHWM)")"
+  ROWS+=("| million_rss | | | | | | | $(mib "$(mem_kib VmHWM)") (peak) |")
+}
+
+# The two long scenarios run last, entra_initial (it adds a tenant) before million (it restarts
+# the server), wherever they are listed.
+RUN_ENTRA=0
+RUN_MILLION=0
 for s in $BENCH_SCENARIOS; do
   case "$s" in
     filter) run_scenario filter filter_username.lua ;;
     get) run_scenario get get_user.lua ;;
+    login_decision) run_scenario login_decision login_decision.lua ;;
     create) run_scenario create create_user.lua ;;
     patch_active) run_scenario patch_active patch_active.lua ;;
+    put_user) run_scenario put_user put_user.lua ;;
+    get_big_group) run_big_group ;;
+    entra_initial) RUN_ENTRA=1 ;;
+    million) RUN_MILLION=1 ;;
     patch_big_group) run_scenario patch_big_group patch_members.lua BENCH_GROUP_FILE="$BENCH_DATA/big_group_id.txt" ;;
     patch_small_group) run_scenario patch_small_group patch_members.lua BENCH_GROUP_FILE="$BENCH_DATA/small_group_id.txt" ;;
     console_scim) run_scenario console_scim console.lua BENCH_CONSOLE_PAGE=scim ;;
@@ -253,6 +500,8 @@ for s in $BENCH_SCENARIOS; do
     *) echo "error: unknown scenario '$s'" >&2; exit 2 ;;
   esac
 done
+[ "$RUN_ENTRA" = "1" ] && run_entra_initial
+[ "$RUN_MILLION" = "1" ] && run_million
 
 PEAK_KIB="$(mem_kib VmHWM)"
 DB_MIB="$(db_size_mib)"
@@ -260,15 +509,28 @@ stop_roster
 GRACEFUL="$([ "$ROSTER_STOP_GRACEFUL" = "1" ] && echo yes || echo "NO (killed)")"
 
 section "bench: summary"
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
+CONTEXT=(
+  "commit: $COMMIT, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
+  "data: $BENCH_USERS users (+$BENCH_SPARE spare), group of $BENCH_USERS members, group of 10 members"
+  "wrk: $BENCH_DURATION per scenario, $BENCH_THREADS threads, $BENCH_CONNECTIONS connections, loopback"
+)
+SUMMARY_ARGS=(--results "$RESULTS" --json "$BENCH_OUT/results.json" --snippet "$BENCH_OUT/performance-snippet.md")
+[ -n "$CEILING_JSON" ] && SUMMARY_ARGS+=(--ceiling "$CEILING_JSON")
+for c in "${CONTEXT[@]}"; do SUMMARY_ARGS+=(--context "$c"); done
 {
   echo "# Roster benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
-  echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
-  echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
-  echo "- data: $BENCH_USERS users (+$BENCH_SPARE spare), group of $BENCH_USERS members, group of 10 members"
-  echo "- wrk: $BENCH_DURATION per scenario, $BENCH_THREADS threads, $BENCH_CONNECTIONS connections, loopback"
+  printf -- '- %s\n' "${CONTEXT[@]}"
   echo
   grep '^LOAD ' "$BENCH_OUT/load.log" | sed 's/^LOAD /- load: /'
+  echo
+  echo "## Targets (issue 10)"
+  echo
+  python3 "$BENCH_DIR/summary.py" "${SUMMARY_ARGS[@]}"
+  echo
+  echo "## Every figure"
   echo
   echo "| scenario | req/s | p50 ms | p99 ms | requests | non-2xx | socket errors | RSS after (MiB) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -279,4 +541,4 @@ section "bench: summary"
   echo "- graceful exit on SIGTERM: $GRACEFUL"
 } | tee "$BENCH_OUT/summary.md"
 echo
-echo "raw wrk output and summary.md: $BENCH_OUT"
+echo "summary.md, results.json, performance-snippet.md and raw output: $BENCH_OUT"

@@ -128,10 +128,27 @@ pub struct Step {
     pub source: String,
     /// What the step repeats over.
     pub each: Each,
+    /// Part of the initial cycle (`roster simulate --initial`): what the identity provider
+    /// sends when it provisions a tenant for the first time.
+    #[serde(default)]
+    pub initial: bool,
     /// The request.
     pub request: RequestTemplate,
     /// What the identity provider relies on in the response.
     pub expect: Expect,
+}
+
+impl Step {
+    /// Whether the instances of this step may run with several requests in flight.
+    ///
+    /// Each instance reads only its own user, group or membership and ids captured by
+    /// earlier steps, and captures into its own slot, so instances are independent. A
+    /// capture into `var.NAME` is the exception: the instances would race for one value,
+    /// so such a step keeps the recorded order.
+    #[must_use]
+    pub fn parallel(&self) -> bool {
+        !self.expect.capture.keys().any(|k| k.starts_with("var."))
+    }
 }
 
 /// Which token a request carries.
@@ -209,6 +226,21 @@ impl Fixture {
                     bail!("step \"{}\" captures into unknown \"{target}\"", s.name);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Keeps only the steps of the initial cycle ([`Step::initial`]).
+    ///
+    /// # Errors
+    /// When the fixture marks no step as initial.
+    pub fn keep_initial(&mut self) -> Result<()> {
+        self.steps.retain(|s| s.initial);
+        if self.steps.is_empty() {
+            bail!(
+                "the recorded cycle of \"{}\" marks no initial steps; play it without --initial",
+                self.idp
+            );
         }
         Ok(())
     }
@@ -636,6 +668,41 @@ mod tests {
             assert!(f.request_count(f.defaults) > 10, "{idp}");
         }
         assert!(load("azure").is_err());
+    }
+
+    #[test]
+    fn initial_cycles_and_parallel_steps() {
+        let mut entra = load("entra").unwrap();
+        let all = entra.steps.len();
+        entra.keep_initial().unwrap();
+        let kept: Vec<(Each, &str)> = entra
+            .steps
+            .iter()
+            .map(|s| (s.each, s.request.method.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (Each::User, "GET"),
+                (Each::User, "POST"),
+                (Each::Group, "GET"),
+                (Each::Group, "POST"),
+                (Each::Member, "PATCH"),
+            ]
+        );
+        assert!(kept.len() < all);
+        let err = load("okta").unwrap().keep_initial().unwrap_err();
+        assert!(err.to_string().contains("marks no initial steps"), "{err}");
+        // Steps that capture one shared value stay sequential; the others may overlap.
+        let jc = load("jumpcloud").unwrap();
+        let sequential: Vec<&str> = jc
+            .steps
+            .iter()
+            .filter(|s| !s.parallel())
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(sequential.len(), 2, "{sequential:?}");
+        assert!(entra.steps.iter().all(Step::parallel));
     }
 
     #[test]

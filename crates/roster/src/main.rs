@@ -165,6 +165,16 @@ struct SimulateArgs {
     /// Members per group, taken from the users (default: the recorded cycle's).
     #[arg(long)]
     members_per_group: Option<usize>,
+    /// Requests in flight within a step that the identity provider runs in parallel (each
+    /// user's, group's or membership's request is independent: creating users, adding
+    /// members); the steps themselves still run one after the other, in the recorded order.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Play only the initial cycle: the steps the recorded cycle marks as the first
+    /// provisioning of a tenant (matching and creating users and groups, adding members), none
+    /// of the updates and deletes, so that what it created stays on the server.
+    #[arg(long)]
+    initial: bool,
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
@@ -250,6 +260,8 @@ async fn run(cli: Cli) -> Result<()> {
                 users: a.users,
                 groups: a.groups,
                 members_per_group: a.members_per_group,
+                concurrency: usize::from(a.concurrency),
+                initial: a.initial,
                 json: a.json,
                 timeout: std::time::Duration::from_secs(a.timeout_secs),
             })

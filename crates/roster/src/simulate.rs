@@ -5,10 +5,18 @@
 //! that identity provider sends. Each step's result and timings are printed; the run stops
 //! after the first step with a failure (later steps would only fail for the same reason) and
 //! the command exits non-zero.
+//!
+//! Steps run one after the other. Within a step, `--concurrency N` keeps up to N of its
+//! requests in flight, as an identity provider does when it creates users or adds members in
+//! parallel: a step's instances are independent ([`Step::parallel`]), and the ids they
+//! capture are recorded when the step has finished, before the next step reads them. So the
+//! end state does not depend on N; only the order in which the server sees one step's
+//! requests does.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -30,6 +38,10 @@ pub struct Options {
     pub groups: Option<usize>,
     /// Members per group.
     pub members_per_group: Option<usize>,
+    /// Requests in flight within a parallel step (at least 1).
+    pub concurrency: usize,
+    /// Play only the steps of the initial cycle.
+    pub initial: bool,
     /// Print one JSON report instead of text.
     pub json: bool,
     /// Per-request timeout.
@@ -47,7 +59,20 @@ struct StepReport {
     statuses: Vec<u16>,
     total: Duration,
     max: Duration,
+    /// Wall-clock time of the whole step (less than `total` when requests overlap).
+    wall: Duration,
+    /// Requests in flight.
+    in_flight: usize,
     failures: Vec<String>,
+}
+
+/// What one request of a step left: the response body is checked and dropped as soon as it
+/// arrives, so that a step of 200,000 requests does not hold 200,000 bodies.
+struct Outcome {
+    status: Option<u16>,
+    elapsed: Duration,
+    failures: Vec<String>,
+    captures: Vec<(String, String)>,
 }
 
 /// Runs the cycle; returns whether every step passed.
@@ -55,7 +80,10 @@ struct StepReport {
 /// # Errors
 /// For a bad fixture name or an unusable target URL; failed steps are reported, not errors.
 pub async fn run(opts: Options) -> Result<bool> {
-    let fixture = cycle::load(&opts.idp)?;
+    let mut fixture = cycle::load(&opts.idp)?;
+    if opts.initial {
+        fixture.keep_initial()?;
+    }
     let sizes = Sizes {
         users: opts.users.unwrap_or(fixture.defaults.users),
         groups: opts.groups.unwrap_or(fixture.defaults.groups),
@@ -85,8 +113,14 @@ pub async fn run(opts: Options) -> Result<bool> {
     if !opts.json {
         pb.suspend(|| {
             println!(
-                "simulating {} against {target}: {} users, {} groups, {} members per group ({} requests, run {run_id})",
-                fixture.name, sizes.users, sizes.groups, sizes.members_per_group, total_requests
+                "simulating {}{} against {target}: {} users, {} groups, {} members per group ({} requests, {} in flight, run {run_id})",
+                fixture.name,
+                if opts.initial { " (initial cycle)" } else { "" },
+                sizes.users,
+                sizes.groups,
+                sizes.members_per_group,
+                total_requests,
+                opts.concurrency.max(1)
             );
             println!("{}", fixture.description);
         });
@@ -123,6 +157,8 @@ pub async fn run(opts: Options) -> Result<bool> {
                     "statuses": r.statuses,
                     "total_ms": r.total.as_secs_f64() * 1000.0,
                     "max_ms": r.max.as_secs_f64() * 1000.0,
+                    "wall_ms": r.wall.as_secs_f64() * 1000.0,
+                    "in_flight": r.in_flight,
                     "ok": r.failures.is_empty(),
                     "failures": r.failures,
                 })
@@ -137,6 +173,8 @@ pub async fn run(opts: Options) -> Result<bool> {
                 "users": sizes.users,
                 "groups": sizes.groups,
                 "members_per_group": sizes.members_per_group,
+                "concurrency": opts.concurrency.max(1),
+                "initial": opts.initial,
                 "ok": ok,
                 "steps_total": fixture.steps.len(),
                 "steps_run": reports.len(),
@@ -147,9 +185,10 @@ pub async fn run(opts: Options) -> Result<bool> {
         );
     } else if ok {
         println!(
-            "passed: {} steps, {requests} requests in {:.2}s",
+            "passed: {} steps, {requests} requests in {:.2}s ({:.0} requests/s)",
             reports.len(),
-            elapsed.as_secs_f64()
+            elapsed.as_secs_f64(),
+            requests as f64 / elapsed.as_secs_f64().max(1e-9)
         );
     } else {
         println!(
@@ -169,6 +208,7 @@ fn print_step(r: &StepReport) {
         "FAIL"
     };
     let mut statuses = r.statuses.clone();
+    statuses.sort_unstable();
     statuses.dedup();
     let statuses: Vec<String> = statuses.iter().map(u16::to_string).collect();
     let avg = if r.requests == 0 {
@@ -187,11 +227,12 @@ fn print_step(r: &StepReport) {
         r.name.clone()
     };
     println!(
-        "{mark} {name:<58} {:>4}× {:<7} {:<9} avg {avg:>7.1} ms  max {:>7.1} ms",
+        "{mark} {name:<58} {:>4}× {:<7} {:<9} avg {avg:>7.1} ms  max {:>7.1} ms  step {:>7.2} s",
         r.requests,
         r.method,
         statuses.join(","),
-        r.max.as_secs_f64() * 1000.0
+        r.max.as_secs_f64() * 1000.0,
+        r.wall.as_secs_f64()
     );
     for f in r.failures.iter().take(10) {
         println!("       {f}");
@@ -210,6 +251,11 @@ async fn run_step(
     dir: &mut Directory,
     pb: &ProgressBar,
 ) -> StepReport {
+    let in_flight = if step.parallel() {
+        opts.concurrency.max(1)
+    } else {
+        1
+    };
     let mut report = StepReport {
         name: step.name.clone(),
         source: step.source.clone(),
@@ -219,44 +265,88 @@ async fn run_step(
         statuses: Vec::new(),
         total: Duration::ZERO,
         max: Duration::ZERO,
+        wall: Duration::ZERO,
+        in_flight,
         failures: Vec::new(),
     };
-    for inst in dir.instances(step.each) {
-        let label = inst.label();
-        let prefix = if label.is_empty() {
-            String::new()
-        } else {
-            format!("{label}: ")
-        };
-        match send(client, opts, target, fixture, step, dir, inst).await {
-            Ok((status, elapsed, problems, body)) => {
-                report.requests += 1;
-                report.statuses.push(status);
-                report.total += elapsed;
-                report.max = report.max.max(elapsed);
-                if problems.is_empty() {
-                    for (slot, ptr) in &step.expect.capture {
-                        match body.pointer(ptr).and_then(Value::as_str) {
-                            Some(id) => dir.capture(inst, slot, id.to_owned()),
-                            None => report
-                                .failures
-                                .push(format!("{prefix}no string at {ptr} to capture {slot}")),
-                        }
-                    }
-                } else {
-                    let body_text = short(&body);
-                    for p in problems {
-                        report
-                            .failures
-                            .push(format!("{prefix}{p} — body: {body_text}"));
-                    }
-                }
-            }
-            Err(e) => report.failures.push(format!("{prefix}{e:#}")),
+    let started = Instant::now();
+    let shared: &Directory = dir;
+    let mut outcomes: Vec<(usize, Instance, Outcome)> =
+        futures::stream::iter(shared.instances(step.each).into_iter().enumerate())
+            .map(|(k, inst)| async move {
+                let outcome = attempt(client, opts, target, fixture, step, shared, inst).await;
+                pb.inc(1);
+                (k, inst, outcome)
+            })
+            .buffer_unordered(in_flight)
+            .collect()
+            .await;
+    report.wall = started.elapsed();
+    // Reported, and captured, in the instances' order whatever order they completed in.
+    outcomes.sort_unstable_by_key(|(k, _, _)| *k);
+    for (_, inst, outcome) in outcomes {
+        if let Some(status) = outcome.status {
+            report.requests += 1;
+            report.statuses.push(status);
+            report.total += outcome.elapsed;
+            report.max = report.max.max(outcome.elapsed);
         }
-        pb.inc(1);
+        report.failures.extend(outcome.failures);
+        for (slot, id) in outcome.captures {
+            dir.capture(inst, &slot, id);
+        }
     }
     report
+}
+
+/// Sends one instance of a step and checks its response; the ids to capture are returned,
+/// not recorded, because other instances of the step may still be reading the directory.
+async fn attempt(
+    client: &reqwest::Client,
+    opts: &Options,
+    target: &str,
+    fixture: &Fixture,
+    step: &Step,
+    dir: &Directory,
+    inst: Instance,
+) -> Outcome {
+    let label = inst.label();
+    let prefix = if label.is_empty() {
+        String::new()
+    } else {
+        format!("{label}: ")
+    };
+    let mut outcome = Outcome {
+        status: None,
+        elapsed: Duration::ZERO,
+        failures: Vec::new(),
+        captures: Vec::new(),
+    };
+    match send(client, opts, target, fixture, step, dir, inst).await {
+        Ok((status, elapsed, problems, body)) => {
+            outcome.status = Some(status);
+            outcome.elapsed = elapsed;
+            if problems.is_empty() {
+                for (slot, ptr) in &step.expect.capture {
+                    match body.pointer(ptr).and_then(Value::as_str) {
+                        Some(id) => outcome.captures.push((slot.clone(), id.to_owned())),
+                        None => outcome
+                            .failures
+                            .push(format!("{prefix}no string at {ptr} to capture {slot}")),
+                    }
+                }
+            } else {
+                let body_text = short(&body);
+                for p in problems {
+                    outcome
+                        .failures
+                        .push(format!("{prefix}{p} — body: {body_text}"));
+                }
+            }
+        }
+        Err(e) => outcome.failures.push(format!("{prefix}{e:#}")),
+    }
+    outcome
 }
 
 /// Sends one instance of a step; returns status, time, problems and the parsed body.

@@ -26,6 +26,7 @@ mod patch;
 mod provlog;
 mod roles;
 mod server;
+mod simulate;
 mod tenants;
 mod users;
 mod webhooks;
