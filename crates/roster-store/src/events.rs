@@ -283,3 +283,93 @@ pub fn member_events(
         })
         .collect()
 }
+
+/// The events of a Group's membership change, from the member rows that really changed: `added`
+/// and `removed` in the order the backend changed them, possibly with repeats (one request may
+/// add, remove and add again). Only the net change is announced: an id both added and removed
+/// in one request changed nothing, and each id is listed once. `group.members_added` comes
+/// before `group.members_removed`.
+///
+/// Pure: the backend passes the ids its statements reported as really inserted or deleted
+/// (`INSERT … RETURNING`, `DELETE … RETURNING`), so that two concurrent changes of one group
+/// never announce the same member twice.
+#[must_use]
+pub fn net_member_events(
+    group_id: &str,
+    group_doc: &Value,
+    added: &[String],
+    removed: &[String],
+) -> Vec<NewEvent> {
+    let added_set: std::collections::HashSet<&String> = added.iter().collect();
+    let removed_set: std::collections::HashSet<&String> = removed.iter().collect();
+    let net = |ids: &[String], other: &std::collections::HashSet<&String>| {
+        let mut seen = std::collections::HashSet::new();
+        ids.iter()
+            .filter(|id| !other.contains(id) && seen.insert(id.as_str()))
+            .cloned()
+            .collect::<Vec<String>>()
+    };
+    let mut events = member_events(
+        EventType::GroupMembersAdded,
+        group_id,
+        group_doc,
+        &net(added, &removed_set),
+    );
+    events.extend(member_events(
+        EventType::GroupMembersRemoved,
+        group_id,
+        group_doc,
+        &net(removed, &added_set),
+    ));
+    events
+}
+
+/// How a user leaves the directory (see [`user_exit_events`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserExit {
+    /// SCIM `DELETE` (tenant setting `retain`): the record stays, deactivated and invisible to
+    /// SCIM; `user.deprovisioned`.
+    Deprovision,
+    /// The record is erased by an operator (`roster` CLI, admin API); `user.erased`.
+    Erase,
+    /// An app user that SCIM does not manage is erased through the app API; `user.erased` with
+    /// `"managed": false`.
+    EraseUnmanaged,
+}
+
+/// The events of a user leaving the directory, in the order they are appended: one
+/// `group.members_removed` per group it was a member of (`groups`: each group's id and document,
+/// in the backend's stable group order), then `user.deprovisioned` or `user.erased`. The groups
+/// announce the loss first, so that a reader applying events in order never sees a group with a
+/// member that no longer exists.
+#[must_use]
+pub fn user_exit_events(
+    groups: &[(String, Value)],
+    user_id: &str,
+    user_doc: &Value,
+    exit: UserExit,
+) -> Vec<NewEvent> {
+    let mut events: Vec<NewEvent> = groups
+        .iter()
+        .flat_map(|(gid, gdoc)| {
+            member_events(
+                EventType::GroupMembersRemoved,
+                gid,
+                gdoc,
+                &[user_id.to_owned()],
+            )
+        })
+        .collect();
+    let user = resource_ref(user_id, user_doc);
+    events.push(match exit {
+        UserExit::Deprovision => {
+            NewEvent::new(EventType::UserDeprovisioned, json!({ "user": user }))
+        }
+        UserExit::Erase => NewEvent::new(EventType::UserErased, json!({ "user": user })),
+        UserExit::EraseUnmanaged => NewEvent::new(
+            EventType::UserErased,
+            json!({ "user": user, "managed": false }),
+        ),
+    });
+    events
+}

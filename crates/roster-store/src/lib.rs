@@ -17,6 +17,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub mod app;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod console;
 pub mod events;
 pub mod ops;

@@ -15,7 +15,7 @@
 //! share one SQLite transaction and one fsync, each in its own savepoint, and none returns
 //! before the shared commit is durable (`synchronous=FULL`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, SqlitePool};
 use time::OffsetDateTime;
 
-use crate::events::{member_events, resource_body, resource_ref};
+use crate::events::{resource_body, resource_ref, UserExit};
 use crate::{
     CreateOutcome, EventType, GroupRef, ListQuery, Member, MemberOp, NewEvent, NewResource, Page,
     PageRequest, ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant,
@@ -38,6 +38,7 @@ use crate::{
 
 mod app;
 mod console;
+mod membership;
 mod ops;
 mod outbox;
 mod query;
@@ -48,6 +49,7 @@ mod tests;
 mod tests_outbox;
 mod writer;
 
+use membership::Eligible;
 use outbox::append_events;
 
 use query::{
@@ -381,149 +383,6 @@ impl SqliteStore {
             q.execute(&mut **tx).await.map_err(backend)?;
         }
         Ok(())
-    }
-
-    /// Resolves member ids to the pks of live Users of the tenant, in input order without
-    /// duplicates; `Invalid` naming the first id that is not one.
-    async fn resolve_members(
-        tx: &mut Tx,
-        tenant: &str,
-        ids: &[String],
-    ) -> StoreResult<Vec<(i64, String)>> {
-        let mut seen = HashSet::new();
-        let unique: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
-        let mut found: HashMap<String, i64> = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(CHUNK) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!(
-                "SELECT id, pk FROM resources WHERE tenant_id = ? AND kind = 'User' \
-                 AND deleted = 0 AND managed = 1 AND id IN ({marks})"
-            );
-            let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(tenant);
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            found.extend(q.fetch_all(&mut **tx).await.map_err(backend)?);
-        }
-        unique
-            .into_iter()
-            .map(|id| match found.get(id.as_str()) {
-                Some(pk) => Ok((*pk, id.clone())),
-                None => Err(StoreError::Invalid(format!(
-                    "member {id:?} is not a User of this tenant"
-                ))),
-            })
-            .collect()
-    }
-
-    /// Adds member rows; returns the ids that were not members before (`RETURNING` reports
-    /// only the rows `INSERT OR IGNORE` really inserted).
-    async fn add_members(
-        tx: &mut Tx,
-        tenant: &str,
-        group_pk: i64,
-        ids: &[String],
-    ) -> StoreResult<Vec<String>> {
-        let members = Self::resolve_members(tx, tenant, ids).await?;
-        let mut added = Vec::new();
-        // Four parameters a row: 200 rows a statement.
-        for chunk in members.chunks(200) {
-            let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "INSERT OR IGNORE INTO members (group_pk, member_pk, tenant_id, member_id) \
-                 VALUES {rows} RETURNING member_id"
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
-            for (pk, id) in chunk {
-                q = q.bind(group_pk).bind(*pk).bind(tenant).bind(id.as_str());
-            }
-            added.extend(q.fetch_all(&mut **tx).await.map_err(backend)?);
-        }
-        Ok(added)
-    }
-
-    /// Removes member rows; returns the ids that were members.
-    async fn remove_members(
-        tx: &mut Tx,
-        group_pk: i64,
-        ids: &[String],
-    ) -> StoreResult<Vec<String>> {
-        let mut removed = Vec::new();
-        for chunk in ids.chunks(CHUNK) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!(
-                "DELETE FROM members WHERE group_pk = ? AND member_id IN ({marks}) \
-                 RETURNING member_id"
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(group_pk);
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            removed.extend(q.fetch_all(&mut **tx).await.map_err(backend)?);
-        }
-        Ok(removed)
-    }
-
-    /// Applies membership operations in order and returns the events for the net change: a
-    /// member removed then added again (or the reverse) in one request changed nothing.
-    async fn apply_member_ops(
-        tx: &mut Tx,
-        tenant: &str,
-        group_pk: i64,
-        group_id: &str,
-        group_doc: &Value,
-        ops: &[MemberOp],
-    ) -> StoreResult<Vec<NewEvent>> {
-        let mut added: Vec<String> = Vec::new();
-        let mut removed: Vec<String> = Vec::new();
-        for op in ops {
-            match op {
-                MemberOp::Add(ids) => {
-                    added.extend(Self::add_members(tx, tenant, group_pk, ids).await?);
-                }
-                MemberOp::Remove(ids) => {
-                    removed.extend(Self::remove_members(tx, group_pk, ids).await?);
-                }
-                MemberOp::RemoveAll => {
-                    removed.extend(
-                        sqlx::query_scalar::<_, String>(
-                            "DELETE FROM members WHERE group_pk = ? RETURNING member_id",
-                        )
-                        .bind(group_pk)
-                        .fetch_all(&mut **tx)
-                        .await
-                        .map_err(backend)?,
-                    );
-                }
-            }
-        }
-        let added_set: HashSet<&String> = added.iter().collect();
-        let removed_set: HashSet<&String> = removed.iter().collect();
-        let mut seen = HashSet::new();
-        let net_added: Vec<String> = added
-            .iter()
-            .filter(|id| !removed_set.contains(id) && seen.insert(id.as_str()))
-            .cloned()
-            .collect();
-        let mut seen = HashSet::new();
-        let net_removed: Vec<String> = removed
-            .iter()
-            .filter(|id| !added_set.contains(id) && seen.insert(id.as_str()))
-            .cloned()
-            .collect();
-        let mut events = member_events(
-            EventType::GroupMembersAdded,
-            group_id,
-            group_doc,
-            &net_added,
-        );
-        events.extend(member_events(
-            EventType::GroupMembersRemoved,
-            group_id,
-            group_doc,
-            &net_removed,
-        ));
-        Ok(events)
     }
 
     /// Lists resources; `force_memory` evaluates the filter purely in memory (for tests that
@@ -1086,7 +945,18 @@ impl Store for SqliteStore {
         }
         if !new.members.is_empty() {
             let ops = [MemberOp::Add(new.members)];
-            events.extend(Self::apply_member_ops(&mut tx, tenant, pk, &new.id, &doc, &ops).await?);
+            events.extend(
+                Self::apply_member_ops(
+                    &mut tx,
+                    tenant,
+                    pk,
+                    &new.id,
+                    &doc,
+                    &ops,
+                    Eligible::ScimUsers,
+                )
+                .await?,
+            );
         }
         events.extend(new.events);
         events.extend(app::finish(watch, &mut tx).await?);
@@ -1181,8 +1051,18 @@ impl Store for SqliteStore {
         };
         Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
         let mut events = update.events;
-        events
-            .extend(Self::apply_member_ops(&mut tx, tenant, pk, id, &doc, &update.members).await?);
+        events.extend(
+            Self::apply_member_ops(
+                &mut tx,
+                tenant,
+                pk,
+                id,
+                &doc,
+                &update.members,
+                Eligible::ScimUsers,
+            )
+            .await?,
+        );
         events.extend(app::finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await?;
@@ -1224,7 +1104,16 @@ impl Store for SqliteStore {
         let sel = app::GroupSel::new(group_id, &Derived::of(ResourceKind::Group, &doc));
         let watch =
             app::group_watch(&mut tx, tenant, Some(pk), Some(&sel), Some(&sel), ops).await?;
-        let mut events = Self::apply_member_ops(&mut tx, tenant, pk, group_id, &doc, ops).await?;
+        let mut events = Self::apply_member_ops(
+            &mut tx,
+            tenant,
+            pk,
+            group_id,
+            &doc,
+            ops,
+            Eligible::ScimUsers,
+        )
+        .await?;
         events.extend(app::finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await?;
@@ -1261,8 +1150,7 @@ impl Store for SqliteStore {
         let Some((pk, doc)) = row else {
             return Err(StoreError::NotFound);
         };
-        let mut doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let mut events = Vec::new();
+        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
         // Deprovisioning empties a user's effective roles; deleting a group takes its mapped
         // roles from its members.
         let watch = match kind {
@@ -1273,72 +1161,24 @@ impl Store for SqliteStore {
                 app::group_watch(&mut tx, tenant, Some(pk), Some(&sel), None, &ops).await?
             }
         };
-        match kind {
+        let mut events = match kind {
             ResourceKind::User => {
-                // The groups that lose the member announce it, before the deprovisioning.
-                let groups: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
-                     WHERE m.member_pk = ? ORDER BY g.pk",
-                )
-                .bind(pk)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
-                for (gid, gdoc) in groups {
-                    let gdoc: Value = serde_json::from_str(&gdoc).map_err(backend)?;
-                    events.extend(member_events(
-                        EventType::GroupMembersRemoved,
-                        &gid,
-                        &gdoc,
-                        &[id.to_owned()],
-                    ));
-                }
-                events.push(NewEvent::new(
-                    EventType::UserDeprovisioned,
-                    json!({"user": resource_ref(id, &doc)}),
-                ));
-                if let Value::Object(m) = &mut doc {
-                    m.insert("active".into(), Value::Bool(false));
-                }
-                sqlx::query(
-                    "UPDATE resources SET deleted = 1, active = 0, doc = ?, \
-                     version = version + 1, last_modified = ? WHERE pk = ?",
-                )
-                .bind(serde_json::to_string(&doc).map_err(backend)?)
-                .bind(now_ms)
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                // Each group that loses the member changes: its ETag must change too.
-                sqlx::query(
-                    "UPDATE resources SET version = version + 1, last_modified = ? \
-                     WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
-                )
-                .bind(now_ms)
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                sqlx::query("DELETE FROM members WHERE member_pk = ?")
-                    .bind(pk)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
+                membership::remove_user(&mut tx, pk, id, &doc, UserExit::Deprovision, now_ms)
+                    .await?
             }
             ResourceKind::Group => {
-                events.push(NewEvent::new(
-                    EventType::GroupDeleted,
-                    json!({"group": resource_ref(id, &doc)}),
-                ));
                 // Membership rows go with it (ON DELETE CASCADE).
                 sqlx::query("DELETE FROM resources WHERE pk = ?")
                     .bind(pk)
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
+                vec![NewEvent::new(
+                    EventType::GroupDeleted,
+                    json!({"group": resource_ref(id, &doc)}),
+                )]
             }
-        }
+        };
         events.extend(app::finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await

@@ -6,7 +6,7 @@
 //! rows (`members_member` index) joined to its groups, and the `role_mappings` rows selecting
 //! those groups (unique index on `(tenant_id, match_by, match_value)`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use scim_proto::filter::fold_case;
 use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
+use super::membership::{remove_user, Eligible};
 use super::outbox::append_events;
 use super::query::to_ms;
 use super::{
@@ -25,7 +26,7 @@ use crate::app::{
     GuardSubject, GuardVerdict, ImportResult, ImportUser, LoginKey, LoginRecord, MatchBy,
     NewAppGroup, RoleMapping, RolesChange, UserStatus,
 };
-use crate::events::{member_events, resource_body, resource_ref};
+use crate::events::{resource_body, resource_ref, UserExit};
 use crate::{
     CreateOutcome, EventType, ExistingUserMode, MemberOp, NewEvent, StoreError, StoreResult,
     StoredResource, TenantSettings,
@@ -655,7 +656,10 @@ pub(super) async fn claim(
                 EventType::GroupMatched,
                 json!({"group": resource_body(&id, doc), "previous_members": previous}),
             )];
-            events.extend(SqliteStore::apply_member_ops(tx, tenant, pk, &id, doc, &ops).await?);
+            events.extend(
+                SqliteStore::apply_member_ops(tx, tenant, pk, &id, doc, &ops, Eligible::ScimUsers)
+                    .await?,
+            );
             events.extend(new.events.iter().cloned());
             events.extend(finish(watch, tx).await?);
             append_events(tx, tenant, now_ms, events).await?;
@@ -844,109 +848,6 @@ async fn load_group(
     };
     let l = loaded(ResourceKind::Group, row)?;
     Ok(app_groups(conn, tenant, vec![l]).await?.pop())
-}
-
-/// Adds members to an app group: any live user of the tenant, managed or not. Returns the ids
-/// that were not members before.
-async fn add_app_members(
-    tx: &mut Tx,
-    tenant: &str,
-    group_pk: i64,
-    ids: &[String],
-) -> StoreResult<Vec<String>> {
-    let mut seen = HashSet::new();
-    let unique: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
-    let mut found: HashMap<String, i64> = HashMap::with_capacity(unique.len());
-    for chunk in unique.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT id, pk FROM resources WHERE tenant_id = ? AND kind = 'User' AND deleted = 0 \
-             AND id IN ({})",
-            marks(chunk.len())
-        );
-        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(tenant);
-        for id in chunk {
-            q = q.bind(id.as_str());
-        }
-        found.extend(q.fetch_all(&mut **tx).await.map_err(backend)?);
-    }
-    let mut added = Vec::new();
-    for id in unique {
-        let Some(pk) = found.get(id.as_str()) else {
-            return Err(StoreError::Invalid(format!(
-                "member {id:?} is not a user of this tenant"
-            )));
-        };
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT OR IGNORE INTO members (group_pk, member_pk, tenant_id, member_id) \
-             VALUES (?, ?, ?, ?) RETURNING member_id",
-        )
-        .bind(group_pk)
-        .bind(*pk)
-        .bind(tenant)
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(backend)?;
-        added.extend(inserted);
-    }
-    Ok(added)
-}
-
-/// Applies membership operations to an app group and returns the events for the net change.
-async fn app_member_ops(
-    tx: &mut Tx,
-    tenant: &str,
-    group_pk: i64,
-    group_id: &str,
-    group_doc: &Value,
-    ops: &[MemberOp],
-) -> StoreResult<Vec<NewEvent>> {
-    let mut added: Vec<String> = Vec::new();
-    let mut removed: Vec<String> = Vec::new();
-    for op in ops {
-        match op {
-            MemberOp::Add(ids) => added.extend(add_app_members(tx, tenant, group_pk, ids).await?),
-            MemberOp::Remove(ids) => {
-                removed.extend(SqliteStore::remove_members(tx, group_pk, ids).await?);
-            }
-            MemberOp::RemoveAll => removed.extend(
-                sqlx::query_scalar::<_, String>(
-                    "DELETE FROM members WHERE group_pk = ? RETURNING member_id",
-                )
-                .bind(group_pk)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(backend)?,
-            ),
-        }
-    }
-    let added_set: HashSet<&String> = added.iter().collect();
-    let removed_set: HashSet<&String> = removed.iter().collect();
-    let mut seen = HashSet::new();
-    let net_added: Vec<String> = added
-        .iter()
-        .filter(|id| !removed_set.contains(id) && seen.insert(id.as_str()))
-        .cloned()
-        .collect();
-    let mut seen = HashSet::new();
-    let net_removed: Vec<String> = removed
-        .iter()
-        .filter(|id| !added_set.contains(id) && seen.insert(id.as_str()))
-        .cloned()
-        .collect();
-    let mut events = member_events(
-        EventType::GroupMembersAdded,
-        group_id,
-        group_doc,
-        &net_added,
-    );
-    events.extend(member_events(
-        EventType::GroupMembersRemoved,
-        group_id,
-        group_doc,
-        &net_removed,
-    ));
-    Ok(events)
 }
 
 /// What the app keeps beside an unmanaged row's document.
@@ -1260,7 +1161,18 @@ impl AppStore for SqliteStore {
                 continue;
             }
             let ops = [MemberOp::Add(members.clone())];
-            events.extend(app_member_ops(&mut tx, tenant, *pk, id, doc, &ops).await?);
+            events.extend(
+                SqliteStore::apply_member_ops(
+                    &mut tx,
+                    tenant,
+                    *pk,
+                    id,
+                    doc,
+                    &ops,
+                    Eligible::AnyUser,
+                )
+                .await?,
+            );
         }
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await?;
@@ -1465,43 +1377,7 @@ impl AppStore for SqliteStore {
             ));
         }
         let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let groups: Vec<(String, String)> = sqlx::query_as(
-            "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
-             WHERE m.member_pk = ? ORDER BY g.pk",
-        )
-        .bind(pk)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let mut events = Vec::new();
-        for (gid, gdoc) in groups {
-            let gdoc: Value = serde_json::from_str(&gdoc).map_err(backend)?;
-            events.extend(member_events(
-                EventType::GroupMembersRemoved,
-                &gid,
-                &gdoc,
-                &[id.to_owned()],
-            ));
-        }
-        events.push(NewEvent::new(
-            EventType::UserErased,
-            json!({"user": resource_ref(id, &doc), "managed": false}),
-        ));
-        sqlx::query(
-            "UPDATE resources SET version = version + 1, last_modified = ? \
-             WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
-        )
-        .bind(now_ms)
-        .bind(pk)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        // Emails and memberships go with it (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM resources WHERE pk = ?")
-            .bind(pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        let events = remove_user(&mut tx, pk, id, &doc, UserExit::EraseUnmanaged, now_ms).await?;
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }
@@ -1538,7 +1414,18 @@ impl AppStore for SqliteStore {
             EventType::GroupCreated,
             json!({"group": resource_body(&new.id, &new.doc), "managed": false}),
         )];
-        events.extend(app_member_ops(&mut tx, tenant, pk, &new.id, &new.doc, &ops).await?);
+        events.extend(
+            SqliteStore::apply_member_ops(
+                &mut tx,
+                tenant,
+                pk,
+                &new.id,
+                &new.doc,
+                &ops,
+                Eligible::AnyUser,
+            )
+            .await?,
+        );
         events.extend(finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         let group = load_group(&mut tx, tenant, &new.id)
@@ -1727,7 +1614,18 @@ impl AppStore for SqliteStore {
                 .map_err(backend)?;
         }
         let mut events = update.events;
-        events.extend(app_member_ops(&mut tx, tenant, pk, id, &doc, &update.members).await?);
+        events.extend(
+            SqliteStore::apply_member_ops(
+                &mut tx,
+                tenant,
+                pk,
+                id,
+                &doc,
+                &update.members,
+                Eligible::AnyUser,
+            )
+            .await?,
+        );
         if update.doc.is_some() || update.metadata.is_some() || !update.members.is_empty() {
             sqlx::query(
                 "UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?",

@@ -4,13 +4,14 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::membership::remove_user;
 use super::outbox::append_events;
 use super::query::to_ms;
 use super::{
     backend, insert_token, tenant_from_row, to_i64, token_from, token_ref, SqliteStore, TenantRow,
     TokenRow, Tx, TOKEN_COLS,
 };
-use crate::events::{member_events, resource_ref};
+use crate::events::UserExit;
 use crate::tenants::{
     TenantAdminStore, TenantDataMode, TenantEdit, TenantState, CONFLICT_SCIM_DISABLED,
     CONFLICT_SCIM_ENABLED, CONFLICT_TOKEN_LIMIT,
@@ -325,45 +326,7 @@ impl TenantAdminStore for SqliteStore {
             return Err(StoreError::NotFound);
         };
         let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let mut events = Vec::new();
-        // The groups that lose the member announce it before the erasure, as on deprovisioning.
-        let groups: Vec<(String, String)> = sqlx::query_as(
-            "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
-             WHERE m.member_pk = ? ORDER BY g.pk",
-        )
-        .bind(pk)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
-        for (gid, gdoc) in groups {
-            let gdoc: Value = serde_json::from_str(&gdoc).map_err(backend)?;
-            events.extend(member_events(
-                EventType::GroupMembersRemoved,
-                &gid,
-                &gdoc,
-                &[id.to_owned()],
-            ));
-        }
-        events.push(NewEvent::new(
-            EventType::UserErased,
-            json!({"user": resource_ref(id, &doc)}),
-        ));
-        // Each group that loses the member changes: its ETag must change too.
-        sqlx::query(
-            "UPDATE resources SET version = version + 1, last_modified = ? \
-             WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
-        )
-        .bind(now_ms)
-        .bind(pk)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        // Emails and membership rows go with it (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM resources WHERE pk = ?")
-            .bind(pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        let events = remove_user(&mut tx, pk, id, &doc, UserExit::Erase, now_ms).await?;
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }

@@ -1,0 +1,138 @@
+//! The store conformance suite: one set of tests, written against [`Store`] and its supertraits
+//! only, that every backend must pass.
+//!
+//! A backend runs it by implementing [`Backend`] (how to make a fresh, empty store, and a
+//! database that several stores share, as the server and the `roster` CLI share one) and
+//! invoking [`conformance_tests!`](crate::conformance_tests) in one of its test modules:
+//!
+//! ```ignore
+//! // In the backend crate, with roster-store's `conformance` feature on in [dev-dependencies]
+//! // and tokio (macros, rt) as a dev-dependency:
+//! struct Postgres;
+//!
+//! #[async_trait::async_trait]
+//! impl roster_store::conformance::Backend for Postgres {
+//!     async fn fresh(&self) -> std::sync::Arc<dyn roster_store::Store> { /* a new database */ }
+//!     async fn shared(&self) -> Box<dyn roster_store::conformance::SharedDb> { /* … */ }
+//! }
+//!
+//! mod conformance {
+//!     roster_store::conformance_tests!(super::Postgres);
+//! }
+//! ```
+//!
+//! The macro expands to one `#[tokio::test]` per conformance test, in one module per area
+//! (`conformance::directory::tenants_and_tokens`, …), so that each test runs, fails and can be
+//! filtered on its own. The tests take the time as a parameter ([`support::at`]) and never
+//! assert on durations.
+//!
+//! What stays beside a backend, not here: checks of how it does things rather than what it
+//! does (query plans, pragmas, its SQL translation, bulk loads through its own connections).
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // A failed unwrap is a failed test.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::Store;
+
+pub mod app;
+pub mod directory;
+pub mod listing;
+pub mod ops;
+pub mod outbox;
+pub mod support;
+
+/// A store implementation under test.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// A new store on a new, empty database of its own (no tenants, no rows). An in-memory
+    /// database is fine.
+    async fn fresh(&self) -> Arc<dyn Store>;
+    /// A new, empty database that several stores open at once, as the server and the `roster`
+    /// CLI do (separate connection pools, as separate processes would have). Dropping it
+    /// removes the database.
+    async fn shared(&self) -> Box<dyn SharedDb>;
+}
+
+/// A database that several stores share (see [`Backend::shared`]).
+#[async_trait]
+pub trait SharedDb: Send + Sync {
+    /// Opens one more store on this database; the first call creates its schema.
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+/// Expands to one `#[tokio::test]` per conformance test, run against `$backend`: an expression
+/// of a type implementing [`Backend`], evaluated in each test. The tests are generated in one
+/// child module per area, which glob-imports the invoking module: name the backend by a name in
+/// scope there or by an absolute path (`crate::…`), not by `super::…`. The invoking crate needs
+/// tokio with the `macros` and `rt` features.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:expr) => {
+        $crate::__conformance_tests! { $backend;
+            directory {
+                tenants_and_tokens,
+                crud_round_trip_survives_reopening,
+                user_name_is_unique_case_insensitively,
+                deprovision_then_restore,
+                deprovisioned_user_is_inactive,
+                membership_operations,
+                tenants_are_isolated,
+                a_leaving_user_leaves_its_groups_first,
+                writers_and_readers_share_a_database,
+            }
+            listing {
+                filters_select_the_expected_rows,
+                filters_agree_with_the_protocol_evaluator,
+                index_pagination,
+                sort_puts_missing_values_last_ascending_first_descending,
+                cursor_pagination_is_stable_under_writes,
+                cursor_belongs_to_its_query,
+            }
+            outbox {
+                seq_is_per_tenant_gap_free_and_increasing,
+                concurrent_writers_get_distinct_consecutive_seqs,
+                member_events_list_the_rows_that_really_changed_in_parts,
+                app_group_member_events_are_the_net_change,
+                caller_events_restore_and_tokens,
+                snapshot_is_consistent_with_its_seq,
+                subscribers_wake_on_commits_with_events,
+            }
+            ops {
+                webhook_streams_start_at_the_current_seq_and_redeliver,
+                provisioning_log_filters_pages_and_prunes,
+            }
+            app {
+                the_window_slides_and_counts_each_user_once,
+                tripped_waits_for_an_operator_and_decisions_end_after_a_quiet_window,
+                users_created_after_the_window_opened_are_not_counted_and_off_means_off,
+                login_lookup_prefers_live_managed_active_records,
+                effective_roles_follow_mappings_and_status,
+                search_matches_user_name_or_email_prefixes,
+                member_counts_follow_every_membership_change,
+            }
+        }
+    };
+}
+
+/// The expansion of [`conformance_tests!`]: a module per area, a test per name.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($backend:expr; $($area:ident { $($name:ident),* $(,)? })*) => {
+        $(
+            mod $area {
+                #[allow(unused_imports)]
+                use super::*;
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        $crate::conformance::$area::$name(&$backend).await;
+                    }
+                )*
+            }
+        )*
+    };
+}

@@ -1,0 +1,167 @@
+//! The operator-side records: webhooks and their delivery streams, the provisioning log.
+
+use serde_json::json;
+
+use super::support::{add_user, at, tenant, user_doc};
+use super::Backend;
+use crate::{
+    DeliveryResult, LogQuery, Outcome, ProvisioningEntry, StoreError, StreamState, Webhook,
+};
+
+/// A webhook's streams start at each existing tenant's current seq (0 for later tenants); a
+/// parked stream resumes from a chosen seq under a new generation, and results of the old
+/// generation are ignored; secret rotation keeps the previous secret until it expires;
+/// deleting a webhook deletes its streams.
+pub async fn webhook_streams_start_at_the_current_seq_and_redeliver(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant(s, "acme").await;
+    add_user(s, "acme", "u1", user_doc("a")).await;
+    let hook = Webhook {
+        id: "wh_1".into(),
+        tenant_id: None,
+        url: "http://127.0.0.1:9/hook".into(),
+        description: None,
+        event_types: vec!["user.created".into()],
+        secret: "s1".into(),
+        previous_secret: None,
+        previous_expires_at: None,
+        enabled: true,
+        created_at: at(0),
+    };
+    s.create_webhook(&hook).await.unwrap();
+    assert!(!format!("{hook:?}").contains("s1"), "Debug redacts secrets");
+    let streams = s.list_streams(Some("wh_1")).await.unwrap();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(
+        streams[0].cursor, 1,
+        "existing tenants start at their last seq"
+    );
+    tenant(s, "beta").await;
+    let b = s.ensure_stream("wh_1", "beta").await.unwrap();
+    assert_eq!(b.cursor, 0, "later tenants start at 0");
+    let failed = DeliveryResult::Failed {
+        attempts: 3,
+        next_attempt_at: at(10),
+        failing_since: at(1),
+        error: "HTTP 500".into(),
+        park: true,
+    };
+    assert!(s
+        .record_delivery("wh_1", "acme", 0, &failed, at(2))
+        .await
+        .unwrap());
+    let parked = s.ensure_stream("wh_1", "acme").await.unwrap();
+    assert_eq!(parked.state, StreamState::Parked);
+    assert_eq!(parked.last_error.as_deref(), Some("HTTP 500"));
+    let resumed = s.redeliver("wh_1", Some("acme"), Some(1)).await.unwrap();
+    assert_eq!(resumed[0].state, StreamState::Active);
+    assert_eq!(resumed[0].cursor, 0);
+    assert_eq!(resumed[0].attempts, 0);
+    // A worker's result for the old generation is ignored.
+    let ok = DeliveryResult::Delivered { seq: 5 };
+    assert!(!s
+        .record_delivery("wh_1", "acme", 0, &ok, at(3))
+        .await
+        .unwrap());
+    assert!(s
+        .record_delivery("wh_1", "acme", resumed[0].generation, &ok, at(3))
+        .await
+        .unwrap());
+    assert_eq!(s.ensure_stream("wh_1", "acme").await.unwrap().cursor, 5);
+    s.rotate_webhook_secret("wh_1", "s2", at(100))
+        .await
+        .unwrap();
+    let w = s.get_webhook("wh_1").await.unwrap().unwrap();
+    assert_eq!(w.signing_secrets(at(50)), ["s2", "s1"]);
+    assert_eq!(w.signing_secrets(at(100)), ["s2"]);
+    s.delete_webhook("wh_1").await.unwrap();
+    assert!(s.list_streams(None).await.unwrap().is_empty());
+    assert!(matches!(
+        s.delete_webhook("wh_1").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// The provisioning log lists a tenant's entries newest first, filters by outcome and name,
+/// pages both ways by id, and prunes old entries in batches.
+pub async fn provisioning_log_filters_pages_and_prunes(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    let entry = |i: i64, status: u16, name: &str| ProvisioningEntry {
+        id: 0,
+        at: at(i),
+        tenant_id: "acme".into(),
+        request_id: format!("r{i}"),
+        idp: Some("okta".into()),
+        user_agent: None,
+        method: "POST".into(),
+        path: "/scim/v2/acme/Users".into(),
+        resource_type: Some("User".into()),
+        resource_id: None,
+        name: Some(name.into()),
+        status,
+        scim_type: None,
+        detail: None,
+        hint: None,
+        changed: vec!["userName".into()],
+        duration_ms: 3,
+        body: Some(json!({"userName": name})),
+        source_addr: None,
+        token_prefix: None,
+    };
+    s.append_provisioning(&[entry(1, 201, "a"), entry(2, 409, "A"), entry(3, 201, "b")])
+        .await
+        .unwrap();
+    fn q(f: impl FnOnce(&mut LogQuery)) -> LogQuery {
+        let mut q = LogQuery {
+            limit: 10,
+            ..LogQuery::default()
+        };
+        f(&mut q);
+        q
+    }
+    let all = s.list_provisioning("acme", &q(|_| {})).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r3", "r2", "r1"]
+    );
+    assert_eq!(all[0].changed, ["userName"]);
+    let failures = s
+        .list_provisioning("acme", &q(|q| q.outcome = Some(Outcome::Failure)))
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].status, 409);
+    let named = s
+        .list_provisioning("acme", &q(|q| q.name = Some("a".into())))
+        .await
+        .unwrap();
+    assert_eq!(named.len(), 2);
+    let page = s
+        .list_provisioning("acme", &q(|q| q.before = Some(all[0].id)))
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    let follow = s
+        .list_provisioning("acme", &q(|q| q.after = Some(all[2].id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        follow
+            .iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r2", "r3"]
+    );
+    assert!(s
+        .list_provisioning("beta", &q(|_| {}))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.prune_provisioning(at(3), 1).await.unwrap(), 1);
+    assert_eq!(s.prune_provisioning(at(3), 10).await.unwrap(), 1);
+    assert_eq!(s.prune_provisioning(at(3), 10).await.unwrap(), 0);
+}
