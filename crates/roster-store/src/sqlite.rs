@@ -45,8 +45,6 @@ mod query;
 mod tenants;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_outbox;
 mod writer;
 
 use membership::Eligible;

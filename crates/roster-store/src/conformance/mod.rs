@@ -93,6 +93,7 @@ macro_rules! conformance_tests {
             }
             outbox {
                 seq_is_per_tenant_gap_free_and_increasing,
+                many_events_of_one_write_get_consecutive_seqs,
                 concurrent_writers_get_distinct_consecutive_seqs,
                 member_events_list_the_rows_that_really_changed_in_parts,
                 app_group_member_events_are_the_net_change,

@@ -398,3 +398,33 @@ pub async fn subscribers_wake_on_commits_with_events(b: &dyn Backend) {
         .unwrap();
     assert_ne!(*rx.borrow(), before);
 }
+
+/// Many events appended by one write get consecutive seqs, in order, whatever batching the
+/// backend uses to insert them (250 crosses the SQLite backend's 100-row insert).
+pub async fn many_events_of_one_write_get_consecutive_seqs(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant(s, "t").await;
+    let first = s
+        .append_events(
+            "t",
+            vec![NewEvent::new(EventType::UserCreated, json!({"n": 0}))],
+            at(0),
+        )
+        .await
+        .unwrap();
+    let base = first[0].seq;
+    let many: Vec<NewEvent> = (1..=250)
+        .map(|n| NewEvent::new(EventType::UserCreated, json!({"n": n})))
+        .collect();
+    let appended = s.append_events("t", many, at(1)).await.unwrap();
+    let seqs: Vec<i64> = appended.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (base + 1..=base + 250).collect::<Vec<_>>());
+    let listed = s.list_events("t", base, &[], 1000).await.unwrap();
+    assert_eq!(listed.len(), 250);
+    for (i, e) in listed.iter().enumerate() {
+        assert_eq!(e.seq, base + 1 + i64::try_from(i).unwrap());
+        assert_eq!(e.data, json!({"n": i + 1}));
+        assert_eq!(e.id, appended[i].id);
+    }
+}
