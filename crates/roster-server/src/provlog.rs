@@ -1,13 +1,24 @@
-//! The provisioning log: one row per SCIM request, written off the request path.
+//! The provisioning log: a row for every write and every failure, and a count per tenant,
+//! route and minute for successful reads, written off the request path.
 //!
 //! A middleware around the SCIM routes opens a per-request [`Notes`] scope (a task-local, so
 //! that the extractors and the service can add what they learn — the tenant's identity
 //! provider, the resource, the changed attributes, the redacted body, a refused token's prefix
-//! — without threading it through every signature), runs the request, and turns the notes plus
-//! the response (status, and the SCIM error the error mapper attached) into a
-//! [`ProvisioningEntry`]. The entry goes to a bounded channel; a writer task appends batches to
-//! the store. When the channel is full the entry is dropped and counted rather than slowing the
-//! request: the log is for explaining, the outbox is the record of truth.
+//! — without threading it through every signature), runs the request, and then either
+//!
+//! - counts it, when it is a successful read ([`counted_read`]: GET or HEAD answered 2xx or
+//!   304, `POST …/.search` answered 2xx, with an accepted token): an in-memory [`Tally`] keyed
+//!   by (tenant, route template, minute), which the writer task adds to the store every second
+//!   with an upsert; no row, no queue, no allocation beyond the key; or
+//! - turns the notes plus the response (status, and the SCIM error the error mapper attached)
+//!   into a [`ProvisioningEntry`] and queues it for the writer, which appends batches.
+//!
+//! The queue is bounded. When it is full (the database cannot keep up) the request waits for
+//! room, up to [`QUEUE_WAIT`]: the identity provider is slowed rather than its writes going
+//! unrecorded. Only after that wait is the row dropped, and then never silently: it is counted
+//! per tenant and minute (stored beside the read counts, shown by the console and the admin
+//! API) and the server logs a warning with the count, at most once per [`WARN_EVERY`]. The log
+//! is for explaining; the outbox is the record of truth.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,18 +26,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use roster_store::{ProvisioningEntry, Store};
+use roster_store::{minute_of, DroppedCount, ProvisioningEntry, ReadCount, Store};
 use scim_proto::ScimError;
 use serde_json::Value;
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::AppState;
 
-/// Entries waiting for the writer; beyond this, entries are dropped and counted.
+/// Entries waiting for the writer; beyond this, a request waits for room.
 const CHANNEL_CAPACITY: usize = 10_000;
+/// How long a request waits for room in a full queue before its row is dropped and counted.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(2);
+/// How often the writer adds the counted reads (and dropped rows) to the store.
+const COUNT_FLUSH: Duration = Duration::from_secs(1);
+/// At most one "rows dropped" warning in the server log per this interval.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
+/// The prefix of every SCIM route template, stripped from read-count routes.
+const SCIM_PREFIX: &str = "/scim/v2/{tenant}";
 /// Largest batch written in one transaction.
 const BATCH: usize = 500;
 /// Rows deleted per pruning transaction, so pruning never holds the write lock for long.
@@ -209,43 +229,235 @@ pub fn hint(status: u16, scim_type: Option<&str>, name: Option<&str>) -> Option<
     Some(text)
 }
 
-/// The sending side of the provisioning log: cheap to clone into every request.
+/// Whether a request is a successful read, counted rather than logged: GET (or HEAD) answered
+/// 2xx or 304 Not Modified, or a `POST …/.search` answered 2xx. Everything else — every write
+/// whatever its status, every 4xx and 5xx, a 3xx other than 304 — keeps a row of its own.
+#[must_use]
+pub fn counted_read(method: &str, template: &str, status: u16) -> bool {
+    let ok = (200..300).contains(&status);
+    match method {
+        "GET" | "HEAD" => ok || status == 304,
+        "POST" => ok && template.ends_with("/.search"),
+        _ => false,
+    }
+}
+
+/// The route of a read count: the method and the route template below the tenant's base URL,
+/// `GET /Users/{id}` for `/scim/v2/{tenant}/Users/{id}`.
+fn route_of(method: &str, matched: &str) -> String {
+    let below = matched.strip_prefix(SCIM_PREFIX).unwrap_or(matched);
+    format!("{method} {}", if below.is_empty() { "/" } else { below })
+}
+
+/// Successful reads and dropped rows counted in memory until the writer's next flush.
+#[derive(Debug, Default)]
+pub struct Tally {
+    reads: HashMap<(String, String, OffsetDateTime), ReadSlot>,
+    dropped: HashMap<(String, OffsetDateTime), u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ReadSlot {
+    count: u64,
+    last_status: u16,
+    last_at: OffsetDateTime,
+}
+
+impl ReadSlot {
+    /// Adds `n` requests whose newest arrived at `at` with `status`; on a tie the later call
+    /// wins (it finished last).
+    fn add(&mut self, n: u64, status: u16, at: OffsetDateTime) {
+        self.count = self.count.saturating_add(n);
+        if at >= self.last_at {
+            self.last_at = at;
+            self.last_status = status;
+        }
+    }
+}
+
+impl Tally {
+    /// Counts one successful read of `route` that arrived at `at`.
+    pub fn read(&mut self, tenant: &str, route: &str, at: OffsetDateTime, status: u16) {
+        self.add_read(tenant, route, minute_of(at), 1, status, at);
+    }
+
+    fn add_read(
+        &mut self,
+        tenant: &str,
+        route: &str,
+        minute: OffsetDateTime,
+        n: u64,
+        status: u16,
+        at: OffsetDateTime,
+    ) {
+        self.reads
+            .entry((tenant.to_owned(), route.to_owned(), minute))
+            .and_modify(|s| s.add(n, status, at))
+            .or_insert(ReadSlot {
+                count: n,
+                last_status: status,
+                last_at: at,
+            });
+    }
+
+    /// Counts `n` dropped log rows of `tenant` in the minute of `at`.
+    pub fn dropped(&mut self, tenant: &str, at: OffsetDateTime, n: u64) {
+        let c = self
+            .dropped
+            .entry((tenant.to_owned(), minute_of(at)))
+            .or_insert(0);
+        *c = c.saturating_add(n);
+    }
+
+    /// Whether nothing is counted.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.reads.is_empty() && self.dropped.is_empty()
+    }
+
+    /// Everything counted so far, as store rows; the tally starts over.
+    pub fn take(&mut self) -> (Vec<ReadCount>, Vec<DroppedCount>) {
+        let reads = std::mem::take(&mut self.reads)
+            .into_iter()
+            .map(|((tenant_id, route, minute), s)| ReadCount {
+                id: 0,
+                tenant_id,
+                route,
+                minute,
+                count: s.count,
+                last_status: s.last_status,
+                last_at: s.last_at,
+            })
+            .collect();
+        let dropped = std::mem::take(&mut self.dropped)
+            .into_iter()
+            .map(|((tenant_id, minute), count)| DroppedCount {
+                tenant_id,
+                minute,
+                count,
+            })
+            .collect();
+        (reads, dropped)
+    }
+
+    /// Puts back counts a flush could not store, so that the next flush retries them.
+    pub fn restore(&mut self, reads: Vec<ReadCount>, dropped: Vec<DroppedCount>) {
+        for r in reads {
+            self.add_read(
+                &r.tenant_id,
+                &r.route,
+                r.minute,
+                r.count,
+                r.last_status,
+                r.last_at,
+            );
+        }
+        for d in dropped {
+            let c = self.dropped.entry((d.tenant_id, d.minute)).or_insert(0);
+            *c = c.saturating_add(d.count);
+        }
+    }
+}
+
+/// The sending side of the provisioning log: one per process, shared by every request.
 #[derive(Debug)]
 pub struct Recorder {
     tx: mpsc::Sender<ProvisioningEntry>,
     rx: Mutex<Option<mpsc::Receiver<ProvisioningEntry>>>,
+    tally: Mutex<Tally>,
     dropped: AtomicU64,
+    /// When the last "rows dropped" warning was logged, and the total it reported.
+    warned: Mutex<Option<(Instant, u64)>>,
+    /// How long a request waits for room in a full queue.
+    wait: Duration,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        Self {
-            tx,
-            rx: Mutex::new(Some(rx)),
-            dropped: AtomicU64::new(0),
-        }
+        Self::new(CHANNEL_CAPACITY, QUEUE_WAIT)
     }
 }
 
 impl Recorder {
-    /// Queues an entry without waiting; counts it as dropped when the queue is full.
-    pub fn record(&self, entry: ProvisioningEntry) {
-        if self.tx.try_send(entry).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            // One warning per 1,000 drops keeps an overload from flooding the logs.
-            if n % 1000 == 1 {
-                tracing::warn!(
-                    dropped_total = n,
-                    "provisioning log queue full; entries dropped"
-                );
-            }
+    /// A recorder whose queue holds `capacity` entries, a request waiting up to `wait` for room.
+    #[must_use]
+    pub fn new(capacity: usize, wait: Duration) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            tally: Mutex::new(Tally::default()),
+            dropped: AtomicU64::new(0),
+            warned: Mutex::new(None),
+            wait,
         }
     }
 
-    /// How many entries were dropped because the queue was full.
+    /// Queues an entry. When the queue is full, waits for room (up to [`QUEUE_WAIT`]); if there
+    /// is none by then (or the writer is gone), the entry is dropped, counted for its tenant
+    /// and minute, and warned about.
+    pub async fn record(&self, entry: ProvisioningEntry) {
+        let entry = match self.tx.try_send(entry) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(e)) => {
+                match tokio::time::timeout(self.wait, self.tx.reserve()).await {
+                    Ok(Ok(permit)) => {
+                        permit.send(e);
+                        return;
+                    }
+                    _ => e,
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(e)) => e,
+        };
+        self.drop_entry(&entry);
+    }
+
+    fn drop_entry(&self, entry: &ProvisioningEntry) {
+        if let Ok(mut t) = self.tally.lock() {
+            t.dropped(&entry.tenant_id, entry.at, 1);
+        }
+        let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let Ok(mut warned) = self.warned.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        let since = match *warned {
+            Some((at, _)) if now.duration_since(at) < WARN_EVERY => return,
+            Some((_, reported)) => total - reported,
+            None => total,
+        };
+        *warned = Some((now, total));
+        tracing::warn!(
+            dropped = since,
+            dropped_total = total,
+            tenant = %entry.tenant_id,
+            "provisioning log queue full for {} ms: rows dropped (counted per tenant and \
+             minute, shown on the console and by the admin API)",
+            self.wait.as_millis()
+        );
+    }
+
+    /// Counts a successful read (no row, no queue).
+    pub fn count_read(&self, tenant: &str, route: &str, at: OffsetDateTime, status: u16) {
+        if let Ok(mut t) = self.tally.lock() {
+            t.read(tenant, route, at, status);
+        }
+    }
+
+    /// How many entries were dropped because the queue stayed full, since the process started.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn take_counts(&self) -> (Vec<ReadCount>, Vec<DroppedCount>) {
+        self.tally.lock().map(|mut t| t.take()).unwrap_or_default()
+    }
+
+    fn restore_counts(&self, reads: Vec<ReadCount>, dropped: Vec<DroppedCount>) {
+        if let Ok(mut t) = self.tally.lock() {
+            t.restore(reads, dropped);
+        }
     }
 
     fn take_receiver(&self) -> Option<mpsc::Receiver<ProvisioningEntry>> {
@@ -262,12 +474,14 @@ fn resource_type(segment: &str) -> Option<&'static str> {
     }
 }
 
-/// Middleware for `/scim/v2/{tenant}/…`: runs the request inside a notes scope and records one
-/// provisioning-log entry for it.
+/// Middleware for `/scim/v2/{tenant}/…`: runs the request inside a notes scope, then counts it
+/// (a successful read) or records a provisioning-log entry for it.
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let at = state.clock.now();
     let method = req.method().as_str().to_owned();
+    // The route template (bounded by the router, unlike the path) keys the read counts.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
     // Inside `nest` the URI is stripped of `/scim/v2/{tenant}`; the log wants the full path.
     let path = req
         .extensions()
@@ -305,6 +519,15 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 
     let n = notes.lock().map(|n| n.clone()).unwrap_or_default();
     let status = resp.status().as_u16();
+    // Counted only with an accepted token (`idp` noted): a stranger's requests name any tenant.
+    if let Some(m) =
+        matched.filter(|m| n.idp.is_some() && counted_read(&method, m.as_str(), status))
+    {
+        state
+            .provlog
+            .count_read(&tenant, &route_of(&method, m.as_str()), at, status);
+        return resp;
+    }
     let err = resp.extensions().get::<ScimError>();
     let name = n.name.clone();
     let entry = ProvisioningEntry {
@@ -337,11 +560,12 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         source_addr,
         token_prefix: n.token_prefix,
     };
-    state.provlog.record(entry);
+    state.provlog.record(entry).await;
     resp
 }
 
-/// Appends queued entries in batches until `shutdown` turns true, then drains the queue.
+/// Appends queued entries in batches, and every [`COUNT_FLUSH`] adds the counted reads and
+/// dropped rows, until `shutdown` turns true; then drains the queue and flushes the counts.
 ///
 /// Entries whose token was refused may name a tenant that does not exist (anyone can send a
 /// request to any URL); those are not stored, so a stranger cannot fill the log.
@@ -351,21 +575,41 @@ pub async fn run_writer(state: AppState, mut shutdown: tokio::sync::watch::Recei
     };
     let mut known: HashMap<String, bool> = HashMap::new();
     let mut buf = Vec::with_capacity(BATCH);
+    let mut tick = tokio::time::interval(COUNT_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let stop = tokio::select! {
-            n = rx.recv_many(&mut buf, BATCH) => n == 0,
-            _ = shutdown.changed() => true,
+        let (stop, flush) = tokio::select! {
+            n = rx.recv_many(&mut buf, BATCH) => (n == 0, false),
+            _ = tick.tick() => (false, true),
+            _ = shutdown.changed() => (true, true),
         };
         if stop {
             while let Ok(e) = rx.try_recv() {
                 buf.push(e);
             }
         }
-        write_batch(state.store.as_ref(), &mut buf, &mut known).await;
+        if !buf.is_empty() {
+            write_batch(state.store.as_ref(), &mut buf, &mut known).await;
+        }
+        if flush {
+            flush_counts(&state, &mut known).await;
+        }
         if stop {
             return;
         }
     }
+}
+
+/// Whether the tenant exists; only positive answers are cached (a tenant may be created later).
+async fn tenant_exists(store: &dyn Store, known: &mut HashMap<String, bool>, tenant: &str) -> bool {
+    if known.contains_key(tenant) {
+        return true;
+    }
+    let k = matches!(store.get_tenant(tenant).await, Ok(Some(_)));
+    if k {
+        known.insert(tenant.to_owned(), true);
+    }
+    k
 }
 
 async fn write_batch(
@@ -375,18 +619,7 @@ async fn write_batch(
 ) {
     let mut batch = Vec::with_capacity(buf.len());
     for e in buf.drain(..) {
-        let exists = match known.get(&e.tenant_id) {
-            Some(k) => *k,
-            None => {
-                let k = matches!(store.get_tenant(&e.tenant_id).await, Ok(Some(_)));
-                // Only positive answers are cached: a tenant may be created later.
-                if k {
-                    known.insert(e.tenant_id.clone(), true);
-                }
-                k
-            }
-        };
-        if exists {
+        if tenant_exists(store, known, &e.tenant_id).await {
             batch.push(e);
         }
     }
@@ -395,7 +628,38 @@ async fn write_batch(
     }
 }
 
-/// Deletes rows older than `retention` in small batches, every `interval`, until shutdown.
+/// Adds the counts of the reads and drops since the last flush to the store, in one
+/// transaction. When that fails they go back into the tally for the next flush.
+async fn flush_counts(state: &AppState, known: &mut HashMap<String, bool>) {
+    let (reads, dropped) = state.provlog.take_counts();
+    if reads.is_empty() && dropped.is_empty() {
+        return;
+    }
+    let store = state.store.as_ref();
+    let mut keep_reads = Vec::with_capacity(reads.len());
+    for r in reads {
+        if tenant_exists(store, known, &r.tenant_id).await {
+            keep_reads.push(r);
+        }
+    }
+    let mut keep_dropped = Vec::with_capacity(dropped.len());
+    for d in dropped {
+        if tenant_exists(store, known, &d.tenant_id).await {
+            keep_dropped.push(d);
+        }
+    }
+    if let Err(e) = store
+        .add_provisioning_counts(&keep_reads, &keep_dropped)
+        .await
+    {
+        tracing::error!(error = %e, rows = keep_reads.len() + keep_dropped.len(),
+            "writing the provisioning log's counts failed; retrying with the next flush");
+        state.provlog.restore_counts(keep_reads, keep_dropped);
+    }
+}
+
+/// Deletes rows, and read and drop counts, older than `retention` in small batches, every
+/// `interval`, until shutdown.
 pub async fn run_pruner(
     state: AppState,
     retention: Duration,
@@ -404,13 +668,23 @@ pub async fn run_pruner(
 ) {
     loop {
         let cutoff = state.clock.now() - retention;
-        loop {
-            match state.store.prune_provisioning(cutoff, PRUNE_BATCH).await {
-                Ok(n) if n == PRUNE_BATCH => tokio::task::yield_now().await,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "pruning the provisioning log failed");
-                    break;
+        for counts in [false, true] {
+            loop {
+                let done = if counts {
+                    state
+                        .store
+                        .prune_provisioning_counts(cutoff, PRUNE_BATCH)
+                        .await
+                } else {
+                    state.store.prune_provisioning(cutoff, PRUNE_BATCH).await
+                };
+                match done {
+                    Ok(n) if n == PRUNE_BATCH => tokio::task::yield_now().await,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "pruning the provisioning log failed");
+                        break;
+                    }
                 }
             }
         }
@@ -446,6 +720,155 @@ mod tests {
         }
         assert_eq!(r["userName"], "a");
         assert_eq!(r["Operations"][1]["value"], false);
+    }
+
+    fn entry(tenant: &str, at: OffsetDateTime) -> ProvisioningEntry {
+        ProvisioningEntry {
+            id: 0,
+            at,
+            tenant_id: tenant.into(),
+            request_id: String::new(),
+            idp: None,
+            user_agent: None,
+            method: "POST".into(),
+            path: format!("/scim/v2/{tenant}/Users"),
+            resource_type: None,
+            resource_id: None,
+            name: None,
+            status: 201,
+            scim_type: None,
+            detail: None,
+            hint: None,
+            changed: Vec::new(),
+            duration_ms: 0,
+            body: None,
+            source_addr: None,
+            token_prefix: None,
+        }
+    }
+
+    fn t(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn only_successful_reads_are_counted() {
+        for (method, template, status) in [
+            ("GET", "/scim/v2/{tenant}/Users/{id}", 200),
+            ("GET", "/scim/v2/{tenant}/Users", 200),
+            ("GET", "/scim/v2/{tenant}/Users/{id}", 304),
+            ("HEAD", "/scim/v2/{tenant}/Groups/{id}", 200),
+            ("POST", "/scim/v2/{tenant}/Users/.search", 200),
+            ("POST", "/scim/v2/{tenant}/.search", 200),
+        ] {
+            assert!(counted_read(method, template, status), "{method} {status}");
+        }
+        for (method, template, status) in [
+            ("GET", "/scim/v2/{tenant}/Users/{id}", 404),
+            ("GET", "/scim/v2/{tenant}/Users", 401),
+            ("GET", "/scim/v2/{tenant}/Users", 500),
+            ("GET", "/scim/v2/{tenant}/Users", 302),
+            ("POST", "/scim/v2/{tenant}/Users", 201),
+            ("POST", "/scim/v2/{tenant}/Users/.search", 400),
+            ("PUT", "/scim/v2/{tenant}/Users/{id}", 200),
+            ("PATCH", "/scim/v2/{tenant}/Users/{id}", 204),
+            ("DELETE", "/scim/v2/{tenant}/Users/{id}", 204),
+        ] {
+            assert!(!counted_read(method, template, status), "{method} {status}");
+        }
+        assert_eq!(
+            route_of("GET", "/scim/v2/{tenant}/Users/{id}"),
+            "GET /Users/{id}"
+        );
+        assert_eq!(
+            route_of("POST", "/scim/v2/{tenant}/Users/.search"),
+            "POST /Users/.search"
+        );
+    }
+
+    #[test]
+    fn reads_add_up_per_tenant_route_and_minute() {
+        let mut tally = Tally::default();
+        for i in 0..30 {
+            tally.read("acme", "GET /Users/{id}", t(i), 200);
+        }
+        tally.read("acme", "GET /Users/{id}", t(31), 304);
+        // Finished later, arrived earlier: counted, but not the newest.
+        tally.read("acme", "GET /Users/{id}", t(2), 200);
+        tally.read("acme", "GET /Users", t(3), 200);
+        tally.read("beta", "GET /Users/{id}", t(3), 200);
+        tally.read("acme", "GET /Users/{id}", t(60), 200);
+        let (mut reads, dropped) = tally.take();
+        assert!(dropped.is_empty());
+        assert!(tally.is_empty(), "taking starts over");
+        reads.sort_by(|a, b| {
+            (&a.tenant_id, a.minute, &a.route).cmp(&(&b.tenant_id, b.minute, &b.route))
+        });
+        let got: Vec<_> = reads
+            .iter()
+            .map(|r| {
+                (
+                    r.tenant_id.as_str(),
+                    r.route.as_str(),
+                    r.minute,
+                    r.count,
+                    r.last_status,
+                    r.last_at,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("acme", "GET /Users", t(0), 1, 200, t(3)),
+                ("acme", "GET /Users/{id}", t(0), 32, 304, t(31)),
+                ("acme", "GET /Users/{id}", t(60), 1, 200, t(60)),
+                ("beta", "GET /Users/{id}", t(0), 1, 200, t(3)),
+            ]
+        );
+        // A failed flush puts the counts back, and they add to what came meanwhile.
+        tally.read("acme", "GET /Users", t(4), 200);
+        tally.restore(reads, Vec::new());
+        let (again, _) = tally.take();
+        let users = again
+            .iter()
+            .find(|r| r.route == "GET /Users" && r.tenant_id == "acme")
+            .unwrap();
+        assert_eq!((users.count, users.last_at), (2, t(4)));
+        assert_eq!(again.iter().map(|r| r.count).sum::<u64>(), 36);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_waits_for_room_then_drops_and_counts() {
+        let rec = Arc::new(Recorder::new(1, Duration::from_millis(20)));
+        rec.record(entry("acme", t(1))).await;
+        // Full, and nobody reads: dropped after the wait, counted for its tenant and minute.
+        rec.record(entry("acme", t(2))).await;
+        rec.record(entry("acme", t(61))).await;
+        assert_eq!(rec.dropped(), 2);
+        let (reads, mut dropped) = rec.take_counts();
+        assert!(reads.is_empty());
+        dropped.sort_by_key(|d| d.minute);
+        let got: Vec<_> = dropped
+            .iter()
+            .map(|d| (d.tenant_id.as_str(), d.minute, d.count))
+            .collect();
+        assert_eq!(got, [("acme", t(0), 1), ("acme", t(60), 1)]);
+
+        // With a reader, a request waits for room instead of dropping.
+        let mut rx = rec.take_receiver().unwrap();
+        let patient = Arc::new(Recorder::new(1, Duration::from_secs(30)));
+        let mut prx = patient.take_receiver().unwrap();
+        patient.record(entry("acme", t(1))).await;
+        let reader = tokio::spawn(async move {
+            let first = prx.recv().await.unwrap();
+            let second = prx.recv().await.unwrap();
+            (first.at, second.at)
+        });
+        patient.record(entry("acme", t(2))).await;
+        assert_eq!(reader.await.unwrap(), (t(1), t(2)));
+        assert_eq!(patient.dropped(), 0);
+        assert!(rx.try_recv().is_ok(), "the first entry was queued");
     }
 
     #[test]

@@ -30,8 +30,9 @@ pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot};
 pub use ops::{
-    AdminKeyRecord, AuditEntry, DeliveryResult, LogQuery, LogStore, Outcome, ProvisioningEntry,
-    StreamState, Webhook, WebhookStore, WebhookStream,
+    minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LastRequest, LogQuery,
+    LogStore, Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
+    WebhookStream,
 };
 pub use tenants::{TenantAdminStore, TenantDataMode, TenantEdit, TenantState};
 

@@ -279,6 +279,99 @@ pub struct LogQuery {
     pub limit: u64,
 }
 
+/// Successful reads of one route of a tenant in one minute, counted rather than logged one row
+/// each: GET (and HEAD) answered 2xx or 304, and `POST …/.search` answered 2xx.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCount {
+    /// Row id (assigned by the store; 0 on insert): the API's cursor.
+    pub id: i64,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The method and the route template below the tenant's base URL: `GET /Users/{id}`,
+    /// `GET /Users`, `POST /Users/.search`.
+    pub route: String,
+    /// The start of the minute (whole minutes, UTC).
+    pub minute: OffsetDateTime,
+    /// How many requests.
+    pub count: u64,
+    /// The status of the newest of them.
+    pub last_status: u16,
+    /// When the newest of them arrived.
+    pub last_at: OffsetDateTime,
+}
+
+/// Provisioning-log rows of a tenant that could not be queued in one minute (the queue stayed
+/// full for the whole bounded wait): the gap in the log, counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedCount {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The start of the minute.
+    pub minute: OffsetDateTime,
+    /// How many rows.
+    pub count: u64,
+}
+
+/// A query of a tenant's read counts: newest minute first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadQuery {
+    /// Only minutes starting at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only minutes starting before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Only counts after (older than) the row with this id, as the previous page ended.
+    pub before: Option<i64>,
+    /// At most this many rows.
+    pub limit: u64,
+}
+
+/// The newest request of a tenant: a row of the log, or a counted read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LastRequest {
+    /// A write or a failure, with its own row.
+    Logged(Box<ProvisioningEntry>),
+    /// A successful read, counted in its minute (`last_at`, `last_status` are the newest's).
+    Read(ReadCount),
+}
+
+impl LastRequest {
+    /// The newer of the newest row and the newest counted read; the row on a tie.
+    #[must_use]
+    pub fn newest(row: Option<ProvisioningEntry>, read: Option<ReadCount>) -> Option<Self> {
+        match (row, read) {
+            (Some(e), Some(r)) if r.last_at > e.at => Some(Self::Read(r)),
+            (Some(e), _) => Some(Self::Logged(Box::new(e))),
+            (None, r) => r.map(Self::Read),
+        }
+    }
+
+    /// When the request arrived.
+    #[must_use]
+    pub fn at(&self) -> OffsetDateTime {
+        match self {
+            Self::Logged(e) => e.at,
+            Self::Read(r) => r.last_at,
+        }
+    }
+
+    /// Its HTTP status.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Logged(e) => e.status,
+            Self::Read(r) => r.last_status,
+        }
+    }
+}
+
+/// The start of the minute `t` falls in: the key of read and drop counts.
+#[must_use]
+pub fn minute_of(t: OffsetDateTime) -> OffsetDateTime {
+    let secs = t.unix_timestamp();
+    let start = secs - secs.rem_euclid(60);
+    OffsetDateTime::from_unix_timestamp(start).unwrap_or(t)
+}
+
 /// An administrative action.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
@@ -311,6 +404,53 @@ pub trait LogStore: Send + Sync {
     ) -> StoreResult<Vec<ProvisioningEntry>>;
     /// Deletes up to `batch` rows older than `before`; returns how many were deleted.
     async fn prune_provisioning(&self, before: OffsetDateTime, batch: u64) -> StoreResult<u64>;
+    /// Adds read counts and dropped-row counts in one transaction. Counts of a (tenant,
+    /// route, minute) already stored add up (several flushes of a minute, several processes);
+    /// `last_status` and `last_at` become those of the newer request.
+    async fn add_provisioning_counts(
+        &self,
+        reads: &[ReadCount],
+        dropped: &[DroppedCount],
+    ) -> StoreResult<()>;
+    /// A tenant's read counts, newest minute first (and, within a minute, newest row first).
+    async fn list_read_counts(
+        &self,
+        tenant: &str,
+        query: &ReadQuery,
+    ) -> StoreResult<Vec<ReadCount>>;
+    /// The counted read of a tenant that arrived last.
+    async fn latest_read(&self, tenant: &str) -> StoreResult<Option<ReadCount>>;
+    /// How many provisioning-log rows of a tenant were dropped in the minutes starting in
+    /// `[since, until)` (either bound open when `None`).
+    async fn count_dropped(
+        &self,
+        tenant: &str,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+    ) -> StoreResult<u64>;
+    /// Deletes up to `batch` read and dropped counts of minutes before `before`; returns how
+    /// many were deleted.
+    async fn prune_provisioning_counts(
+        &self,
+        before: OffsetDateTime,
+        batch: u64,
+    ) -> StoreResult<u64>;
+    /// The newest request of a tenant, logged or counted: what "last request" shows.
+    async fn last_request(&self, tenant: &str) -> StoreResult<Option<LastRequest>> {
+        let row = self
+            .list_provisioning(
+                tenant,
+                &LogQuery {
+                    limit: 1,
+                    ..LogQuery::default()
+                },
+            )
+            .await?
+            .into_iter()
+            .next();
+        let read = self.latest_read(tenant).await?;
+        Ok(LastRequest::newest(row, read))
+    }
 
     /// Appends an audit entry.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;

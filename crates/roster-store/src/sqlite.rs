@@ -45,6 +45,8 @@ mod query;
 mod tenants;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_provlog;
 mod writer;
 
 use membership::Eligible;

@@ -97,7 +97,8 @@ enum Command {
         #[command(subcommand)]
         command: ops::WebhookCommand,
     },
-    /// Show a tenant's provisioning log (one line per SCIM request), oldest first.
+    /// Show a tenant's provisioning log (one line per write or failed SCIM request), oldest
+    /// first; with `--reads`, the successful reads counted per route and minute.
     Log {
         /// Tenant id.
         tenant: String,
@@ -107,6 +108,10 @@ enum Command {
         /// Only failed requests.
         #[arg(long)]
         failures: bool,
+        /// The counts of successful reads (GET, POST .search) per route and minute instead,
+        /// and how many log rows were dropped because the log's queue stayed full.
+        #[arg(long, conflicts_with_all = ["follow", "failures"])]
+        reads: bool,
         /// How many of the latest requests to show first.
         #[arg(long, default_value_t = 50)]
         limit: u64,
@@ -319,10 +324,18 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Webhook { command } => ops::webhook(open(&cli.database).await?, command).await?,
         Command::Log {
             tenant,
+            reads: true,
+            limit,
+            json,
+            ..
+        } => ops::log_reads(open(&cli.database).await?, &tenant, limit, json).await?,
+        Command::Log {
+            tenant,
             follow,
             failures,
             limit,
             json,
+            ..
         } => {
             ops::log(
                 open(&cli.database).await?,

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use roster_server::admin::{self, keys, logs, webhooks};
 use roster_server::{Clock, SystemClock};
-use roster_store::{LogQuery, Outcome, Store, StoreError};
+use roster_store::{LogQuery, Outcome, ReadQuery, Store, StoreError};
 use serde_json::json;
 
 /// How often `--follow` reads the database again.
@@ -456,6 +456,50 @@ pub async fn log(
             last = e.id;
         }
     }
+}
+
+/// Runs `roster log TENANT --reads`: the latest per-minute read counts, oldest first, then the
+/// number of log rows dropped (queue full) within the retained period.
+pub async fn log_reads(
+    store: Arc<dyn Store>,
+    tenant: &str,
+    limit: u64,
+    json_out: bool,
+) -> Result<()> {
+    let s = store.as_ref();
+    require_tenant(s, tenant).await?;
+    let mut rows = s
+        .list_read_counts(
+            tenant,
+            &ReadQuery {
+                limit: limit.max(1),
+                ..ReadQuery::default()
+            },
+        )
+        .await?;
+    rows.reverse();
+    for r in &rows {
+        if json_out {
+            println!("{}", logs::read_json(r));
+        } else {
+            println!(
+                "{} {:>6} x {} (last {} at {})",
+                fmt(r.minute),
+                r.count,
+                r.route,
+                r.last_status,
+                fmt(r.last_at)
+            );
+        }
+    }
+    let dropped = s.count_dropped(tenant, None, None).await?;
+    if dropped > 0 && !json_out {
+        println!(
+            "{dropped} request(s) could not be recorded in the provisioning log (its queue \
+             stayed full); see the server log's warnings"
+        );
+    }
+    Ok(())
 }
 
 /// Runs `roster events TENANT [--after N] [--follow]`: one JSON event per line, as delivered

@@ -1,9 +1,11 @@
-//! The provisioning log (`GET /tenants/{tenant}/provisioning-log`) and the audit log
+//! The provisioning log (`GET /tenants/{tenant}/provisioning-log`, a row per write and per
+//! failure), its read counts (`GET /tenants/{tenant}/provisioning-log/reads`, successful reads
+//! per route and minute, with the rows the log had to drop) and the audit log
 //! (`GET /audit-log`): read-only through the API.
 
 use axum::extract::State;
 use axum::Json;
-use roster_store::{AuditEntry, LogQuery, Outcome, ProvisioningEntry};
+use roster_store::{AuditEntry, LogQuery, Outcome, ProvisioningEntry, ReadCount, ReadQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -125,6 +127,65 @@ pub async fn provisioning_log(
     Ok(Json(json!({
         "entries": rows.iter().map(entry_json).collect::<Vec<_>>(),
         "next_cursor": next,
+    })))
+}
+
+/// How the API and `roster log --reads --json` show a read count.
+#[must_use]
+pub fn read_json(r: &ReadCount) -> Value {
+    json!({
+        "tenant": r.tenant_id,
+        "route": r.route,
+        "minute": fmt_time(r.minute),
+        "count": r.count,
+        "last_status": r.last_status,
+        "last_at": fmt_time(r.last_at),
+    })
+}
+
+/// Query of the read counts.
+#[derive(Debug, Deserialize)]
+pub struct ReadsQuery {
+    /// Minutes starting at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Minutes starting before this RFC 3339 time.
+    pub until: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u64>,
+}
+
+/// `GET /api/v1/tenants/{tenant}/provisioning-log/reads`: successful reads counted per route
+/// and minute, newest minute first, and how many log rows were dropped in the same period.
+///
+/// # Errors
+/// 400, 401, 404.
+pub async fn read_counts(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReadsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let page = page_limit(q.limit)?;
+    let since = parse_time("since", q.since.as_deref())?;
+    let until = parse_time("until", q.until.as_deref())?;
+    let query = ReadQuery {
+        since,
+        until,
+        before: parse_cursor(q.cursor.as_deref())?,
+        limit: page,
+    };
+    let rows = state.store.list_read_counts(&tenant, &query).await?;
+    let dropped = state.store.count_dropped(&tenant, since, until).await?;
+    let next = (rows.len() as u64 == page)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "entries": rows.iter().map(read_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+        "dropped": dropped,
     })))
 }
 

@@ -69,6 +69,10 @@ pub fn routes() -> Router<AppState> {
             get(logs::provisioning_log),
         )
         .route(
+            "/tenants/{tenant}/provisioning-log/reads",
+            get(logs::read_counts),
+        )
+        .route(
             "/tenants/{tenant}/setup-link",
             post(setup_link::create_handler),
         )
@@ -293,6 +297,7 @@ mod tests {
             "/api/v1/tenants/{tenant}/events",
             "/api/v1/tenants/{tenant}/snapshot",
             "/api/v1/tenants/{tenant}/provisioning-log",
+            "/api/v1/tenants/{tenant}/provisioning-log/reads",
             "/api/v1/audit-log",
             "/api/v1/webhooks",
             "/api/v1/webhooks/{id}",

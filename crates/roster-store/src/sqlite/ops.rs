@@ -8,8 +8,9 @@ use super::outbox::opt_json;
 use super::query::to_ms;
 use super::{backend, db_err, from_ms, opt_from_ms, to_i64, SqliteStore, Tx};
 use crate::ops::{
-    AdminKeyRecord, AuditEntry, DeliveryResult, LogQuery, LogStore, Outcome, ProvisioningEntry,
-    StreamState, Webhook, WebhookStore, WebhookStream,
+    minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LogQuery, LogStore,
+    Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
+    WebhookStream,
 };
 use crate::{StoreError, StoreResult};
 
@@ -380,6 +381,22 @@ fn log_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ProvisioningEntry> {
     })
 }
 
+const READ_COLS: &str = "id, tenant_id, minute, route, count, last_status, last_at";
+type ReadRow = (i64, String, i64, String, i64, i64, i64);
+
+fn read_from(row: ReadRow) -> StoreResult<ReadCount> {
+    let (id, tenant_id, minute, route, count, status, last_at) = row;
+    Ok(ReadCount {
+        id,
+        tenant_id,
+        route,
+        minute: from_ms(minute)?,
+        count: u64::try_from(count).unwrap_or(0),
+        last_status: u16::try_from(status).unwrap_or(0),
+        last_at: from_ms(last_at)?,
+    })
+}
+
 #[async_trait::async_trait]
 impl LogStore for SqliteStore {
     #[tracing::instrument(skip_all)]
@@ -507,6 +524,140 @@ impl LogStore for SqliteStore {
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn add_provisioning_counts(
+        &self,
+        reads: &[ReadCount],
+        dropped: &[DroppedCount],
+    ) -> StoreResult<()> {
+        if reads.is_empty() && dropped.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for r in reads {
+            // Every SET expression sees the stored row: the newer request's status wins, and
+            // `last_at` only moves forward, whichever flush arrives first.
+            sqlx::query(
+                "INSERT INTO provisioning_reads \
+                 (tenant_id, minute, route, count, last_status, last_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (tenant_id, minute, route) DO UPDATE SET \
+                 count = count + excluded.count, \
+                 last_status = CASE WHEN excluded.last_at >= last_at \
+                     THEN excluded.last_status ELSE last_status END, \
+                 last_at = MAX(last_at, excluded.last_at)",
+            )
+            .bind(&r.tenant_id)
+            .bind(to_ms(minute_of(r.minute)))
+            .bind(&r.route)
+            .bind(to_i64(r.count))
+            .bind(i64::from(r.last_status))
+            .bind(to_ms(r.last_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        for d in dropped {
+            sqlx::query(
+                "INSERT INTO provisioning_dropped (tenant_id, minute, count) VALUES (?, ?, ?) \
+                 ON CONFLICT (tenant_id, minute) DO UPDATE SET count = count + excluded.count",
+            )
+            .bind(&d.tenant_id)
+            .bind(to_ms(minute_of(d.minute)))
+            .bind(to_i64(d.count))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_read_counts(&self, tenant: &str, q: &ReadQuery) -> StoreResult<Vec<ReadCount>> {
+        // The cursor is the id of the page's last row: the next page continues after its
+        // (minute, id). A cursor of another tenant, or of a pruned row, ends the listing.
+        let rows: Vec<ReadRow> = sqlx::query_as(&format!(
+            "SELECT {READ_COLS} FROM provisioning_reads WHERE tenant_id = ?1 \
+             AND (?2 IS NULL OR minute >= ?2) AND (?3 IS NULL OR minute < ?3) \
+             AND (?4 IS NULL OR (minute, id) < \
+                 ((SELECT minute FROM provisioning_reads WHERE id = ?4 AND tenant_id = ?1), ?4)) \
+             ORDER BY minute DESC, id DESC LIMIT ?5"
+        ))
+        .bind(tenant)
+        .bind(q.since.map(to_ms))
+        .bind(q.until.map(to_ms))
+        .bind(q.before)
+        .bind(to_i64(q.limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(read_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn latest_read(&self, tenant: &str) -> StoreResult<Option<ReadCount>> {
+        // A row's `last_at` lies within its minute, so the newest request is in the newest
+        // minute: two index probes, however long the table.
+        let row: Option<ReadRow> = sqlx::query_as(&format!(
+            "SELECT {READ_COLS} FROM provisioning_reads WHERE tenant_id = ?1 AND minute = \
+             (SELECT MAX(minute) FROM provisioning_reads WHERE tenant_id = ?1) \
+             ORDER BY last_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(tenant)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        row.map(read_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn count_dropped(
+        &self,
+        tenant: &str,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+    ) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(count), 0) FROM provisioning_dropped WHERE tenant_id = ?1 \
+             AND (?2 IS NULL OR minute >= ?2) AND (?3 IS NULL OR minute < ?3)",
+        )
+        .bind(tenant)
+        .bind(since.map(to_ms))
+        .bind(until.map(to_ms))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn prune_provisioning_counts(
+        &self,
+        before: OffsetDateTime,
+        batch: u64,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let mut deleted = 0;
+        for table in ["provisioning_reads", "provisioning_dropped"] {
+            let left = batch.saturating_sub(deleted);
+            if left == 0 {
+                break;
+            }
+            let done = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE id IN \
+                 (SELECT id FROM {table} WHERE minute < ? ORDER BY minute LIMIT ?)"
+            ))
+            .bind(to_ms(before))
+            .bind(to_i64(left))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            deleted += done.rows_affected();
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
     }
 
     #[tracing::instrument(skip_all)]

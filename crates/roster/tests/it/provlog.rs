@@ -1,8 +1,10 @@
-//! The provisioning log: one row per SCIM request, failures explained for an IT admin, auth
-//! failures with the token prefix only, bodies without secrets.
+//! The provisioning log: a row per write and per failure, failures explained for an IT admin,
+//! auth failures with the token prefix only, bodies without secrets; successful reads counted
+//! per route and minute, and shown as the last request.
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::{user_body, TestServer, USER_URN};
@@ -234,4 +236,288 @@ async fn the_log_pages_with_a_cursor_and_filters_by_time() {
         .as_str()
         .unwrap()
         .contains("since"));
+}
+
+/// Waits until the tenant's read counts show `want` requests of `route`; returns the page.
+async fn reads_of(s: &TestServer, key: &str, route: &str, want: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = s
+            .admin_get(
+                key,
+                &format!("/tenants/{}/provisioning-log/reads", s.tenant),
+            )
+            .await;
+        let n: u64 = page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["route"] == route)
+            .map(|e| e["count"].as_u64().unwrap())
+            .sum();
+        if n >= want {
+            return page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{route}: {n} reads counted, expected {want}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A console session of an operator API key (sign-in form with its CSRF token); the cookie.
+async fn console_cookie(s: &TestServer, key: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let cookie_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .expect("a cookie")
+    };
+    let r = http
+        .get(format!("{}/console/sign-in", s.origin))
+        .send()
+        .await
+        .unwrap();
+    let pre = cookie_of(&r);
+    let html = r.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = http
+        .post(format!("{}/console/sign-in/key", s.origin))
+        .header("cookie", pre)
+        .form(&[("key", key), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "signed in");
+    cookie_of(&r)
+}
+
+async fn console_page(s: &TestServer, cookie: &str, path: &str) -> String {
+    let r = s
+        .client
+        .get(format!("{}{path}", s.origin))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{path}");
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: reads counted, writes and failures logged
+async fn successful_reads_are_counted_per_minute_writes_and_failures_keep_their_rows() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let id = s.user("bjensen").await;
+    s.patch_ops(
+        &format!("/Users/{id}"),
+        json!([{"op": "replace", "path": "displayName", "value": "Babs"}]),
+    )
+    .await
+    .expect(200);
+    for _ in 0..30 {
+        s.get(&format!("/Users/{id}")).await.expect(200);
+    }
+    s.get("/Users/no-such-user").await.expect(404);
+
+    // The 30 lookups: one count (they ran within a minute or two, so at most a row per minute).
+    let page = reads_of(&s, &key, "GET /Users/{id}", 30).await;
+    let lookups: Vec<&Value> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["route"] == "GET /Users/{id}")
+        .collect();
+    assert!(!lookups.is_empty() && lookups.len() <= 2, "{page}");
+    assert_eq!(
+        lookups
+            .iter()
+            .map(|e| e["count"].as_u64().unwrap())
+            .sum::<u64>(),
+        30
+    );
+    let newest = lookups[0];
+    assert_eq!(newest["tenant"], "acme");
+    assert_eq!(newest["last_status"], 200);
+    assert!(
+        newest["minute"].as_str().unwrap().ends_with(":00.000Z"),
+        "{newest}"
+    );
+    assert_eq!(page["dropped"], 0);
+    assert!(page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["route"] != "GET /Users/no-such-user" && e["last_status"] != 404));
+
+    // The create, the change and the failure have their rows; no lookup has one.
+    let rows = s.provisioning(&key, "", 3).await;
+    let summary: Vec<(String, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_owned(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("GET".to_owned(), 404),
+            ("PATCH".to_owned(), 200),
+            ("POST".to_owned(), 201)
+        ],
+        "{rows:?}"
+    );
+    assert_eq!(rows[0]["path"], "/scim/v2/acme/Users/no-such-user");
+    assert!(rows[0]["hint"].as_str().is_some());
+    assert_eq!(rows[1]["changed"], json!(["displayName"]));
+    assert_eq!(rows[2]["resource_id"], id.as_str());
+    assert_eq!(rows[2]["body"]["userName"], "bjensen");
+
+    // A search is a read too; a filtered list as well.
+    let search = s
+        .post(
+            "/Users/.search",
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "userName eq \"bjensen\""}),
+        )
+        .await;
+    search.expect(200);
+    s.get_q("/Users", &[("filter", "userName eq \"bjensen\"")])
+        .await
+        .expect(200);
+    reads_of(&s, &key, "POST /Users/.search", 1).await;
+    reads_of(&s, &key, "GET /Users", 1).await;
+
+    // The last request is a counted read: the console shows it, with its status.
+    let cookie = console_cookie(&s, &key).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let html = console_page(&s, &cookie, "/console/t/acme").await;
+        let status = html
+            .split("id=\"connection\"")
+            .nth(1)
+            .and_then(|h| h.split("</p>").next())
+            .unwrap_or_default()
+            .to_owned();
+        if status.contains("200 OK") && status.contains("GET /scim/v2/acme/Users") {
+            assert!(!status.contains("{id}"), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "connection status: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tenants = console_page(&s, &cookie, "/console/tenants").await;
+    assert!(!tenants.contains("none yet"), "acme has requests");
+    // The log page lists the failure, says that reads are counted, and shows no lookup.
+    let log = console_page(&s, &cookie, "/console/t/acme/log").await;
+    assert!(log.contains("counted per minute"), "{log}");
+    assert!(log.contains("/scim/v2/acme/Users/no-such-user"));
+    assert!(!log.contains("dropped-rows"));
+
+    // The command line lists the counts.
+    let text = s.cli_ok(&["log", "acme", "--reads"]);
+    assert!(
+        text.contains("GET /Users/{id}") && text.contains("POST /Users/.search"),
+        "{text}"
+    );
+    let json_lines = s.cli_ok(&["log", "acme", "--reads", "--json"]);
+    let counted: u64 = json_lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["route"] == "GET /Users/{id}")
+        .map(|v| v["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 30);
+    // The rows' listing has still no successful GET.
+    let all = s.cli_ok(&["log", "acme", "--json"]);
+    assert!(
+        all.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .all(|v| v["method"] != "GET" || v["status"] == 404),
+        "{all}"
+    );
+}
+
+#[tokio::test]
+async fn read_counts_page_with_a_cursor_and_refuse_bad_parameters() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let id = s.user("ann").await;
+    s.get(&format!("/Users/{id}")).await.expect(200);
+    s.get("/Users").await.expect(200);
+    s.get("/ServiceProviderConfig").await.expect(200);
+    for route in [
+        "GET /ServiceProviderConfig",
+        "GET /Users",
+        "GET /Users/{id}",
+    ] {
+        reads_of(&s, &key, route, 1).await;
+    }
+    let all = s
+        .admin_get(&key, "/tenants/acme/provisioning-log/reads")
+        .await;
+    let entries = all["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{all}");
+    assert_eq!(all["next_cursor"], Value::Null);
+
+    let first = s
+        .admin_get(&key, "/tenants/acme/provisioning-log/reads?limit=2")
+        .await;
+    assert_eq!(first["entries"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = s
+        .admin_get(
+            &key,
+            &format!("/tenants/acme/provisioning-log/reads?limit=2&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(second["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(second["entries"][0], entries[2]);
+    let future = s
+        .admin_get(
+            &key,
+            "/tenants/acme/provisioning-log/reads?since=2999-01-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(future["entries"], json!([]));
+
+    for bad in ["limit=0", "limit=1001", "cursor=abc", "since=yesterday"] {
+        s.admin(
+            &key,
+            Method::GET,
+            &format!("/tenants/acme/provisioning-log/reads?{bad}"),
+            None,
+        )
+        .await
+        .expect(400);
+    }
+    s.admin(
+        &key,
+        Method::GET,
+        "/tenants/nope/provisioning-log/reads",
+        None,
+    )
+    .await
+    .expect(404);
+    s.send(s.client.get(format!(
+        "{}/api/v1/tenants/acme/provisioning-log/reads",
+        s.origin
+    )))
+    .await
+    .expect(401);
 }

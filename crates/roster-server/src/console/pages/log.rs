@@ -1,5 +1,6 @@
-//! The provisioning log: every request from the identity provider, filtered by time, outcome
-//! and user, newest first; failures carry their SCIM error and what to do about it.
+//! The provisioning log: every write and every failed request from the identity provider,
+//! filtered by time, outcome and user, newest first; failures carry their SCIM error and what
+//! to do about it. Successful reads are counted, not listed (see `crate::provlog`).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -93,7 +94,9 @@ pub fn entry_row(tenant: &str, e: &ProvisioningEntry, now: OffsetDateTime) -> En
 struct LogPage {
     chrome: Chrome,
     tenant_href: String,
+    tenant_id: String,
     retention_days: u64,
+    dropped: u64,
     since: String,
     until: String,
     outcome_options: Vec<Opt>,
@@ -158,6 +161,8 @@ pub async fn list(
             },
         )
         .await?;
+    // Dropped rows are counted per minute: those of the minutes in the period shown.
+    let dropped = state.store.count_dropped(&t.id, since, until).await?;
     let now = state.clock.now();
     let href = tenant_href(&t.id);
     let keep = [
@@ -185,7 +190,9 @@ pub async fn list(
     render(&LogPage {
         chrome: Chrome::tenant(&session, &t, TabId::Log, "Provisioning log"),
         tenant_href: href,
+        tenant_id: t.id.clone(),
         retention_days: state.settings.log_retention.as_secs() / 86_400,
+        dropped,
         since: param(&p, "since")
             .map(|s| s.get(..16).unwrap_or(s))
             .unwrap_or("")

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use roster_store::app::{AppGroupQuery, GuardDecision, GuardState, MatchBy};
-use roster_store::{DeprovisionMode, ExistingUserMode, LogQuery, Outcome, Tenant};
+use roster_store::{DeprovisionMode, ExistingUserMode, LastRequest, LogQuery, Outcome, Tenant};
 use serde::Deserialize;
 use serde_json::json;
 use time::Duration;
@@ -31,6 +31,23 @@ struct Connection {
     status: u16,
     ok: bool,
     request: String,
+}
+
+/// What the last request was: `POST /scim/v2/acme/Users`, or for a counted read its route and
+/// how many such reads that minute had (`GET /scim/v2/acme/Users/{id}, 1 of 30 that minute`).
+pub fn last_request_text(tenant: &str, last: &LastRequest) -> String {
+    match last {
+        LastRequest::Logged(e) => format!("{} {}", e.method, e.path),
+        LastRequest::Read(r) => {
+            let (method, route) = r.route.split_once(' ').unwrap_or(("", &r.route));
+            let path = format!("{method} /scim/v2/{tenant}{route}");
+            if r.count > 1 {
+                format!("{path}, 1 of {} that minute", r.count)
+            } else {
+                path
+            }
+        }
+    }
 }
 
 struct Guide {
@@ -87,6 +104,7 @@ struct ScimPage {
     connection: Option<Connection>,
     failures_24h: String,
     failures_href: String,
+    dropped_24h: u64,
     guard: Option<GuardView>,
     new_token: Option<String>,
     idp_options: Vec<Opt>,
@@ -137,22 +155,17 @@ async fn render_page(
     let store = state.store.as_ref();
     let href = tenant_href(&t.id);
 
-    let last = store
-        .list_provisioning(
-            &t.id,
-            &LogQuery {
-                limit: 1,
-                ..LogQuery::default()
-            },
-        )
-        .await?;
-    let connection = last.first().map(|e| Connection {
-        at: fmt_when(e.at),
-        at_iso: admin::fmt_time(e.at),
-        ago: fmt_ago(e.at, now),
-        status: e.status,
-        ok: e.status < 400,
-        request: format!("{} {}", e.method, e.path),
+    // The newest request, a row of the log or a counted read.
+    let connection = store.last_request(&t.id).await?.map(|last| {
+        let at = last.at();
+        Connection {
+            at: fmt_when(at),
+            at_iso: admin::fmt_time(at),
+            ago: fmt_ago(at, now),
+            status: last.status(),
+            ok: last.status() < 400,
+            request: last_request_text(&t.id, &last),
+        }
     });
     // The newest failures (a partial index holds them), counted back 24 hours: a filter on
     // `at` would walk every request of the day.
@@ -175,6 +188,7 @@ async fn render_page(
         100.. => "100+".to_owned(),
         n => n.to_string(),
     };
+    let dropped_24h = store.count_dropped(&t.id, Some(day_ago), None).await?;
     let since = admin::fmt_time(day_ago);
     let failures_href = format!(
         "{href}/log?outcome=failure&since={}",
@@ -290,6 +304,7 @@ async fn render_page(
         connection,
         failures_24h,
         failures_href,
+        dropped_24h,
         guard,
         new_token: extra.new_token,
         idp_options: options(&idp::IDPS, selected),
