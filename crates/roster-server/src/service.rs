@@ -270,7 +270,7 @@ impl std::fmt::Debug for Got {
 }
 
 /// `GET /{type}/{id}`: one call into the store, which reads the resource and the relations the
-/// projection returns in one read transaction. A Group with more than [`MEMBER_PAGE`] members
+/// projection returns in one read transaction. A Group with [`MEMBER_PAGE`] members or more
 /// is streamed (see [`Got::Streamed`]); a smaller one is answered whole, exactly as before.
 ///
 /// # Errors
