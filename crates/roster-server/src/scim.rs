@@ -1,5 +1,6 @@
 //! SCIM routes under `/scim/v2/{tenant}` and their thin handlers (RFC 7644 §3).
 
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +16,8 @@ use crate::auth::Authed;
 use crate::body::ScimBody;
 use crate::dialect;
 use crate::discovery;
-use crate::error::{scim_json, HttpError};
-use crate::service::{self, Ctx, ListParams, Rendered};
+use crate::error::{scim_json, HttpError, SCIM_CONTENT_TYPE};
+use crate::service::{self, Ctx, Got, ListParams, Rendered};
 use crate::AppState;
 
 /// The absolute SCIM base URL of a tenant: `--public-url` when configured, else taken from
@@ -298,19 +299,23 @@ async fn do_get(
     discovery::require(&auth, kind)?;
     let proj = Params::parse(query)?.projection(kind)?;
     let c = ctx(&state, &headers, &auth);
-    let res = service::fetch(&state, &c, kind, &id).await?;
-    let tag = service::etag(res.version);
-    if let Some(inm) = header_str(&headers, header::IF_NONE_MATCH) {
-        if service::etag_list_matches(inm, &tag) {
-            let mut resp = StatusCode::NOT_MODIFIED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&tag) {
-                resp.headers_mut().insert(header::ETAG, v);
-            }
-            return Ok(resp);
-        }
+    let inm = header_str(&headers, header::IF_NONE_MATCH);
+    let (status, tag, body) = match service::get(&state, &c, kind, &id, &proj, inm).await? {
+        Got::Whole(r) => return Ok(resource_response(StatusCode::OK, &r)),
+        Got::NotModified { etag } => (StatusCode::NOT_MODIFIED, etag, Body::empty()),
+        Got::Streamed { etag, body } => (StatusCode::OK, etag, Body::from_stream(body)),
+    };
+    let mut resp = (status, body).into_response();
+    if status == StatusCode::OK {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(SCIM_CONTENT_TYPE),
+        );
     }
-    let r = service::render(&state, &c, &res, &proj).await?;
-    Ok(resource_response(StatusCode::OK, &r))
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
 }
 
 async fn do_put(

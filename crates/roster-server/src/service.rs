@@ -8,9 +8,11 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use roster_store::{
-    CreateOutcome, ListQuery, MemberOp, NewResource, Page, PageRequest, ResourceUpdate, SortSpec,
-    StoreError, StoredResource,
+    CreateOutcome, GroupRef, GroupStream, ListQuery, MemberOp, MemberPages, NewResource, PageRead,
+    PageRequest, Relations, ResourceUpdate, SortSpec, StoreError, StoredResource,
 };
 use scim_proto::filter::{
     format_datetime, parse_filter, validate_value_filter, AttrPath, CompValue, CompareOp, Filter,
@@ -29,8 +31,9 @@ use crate::{provlog, AppState};
 
 /// How many times a write is retried after losing an optimistic-concurrency race.
 const WRITE_ATTEMPTS: usize = 10;
-/// Members are read from the store in pages of this size when a representation includes them.
-const MEMBER_PAGE: u64 = 5000;
+/// Members are read from the store in pages of this size when a representation includes them;
+/// a Group with more members than this is streamed by `GET /Groups/{id}`.
+pub const MEMBER_PAGE: u64 = 5000;
 
 /// The request context shared by every operation: which tenant, and the absolute base URL.
 #[derive(Debug, Clone)]
@@ -81,22 +84,19 @@ fn location(ctx: &Ctx, kind: ResourceKind, id: &str) -> String {
     format!("{}/{}/{id}", ctx.base, kind.endpoint())
 }
 
-/// Builds the full representation of a stored resource and applies the projection.
-///
-/// Members and groups are read only when the projection returns them, so
+/// Which relations a representation under `proj` needs: a User's `groups` and a Group's
+/// `members` are read only when the projection returns them, so
 /// `excludedAttributes=members` never touches the membership rows.
-///
-/// # Errors
-/// When the store fails.
-pub async fn render(
-    state: &AppState,
-    ctx: &Ctx,
-    res: &StoredResource,
-    proj: &Projection,
-) -> Result<Rendered, HttpError> {
-    let kind = res.kind;
-    let loc = location(ctx, kind, &res.id);
-    let tag = etag(res.version);
+#[must_use]
+pub fn relations_for(kind: ResourceKind, proj: &Projection) -> Relations {
+    Relations {
+        groups: kind == ResourceKind::User && proj.includes(kind, "groups"),
+        members: kind == ResourceKind::Group && proj.includes(kind, "members"),
+    }
+}
+
+/// The stored document with `schemas` first and `id` after it.
+fn base_repr(res: &StoredResource) -> Map<String, Value> {
     let mut full = Map::new();
     let doc = res.doc.as_object().cloned().unwrap_or_default();
     if let Some(s) = doc.get("schemas") {
@@ -108,54 +108,110 @@ pub async fn render(
             full.insert(k, v);
         }
     }
-    match kind {
-        ResourceKind::User if proj.includes(kind, "groups") => {
-            let groups = state.store.groups_of_user(&ctx.tenant, &res.id).await?;
-            if !groups.is_empty() {
-                let arr = groups
-                    .into_iter()
-                    .map(|g| {
-                        json!({
-                            "value": g.id,
-                            "$ref": location(ctx, ResourceKind::Group, &g.id),
-                            "display": g.display_name,
-                            "type": "direct",
-                        })
-                    })
-                    .collect();
-                full.insert("groups".into(), Value::Array(arr));
-            }
-        }
-        ResourceKind::Group if proj.includes(kind, "members") => {
-            let members: Vec<Value> = all_member_ids(state, ctx, &res.id)
-                .await?
-                .into_iter()
-                .map(|id| {
-                    let r#ref = location(ctx, ResourceKind::User, &id);
-                    json!({"value": id, "$ref": r#ref, "type": "User"})
-                })
-                .collect();
-            if !members.is_empty() {
-                full.insert("members".into(), Value::Array(members));
-            }
-        }
-        _ => {}
-    }
-    full.insert(
-        "meta".into(),
-        json!({
-            "resourceType": kind.as_str(),
-            "created": format_datetime(res.created),
-            "lastModified": format_datetime(res.last_modified),
-            "location": loc,
-            "version": tag,
-        }),
-    );
-    Ok(Rendered {
-        body: proj.apply(kind, &Value::Object(full)),
-        etag: tag,
-        location: loc,
+    full
+}
+
+fn meta_of(ctx: &Ctx, res: &StoredResource) -> Value {
+    json!({
+        "resourceType": res.kind.as_str(),
+        "created": format_datetime(res.created),
+        "lastModified": format_datetime(res.last_modified),
+        "location": location(ctx, res.kind, &res.id),
+        "version": etag(res.version),
     })
+}
+
+/// One element of a Group's `members`, before projection.
+fn member_value(ctx: &Ctx, id: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("value".into(), Value::String(id.to_owned()));
+    m.insert(
+        "$ref".into(),
+        Value::String(location(ctx, ResourceKind::User, id)),
+    );
+    m.insert("type".into(), Value::String("User".into()));
+    m
+}
+
+/// Builds the full representation of a stored resource with the relations read for it and
+/// applies the projection. `groups` (Users) and `members` (Groups) are `None` when they were
+/// not read; an empty list leaves the attribute out, as an absent one.
+#[must_use]
+pub fn render_with(
+    ctx: &Ctx,
+    res: &StoredResource,
+    groups: Option<&[GroupRef]>,
+    members: Option<&[String]>,
+    proj: &Projection,
+) -> Rendered {
+    let kind = res.kind;
+    let mut full = base_repr(res);
+    if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+        let arr = groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "value": g.id,
+                    "$ref": location(ctx, ResourceKind::Group, &g.id),
+                    "display": g.display_name,
+                    "type": "direct",
+                })
+            })
+            .collect();
+        full.insert("groups".into(), Value::Array(arr));
+    }
+    if let Some(members) = members.filter(|m| !m.is_empty()) {
+        let arr = members
+            .iter()
+            .map(|id| Value::Object(member_value(ctx, id)))
+            .collect();
+        full.insert("members".into(), Value::Array(arr));
+    }
+    full.insert("meta".into(), meta_of(ctx, res));
+    Rendered {
+        body: proj.apply(kind, &Value::Object(full)),
+        etag: etag(res.version),
+        location: location(ctx, kind, &res.id),
+    }
+}
+
+/// Builds the full representation of a stored resource, reading the relations the projection
+/// returns, and applies the projection. For the answers of writes; reads get their relations
+/// with the resource in one store call (see [`get`], [`list`]).
+///
+/// # Errors
+/// When the store fails.
+pub async fn render(
+    state: &AppState,
+    ctx: &Ctx,
+    res: &StoredResource,
+    proj: &Projection,
+) -> Result<Rendered, HttpError> {
+    let with = relations_for(res.kind, proj);
+    let groups = if with.groups {
+        Some(state.store.groups_of_user(&ctx.tenant, &res.id).await?)
+    } else {
+        None
+    };
+    let members = if with.members {
+        Some(all_member_ids(state, ctx, &res.id).await?)
+    } else {
+        None
+    };
+    Ok(render_with(
+        ctx,
+        res,
+        groups.as_deref(),
+        members.as_deref(),
+        proj,
+    ))
+}
+
+fn not_found(kind: ResourceKind, id: &str) -> HttpError {
+    HttpError::from(ScimError::not_found(format!(
+        "{} \"{id}\" not found",
+        kind.as_str()
+    )))
 }
 
 /// Reads a live resource or answers 404.
@@ -172,14 +228,209 @@ pub async fn fetch(
         .store
         .get_resource(&ctx.tenant, kind, id)
         .await?
-        .ok_or_else(|| {
-            HttpError::from(ScimError::not_found(format!(
-                "{} \"{id}\" not found",
-                kind.as_str()
-            )))
-        })?;
+        .ok_or_else(|| not_found(kind, id))?;
     provlog::note_resource(&res.id, &res.doc);
     Ok(res)
+}
+
+/// The answer to `GET /{type}/{id}`.
+pub enum Got {
+    /// `If-None-Match` matched the current version: 304 with this ETag.
+    NotModified {
+        /// The current ETag.
+        etag: String,
+    },
+    /// The representation, built whole.
+    Whole(Rendered),
+    /// A Group with more members than one page, as a stream of JSON text: everything but
+    /// `members`, then the members page by page as the store reads them, then `meta`. The
+    /// bytes are those [`render_with`] would serialise, without the whole list in memory.
+    Streamed {
+        /// The Group's ETag.
+        etag: String,
+        /// The JSON text, in chunks; an error ends it early (the client sees a cut response:
+        /// the status was sent already).
+        body: BoxStream<'static, Result<Vec<u8>, StoreError>>,
+    },
+}
+
+impl std::fmt::Debug for Got {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotModified { etag } => {
+                f.debug_struct("NotModified").field("etag", etag).finish()
+            }
+            Self::Whole(r) => f.debug_tuple("Whole").field(r).finish(),
+            Self::Streamed { etag, .. } => f
+                .debug_struct("Streamed")
+                .field("etag", etag)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// `GET /{type}/{id}`: one call into the store, which reads the resource and the relations the
+/// projection returns in one read transaction. A Group with [`MEMBER_PAGE`] members or more
+/// is streamed (see [`Got::Streamed`]); a smaller one is answered whole, exactly as before.
+///
+/// # Errors
+/// 404 when there is no such resource in the tenant; a store failure before the answer
+/// starts.
+pub async fn get(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: ResourceKind,
+    id: &str,
+    proj: &Projection,
+    if_none_match: Option<&str>,
+) -> Result<Got, HttpError> {
+    get_paged(state, ctx, kind, id, proj, if_none_match, MEMBER_PAGE).await
+}
+
+/// [`get`] with `page` members per page (tests use small pages).
+async fn get_paged(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: ResourceKind,
+    id: &str,
+    proj: &Projection,
+    if_none_match: Option<&str>,
+    page: u64,
+) -> Result<Got, HttpError> {
+    let mut with = relations_for(kind, proj);
+    let not_modified = |tag: &str| if_none_match.is_some_and(|h| etag_list_matches(h, tag));
+    if with.members {
+        // A projection that empties every element leaves `members` out: nothing to read.
+        with.members = false;
+        if let Some(shape) = member_shape(ctx, proj) {
+            let group = state
+                .store
+                .stream_group(&ctx.tenant, id, page)
+                .await?
+                .ok_or_else(|| not_found(kind, id))?;
+            provlog::note_resource(&group.group.id, &group.group.doc);
+            let tag = etag(group.group.version);
+            if not_modified(&tag) {
+                // Dropping the stream ends its read transaction unread.
+                return Ok(Got::NotModified { etag: tag });
+            }
+            let GroupStream { group, mut members } = group;
+            let first = members.try_next().await?.unwrap_or_default();
+            if (first.len() as u64) < page {
+                return Ok(Got::Whole(render_with(
+                    ctx,
+                    &group,
+                    None,
+                    Some(first.as_slice()),
+                    proj,
+                )));
+            }
+            return Ok(Got::Streamed {
+                etag: tag,
+                body: stream_members(ctx, &group, proj, shape, first, members),
+            });
+        }
+    }
+    let read = state
+        .store
+        .read_resource(&ctx.tenant, kind, id, with)
+        .await?
+        .ok_or_else(|| not_found(kind, id))?;
+    let res = &read.resource;
+    provlog::note_resource(&res.id, &res.doc);
+    let tag = etag(res.version);
+    if not_modified(&tag) {
+        return Ok(Got::NotModified { etag: tag });
+    }
+    Ok(Got::Whole(render_with(
+        ctx,
+        res,
+        read.groups.as_deref(),
+        read.members.as_deref(),
+        proj,
+    )))
+}
+
+/// The keys each projected `members` element keeps, in order; `None` when the projection
+/// leaves every element empty (and so the attribute out). Every element has the same keys
+/// (`value`, `$ref`, `type`), so one sample decides for all.
+fn member_shape(ctx: &Ctx, proj: &Projection) -> Option<Vec<String>> {
+    let sample = json!({"members": [Value::Object(member_value(ctx, "x"))]});
+    let projected = proj.apply(ResourceKind::Group, &sample);
+    let element = projected.get("members")?.get(0)?.as_object()?;
+    Some(element.keys().cloned().collect())
+}
+
+/// The JSON text of a projected Group whose members come from `first` and then `rest`: the
+/// same bytes as `serde_json::to_vec(&render_with(..).body)`, because the representation is
+/// built in the same order (the document, then `members`, then `meta`) and every element is
+/// projected to `shape`.
+fn stream_members(
+    ctx: &Ctx,
+    group: &StoredResource,
+    proj: &Projection,
+    shape: Vec<String>,
+    first: Vec<String>,
+    rest: MemberPages,
+) -> BoxStream<'static, Result<Vec<u8>, StoreError>> {
+    let mut full = base_repr(group);
+    full.insert("meta".into(), meta_of(ctx, group));
+    let mut projected = match proj.apply(ResourceKind::Group, &Value::Object(full)) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let meta = projected.shift_remove("meta");
+    let head_empty = projected.is_empty();
+    let mut head = serde_json::to_vec(&Value::Object(projected)).unwrap_or_default();
+    head.pop(); // the closing brace
+    if !head_empty {
+        head.push(b',');
+    }
+    head.extend_from_slice(b"\"members\":[");
+    let mut tail = b"]".to_vec();
+    if let Some(meta) = meta {
+        tail.extend_from_slice(b",\"meta\":");
+        tail.extend(serde_json::to_vec(&meta).unwrap_or_default());
+    }
+    tail.push(b'}');
+    let ctx = ctx.clone();
+    // Written field by field rather than through a `Value` per member: this loop runs 100,000
+    // times for a large group. Writing JSON into a `Vec` cannot fail.
+    let encode = move |ids: &[String], leading_comma: bool| -> Vec<u8> {
+        let mut out = Vec::with_capacity(ids.len() * 128);
+        for (i, id) in ids.iter().enumerate() {
+            if leading_comma || i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            for (k, key) in shape.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut out, key);
+                out.push(b':');
+                let _ = match key.as_str() {
+                    "value" => serde_json::to_writer(&mut out, id),
+                    "$ref" => {
+                        serde_json::to_writer(&mut out, &location(&ctx, ResourceKind::User, id))
+                    }
+                    "type" => serde_json::to_writer(&mut out, "User"),
+                    other => serde_json::to_writer(&mut out, &member_value(&ctx, id).get(other)),
+                };
+            }
+            out.push(b'}');
+        }
+        out
+    };
+    head.extend(encode(&first, false));
+    let group_id = group.id.clone();
+    futures::stream::once(async move { Ok::<_, StoreError>(head) })
+        .chain(rest.map_ok(move |ids| encode(&ids, true)))
+        .chain(futures::stream::once(async move { Ok(tail) }))
+        .inspect_err(move |e| {
+            tracing::error!(error = %e, group = %group_id, "reading a group's members failed while streaming them");
+        })
+        .boxed()
 }
 
 /// Checks an `If-Match` header value against the current ETag (RFC 7232 §3.1, weak compare).
@@ -710,25 +961,32 @@ pub async fn list(
         sort: sort_spec(kind, p)?,
         page: page.clone(),
     };
+    // One store call: the page and the relations of all its resources, in one snapshot.
     let result = state
         .store
-        .list_resources(&ctx.tenant, kind, &query)
+        .read_page(&ctx.tenant, kind, &query, relations_for(kind, &proj))
         .await
         .map_err(cursor_error)?;
-    list_response(state, ctx, &page, result, &proj).await
+    Ok(list_response(ctx, &page, result, &proj))
 }
 
-async fn list_response(
-    state: &AppState,
-    ctx: &Ctx,
-    page: &PageRequest,
-    result: Page,
-    proj: &Projection,
-) -> Result<Value, HttpError> {
-    let mut resources = Vec::with_capacity(result.items.len());
-    for r in &result.items {
-        resources.push(render(state, ctx, r, proj).await?.body);
-    }
+fn render_read(ctx: &Ctx, r: &roster_store::ResourceRead, proj: &Projection) -> Value {
+    render_with(
+        ctx,
+        &r.resource,
+        r.groups.as_deref(),
+        r.members.as_deref(),
+        proj,
+    )
+    .body
+}
+
+fn list_response(ctx: &Ctx, page: &PageRequest, result: PageRead, proj: &Projection) -> Value {
+    let resources: Vec<Value> = result
+        .items
+        .iter()
+        .map(|r| render_read(ctx, r, proj))
+        .collect();
     let mut body = Map::new();
     body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
     body.insert("totalResults".into(), json!(result.total));
@@ -737,7 +995,7 @@ async fn list_response(
         PageRequest::Index { start_index, count } => {
             body.insert("startIndex".into(), json!(start_index));
             if *count == 0 {
-                return Ok(Value::Object(body));
+                return Value::Object(body);
             }
         }
         PageRequest::Cursor { .. } => {
@@ -747,7 +1005,7 @@ async fn list_response(
         }
     }
     body.insert("Resources".into(), Value::Array(resources));
-    Ok(Value::Object(body))
+    Value::Object(body)
 }
 
 /// `POST /.search` at the root: Users then Groups, paged as one list (index pagination).
@@ -801,13 +1059,14 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<V
                 count: want,
             },
         };
-        let page = state.store.list_resources(&ctx.tenant, kind, &q).await?;
+        let page = state
+            .store
+            .read_page(&ctx.tenant, kind, &q, relations_for(kind, &proj))
+            .await?;
         total += page.total;
         skip = skip.saturating_sub(page.total);
         want -= page.items.len() as u64;
-        for r in &page.items {
-            resources.push(render(state, ctx, r, &proj).await?.body);
-        }
+        resources.extend(page.items.iter().map(|r| render_read(ctx, r, &proj)));
     }
     let mut body = Map::new();
     body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
@@ -818,4 +1077,161 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<V
         body.insert("Resources".into(), Value::Array(resources));
     }
     Ok(Value::Object(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use roster_store::sqlite::SqliteStore;
+    use roster_store::{Store, Tenant, TenantSettings};
+    use scim_proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
+
+    use super::*;
+    use crate::Settings;
+
+    async fn state() -> AppState {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store
+            .create_tenant(&Tenant {
+                id: "t".into(),
+                name: "T".into(),
+                idp: "generic".into(),
+                created_at: time::OffsetDateTime::UNIX_EPOCH,
+                settings: TenantSettings::default(),
+            })
+            .await
+            .unwrap();
+        AppState::new(Arc::new(store), Settings::default())
+    }
+
+    fn ctx() -> Ctx {
+        Ctx {
+            tenant: "t".into(),
+            base: "https://h/scim/v2/t".into(),
+        }
+    }
+
+    async fn create(
+        state: &AppState,
+        kind: ResourceKind,
+        id: &str,
+        doc: Value,
+        members: &[String],
+    ) {
+        let new = NewResource {
+            id: id.into(),
+            doc,
+            password_hash: None,
+            members: members.to_vec(),
+            events: vec![],
+        };
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        state
+            .store
+            .create_resource("t", kind, new, now)
+            .await
+            .unwrap();
+    }
+
+    async fn body_of(got: Got) -> (bool, Vec<u8>) {
+        match got {
+            Got::Whole(r) => (false, serde_json::to_vec(&r.body).unwrap()),
+            Got::Streamed { body, .. } => {
+                let chunks: Vec<Vec<u8>> = body.try_collect().await.unwrap();
+                assert!(chunks.len() > 2, "one chunk per page of members");
+                (true, chunks.concat())
+            }
+            Got::NotModified { .. } => panic!("not modified"),
+        }
+    }
+
+    /// A Group larger than a page streams exactly the bytes a whole rendering would give,
+    /// under every kind of projection; a smaller one is answered whole.
+    #[tokio::test]
+    async fn a_big_group_streams_the_bytes_of_its_whole_rendering() {
+        let state = state().await;
+        let ctx = ctx();
+        const PAGE: u64 = 40;
+        let n = 2 * 40 + 7;
+        let users: Vec<String> = (0..n).map(|i| format!("u{i:05}")).collect();
+        for u in &users {
+            let doc = json!({"schemas": [USER_SCHEMA], "userName": u});
+            create(&state, ResourceKind::User, u, doc, &[]).await;
+        }
+        let doc = json!({"schemas": [GROUP_SCHEMA], "displayName": "Big", "externalId": "x"});
+        create(&state, ResourceKind::Group, "big", doc, &users).await;
+        let doc = json!({"schemas": [GROUP_SCHEMA], "displayName": "Small"});
+        create(&state, ResourceKind::Group, "small", doc, &users[..3]).await;
+        let big = state
+            .store
+            .get_resource("t", ResourceKind::Group, "big")
+            .await
+            .unwrap()
+            .unwrap();
+
+        for (attrs, excluded, streamed) in [
+            (None, None, true),
+            (Some("members.value"), None, true),
+            (Some("displayName,members"), None, true),
+            (None, Some("members.$ref,meta"), true),
+            (None, Some("externalId"), true),
+            (Some("members.display"), None, true),
+            (Some("displayName"), None, false),
+            (None, Some("members"), false),
+        ] {
+            let proj = Projection::parse(ResourceKind::Group, attrs, excluded).unwrap();
+            let got = get_paged(&state, &ctx, ResourceKind::Group, "big", &proj, None, PAGE)
+                .await
+                .unwrap();
+            let (was_streamed, bytes) = body_of(got).await;
+            assert_eq!(was_streamed, streamed, "{attrs:?} {excluded:?}");
+            let whole = render_with(&ctx, &big, None, Some(users.as_slice()), &proj);
+            let want = serde_json::to_vec(&whole.body).unwrap();
+            assert!(bytes == want, "{attrs:?} {excluded:?}: the stream differs");
+        }
+
+        let proj = Projection::default();
+        let got = get_paged(
+            &state,
+            &ctx,
+            ResourceKind::Group,
+            "small",
+            &proj,
+            None,
+            PAGE,
+        )
+        .await
+        .unwrap();
+        let (was_streamed, bytes) = body_of(got).await;
+        assert!(!was_streamed);
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["members"].as_array().unwrap().len(), 3);
+
+        // If-None-Match and 404 are decided before anything is streamed.
+        let tag = etag(big.version);
+        let got = get_paged(
+            &state,
+            &ctx,
+            ResourceKind::Group,
+            "big",
+            &proj,
+            Some(&tag),
+            PAGE,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(got, Got::NotModified { etag } if etag == tag));
+        let err = get(&state, &ctx, ResourceKind::Group, "nope", &proj, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error.status, 404);
+        // The stream's transaction ended: the store serves the next read.
+        let u = get(&state, &ctx, ResourceKind::User, "u00001", &proj, None)
+            .await
+            .unwrap();
+        let (_, bytes) = body_of(u).await;
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["groups"].as_array().unwrap().len(), 2);
+    }
 }

@@ -197,6 +197,33 @@ pub struct Snapshot {
     pub groups: Vec<(StoredResource, Vec<String>)>,
 }
 
+/// One part of a streamed snapshot (see [`EventStore::snapshot_stream`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotPart {
+    /// The next live Users, in creation order.
+    Users(Vec<StoredResource>),
+    /// The next live Group; its members follow.
+    Group(StoredResource),
+    /// The next member ids of the last [`SnapshotPart::Group`], in id order.
+    Members(Vec<String>),
+}
+
+/// A snapshot being read: the seq it reflects, and its parts.
+pub struct SnapshotStream {
+    /// The last event seq the snapshot reflects (0 when the tenant has no events).
+    pub seq: i64,
+    /// Users, then each Group followed by its members.
+    pub parts: futures::stream::BoxStream<'static, StoreResult<SnapshotPart>>,
+}
+
+impl std::fmt::Debug for SnapshotStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStream")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The events side of the store: reading the outbox, and appending events that belong to no
 /// resource write (e.g. `token.expiring`, `scim.enabled`).
 #[async_trait]
@@ -221,8 +248,35 @@ pub trait EventStore: Send + Sync {
     /// The tenant's last seq (0 when it has no events).
     async fn last_seq(&self, tenant: &str) -> StoreResult<i64>;
     /// Users, Groups and members of a tenant plus the seq they reflect, read in one read
-    /// transaction.
-    async fn snapshot(&self, tenant: &str) -> StoreResult<Snapshot>;
+    /// transaction, collected in memory: for tests and small tenants. Serving a snapshot uses
+    /// [`EventStore::snapshot_stream`], which does not hold the tenant in memory.
+    async fn snapshot(&self, tenant: &str) -> StoreResult<Snapshot> {
+        use futures::TryStreamExt;
+        let SnapshotStream { seq, mut parts } = self.snapshot_stream(tenant, 1000).await?;
+        let mut users = Vec::new();
+        let mut groups: Vec<(StoredResource, Vec<String>)> = Vec::new();
+        while let Some(part) = parts.try_next().await? {
+            match part {
+                SnapshotPart::Users(us) => users.extend(us),
+                SnapshotPart::Group(g) => groups.push((g, Vec::new())),
+                SnapshotPart::Members(ms) => {
+                    if let Some((_, members)) = groups.last_mut() {
+                        members.extend(ms);
+                    }
+                }
+            }
+        }
+        Ok(Snapshot { seq, users, groups })
+    }
+    /// The same picture as [`EventStore::snapshot`], as a stream read page by page (`page`
+    /// rows a statement, keyset pagination) from one read transaction that the stream holds
+    /// until it ends or is dropped, so that the parts form one consistent snapshot whatever
+    /// their number, and memory stays bounded by a page. Parts come in this order: every
+    /// live User (in creation order, in [`SnapshotPart::Users`] batches), then each live Group
+    /// (in creation order) as a [`SnapshotPart::Group`] followed by its member ids (in id
+    /// order, in [`SnapshotPart::Members`] batches; none for an empty group). `Invalid` when
+    /// `page` is 0.
+    async fn snapshot_stream(&self, tenant: &str, page: u64) -> StoreResult<SnapshotStream>;
     /// A receiver that changes after every commit that appended events in this process, so
     /// that long polls and delivery workers wake at once. Writes by other processes (the CLI)
     /// do not signal it: readers must also poll.

@@ -28,7 +28,7 @@ pub mod tenants;
 pub use app::AppStore;
 pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
 
-pub use events::{Event, EventStore, EventType, NewEvent, Snapshot};
+pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
 pub use ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LastRequest, LogQuery,
     LogStore, Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
@@ -431,4 +431,110 @@ pub trait Store:
     ) -> StoreResult<Vec<Member>>;
     /// The groups a User belongs to.
     async fn groups_of_user(&self, tenant: &str, user_id: &str) -> StoreResult<Vec<GroupRef>>;
+
+    // The read path of SCIM: one call per request, one read transaction on one connection,
+    // and a bounded number of statements whatever the page size (see `Relations`).
+
+    /// Reads a live resource and, as `with` asks, its relations (a User's `groups`, a Group's
+    /// member ids), in one read transaction: resource and relations are one snapshot.
+    /// `None` when there is no such live resource in the tenant. A relation that does not
+    /// apply to `kind` is ignored (left `None`). Costs one statement per relation asked for
+    /// plus one (a backend may fold them into fewer).
+    async fn read_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        with: Relations,
+    ) -> StoreResult<Option<ResourceRead>>;
+    /// Lists live resources as [`Store::list_resources`] does and, as `with` asks, the
+    /// relations of every resource of the page, in one read transaction. The relations of a
+    /// whole page cost a bounded number of statements, independent of the page size (one per
+    /// relation on SQLite for pages up to the maximum `count`), never one per resource.
+    /// Errors as [`Store::list_resources`].
+    async fn read_page(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+        with: Relations,
+    ) -> StoreResult<PageRead>;
+    /// Reads a live Group and opens a stream of its member ids, in id order, `page` ids per
+    /// item (the last item may be shorter; a group without members yields no item). The
+    /// group row and every page are read in one read transaction held by the stream (a
+    /// consistent snapshot: members added or removed meanwhile are not seen, none is seen
+    /// twice or skipped), with keyset pagination (`member_id > last`), so memory stays bounded
+    /// by one page however large the group. The transaction holds one reader connection until
+    /// the stream ends or is dropped: consume it promptly. `None` when there is no such live
+    /// Group; `Invalid` when `page` is 0.
+    async fn stream_group(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        page: u64,
+    ) -> StoreResult<Option<GroupStream>>;
+}
+
+/// Which relations a read returns besides the stored resources. Each is read only when asked
+/// for, so `excludedAttributes=members` (or `groups`) never touches the membership rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Relations {
+    /// For Users: the groups each User belongs to (its read-only `groups` attribute).
+    pub groups: bool,
+    /// For Groups: every member id of each Group, in id order. For one large Group prefer
+    /// [`Store::stream_group`], which does not hold the whole list in memory.
+    pub members: bool,
+}
+
+impl Relations {
+    /// No relation: the stored resources only.
+    pub const NONE: Relations = Relations {
+        groups: false,
+        members: false,
+    };
+}
+
+/// A resource as read by [`Store::read_resource`] or [`Store::read_page`], with the relations
+/// that were asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceRead {
+    /// The stored resource.
+    pub resource: StoredResource,
+    /// A User's groups ordered by Group id, when [`Relations::groups`] was asked for (empty
+    /// when it belongs to none); `None` otherwise and for Groups.
+    pub groups: Option<Vec<GroupRef>>,
+    /// A Group's member ids in id order, when [`Relations::members`] was asked for; `None`
+    /// otherwise and for Users.
+    pub members: Option<Vec<String>>,
+}
+
+/// One page of results with their relations (see [`Page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRead {
+    /// Number of matching resources in all pages.
+    pub total: u64,
+    /// This page, in the order of the query.
+    pub items: Vec<ResourceRead>,
+    /// For cursor pagination: the cursor of the next page, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// Pages of member ids read from an open read transaction (see [`Store::stream_group`]).
+pub type MemberPages = futures::stream::BoxStream<'static, StoreResult<Vec<String>>>;
+
+/// A Group and the stream of its members, from one read transaction (see
+/// [`Store::stream_group`]).
+pub struct GroupStream {
+    /// The Group as stored.
+    pub group: StoredResource,
+    /// Its member ids, a page per item.
+    pub members: MemberPages,
+}
+
+impl std::fmt::Debug for GroupStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupStream")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
 }

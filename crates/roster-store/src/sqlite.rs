@@ -42,11 +42,14 @@ mod membership;
 mod ops;
 mod outbox;
 mod query;
+mod reads;
 mod tenants;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_provlog;
+#[cfg(test)]
+mod tests_reads;
 mod writer;
 
 use membership::Eligible;
@@ -387,9 +390,23 @@ impl SqliteStore {
 
     /// Lists resources; `force_memory` evaluates the filter purely in memory (for tests that
     /// compare both paths).
-    #[allow(clippy::too_many_lines)] // One flow: plan, then the SQL or the in-memory path.
     async fn list_impl(
         &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+        force_memory: bool,
+    ) -> StoreResult<Page> {
+        // One read transaction: the count and the page (and member lists) see one snapshot.
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        Self::list_in(&mut tx, tenant, kind, query, force_memory).await
+    }
+
+    /// [`Self::list_impl`] inside the caller's read transaction, so that the caller can read
+    /// more (the page's relations, see `reads`) in the same snapshot.
+    #[allow(clippy::too_many_lines)] // One flow: plan, then the SQL or the in-memory path.
+    async fn list_in(
+        tx: &mut sqlx::SqliteConnection,
         tenant: &str,
         kind: ResourceKind,
         query: &ListQuery,
@@ -434,9 +451,6 @@ impl SqliteStore {
         );
         let mut args = vec![Arg::Text(tenant.to_owned())];
         args.extend(frag.args.iter().cloned());
-
-        // One read transaction: the count and the page (and member lists) see one snapshot.
-        let mut tx = self.reader.begin().await.map_err(backend)?;
 
         if !memory {
             let total: i64 = sqlx::query_scalar_with(
@@ -584,7 +598,6 @@ impl SqliteStore {
                 groups.entry(u).or_default().push((id, display));
             }
         }
-        drop(tx);
         let check = query.filter.as_ref().filter(|_| !frag.exact);
         let mut matched: Vec<(Option<Key>, i64, StoredResource)> = Vec::new();
         for row in rows {
@@ -1240,6 +1253,40 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|(id, display_name)| GroupRef { id, display_name })
             .collect())
+    }
+
+    // The SCIM read path: see `reads`.
+
+    #[tracing::instrument(skip_all)]
+    async fn read_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        with: crate::Relations,
+    ) -> StoreResult<Option<crate::ResourceRead>> {
+        self.read_resource_impl(tenant, kind, id, with).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn read_page(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+        with: crate::Relations,
+    ) -> StoreResult<crate::PageRead> {
+        self.read_page_impl(tenant, kind, query, with).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn stream_group(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        page: u64,
+    ) -> StoreResult<Option<crate::GroupStream>> {
+        self.stream_group_impl(tenant, group_id, page).await
     }
 }
 

@@ -14,14 +14,12 @@
 //! so seq order is commit order there too; different tenants do not contend.
 
 use serde_json::Value;
-use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::query::to_ms;
-use super::{backend, from_ms, stored, to_i64, ResourceRow, SqliteStore, Tx, RESOURCE_COLS};
-use crate::events::{Event, EventStore, NewEvent, Snapshot};
+use super::{backend, from_ms, to_i64, SqliteStore, Tx};
+use crate::events::{Event, EventStore, NewEvent, SnapshotStream};
 use crate::{StoreError, StoreResult};
-use scim_proto::schema::ResourceKind;
 
 /// Appends `events` for `tenant` at `now_ms` inside the caller's write transaction.
 pub(super) async fn append_events(
@@ -157,60 +155,8 @@ impl EventStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn snapshot(&self, tenant: &str) -> StoreResult<Snapshot> {
-        // One read transaction: in WAL mode it sees one committed state, in which the events
-        // up to MAX(seq) and the resources agree, because both were written by the same
-        // transactions. A deferred transaction takes its snapshot at the first read.
-        let mut tx = self.reader.begin().await.map_err(backend)?;
-        let seq: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
-                .bind(tenant)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend)?;
-        let mut users = Vec::new();
-        let mut groups = Vec::new();
-        for kind in ResourceKind::ALL {
-            let rows: Vec<ResourceRow> = sqlx::query_as(&format!(
-                "SELECT {RESOURCE_COLS} FROM resources r \
-                 WHERE r.tenant_id = ? AND r.kind = ? AND r.deleted = 0 ORDER BY r.pk"
-            ))
-            .bind(tenant)
-            .bind(kind.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-            for row in rows {
-                let (_, res) = stored(kind, row)?;
-                match kind {
-                    ResourceKind::User => users.push(res),
-                    ResourceKind::Group => groups.push((res, Vec::new())),
-                }
-            }
-        }
-        let members = sqlx::query(
-            "SELECT g.id AS gid, m.member_id AS mid FROM members m \
-             JOIN resources g ON g.pk = m.group_pk \
-             WHERE g.tenant_id = ? AND g.deleted = 0 ORDER BY g.pk, m.member_id",
-        )
-        .bind(tenant)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let index: std::collections::HashMap<String, usize> = groups
-            .iter()
-            .enumerate()
-            .map(|(i, (g, _))| (g.id.clone(), i))
-            .collect();
-        for row in members {
-            let gid: String = row.try_get("gid").map_err(backend)?;
-            let mid: String = row.try_get("mid").map_err(backend)?;
-            if let Some(entry) = index.get(&gid).and_then(|i| groups.get_mut(*i)) {
-                entry.1.push(mid);
-            }
-        }
-        drop(tx);
-        Ok(Snapshot { seq, users, groups })
+    async fn snapshot_stream(&self, tenant: &str, page: u64) -> StoreResult<SnapshotStream> {
+        self.snapshot_stream_impl(tenant, page).await
     }
 
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {

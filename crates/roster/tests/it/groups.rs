@@ -315,3 +315,61 @@ async fn concurrent_member_adds_are_not_lost() {
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
     assert_eq!(member_ids(&s.get(&gp).await.json), sorted(&refs));
 }
+
+/// A list page reads the relations of all its resources at once (issue 10): each listed User
+/// and Group is the same as its GET, projections included, and excluding the relation leaves
+/// it out.
+#[tokio::test]
+async fn list_pages_carry_the_same_relations_as_gets() {
+    let s = TestServer::start().await;
+    let mut users = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        users.push(s.user(name).await);
+    }
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    s.create_group("one", &refs[..3]).await;
+    s.create_group("two", &refs[1..2]).await;
+    s.create_group("empty", &[]).await;
+    for (endpoint, relation) in [("/Users", "groups"), ("/Groups", "members")] {
+        for query in [
+            vec![],
+            vec![("count", "2")],
+            vec![("attributes", relation)],
+            vec![("attributes", "members.value,groups.display")],
+        ] {
+            let list = s.get_q(endpoint, &query).await;
+            list.expect(200);
+            let items = list.json["Resources"].as_array().unwrap();
+            assert!(!items.is_empty());
+            for item in items {
+                let id = item["id"].as_str().unwrap();
+                let projection: Vec<(&str, &str)> = query
+                    .iter()
+                    .filter(|(k, _)| *k != "count")
+                    .copied()
+                    .collect();
+                let one = s.get_q(&format!("{endpoint}/{id}"), &projection).await;
+                assert_eq!(item, &one.json, "{endpoint} {query:?}");
+            }
+        }
+        let list = s.get_q(endpoint, &[("excludedAttributes", relation)]).await;
+        for item in list.json["Resources"].as_array().unwrap() {
+            assert!(item.get(relation).is_none(), "{}", list.text);
+        }
+    }
+    // Members are listed in id order, with `$ref` and `type`, as before.
+    let g = s.filter("/Groups", "displayName eq \"one\"").await;
+    let members = g["Resources"][0]["members"].as_array().unwrap();
+    let mut want: Vec<String> = refs[..3].iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    let got: Vec<&str> = members
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    assert!(members
+        .iter()
+        .all(|m| m["type"] == "User" && m["$ref"].is_string()));
+    let u = s.get(&format!("/Users/{}", users[1])).await.json;
+    assert_eq!(u["groups"].as_array().unwrap().len(), 2);
+}
