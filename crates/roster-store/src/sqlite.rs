@@ -81,6 +81,8 @@ pub struct SqliteStore {
 }
 
 type Tx = writer::WriteTx;
+/// A read transaction on a reader connection: one consistent snapshot (WAL).
+type ReadTx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// `resources` columns read for a [`StoredResource`].
 const RESOURCE_COLS: &str = "r.pk, r.id, r.version, r.doc, r.created, r.last_modified";

@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use futures::stream::{self, StreamExt};
 use scim_proto::schema::ResourceKind;
 
-use super::{backend, stored, to_i64, ResourceRow, SqliteStore, Tx, RESOURCE_COLS};
+use super::{backend, stored, to_i64, ReadTx, ResourceRow, SqliteStore, RESOURCE_COLS};
 use crate::events::{SnapshotPart, SnapshotStream};
 use crate::{
     GroupRef, GroupStream, ListQuery, PageRead, Relations, ResourceRead, StoreError, StoreResult,
@@ -47,7 +47,7 @@ fn page_size(page: u64) -> StoreResult<i64> {
 /// One page of a Group's member ids after `after`, in id order (index
 /// `members_group_member_id`).
 async fn member_page(
-    tx: &mut Tx,
+    tx: &mut ReadTx,
     group_pk: i64,
     after: Option<&str>,
     limit: i64,
@@ -79,7 +79,7 @@ async fn member_page(
 
 /// The groups of each of `ids` (live Users of the tenant), one statement.
 async fn groups_of(
-    tx: &mut Tx,
+    tx: &mut ReadTx,
     tenant: &str,
     ids: &str,
 ) -> StoreResult<HashMap<String, Vec<GroupRef>>> {
@@ -107,7 +107,7 @@ async fn groups_of(
 
 /// The member ids of each of `ids` (live Groups of the tenant), one statement.
 async fn members_of(
-    tx: &mut Tx,
+    tx: &mut ReadTx,
     tenant: &str,
     ids: &str,
 ) -> StoreResult<HashMap<String, Vec<String>>> {
@@ -130,7 +130,7 @@ async fn members_of(
 
 /// Where a streamed snapshot stands.
 struct SnapshotState {
-    tx: Tx,
+    tx: ReadTx,
     tenant: String,
     limit: i64,
     /// The pk after which the next Users page starts; `None` once every User was read.
