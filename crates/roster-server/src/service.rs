@@ -507,12 +507,26 @@ pub async fn create(
         events: Vec::new(),
     };
     let now = state.clock.now();
+    let no_members = new.members.is_empty();
     let outcome = state
         .store
         .create_resource(&ctx.tenant, kind, new, now)
         .await
         .map_err(|e| store_conflict(e, kind, &n.doc))?;
     let res = match outcome {
+        // A new User is in no group yet, and a new Group created without members has none:
+        // the answer needs no read of the relations.
+        CreateOutcome::Created(r) if kind == ResourceKind::User || no_members => {
+            provlog::note_resource(&r.id, &r.doc);
+            let with = relations_for(kind, proj);
+            return Ok(render_with(
+                ctx,
+                &r,
+                with.groups.then_some(&[]),
+                with.members.then_some(&[]),
+                proj,
+            ));
+        }
         CreateOutcome::Created(r) => r,
         CreateOutcome::Restored(r) => {
             tracing::info!(id = %r.id, "restored a deprovisioned user");
