@@ -45,6 +45,8 @@ mod query;
 mod tenants;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_auth;
 
 use outbox::append_events;
 
@@ -69,6 +71,21 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Bumped after every commit that appended events (see `EventStore::subscribe`).
     committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped after every write to tokens, tenants or admin keys (see `Store::auth_changes`).
+    auth_changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Moves [`SqliteStore::auth_changes`] when dropped. A write to tokens, tenants or admin keys
+/// takes one before its commit and keeps it to the end of the method, so the counter moves
+/// after the commit — and also when the caller's future is dropped between the commit and
+/// the return, which a counter bumped by a plain statement after the commit would miss. A
+/// write that fails or rolls back moves it too, which costs a cache refill and nothing else.
+struct AuthChange(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for AuthChange {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
 }
 
 type Tx = Transaction<'static, Sqlite>;
@@ -277,6 +294,7 @@ impl SqliteStore {
                 writer: pool.clone(),
                 reader: pool,
                 committed: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+                auth_changes: std::sync::Arc::default(),
             }
         } else {
             let opts = opts.journal_mode(SqliteJournalMode::Wal);
@@ -293,6 +311,7 @@ impl SqliteStore {
                 writer,
                 reader,
                 committed: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+                auth_changes: std::sync::Arc::default(),
             }
         };
         sqlx::migrate!("migrations/sqlite")
@@ -316,6 +335,11 @@ impl SqliteStore {
         tx.commit().await.map_err(backend)?;
         self.committed.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
+    }
+
+    /// The guard a write to tokens, tenants or admin keys holds across its commit.
+    fn auth_change(&self) -> AuthChange {
+        AuthChange(self.auth_changes.clone())
     }
 
     /// The pk of a live resource.
@@ -798,6 +822,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| db_err(e, "tenant"))?;
+        let _auth = self.auth_change();
         tx.commit().await.map_err(backend)
     }
 
@@ -838,6 +863,7 @@ impl Store for SqliteStore {
             vec![event],
         )
         .await?;
+        let _auth = self.auth_change();
         self.commit(tx).await
     }
 
@@ -859,6 +885,7 @@ impl Store for SqliteStore {
             json!({"token": token_ref(token), "revoked": revoked}),
         );
         append_events(&mut tx, &token.tenant_id, to_ms(now), vec![event]).await?;
+        let _auth = self.auth_change();
         self.commit(tx).await
     }
 
@@ -888,6 +915,7 @@ impl Store for SqliteStore {
             json!({"token": {"prefix": prefix}}),
         );
         append_events(&mut tx, tenant, to_ms(now), vec![event]).await?;
+        let _auth = self.auth_change();
         self.commit(tx).await
     }
 
@@ -929,6 +957,39 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         }
         tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all, fields(n = uses.len()))]
+    async fn touch_tokens(&self, uses: &[(String, OffsetDateTime)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for (prefix, at) in uses {
+            // Only `last_used_at` is set: the auth-epoch trigger ignores that column.
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, ?1), ?1) \
+                 WHERE prefix = ?2",
+            )
+            .bind(to_ms(*at))
+            .bind(prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn auth_epoch(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT n FROM auth_epoch WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)
+    }
+
+    fn auth_changes(&self) -> u64 {
+        self.auth_changes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     #[tracing::instrument(skip_all)]
