@@ -65,7 +65,8 @@ async fn duplicate_tenant_fails_with_a_message() {
 
 #[tokio::test]
 async fn token_list_shows_metadata_never_the_secret() {
-    let s = TestServer::start().await;
+    // Last use is written in the background; often here.
+    let s = TestServer::start_with(&["--token-use-flush-ms", "50"]).await;
     let before = s.cli_ok(&["token", "list", "acme"]);
     let prefix = prefix_of(&s.token);
     assert!(before.contains(&prefix), "{before}");
@@ -77,10 +78,17 @@ async fn token_list_shows_metadata_never_the_secret() {
         "unused token shows never: {before}"
     );
     assert!(!before.contains(&s.token), "token list shows the secret");
-    // Use the token; last used appears.
+    // Use the token; last used appears once the server has written it.
     s.get("/Users").await.expect(200);
-    let json: Value =
-        serde_json::from_str(s.cli_ok(&["token", "list", "acme", "--json"]).trim()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let json = loop {
+        let json: Value =
+            serde_json::from_str(s.cli_ok(&["token", "list", "acme", "--json"]).trim()).unwrap();
+        if json[0]["last_used_at"].is_string() || std::time::Instant::now() > deadline {
+            break json;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
     let t = &json.as_array().unwrap()[0];
     assert_eq!(t["prefix"], prefix.as_str());
     assert!(t["created_at"].is_string());

@@ -503,7 +503,8 @@ async fn scim_disabled_from_the_command_line_is_a_401_like_a_bad_token() {
 
 #[tokio::test]
 async fn at_most_two_live_tokens_and_rotation_kills_the_old_one_at_once() {
-    let s = TestServer::start().await;
+    // Last use is written in the background; often here.
+    let s = TestServer::start_with(&["--token-use-flush-ms", "50"]).await;
     let key = s.admin_key();
     let first = s.token.clone();
     let r = s
@@ -529,7 +530,18 @@ async fn at_most_two_live_tokens_and_rotation_kills_the_old_one_at_once() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 live tokens"));
 
-    let list = s.admin_get(&key, "/tenants/acme/tokens").await;
+    let list = eventually(
+        "both tokens' last use written",
+        || s.admin(&key, Method::GET, "/tenants/acme/tokens", None),
+        |r| {
+            r.status == 200
+                && r.json["tokens"]
+                    .as_array()
+                    .is_some_and(|ts| ts.iter().all(|t| t["last_used_at"].is_string()))
+        },
+    )
+    .await
+    .json;
     assert_eq!(list["max_live"], 2);
     let tokens = list["tokens"].as_array().unwrap();
     assert_eq!(tokens.len(), 2);
