@@ -1,8 +1,9 @@
 //! Roster's HTTP server: SCIM 2.0 endpoints per tenant, bearer-token auth, input limits,
 //! request logging and graceful shutdown; the admin API under `/api/v1` ([`admin`]); and the
 //! background tasks [`serve`] runs beside the requests: webhook delivery ([`webhooks`]), the
-//! provisioning-log writer and its pruning ([`provlog`]), and token-expiry warnings
-//! ([`admin::tokens`]).
+//! provisioning-log writer and its pruning ([`provlog`]), token-expiry warnings
+//! ([`admin::tokens`]), and the authentication cache's sync and last-use flush ([`auth`],
+//! [`auth_cache`]).
 //!
 //! Handlers are thin: they parse HTTP into protocol values, call [`service`], and turn the
 //! result (or a [`error::HttpError`]) into a response. The server never writes SQL; it talks
@@ -25,6 +26,7 @@ use tracing::Level;
 
 pub mod admin;
 pub mod auth;
+pub mod auth_cache;
 pub mod body;
 pub mod changes;
 pub mod console;
@@ -76,6 +78,11 @@ pub struct Settings {
     pub log_prune_interval: Duration,
     /// How often tokens about to expire are looked for (`token.expiring`).
     pub token_check_interval: Duration,
+    /// How often the noted uses of tokens and admin keys are written (`last_used_at`).
+    pub token_use_flush_interval: Duration,
+    /// How often the authentication cache looks for changes made by other processes; a
+    /// revocation elsewhere takes effect here within about this long.
+    pub auth_sync_interval: Duration,
 }
 
 impl Default for Settings {
@@ -89,6 +96,8 @@ impl Default for Settings {
             log_retention: Duration::from_secs(90 * 24 * 3600),
             log_prune_interval: Duration::from_secs(3600),
             token_check_interval: Duration::from_secs(3600),
+            token_use_flush_interval: Duration::from_secs(60),
+            auth_sync_interval: Duration::from_millis(250),
         }
     }
 }
@@ -102,8 +111,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub settings: Arc<Settings>,
-    /// Throttles `last_used_at` writes.
+    /// Successful uses of tokens and admin keys, written in the background.
     pub token_uses: Arc<auth::UseTracker>,
+    /// Tokens, their tenants and admin keys, kept in memory for authentication.
+    pub auth: Arc<auth_cache::AuthCache>,
     /// Queues provisioning-log rows for the writer task.
     pub provlog: Arc<provlog::Recorder>,
 }
@@ -116,6 +127,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             settings: Arc::new(settings),
             token_uses: Arc::new(auth::UseTracker::default()),
+            auth: Arc::new(auth_cache::AuthCache::new()),
             provlog: Arc::new(provlog::Recorder::default()),
         }
     }
@@ -157,8 +169,9 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (bounded by a 30-second grace period). Runs the background tasks beside it
-/// (webhook delivery, provisioning-log writer and pruning, token-expiry warnings) and stops them
-/// after the requests, flushing the provisioning log.
+/// (webhook delivery, provisioning-log writer and pruning, token-expiry warnings, the auth
+/// cache's sync and the last-use flush) and stops them after the requests, flushing the
+/// provisioning log and the last uses.
 ///
 /// # Errors
 /// When accepting connections fails.
@@ -178,6 +191,16 @@ pub async fn serve(
     let expiry = tokio::spawn(admin::tokens::run_expiry_warnings(
         state.clone(),
         state.settings.token_check_interval,
+        stop_rx.clone(),
+    ));
+    let auth_sync = tokio::spawn(auth::run_cache_sync(
+        state.clone(),
+        state.settings.auth_sync_interval,
+        stop_rx.clone(),
+    ));
+    let uses = tokio::spawn(auth::run_use_flusher(
+        state.clone(),
+        state.settings.token_use_flush_interval,
         stop_rx.clone(),
     ));
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop_rx));
@@ -201,6 +224,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     // The writer drains what the finished requests queued; bounded so shutdown cannot hang.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // Best effort: the last uses noted by the finished requests.
+    let _ = tokio::time::timeout(Duration::from_secs(5), uses).await;
+    auth_sync.abort();
     pruner.abort();
     expiry.abort();
     deliveries.abort();

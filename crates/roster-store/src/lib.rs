@@ -359,6 +359,23 @@ pub trait Store:
     async fn find_token(&self, prefix: &str) -> StoreResult<Option<TokenRecord>>;
     /// Records a successful use.
     async fn touch_token(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()>;
+    /// Records successful uses of many tokens in one transaction (the server's background
+    /// flush): `last_used_at` becomes the later of the stored value and the given time, so
+    /// that flushes of several processes never move it back. Unknown prefixes are ignored.
+    /// Does not move [`auth_epoch`](Store::auth_epoch): a use changes nothing that
+    /// authentication depends on.
+    async fn touch_tokens(&self, uses: &[(String, OffsetDateTime)]) -> StoreResult<()>;
+
+    /// The persistent authentication epoch: a counter that every committed change to tokens,
+    /// tenants or admin keys moves, in the transaction of the change, whichever process made
+    /// it. A server caching those rows reads it periodically and drops its cache when it moved
+    /// (one tiny query, never per request).
+    async fn auth_epoch(&self) -> StoreResult<i64>;
+    /// This process's view of the same: a counter moved after every change to tokens, tenants
+    /// or admin keys made through this store value (and its clones) has committed. Reading it
+    /// costs an atomic load, so a cache can check it on every request and drop what it holds
+    /// at once when a change of its own process committed.
+    fn auth_changes(&self) -> u64;
 
     /// Creates a resource, or restores a deprovisioned User with the same userName; emits
     /// `user.created`, `user.restored` or `group.created` (+ `group.members_added`), then

@@ -467,4 +467,8 @@ pub trait LogStore: Send + Sync {
     async fn revoke_admin_key(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()>;
     /// Records a successful use.
     async fn touch_admin_key(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()>;
+    /// Records successful uses of many keys in one transaction, like
+    /// [`Store::touch_tokens`](crate::Store::touch_tokens): `last_used_at` never moves back,
+    /// unknown prefixes are ignored, and the authentication epoch does not move.
+    async fn touch_admin_keys(&self, uses: &[(String, OffsetDateTime)]) -> StoreResult<()>;
 }

@@ -47,6 +47,8 @@ mod tenants;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_auth;
+#[cfg(test)]
 mod tests_provlog;
 #[cfg(test)]
 mod tests_reads;
@@ -78,6 +80,21 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Bumped after every commit that appended events (see `EventStore::subscribe`).
     committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped after every write to tokens, tenants or admin keys (see `Store::auth_changes`).
+    auth_changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Moves [`SqliteStore::auth_changes`] when dropped. A write to tokens, tenants or admin keys
+/// takes one before its commit and keeps it to the end of the method, so the counter moves
+/// after the commit — and also when the caller's future is dropped between the commit and
+/// the return, which a counter bumped by a plain statement after the commit would miss. A
+/// write that fails or rolls back moves it too, which costs a cache refill and nothing else.
+struct AuthChange(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for AuthChange {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
 }
 
 type Tx = writer::WriteTx;
@@ -291,6 +308,7 @@ impl SqliteStore {
                 writer: pool.clone(),
                 reader: pool,
                 committed,
+                auth_changes: std::sync::Arc::default(),
             }
         } else {
             let opts = opts.journal_mode(SqliteJournalMode::Wal);
@@ -312,6 +330,7 @@ impl SqliteStore {
                 writer,
                 reader,
                 committed,
+                auth_changes: std::sync::Arc::default(),
             }
         };
         sqlx::migrate!("migrations/sqlite")
@@ -332,6 +351,11 @@ impl SqliteStore {
     /// wakes the event readers.
     async fn commit(&self, tx: Tx) -> StoreResult<()> {
         tx.commit().await.map_err(backend)
+    }
+
+    /// The guard a write to tokens, tenants or admin keys holds across its commit.
+    fn auth_change(&self) -> AuthChange {
+        AuthChange(self.auth_changes.clone())
     }
 
     /// The pk of a live resource (in a write or a read transaction).
@@ -690,6 +714,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| db_err(e, "tenant"))?;
+        let _auth = self.auth_change();
         tx.commit().await.map_err(backend)
     }
 
@@ -730,6 +755,7 @@ impl Store for SqliteStore {
             vec![event],
         )
         .await?;
+        let _auth = self.auth_change();
         self.commit(tx).await
     }
 
@@ -751,6 +777,7 @@ impl Store for SqliteStore {
             json!({"token": token_ref(token), "revoked": revoked}),
         );
         append_events(&mut tx, &token.tenant_id, to_ms(now), vec![event]).await?;
+        let _auth = self.auth_change();
         self.commit(tx).await
     }
 
@@ -780,6 +807,7 @@ impl Store for SqliteStore {
             json!({"token": {"prefix": prefix}}),
         );
         append_events(&mut tx, tenant, to_ms(now), vec![event]).await?;
+        let _auth = self.auth_change();
         self.commit(tx).await
     }
 
@@ -821,6 +849,39 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         }
         tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all, fields(n = uses.len()))]
+    async fn touch_tokens(&self, uses: &[(String, OffsetDateTime)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for (prefix, at) in uses {
+            // Only `last_used_at` is set: the auth-epoch trigger ignores that column.
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, ?1), ?1) \
+                 WHERE prefix = ?2",
+            )
+            .bind(to_ms(*at))
+            .bind(prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn auth_epoch(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT n FROM auth_epoch WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)
+    }
+
+    fn auth_changes(&self) -> u64 {
+        self.auth_changes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     #[tracing::instrument(skip_all)]

@@ -62,6 +62,10 @@ enum Command {
             default_value_t = 3_600_000
         )]
         token_check_interval_ms: u64,
+        /// How often tokens' and admin keys' last use is written, in milliseconds (requests
+        /// only note it in memory).
+        #[arg(long, env = "ROSTER_TOKEN_USE_FLUSH_MS", default_value_t = 60_000)]
+        token_use_flush_ms: u64,
         #[command(flatten)]
         events: EventOptions,
     },
@@ -280,6 +284,7 @@ async fn run(cli: Cli) -> Result<()> {
             max_body_bytes,
             log_format,
             token_check_interval_ms,
+            token_use_flush_ms,
             events,
         } => {
             init_logging(&log_format);
@@ -289,6 +294,9 @@ async fn run(cli: Cli) -> Result<()> {
                 max_body_bytes,
                 token_check_interval: std::time::Duration::from_millis(
                     token_check_interval_ms.max(10),
+                ),
+                token_use_flush_interval: std::time::Duration::from_millis(
+                    token_use_flush_ms.max(10),
                 ),
                 ..Settings::default()
             };

@@ -94,19 +94,17 @@ impl FromRequestParts<AppState> for AdminAuth {
         }
         let key = key.trim();
         let prefix = prefix_of(key).ok_or_else(refused)?;
+        // From the in-memory cache (see `crate::auth_cache`): no database round trip.
         let record = state
-            .store
-            .find_admin_key(prefix)
+            .auth
+            .admin_key(state.store.as_ref(), prefix)
             .await?
             .ok_or_else(refused)?;
         if record.revoked_at.is_some() || !digests_equal(&hash_token(key), &record.hash) {
             tracing::info!(key_prefix = %prefix, "admin key refused");
             return Err(refused());
         }
-        let now = state.clock.now();
-        if state.token_uses.should_touch(prefix, now) {
-            state.store.touch_admin_key(prefix, now).await?;
-        }
+        state.token_uses.key_used(prefix, state.clock.now());
         Ok(Self {
             prefix: prefix.to_owned(),
         })

@@ -981,6 +981,7 @@ impl AppStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        let _auth = self.auth_change();
         tx.commit().await.map_err(backend)
     }
 

@@ -731,6 +731,7 @@ impl LogStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| db_err(e, "admin key"))?;
+        let _auth = self.auth_change();
         tx.commit().await.map_err(backend)
     }
 
@@ -771,6 +772,7 @@ impl LogStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        let _auth = self.auth_change();
         tx.commit().await.map_err(backend)
     }
 
@@ -783,6 +785,27 @@ impl LogStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all, fields(n = uses.len()))]
+    async fn touch_admin_keys(&self, uses: &[(String, OffsetDateTime)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for (prefix, at) in uses {
+            // Only `last_used_at` is set: the auth-epoch trigger ignores that column.
+            sqlx::query(
+                "UPDATE admin_keys SET last_used_at = MAX(COALESCE(last_used_at, ?1), ?1) \
+                 WHERE prefix = ?2",
+            )
+            .bind(to_ms(*at))
+            .bind(prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)
     }
 }

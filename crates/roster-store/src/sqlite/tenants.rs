@@ -138,6 +138,7 @@ impl TenantAdminStore for SqliteStore {
             ));
         }
         write_settings(&mut tx, &after).await?;
+        let _auth = self.auth_change();
         tx.commit().await.map_err(backend)?;
         Ok(after)
     }
@@ -160,6 +161,7 @@ impl TenantAdminStore for SqliteStore {
             NewEvent::new(EventType::TokenCreated, json!({"token": token_ref(token)})),
         ];
         append_events(&mut tx, &t.id, now_ms, events).await?;
+        let _auth = self.auth_change();
         self.commit(tx).await
     }
 
@@ -180,6 +182,7 @@ impl TenantAdminStore for SqliteStore {
         write_settings(&mut tx, &t).await?;
         let event = NewEvent::new(EventType::ScimDisabled, json!({"revoked": revoked}));
         append_events(&mut tx, tenant, now_ms, vec![event]).await?;
+        let _auth = self.auth_change();
         self.commit(tx).await?;
         Ok(revoked)
     }
@@ -210,6 +213,7 @@ impl TenantAdminStore for SqliteStore {
         insert_token(&mut tx, token).await?;
         let event = NewEvent::new(EventType::TokenCreated, json!({"token": token_ref(token)}));
         append_events(&mut tx, &token.tenant_id, now_ms, vec![event]).await?;
+        let _auth = self.auth_change();
         self.commit(tx).await
     }
 
@@ -233,6 +237,7 @@ impl TenantAdminStore for SqliteStore {
             json!({"token": token_ref(token), "revoked": revoked}),
         );
         append_events(&mut tx, &token.tenant_id, now_ms, vec![event]).await?;
+        let _auth = self.auth_change();
         self.commit(tx).await?;
         Ok(revoked)
     }
@@ -267,6 +272,7 @@ impl TenantAdminStore for SqliteStore {
             }
             (Some(_), TenantDataMode::Erase) => erase_tenant(&mut tx, id).await?,
         }
+        let _auth = self.auth_change();
         tx.commit().await.map_err(backend)
     }
 

@@ -1,9 +1,51 @@
 //! Bearer-token authentication: every refusal is a 401 with `WWW-Authenticate: Bearer` and a
-//! SCIM error body.
+//! SCIM error body. Tokens, tenants and admin keys are cached in memory: a change made through
+//! the server is refused at once, a change made by another process (the CLI) within about a
+//! second, and a request never writes `last_used_at` itself.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
+use serde_json::{json, Value};
 
 use crate::harness::{Resp, TestServer};
+
+/// How long a change made by another process may take to reach the server, in a test: the
+/// promise is one second; the margin is for a loaded test machine.
+const ELSEWHERE: Duration = Duration::from_secs(5);
+
+/// Sends `probe` until its response satisfies `done`, for at most [`ELSEWHERE`]; returns that
+/// response. For changes made by another process (the CLI), which reach the server's
+/// authentication cache within about a second rather than at once.
+#[track_caller]
+pub fn eventually<'a, F, Fut>(
+    what: &'a str,
+    mut probe: F,
+    done: impl Fn(&Resp) -> bool + 'a,
+) -> impl Future<Output = Resp> + 'a
+where
+    F: FnMut() -> Fut + 'a,
+    Fut: Future<Output = Resp> + 'a,
+{
+    let caller = std::panic::Location::caller();
+    async move {
+        let deadline = Instant::now() + ELSEWHERE;
+        loop {
+            let r = probe().await;
+            if done(&r) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{caller}: {what}: not within {ELSEWHERE:?}; last response {} {}",
+                r.status,
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
 
 #[track_caller]
 fn assert_401(r: &Resp) {
@@ -98,8 +140,15 @@ async fn revoked_token_is_401() {
     let s = TestServer::start().await;
     s.get("/Users").await.expect(200);
     let prefix = s.token.rsplit_once('_').unwrap().0.to_owned();
+    // Revoked by another process: refused within about a second.
     s.cli_ok(&["token", "revoke", "acme", &prefix]);
-    assert_401(&s.get("/Users").await);
+    let r = eventually(
+        "the revoked token refused",
+        || s.get("/Users"),
+        |r| r.status == 401,
+    )
+    .await;
+    assert_401(&r);
 }
 
 #[tokio::test]
@@ -144,4 +193,209 @@ async fn users_written_under_one_tenant_are_invisible_to_another() {
         .await;
     r.expect(201);
     assert_ne!(r.json["id"].as_str().unwrap(), id);
+}
+
+fn prefix_of(token: &str) -> String {
+    token.rsplit_once('_').unwrap().0.to_owned()
+}
+
+async fn get_with(s: &TestServer, token: &str) -> Resp {
+    s.send(s.client.get(s.url("/Users")).bearer_auth(token))
+        .await
+}
+
+#[tokio::test]
+async fn revoked_through_the_api_is_refused_at_once() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    // Cached by these requests.
+    s.get("/Users").await.expect(200);
+    s.get("/Users").await.expect(200);
+    let r = s
+        .admin(
+            &key,
+            Method::DELETE,
+            &format!("/tenants/acme/tokens/{}", prefix_of(&s.token)),
+            None,
+        )
+        .await;
+    r.expect(204);
+    assert_401(&s.get("/Users").await);
+}
+
+#[tokio::test]
+async fn rotated_through_the_api_the_old_token_is_refused_at_once() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    s.get("/Users").await.expect(200);
+    let r = s
+        .admin(&key, Method::POST, "/tenants/acme/tokens/rotate", None)
+        .await;
+    r.expect(200);
+    let new = r.json["token"].as_str().unwrap().to_owned();
+    assert_401(&s.get("/Users").await);
+    get_with(&s, &new).await.expect(200);
+}
+
+#[tokio::test]
+async fn disabled_or_deleted_through_the_api_is_refused_at_once() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    s.get("/Users").await.expect(200);
+    let r = s
+        .admin(
+            &key,
+            Method::POST,
+            "/tenants/acme/scim/disable",
+            Some(json!({"confirm": true})),
+        )
+        .await;
+    r.expect(200);
+    assert_401(&s.get("/Users").await);
+
+    let r = s
+        .admin(&key, Method::POST, "/tenants/acme/scim/enable", None)
+        .await;
+    r.expect(200);
+    let token = r.json["token"].as_str().unwrap().to_owned();
+    get_with(&s, &token).await.expect(200);
+    // Groups turned off through the settings: the cached tenant's settings follow at once.
+    s.get("/Groups").await.expect_error(401, None);
+    let groups = s
+        .send(s.client.get(s.url("/Groups")).bearer_auth(&token))
+        .await;
+    groups.expect(200);
+    s.admin(
+        &key,
+        Method::PATCH,
+        "/tenants/acme/settings",
+        Some(json!({"groups_enabled": false})),
+    )
+    .await
+    .expect(200);
+    let groups = s
+        .send(s.client.get(s.url("/Groups")).bearer_auth(&token))
+        .await;
+    groups.expect_error(404, None);
+
+    s.admin(&key, Method::DELETE, "/tenants/acme?data=retain", None)
+        .await
+        .expect(204);
+    assert_401(&get_with(&s, &token).await);
+}
+
+#[tokio::test]
+async fn revoked_or_rotated_by_another_process_is_refused_within_a_second() {
+    let s = TestServer::start().await;
+    s.get("/Users").await.expect(200);
+    // Rotation from the command line: the new token works at once (it was never cached), the
+    // old one stops as soon as the server sees the change.
+    let t = s.rotate("acme", &[]);
+    let new = t["token"].as_str().unwrap().to_owned();
+    get_with(&s, &new).await.expect(200);
+    let r = eventually(
+        "the rotated token refused",
+        || s.get("/Users"),
+        |r| r.status == 401,
+    )
+    .await;
+    assert_401(&r);
+    get_with(&s, &new).await.expect(200);
+
+    // Disabling SCIM from the command line.
+    s.cli_ok(&["scim", "disable", "acme", "--yes"]);
+    let r = eventually(
+        "the disabled tenant's token refused",
+        || get_with(&s, &new),
+        |r| r.status == 401,
+    )
+    .await;
+    assert_401(&r);
+}
+
+#[tokio::test]
+async fn a_revoked_admin_key_is_refused() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let other = s.admin_key();
+    let login = || {
+        s.admin(
+            &key,
+            Method::POST,
+            "/tenants/acme/login-decision",
+            Some(json!({"email": "nobody@example.com"})),
+        )
+    };
+    login().await.expect(200);
+    login().await.expect(200);
+    // Admin keys are revoked from the command line only: another process.
+    s.cli_ok(&["admin-key", "revoke", &prefix_of(&key)]);
+    let r = eventually("the revoked admin key refused", login, |r| r.status == 401).await;
+    r.expect(401);
+    // The other key is unaffected.
+    s.admin(&other, Method::GET, "/tenants", None)
+        .await
+        .expect(200);
+}
+
+/// `last_used_at` of a token, as the admin API lists it.
+async fn last_used(s: &TestServer, key: &str, prefix: &str) -> Value {
+    let list = s.admin_get(key, "/tenants/acme/tokens").await;
+    list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["prefix"] == prefix)
+        .unwrap()["last_used_at"]
+        .clone()
+}
+
+#[tokio::test]
+async fn last_use_is_written_in_the_background_and_on_shutdown() {
+    // An hour between flushes: only the shutdown flush writes.
+    let mut s = TestServer::start_with(&["--token-use-flush-ms", "3600000"]).await;
+    let key = s.admin_key();
+    let prefix = prefix_of(&s.token);
+    s.get("/Users").await.expect(200);
+    assert_eq!(
+        last_used(&s, &key, &prefix).await,
+        Value::Null,
+        "a GET wrote last_used_at itself"
+    );
+    let status = s.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let list: Value =
+        serde_json::from_str(s.cli_ok(&["token", "list", "acme", "--json"]).trim()).unwrap();
+    let rec = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["prefix"] == prefix.as_str())
+        .unwrap();
+    assert!(
+        rec["last_used_at"].is_string(),
+        "not flushed on shutdown: {rec}"
+    );
+    let keys: Value =
+        serde_json::from_str(s.cli_ok(&["admin-key", "list", "--json"]).trim()).unwrap();
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["prefix"] == prefix_of(&key).as_str() && k["last_used_at"].is_string()),
+        "the admin key's use not flushed: {keys}"
+    );
+}
+
+#[tokio::test]
+async fn last_use_appears_after_the_flush_interval() {
+    let s = TestServer::start_with(&["--token-use-flush-ms", "100"]).await;
+    let key = s.admin_key();
+    let prefix = prefix_of(&s.token);
+    s.get("/Users").await.expect(200);
+    let deadline = Instant::now() + ELSEWHERE;
+    while last_used(&s, &key, &prefix).await.is_null() {
+        assert!(Instant::now() < deadline, "last_used_at never written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

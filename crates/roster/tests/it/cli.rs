@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::auth::eventually;
 use crate::harness::TestServer;
 
 fn prefix_of(token: &str) -> String {
@@ -64,7 +65,8 @@ async fn duplicate_tenant_fails_with_a_message() {
 
 #[tokio::test]
 async fn token_list_shows_metadata_never_the_secret() {
-    let s = TestServer::start().await;
+    // Last use is written in the background; often here.
+    let s = TestServer::start_with(&["--token-use-flush-ms", "50"]).await;
     let before = s.cli_ok(&["token", "list", "acme"]);
     let prefix = prefix_of(&s.token);
     assert!(before.contains(&prefix), "{before}");
@@ -76,10 +78,17 @@ async fn token_list_shows_metadata_never_the_secret() {
         "unused token shows never: {before}"
     );
     assert!(!before.contains(&s.token), "token list shows the secret");
-    // Use the token; last used appears.
+    // Use the token; last used appears once the server has written it.
     s.get("/Users").await.expect(200);
-    let json: Value =
-        serde_json::from_str(s.cli_ok(&["token", "list", "acme", "--json"]).trim()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let json = loop {
+        let json: Value =
+            serde_json::from_str(s.cli_ok(&["token", "list", "acme", "--json"]).trim()).unwrap();
+        if json[0]["last_used_at"].is_string() || std::time::Instant::now() > deadline {
+            break json;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
     let t = &json.as_array().unwrap()[0];
     assert_eq!(t["prefix"], prefix.as_str());
     assert!(t["created_at"].is_string());
@@ -106,8 +115,15 @@ async fn rotate_issues_a_working_token_and_kills_the_old_one() {
     assert_ne!(new, s.token);
     assert_eq!(t["tenant"], "acme");
     assert_eq!(t["scim_base_url"], s.base.as_str());
-    // Old token refused at once, new accepted, while the server keeps running.
-    s.get("/Users").await.expect_error(401, None);
+    // Old token refused within a second (the server caches tokens; this is another process),
+    // new accepted, while the server keeps running.
+    eventually(
+        "the old token refused",
+        || s.get("/Users"),
+        |r| r.status == 401,
+    )
+    .await
+    .expect_error(401, None);
     let r = s.send(s.client.get(s.url("/Users")).bearer_auth(new)).await;
     r.expect(200);
     let list = s.cli_ok(&["token", "list", "acme"]);
@@ -121,7 +137,13 @@ async fn revoke_by_prefix() {
     let s = TestServer::start().await;
     let out = s.cli_ok(&["token", "revoke", "acme", &prefix_of(&s.token)]);
     assert!(out.contains("revoked"), "{out}");
-    s.get("/Users").await.expect_error(401, None);
+    eventually(
+        "the revoked token refused",
+        || s.get("/Users"),
+        |r| r.status == 401,
+    )
+    .await
+    .expect_error(401, None);
     // Revoking again or an unknown prefix: non-zero exit with a message.
     let again = s.cli(&["token", "revoke", "acme", "rsct_zzzzzzzz"]);
     assert!(!again.status.success());

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::auth::eventually;
 use crate::events::types;
 use crate::harness::{group_body, user_body, Resp, TestServer, GROUP_URN};
 
@@ -342,7 +343,14 @@ async fn deleting_a_tenant_stops_its_tokens_at_once_and_retains_or_erases() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
     s.scim_get("beta", "/Users", b_token).await.expect(200);
     s.cli_ok(&["tenant", "delete", "beta", "--data", "erase", "--yes"]);
-    assert_refused(&s.scim_get("beta", "/Users", b_token).await);
+    // Another process: the server's token cache sees it within a second.
+    let r = eventually(
+        "the erased tenant's token refused",
+        || s.scim_get("beta", "/Users", b_token),
+        |r| r.status == 401,
+    )
+    .await;
+    assert_refused(&r);
     let audit = s.admin_get(&key, "/audit-log").await;
     let deletes = audit["entries"]
         .as_array()
@@ -460,6 +468,13 @@ async fn scim_disabled_from_the_command_line_is_a_401_like_a_bad_token() {
     s.get("/Users").await.expect(200);
     let out = s.cli_ok(&["scim", "disable", "acme", "--yes"]);
     assert!(out.contains(&prefix_of(&s.token)), "{out}");
+    // Another process: the server's token cache sees it within a second.
+    eventually(
+        "the disabled tenant refused",
+        || s.get("/Users"),
+        |r| r.status == 401,
+    )
+    .await;
     let bad = s
         .scim_get(
             "acme",
@@ -488,7 +503,8 @@ async fn scim_disabled_from_the_command_line_is_a_401_like_a_bad_token() {
 
 #[tokio::test]
 async fn at_most_two_live_tokens_and_rotation_kills_the_old_one_at_once() {
-    let s = TestServer::start().await;
+    // Last use is written in the background; often here.
+    let s = TestServer::start_with(&["--token-use-flush-ms", "50"]).await;
     let key = s.admin_key();
     let first = s.token.clone();
     let r = s
@@ -514,7 +530,18 @@ async fn at_most_two_live_tokens_and_rotation_kills_the_old_one_at_once() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 live tokens"));
 
-    let list = s.admin_get(&key, "/tenants/acme/tokens").await;
+    let list = eventually(
+        "both tokens' last use written",
+        || s.admin(&key, Method::GET, "/tenants/acme/tokens", None),
+        |r| {
+            r.status == 200
+                && r.json["tokens"]
+                    .as_array()
+                    .is_some_and(|ts| ts.iter().all(|t| t["last_used_at"].is_string()))
+        },
+    )
+    .await
+    .json;
     assert_eq!(list["max_live"], 2);
     let tokens = list["tokens"].as_array().unwrap();
     assert_eq!(tokens.len(), 2);
@@ -769,6 +796,8 @@ async fn groups_disabled_hides_every_group_endpoint_and_discovery() {
         "--set",
         "groups_enabled=false",
     ]);
+    // Another process: the server's cached settings follow within a second.
+    eventually("groups hidden", || s.get("/Groups"), |r| r.status == 404).await;
 
     let gpath = format!("/Groups/{gid}");
     let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
