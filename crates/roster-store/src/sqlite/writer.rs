@@ -16,7 +16,7 @@
 //! other connections see a batch only once it is committed.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,8 @@ pub(super) struct Writer {
     pending: Arc<AtomicUsize>,
     /// Bumped after every commit (see `EventStore::subscribe`).
     committed: Arc<watch::Sender<u64>>,
+    /// Numbers the savepoints.
+    savepoints: Arc<AtomicU64>,
 }
 
 /// Counts a writer as pending until it finishes; a writer dropped while it waits for the lock
@@ -106,6 +108,9 @@ pub(super) struct WriteTx {
     guard: Option<OwnedMutexGuard<Batch>>,
     ticket: Option<Ticket>,
     writer: Writer,
+    /// This writer's savepoint. Unique per writer, so that undoing one writer can never reach
+    /// another's savepoint, whatever a cancellation left behind.
+    savepoint: String,
 }
 
 fn protocol(msg: impl Into<String>) -> sqlx::Error {
@@ -125,11 +130,23 @@ impl Writer {
             })),
             pending: Arc::new(AtomicUsize::new(0)),
             committed,
+            savepoints: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Starts a write: joins (or opens) the current batch and opens a savepoint in it.
+    ///
+    /// Runs in its own task: a caller cancelled half-way (its client went away) must not
+    /// leave a `BEGIN` or a savepoint behind on the shared connection. If the caller is gone
+    /// when the task finishes, the returned transaction is dropped and rolls back as usual.
     pub(super) async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
+        let writer = self.clone();
+        tokio::spawn(async move { writer.begin_now().await })
+            .await
+            .map_err(|e| protocol(format!("write transaction task failed: {e}")))?
+    }
+
+    async fn begin_now(&self) -> Result<WriteTx, sqlx::Error> {
         let ticket = Ticket::new(self);
         let mut guard = Arc::clone(&self.batch).lock_owned().await;
         if guard.conn.is_none() {
@@ -140,11 +157,15 @@ impl Writer {
             guard.opened = Instant::now();
             guard.outcome = watch::Sender::new(None);
         }
+        let savepoint = format!("w{}", self.savepoints.fetch_add(1, Ordering::Relaxed));
         let conn = guard
             .conn
             .as_deref_mut()
             .ok_or_else(|| protocol("writer connection missing"))?;
-        if let Err(e) = sqlx::query("SAVEPOINT w").execute(conn).await {
+        if let Err(e) = sqlx::query(&format!("SAVEPOINT {savepoint}"))
+            .execute(conn)
+            .await
+        {
             // Nothing of this writer is in the batch; let the others' work commit.
             let left = ticket.finish();
             if left == 0 {
@@ -156,6 +177,7 @@ impl Writer {
             guard: Some(guard),
             ticket: Some(ticket),
             writer: self.clone(),
+            savepoint,
         })
     }
 
@@ -213,7 +235,8 @@ impl WriteTx {
     /// When releasing the savepoint or committing the batch fails.
     pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
         // On failure, Drop rolls the savepoint back.
-        sqlx::query("RELEASE w").execute(self.conn()?).await?;
+        let release = format!("RELEASE {}", self.savepoint);
+        sqlx::query(&release).execute(self.conn()?).await?;
         let Some(mut guard) = self.guard.take() else {
             return Err(protocol("write transaction already finished"));
         };
@@ -247,13 +270,18 @@ impl Drop for WriteTx {
         };
         let ticket = self.ticket.take();
         let writer = self.writer.clone();
+        let savepoint = std::mem::take(&mut self.savepoint);
         // Rolling back needs the connection (async); the lock stays held until it is done.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let mut guard = guard;
                 if let Some(conn) = guard.conn.as_deref_mut() {
-                    let undo = sqlx::query("ROLLBACK TO w").execute(&mut *conn).await;
-                    let release = sqlx::query("RELEASE w").execute(&mut *conn).await;
+                    let undo = sqlx::query(&format!("ROLLBACK TO {savepoint}"))
+                        .execute(&mut *conn)
+                        .await;
+                    let release = sqlx::query(&format!("RELEASE {savepoint}"))
+                        .execute(&mut *conn)
+                        .await;
                     if let Err(e) = undo.and(release) {
                         tracing::error!(error = %e, "rolling back a write failed");
                     }
