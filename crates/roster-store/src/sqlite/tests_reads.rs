@@ -551,3 +551,35 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     assert_eq!(g.unwrap().unwrap().members.unwrap().len(), 4);
     assert_eq!(n, 2);
 }
+
+/// The relations of a page start from the page's ids and use indexes from there: a plan that
+/// scans the tenant's users or memberships turns a list page of a 100,000-user tenant into a
+/// quarter of a second.
+#[tokio::test]
+async fn page_relations_start_from_the_page_and_use_indexes() {
+    let s = mem().await;
+    tenant(&s, "t").await;
+    for (sql, first) in [
+        (super::reads::GROUPS_OF_SQL, "SCAN j"),
+        (super::reads::MEMBERS_OF_SQL, "SCAN j"),
+    ] {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(r#"["a","b"]"#)
+                .bind("t")
+                .fetch_all(&s.reader)
+                .await
+                .unwrap();
+        let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            plan.first().is_some_and(|p| p.starts_with(first)),
+            "{sql}: {plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .skip(1)
+                .all(|p| !p.starts_with("SCAN") && !p.contains("(tenant_id=? AND kind=?)")),
+            "{sql}: {plan:?}"
+        );
+    }
+}
