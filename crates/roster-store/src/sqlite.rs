@@ -69,6 +69,13 @@ const READERS: u32 = 4;
 /// Ids per `IN (…)` list, well below SQLite's bound-parameter limit.
 const CHUNK: usize = 500;
 
+/// The tables whose rows record a last use (see `SqliteStore::touch_last_used`).
+#[derive(Debug, Clone, Copy)]
+enum LastUsed {
+    Tokens,
+    AdminKeys,
+}
+
 /// A Store backed by one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -350,6 +357,33 @@ impl SqliteStore {
     /// Commits a write transaction (returns once its batch is durable); the batch commit
     /// wakes the event readers.
     async fn commit(&self, tx: Tx) -> StoreResult<()> {
+        tx.commit().await.map_err(backend)
+    }
+
+    /// Records the last uses of tokens or admin keys (by prefix) in one transaction; a time
+    /// never moves backwards, and only `last_used_at` is set, which the auth-epoch triggers
+    /// ignore (a use is not a change of what authenticates).
+    async fn touch_last_used(
+        &self,
+        table: LastUsed,
+        uses: &[(String, OffsetDateTime)],
+    ) -> StoreResult<()> {
+        let sql = format!(
+            "UPDATE {} SET last_used_at = MAX(COALESCE(last_used_at, ?1), ?1) WHERE prefix = ?2",
+            match table {
+                LastUsed::Tokens => "tokens",
+                LastUsed::AdminKeys => "admin_keys",
+            }
+        );
+        let mut tx = self.write().await?;
+        for (prefix, at) in uses {
+            sqlx::query(&sql)
+                .bind(to_ms(*at))
+                .bind(prefix)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)
     }
 
@@ -856,20 +890,7 @@ impl Store for SqliteStore {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write().await?;
-        for (prefix, at) in uses {
-            // Only `last_used_at` is set: the auth-epoch trigger ignores that column.
-            sqlx::query(
-                "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, ?1), ?1) \
-                 WHERE prefix = ?2",
-            )
-            .bind(to_ms(*at))
-            .bind(prefix)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)
+        self.touch_last_used(LastUsed::Tokens, uses).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -793,20 +793,7 @@ impl LogStore for SqliteStore {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write().await?;
-        for (prefix, at) in uses {
-            // Only `last_used_at` is set: the auth-epoch trigger ignores that column.
-            sqlx::query(
-                "UPDATE admin_keys SET last_used_at = MAX(COALESCE(last_used_at, ?1), ?1) \
-                 WHERE prefix = ?2",
-            )
-            .bind(to_ms(*at))
-            .bind(prefix)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)
+        self.touch_last_used(super::LastUsed::AdminKeys, uses).await
     }
 }
 
