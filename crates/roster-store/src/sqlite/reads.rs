@@ -228,7 +228,27 @@ impl SqliteStore {
         id: &str,
         with: Relations,
     ) -> StoreResult<Option<ResourceRead>> {
-        let mut tx = self.reader.begin().await.map_err(backend)?;
+        // A single statement is its own consistent snapshot: only the Group read that also
+        // reads members needs a read transaction (its BEGIN and end cost two more round trips
+        // to the connection's worker, on the hottest path).
+        if kind == ResourceKind::Group && with.members {
+            let mut tx = self.reader.begin().await.map_err(backend)?;
+            self.read_resource_on(&mut tx, tenant, kind, id, with).await
+        } else {
+            let mut conn = self.reader.acquire().await.map_err(backend)?;
+            self.read_resource_on(&mut conn, tenant, kind, id, with)
+                .await
+        }
+    }
+
+    async fn read_resource_on(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        with: Relations,
+    ) -> StoreResult<Option<ResourceRead>> {
         if kind == ResourceKind::User && with.groups {
             // One statement: the row, and its groups as a JSON array of [id, displayName].
             let row: Option<(i64, String, i64, String, i64, i64, String)> =
