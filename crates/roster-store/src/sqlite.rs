@@ -1,11 +1,10 @@
 //! The SQLite implementation of [`Store`](crate::Store): one file, WAL, durable commits.
 //!
-//! Two pools share the database: a writer pool with a single connection, which serialises
-//! writes in this process (every write transaction starts with `BEGIN IMMEDIATE`, so a
-//! concurrent writer in another process — the `roster` CLI — waits on `busy_timeout` instead of
-//! failing on a lock upgrade), and a reader pool, so that reads never queue behind writes (WAL
-//! gives each read transaction a consistent snapshot). An in-memory database uses one pool for
-//! both, since separate connections would each see their own empty database.
+//! One writer connection serialises the writes of this process (every write batch starts with
+//! `BEGIN IMMEDIATE`, so a concurrent writer in another process — the `roster` CLI — waits on
+//! `busy_timeout` instead of failing on a lock upgrade), and a pool of read-only connections
+//! serves reads, so that reads never queue behind writes (WAL gives each read transaction a
+//! consistent snapshot). The driver is rusqlite, with statements run inline (see [`db`]).
 //!
 //! Resources are stored as their JSON document plus indexed columns derived from it on every
 //! write; filters on those columns are translated to SQL (see [`query`]) and everything else is
@@ -16,17 +15,13 @@
 //! before the shared commit is durable (`synchronous=FULL`).
 
 use std::collections::HashMap;
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use scim_proto::filter::{fold_case, format_datetime};
 use scim_proto::schema::ResourceKind;
 use serde_json::{json, Map, Value};
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Arguments, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::events::{resource_body, resource_ref, UserExit};
@@ -38,7 +33,9 @@ use crate::{
 
 mod app;
 mod console;
+pub(crate) mod db;
 mod membership;
+mod migrate;
 mod ops;
 mod outbox;
 mod query;
@@ -54,6 +51,7 @@ mod tests_provlog;
 mod tests_reads;
 mod writer;
 
+use db::{Connection, Pool};
 use membership::Eligible;
 use outbox::append_events;
 
@@ -65,7 +63,7 @@ use query::{
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections in the reader pool.
-const READERS: u32 = 4;
+const READERS: usize = 4;
 /// Ids per `IN (…)` list, well below SQLite's bound-parameter limit.
 const CHUNK: usize = 500;
 
@@ -79,12 +77,12 @@ enum LastUsed {
 /// A Store backed by one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// One connection: all writes of this process, serialised.
-    writer: SqlitePool,
-    /// Group commit over `writer`'s connection.
+    /// Group commit over the one connection that writes.
     group: writer::Writer,
-    /// Read-only work; the same pool as `writer` for an in-memory database.
-    reader: SqlitePool,
+    /// Read-only connections.
+    reader: Pool,
+    /// Removes a throwaway database's files when the last clone of the store is dropped.
+    _scratch: Option<std::sync::Arc<Scratch>>,
     /// Bumped after every commit that appended events (see `EventStore::subscribe`).
     committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Bumped after every write to tokens, tenants or admin keys (see `Store::auth_changes`).
@@ -106,7 +104,7 @@ impl Drop for AuthChange {
 
 type Tx = writer::WriteTx;
 /// A read transaction on a reader connection: one consistent snapshot (WAL).
-type ReadTx = sqlx::Transaction<'static, sqlx::Sqlite>;
+type ReadTx = db::ReadTx;
 
 /// `resources` columns read for a [`StoredResource`].
 const RESOURCE_COLS: &str = "r.pk, r.id, r.version, r.doc, r.created, r.last_modified";
@@ -118,20 +116,19 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
 
 /// Maps a database error; a unique violation becomes `Conflict(unique)` and a foreign-key
 /// violation (an unknown tenant) `NotFound`.
-fn db_err(e: sqlx::Error, unique: &'static str) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        match d.kind() {
-            sqlx::error::ErrorKind::UniqueViolation => return StoreError::Conflict(unique),
-            sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::NotFound,
-            _ => {}
-        }
+fn db_err(e: db::Error, unique: &'static str) -> StoreError {
+    if db::is_unique_violation(&e) {
+        return StoreError::Conflict(unique);
+    }
+    if db::is_foreign_key_violation(&e) {
+        return StoreError::NotFound;
     }
     backend(e)
 }
 
 /// Like [`db_err`] for `resources`, where two unique constraints can fire.
-fn resource_err(e: sqlx::Error) -> StoreError {
-    let user_name = matches!(&e, sqlx::Error::Database(d) if d.message().contains("user_name_lc"));
+fn resource_err(e: db::Error) -> StoreError {
+    let user_name = db::message(&e).is_some_and(|m| m.contains("user_name_lc"));
     db_err(e, if user_name { "userName" } else { "id" })
 }
 
@@ -160,16 +157,15 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn args_of(args: &[Arg]) -> StoreResult<SqliteArguments<'static>> {
-    let mut a = SqliteArguments::default();
-    for arg in args {
-        match arg {
-            Arg::Text(s) => a.add(s.clone()),
-            Arg::Int(i) => a.add(*i),
-        }
-        .map_err(StoreError::Backend)?;
-    }
-    Ok(a)
+#[allow(clippy::unnecessary_wraps)] // keeps the call sites' `?` for a driver that can fail
+fn args_of(args: &[Arg]) -> StoreResult<Vec<db::Param>> {
+    Ok(args
+        .iter()
+        .map(|arg| match arg {
+            Arg::Text(s) => db::Param::Text(s.clone()),
+            Arg::Int(i) => db::Param::Integer(*i),
+        })
+        .collect())
 }
 
 /// The indexed columns of a resource, derived from its stored document.
@@ -283,6 +279,64 @@ fn representation(
     Value::Object(m)
 }
 
+/// The file a `sqlite:` URL names, or `None` for an in-memory (throwaway) database.
+///
+/// Accepted: `sqlite://relative/path.db`, `sqlite:///abs/path.db`, `sqlite:path.db`, and
+/// `sqlite::memory:` (or any URL with `mode=memory`); query parameters are ignored.
+fn database_path(url: &str) -> StoreResult<Option<PathBuf>> {
+    let bad = |why: &str| StoreError::Backend(format!("database URL {url:?}: {why}").into());
+    let rest = url
+        .strip_prefix("sqlite:")
+        .ok_or_else(|| bad("Roster's SQLite store takes a sqlite: URL"))?;
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if rest == ":memory:" || rest == "//:memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return Ok(None);
+    }
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    if path.is_empty() {
+        return Err(bad("the path is empty (for example sqlite://roster.db)"));
+    }
+    Ok(Some(PathBuf::from(path)))
+}
+
+/// Says which file could not be opened, and what usually helps.
+fn open_err(path: &std::path::Path, e: db::Error) -> StoreError {
+    StoreError::Backend(
+        format!(
+            "cannot open the database file {}: {e} (does its directory exist, and may Roster \
+             write there?)",
+            path.display()
+        )
+        .into(),
+    )
+}
+
+/// A throwaway database file for `sqlite::memory:`: separate connections must see one
+/// database, which SQLite's in-memory databases do not give without a shared cache (and its
+/// table locks). Removed, with its WAL files, when the store is dropped.
+#[derive(Debug)]
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Self(std::env::temp_dir().join(format!(
+            "roster-scratch-{}-{}-{}.db",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            uuid::Uuid::new_v4().simple()
+        )))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` — `sqlite://roster.db`,
     /// `sqlite:///abs/path.db` or `sqlite::memory:` — and runs the embedded migrations.
@@ -290,61 +344,37 @@ impl SqliteStore {
     /// # Errors
     /// `Backend` when the URL is invalid, the file cannot be opened or a migration fails.
     pub async fn open(url: &str) -> StoreResult<SqliteStore> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(backend)?
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            // A write is acknowledged only once it is durable.
-            .synchronous(SqliteSynchronous::Full);
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let store = if memory {
-            // One connection that never closes: the in-memory database lives as long as it.
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .test_before_acquire(false)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(opts)
-                .await
-                .map_err(backend)?;
-            let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
-            SqliteStore {
-                group: writer::Writer::new(pool.clone(), committed.clone()),
-                writer: pool.clone(),
-                reader: pool,
-                committed,
-                auth_changes: std::sync::Arc::default(),
-            }
-        } else {
-            let opts = opts.journal_mode(SqliteJournalMode::Wal);
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                // The group-commit writer takes the connection once per batch; a ping on
-                // every acquire would cost a round trip per batch.
-                .test_before_acquire(false)
-                .connect_with(opts.clone())
-                .await
-                .map_err(backend)?;
-            // Created after the writer so that the file exists and is in WAL mode.
-            let reader = SqlitePoolOptions::new()
-                .max_connections(READERS)
-                .connect_lazy_with(opts);
-            let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
-            SqliteStore {
-                group: writer::Writer::new(writer.clone(), committed.clone()),
-                writer,
-                reader,
-                committed,
-                auth_changes: std::sync::Arc::default(),
+        let (path, scratch) = match database_path(url)? {
+            Some(path) => (path, None),
+            None => {
+                let s = Scratch::new();
+                (s.0.clone(), Some(std::sync::Arc::new(s)))
             }
         };
-        sqlx::migrate!("migrations/sqlite")
-            .run(&store.writer)
-            .await
-            .map_err(backend)?;
-        Ok(store)
+        let options = db::Options {
+            path,
+            busy_timeout: BUSY_TIMEOUT,
+            // A write is acknowledged only once it is durable; a throwaway database need not be.
+            durable: scratch.is_none(),
+        };
+        let opened = options.clone();
+        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+            let mut conn = opened
+                .open_writer()
+                .map_err(|e| open_err(&opened.path, e))?;
+            migrate::run(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(backend)??;
+        let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        Ok(SqliteStore {
+            group: writer::Writer::new(conn, committed.clone()),
+            reader: Pool::new(options, READERS),
+            _scratch: scratch,
+            committed,
+            auth_changes: std::sync::Arc::default(),
+        })
     }
 
     /// Starts a write transaction: a savepoint in the current group-commit batch, whose
@@ -377,7 +407,7 @@ impl SqliteStore {
         );
         let mut tx = self.write().await?;
         for (prefix, at) in uses {
-            sqlx::query(&sql)
+            db::query(&sql)
                 .bind(to_ms(*at))
                 .bind(prefix)
                 .execute(&mut *tx)
@@ -394,12 +424,12 @@ impl SqliteStore {
 
     /// The pk of a live resource (in a write or a read transaction).
     async fn live_pk(
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut Connection,
         tenant: &str,
         kind: ResourceKind,
         id: &str,
     ) -> StoreResult<Option<i64>> {
-        sqlx::query_scalar(
+        db::query_scalar(
             "SELECT pk FROM resources \
              WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1",
         )
@@ -417,7 +447,7 @@ impl SqliteStore {
         pk: i64,
         emails: &[(Option<String>, Option<String>, Option<i64>)],
     ) -> StoreResult<()> {
-        sqlx::query("DELETE FROM emails WHERE resource_pk = ?")
+        db::query("DELETE FROM emails WHERE resource_pk = ?")
             .bind(pk)
             .execute(&mut **tx)
             .await
@@ -439,7 +469,7 @@ impl SqliteStore {
                  VALUES {}",
                 vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = db::query(&sql);
             for (value, ty, primary) in chunk {
                 q = q.bind(pk).bind(tenant).bind(value).bind(ty).bind(primary);
             }
@@ -466,7 +496,7 @@ impl SqliteStore {
     /// more (the page's relations, see `reads`) in the same snapshot.
     #[allow(clippy::too_many_lines)] // One flow: plan, then the SQL or the in-memory path.
     async fn list_in(
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut Connection,
         tenant: &str,
         kind: ResourceKind,
         query: &ListQuery,
@@ -513,7 +543,7 @@ impl SqliteStore {
         args.extend(frag.args.iter().cloned());
 
         if !memory {
-            let total: i64 = sqlx::query_scalar_with(
+            let total: i64 = db::query_scalar_with(
                 &format!("SELECT COUNT(*) FROM resources r WHERE {base}"),
                 args_of(&args)?,
             )
@@ -533,7 +563,7 @@ impl SqliteStore {
                         let mut a = args.clone();
                         a.push(Arg::Int(to_i64(*count)));
                         a.push(Arg::Int(to_i64(start_index.max(&1) - 1)));
-                        let rows: Vec<ResourceRow> = sqlx::query_as_with(&sql, args_of(&a)?)
+                        let rows: Vec<ResourceRow> = db::query_as_with(&sql, args_of(&a)?)
                             .fetch_all(&mut *tx)
                             .await
                             .map_err(backend)?;
@@ -568,8 +598,7 @@ impl SqliteStore {
                     let mut last = None;
                     let mut more = false;
                     if *count > 0 {
-                        use sqlx::Row;
-                        let rows = sqlx::query_with(&sql, args_of(&a)?)
+                        let rows = db::query_with(&sql, args_of(&a)?)
                             .fetch_all(&mut *tx)
                             .await
                             .map_err(backend)?;
@@ -579,11 +608,11 @@ impl SqliteStore {
                             .take(usize::try_from(*count).unwrap_or(usize::MAX))
                         {
                             let key = if int {
-                                row.try_get::<Option<i64>, _>("sk")
+                                row.try_get::<Option<i64>>("sk")
                                     .map_err(backend)?
                                     .map(Key::Int)
                             } else {
-                                row.try_get::<Option<String>, _>("sk")
+                                row.try_get::<Option<String>>("sk")
                                     .map_err(backend)?
                                     .map(Key::Text)
                             };
@@ -617,7 +646,7 @@ impl SqliteStore {
 
         // In-memory path: fetch the SQL superset, evaluate, sort and page here.
         let sql = format!("SELECT {RESOURCE_COLS} FROM resources r WHERE {base} ORDER BY r.pk");
-        let rows: Vec<ResourceRow> = sqlx::query_as_with(&sql, args_of(&args)?)
+        let rows: Vec<ResourceRow> = db::query_as_with(&sql, args_of(&args)?)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
@@ -635,7 +664,7 @@ impl SqliteStore {
                 "SELECT m.group_pk, m.member_id FROM members m JOIN resources r ON r.pk = m.group_pk \
                  WHERE {base} ORDER BY m.group_pk, m.member_id"
             );
-            let rows: Vec<(i64, String)> = sqlx::query_as_with(&sql, args_of(&args)?)
+            let rows: Vec<(i64, String)> = db::query_as_with(&sql, args_of(&args)?)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(backend)?;
@@ -650,7 +679,7 @@ impl SqliteStore {
                  JOIN resources g ON g.pk = m.group_pk AND g.managed = 1 \
                  WHERE {base} ORDER BY m.member_pk, g.id"
             );
-            let rows: Vec<(i64, String, String)> = sqlx::query_as_with(&sql, args_of(&args)?)
+            let rows: Vec<(i64, String, String)> = db::query_as_with(&sql, args_of(&args)?)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(backend)?;
@@ -737,7 +766,7 @@ impl Store for SqliteStore {
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
         let mut tx = self.write().await?;
         let settings = serde_json::to_string(&tenant.settings).map_err(backend)?;
-        sqlx::query(
+        db::query(
             "INSERT INTO tenants (id, name, idp, created_at, settings) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&tenant.id)
@@ -754,7 +783,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
-        let row: Option<TenantRow> = sqlx::query_as(
+        let row: Option<TenantRow> = db::query_as(
             "SELECT id, name, idp, created_at, settings FROM tenants \
              WHERE id = ? AND deleted_at IS NULL",
         )
@@ -767,7 +796,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
-        let rows: Vec<TenantRow> = sqlx::query_as(
+        let rows: Vec<TenantRow> = db::query_as(
             "SELECT id, name, idp, created_at, settings FROM tenants WHERE deleted_at IS NULL \
              ORDER BY created_at, rowid",
         )
@@ -796,7 +825,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn rotate_tokens(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let revoked: Vec<String> = sqlx::query_scalar(
+        let revoked: Vec<String> = db::query_scalar(
             "UPDATE tokens SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL \
              RETURNING prefix",
         )
@@ -823,7 +852,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE tokens SET revoked_at = ? \
              WHERE tenant_id = ? AND prefix = ? AND revoked_at IS NULL",
         )
@@ -847,7 +876,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn list_tokens(&self, tenant: &str) -> StoreResult<Vec<TokenRecord>> {
-        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+        let rows: Vec<TokenRow> = db::query_as(&format!(
             "SELECT {TOKEN_COLS} FROM tokens WHERE tenant_id = ? ORDER BY created_at DESC, rowid DESC"
         ))
         .bind(tenant)
@@ -860,7 +889,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn find_token(&self, prefix: &str) -> StoreResult<Option<TokenRecord>> {
         let row: Option<TokenRow> =
-            sqlx::query_as(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE prefix = ?"))
+            db::query_as(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE prefix = ?"))
                 .bind(prefix)
                 .fetch_optional(&self.reader)
                 .await
@@ -873,7 +902,7 @@ impl Store for SqliteStore {
         // One durable write per authenticated request; if that ever shows in profiles, skip
         // the update when last_used_at is recent enough.
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE tokens SET last_used_at = ? WHERE prefix = ?")
+        let done = db::query("UPDATE tokens SET last_used_at = ? WHERE prefix = ?")
             .bind(to_ms(now))
             .bind(prefix)
             .execute(&mut *tx)
@@ -895,7 +924,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn auth_epoch(&self) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT n FROM auth_epoch WHERE id = 1")
+        db::query_scalar("SELECT n FROM auth_epoch WHERE id = 1")
             .fetch_one(&self.reader)
             .await
             .map_err(backend)
@@ -942,7 +971,7 @@ impl Store for SqliteStore {
         if let Some(user_name) = &d.user_name_lc {
             let existing: Option<app::NameRow> = match by_name {
                 Some(row) => row,
-                None => sqlx::query_as(
+                None => db::query_as(
                     "SELECT pk, id, deleted, version, created FROM resources \
                      WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
                 )
@@ -958,7 +987,7 @@ impl Store for SqliteStore {
                     // Restore the deprovisioned User in place: same pk and id, so the app
                     // identity and its history carry over. The old password does not.
                     let watch = app::RoleWatch::start(&mut tx, vec![pk]).await?;
-                    sqlx::query(
+                    db::query(
                         "UPDATE resources SET doc = ?, password_hash = ?, user_name_lc = ?, \
                          external_id = ?, display_name_lc = ?, active = ?, deleted = 0, \
                          version = version + 1, last_modified = ? WHERE pk = ?",
@@ -1003,7 +1032,7 @@ impl Store for SqliteStore {
             let ops = [MemberOp::Add(new.members.clone())];
             app::group_watch(&mut tx, tenant, None, None, Some(&sel), &ops).await?
         };
-        let pk: i64 = sqlx::query_scalar(
+        let pk: i64 = db::query_scalar(
             "INSERT INTO resources (tenant_id, kind, id, version, doc, password_hash, \
              user_name_lc, external_id, display_name_lc, active, created, last_modified, deleted) \
              VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING pk",
@@ -1076,7 +1105,7 @@ impl Store for SqliteStore {
         kind: ResourceKind,
         id: &str,
     ) -> StoreResult<Option<StoredResource>> {
-        let row: Option<ResourceRow> = sqlx::query_as(&format!(
+        let row: Option<ResourceRow> = db::query_as(&format!(
             "SELECT {RESOURCE_COLS} FROM resources r \
              WHERE r.tenant_id = ? AND r.kind = ? AND r.id = ? AND r.deleted = 0 AND r.managed = 1"
         ))
@@ -1118,7 +1147,7 @@ impl Store for SqliteStore {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
         let watch = app::watch_update(&mut tx, tenant, kind, id, &d, &update.members).await?;
-        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        let row: Option<(i64, i64, i64)> = db::query_as(
             "UPDATE resources SET doc = ?, password_hash = COALESCE(?, password_hash), \
              user_name_lc = ?, external_id = ?, display_name_lc = ?, active = ?, \
              version = version + 1, last_modified = ? \
@@ -1183,7 +1212,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<StoredResource> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, i64, String)> = sqlx::query_as(
+        let row: Option<(i64, i64, i64, String)> = db::query_as(
             "UPDATE resources SET version = version + 1, last_modified = ? \
              WHERE tenant_id = ? AND kind = 'Group' AND id = ? AND deleted = 0 AND managed = 1 \
              RETURNING pk, version, created, doc",
@@ -1234,7 +1263,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, String)> = sqlx::query_as(
+        let row: Option<(i64, String)> = db::query_as(
             "SELECT pk, doc FROM resources \
              WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1",
         )
@@ -1265,7 +1294,7 @@ impl Store for SqliteStore {
             }
             ResourceKind::Group => {
                 // Membership rows go with it (ON DELETE CASCADE).
-                sqlx::query("DELETE FROM resources WHERE pk = ?")
+                db::query("DELETE FROM resources WHERE pk = ?")
                     .bind(pk)
                     .execute(&mut *tx)
                     .await
@@ -1296,7 +1325,7 @@ impl Store for SqliteStore {
         let ids: Vec<String> =
             match after {
                 Some(after) => {
-                    sqlx::query_scalar(
+                    db::query_scalar(
                         "SELECT member_id FROM members WHERE group_pk = ? AND member_id > ? \
                  ORDER BY member_id LIMIT ?",
                     )
@@ -1306,7 +1335,7 @@ impl Store for SqliteStore {
                     .fetch_all(&mut *tx)
                     .await
                 }
-                None => sqlx::query_scalar(
+                None => db::query_scalar(
                     "SELECT member_id FROM members WHERE group_pk = ? ORDER BY member_id LIMIT ?",
                 )
                 .bind(pk)
@@ -1324,7 +1353,7 @@ impl Store for SqliteStore {
         let Some(pk) = Self::live_pk(&mut tx, tenant, ResourceKind::User, user_id).await? else {
             return Err(StoreError::NotFound);
         };
-        let rows: Vec<(String, String)> = sqlx::query_as(
+        let rows: Vec<(String, String)> = db::query_as(
             "SELECT g.id, COALESCE(json_extract(g.doc, '$.displayName'), '') \
              FROM members m JOIN resources g ON g.pk = m.group_pk \
              WHERE m.member_pk = ? AND g.deleted = 0 AND g.managed = 1 ORDER BY g.id",
@@ -1401,7 +1430,7 @@ fn token_ref(token: &TokenRecord) -> Value {
 }
 
 async fn insert_token(tx: &mut Tx, token: &TokenRecord) -> StoreResult<()> {
-    sqlx::query(&format!(
+    db::query(&format!(
         "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(&token.prefix)

@@ -8,10 +8,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::sqlite::db::{self, Connection};
 use scim_proto::filter::fold_case;
 use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
 use super::membership::{remove_user, Eligible};
@@ -60,10 +60,10 @@ fn primary_email(doc: &Value) -> Option<String> {
 }
 
 async fn tenant_settings(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
 ) -> StoreResult<Option<TenantSettings>> {
-    let text: Option<String> = sqlx::query_scalar("SELECT settings FROM tenants WHERE id = ?")
+    let text: Option<String> = db::query_scalar("SELECT settings FROM tenants WHERE id = ?")
         .bind(tenant)
         .fetch_optional(conn)
         .await
@@ -121,7 +121,7 @@ pub(super) const GROUP_MAPPINGS_SQL: &str = "\
 
 /// Effective roles of the users with these pks (others are absent from the map).
 pub(super) async fn effective_roles(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     pks: &[i64],
 ) -> StoreResult<HashMap<i64, RoleState>> {
     let mut out: HashMap<i64, RoleState> = HashMap::with_capacity(pks.len());
@@ -131,7 +131,7 @@ pub(super) async fn effective_roles(
             "SELECT pk, id, COALESCE(json_extract(doc, '$.userName'), ''), active, deleted, roles \
              FROM resources WHERE kind = 'User' AND pk IN ({m})"
         );
-        let mut q = sqlx::query_as::<_, (i64, String, String, Option<i64>, i64, String)>(&sql);
+        let mut q = db::query_as::<(i64, String, String, Option<i64>, i64, String)>(&sql);
         for pk in chunk {
             q = q.bind(*pk);
         }
@@ -155,7 +155,7 @@ pub(super) async fn effective_roles(
             );
         }
         let sql = mapped_roles_sql(chunk.len());
-        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+        let mut q = db::query_as::<(i64, String)>(&sql);
         for _ in 0..3 {
             for pk in chunk {
                 q = q.bind(*pk);
@@ -179,7 +179,7 @@ pub(super) struct RoleWatch {
 impl RoleWatch {
     /// Reads the roles of `pks` now; `None` when there is nobody to watch.
     pub(super) async fn start(
-        conn: &mut SqliteConnection,
+        conn: &mut Connection,
         mut pks: Vec<i64>,
     ) -> StoreResult<Option<Self>> {
         pks.sort_unstable();
@@ -193,7 +193,7 @@ impl RoleWatch {
 
     /// Reads the roles again and returns `user.roles_changed` events for the users whose
     /// effective roles differ (users that no longer exist are left out: they were erased).
-    pub(super) async fn finish(self, conn: &mut SqliteConnection) -> StoreResult<Vec<NewEvent>> {
+    pub(super) async fn finish(self, conn: &mut Connection) -> StoreResult<Vec<NewEvent>> {
         let after = effective_roles(conn, &self.pks).await?;
         let mut changes = Vec::new();
         for pk in &self.pks {
@@ -216,7 +216,7 @@ impl RoleWatch {
 /// Finishes an optional watch.
 pub(super) async fn finish(
     watch: Option<RoleWatch>,
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
 ) -> StoreResult<Vec<NewEvent>> {
     match watch {
         Some(w) => w.finish(conn).await,
@@ -248,11 +248,11 @@ impl GroupSel {
 
 /// The roles mapped to a group with these attributes.
 async fn mapped_roles(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
     sel: &GroupSel,
 ) -> StoreResult<BTreeSet<String>> {
-    let rows: Vec<String> = sqlx::query_scalar(GROUP_MAPPINGS_SQL)
+    let rows: Vec<String> = db::query_scalar(GROUP_MAPPINGS_SQL)
         .bind(tenant)
         .bind(&sel.id)
         .bind(tenant)
@@ -270,18 +270,14 @@ async fn mapped_roles(
 }
 
 /// The pks of the tenant's users with these ids (managed or not).
-async fn user_pks(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    ids: &[&String],
-) -> StoreResult<Vec<i64>> {
+async fn user_pks(conn: &mut Connection, tenant: &str, ids: &[&String]) -> StoreResult<Vec<i64>> {
     let mut out = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let sql = format!(
             "SELECT pk FROM resources WHERE tenant_id = ? AND kind = 'User' AND id IN ({})",
             marks(chunk.len())
         );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(tenant);
+        let mut q = db::query_scalar::<i64>(&sql).bind(tenant);
         for id in chunk {
             q = q.bind(id.as_str());
         }
@@ -290,8 +286,8 @@ async fn user_pks(
     Ok(out)
 }
 
-async fn member_pks(conn: &mut SqliteConnection, group_pk: i64) -> StoreResult<Vec<i64>> {
-    sqlx::query_scalar("SELECT member_pk FROM members WHERE group_pk = ?")
+async fn member_pks(conn: &mut Connection, group_pk: i64) -> StoreResult<Vec<i64>> {
+    db::query_scalar("SELECT member_pk FROM members WHERE group_pk = ?")
         .bind(group_pk)
         .fetch_all(conn)
         .await
@@ -304,7 +300,7 @@ async fn member_pks(conn: &mut SqliteConnection, group_pk: i64) -> StoreResult<V
 /// case and costs one indexed query; every member is watched only when the group's mapped
 /// roles change (or all members are removed), otherwise only the members the ops name.
 pub(super) async fn group_watch(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
     group_pk: Option<i64>,
     before: Option<&GroupSel>,
@@ -342,7 +338,7 @@ pub(super) async fn group_watch(
 /// Starts the watch for a SCIM update of a live managed resource, read before the write: a
 /// User whose active state flips, or a Group (see [`group_watch`]).
 pub(super) async fn watch_update(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
     kind: ResourceKind,
     id: &str,
@@ -350,7 +346,7 @@ pub(super) async fn watch_update(
     ops: &[MemberOp],
 ) -> StoreResult<Option<RoleWatch>> {
     type Row = (i64, Option<i64>, Option<String>, Option<String>);
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Row> = db::query_as(
         "SELECT pk, active, external_id, display_name_lc FROM resources \
          WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1",
     )
@@ -425,7 +421,7 @@ async fn unmanaged_user_by_name(
     tenant: &str,
     user_name_lc: &str,
 ) -> StoreResult<Option<CandidateRow>> {
-    sqlx::query_as(
+    db::query_as(
         "SELECT pk, id, version, created, doc FROM resources \
          WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ? AND managed = 0",
     )
@@ -441,7 +437,7 @@ async fn unmanaged_user_by_primary_email(
     tenant: &str,
     email_lc: &str,
 ) -> StoreResult<Option<CandidateRow>> {
-    sqlx::query_as(
+    db::query_as(
         "SELECT r.pk, r.id, r.version, r.created, r.doc FROM emails e \
          JOIN resources r ON r.pk = e.resource_pk \
          WHERE e.tenant_id = ? AND e.value_lc = ? AND e.is_primary = 1 \
@@ -502,19 +498,18 @@ pub(super) async fn claim(
                 Option<i64>,
                 bool,
             );
-            let (pk, id, deleted, version, created, managed, any_unmanaged): Probe =
-                sqlx::query_as(
-                    "SELECT r.pk, r.id, r.deleted, r.version, r.created, r.managed, \
+            let (pk, id, deleted, version, created, managed, any_unmanaged): Probe = db::query_as(
+                "SELECT r.pk, r.id, r.deleted, r.version, r.created, r.managed, \
                      EXISTS (SELECT 1 FROM resources u INDEXED BY resources_unmanaged \
                              WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.managed = 0) \
                      FROM (SELECT 1) LEFT JOIN resources r \
                      ON r.tenant_id = ?1 AND r.kind = 'User' AND r.user_name_lc = ?2",
-                )
-                .bind(tenant)
-                .bind(user_name)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(backend)?;
+            )
+            .bind(tenant)
+            .bind(user_name)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(backend)?;
             let taken = managed;
             let by_name = match (pk, id, deleted, version, created) {
                 (Some(pk), Some(id), Some(deleted), Some(version), Some(created)) => {
@@ -563,7 +558,7 @@ pub(super) async fn claim(
                 }));
             }
             let watch = RoleWatch::start(tx, vec![pk]).await?;
-            let version: i64 = sqlx::query_scalar(
+            let version: i64 = db::query_scalar(
                 "UPDATE resources SET doc = ?, password_hash = COALESCE(?, password_hash), \
                  user_name_lc = ?, external_id = ?, display_name_lc = ?, active = ?, \
                  managed = 1, deleted = 0, version = version + 1, last_modified = ? \
@@ -609,7 +604,7 @@ pub(super) async fn claim(
                     by_name: None,
                 });
             };
-            let row: Option<(i64, String, i64, Option<String>)> = sqlx::query_as(
+            let row: Option<(i64, String, i64, Option<String>)> = db::query_as(
                 "SELECT pk, id, created, external_id FROM resources \
                  WHERE tenant_id = ? AND kind = 'Group' AND display_name_lc = ? AND managed = 0 \
                  ORDER BY pk LIMIT 1",
@@ -634,13 +629,12 @@ pub(super) async fn claim(
             let after = GroupSel::new(&id, d);
             let watch =
                 group_watch(tx, tenant, Some(pk), Some(&before), Some(&after), &ops).await?;
-            let previous: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
-                    .bind(pk)
-                    .fetch_one(&mut **tx)
-                    .await
-                    .map_err(backend)?;
-            let version: i64 = sqlx::query_scalar(
+            let previous: i64 = db::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
+                .bind(pk)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(backend)?;
+            let version: i64 = db::query_scalar(
                 "UPDATE resources SET doc = ?, external_id = ?, display_name_lc = ?, managed = 1, \
                  version = version + 1, last_modified = ? WHERE pk = ? RETURNING version",
             )
@@ -740,7 +734,7 @@ fn decode_pk_cursor(c: &str) -> StoreResult<i64> {
 }
 
 /// The users of `rows`, with groups and effective roles, read on `conn`.
-async fn app_users(conn: &mut SqliteConnection, rows: Vec<Loaded>) -> StoreResult<Vec<AppUser>> {
+async fn app_users(conn: &mut Connection, rows: Vec<Loaded>) -> StoreResult<Vec<AppUser>> {
     let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
     let roles = effective_roles(conn, &pks).await?;
     let mut groups: HashMap<i64, Vec<AppGroupRef>> = HashMap::new();
@@ -751,7 +745,7 @@ async fn app_users(conn: &mut SqliteConnection, rows: Vec<Loaded>) -> StoreResul
              WHERE m.member_pk IN ({}) ORDER BY m.member_pk, g.pk",
             marks(chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (i64, String, String, i64)>(&sql);
+        let mut q = db::query_as::<(i64, String, String, i64)>(&sql);
         for pk in chunk {
             q = q.bind(*pk);
         }
@@ -781,12 +775,8 @@ async fn app_users(conn: &mut SqliteConnection, rows: Vec<Loaded>) -> StoreResul
         .collect()
 }
 
-async fn load_user(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    id: &str,
-) -> StoreResult<Option<AppUser>> {
-    let row: Option<AppRow> = sqlx::query_as(&format!(
+async fn load_user(conn: &mut Connection, tenant: &str, id: &str) -> StoreResult<Option<AppUser>> {
+    let row: Option<AppRow> = db::query_as(&format!(
         "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'User' AND r.id = ?"
     ))
     .bind(tenant)
@@ -803,7 +793,7 @@ async fn load_user(
 
 /// The groups of `rows`, with mapped roles and member counts.
 async fn app_groups(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
     rows: Vec<Loaded>,
 ) -> StoreResult<Vec<AppGroup>> {
@@ -812,7 +802,7 @@ async fn app_groups(
         let sel = GroupSel::of_doc(&r.resource.id, &r.resource.doc);
         let roles = mapped_roles(conn, tenant, &sel).await?;
         // Kept by triggers (migration 0008): one row, however large the group.
-        let count: i64 = sqlx::query_scalar(
+        let count: i64 = db::query_scalar(
             "SELECT COALESCE((SELECT n FROM member_counts WHERE group_pk = ?), 0)",
         )
         .bind(r.pk)
@@ -831,11 +821,11 @@ async fn app_groups(
 }
 
 async fn load_group(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
     id: &str,
 ) -> StoreResult<Option<AppGroup>> {
-    let row: Option<AppRow> = sqlx::query_as(&format!(
+    let row: Option<AppRow> = db::query_as(&format!(
         "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'Group' AND r.id = ?"
     ))
     .bind(tenant)
@@ -868,7 +858,7 @@ async fn insert_resource(
 ) -> StoreResult<i64> {
     let AppFields { roles, metadata } = app;
     let d = Derived::of(kind, doc);
-    let pk: i64 = sqlx::query_scalar(
+    let pk: i64 = db::query_scalar(
         "INSERT INTO resources (tenant_id, kind, id, version, doc, user_name_lc, external_id, \
          display_name_lc, active, created, last_modified, deleted, managed, roles, app_metadata) \
          VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?) RETURNING pk",
@@ -919,7 +909,7 @@ fn match_value(by: MatchBy, value: &str) -> String {
 
 /// The members of every group a mapping `by` = `value` selects.
 async fn mapping_member_pks(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
     by: MatchBy,
     value: &str,
@@ -929,7 +919,7 @@ async fn mapping_member_pks(
         MatchBy::ExternalId => "g.external_id",
         MatchBy::DisplayName => "g.display_name_lc",
     };
-    sqlx::query_scalar(&format!(
+    db::query_scalar(&format!(
         "SELECT m.member_pk FROM resources g JOIN members m ON m.group_pk = g.pk \
          WHERE g.tenant_id = ? AND g.kind = 'Group' AND {column} = ?"
     ))
@@ -972,7 +962,7 @@ impl AppStore for SqliteStore {
         settings: &TenantSettings,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE tenants SET settings = ? WHERE id = ?")
+        let done = db::query("UPDATE tenants SET settings = ? WHERE id = ?")
             .bind(serde_json::to_string(settings).map_err(backend)?)
             .bind(tenant)
             .execute(&mut *tx)
@@ -1009,7 +999,7 @@ impl AppStore for SqliteStore {
                 results.push(ImportResult::Skipped("userName is required".to_owned()));
                 continue;
             };
-            let taken: Option<i64> = sqlx::query_scalar(
+            let taken: Option<i64> = db::query_scalar(
                 "SELECT managed FROM resources \
                  WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
             )
@@ -1030,7 +1020,7 @@ impl AppStore for SqliteStore {
                 )));
                 continue;
             }
-            let id_taken: Option<i64> = sqlx::query_scalar(
+            let id_taken: Option<i64> = db::query_scalar(
                 "SELECT 1 FROM resources WHERE tenant_id = ? AND kind = 'User' AND id = ?",
             )
             .bind(tenant)
@@ -1055,7 +1045,7 @@ impl AppStore for SqliteStore {
                     targets.push(Ok(*i));
                     continue;
                 }
-                let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+                let row: Option<(i64, String, String, i64)> = db::query_as(
                     "SELECT pk, id, doc, managed FROM resources \
                      WHERE tenant_id = ? AND kind = 'Group' AND display_name_lc = ? \
                      ORDER BY managed, pk LIMIT 1",
@@ -1249,7 +1239,7 @@ impl AppStore for SqliteStore {
         sql.push_str(" ORDER BY r.pk LIMIT ?");
         args.push(super::query::Arg::Int(to_i64(limit).saturating_add(1)));
         let mut tx = self.reader.begin().await.map_err(backend)?;
-        let rows: Vec<AppRow> = sqlx::query_as_with(&sql, super::args_of(&args)?)
+        let rows: Vec<AppRow> = db::query_as_with(&sql, super::args_of(&args)?)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
@@ -1274,7 +1264,7 @@ impl AppStore for SqliteStore {
     ) -> StoreResult<AppUser> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        let row: Option<(i64, i64, i64)> = db::query_as(
             "SELECT pk, version, managed FROM resources \
              WHERE tenant_id = ? AND kind = 'User' AND id = ?",
         )
@@ -1301,7 +1291,7 @@ impl AppStore for SqliteStore {
         };
         if let Some(doc) = &update.doc {
             let d = Derived::of(ResourceKind::User, doc);
-            sqlx::query(
+            db::query(
                 "UPDATE resources SET doc = ?, user_name_lc = ?, external_id = ?, \
                  display_name_lc = ?, active = ? WHERE pk = ?",
             )
@@ -1317,7 +1307,7 @@ impl AppStore for SqliteStore {
             SqliteStore::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
         }
         if let Some(roles) = &update.roles {
-            sqlx::query("UPDATE resources SET roles = ? WHERE pk = ?")
+            db::query("UPDATE resources SET roles = ? WHERE pk = ?")
                 .bind(roles_text(roles)?)
                 .bind(pk)
                 .execute(&mut *tx)
@@ -1325,7 +1315,7 @@ impl AppStore for SqliteStore {
                 .map_err(backend)?;
         }
         if let Some(meta) = &update.metadata {
-            sqlx::query("UPDATE resources SET app_metadata = ? WHERE pk = ?")
+            db::query("UPDATE resources SET app_metadata = ? WHERE pk = ?")
                 .bind(serde_json::to_string(meta).map_err(backend)?)
                 .bind(pk)
                 .execute(&mut *tx)
@@ -1333,14 +1323,12 @@ impl AppStore for SqliteStore {
                 .map_err(backend)?;
         }
         if update.doc.is_some() || update.roles.is_some() || update.metadata.is_some() {
-            sqlx::query(
-                "UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?",
-            )
-            .bind(now_ms)
-            .bind(pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            db::query("UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?")
+                .bind(now_ms)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
         }
         let mut events = update.events;
         events.extend(finish(watch, &mut tx).await?);
@@ -1361,7 +1349,7 @@ impl AppStore for SqliteStore {
     ) -> StoreResult<()> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, String)> = sqlx::query_as(
+        let row: Option<(i64, i64, String)> = db::query_as(
             "SELECT pk, managed, doc FROM resources WHERE tenant_id = ? AND kind = 'User' AND id = ?",
         )
         .bind(tenant)
@@ -1473,7 +1461,7 @@ impl AppStore for SqliteStore {
         sql.push_str(" ORDER BY r.pk LIMIT ?");
         args.push(Arg::Int(to_i64(limit).saturating_add(1)));
         let mut tx = self.reader.begin().await.map_err(backend)?;
-        let rows: Vec<AppRow> = sqlx::query_as_with(&sql, super::args_of(&args)?)
+        let rows: Vec<AppRow> = db::query_as_with(&sql, super::args_of(&args)?)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
@@ -1509,7 +1497,7 @@ impl AppStore for SqliteStore {
             })
             .transpose()?;
         let mut tx = self.reader.begin().await.map_err(backend)?;
-        let pk: Option<i64> = sqlx::query_scalar(
+        let pk: Option<i64> = db::query_scalar(
             "SELECT pk FROM resources WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
         )
         .bind(tenant)
@@ -1521,7 +1509,7 @@ impl AppStore for SqliteStore {
             return Err(StoreError::NotFound);
         };
         let limit = limit.max(1);
-        let rows: Vec<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(
+        let rows: Vec<(String, String, i64, Option<i64>, i64)> = db::query_as(
             "SELECT m.member_id, COALESCE(json_extract(u.doc, '$.userName'), ''), u.managed, \
              u.active, u.deleted FROM members m JOIN resources u ON u.pk = m.member_pk \
              WHERE m.group_pk = ? AND m.member_id > ? ORDER BY m.member_id LIMIT ?",
@@ -1560,7 +1548,7 @@ impl AppStore for SqliteStore {
     ) -> StoreResult<AppGroup> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, i64, String)> = sqlx::query_as(
+        let row: Option<(i64, i64, i64, String)> = db::query_as(
             "SELECT pk, version, managed, doc FROM resources \
              WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
         )
@@ -1595,7 +1583,7 @@ impl AppStore for SqliteStore {
         .await?;
         if let Some(doc) = &update.doc {
             let d = Derived::of(ResourceKind::Group, doc);
-            sqlx::query(
+            db::query(
                 "UPDATE resources SET doc = ?, external_id = ?, display_name_lc = ? WHERE pk = ?",
             )
             .bind(serde_json::to_string(doc).map_err(backend)?)
@@ -1607,7 +1595,7 @@ impl AppStore for SqliteStore {
             .map_err(backend)?;
         }
         if let Some(meta) = &update.metadata {
-            sqlx::query("UPDATE resources SET app_metadata = ? WHERE pk = ?")
+            db::query("UPDATE resources SET app_metadata = ? WHERE pk = ?")
                 .bind(serde_json::to_string(meta).map_err(backend)?)
                 .bind(pk)
                 .execute(&mut *tx)
@@ -1628,14 +1616,12 @@ impl AppStore for SqliteStore {
             .await?,
         );
         if update.doc.is_some() || update.metadata.is_some() || !update.members.is_empty() {
-            sqlx::query(
-                "UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?",
-            )
-            .bind(now_ms)
-            .bind(pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            db::query("UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?")
+                .bind(now_ms)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
         }
         events.extend(finish(watch, &mut tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
@@ -1655,7 +1641,7 @@ impl AppStore for SqliteStore {
     ) -> StoreResult<()> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, String)> = sqlx::query_as(
+        let row: Option<(i64, i64, String)> = db::query_as(
             "SELECT pk, managed, doc FROM resources WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
         )
         .bind(tenant)
@@ -1682,7 +1668,7 @@ impl AppStore for SqliteStore {
             &[MemberOp::RemoveAll],
         )
         .await?;
-        sqlx::query("DELETE FROM resources WHERE pk = ?")
+        db::query("DELETE FROM resources WHERE pk = ?")
             .bind(pk)
             .execute(&mut *tx)
             .await
@@ -1698,7 +1684,7 @@ impl AppStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn list_role_mappings(&self, tenant: &str) -> StoreResult<Vec<RoleMapping>> {
-        let rows: Vec<MappingRow> = sqlx::query_as(&format!(
+        let rows: Vec<MappingRow> = db::query_as(&format!(
             "SELECT {MAPPING_COLS} FROM role_mappings WHERE tenant_id = ? ORDER BY created_at, id"
         ))
         .bind(tenant)
@@ -1710,7 +1696,7 @@ impl AppStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn get_role_mapping(&self, tenant: &str, id: &str) -> StoreResult<Option<RoleMapping>> {
-        let row: Option<MappingRow> = sqlx::query_as(&format!(
+        let row: Option<MappingRow> = db::query_as(&format!(
             "SELECT {MAPPING_COLS} FROM role_mappings WHERE tenant_id = ? AND id = ?"
         ))
         .bind(tenant)
@@ -1735,7 +1721,7 @@ impl AppStore for SqliteStore {
         }
         let pks = mapping_member_pks(&mut tx, tenant, mapping.by, &mapping.value).await?;
         let watch = RoleWatch::start(&mut tx, pks).await?;
-        sqlx::query(
+        db::query(
             "INSERT INTO role_mappings (id, tenant_id, match_by, match_value, value, roles, \
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -1764,7 +1750,7 @@ impl AppStore for SqliteStore {
     ) -> StoreResult<()> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let old: Option<(String, String)> = sqlx::query_as(
+        let old: Option<(String, String)> = db::query_as(
             "SELECT match_by, value FROM role_mappings WHERE tenant_id = ? AND id = ?",
         )
         .bind(tenant)
@@ -1779,7 +1765,7 @@ impl AppStore for SqliteStore {
         let mut pks = mapping_member_pks(&mut tx, tenant, old_by, &old_value).await?;
         pks.extend(mapping_member_pks(&mut tx, tenant, mapping.by, &mapping.value).await?);
         let watch = RoleWatch::start(&mut tx, pks).await?;
-        sqlx::query(
+        db::query(
             "UPDATE role_mappings SET match_by = ?, match_value = ?, value = ?, roles = ?, \
              updated_at = ? WHERE tenant_id = ? AND id = ?",
         )
@@ -1807,7 +1793,7 @@ impl AppStore for SqliteStore {
     ) -> StoreResult<()> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let old: Option<(String, String)> = sqlx::query_as(
+        let old: Option<(String, String)> = db::query_as(
             "SELECT match_by, value FROM role_mappings WHERE tenant_id = ? AND id = ?",
         )
         .bind(tenant)
@@ -1821,7 +1807,7 @@ impl AppStore for SqliteStore {
         let by = MatchBy::parse(&by).ok_or_else(|| backend(std::fmt::Error))?;
         let pks = mapping_member_pks(&mut tx, tenant, by, &value).await?;
         let watch = RoleWatch::start(&mut tx, pks).await?;
-        sqlx::query("DELETE FROM role_mappings WHERE tenant_id = ? AND id = ?")
+        db::query("DELETE FROM role_mappings WHERE tenant_id = ? AND id = ?")
             .bind(tenant)
             .bind(id)
             .execute(&mut *tx)
@@ -1837,14 +1823,14 @@ impl AppStore for SqliteStore {
         let mut tx = self.reader.begin().await.map_err(backend)?;
         let row: Option<(i64, String, i64, Option<i64>, i64)> = match key {
             LoginKey::Email(email) => {
-                sqlx::query_as(LOGIN_BY_EMAIL_SQL)
+                db::query_as(LOGIN_BY_EMAIL_SQL)
                     .bind(tenant)
                     .bind(fold_case(email))
                     .fetch_optional(&mut *tx)
                     .await
             }
             LoginKey::ExternalId(x) => {
-                sqlx::query_as(LOGIN_BY_EXTERNAL_ID_SQL)
+                db::query_as(LOGIN_BY_EXTERNAL_ID_SQL)
                     .bind(tenant)
                     .bind(x)
                     .fetch_optional(&mut *tx)

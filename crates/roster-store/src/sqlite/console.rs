@@ -1,5 +1,6 @@
 //! SQLite implementation of [`ConsoleStore`].
 
+use crate::sqlite::db;
 use time::OffsetDateTime;
 
 use super::query::to_ms;
@@ -28,7 +29,7 @@ fn operator_from(row: OperatorRow) -> StoreResult<Operator> {
 
 /// Ends every session of an operator, in the transaction that changed its account.
 async fn end_operator_sessions(tx: &mut super::Tx, email: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM console_sessions WHERE actor = ?")
+    db::query("DELETE FROM console_sessions WHERE actor = ?")
         .bind(format!("operator:{email}"))
         .execute(&mut **tx)
         .await
@@ -41,12 +42,12 @@ impl ConsoleStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn insert_session(&self, s: &ConsoleSession) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= ?")
+        db::query("DELETE FROM console_sessions WHERE expires_at <= ?")
             .bind(to_ms(s.created_at))
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        sqlx::query(
+        db::query(
             "INSERT INTO console_sessions (id_hash, tenant_id, actor, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -67,7 +68,7 @@ impl ConsoleStore for SqliteStore {
         id_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<ConsoleSession>> {
-        let row: Option<SessionRow> = sqlx::query_as(
+        let row: Option<SessionRow> = db::query_as(
             "SELECT id_hash, tenant_id, actor, created_at, expires_at \
              FROM console_sessions WHERE id_hash = ? AND expires_at > ?",
         )
@@ -91,7 +92,7 @@ impl ConsoleStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM console_sessions WHERE id_hash = ?")
+        db::query("DELETE FROM console_sessions WHERE id_hash = ?")
             .bind(id_hash)
             .execute(&mut *tx)
             .await
@@ -102,7 +103,7 @@ impl ConsoleStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn delete_sessions_of(&self, actor: &str) -> StoreResult<u64> {
         let mut tx = self.write().await?;
-        let n = sqlx::query("DELETE FROM console_sessions WHERE actor = ?")
+        let n = db::query("DELETE FROM console_sessions WHERE actor = ?")
             .bind(actor)
             .execute(&mut *tx)
             .await
@@ -117,12 +118,12 @@ impl ConsoleStore for SqliteStore {
         let mut tx = self.write().await?;
         // Links that expired more than a day ago are no longer worth a "this link expired"
         // answer; keep the table small.
-        sqlx::query("DELETE FROM console_setup_links WHERE expires_at <= ?")
+        db::query("DELETE FROM console_setup_links WHERE expires_at <= ?")
             .bind(to_ms(l.created_at - time::Duration::days(1)))
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        sqlx::query(
+        db::query(
             "INSERT INTO console_setup_links (hash, tenant_id, created_by, created_at, expires_at, used_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -145,7 +146,7 @@ impl ConsoleStore for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<Option<SetupLink>> {
         let mut tx = self.write().await?;
-        let row: Option<(String, String, String, i64, i64, Option<i64>)> = sqlx::query_as(
+        let row: Option<(String, String, String, i64, i64, Option<i64>)> = db::query_as(
             "UPDATE console_setup_links SET used_at = ? \
              WHERE hash = ? AND used_at IS NULL AND expires_at > ? \
              RETURNING hash, tenant_id, created_by, created_at, expires_at, used_at",
@@ -173,7 +174,7 @@ impl ConsoleStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn create_operator(&self, op: &Operator) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query(&format!(
+        db::query(&format!(
             "INSERT INTO console_operators ({OPERATOR_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&op.email)
@@ -191,7 +192,7 @@ impl ConsoleStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn get_operator(&self, email: &str) -> StoreResult<Option<Operator>> {
-        let row: Option<OperatorRow> = sqlx::query_as(&format!(
+        let row: Option<OperatorRow> = db::query_as(&format!(
             "SELECT {OPERATOR_COLS} FROM console_operators WHERE email = ?"
         ))
         .bind(email)
@@ -203,7 +204,7 @@ impl ConsoleStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn list_operators(&self) -> StoreResult<Vec<Operator>> {
-        let rows: Vec<OperatorRow> = sqlx::query_as(&format!(
+        let rows: Vec<OperatorRow> = db::query_as(&format!(
             "SELECT {OPERATOR_COLS} FROM console_operators ORDER BY email"
         ))
         .fetch_all(&self.reader)
@@ -220,7 +221,7 @@ impl ConsoleStore for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let n = sqlx::query(
+        let n = db::query(
             "UPDATE console_operators SET password_hash = ?, password_changed_at = ?, \
              failed_attempts = 0, locked_until = NULL WHERE email = ?",
         )
@@ -241,7 +242,7 @@ impl ConsoleStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn delete_operator(&self, email: &str) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let n = sqlx::query("DELETE FROM console_operators WHERE email = ?")
+        let n = db::query("DELETE FROM console_operators WHERE email = ?")
             .bind(email)
             .execute(&mut *tx)
             .await
@@ -265,7 +266,7 @@ impl ConsoleStore for SqliteStore {
         let mut tx = self.write().await?;
         // An expired lock starts a new count; reaching the limit locks and resets the count,
         // so that after the lock the operator has the full number of tries again.
-        let row: Option<OperatorRow> = sqlx::query_as(&format!(
+        let row: Option<OperatorRow> = db::query_as(&format!(
             "UPDATE console_operators SET \
                failed_attempts = CASE WHEN failed_attempts + 1 >= ?1 THEN 0 \
                                       ELSE failed_attempts + 1 END, \
@@ -285,7 +286,7 @@ impl ConsoleStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn operator_signed_in(&self, email: &str, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        db::query(
             "UPDATE console_operators SET last_sign_in_at = ?, failed_attempts = 0, \
              locked_until = NULL WHERE email = ?",
         )
@@ -369,7 +370,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM console_sessions")
+        let left: i64 = db::query_scalar("SELECT count(*) FROM console_sessions")
             .fetch_one(&s.reader)
             .await
             .unwrap();
@@ -379,7 +380,7 @@ mod tests {
     #[tokio::test]
     async fn recent_failures_are_read_through_their_partial_index() {
         let s = store_with_tenant().await;
-        let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        let steps: Vec<(i64, i64, i64, String)> = db::query_as(
             "EXPLAIN QUERY PLAN SELECT id FROM provisioning_log \
              WHERE tenant_id = ? AND status >= 400 ORDER BY id DESC LIMIT ?",
         )

@@ -10,6 +10,7 @@
 //! does can come between a read here and the write that depends on it. Each function's doc says
 //! what a backend without that lock must hold instead.
 
+use crate::sqlite::db;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
@@ -50,7 +51,7 @@ impl SqliteStore {
                 "SELECT id, pk FROM resources WHERE tenant_id = ? AND kind = 'User' \
                  AND deleted = 0{managed} AND id IN ({marks})"
             );
-            let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(tenant);
+            let mut q = db::query_as::<(String, i64)>(&sql).bind(tenant);
             for id in chunk {
                 q = q.bind(id.as_str());
             }
@@ -87,7 +88,7 @@ impl SqliteStore {
                 "INSERT OR IGNORE INTO members (group_pk, member_pk, tenant_id, member_id) \
                  VALUES {rows} RETURNING member_id"
             );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            let mut q = db::query_scalar::<String>(&sql);
             for (pk, id) in chunk {
                 q = q.bind(group_pk).bind(*pk).bind(tenant).bind(id.as_str());
             }
@@ -109,7 +110,7 @@ impl SqliteStore {
                 "DELETE FROM members WHERE group_pk = ? AND member_id IN ({marks}) \
                  RETURNING member_id"
             );
-            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(group_pk);
+            let mut q = db::query_scalar::<String>(&sql).bind(group_pk);
             for id in chunk {
                 q = q.bind(id.as_str());
             }
@@ -152,7 +153,7 @@ impl SqliteStore {
                 }
                 MemberOp::RemoveAll => {
                     removed.extend(
-                        sqlx::query_scalar::<_, String>(
+                        db::query_scalar::<String>(
                             "DELETE FROM members WHERE group_pk = ? RETURNING member_id",
                         )
                         .bind(group_pk)
@@ -192,7 +193,7 @@ pub(super) async fn remove_user(
     now_ms: i64,
 ) -> StoreResult<Vec<NewEvent>> {
     // Every group, managed or not: an app group loses the member too.
-    let rows: Vec<(String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String)> = db::query_as(
         "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
          WHERE m.member_pk = ? ORDER BY g.pk",
     )
@@ -206,7 +207,7 @@ pub(super) async fn remove_user(
         .collect::<StoreResult<Vec<(String, Value)>>>()?;
     let events = user_exit_events(&groups, id, doc, exit);
     // Each group that loses the member changes: its ETag must change too.
-    sqlx::query(
+    db::query(
         "UPDATE resources SET version = version + 1, last_modified = ? \
          WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
     )
@@ -215,7 +216,7 @@ pub(super) async fn remove_user(
     .execute(&mut **tx)
     .await
     .map_err(backend)?;
-    sqlx::query("DELETE FROM members WHERE member_pk = ?")
+    db::query("DELETE FROM members WHERE member_pk = ?")
         .bind(pk)
         .execute(&mut **tx)
         .await
@@ -226,7 +227,7 @@ pub(super) async fn remove_user(
             if let Value::Object(m) = &mut doc {
                 m.insert("active".into(), Value::Bool(false));
             }
-            sqlx::query(
+            db::query(
                 "UPDATE resources SET deleted = 1, active = 0, doc = ?, \
                  version = version + 1, last_modified = ? WHERE pk = ?",
             )
@@ -239,7 +240,7 @@ pub(super) async fn remove_user(
         }
         UserExit::Erase | UserExit::EraseUnmanaged => {
             // Its email rows go with it (ON DELETE CASCADE).
-            sqlx::query("DELETE FROM resources WHERE pk = ?")
+            db::query("DELETE FROM resources WHERE pk = ?")
                 .bind(pk)
                 .execute(&mut **tx)
                 .await

@@ -1,6 +1,7 @@
 //! SQLite implementation of the operator-side stores: webhooks and delivery streams, the
 //! provisioning log, the audit log and admin keys.
 
+use crate::sqlite::db;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -91,7 +92,7 @@ async fn streams_where(
     webhook_id: &str,
     tenant: Option<&str>,
 ) -> StoreResult<Vec<WebhookStream>> {
-    let rows: Vec<StreamRow> = sqlx::query_as(&format!(
+    let rows: Vec<StreamRow> = db::query_as(&format!(
         "SELECT {STREAM_COLS} FROM webhook_streams WHERE webhook_id = ? \
          AND (? IS NULL OR tenant_id = ?) ORDER BY tenant_id"
     ))
@@ -114,7 +115,7 @@ impl WebhookStore for SqliteStore {
             Some(serde_json::to_string(&w.event_types).map_err(backend)?)
         };
         let mut tx = self.write().await?;
-        sqlx::query(&format!(
+        db::query(&format!(
             "INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&w.id)
@@ -132,7 +133,7 @@ impl WebhookStore for SqliteStore {
         .map_err(|e| db_err(e, "webhook"))?;
         // Existing tenants start at their current last seq: the webhook receives what happens
         // from now on. Tenants created later get their stream at 0 (`ensure_stream`).
-        sqlx::query(
+        db::query(
             "INSERT INTO webhook_streams (webhook_id, tenant_id, cursor) \
              SELECT ?, t.id, (SELECT COALESCE(MAX(seq), 0) FROM events e WHERE e.tenant_id = t.id) \
              FROM tenants t WHERE ? IS NULL OR t.id = ?",
@@ -148,7 +149,7 @@ impl WebhookStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
+        let rows: Vec<WebhookRow> = db::query_as(&format!(
             "SELECT {WEBHOOK_COLS} FROM webhooks ORDER BY created_at, rowid"
         ))
         .fetch_all(&self.reader)
@@ -160,7 +161,7 @@ impl WebhookStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
         let row: Option<WebhookRow> =
-            sqlx::query_as(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?"))
+            db::query_as(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?"))
                 .bind(id)
                 .fetch_optional(&self.reader)
                 .await
@@ -171,7 +172,7 @@ impl WebhookStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = ?")
+        let done = db::query("DELETE FROM webhooks WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -190,7 +191,7 @@ impl WebhookStore for SqliteStore {
         previous_until: OffsetDateTime,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE webhooks SET previous_secret = secret, previous_expires_at = ?, secret = ? \
              WHERE id = ?",
         )
@@ -209,7 +210,7 @@ impl WebhookStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn ensure_stream(&self, webhook_id: &str, tenant: &str) -> StoreResult<WebhookStream> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        db::query(
             "INSERT OR IGNORE INTO webhook_streams (webhook_id, tenant_id, cursor) VALUES (?, ?, 0)",
         )
         .bind(webhook_id)
@@ -228,7 +229,7 @@ impl WebhookStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn list_streams(&self, webhook_id: Option<&str>) -> StoreResult<Vec<WebhookStream>> {
-        let rows: Vec<StreamRow> = sqlx::query_as(&format!(
+        let rows: Vec<StreamRow> = db::query_as(&format!(
             "SELECT {STREAM_COLS} FROM webhook_streams WHERE ? IS NULL OR webhook_id = ? \
              ORDER BY webhook_id, tenant_id"
         ))
@@ -251,7 +252,7 @@ impl WebhookStore for SqliteStore {
     ) -> StoreResult<bool> {
         let mut tx = self.write().await?;
         let done = match result {
-            DeliveryResult::Delivered { seq } => sqlx::query(
+            DeliveryResult::Delivered { seq } => db::query(
                 "UPDATE webhook_streams SET cursor = MAX(cursor, ?), attempts = 0, \
                  next_attempt_at = NULL, failing_since = NULL, last_attempt_at = ?, \
                  last_success_at = ? \
@@ -269,7 +270,7 @@ impl WebhookStore for SqliteStore {
                 failing_since,
                 error,
                 park,
-            } => sqlx::query(
+            } => db::query(
                 "UPDATE webhook_streams SET attempts = ?, next_attempt_at = ?, \
                  failing_since = ?, last_error = ?, last_attempt_at = ?, state = ? \
                  WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active'",
@@ -300,7 +301,7 @@ impl WebhookStore for SqliteStore {
     ) -> StoreResult<Vec<WebhookStream>> {
         let mut tx = self.write().await?;
         let hook: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT tenant_id FROM webhooks WHERE id = ?")
+            db::query_as("SELECT tenant_id FROM webhooks WHERE id = ?")
                 .bind(webhook_id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -316,7 +317,7 @@ impl WebhookStore for SqliteStore {
             }
             // A stream that was never started (tenant created after the webhook, worker not
             // yet run) still gets a row, so `from_seq` applies to it.
-            sqlx::query(
+            db::query(
                 "INSERT OR IGNORE INTO webhook_streams (webhook_id, tenant_id, cursor) \
                  SELECT ?, id, 0 FROM tenants WHERE id = ?",
             )
@@ -326,7 +327,7 @@ impl WebhookStore for SqliteStore {
             .await
             .map_err(backend)?;
         }
-        sqlx::query(
+        db::query(
             "UPDATE webhook_streams SET state = 'active', generation = generation + 1, \
              attempts = 0, next_attempt_at = NULL, failing_since = NULL, \
              cursor = COALESCE(?, cursor) \
@@ -349,9 +350,8 @@ const LOG_COLS: &str = "id, at, tenant_id, request_id, idp, user_agent, method, 
     resource_type, resource_id, name, status, scim_type, detail, hint, changed, duration_ms, \
     body, source_addr, token_prefix";
 
-fn log_from(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ProvisioningEntry> {
-    use sqlx::Row;
-    let g = |e: sqlx::Error| backend(e);
+fn log_from(row: &db::Row) -> StoreResult<ProvisioningEntry> {
+    let g = |e: db::Error| backend(e);
     let changed: Option<String> = row.try_get("changed").map_err(g)?;
     let status: i64 = row.try_get("status").map_err(g)?;
     Ok(ProvisioningEntry {
@@ -417,7 +417,7 @@ impl LogStore for SqliteStore {
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(backend)?;
-            sqlx::query(
+            db::query(
                 "INSERT INTO provisioning_log (at, tenant_id, request_id, idp, user_agent, method, \
                  path, resource_type, resource_id, name, name_lc, status, scim_type, detail, hint, \
                  changed, duration_ms, body, source_addr, token_prefix) \
@@ -495,7 +495,7 @@ impl LogStore for SqliteStore {
             sql.push_str(frag);
         }
         sql.push_str(&format!(" ORDER BY id {order} LIMIT ?"));
-        let mut query = sqlx::query(&sql).bind(tenant);
+        let mut query = db::query(&sql).bind(tenant);
         for (_, v) in ints {
             query = query.bind(v);
         }
@@ -513,7 +513,7 @@ impl LogStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn prune_provisioning(&self, before: OffsetDateTime, batch: u64) -> StoreResult<u64> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
+        let done = db::query(
             "DELETE FROM provisioning_log WHERE id IN \
              (SELECT id FROM provisioning_log WHERE at < ? ORDER BY at LIMIT ?)",
         )
@@ -539,7 +539,7 @@ impl LogStore for SqliteStore {
         for r in reads {
             // Every SET expression sees the stored row: the newer request's status wins, and
             // `last_at` only moves forward, whichever flush arrives first.
-            sqlx::query(
+            db::query(
                 "INSERT INTO provisioning_reads \
                  (tenant_id, minute, route, count, last_status, last_at) \
                  VALUES (?, ?, ?, ?, ?, ?) \
@@ -560,7 +560,7 @@ impl LogStore for SqliteStore {
             .map_err(backend)?;
         }
         for d in dropped {
-            sqlx::query(
+            db::query(
                 "INSERT INTO provisioning_dropped (tenant_id, minute, count) VALUES (?, ?, ?) \
                  ON CONFLICT (tenant_id, minute) DO UPDATE SET count = count + excluded.count",
             )
@@ -578,7 +578,7 @@ impl LogStore for SqliteStore {
     async fn list_read_counts(&self, tenant: &str, q: &ReadQuery) -> StoreResult<Vec<ReadCount>> {
         // The cursor is the id of the page's last row: the next page continues after its
         // (minute, id). A cursor of another tenant, or of a pruned row, ends the listing.
-        let rows: Vec<ReadRow> = sqlx::query_as(&format!(
+        let rows: Vec<ReadRow> = db::query_as(&format!(
             "SELECT {READ_COLS} FROM provisioning_reads WHERE tenant_id = ?1 \
              AND (?2 IS NULL OR minute >= ?2) AND (?3 IS NULL OR minute < ?3) \
              AND (?4 IS NULL OR (minute, id) < \
@@ -600,7 +600,7 @@ impl LogStore for SqliteStore {
     async fn latest_read(&self, tenant: &str) -> StoreResult<Option<ReadCount>> {
         // A row's `last_at` lies within its minute, so the newest request is in the newest
         // minute: two index probes, however long the table.
-        let row: Option<ReadRow> = sqlx::query_as(&format!(
+        let row: Option<ReadRow> = db::query_as(&format!(
             "SELECT {READ_COLS} FROM provisioning_reads WHERE tenant_id = ?1 AND minute = \
              (SELECT MAX(minute) FROM provisioning_reads WHERE tenant_id = ?1) \
              ORDER BY last_at DESC, id DESC LIMIT 1"
@@ -619,7 +619,7 @@ impl LogStore for SqliteStore {
         since: Option<OffsetDateTime>,
         until: Option<OffsetDateTime>,
     ) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(
+        let n: i64 = db::query_scalar(
             "SELECT COALESCE(SUM(count), 0) FROM provisioning_dropped WHERE tenant_id = ?1 \
              AND (?2 IS NULL OR minute >= ?2) AND (?3 IS NULL OR minute < ?3)",
         )
@@ -645,7 +645,7 @@ impl LogStore for SqliteStore {
             if left == 0 {
                 break;
             }
-            let done = sqlx::query(&format!(
+            let done = db::query(&format!(
                 "DELETE FROM {table} WHERE id IN \
                  (SELECT id FROM {table} WHERE minute < ? ORDER BY minute LIMIT ?)"
             ))
@@ -663,7 +663,7 @@ impl LogStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn append_audit(&self, e: &AuditEntry) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        db::query(
             "INSERT INTO audit_log (at, actor, action, tenant_id, target, details) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -690,7 +690,7 @@ impl LogStore for SqliteStore {
             Option<String>,
             String,
         );
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = db::query_as(
             "SELECT id, at, actor, action, tenant_id, target, details FROM audit_log \
              WHERE ? IS NULL OR id < ? ORDER BY id DESC LIMIT ?",
         )
@@ -718,7 +718,7 @@ impl LogStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn insert_admin_key(&self, key: &AdminKeyRecord) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        db::query(
             "INSERT INTO admin_keys (prefix, hash, name, created_at, last_used_at, revoked_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -737,7 +737,7 @@ impl LogStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn list_admin_keys(&self) -> StoreResult<Vec<AdminKeyRecord>> {
-        let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        let rows: Vec<KeyRow> = db::query_as(&format!(
             "SELECT {KEY_COLS} FROM admin_keys ORDER BY created_at DESC, rowid DESC"
         ))
         .fetch_all(&self.reader)
@@ -748,7 +748,7 @@ impl LogStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn find_admin_key(&self, prefix: &str) -> StoreResult<Option<AdminKeyRecord>> {
-        let row: Option<KeyRow> = sqlx::query_as(&format!(
+        let row: Option<KeyRow> = db::query_as(&format!(
             "SELECT {KEY_COLS} FROM admin_keys WHERE prefix = ?"
         ))
         .bind(prefix)
@@ -761,7 +761,7 @@ impl LogStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn revoke_admin_key(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
+        let done = db::query(
             "UPDATE admin_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
         )
         .bind(to_ms(now))
@@ -779,7 +779,7 @@ impl LogStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn touch_admin_key(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE admin_keys SET last_used_at = ? WHERE prefix = ?")
+        db::query("UPDATE admin_keys SET last_used_at = ? WHERE prefix = ?")
             .bind(to_ms(now))
             .bind(prefix)
             .execute(&mut *tx)

@@ -13,6 +13,7 @@
 //! UPDATE`) in the write transaction. The row lock serialises a tenant's writers until commit,
 //! so seq order is commit order there too; different tenants do not contend.
 
+use crate::sqlite::db;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -32,7 +33,7 @@ pub(super) async fn append_events(
         return Ok(Vec::new());
     }
     let last: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
+        db::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
             .bind(tenant)
             .fetch_one(&mut **tx)
             .await
@@ -56,7 +57,7 @@ pub(super) async fn append_events(
             "INSERT INTO events (tenant_id, seq, id, type, occurred_at, data) VALUES {}",
             vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = db::query(&sql);
         for e in chunk {
             q = q
                 .bind(tenant)
@@ -98,7 +99,7 @@ impl EventStore for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Event>> {
         let mut tx = self.write().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
+        let exists: Option<i64> = db::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
             .bind(tenant)
             .fetch_optional(&mut *tx)
             .await
@@ -121,7 +122,7 @@ impl EventStore for SqliteStore {
     ) -> StoreResult<Vec<Event>> {
         let cols = "tenant_id, seq, id, type, occurred_at, data";
         let rows: Vec<EventRow> = if types.is_empty() {
-            sqlx::query_as(&format!(
+            db::query_as(&format!(
                 "SELECT {cols} FROM events WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?"
             ))
             .bind(tenant)
@@ -135,7 +136,7 @@ impl EventStore for SqliteStore {
                 "SELECT {cols} FROM events WHERE tenant_id = ? AND seq > ? AND type IN ({marks}) \
                  ORDER BY seq LIMIT ?"
             );
-            let mut q = sqlx::query_as(&sql).bind(tenant).bind(after);
+            let mut q = db::query_as(&sql).bind(tenant).bind(after);
             for t in types {
                 q = q.bind(t.as_str());
             }
@@ -147,7 +148,7 @@ impl EventStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn last_seq(&self, tenant: &str) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
+        db::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
             .bind(tenant)
             .fetch_one(&self.reader)
             .await

@@ -13,6 +13,7 @@
 //!   pins the WAL (no checkpoint past its snapshot) until it ends or is dropped; a client that
 //!   reads slowly keeps it that long.
 
+use crate::sqlite::db::{self, Connection};
 use std::collections::{HashMap, VecDeque};
 
 use futures::stream::{self, StreamExt};
@@ -54,7 +55,7 @@ async fn member_page(
 ) -> StoreResult<Vec<String>> {
     match after {
         Some(after) => {
-            sqlx::query_scalar(
+            db::query_scalar(
                 "SELECT member_id FROM members WHERE group_pk = ? AND member_id > ? \
                  ORDER BY member_id LIMIT ?",
             )
@@ -65,7 +66,7 @@ async fn member_page(
             .await
         }
         None => {
-            sqlx::query_scalar(
+            db::query_scalar(
                 "SELECT member_id FROM members WHERE group_pk = ? ORDER BY member_id LIMIT ?",
             )
             .bind(group_pk)
@@ -101,7 +102,7 @@ async fn groups_of(
     tenant: &str,
     ids: &str,
 ) -> StoreResult<HashMap<String, Vec<GroupRef>>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(GROUPS_OF_SQL)
+    let rows: Vec<(String, String, String)> = db::query_as(GROUPS_OF_SQL)
         .bind(ids)
         .bind(tenant)
         .fetch_all(&mut **tx)
@@ -122,7 +123,7 @@ async fn members_of(
     tenant: &str,
     ids: &str,
 ) -> StoreResult<HashMap<String, Vec<String>>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(MEMBERS_OF_SQL)
+    let rows: Vec<(String, String)> = db::query_as(MEMBERS_OF_SQL)
         .bind(ids)
         .bind(tenant)
         .fetch_all(&mut **tx)
@@ -160,7 +161,7 @@ impl SnapshotState {
     ) -> StoreResult<Vec<(i64, StoredResource)>> {
         // Unmanaged app records are part of the picture, as they always were: the snapshot is
         // the directory, not only its SCIM view.
-        let rows: Vec<ResourceRow> = sqlx::query_as(&format!(
+        let rows: Vec<ResourceRow> = db::query_as(&format!(
             "SELECT {RESOURCE_COLS} FROM resources r \
              WHERE r.tenant_id = ? AND r.kind = ? AND r.deleted = 0 AND r.pk > ? \
              ORDER BY r.pk LIMIT ?"
@@ -243,7 +244,7 @@ impl SqliteStore {
 
     async fn read_resource_on(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut Connection,
         tenant: &str,
         kind: ResourceKind,
         id: &str,
@@ -251,21 +252,20 @@ impl SqliteStore {
     ) -> StoreResult<Option<ResourceRead>> {
         if kind == ResourceKind::User && with.groups {
             // One statement: the row, and its groups as a JSON array of [id, displayName].
-            let row: Option<(i64, String, i64, String, i64, i64, String)> =
-                sqlx::query_as(&format!(
-                    "SELECT {RESOURCE_COLS}, \
+            let row: Option<(i64, String, i64, String, i64, i64, String)> = db::query_as(&format!(
+                "SELECT {RESOURCE_COLS}, \
                      (SELECT json_group_array(json_array(g.id, \
                         COALESCE(json_extract(g.doc, '$.displayName'), '')) ORDER BY g.id) \
                       FROM members m JOIN resources g ON g.pk = m.group_pk \
                       WHERE m.member_pk = r.pk AND g.deleted = 0 AND g.managed = 1) \
                      FROM resources r WHERE r.tenant_id = ? AND r.kind = 'User' AND r.id = ? \
                      AND r.deleted = 0 AND r.managed = 1"
-                ))
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
+            ))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
             let Some((pk, id, version, doc, created, modified, groups)) = row else {
                 return Ok(None);
             };
@@ -277,7 +277,7 @@ impl SqliteStore {
                 members: None,
             }));
         }
-        let row: Option<ResourceRow> = sqlx::query_as(&format!(
+        let row: Option<ResourceRow> = db::query_as(&format!(
             "SELECT {RESOURCE_COLS} FROM resources r \
              WHERE r.tenant_id = ? AND r.kind = ? AND r.id = ? AND r.deleted = 0 AND r.managed = 1"
         ))
@@ -292,7 +292,7 @@ impl SqliteStore {
         };
         let (pk, resource) = stored(kind, row)?;
         let members = if kind == ResourceKind::Group && with.members {
-            let ids: Vec<String> = sqlx::query_scalar(
+            let ids: Vec<String> = db::query_scalar(
                 "SELECT member_id FROM members WHERE group_pk = ? ORDER BY member_id",
             )
             .bind(pk)
@@ -358,7 +358,7 @@ impl SqliteStore {
     ) -> StoreResult<Option<GroupStream>> {
         let limit = page_size(page)?;
         let mut tx = self.reader.begin().await.map_err(backend)?;
-        let row: Option<ResourceRow> = sqlx::query_as(&format!(
+        let row: Option<ResourceRow> = db::query_as(&format!(
             "SELECT {RESOURCE_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'Group' \
              AND r.id = ? AND r.deleted = 0 AND r.managed = 1"
         ))
@@ -402,7 +402,7 @@ impl SqliteStore {
         // agree, because both were written by the same transactions.
         let mut tx = self.reader.begin().await.map_err(backend)?;
         let seq: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
+            db::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
                 .bind(tenant)
                 .fetch_one(&mut *tx)
                 .await

@@ -1,6 +1,7 @@
 //! SQLite implementation of [`TenantAdminStore`]: the tenant lifecycle, SCIM enablement, the
 //! token rules, expiry warnings and erasing a User.
 
+use crate::sqlite::db;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -26,7 +27,7 @@ const KEEP_ON_ERASE: [&str; 1] = ["audit_log"];
 
 /// Reads a live tenant inside a write transaction.
 async fn live_tenant(tx: &mut Tx, id: &str) -> StoreResult<Option<Tenant>> {
-    let row: Option<TenantRow> = sqlx::query_as(&format!(
+    let row: Option<TenantRow> = db::query_as(&format!(
         "SELECT {TENANT_COLS} FROM tenants WHERE id = ? AND deleted_at IS NULL"
     ))
     .bind(id)
@@ -38,7 +39,7 @@ async fn live_tenant(tx: &mut Tx, id: &str) -> StoreResult<Option<Tenant>> {
 
 async fn write_settings(tx: &mut Tx, t: &Tenant) -> StoreResult<()> {
     let settings = serde_json::to_string(&t.settings).map_err(backend)?;
-    sqlx::query("UPDATE tenants SET name = ?, idp = ?, settings = ? WHERE id = ?")
+    db::query("UPDATE tenants SET name = ?, idp = ?, settings = ? WHERE id = ?")
         .bind(&t.name)
         .bind(&t.idp)
         .bind(settings)
@@ -57,14 +58,14 @@ async fn revoke(
     now_ms: i64,
 ) -> StoreResult<Vec<String>> {
     let q = match prefix {
-        Some(p) => sqlx::query_scalar(
+        Some(p) => db::query_scalar(
             "UPDATE tokens SET revoked_at = ? \
              WHERE tenant_id = ? AND prefix = ? AND revoked_at IS NULL RETURNING prefix",
         )
         .bind(now_ms)
         .bind(tenant)
         .bind(p),
-        None => sqlx::query_scalar(
+        None => db::query_scalar(
             "UPDATE tokens SET revoked_at = ? \
              WHERE tenant_id = ? AND revoked_at IS NULL RETURNING prefix",
         )
@@ -87,7 +88,7 @@ async fn scim_tenant(tx: &mut Tx, id: &str) -> StoreResult<Tenant> {
 impl TenantAdminStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn list_tenants_page(&self, after: Option<&str>, limit: u64) -> StoreResult<Vec<Tenant>> {
-        let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+        let rows: Vec<TenantRow> = db::query_as(&format!(
             "SELECT {TENANT_COLS} FROM tenants WHERE deleted_at IS NULL AND id > ? \
              ORDER BY id LIMIT ?"
         ))
@@ -101,7 +102,7 @@ impl TenantAdminStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn tenant_state(&self, id: &str) -> StoreResult<TenantState> {
-        let row: Option<(String, String, String, i64, String, Option<i64>)> = sqlx::query_as(
+        let row: Option<(String, String, String, i64, String, Option<i64>)> = db::query_as(
             &format!("SELECT {TENANT_COLS}, deleted_at FROM tenants WHERE id = ?"),
         )
         .bind(id)
@@ -198,7 +199,7 @@ impl TenantAdminStore for SqliteStore {
         let mut tx = self.write().await?;
         scim_tenant(&mut tx, &token.tenant_id).await?;
         // Counted inside the write transaction: two concurrent creations cannot both pass.
-        let live: i64 = sqlx::query_scalar(
+        let live: i64 = db::query_scalar(
             "SELECT COUNT(*) FROM tokens \
              WHERE tenant_id = ? AND revoked_at IS NULL AND expires_at > ?",
         )
@@ -252,7 +253,7 @@ impl TenantAdminStore for SqliteStore {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
         let deleted: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT deleted_at FROM tenants WHERE id = ?")
+            db::query_scalar("SELECT deleted_at FROM tenants WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -263,7 +264,7 @@ impl TenantAdminStore for SqliteStore {
             }
             (Some(_), TenantDataMode::Retain) => {
                 revoke(&mut tx, id, None, now_ms).await?;
-                sqlx::query("UPDATE tenants SET deleted_at = ? WHERE id = ?")
+                db::query("UPDATE tenants SET deleted_at = ? WHERE id = ?")
                     .bind(now_ms)
                     .bind(id)
                     .execute(&mut *tx)
@@ -285,7 +286,7 @@ impl TenantAdminStore for SqliteStore {
     ) -> StoreResult<Vec<TokenRecord>> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+        let rows: Vec<TokenRow> = db::query_as(&format!(
             "UPDATE tokens SET expiry_warned_at = ? \
              WHERE tenant_id = ? AND revoked_at IS NULL AND expiry_warned_at IS NULL \
              AND expires_at > ? AND expires_at <= ? \
@@ -319,7 +320,7 @@ impl TenantAdminStore for SqliteStore {
     async fn erase_user(&self, tenant: &str, id: &str, now: OffsetDateTime) -> StoreResult<()> {
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, String)> = sqlx::query_as(
+        let row: Option<(i64, String)> = db::query_as(
             "SELECT pk, doc FROM resources \
              WHERE tenant_id = ? AND kind = 'User' AND id = ? AND deleted = 0",
         )
@@ -346,11 +347,11 @@ impl TenantAdminStore for SqliteStore {
 /// the commit, so the order of the deletes does not matter; rows that reference the erased ones
 /// through `ON DELETE CASCADE` (emails, members) go with them.
 async fn erase_tenant(tx: &mut Tx, id: &str) -> StoreResult<()> {
-    sqlx::query("PRAGMA defer_foreign_keys = ON")
+    db::query("PRAGMA defer_foreign_keys = ON")
         .execute(&mut **tx)
         .await
         .map_err(backend)?;
-    let tables: Vec<String> = sqlx::query_scalar(
+    let tables: Vec<String> = db::query_scalar(
         "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
          WHERE m.type = 'table' AND c.name = 'tenant_id' ORDER BY m.name",
     )
@@ -363,13 +364,13 @@ async fn erase_tenant(tx: &mut Tx, id: &str) -> StoreResult<()> {
         }
         // The name comes from the schema itself, never from input; quoted as an identifier.
         let quoted = table.replace('"', "\"\"");
-        sqlx::query(&format!("DELETE FROM \"{quoted}\" WHERE tenant_id = ?"))
+        db::query(&format!("DELETE FROM \"{quoted}\" WHERE tenant_id = ?"))
             .bind(id)
             .execute(&mut **tx)
             .await
             .map_err(backend)?;
     }
-    sqlx::query("DELETE FROM tenants WHERE id = ?")
+    db::query("DELETE FROM tenants WHERE id = ?")
         .bind(id)
         .execute(&mut **tx)
         .await

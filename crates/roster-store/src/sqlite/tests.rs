@@ -3,6 +3,7 @@
 //! things — the SQL translation of filters against the in-memory evaluator, query plans,
 //! pragmas, bulk loads through the writer connection.
 
+use crate::sqlite::db;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -88,7 +89,7 @@ async fn large_group_gains_one_member() {
         // only measures the test machine.
         let mut tx = s.write().await.unwrap();
         for i in 0..=n {
-            sqlx::query(
+            db::query(
                 "INSERT INTO resources (tenant_id, kind, id, version, doc, user_name_lc, created, last_modified) \
                  VALUES ('t', 'User', ?, 1, '{}', ?, 0, 0)",
             )
@@ -115,7 +116,7 @@ async fn large_group_gains_one_member() {
     s.update_resource("t", ResourceKind::Group, "g", 1, upd, at(1))
         .await
         .unwrap();
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members")
+    let count: i64 = db::query_scalar("SELECT COUNT(*) FROM members")
         .fetch_one(&s.reader)
         .await
         .unwrap();
@@ -187,7 +188,9 @@ async fn sql_and_in_memory_filters_agree() {
 async fn indexed_filters_use_indexes() {
     let s = mem().await;
     fixture(&s).await;
-    sqlx::query("ANALYZE").execute(&s.writer).await.unwrap();
+    let mut tx = s.write().await.unwrap();
+    db::query("ANALYZE").execute(&mut *tx).await.unwrap();
+    s.commit(tx).await.unwrap();
     let cases = [
         (
             ResourceKind::User,
@@ -227,7 +230,7 @@ async fn indexed_filters_use_indexes() {
         let mut args = vec![super::query::Arg::Text("t".into())];
         args.extend(frag.args);
         let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as_with(&sql, super::args_of(&args).unwrap())
+            db::query_as_with(&sql, super::args_of(&args).unwrap())
                 .fetch_all(&s.reader)
                 .await
                 .unwrap();
@@ -265,14 +268,16 @@ async fn translator_marks_exact_and_partial_translations() {
 async fn file_databases_are_in_wal_mode() {
     let db = TempDb::new();
     let s = SqliteStore::open(&db.url()).await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+    let mode: String = db::query_scalar("PRAGMA journal_mode")
         .fetch_one(&s.reader)
         .await
         .unwrap();
     assert_eq!(mode, "wal");
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&s.writer)
+    let mut tx = s.write().await.unwrap();
+    let sync: i64 = db::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *tx)
         .await
         .unwrap();
+    drop(tx);
     assert_eq!(sync, 2, "FULL: an acknowledged write is durable");
 }

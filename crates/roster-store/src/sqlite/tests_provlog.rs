@@ -2,6 +2,7 @@
 //! per (tenant, minute), added up by upserts, listed, pruned; and "the last request" across
 //! rows and counts.
 
+use crate::sqlite::db;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -288,7 +289,7 @@ async fn the_newest_read_and_the_listing_use_the_index() {
             false,
         ),
     ] {
-        let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(sql)
+        let steps: Vec<(i64, i64, i64, String)> = db::query_as(sql)
             .bind("acme")
             .fetch_all(&s.reader)
             .await

@@ -1,6 +1,7 @@
 //! Tests of the read path: reads with their relations, streamed groups and snapshots, and the
 //! number of statements a page costs.
 
+use crate::sqlite::db;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -412,11 +413,10 @@ async fn snapshot_stream_gives_users_then_each_group_with_its_members() {
 
 /// Counts the SQL statements run on behalf of a future, whatever thread runs them.
 ///
-/// sqlx reports every statement it executes as a `tracing` event of target `sqlx::query`, on
-/// the thread that runs it, inside the span of the caller (its SQLite driver enters the
-/// caller's span on its worker thread). A global subscriber attributes each such event to the
-/// `count_statements` span it happens in, so tests running in parallel do not count each
-/// other's statements. Other backends built on sqlx report statements the same way.
+/// The driver reports every query it runs as a `tracing` event of target `db::SQL_TARGET` at
+/// `debug`, on the caller's thread inside the caller's span. A global subscriber attributes
+/// each such event to the `count_statements` span it happens in, so tests running in parallel
+/// do not count each other's statements.
 mod counting {
     use super::*;
     use tracing::span::{Attributes, Id};
@@ -459,7 +459,10 @@ mod counting {
         }
 
         fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-            if event.metadata().target() != "sqlx::query" {
+            // Queries; transaction control (at `trace`) is not a statement of the request's.
+            if event.metadata().target() != db::SQL_TARGET
+                || *event.metadata().level() != tracing::Level::DEBUG
+            {
                 return;
             }
             let Some(scope) = ctx.event_scope(event) else {
@@ -563,13 +566,12 @@ async fn page_relations_start_from_the_page_and_use_indexes() {
         (super::reads::GROUPS_OF_SQL, "SCAN j"),
         (super::reads::MEMBERS_OF_SQL, "SCAN j"),
     ] {
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .bind(r#"["a","b"]"#)
-                .bind("t")
-                .fetch_all(&s.reader)
-                .await
-                .unwrap();
+        let rows: Vec<(i64, i64, i64, String)> = db::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .bind(r#"["a","b"]"#)
+            .bind("t")
+            .fetch_all(&s.reader)
+            .await
+            .unwrap();
         let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
         assert!(
             plan.first().is_some_and(|p| p.starts_with(first)),

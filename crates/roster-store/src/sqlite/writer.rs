@@ -1,6 +1,6 @@
 //! Group commit: concurrent write transactions share one SQLite transaction and one fsync.
 //!
-//! Every write of this process runs on the writer pool's single connection. A writer takes the
+//! Every write of this process runs on the writer's single connection. A writer takes the
 //! batch lock, and the first writer of a batch opens it with `BEGIN IMMEDIATE`; each writer's
 //! work runs inside its own `SAVEPOINT`, so one writer's failure (a 409, a stale version, a
 //! dropped request) rolls back that writer's statements only. When a writer finishes and no
@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
+
+use super::db::{script, Connection, Error};
 
 /// Most writers in one batch: bounds how long the first writer of a batch waits.
 const MAX_MEMBERS: usize = 128;
@@ -36,10 +36,11 @@ const STALL_CHECK: Duration = Duration::from_millis(250);
 type Outcome = Option<Result<(), Arc<str>>>;
 
 /// The open batch, if any; guarded by the batch lock.
-#[derive(Debug)]
 struct Batch {
-    /// The writer connection while a batch is open (`BEGIN IMMEDIATE` was run on it).
-    conn: Option<PoolConnection<Sqlite>>,
+    /// The writer connection.
+    conn: Connection,
+    /// Whether a batch is open (`BEGIN IMMEDIATE` was run on `conn`).
+    open: bool,
     /// Writers whose savepoint was released into the open batch.
     members: usize,
     /// When the open batch began.
@@ -49,9 +50,8 @@ struct Batch {
 }
 
 /// The group-commit writer: one per store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct Writer {
-    pool: SqlitePool,
     batch: Arc<Mutex<Batch>>,
     /// Writers that asked for the lock and have not finished (committed into the batch or
     /// rolled back): while any is left, the batch stays open for it.
@@ -101,9 +101,8 @@ impl Drop for Ticket {
 }
 
 /// One writer's transaction: a savepoint inside the open batch. Derefs to the connection, so
-/// queries run on it as on a `sqlx::Transaction`. Dropped without [`WriteTx::commit`], its
+/// statements run on it inline. Dropped without [`WriteTx::commit`], its
 /// statements are rolled back (the batch and the other writers' work are kept).
-#[derive(Debug)]
 pub(super) struct WriteTx {
     guard: Option<OwnedMutexGuard<Batch>>,
     ticket: Option<Ticket>,
@@ -113,17 +112,60 @@ pub(super) struct WriteTx {
     savepoint: String,
 }
 
-fn protocol(msg: impl Into<String>) -> sqlx::Error {
-    sqlx::Error::Protocol(msg.into())
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("open", &self.open)
+            .field("members", &self.members)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("savepoint", &self.savepoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An error of the writer itself (not of a statement).
+fn protocol(msg: impl Into<String>) -> Error {
+    Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+        Some(msg.into()),
+    )
+}
+
+/// Runs `f` on the batch's connection on the blocking pool (for statements that may wait on
+/// a lock or an fsync), and gives the batch back.
+async fn blocking<R: Send + 'static>(
+    mut guard: OwnedMutexGuard<Batch>,
+    f: impl FnOnce(&mut Batch) -> R + Send + 'static,
+) -> Result<(OwnedMutexGuard<Batch>, R), Error> {
+    tokio::task::spawn_blocking(move || {
+        let r = f(&mut guard);
+        (guard, r)
+    })
+    .await
+    .map_err(|e| protocol(format!("writer task failed: {e}")))
 }
 
 impl Writer {
-    /// A writer over `pool`, which must hold at most one connection.
-    pub(super) fn new(pool: SqlitePool, committed: Arc<watch::Sender<u64>>) -> Self {
+    /// A writer over `conn`, which no one else writes with.
+    pub(super) fn new(conn: Connection, committed: Arc<watch::Sender<u64>>) -> Self {
         Self {
-            pool,
             batch: Arc::new(Mutex::new(Batch {
-                conn: None,
+                conn,
+                open: false,
                 members: 0,
                 opened: Instant::now(),
                 outcome: watch::Sender::new(None),
@@ -139,33 +181,28 @@ impl Writer {
     /// Runs in its own task: a caller cancelled half-way (its client went away) must not
     /// leave a `BEGIN` or a savepoint behind on the shared connection. If the caller is gone
     /// when the task finishes, the returned transaction is dropped and rolls back as usual.
-    pub(super) async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
+    pub(super) async fn begin(&self) -> Result<WriteTx, Error> {
         let writer = self.clone();
         tokio::spawn(async move { writer.begin_now().await })
             .await
             .map_err(|e| protocol(format!("write transaction task failed: {e}")))?
     }
 
-    async fn begin_now(&self) -> Result<WriteTx, sqlx::Error> {
+    async fn begin_now(&self) -> Result<WriteTx, Error> {
         let ticket = Ticket::new(self);
         let mut guard = Arc::clone(&self.batch).lock_owned().await;
-        if guard.conn.is_none() {
-            let mut conn = self.pool.acquire().await?;
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-            guard.conn = Some(conn);
+        if !guard.open {
+            // May wait up to the busy timeout for another process's write lock.
+            let (g, begun) = blocking(guard, |b| script(&b.conn, "BEGIN IMMEDIATE")).await?;
+            guard = g;
+            begun?;
+            guard.open = true;
             guard.members = 0;
             guard.opened = Instant::now();
             guard.outcome = watch::Sender::new(None);
         }
         let savepoint = format!("w{}", self.savepoints.fetch_add(1, Ordering::Relaxed));
-        let conn = guard
-            .conn
-            .as_deref_mut()
-            .ok_or_else(|| protocol("writer connection missing"))?;
-        if let Err(e) = sqlx::query(&format!("SAVEPOINT {savepoint}"))
-            .execute(conn)
-            .await
-        {
+        if let Err(e) = script(&guard.conn, &format!("SAVEPOINT {savepoint}")) {
             // Nothing of this writer is in the batch; let the others' work commit.
             let left = ticket.finish();
             if left == 0 {
@@ -185,7 +222,7 @@ impl Writer {
     /// disappeared without finishing.
     async fn flush_if_idle(&self) {
         let guard = Arc::clone(&self.batch).lock_owned().await;
-        if guard.conn.is_some() && self.pending.load(Ordering::SeqCst) == 0 {
+        if guard.open && self.pending.load(Ordering::SeqCst) == 0 {
             self.commit_batch(guard).await;
         }
     }
@@ -200,20 +237,34 @@ impl Writer {
         }
     }
 
-    async fn commit_now(&self, mut guard: OwnedMutexGuard<Batch>) {
-        let Some(mut conn) = guard.conn.take() else {
+    async fn commit_now(&self, guard: OwnedMutexGuard<Batch>) {
+        if !guard.open {
             return;
-        };
-        let result = match sqlx::query("COMMIT").execute(&mut *conn).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, writers = guard.members, "group commit failed");
+        }
+        let outcome = guard.outcome.clone();
+        // The fsync: on the blocking pool, not on an async worker.
+        let committed = blocking(guard, |b| {
+            let r = script(&b.conn, "COMMIT");
+            if r.is_err() {
                 // Leave the connection clean for the next batch.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Err(Arc::<str>::from(e.to_string()))
+                let _ = script(&b.conn, "ROLLBACK");
+            }
+            b.open = false;
+            r
+        })
+        .await;
+        let (mut guard, result) = match committed {
+            Ok((g, r)) => (g, r.map_err(|e| Arc::<str>::from(e.to_string()))),
+            Err(e) => {
+                // The task panicked and took the batch (and the lock) with it.
+                tracing::error!(error = %e, "group commit task failed");
+                outcome.send_replace(Some(Err(Arc::from(e.to_string()))));
+                return;
             }
         };
-        drop(conn);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, writers = guard.members, "group commit failed");
+        }
         guard.outcome.send_replace(Some(result));
         guard.members = 0;
         self.committed.send_modify(|n| *n = n.wrapping_add(1));
@@ -221,10 +272,10 @@ impl Writer {
 }
 
 impl WriteTx {
-    fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+    fn conn(&mut self) -> Result<&mut Connection, Error> {
         self.guard
             .as_mut()
-            .and_then(|g| g.conn.as_deref_mut())
+            .map(|g| &mut g.conn)
             .ok_or_else(|| protocol("write transaction already finished"))
     }
 
@@ -233,10 +284,10 @@ impl WriteTx {
     ///
     /// # Errors
     /// When releasing the savepoint or committing the batch fails.
-    pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
+    pub(super) async fn commit(mut self) -> Result<(), Error> {
         // On failure, Drop rolls the savepoint back.
         let release = format!("RELEASE {}", self.savepoint);
-        sqlx::query(&release).execute(self.conn()?).await?;
+        script(self.conn()?, &release)?;
         let Some(mut guard) = self.guard.take() else {
             return Err(protocol("write transaction already finished"));
         };
@@ -269,68 +320,60 @@ impl Drop for WriteTx {
             return;
         };
         let ticket = self.ticket.take();
-        let writer = self.writer.clone();
-        let savepoint = std::mem::take(&mut self.savepoint);
-        // Rolling back needs the connection (async); the lock stays held until it is done.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let mut guard = guard;
-                if let Some(conn) = guard.conn.as_deref_mut() {
-                    let undo = sqlx::query(&format!("ROLLBACK TO {savepoint}"))
-                        .execute(&mut *conn)
-                        .await;
-                    let release = sqlx::query(&format!("RELEASE {savepoint}"))
-                        .execute(&mut *conn)
-                        .await;
-                    if let Err(e) = undo.and(release) {
-                        tracing::error!(error = %e, "rolling back a write failed");
-                    }
-                }
-                let left = ticket.map_or(0, Ticket::finish);
-                if left == 0 {
-                    writer.commit_batch(guard).await;
-                }
-            });
+        // Undoing a savepoint touches no file (the batch is not committed): inline.
+        let undo = script(
+            &guard.conn,
+            &format!("ROLLBACK TO {0}; RELEASE {0}", self.savepoint),
+        );
+        if let Err(e) = undo {
+            tracing::error!(error = %e, "rolling back a write failed");
+        }
+        let left = ticket.map_or(0, Ticket::finish);
+        if left == 0 {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let writer = self.writer.clone();
+                rt.spawn(async move { writer.commit_batch(guard).await });
+            }
         }
     }
 }
 
 impl Deref for WriteTx {
-    type Target = SqliteConnection;
+    type Target = Connection;
 
-    fn deref(&self) -> &SqliteConnection {
+    fn deref(&self) -> &Connection {
         #[allow(clippy::expect_used)] // a WriteTx holds the connection until commit or drop
-        self.guard
+        &self
+            .guard
             .as_ref()
-            .and_then(|g| g.conn.as_deref())
             .expect("a live write transaction holds the writer connection")
+            .conn
     }
 }
 
 impl DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut Connection {
         #[allow(clippy::expect_used)] // a WriteTx holds the connection until commit or drop
-        self.guard
+        &mut self
+            .guard
             .as_mut()
-            .and_then(|g| g.conn.as_deref_mut())
             .expect("a live write transaction holds the writer connection")
+            .conn
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
     use std::sync::atomic::AtomicUsize;
 
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-
+    use super::super::db::{self, Options, Pool};
     use super::*;
 
     /// A temporary database file with one table, and a group-commit writer on it.
     struct Fixture {
         path: std::path::PathBuf,
         writer: Writer,
-        reader: SqlitePool,
+        reader: Pool,
         committed: Arc<watch::Sender<u64>>,
     }
 
@@ -349,38 +392,27 @@ mod tests {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .unwrap()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(opts.clone())
-            .await
+        let opts = Options {
+            path: path.clone(),
+            busy_timeout: Duration::from_secs(5),
+            durable: true,
+        };
+        let conn = opts.open_writer().unwrap();
+        conn.execute_batch("CREATE TABLE t (name TEXT NOT NULL UNIQUE)")
             .unwrap();
-        sqlx::query("CREATE TABLE t (name TEXT NOT NULL UNIQUE)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        let reader = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(opts)
-            .await
-            .unwrap();
+        let reader = Pool::new(opts, 2);
         let committed = Arc::new(watch::Sender::new(0));
         Fixture {
             path,
-            writer: Writer::new(pool, committed.clone()),
+            writer: Writer::new(conn, committed.clone()),
             reader,
             committed,
         }
     }
 
-    async fn insert(w: &Writer, name: &str) -> Result<(), sqlx::Error> {
+    async fn insert(w: &Writer, name: &str) -> Result<(), db::Error> {
         let mut tx = w.begin().await?;
-        sqlx::query("INSERT INTO t (name) VALUES (?)")
+        db::query("INSERT INTO t (name) VALUES (?)")
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -388,7 +420,7 @@ mod tests {
     }
 
     async fn names(f: &Fixture) -> Vec<String> {
-        sqlx::query_scalar("SELECT name FROM t ORDER BY name")
+        db::query_scalar("SELECT name FROM t ORDER BY name")
             .fetch_all(&f.reader)
             .await
             .unwrap()
@@ -405,7 +437,7 @@ mod tests {
                 let name = format!("n{i:03}");
                 insert(&w, &name).await.unwrap();
                 // Acknowledged means committed: another connection sees it at once.
-                let seen: Option<String> = sqlx::query_scalar("SELECT name FROM t WHERE name = ?")
+                let seen: Option<String> = db::query_scalar("SELECT name FROM t WHERE name = ?")
                     .bind(&name)
                     .fetch_optional(&reader)
                     .await
@@ -444,7 +476,7 @@ mod tests {
         for t in tasks {
             match t.await.unwrap() {
                 Ok(()) => ok += 1,
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => unique_failures += 1,
+                Err(e) if db::is_unique_violation(&e) => unique_failures += 1,
                 Err(e) => panic!("unexpected error: {e}"),
             }
         }
@@ -458,7 +490,7 @@ mod tests {
         // Statements run, then the transaction is dropped without commit (an early return).
         {
             let mut tx = f.writer.begin().await.unwrap();
-            sqlx::query("INSERT INTO t (name) VALUES ('dropped')")
+            db::query("INSERT INTO t (name) VALUES ('dropped')")
                 .execute(&mut *tx)
                 .await
                 .unwrap();

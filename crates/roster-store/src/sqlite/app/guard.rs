@@ -5,8 +5,8 @@
 //! (`deprovision_guard_held`). The tenant's active users are counted once, when a window opens.
 //! See `roster_server::admin::guard` for the behaviour.
 
+use crate::sqlite::db::{self, Connection};
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
 use super::super::query::to_ms;
@@ -58,7 +58,7 @@ fn window_ms(g: &DeprovisionGuard) -> i64 {
     i64::from(g.window_minutes.max(1)) * 60_000
 }
 
-async fn guard_row(conn: &mut SqliteConnection, tenant: &str) -> StoreResult<GuardRow> {
+async fn guard_row(conn: &mut Connection, tenant: &str) -> StoreResult<GuardRow> {
     type Row = (
         String,
         i64,
@@ -69,7 +69,7 @@ async fn guard_row(conn: &mut SqliteConnection, tenant: &str) -> StoreResult<Gua
         Option<i64>,
         i64,
     );
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Row> = db::query_as(
         "SELECT state, base_active, window_start, tripped_at, decided_at, decided_by, until, trips \
          FROM deprovision_guard WHERE tenant_id = ?",
     )
@@ -102,7 +102,7 @@ async fn guard_row(conn: &mut SqliteConnection, tenant: &str) -> StoreResult<Gua
 }
 
 async fn save_guard(tx: &mut Tx, tenant: &str, row: &GuardRow) -> StoreResult<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO deprovision_guard (tenant_id, state, base_active, window_start, tripped_at, \
          decided_at, decided_by, until, trips) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (tenant_id) DO UPDATE SET state = excluded.state, \
@@ -127,14 +127,14 @@ async fn save_guard(tx: &mut Tx, tenant: &str, row: &GuardRow) -> StoreResult<()
 
 async fn clear_guard_window(tx: &mut Tx, tenant: &str, held: bool) -> StoreResult<()> {
     for table in ["deprovision_guard_counts", "deprovision_guard_users"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = ?"))
+        db::query(&format!("DELETE FROM {table} WHERE tenant_id = ?"))
             .bind(tenant)
             .execute(&mut **tx)
             .await
             .map_err(backend)?;
     }
     if held {
-        sqlx::query("DELETE FROM deprovision_guard_held WHERE tenant_id = ?")
+        db::query("DELETE FROM deprovision_guard_held WHERE tenant_id = ?")
             .bind(tenant)
             .execute(&mut **tx)
             .await
@@ -144,7 +144,7 @@ async fn clear_guard_window(tx: &mut Tx, tenant: &str, held: bool) -> StoreResul
 }
 
 async fn hold(tx: &mut Tx, tenant: &str, s: &GuardSubject, now_ms: i64) -> StoreResult<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO deprovision_guard_held (tenant_id, user_id, user_name, operation, first_at, \
          last_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 1) \
          ON CONFLICT (tenant_id, user_id) DO UPDATE SET last_at = excluded.last_at, \
@@ -164,13 +164,13 @@ async fn hold(tx: &mut Tx, tenant: &str, s: &GuardSubject, now_ms: i64) -> Store
 
 /// The count of the window that ends at `now_ms` (buckets are whole minutes).
 async fn window_count(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
     g: &DeprovisionGuard,
     now_ms: i64,
 ) -> StoreResult<i64> {
     let oldest = now_ms.div_euclid(60_000) - i64::from(g.window_minutes.max(1));
-    sqlx::query_scalar(
+    db::query_scalar(
         "SELECT COALESCE(SUM(count), 0) FROM deprovision_guard_counts \
          WHERE tenant_id = ? AND minute > ?",
     )
@@ -182,7 +182,7 @@ async fn window_count(
 }
 
 async fn guard_status_of(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     tenant: &str,
     g: &DeprovisionGuard,
     row: &GuardRow,
@@ -196,12 +196,12 @@ async fn guard_status_of(
     let count = window_count(conn, tenant, g, now_ms).await?;
     let base = u64::try_from(row.base_active).unwrap_or(0);
     let held_count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM deprovision_guard_held WHERE tenant_id = ?")
+        db::query_scalar("SELECT COUNT(*) FROM deprovision_guard_held WHERE tenant_id = ?")
             .bind(tenant)
             .fetch_one(&mut *conn)
             .await
             .map_err(backend)?;
-    let rows: Vec<(String, Option<String>, String, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, Option<String>, String, i64, i64, i64)> = db::query_as(
         "SELECT user_id, user_name, operation, first_at, last_at, attempts \
          FROM deprovision_guard_held WHERE tenant_id = ? ORDER BY first_at, user_id LIMIT ?",
     )
@@ -294,7 +294,7 @@ impl SqliteStore {
             }
             GuardState::Armed => {
                 let minute = now_ms.div_euclid(60_000);
-                sqlx::query(
+                db::query(
                     "DELETE FROM deprovision_guard_counts WHERE tenant_id = ? AND minute <= ?",
                 )
                 .bind(tenant)
@@ -302,13 +302,13 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
-                sqlx::query("DELETE FROM deprovision_guard_users WHERE tenant_id = ? AND at <= ?")
+                db::query("DELETE FROM deprovision_guard_users WHERE tenant_id = ? AND at <= ?")
                     .bind(tenant)
                     .bind(now_ms - window_ms(&g))
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
-                let seen: Option<i64> = sqlx::query_scalar(
+                let seen: Option<i64> = db::query_scalar(
                     "SELECT 1 FROM deprovision_guard_users WHERE tenant_id = ? AND user_id = ?",
                 )
                 .bind(tenant)
@@ -320,7 +320,7 @@ impl SqliteStore {
                 if count == 0 {
                     // A new window: its base is the active users now, counted once (an index
                     // range count), not on every deactivation.
-                    row.base_active = sqlx::query_scalar(
+                    row.base_active = db::query_scalar(
                         "SELECT COUNT(*) FROM resources WHERE tenant_id = ? AND kind = 'User' \
                          AND deleted = 0 AND managed = 1 AND (active IS NULL OR active != 0)",
                     )
@@ -362,7 +362,7 @@ impl SqliteStore {
                     append_events(&mut tx, tenant, now_ms, vec![event]).await?;
                     true
                 } else {
-                    sqlx::query(
+                    db::query(
                         "INSERT INTO deprovision_guard_counts (tenant_id, minute, count) \
                          VALUES (?, ?, 1) \
                          ON CONFLICT (tenant_id, minute) DO UPDATE SET count = count + 1",
@@ -372,7 +372,7 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
-                    sqlx::query(
+                    db::query(
                         "INSERT INTO deprovision_guard_users (tenant_id, user_id, at) VALUES (?, ?, ?)",
                     )
                     .bind(tenant)
@@ -439,7 +439,7 @@ impl SqliteStore {
             ));
         }
         let held: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM deprovision_guard_held WHERE tenant_id = ?")
+            db::query_scalar("SELECT COUNT(*) FROM deprovision_guard_held WHERE tenant_id = ?")
                 .bind(tenant)
                 .fetch_one(&mut *tx)
                 .await

@@ -2,6 +2,7 @@
 //! the member counts kept by triggers (migration 0008). What the app side does is tested by the
 //! conformance suite (`crate::conformance::app`), which `super::super::tests` runs on SQLite.
 
+use crate::sqlite::db;
 use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
 use serde_json::json;
 
@@ -22,7 +23,7 @@ async fn the_login_and_roles_queries_use_indexes() {
     let plan = |sql: String, binds: usize| {
         let s = s.clone();
         async move {
-            let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
+            let mut q = db::query_as::<(i64, i64, i64, String)>(&sql);
             for i in 0..binds {
                 q = q.bind(i.to_string());
             }
@@ -75,7 +76,7 @@ async fn member_count_rows_follow_the_member_rows() {
     }
     // Every group's kept count (0 when it has no row) equals its member rows.
     let check = || async {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64, i64)> = db::query_as(
             "SELECT r.id, COALESCE((SELECT n FROM member_counts c WHERE c.group_pk = r.pk), 0), \
              (SELECT COUNT(*) FROM members m WHERE m.group_pk = r.pk) \
              FROM resources r WHERE r.kind = 'Group' ORDER BY r.pk",
@@ -110,7 +111,7 @@ async fn member_count_rows_follow_the_member_rows() {
         .await
         .unwrap();
     assert_eq!(check().await, [1]);
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM member_counts")
+    let left: i64 = db::query_scalar("SELECT COUNT(*) FROM member_counts")
         .fetch_one(&s.reader)
         .await
         .unwrap();
