@@ -30,6 +30,9 @@
 #                              login_decision create patch_active put_user patch_big_group
 #                              patch_small_group get_big_group console_scim console_users
 #                              console_user console_group console_log entra_initial million
+#   BENCH_PROFILE [none]       space-separated scenarios to sample with perf record -g while
+#                              wrk runs; the report goes to perf-NAME.txt beside the results
+#   BENCH_PERF_CALLGRAPH [dwarf,16384]  perf --call-graph mode (fp needs frame pointers)
 #   BENCH_BIG_GROUP_GETS [5]   sequential GETs of the big group (get_big_group)
 #   BENCH_ENTRA=1              add entra_initial: `roster simulate --idp entra --initial
 #                              --concurrency N` into a new tenant (takes minutes at full size)
@@ -146,6 +149,8 @@ cleanup() {
   local rc=$?
   stop_roster
   if [ -n "$TMP_DIR" ] && [ -d "$TMP_DIR" ]; then
+    # The server's log, kept with the results (RUST_LOG chooses what it holds).
+    [ -f "$TMP_DIR/server.stderr" ] && cp "$TMP_DIR/server.stderr" "$BENCH_OUT/server.log" 2>/dev/null
     rm -rf "$TMP_DIR"
   fi
   exit "$rc"
@@ -323,11 +328,24 @@ run_scenario() { # run_scenario NAME LUA [extra env assignments...]
   section "bench: $name ($BENCH_DURATION, $BENCH_THREADS threads, $BENCH_CONNECTIONS connections)"
   settle
   local out="$BENCH_OUT/wrk-$name.txt"
+  local perf_pid=""
+  if [[ " ${BENCH_PROFILE:-} " == *" $name "* ]]; then
+    # Sample the server's stacks while wrk runs (perf stops itself with the duration).
+    perf record --call-graph "${BENCH_PERF_CALLGRAPH:-dwarf,16384}" -F 499 -p "$ROSTER_PID" -o "$BENCH_OUT/perf-$name.data" -- \
+      sleep "$(duration_seconds "$BENCH_DURATION")" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   set +e
   env BENCH_SCENARIO="$name" "$@" timeout --kill-after=10 "$(($(duration_seconds "$BENCH_DURATION") + 60))" \
     wrk --latency --timeout 30s -t "$BENCH_THREADS" -c "$BENCH_CONNECTIONS" -d "$BENCH_DURATION" \
     -s "$BENCH_DIR/$script" "$ROSTER_URL" </dev/null >"$out" 2>&1
   local rc=$?
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid"
+    perf report -i "$BENCH_OUT/perf-$name.data" --stdio --no-children --percent-limit 1 \
+      >"$BENCH_OUT/perf-$name.txt" 2>/dev/null
+    echo "profile: $BENCH_OUT/perf-$name.txt"
+  fi
   set -e
   cat "$out"
   if [ "$rc" -ne 0 ]; then

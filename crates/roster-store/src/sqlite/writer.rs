@@ -28,6 +28,9 @@ use super::db::{script, Connection, Error};
 const MAX_MEMBERS: usize = 128;
 /// Oldest a batch may grow before it is committed even though writers are still queuing.
 const MAX_AGE: Duration = Duration::from_millis(10);
+/// How long a batch waits, once no writer is pending, for one more before it commits: about
+/// what parsing and authenticating a request costs, well under one fsync.
+const LINGER: Duration = Duration::from_micros(200);
 /// How long a finished writer waits for its batch before it checks that somebody is going to
 /// commit it (only a writer cancelled at the wrong moment can leave a batch without one).
 const STALL_CHECK: Duration = Duration::from_millis(250);
@@ -145,6 +148,19 @@ fn protocol(msg: impl Into<String>) -> Error {
     )
 }
 
+/// `BEGIN IMMEDIATE` without waiting: fails with `SQLITE_BUSY` at once when another process
+/// holds the write lock.
+fn begin_inline(conn: &Connection) -> Result<(), Error> {
+    conn.busy_timeout(Duration::ZERO)?;
+    let begun = script(conn, "BEGIN IMMEDIATE");
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    begun
+}
+
+fn is_busy(e: &Error) -> bool {
+    matches!(e, Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy)
+}
+
 /// Runs `f` on the batch's connection on the blocking pool (for statements that may wait on
 /// a lock or an fsync), and gives the batch back.
 async fn blocking<R: Send + 'static>(
@@ -192,10 +208,17 @@ impl Writer {
         let ticket = Ticket::new(self);
         let mut guard = Arc::clone(&self.batch).lock_owned().await;
         if !guard.open {
-            // May wait up to the busy timeout for another process's write lock.
-            let (g, begun) = blocking(guard, |b| script(&b.conn, "BEGIN IMMEDIATE")).await?;
-            guard = g;
-            begun?;
+            // Inline when the write lock is free (the usual case: this process is the only
+            // writer); when another process holds it, wait for it on the blocking pool, up
+            // to the busy timeout, so that an async worker never sleeps on a lock.
+            if let Err(e) = begin_inline(&guard.conn) {
+                if !is_busy(&e) {
+                    return Err(e);
+                }
+                let (g, begun) = blocking(guard, |b| script(&b.conn, "BEGIN IMMEDIATE")).await?;
+                guard = g;
+                begun?;
+            }
             guard.open = true;
             guard.members = 0;
             guard.opened = Instant::now();
@@ -225,6 +248,26 @@ impl Writer {
         if guard.open && self.pending.load(Ordering::SeqCst) == 0 {
             self.commit_batch(guard).await;
         }
+    }
+
+    /// Waits up to [`LINGER`] for another writer, then commits the open batch if nobody is
+    /// pending. A writer that arrives meanwhile joins the batch and, when it finishes, decides
+    /// the same way; so a batch is committed once writers stop arriving.
+    ///
+    /// Why: under load, the writers of the last batch learn of its commit together and send
+    /// their next requests together; the first of those to reach the store would otherwise
+    /// find nobody pending and commit alone, and the rest would wait for its fsync, halving
+    /// the writers per fsync (measured: half of all batches held one writer).
+    async fn linger_then_flush(&self) {
+        let start = Instant::now();
+        while start.elapsed() < LINGER {
+            // Lets the tasks queued on this worker (requests being parsed) run first.
+            tokio::task::yield_now().await;
+            if self.pending.load(Ordering::SeqCst) > 0 {
+                return;
+            }
+        }
+        self.flush_if_idle().await;
     }
 
     /// Commits the open batch and publishes the outcome to its writers. Runs in its own task,
@@ -265,6 +308,11 @@ impl Writer {
         if let Err(e) = &result {
             tracing::error!(error = %e, writers = guard.members, "group commit failed");
         }
+        tracing::debug!(
+            target: "roster_store::writer",
+            writers = guard.members,
+            "group commit"
+        );
         guard.outcome.send_replace(Some(result));
         guard.members = 0;
         self.committed.send_modify(|n| *n = n.wrapping_add(1));
@@ -294,8 +342,15 @@ impl WriteTx {
         guard.members += 1;
         let mut outcome = guard.outcome.subscribe();
         let left = self.ticket.take().map_or(0, Ticket::finish);
-        if left == 0 || guard.members >= MAX_MEMBERS || guard.opened.elapsed() >= MAX_AGE {
+        let full = guard.members >= MAX_MEMBERS || guard.opened.elapsed() >= MAX_AGE;
+        if full {
             self.writer.commit_batch(guard).await;
+        } else if left == 0 {
+            // Nobody is waiting to join: linger a moment for writers that are still being
+            // parsed, then commit. In a task, so a cancelled caller cannot strand the batch.
+            drop(guard);
+            let writer = self.writer.clone();
+            tokio::spawn(async move { writer.linger_then_flush().await });
         } else {
             drop(guard);
         }
