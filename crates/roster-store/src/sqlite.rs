@@ -39,6 +39,7 @@ use crate::{
 mod app;
 mod console;
 mod membership;
+mod meta;
 mod ops;
 mod outbox;
 mod query;
