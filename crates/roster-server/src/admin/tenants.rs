@@ -327,7 +327,8 @@ pub async fn create(
     let id = match &req.id {
         Some(id) => id.clone(),
         None => match slug(&name) {
-            // A name without ASCII letters or digits (`株式会社`, `***`) still makes a tenant.
+            // A name without letters or digits, even transliterated (`***`), still makes a
+            // tenant.
             s if s.is_empty() => format!(
                 "tenant-{}",
                 crate::tokens::random_alnum(8).to_ascii_lowercase()
