@@ -10,6 +10,7 @@
 #   always:        cargo build --workspace --locked
 #                  scripts/e2e.sh (Chromium + chromedriver for the console e2e test)
 #                  cargo test  --workspace --locked (screenshots in artifacts/e2e/)
+#                  scripts/docs.sh (relative links; the docs' shell examples against a server)
 #                  scripts/conformance.sh (scim2-tester against a live server)
 #                  scripts/schemathesis.sh (the admin API against docs/openapi.json)
 #
@@ -79,18 +80,22 @@ bash "$ROOT/scripts/e2e.sh"
 step "cargo test"
 timed cargo test --workspace --locked --no-fail-fast
 
+# Reuse the binary `cargo build --workspace` just made: `cargo build -p roster`
+# alone may unify features differently and rebuild dependencies.
+if [ -z "${ROSTER_BIN:-}" ]; then
+  ROSTER_BIN="$(cargo_target_dir)/debug/roster"
+  export ROSTER_BIN
+fi
+
+step "docs (links and shell examples)"
+timed bash "$ROOT/scripts/docs.sh"
+
 if [ "${ROSTER_SKIP_CONFORMANCE:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then
   step "conformance and schemathesis (SKIPPED: ROSTER_SKIP_CONFORMANCE=1)"
   echo "WARNING: the scim2-tester and schemathesis runs were skipped on request" >&2
 else
   step "conformance (scim2-tester)"
-  log "all cargo steps passed ($((SECONDS - STARTED))s so far)"
-  # Reuse the binary `cargo build --workspace` just made: `cargo build -p roster`
-  # alone may unify features differently and rebuild dependencies.
-  if [ -z "${ROSTER_BIN:-}" ]; then
-    ROSTER_BIN="$(cargo_target_dir)/debug/roster"
-    export ROSTER_BIN
-  fi
+  log "all cargo and docs steps passed ($((SECONDS - STARTED))s so far)"
   bash "$ROOT/scripts/conformance.sh"
 
   step "admin API contract (schemathesis)"

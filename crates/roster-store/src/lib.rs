@@ -8,7 +8,8 @@
 //!
 //! Besides the directory, the store owns the outbox ([`events`]: every write appends its events
 //! in the same transaction) and the operator-side records ([`ops`]: admin keys, webhooks and
-//! delivery streams, the provisioning log and the audit log).
+//! delivery streams, the provisioning log and the audit log), and [`meta`] records server-wide
+//! values such as the public URL.
 
 use async_trait::async_trait;
 use scim_proto::filter::ValidFilter;
@@ -21,6 +22,7 @@ pub mod app;
 pub mod conformance;
 pub mod console;
 pub mod events;
+pub mod meta;
 pub mod ops;
 pub mod sqlite;
 pub mod tenants;
@@ -29,6 +31,7 @@ pub use app::AppStore;
 pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
+pub use meta::MetaStore;
 pub use ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LastRequest, LogQuery,
     LogStore, Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
@@ -331,7 +334,15 @@ pub struct GroupRef {
 /// the same transaction (see [`events`]); the outbox, webhooks and logs are in the supertraits.
 #[async_trait]
 pub trait Store:
-    EventStore + WebhookStore + LogStore + TenantAdminStore + AppStore + ConsoleStore + Send + Sync
+    EventStore
+    + WebhookStore
+    + LogStore
+    + TenantAdminStore
+    + AppStore
+    + ConsoleStore
+    + MetaStore
+    + Send
+    + Sync
 {
     /// Creates a tenant. `Conflict("tenant")` if the id is taken.
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;

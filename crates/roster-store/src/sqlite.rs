@@ -35,6 +35,7 @@ mod app;
 mod console;
 pub(crate) mod db;
 mod membership;
+mod meta;
 mod migrate;
 mod ops;
 mod outbox;

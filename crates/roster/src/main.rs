@@ -1,20 +1,30 @@
 //! The `roster` binary: runs the server and administers tenants and tokens.
 //!
-//! Every command opens the database itself (`--database`, `ROSTER_DATABASE_URL`), so the
-//! administrative commands work while a server is running on the same file: SQLite in WAL
-//! mode lets them write beside it.
+//! Every command that needs the database opens it itself (`--database`, `ROSTER_DATABASE_URL`,
+//! or `database` in the `--config` file), so the administrative commands work while a server
+//! is running on the same file: SQLite in WAL mode lets them write beside it. The URL is
+//! checked first ([`database`]), so that a wrong one is a one-line error, not a surprise.
+//!
+//! Each command takes only the options it uses: `--database` and `--config` where the
+//! database is opened, `--public-url` where base URLs and links are printed, neither for
+//! `simulate`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use roster_server::{AppState, Settings};
+use roster_store::meta::{LISTEN_URL, PUBLIC_URL};
 use roster_store::sqlite::SqliteStore;
 use roster_store::Store;
 
 mod app_cli;
+mod config;
 mod cycle;
+mod database;
 mod operator_cli;
 mod ops;
 mod simulate;
@@ -27,60 +37,97 @@ mod tenants_cli;
     about = "Roster: a SCIM 2.0 provisioning server"
 )]
 struct Cli {
-    /// Database URL.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the database is, for every command that opens it.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct DbArgs {
+    /// Database URL: sqlite://PATH [default: `database` in the --config file, else
+    /// sqlite://roster.db].
+    #[arg(long, global = true, env = "ROSTER_DATABASE_URL")]
+    database: Option<String>,
+    /// A file whose content is the database URL.
     #[arg(
         long,
         global = true,
-        env = "ROSTER_DATABASE_URL",
-        default_value = "sqlite://roster.db"
+        env = "ROSTER_DATABASE_URL_FILE",
+        conflicts_with = "database"
     )]
-    database: String,
-    /// Scheme and host used in SCIM base URLs and `meta.location`, e.g. https://scim.example.com.
+    database_file: Option<PathBuf>,
+    /// The server's roster.toml, to read `database` (and `public_url`) from.
+    #[arg(long, global = true, env = "ROSTER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl DbArgs {
+    /// The flags and variables over the config file over the defaults.
+    fn settings(&self) -> Result<config::ServeSettings> {
+        let cli = config::ServeSettings {
+            database: self.database.clone(),
+            database_file: self.database_file.clone(),
+            ..config::ServeSettings::default()
+        };
+        config::resolve(cli, self.config.as_deref())
+    }
+
+    async fn open(&self) -> Result<Arc<dyn Store>> {
+        open(&self.settings()?.database_url()?).await
+    }
+}
+
+/// The public URL, for commands that print base URLs and links.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct UrlArgs {
+    /// The URL identity providers reach Roster at, e.g. https://scim.example.com [default:
+    /// `public_url` in the --config file, else the one `roster serve` recorded in the
+    /// database].
     #[arg(long, global = true, env = "ROSTER_PUBLIC_URL")]
     public_url: Option<String>,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the SCIM server.
     Serve {
-        /// Address to listen on (`127.0.0.1:0` picks a free port).
-        #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Largest accepted request body in bytes.
-        #[arg(long, env = "ROSTER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-        max_body_bytes: usize,
-        /// Log format: `text` or `json`.
-        #[arg(long, env = "ROSTER_LOG_FORMAT", default_value = "text")]
-        log_format: String,
-        /// How often to look for tokens about to expire (`token.expiring`), in milliseconds.
-        #[arg(
-            long,
-            env = "ROSTER_TOKEN_CHECK_INTERVAL_MS",
-            default_value_t = 3_600_000
-        )]
-        token_check_interval_ms: u64,
-        /// How often tokens' and admin keys' last use is written, in milliseconds (requests
-        /// only note it in memory).
-        #[arg(long, env = "ROSTER_TOKEN_USE_FLUSH_MS", default_value_t = 60_000)]
-        token_use_flush_ms: u64,
+        /// roster.toml holding any of the options below (flags and variables win over it).
+        #[arg(long, env = "ROSTER_CONFIG")]
+        config: Option<PathBuf>,
         #[command(flatten)]
-        events: EventOptions,
+        settings: config::ServeSettings,
+    },
+    /// Check a roster.toml (with the ROSTER_* variables that `serve` would read) before a
+    /// deploy, and print the configuration `serve` would run with.
+    CheckConfig {
+        /// The file to check.
+        #[arg(long, env = "ROSTER_CONFIG")]
+        config: PathBuf,
     },
     /// Manage tenants.
     Tenant {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        url: UrlArgs,
         #[command(subcommand)]
         command: tenants_cli::TenantCommand,
     },
     /// Enable or disable SCIM for a tenant.
     Scim {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        url: UrlArgs,
         #[command(subcommand)]
         command: tenants_cli::ScimCommand,
     },
     /// Manage a tenant's bearer tokens.
     Token {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        url: UrlArgs,
         #[command(subcommand)]
         command: tenants_cli::TokenCommand,
     },
@@ -88,22 +135,30 @@ enum Command {
     Simulate(SimulateArgs),
     /// Manage operator API keys for the admin API (`/api/v1`).
     AdminKey {
+        #[command(flatten)]
+        db: DbArgs,
         #[command(subcommand)]
         command: ops::AdminKeyCommand,
     },
     /// Manage operator accounts for the web console (`/console`).
     Operator {
+        #[command(flatten)]
+        db: DbArgs,
         #[command(subcommand)]
         command: operator_cli::OperatorCommand,
     },
     /// Manage webhook endpoints.
     Webhook {
+        #[command(flatten)]
+        db: DbArgs,
         #[command(subcommand)]
         command: ops::WebhookCommand,
     },
     /// Show a tenant's provisioning log (one line per write or failed SCIM request), oldest
     /// first; with `--reads`, the successful reads counted per route and minute.
     Log {
+        #[command(flatten)]
+        db: DbArgs,
         /// Tenant id.
         tenant: String,
         /// Keep printing new requests as they arrive.
@@ -125,17 +180,23 @@ enum Command {
     },
     /// Existing app users: import them (not managed by SCIM).
     Users {
+        #[command(flatten)]
+        db: DbArgs,
         #[command(subcommand)]
         command: app_cli::UsersCommand,
     },
     /// The mass-deprovisioning guard: status, confirm or reject a held batch.
     Guard {
+        #[command(flatten)]
+        db: DbArgs,
         #[command(subcommand)]
         command: app_cli::GuardCommand,
     },
     /// Merge a JSON object into a tenant's settings (stop-gap until the tenants API).
     #[command(hide = true)]
     DevSettings {
+        #[command(flatten)]
+        db: DbArgs,
         /// Tenant id.
         tenant: String,
         /// A JSON object of settings, e.g. '{"sso_enforced": true}'.
@@ -143,6 +204,8 @@ enum Command {
     },
     /// Print a tenant's events as JSON lines, in seq order.
     Events {
+        #[command(flatten)]
+        db: DbArgs,
         /// Tenant id.
         tenant: String,
         /// Only events with a seq greater than this.
@@ -192,71 +255,99 @@ struct SimulateArgs {
     json: bool,
 }
 
-/// Webhook delivery and provisioning-log options of `roster serve`.
-#[derive(clap::Args, Debug)]
-struct EventOptions {
-    /// First webhook retry delay in milliseconds; doubles per failure (with jitter).
-    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
-    webhook_retry_base_ms: u64,
-    /// Largest webhook retry delay in milliseconds.
-    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_MAX_MS", default_value_t = 3_600_000)]
-    webhook_retry_max_ms: u64,
-    /// How long a failing webhook stream retries before it is parked, in seconds.
-    #[arg(
-        long,
-        env = "ROSTER_WEBHOOK_RETRY_HORIZON_SECS",
-        default_value_t = 259_200
-    )]
-    webhook_retry_horizon_secs: u64,
-    /// Timeout of one webhook delivery, in milliseconds.
-    #[arg(long, env = "ROSTER_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
-    webhook_timeout_ms: u64,
-    /// How often idle webhook streams look for work written by other processes, in ms.
-    #[arg(long, env = "ROSTER_WEBHOOK_POLL_MS", default_value_t = 1000)]
-    webhook_poll_ms: u64,
-    /// How long provisioning-log rows are kept, in days.
-    #[arg(long, env = "ROSTER_LOG_RETENTION_DAYS", default_value_t = 90)]
-    log_retention_days: u64,
-}
-
-impl EventOptions {
-    fn apply(&self, s: &mut Settings) {
-        use std::time::Duration;
-        s.webhooks.retry_base = Duration::from_millis(self.webhook_retry_base_ms.max(1));
-        s.webhooks.retry_max = Duration::from_millis(self.webhook_retry_max_ms.max(1));
-        s.webhooks.horizon = Duration::from_secs(self.webhook_retry_horizon_secs);
-        s.webhooks.timeout = Duration::from_millis(self.webhook_timeout_ms.max(1));
-        s.webhooks.poll = Duration::from_millis(self.webhook_poll_ms.max(10));
-        s.log_retention = Duration::from_secs(self.log_retention_days.saturating_mul(86_400));
-    }
-}
-
-fn init_logging(format: &str) {
+fn init_logging(format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if format == "json" {
+    if format == config::LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
     }
 }
 
-fn origin(cli_public_url: Option<&str>) -> String {
-    cli_public_url
-        .unwrap_or("http://127.0.0.1:8080")
-        .trim_end_matches('/')
-        .to_owned()
+/// The origin (scheme and host) for the base URLs and links a command prints: `--public-url`
+/// (or `public_url` in the config file), else the public URL `roster serve` recorded in the
+/// database. Without either, the address the server last listened on (or the default one) is
+/// assumed, and a note on stderr says so and how to set it.
+async fn origin(store: &dyn Store, db: &DbArgs, url: &UrlArgs) -> Result<String> {
+    let given = match &url.public_url {
+        Some(u) => Some(u.clone()),
+        None => db.settings()?.public_url,
+    };
+    if let Some(u) = given {
+        return config::check_public_url(&u).map_err(|e| anyhow!(e));
+    }
+    if let Some(u) = store.meta(PUBLIC_URL).await? {
+        return Ok(u);
+    }
+    let (assumed, why) = match store.meta(LISTEN_URL).await? {
+        Some(l) => (l, "the address `roster serve` last listened on"),
+        None => (
+            "http://127.0.0.1:8080".to_owned(),
+            "the default address; no `roster serve` has run on this database yet",
+        ),
+    };
+    eprintln!(
+        "note: no public URL is set, so the URLs below assume {assumed} ({why}); an identity \
+         provider needs the HTTPS URL it reaches Roster at: start the server with \
+         `roster serve --public-url https://scim.example.com` (or `public_url` in roster.toml) \
+         and the CLI uses the one it records"
+    );
+    Ok(assumed)
 }
 
+/// `http://ADDR` for a listening address; an unspecified address (`0.0.0.0`, `::`) is
+/// reachable on loopback.
+fn listen_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Checks the database URL ([`database::check`]), then opens the store.
 async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    database::check(url).map_err(|e| anyhow!(e))?;
     let store = SqliteStore::open(url)
         .await
         .with_context(|| format!("opening database {url}"))?;
     Ok(Arc::new(store))
+}
+
+/// The resolved `serve` settings, checked: the database URL (without opening it) and the
+/// public URL.
+fn checked(s: &config::ServeSettings) -> Result<(String, Option<String>)> {
+    let url = s.database_url()?;
+    database::check(&url).map_err(|e| anyhow!(e))?;
+    let public = match &s.public_url {
+        Some(u) => Some(config::check_public_url(u).map_err(|e| anyhow!(e))?),
+        None => None,
+    };
+    Ok((url, public))
+}
+
+/// `roster check-config`: the file parsed (unknown keys refused), the variables applied, the
+/// values checked, and the result printed as TOML.
+fn check_config(path: &std::path::Path) -> Result<()> {
+    // The variables `serve` reads, through the same parser, with no flags.
+    let cli = Cli::try_parse_from(["roster", "serve"]).map_err(|e| anyhow!("{e}"))?;
+    let Command::Serve { settings, .. } = cli.command else {
+        bail!("internal: `serve` did not parse as serve");
+    };
+    let s = config::resolve(settings, Some(path))?;
+    checked(&s)?;
+    println!("# {}: ok; `roster serve` would run with:", path.display());
+    print!(
+        "{}",
+        toml::to_string(&s).context("printing the configuration")?
+    );
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -279,92 +370,105 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("the simulated cycle failed");
             }
         }
-        Command::Serve {
-            listen,
-            max_body_bytes,
-            log_format,
-            token_check_interval_ms,
-            token_use_flush_ms,
-            events,
-        } => {
-            init_logging(&log_format);
-            let store = open(&cli.database).await?;
+        Command::Serve { config, settings } => {
+            let s = config::resolve(settings, config.as_deref())?;
+            let (url, public_url) = checked(&s)?;
+            // `resolve` layered the defaults under everything: every value is set.
+            let ms =
+                |v: Option<u64>, min: u64| Duration::from_millis(v.unwrap_or_default().max(min));
+            init_logging(s.log_format.unwrap_or(config::LogFormat::Text));
+            let store = open(&url).await?;
             let mut settings = Settings {
-                public_url: cli.public_url.clone(),
-                max_body_bytes,
-                token_check_interval: std::time::Duration::from_millis(
-                    token_check_interval_ms.max(10),
-                ),
-                token_use_flush_interval: std::time::Duration::from_millis(
-                    token_use_flush_ms.max(10),
-                ),
+                public_url: public_url.clone(),
+                max_body_bytes: s.max_body_bytes.unwrap_or_default(),
+                token_check_interval: ms(s.token_check_interval_ms, 10),
+                token_use_flush_interval: ms(s.token_use_flush_ms, 10),
                 ..Settings::default()
             };
-            events.apply(&mut settings);
+            let w = &mut settings.webhooks;
+            w.retry_base = ms(s.webhook_retry_base_ms, 1);
+            w.retry_max = ms(s.webhook_retry_max_ms, 1);
+            w.horizon = Duration::from_secs(s.webhook_retry_horizon_secs.unwrap_or_default());
+            w.timeout = ms(s.webhook_timeout_ms, 1);
+            w.poll = ms(s.webhook_poll_ms, 10);
+            settings.log_retention = Duration::from_secs(
+                s.log_retention_days
+                    .unwrap_or_default()
+                    .saturating_mul(86_400),
+            );
+            let listen = s
+                .listen
+                .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let addr = listener.local_addr()?;
+            // Recorded for the CLI, which prints base URLs and setup links from it.
+            store
+                .set_meta(PUBLIC_URL, public_url.as_deref())
+                .await
+                .context("recording the public URL")?;
+            store
+                .set_meta(LISTEN_URL, Some(&listen_url(addr)))
+                .await
+                .context("recording the listen address")?;
             println!("listening on http://{addr}");
-            tracing::info!(%addr, database = %cli.database, "roster is serving");
+            tracing::info!(%addr, database = %url, public_url = ?public_url, "roster is serving");
             roster_server::serve(listener, AppState::new(store, settings), shutdown_signal())
                 .await?;
             tracing::info!("stopped");
         }
-        Command::Tenant { command } => {
-            let origin = origin(cli.public_url.as_deref());
-            tenants_cli::tenant(open(&cli.database).await?, &origin, command).await?
+        Command::CheckConfig { config } => check_config(&config)?,
+        Command::Tenant { db, url, command } => {
+            let store = db.open().await?;
+            let origin = origin(&*store, &db, &url).await?;
+            tenants_cli::tenant(store, &origin, command).await?
         }
-        Command::Scim { command } => {
-            let origin = origin(cli.public_url.as_deref());
-            tenants_cli::scim(open(&cli.database).await?, &origin, command).await?
+        Command::Scim { db, url, command } => {
+            let store = db.open().await?;
+            let origin = origin(&*store, &db, &url).await?;
+            tenants_cli::scim(store, &origin, command).await?
         }
-        Command::Token { command } => {
-            let origin = origin(cli.public_url.as_deref());
-            tenants_cli::token(open(&cli.database).await?, &origin, command).await?
+        Command::Token { db, url, command } => {
+            let store = db.open().await?;
+            let origin = origin(&*store, &db, &url).await?;
+            tenants_cli::token(store, &origin, command).await?
         }
-        Command::AdminKey { command } => {
-            ops::admin_key(open(&cli.database).await?, command).await?
+        Command::AdminKey { db, command } => ops::admin_key(db.open().await?, command).await?,
+        Command::Operator { db, command } => {
+            operator_cli::operator(db.open().await?, command).await?
         }
-        Command::Operator { command } => {
-            operator_cli::operator(open(&cli.database).await?, command).await?
-        }
-        Command::Webhook { command } => ops::webhook(open(&cli.database).await?, command).await?,
+        Command::Webhook { db, command } => ops::webhook(db.open().await?, command).await?,
         Command::Log {
+            db,
             tenant,
             reads: true,
             limit,
             json,
             ..
-        } => ops::log_reads(open(&cli.database).await?, &tenant, limit, json).await?,
+        } => ops::log_reads(db.open().await?, &tenant, limit, json).await?,
         Command::Log {
+            db,
             tenant,
             follow,
             failures,
             limit,
             json,
             ..
-        } => {
-            ops::log(
-                open(&cli.database).await?,
-                &tenant,
-                follow,
-                failures,
-                limit,
-                json,
-            )
-            .await?
-        }
+        } => ops::log(db.open().await?, &tenant, follow, failures, limit, json).await?,
         Command::Events {
+            db,
             tenant,
             after,
             follow,
-        } => ops::events(open(&cli.database).await?, &tenant, after, follow).await?,
-        Command::Users { command } => app_cli::users(open(&cli.database).await?, command).await?,
-        Command::Guard { command } => app_cli::guard(open(&cli.database).await?, command).await?,
-        Command::DevSettings { tenant, settings } => {
-            app_cli::set_settings(open(&cli.database).await?, &tenant, &settings).await?
-        }
+        } => ops::events(db.open().await?, &tenant, after, follow).await?,
+        Command::Users { db, command } => app_cli::users(db.open().await?, command).await?,
+        Command::Guard { db, command } => app_cli::guard(db.open().await?, command).await?,
+        Command::DevSettings {
+            db,
+            tenant,
+            settings,
+        } => app_cli::set_settings(db.open().await?, &tenant, &settings).await?,
     }
     Ok(())
 }

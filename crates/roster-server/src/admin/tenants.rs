@@ -59,12 +59,13 @@ pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
     }
 }
 
-/// Derives a tenant id from a name: `Acme Corp` → `acme-corp` (lowercase ASCII letters and
+/// Derives a tenant id from a name: `Acme Corp` → `acme-corp`, `Société Générale` →
+/// `societe-generale` (transliterated to ASCII by deunicode, then lowercase ASCII letters and
 /// digits, other runs of characters become one dash), cut to [`MAX_ID_LEN`].
 #[must_use]
 pub fn slug(name: &str) -> String {
     let mut out = String::new();
-    for c in name.trim().chars() {
+    for c in deunicode::deunicode(name.trim()).chars() {
         if c.is_ascii_alphanumeric() {
             out.push(c.to_ascii_lowercase());
         } else if !out.ends_with('-') && !out.is_empty() {
@@ -326,7 +327,8 @@ pub async fn create(
     let id = match &req.id {
         Some(id) => id.clone(),
         None => match slug(&name) {
-            // A name without ASCII letters or digits (`株式会社`, `***`) still makes a tenant.
+            // A name without letters or digits, even transliterated (`***`), still makes a
+            // tenant.
             s if s.is_empty() => format!(
                 "tenant-{}",
                 crate::tokens::random_alnum(8).to_ascii_lowercase()
@@ -794,7 +796,12 @@ mod tests {
     #[test]
     fn slugs_and_ids() {
         assert_eq!(slug("Acme Corp"), "acme-corp");
-        assert_eq!(slug("  --Ünïcode & Co!! "), "n-code-co");
+        assert_eq!(slug("  --Ünïcode & Co!! "), "unicode-co");
+        assert_eq!(slug("Société Générale"), "societe-generale");
+        assert_eq!(slug("Müller & Söhne GmbH"), "muller-sohne-gmbh");
+        assert_eq!(slug("Łódź Ørsted"), "lodz-orsted");
+        assert_eq!(slug("東京"), "dong-jing");
+        assert_eq!(slug("🦀"), "crab");
         assert_eq!(slug("***"), "");
         assert_eq!(slug(&"a".repeat(100)).len(), MAX_ID_LEN);
         assert_eq!(slug(&format!("{}-b", "a".repeat(62))), "a".repeat(62));

@@ -104,6 +104,7 @@ macro_rules! conformance_tests {
             ops {
                 webhook_streams_start_at_the_current_seq_and_redeliver,
                 provisioning_log_filters_pages_and_prunes,
+                meta_values_are_shared_replaced_and_cleared,
             }
             app {
                 the_window_slides_and_counts_each_user_once,

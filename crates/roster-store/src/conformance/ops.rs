@@ -165,3 +165,41 @@ pub async fn provisioning_log_filters_pages_and_prunes(b: &dyn Backend) {
     assert_eq!(s.prune_provisioning(at(3), 10).await.unwrap(), 1);
     assert_eq!(s.prune_provisioning(at(3), 10).await.unwrap(), 0);
 }
+
+/// Server-wide values (`meta`): absent until recorded, replaced by a later record, cleared by
+/// `None`, and seen by every store on the same database (the server records its public URL,
+/// the CLI reads it).
+pub async fn meta_values_are_shared_replaced_and_cleared(b: &dyn Backend) {
+    use crate::meta::{LISTEN_URL, PUBLIC_URL};
+    let db = b.shared().await;
+    let server = db.open().await;
+    let cli = db.open().await;
+    assert_eq!(cli.meta(PUBLIC_URL).await.unwrap(), None);
+    server
+        .set_meta(PUBLIC_URL, Some("https://scim.example.com"))
+        .await
+        .unwrap();
+    server
+        .set_meta(LISTEN_URL, Some("http://127.0.0.1:8080"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cli.meta(PUBLIC_URL).await.unwrap().as_deref(),
+        Some("https://scim.example.com")
+    );
+    server
+        .set_meta(PUBLIC_URL, Some("https://other.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cli.meta(PUBLIC_URL).await.unwrap().as_deref(),
+        Some("https://other.example.com")
+    );
+    server.set_meta(PUBLIC_URL, None).await.unwrap();
+    assert_eq!(cli.meta(PUBLIC_URL).await.unwrap(), None);
+    assert_eq!(
+        cli.meta(LISTEN_URL).await.unwrap().as_deref(),
+        Some("http://127.0.0.1:8080"),
+        "keys are independent"
+    );
+}

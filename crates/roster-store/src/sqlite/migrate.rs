@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "provisioning counts",
         include_str!("../../migrations/sqlite/0010_provisioning_counts.sql"),
     ),
+    (
+        11,
+        "meta",
+        include_str!("../../migrations/sqlite/0011_meta.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

@@ -151,6 +151,8 @@ impl TestServer {
             .arg(&db_url)
             .args(extra)
             .env_remove("ROSTER_DATABASE_URL")
+            .env_remove("ROSTER_DATABASE_URL_FILE")
+            .env_remove("ROSTER_CONFIG")
             .env_remove("ROSTER_PUBLIC_URL")
             .env_remove("ROSTER_LISTEN")
             .env("RUST_LOG", "info")
@@ -237,15 +239,17 @@ impl TestServer {
         }
     }
 
-    /// Runs the CLI against this server's database and public URL.
+    /// Runs the CLI against this server's database (and public URL, for the commands that
+    /// print base URLs and links: `tenant`, `scim`, `token`).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .args(args)
-            .arg("--database")
-            .arg(&self.db_url)
-            .arg("--public-url")
-            .arg(&self.origin)
-            .env_remove("ROSTER_DATABASE_URL")
+        let mut cmd = Command::new(bin());
+        cmd.args(args).arg("--database").arg(&self.db_url);
+        if matches!(args.first(), Some(&("tenant" | "scim" | "token"))) {
+            cmd.arg("--public-url").arg(&self.origin);
+        }
+        cmd.env_remove("ROSTER_DATABASE_URL")
+            .env_remove("ROSTER_DATABASE_URL_FILE")
+            .env_remove("ROSTER_CONFIG")
             .env_remove("ROSTER_PUBLIC_URL")
             .stdin(Stdio::null())
             .output()

@@ -10,6 +10,7 @@ mod harness;
 mod appusers;
 mod auth;
 mod cli;
+mod config;
 mod console;
 mod discovery;
 mod errors;

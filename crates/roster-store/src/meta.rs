@@ -1,0 +1,22 @@
+//! Server-wide values recorded in the database, so that every process on it agrees on them:
+//! `roster serve` records the public URL it answers on, and the `roster` CLI reads it to print
+//! base URLs and setup links that work.
+
+use async_trait::async_trait;
+
+use crate::StoreResult;
+
+/// The key of the public URL (`roster serve --public-url`), absent when the server takes
+/// scheme and host from each request's `Host` header.
+pub const PUBLIC_URL: &str = "public_url";
+/// The key of the address the last started `roster serve` listens on, as `http://HOST:PORT`.
+pub const LISTEN_URL: &str = "listen_url";
+
+/// A small key-value record of server-wide values (not tenant data).
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// The value recorded under `key`, `None` when there is none.
+    async fn meta(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Records `value` under `key`, replacing what was there; `None` clears it.
+    async fn set_meta(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
+}

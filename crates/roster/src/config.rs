@@ -1,0 +1,309 @@
+//! `roster.toml`: every `roster serve` option in one file (`--config`, `ROSTER_CONFIG`), with
+//! environment variables and flags on top, unknown keys refused, and the database URL — the
+//! one secret when it carries a password — readable from a file (`database_file`).
+//!
+//! Precedence, highest first: a flag, its `ROSTER_*` variable, the config file, the default.
+//! The keys are the `serve` flags with `_` for `-` (`--max-body-bytes` is `max_body_bytes`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::database;
+
+/// How `roster serve` logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The options of `roster serve`: one struct for the command line (every field optional, so
+/// that an absent flag lets the file's value through) and for `roster.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Address to listen on [default: 127.0.0.1:8080]; `127.0.0.1:0` picks a free port.
+    #[arg(long, env = "ROSTER_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL [default: sqlite://roster.db]: sqlite://PATH, created and migrated on start.
+    #[arg(long, env = "ROSTER_DATABASE_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// A file whose content is the database URL (for a URL that holds a password).
+    #[arg(long, env = "ROSTER_DATABASE_URL_FILE", conflicts_with = "database")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_file: Option<PathBuf>,
+    /// Scheme and host identity providers reach Roster at, e.g. https://scim.example.com;
+    /// used in base URLs, setup links and `meta.location`, and recorded for the CLI
+    /// [default: the request's Host header].
+    #[arg(long, env = "ROSTER_PUBLIC_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, env = "ROSTER_MAX_BODY_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Log format [default: text]; `RUST_LOG` sets the level.
+    #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// How long provisioning-log rows are kept, in days [default: 90].
+    #[arg(long, env = "ROSTER_LOG_RETENTION_DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_retention_days: Option<u64>,
+    /// How often to look for tokens about to expire (`token.expiring`), in milliseconds
+    /// [default: 3600000].
+    #[arg(long, env = "ROSTER_TOKEN_CHECK_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_check_interval_ms: Option<u64>,
+    /// How often tokens' and admin keys' last use is written, in milliseconds (requests only
+    /// note it in memory) [default: 60000].
+    #[arg(long, env = "ROSTER_TOKEN_USE_FLUSH_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_use_flush_ms: Option<u64>,
+    /// First webhook retry delay in milliseconds; doubles per failure, with jitter
+    /// [default: 1000].
+    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_BASE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_base_ms: Option<u64>,
+    /// Largest webhook retry delay in milliseconds [default: 3600000].
+    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_MAX_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_max_ms: Option<u64>,
+    /// How long a failing webhook stream retries before it is parked, in seconds
+    /// [default: 259200].
+    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_HORIZON_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_horizon_secs: Option<u64>,
+    /// Timeout of one webhook delivery, in milliseconds [default: 10000].
+    #[arg(long, env = "ROSTER_WEBHOOK_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout_ms: Option<u64>,
+    /// How often idle webhook streams look for work written by other processes, in
+    /// milliseconds [default: 1000].
+    #[arg(long, env = "ROSTER_WEBHOOK_POLL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_poll_ms: Option<u64>,
+}
+
+impl ServeSettings {
+    /// The built-in defaults, every field set.
+    #[must_use]
+    pub fn defaults() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            database: Some(database::DEFAULT_URL.to_owned()),
+            database_file: None,
+            public_url: None,
+            max_body_bytes: Some(1024 * 1024),
+            log_format: Some(LogFormat::Text),
+            log_retention_days: Some(90),
+            token_check_interval_ms: Some(3_600_000),
+            token_use_flush_ms: Some(60_000),
+            webhook_retry_base_ms: Some(1000),
+            webhook_retry_max_ms: Some(3_600_000),
+            webhook_retry_horizon_secs: Some(259_200),
+            webhook_timeout_ms: Some(10_000),
+            webhook_poll_ms: Some(1000),
+        }
+    }
+
+    /// `self` with `below`'s values where `self` has none. `database` and `database_file`
+    /// are one choice: a layer that sets either replaces both of the layer below.
+    #[must_use]
+    pub fn over(self, below: Self) -> Self {
+        let (database, database_file) = if self.database.is_some() || self.database_file.is_some() {
+            (self.database, self.database_file)
+        } else {
+            (below.database, below.database_file)
+        };
+        Self {
+            listen: self.listen.or(below.listen),
+            database,
+            database_file,
+            public_url: self.public_url.or(below.public_url),
+            max_body_bytes: self.max_body_bytes.or(below.max_body_bytes),
+            log_format: self.log_format.or(below.log_format),
+            log_retention_days: self.log_retention_days.or(below.log_retention_days),
+            token_check_interval_ms: self
+                .token_check_interval_ms
+                .or(below.token_check_interval_ms),
+            token_use_flush_ms: self.token_use_flush_ms.or(below.token_use_flush_ms),
+            webhook_retry_base_ms: self.webhook_retry_base_ms.or(below.webhook_retry_base_ms),
+            webhook_retry_max_ms: self.webhook_retry_max_ms.or(below.webhook_retry_max_ms),
+            webhook_retry_horizon_secs: self
+                .webhook_retry_horizon_secs
+                .or(below.webhook_retry_horizon_secs),
+            webhook_timeout_ms: self.webhook_timeout_ms.or(below.webhook_timeout_ms),
+            webhook_poll_ms: self.webhook_poll_ms.or(below.webhook_poll_ms),
+        }
+    }
+
+    /// The database URL: `database`, or the trimmed content of `database_file`.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is empty.
+    pub fn database_url(&self) -> Result<String> {
+        if let Some(f) = &self.database_file {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading the database URL from {}", f.display()))?;
+            let url = text.trim();
+            if url.is_empty() {
+                bail!("database_file {} is empty", f.display());
+            }
+            return Ok(url.to_owned());
+        }
+        Ok(self
+            .database
+            .clone()
+            .unwrap_or_else(|| database::DEFAULT_URL.to_owned()))
+    }
+}
+
+/// Reads and parses a config file; unknown keys and wrong types are errors naming the line.
+///
+/// # Errors
+/// When the file cannot be read or is not a valid `roster.toml`.
+pub fn load(path: &Path) -> Result<ServeSettings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text.get(..s.start).unwrap_or(&text).matches('\n').count() + 1);
+        match line {
+            Some(n) => anyhow!("config file {}, line {n}: {}", path.display(), e.message()),
+            None => anyhow!("config file {}: {}", path.display(), e.message()),
+        }
+    })
+}
+
+/// The settings of `serve`: flags and variables (`cli`) over the file at `config` (if any)
+/// over the defaults.
+///
+/// # Errors
+/// When the config file cannot be read or parsed.
+pub fn resolve(cli: ServeSettings, config: Option<&Path>) -> Result<ServeSettings> {
+    let file = match config {
+        Some(p) => load(p)?,
+        None => ServeSettings::default(),
+    };
+    Ok(cli.over(file).over(ServeSettings::defaults()))
+}
+
+/// Checks a public URL: `http(s)://HOST[:PORT]`, no path, query or fragment. Returns it
+/// without a trailing slash.
+///
+/// # Errors
+/// A one-line message with an example.
+pub fn check_public_url(url: &str) -> Result<String, String> {
+    let u = url.trim().trim_end_matches('/');
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"));
+    match rest {
+        Some(authority)
+            if !authority.is_empty() && !authority.contains(['/', '?', '#', '@', ' ']) =>
+        {
+            Ok(u.to_owned())
+        }
+        _ => Err(format!(
+            "public URL `{url}` must be http(s)://HOST[:PORT] with no path, e.g. \
+             https://scim.example.com"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_flags_over_file_over_defaults() {
+        let file: ServeSettings = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9000"
+            database = "sqlite:///var/lib/roster/roster.db"
+            max_body_bytes = 2048
+            log_format = "json"
+            "#,
+        )
+        .unwrap();
+        let cli = ServeSettings {
+            max_body_bytes: Some(4096),
+            database_file: Some("/run/secrets/db".into()),
+            ..ServeSettings::default()
+        };
+        let s = cli.over(file).over(ServeSettings::defaults());
+        assert_eq!(s.listen, Some(SocketAddr::from(([0, 0, 0, 0], 9000))));
+        assert_eq!(s.max_body_bytes, Some(4096), "a flag beats the file");
+        assert_eq!(
+            s.log_format,
+            Some(LogFormat::Json),
+            "the file beats the default"
+        );
+        assert_eq!(s.log_retention_days, Some(90), "the default fills the rest");
+        assert_eq!(
+            s.database, None,
+            "database_file replaces the file's database"
+        );
+        assert_eq!(s.database_file, Some("/run/secrets/db".into()));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let err = toml::from_str::<ServeSettings>("lissten = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.message().contains("unknown field `lissten`"), "{err}");
+        let err = toml::from_str::<ServeSettings>("log_format = \"xml\"").unwrap_err();
+        assert!(err.message().contains("unknown variant"), "{err}");
+        let err = toml::from_str::<ServeSettings>("max_body_bytes = \"big\"").unwrap_err();
+        assert!(err.message().contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn the_example_in_the_docs_is_complete_and_valid() {
+        let text = include_str!("../../../docs/roster.example.toml");
+        let s: ServeSettings = toml::from_str(text).unwrap();
+        // Every key but the alternatives `database_file` is set in the example, so that it
+        // documents every option.
+        let shown = toml::to_string(&s).unwrap();
+        let all = toml::to_string(&ServeSettings::defaults()).unwrap();
+        let keys = |t: &str| {
+            t.lines()
+                .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.to_owned()))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let mut want = keys(&all);
+        want.insert("public_url".into());
+        assert_eq!(
+            keys(&shown),
+            want,
+            "docs/roster.example.toml sets every option"
+        );
+    }
+
+    #[test]
+    fn public_urls() {
+        assert_eq!(
+            check_public_url("https://scim.example.com/").unwrap(),
+            "https://scim.example.com"
+        );
+        assert!(check_public_url("http://127.0.0.1:8080").is_ok());
+        for bad in [
+            "scim.example.com",
+            "https://",
+            "https://x.example.com/roster",
+            "ftp://x",
+            "https://x?y",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad}");
+        }
+    }
+}
