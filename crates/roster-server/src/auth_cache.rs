@@ -51,6 +51,9 @@ struct Inner {
     local: u64,
     tokens: HashMap<String, Arc<CachedToken>>,
     keys: HashMap<String, Arc<AdminKeyRecord>>,
+    /// Tenants by id, for requests that name a tenant without a SCIM token (the login
+    /// decision); only tenants that exist.
+    tenants: HashMap<String, Arc<Tenant>>,
 }
 
 impl Inner {
@@ -58,6 +61,7 @@ impl Inner {
         self.generation = self.generation.wrapping_add(1);
         self.tokens.clear();
         self.keys.clear();
+        self.tenants.clear();
     }
 
     /// Empties the cache if the store's in-process counter moved past what it was filled under.
@@ -195,6 +199,27 @@ impl AuthCache {
         Ok(Some(token))
     }
 
+    /// The tenant with this id: from memory, or read from the store and kept. `None` when no
+    /// live tenant has the id (not kept: creating it moves the store's counters anyway, but
+    /// unknown names are the caller's to choose and would only crowd out real entries).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn tenant(&self, store: &dyn Store, id: &str) -> StoreResult<Option<Arc<Tenant>>> {
+        let ticket = match self.lookup(store.auth_changes(), id, |g| &g.tenants) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(ticket) => ticket,
+        };
+        let Some(tenant) = store.get_tenant(id).await? else {
+            return Ok(None);
+        };
+        let tenant = Arc::new(tenant);
+        self.keep(ticket, store.auth_changes(), id, tenant.clone(), |g| {
+            &mut g.tenants
+        });
+        Ok(Some(tenant))
+    }
+
     /// The admin key with this prefix: from memory, or read from the store and kept. `None`
     /// when no key has the prefix.
     ///
@@ -287,6 +312,24 @@ mod tests {
         assert!(c.cached_token(4, "rsct_a").is_err());
         assert!(c.cached_key(4, "rsak_a").is_err());
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn tenants_are_kept_and_go_with_the_tokens() {
+        let c = AuthCache::new();
+        let tenant = token("rsct_a").tenant.clone().map(Arc::new).unwrap();
+        let ticket = c.lookup(3, "acme", |g| &g.tenants).unwrap_err();
+        c.keep(ticket, 3, "acme", tenant.clone(), |g| &mut g.tenants);
+        assert_eq!(c.lookup(3, "acme", |g| &g.tenants).unwrap(), tenant);
+        // A write to tenants moves the store's counter: the cached tenant is gone with it.
+        assert!(c.lookup(4, "acme", |g| &g.tenants).is_err());
+        let ticket = c.lookup(4, "acme", |g| &g.tenants).unwrap_err();
+        c.invalidate();
+        c.keep(ticket, 4, "acme", tenant, |g| &mut g.tenants);
+        assert!(
+            c.lookup(4, "acme", |g| &g.tenants).is_err(),
+            "a read that raced with an invalidation is not kept"
+        );
     }
 
     #[test]

@@ -94,7 +94,9 @@ pub async fn handler(
     ApiObject(req): ApiObject<LoginRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let key = req.key()?;
-    let Some(t) = state.store.get_tenant(&tenant).await? else {
+    // From the authentication cache: a disabled or deleted tenant moves the same counters
+    // that refuse its tokens, so the decision never sees a tenant older than they do.
+    let Some(t) = state.auth.tenant(state.store.as_ref(), &tenant).await? else {
         return Ok(Json(decision(false, "unknown_tenant", None)));
     };
     let found = state.store.login_lookup(&tenant, &key).await?;
