@@ -300,13 +300,15 @@ where
         let (sql, args) = (self.sql, self.args);
         ex.run(move |c| {
             log(sql);
-            let mut st = c.prepare_cached(sql)?;
-            let mut rows = st.query(params_from_iter(args.iter()))?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(D::decode(r)?);
-            }
-            Ok(out)
+            timed(sql, || {
+                let mut st = c.prepare_cached(sql)?;
+                let mut rows = st.query(params_from_iter(args.iter()))?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    out.push(D::decode(r)?);
+                }
+                Ok(out)
+            })
         })
         .await
     }
@@ -320,12 +322,14 @@ where
         let (sql, args) = (self.sql, self.args);
         ex.run(move |c| {
             log(sql);
-            let mut st = c.prepare_cached(sql)?;
-            let mut rows = st.query(params_from_iter(args.iter()))?;
-            match rows.next()? {
-                Some(r) => Ok(Some(D::decode(r)?)),
-                None => Ok(None),
-            }
+            timed(sql, || {
+                let mut st = c.prepare_cached(sql)?;
+                let mut rows = st.query(params_from_iter(args.iter()))?;
+                match rows.next()? {
+                    Some(r) => Ok(Some(D::decode(r)?)),
+                    None => Ok(None),
+                }
+            })
         })
         .await
     }
@@ -347,6 +351,26 @@ fn log(sql: &str) {
     tracing::debug!(target: SQL_TARGET, statement = sql);
 }
 
+/// A statement slower than this is logged as a warning: it held an async worker that long
+/// (statements run inline), so every request queued behind it on that worker waited too.
+const SLOW: Duration = Duration::from_millis(50);
+
+/// Runs `f`, warning when it took longer than [`SLOW`].
+fn timed<R>(sql: &str, f: impl FnOnce() -> R) -> R {
+    let start = std::time::Instant::now();
+    let r = f();
+    let took = start.elapsed();
+    if took >= SLOW {
+        tracing::warn!(
+            target: SQL_TARGET,
+            ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            statement = sql,
+            "slow statement"
+        );
+    }
+    r
+}
+
 /// Runs a script of statements without parameters (transaction control, pragmas).
 pub(crate) fn script(c: &Connection, sql: &str) -> Result<(), Error> {
     tracing::trace!(target: SQL_TARGET, statement = sql);
@@ -356,6 +380,10 @@ pub(crate) fn script(c: &Connection, sql: &str) -> Result<(), Error> {
 /// Runs one statement (or, without parameters, a script of several) to completion.
 pub(crate) fn execute_on(c: &Connection, sql: &str, args: &[Param]) -> Result<Done, Error> {
     log(sql);
+    timed(sql, || execute_inner(c, sql, args))
+}
+
+fn execute_inner(c: &Connection, sql: &str, args: &[Param]) -> Result<Done, Error> {
     let mut st = match c.prepare_cached(sql) {
         Ok(st) => st,
         Err(Error::MultipleStatement) if args.is_empty() => {
