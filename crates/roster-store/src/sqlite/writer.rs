@@ -46,6 +46,8 @@ struct Batch {
     open: bool,
     /// Writers whose savepoint was released into the open batch.
     members: usize,
+    /// How long the open batch's writers held the connection, in all (for the debug event).
+    held: Duration,
     /// When the open batch began.
     opened: Instant,
     /// Where the open batch's commit outcome is published.
@@ -113,6 +115,8 @@ pub(super) struct WriteTx {
     /// This writer's savepoint. Unique per writer, so that undoing one writer can never reach
     /// another's savepoint, whatever a cancellation left behind.
     savepoint: String,
+    /// When this writer got the connection.
+    since: Instant,
 }
 
 impl std::fmt::Debug for Batch {
@@ -182,6 +186,7 @@ impl Writer {
             batch: Arc::new(Mutex::new(Batch {
                 conn,
                 open: false,
+                held: Duration::ZERO,
                 members: 0,
                 opened: Instant::now(),
                 outcome: watch::Sender::new(None),
@@ -221,6 +226,7 @@ impl Writer {
             }
             guard.open = true;
             guard.members = 0;
+            guard.held = Duration::ZERO;
             guard.opened = Instant::now();
             guard.outcome = watch::Sender::new(None);
         }
@@ -238,6 +244,7 @@ impl Writer {
             ticket: Some(ticket),
             writer: self.clone(),
             savepoint,
+            since: Instant::now(),
         })
     }
 
@@ -311,6 +318,8 @@ impl Writer {
         tracing::debug!(
             target: "roster_store::writer",
             writers = guard.members,
+            held_us = u64::try_from(guard.held.as_micros()).unwrap_or(u64::MAX),
+            open_us = u64::try_from(guard.opened.elapsed().as_micros()).unwrap_or(u64::MAX),
             "group commit"
         );
         guard.outcome.send_replace(Some(result));
@@ -340,6 +349,7 @@ impl WriteTx {
             return Err(protocol("write transaction already finished"));
         };
         guard.members += 1;
+        guard.held += self.since.elapsed();
         let mut outcome = guard.outcome.subscribe();
         let left = self.ticket.take().map_or(0, Ticket::finish);
         let full = guard.members >= MAX_MEMBERS || guard.opened.elapsed() >= MAX_AGE;
