@@ -676,7 +676,8 @@ async fn console_end_to_end_in_chromium() {
     )
     .await;
     click(&c, "#save-settings").await;
-    wait_text(&c, "token_ttl_days").await;
+    // The refusal's own words: the form's field id is in the page before the answer too.
+    wait_text(&c, "token_ttl_days must be").await;
     assert_eq!(
         js(
             &c,
