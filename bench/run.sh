@@ -288,6 +288,22 @@ if d.get("reason") != "active":
     sys.exit(1)
 PY
 
+# The deprovisioning guard still admits every deactivation of patch_active (its count is
+# written in the same transaction, as in production) but never trips: at a small BENCH_USERS
+# a few seconds of patch_active deactivate more than 20% of the users, and a tripped guard
+# answers 503 at once, which would measure refusals instead of writes.
+python3 - "$ROSTER_URL" "$BENCH_TENANT" <<'PY' || { echo "error: setting the bench tenant's guard failed" >&2; exit 1; }
+import json, os, sys, urllib.request
+url, tenant = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(f"{url}/api/v1/tenants/{tenant}/settings", method="PATCH",
+                             data=json.dumps({"deprovision_guard": {"max_percent": 100}}).encode(),
+                             headers={"Authorization": "Bearer " + os.environ["BENCH_ADMIN_KEY"],
+                                      "Content-Type": "application/json"})
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+with opener.open(req, timeout=30) as r:
+    json.load(r)
+PY
+
 export BENCH_DIR BENCH_USERS BENCH_CHURN
 export BENCH_RUN_ID
 BENCH_RUN_ID="$(date +%s)-$$"

@@ -59,6 +59,13 @@ impl From<StoreError> for HttpError {
             )
             .into(),
             StoreError::Invalid(detail) => ScimError::invalid_value(detail).into(),
+            StoreError::GuardRefused(status) => {
+                tracing::warn!(
+                    state = status.state.as_str(),
+                    "mass-deprovisioning guard refused a deactivation"
+                );
+                crate::admin::guard::refusal(&status)
+            }
             StoreError::Backend(cause) => {
                 tracing::error!(error = %cause, "storage failure");
                 ScimError::internal().into()

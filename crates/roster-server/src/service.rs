@@ -561,12 +561,11 @@ pub async fn replace(
     if_match: Option<&str>,
     proj: &Projection,
 ) -> Result<Rendered, HttpError> {
-    let mut admitted = false;
     for _ in 0..WRITE_ATTEMPTS {
         let cur = fetch(state, ctx, kind, id).await?;
         check_if_match(if_match, &etag(cur.version))?;
         let n = normalize(kind, body, Some(&cur.doc))?;
-        guard::admit_change(state, &ctx.tenant, &cur, &n.doc, &mut admitted).await?;
+        let guard = guard::change_subject(&cur, &n.doc);
         let password_hash = n.password.as_deref().map(hash_password).transpose()?;
         let members = if kind == ResourceKind::Group {
             let wanted: Vec<String> = n
@@ -590,6 +589,7 @@ pub async fn replace(
             password_hash,
             members,
             events,
+            guard,
         };
         match state
             .store
@@ -762,13 +762,12 @@ pub async fn patch(
     proj: &Projection,
 ) -> Result<Rendered, HttpError> {
     let ops = parse_patch(body)?;
-    let mut admitted = false;
     for _ in 0..WRITE_ATTEMPTS {
         let cur = fetch(state, ctx, kind, id).await?;
         check_if_match(if_match, &etag(cur.version))?;
         let mut doc = cur.doc.clone();
         let effects = apply_patch(kind, &mut doc, &ops)?;
-        guard::admit_change(state, &ctx.tenant, &cur, &doc, &mut admitted).await?;
+        let guard = guard::change_subject(&cur, &doc);
         let password_hash = effects.password.as_deref().map(hash_password).transpose()?;
         let members = member_ops(state, ctx, id, effects.members).await?;
         let (events, mut changed) =
@@ -796,6 +795,7 @@ pub async fn patch(
             password_hash,
             members,
             events,
+            guard,
         };
         match state
             .store

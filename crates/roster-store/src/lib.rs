@@ -54,6 +54,11 @@ pub enum StoreError {
     /// The request is well-formed but cannot be served (e.g. an invalid cursor).
     #[error("{0}")]
     Invalid(String),
+    /// The deprovisioning guard refused the deactivation this update carried
+    /// ([`ResourceUpdate::guard`]): the update was not applied; the guard's own record of the
+    /// refused operation was kept.
+    #[error("the deprovisioning guard refused the deactivation")]
+    GuardRefused(Box<app::GuardStatus>),
     /// The database failed.
     #[error(transparent)]
     Backend(Box<dyn std::error::Error + Send + Sync>),
@@ -255,6 +260,11 @@ pub struct ResourceUpdate {
     /// `user.deactivated`, ...), appended in the same transaction before the store's own
     /// `group.members_added`/`group.members_removed`.
     pub events: Vec<NewEvent>,
+    /// `Some` when the update deactivates an active User: the deprovisioning guard admits it
+    /// in the update's own transaction, so that an update that fails (a stale version) leaves
+    /// no count behind and a deactivation costs one commit. Refused, the update is not applied
+    /// and the store answers [`StoreError::GuardRefused`].
+    pub guard: Option<app::GuardSubject>,
 }
 
 /// A canonical sort key (resolved by the caller against the schema).

@@ -1147,6 +1147,15 @@ impl Store for SqliteStore {
         let doc_text = serde_json::to_string(&doc).map_err(backend)?;
         let now_ms = to_ms(now);
         let mut tx = self.write().await?;
+        if let Some(subject) = &update.guard {
+            if let crate::app::GuardVerdict::Refused(status) =
+                app::guard_admit_in(&mut tx, tenant, subject, now).await?
+            {
+                // The refusal is recorded (the held operation, a trip); the update is not made.
+                self.commit(tx).await?;
+                return Err(StoreError::GuardRefused(status));
+            }
+        }
         let watch = app::watch_update(&mut tx, tenant, kind, id, &d, &update.members).await?;
         let row: Option<(i64, i64, i64)> = db::query_as(
             "UPDATE resources SET doc = ?, password_hash = COALESCE(?, password_hash), \

@@ -73,6 +73,13 @@ impl From<StoreError> for ApiError {
                 message: "modified concurrently; retry".into(),
             },
             StoreError::Invalid(m) => Self::invalid(m),
+            StoreError::GuardRefused(_) => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "guard_refused",
+                message: "the mass-deprovisioning guard is holding deactivations; an operator \
+                          must confirm or reject the batch"
+                    .into(),
+            },
             StoreError::Backend(cause) => {
                 tracing::error!(error = %cause, "storage failure");
                 Self::internal()

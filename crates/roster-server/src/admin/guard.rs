@@ -38,24 +38,30 @@ fn is_active(doc: &Value) -> bool {
     doc.get("active").and_then(Value::as_bool) != Some(false)
 }
 
-/// Submits a SCIM replace or patch that deactivates an active User to the guard, once per
-/// request (`admitted` carries that across the service's optimistic retries).
-///
-/// # Errors
-/// SCIM 503 with `Retry-After` when the guard refuses; 500 when the store fails.
-pub async fn admit_change(
-    state: &AppState,
-    tenant: &str,
-    cur: &StoredResource,
-    new_doc: &Value,
-    admitted: &mut bool,
-) -> Result<(), HttpError> {
-    if cur.kind != ResourceKind::User || *admitted || !is_active(&cur.doc) || is_active(new_doc) {
-        return Ok(());
+/// What the guard must admit for a SCIM replace or patch of `cur` into `new_doc`: `Some` when
+/// it deactivates an active User. The store admits it in the update's own transaction
+/// ([`roster_store::ResourceUpdate::guard`]), so a retried update is counted once and a
+/// refused one answers [`refusal`] through [`roster_store::StoreError::GuardRefused`].
+#[must_use]
+pub fn change_subject(cur: &StoredResource, new_doc: &Value) -> Option<GuardSubject> {
+    if cur.kind != ResourceKind::User || !is_active(&cur.doc) || is_active(new_doc) {
+        return None;
     }
-    admit(state, tenant, cur, GuardOperation::Deactivate).await?;
-    *admitted = true;
-    Ok(())
+    Some(subject(cur, GuardOperation::Deactivate))
+}
+
+fn subject(cur: &StoredResource, operation: GuardOperation) -> GuardSubject {
+    GuardSubject {
+        user_id: cur.id.clone(),
+        user_name: cur
+            .doc
+            .get("userName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        created: cur.created,
+        operation,
+    }
 }
 
 /// Submits a SCIM delete of an active User to the guard.
@@ -79,17 +85,7 @@ async fn admit(
     cur: &StoredResource,
     operation: GuardOperation,
 ) -> Result<(), HttpError> {
-    let subject = GuardSubject {
-        user_id: cur.id.clone(),
-        user_name: cur
-            .doc
-            .get("userName")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        created: cur.created,
-        operation,
-    };
+    let subject = subject(cur, operation);
     match state
         .store
         .guard_admit(tenant, &subject, state.clock.now())
@@ -98,14 +94,15 @@ async fn admit(
         GuardVerdict::Allowed => Ok(()),
         GuardVerdict::Refused(status) => {
             tracing::warn!(tenant, user = %subject.user_id, state = status.state.as_str(),
-                "mass-deprovisioning guard refused a deactivation");
+                "mass-deprovisioning guard refused a deletion");
             Err(refusal(&status))
         }
     }
 }
 
 /// The SCIM 503 of a refusal.
-fn refusal(s: &GuardStatus) -> HttpError {
+#[must_use]
+pub fn refusal(s: &GuardStatus) -> HttpError {
     let g = &s.settings;
     let detail = if s.state == GuardState::Rejected {
         format!(

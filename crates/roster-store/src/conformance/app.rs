@@ -94,6 +94,61 @@ pub async fn the_window_slides_and_counts_each_user_once(b: &dyn Backend) {
     );
 }
 
+/// An update that deactivates carries its admission (`ResourceUpdate::guard`): admitted, it is
+/// counted with the update in one transaction; a stale update leaves no count behind; refused,
+/// the update is not made and the refusal is recorded.
+pub async fn an_update_carries_its_admission(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant_with(s, "t", guard(10, 2, 15)).await;
+    let mut users = Vec::new();
+    for i in 0..20 {
+        users.push(user(s, &format!("u{i}"), 0).await);
+    }
+    let off = |u: &StoredResource| crate::ResourceUpdate {
+        doc: json!({"schemas": [USER_SCHEMA], "userName": u.id, "active": false}),
+        password_hash: None,
+        members: vec![],
+        events: vec![],
+        guard: Some(subject(u)),
+    };
+    // A stale version: nothing is written, the guard's count included.
+    let stale = s
+        .update_resource("t", ResourceKind::User, "u0", 99, off(&users[0]), at(60))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale)), "{stale:?}");
+    assert_eq!(s.guard_status("t", at(60)).await.unwrap().window_count, 0);
+    for u in &users[..2] {
+        s.update_resource("t", ResourceKind::User, &u.id, u.version, off(u), at(60))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.guard_status("t", at(60)).await.unwrap().window_count, 2);
+    // The third trips the guard: refused, not deactivated, held.
+    let refused = s
+        .update_resource(
+            "t",
+            ResourceKind::User,
+            "u2",
+            users[2].version,
+            off(&users[2]),
+            at(60),
+        )
+        .await;
+    match refused {
+        Err(StoreError::GuardRefused(st)) => assert_eq!(st.state, GuardState::Tripped),
+        other => panic!("{other:?}"),
+    }
+    let u2 = s
+        .get_resource("t", ResourceKind::User, "u2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u2.doc["active"], true, "a refused update is not made");
+    let st = s.guard_status("t", at(60)).await.unwrap();
+    assert_eq!((st.state, st.held_count), (GuardState::Tripped, 1));
+}
+
 /// A tripped guard holds operations until an operator decides; a confirmed or rejected batch ends
 /// after a quiet window, and the guard counts afresh.
 pub async fn tripped_waits_for_an_operator_and_decisions_end_after_a_quiet_window(b: &dyn Backend) {

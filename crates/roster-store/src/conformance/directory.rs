@@ -165,6 +165,7 @@ pub async fn crud_round_trip_survives_reopening(b: &dyn Backend) {
         password_hash: None,
         members: vec![],
         events: vec![],
+        guard: None,
     };
     let updated = s
         .update_resource(
@@ -263,6 +264,7 @@ pub async fn user_name_is_unique_case_insensitively(b: &dyn Backend) {
         password_hash: None,
         members: vec![],
         events: vec![],
+        guard: None,
     };
     assert!(matches!(
         s.update_resource("t", ResourceKind::User, "u2", 1, rename, at(1))
@@ -275,6 +277,7 @@ pub async fn user_name_is_unique_case_insensitively(b: &dyn Backend) {
         password_hash: None,
         members: vec![],
         events: vec![],
+        guard: None,
     };
     s.update_resource("t", ResourceKind::User, "u1", 1, recase, at(1))
         .await
@@ -322,6 +325,7 @@ pub async fn deprovision_then_restore(b: &dyn Backend) {
         password_hash: None,
         members: vec![MemberOp::Add(vec!["u1".into()])],
         events: vec![],
+        guard: None,
     };
     assert!(matches!(
         s.update_resource("t", ResourceKind::Group, "g1", 2, add, at(6))
@@ -455,6 +459,7 @@ pub async fn membership_operations(b: &dyn Backend) {
         password_hash: None,
         members: ops,
         events: vec![],
+        guard: None,
     };
     let g = s
         .update_resource(

@@ -298,6 +298,7 @@ pub async fn caller_events_restore_and_tokens(b: &dyn Backend) {
             EventType::UserDeactivated,
             json!({"user": {"id": "u1"}}),
         )],
+        guard: None,
     };
     s.update_resource("acme", ResourceKind::User, "u1", 1, upd.clone(), at(1))
         .await

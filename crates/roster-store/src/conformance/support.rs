@@ -276,6 +276,7 @@ pub async fn fixture(s: &dyn Store) {
         password_hash: None,
         members: vec![crate::MemberOp::Add(vec!["u900".into()])],
         events: vec![],
+        guard: None,
     };
     s.update_resource("t", ResourceKind::Group, "g03", g3.version, add, at(2000))
         .await

@@ -1878,5 +1878,6 @@ impl AppStore for SqliteStore {
 }
 
 mod guard;
+pub(super) use guard::admit_in as guard_admit_in;
 #[cfg(test)]
 mod tests;

@@ -112,6 +112,7 @@ async fn large_group_gains_one_member() {
         password_hash: None,
         members: vec![MemberOp::Add(vec![format!("u{n:05}")])],
         events: vec![],
+        guard: None,
     };
     s.update_resource("t", ResourceKind::Group, "g", 1, upd, at(1))
         .await

@@ -253,6 +253,147 @@ fn guard_json(g: &DeprovisionGuard) -> Value {
     })
 }
 
+/// The guard's admission of `subject`, inside the caller's write transaction: reads the
+/// tenant's settings and guard row, and writes the window's count, the counted user, the held
+/// operation or the trip (with its event) in `tx`. The transaction's single writer (the batch
+/// lock) keeps the row from changing between its read and its write.
+pub(in crate::sqlite) async fn admit_in(
+    tx: &mut Tx,
+    tenant: &str,
+    subject: &GuardSubject,
+    now: OffsetDateTime,
+) -> StoreResult<GuardVerdict> {
+    let now_ms = to_ms(now);
+    let Some(settings) = tenant_settings(tx, tenant).await? else {
+        return Err(StoreError::NotFound);
+    };
+    let g = settings.deprovision_guard;
+    if !g.enabled {
+        return Ok(GuardVerdict::Allowed);
+    }
+    let mut row = guard_row(tx, tenant).await?;
+    if row.expired(now_ms) {
+        // The confirmed or rejected batch is over: count afresh.
+        row.state = GuardState::Armed;
+        row.until = None;
+        row.window_start = None;
+        clear_guard_window(tx, tenant, true).await?;
+    }
+    let refused = match row.state {
+        GuardState::Confirmed => {
+            row.until = Some(now_ms + window_ms(&g));
+            false
+        }
+        GuardState::Rejected => {
+            row.until = Some(now_ms + window_ms(&g));
+            hold(tx, tenant, subject, now_ms).await?;
+            true
+        }
+        GuardState::Tripped => {
+            hold(tx, tenant, subject, now_ms).await?;
+            true
+        }
+        GuardState::Armed => {
+            let minute = now_ms.div_euclid(60_000);
+            db::query("DELETE FROM deprovision_guard_counts WHERE tenant_id = ? AND minute <= ?")
+                .bind(tenant)
+                .bind(minute - i64::from(g.window_minutes.max(1)))
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?;
+            db::query("DELETE FROM deprovision_guard_users WHERE tenant_id = ? AND at <= ?")
+                .bind(tenant)
+                .bind(now_ms - window_ms(&g))
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?;
+            let seen: Option<i64> = db::query_scalar(
+                "SELECT 1 FROM deprovision_guard_users WHERE tenant_id = ? AND user_id = ?",
+            )
+            .bind(tenant)
+            .bind(&subject.user_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+            let count = window_count(tx, tenant, &g, now_ms).await?;
+            if count == 0 {
+                // A new window: its base is the active users now, counted once (an index
+                // range count), not on every deactivation.
+                row.base_active = db::query_scalar(
+                    "SELECT COUNT(*) FROM resources WHERE tenant_id = ? AND kind = 'User' \
+                     AND deleted = 0 AND managed = 1 AND (active IS NULL OR active != 0)",
+                )
+                .bind(tenant)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(backend)?;
+                row.window_start = Some(now_ms);
+            }
+            // Counted: a user that was among the active users when the window opened, and
+            // not counted in it already.
+            let counted =
+                seen.is_none() && row.window_start.is_none_or(|s| to_ms(subject.created) <= s);
+            let next = u64::try_from(count).unwrap_or(0) + 1;
+            let base = u64::try_from(row.base_active).unwrap_or(0);
+            if !counted {
+                false
+            } else if guard_exceeded(&g, next, base) {
+                row.state = GuardState::Tripped;
+                row.tripped_at = Some(now_ms);
+                row.decided_at = None;
+                row.decided_by = None;
+                row.trips += 1;
+                hold(tx, tenant, subject, now_ms).await?;
+                let event = NewEvent::new(
+                    EventType::TenantDeprovisionGuardTripped,
+                    json!({
+                        "guard": guard_json(&g),
+                        "count": count,
+                        "active_users": base,
+                        "threshold": guard_threshold(&g, base),
+                        "held": {
+                            "id": subject.user_id,
+                            "userName": subject.user_name,
+                            "operation": subject.operation.as_str(),
+                        },
+                    }),
+                );
+                append_events(tx, tenant, now_ms, vec![event]).await?;
+                true
+            } else {
+                db::query(
+                    "INSERT INTO deprovision_guard_counts (tenant_id, minute, count) \
+                     VALUES (?, ?, 1) \
+                     ON CONFLICT (tenant_id, minute) DO UPDATE SET count = count + 1",
+                )
+                .bind(tenant)
+                .bind(minute)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?;
+                db::query(
+                    "INSERT INTO deprovision_guard_users (tenant_id, user_id, at) VALUES (?, ?, ?)",
+                )
+                .bind(tenant)
+                .bind(&subject.user_id)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?;
+                false
+            }
+        }
+    };
+    save_guard(tx, tenant, &row).await?;
+    let verdict = if refused {
+        let status = guard_status_of(tx, tenant, &g, &row, now_ms).await?;
+        GuardVerdict::Refused(Box::new(status))
+    } else {
+        GuardVerdict::Allowed
+    };
+    Ok(verdict)
+}
+
 impl SqliteStore {
     #[tracing::instrument(skip_all)]
     pub(super) async fn guard_admit_impl(
@@ -261,137 +402,8 @@ impl SqliteStore {
         subject: &GuardSubject,
         now: OffsetDateTime,
     ) -> StoreResult<GuardVerdict> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let Some(settings) = tenant_settings(&mut tx, tenant).await? else {
-            return Err(StoreError::NotFound);
-        };
-        let g = settings.deprovision_guard;
-        if !g.enabled {
-            return Ok(GuardVerdict::Allowed);
-        }
-        let mut row = guard_row(&mut tx, tenant).await?;
-        if row.expired(now_ms) {
-            // The confirmed or rejected batch is over: count afresh.
-            row.state = GuardState::Armed;
-            row.until = None;
-            row.window_start = None;
-            clear_guard_window(&mut tx, tenant, true).await?;
-        }
-        let refused = match row.state {
-            GuardState::Confirmed => {
-                row.until = Some(now_ms + window_ms(&g));
-                false
-            }
-            GuardState::Rejected => {
-                row.until = Some(now_ms + window_ms(&g));
-                hold(&mut tx, tenant, subject, now_ms).await?;
-                true
-            }
-            GuardState::Tripped => {
-                hold(&mut tx, tenant, subject, now_ms).await?;
-                true
-            }
-            GuardState::Armed => {
-                let minute = now_ms.div_euclid(60_000);
-                db::query(
-                    "DELETE FROM deprovision_guard_counts WHERE tenant_id = ? AND minute <= ?",
-                )
-                .bind(tenant)
-                .bind(minute - i64::from(g.window_minutes.max(1)))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                db::query("DELETE FROM deprovision_guard_users WHERE tenant_id = ? AND at <= ?")
-                    .bind(tenant)
-                    .bind(now_ms - window_ms(&g))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                let seen: Option<i64> = db::query_scalar(
-                    "SELECT 1 FROM deprovision_guard_users WHERE tenant_id = ? AND user_id = ?",
-                )
-                .bind(tenant)
-                .bind(&subject.user_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-                let count = window_count(&mut tx, tenant, &g, now_ms).await?;
-                if count == 0 {
-                    // A new window: its base is the active users now, counted once (an index
-                    // range count), not on every deactivation.
-                    row.base_active = db::query_scalar(
-                        "SELECT COUNT(*) FROM resources WHERE tenant_id = ? AND kind = 'User' \
-                         AND deleted = 0 AND managed = 1 AND (active IS NULL OR active != 0)",
-                    )
-                    .bind(tenant)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                    row.window_start = Some(now_ms);
-                }
-                // Counted: a user that was among the active users when the window opened, and
-                // not counted in it already.
-                let counted =
-                    seen.is_none() && row.window_start.is_none_or(|s| to_ms(subject.created) <= s);
-                let next = u64::try_from(count).unwrap_or(0) + 1;
-                let base = u64::try_from(row.base_active).unwrap_or(0);
-                if !counted {
-                    false
-                } else if guard_exceeded(&g, next, base) {
-                    row.state = GuardState::Tripped;
-                    row.tripped_at = Some(now_ms);
-                    row.decided_at = None;
-                    row.decided_by = None;
-                    row.trips += 1;
-                    hold(&mut tx, tenant, subject, now_ms).await?;
-                    let event = NewEvent::new(
-                        EventType::TenantDeprovisionGuardTripped,
-                        json!({
-                            "guard": guard_json(&g),
-                            "count": count,
-                            "active_users": base,
-                            "threshold": guard_threshold(&g, base),
-                            "held": {
-                                "id": subject.user_id,
-                                "userName": subject.user_name,
-                                "operation": subject.operation.as_str(),
-                            },
-                        }),
-                    );
-                    append_events(&mut tx, tenant, now_ms, vec![event]).await?;
-                    true
-                } else {
-                    db::query(
-                        "INSERT INTO deprovision_guard_counts (tenant_id, minute, count) \
-                         VALUES (?, ?, 1) \
-                         ON CONFLICT (tenant_id, minute) DO UPDATE SET count = count + 1",
-                    )
-                    .bind(tenant)
-                    .bind(minute)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                    db::query(
-                        "INSERT INTO deprovision_guard_users (tenant_id, user_id, at) VALUES (?, ?, ?)",
-                    )
-                    .bind(tenant)
-                    .bind(&subject.user_id)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                    false
-                }
-            }
-        };
-        save_guard(&mut tx, tenant, &row).await?;
-        let verdict = if refused {
-            let status = guard_status_of(&mut tx, tenant, &g, &row, now_ms).await?;
-            GuardVerdict::Refused(Box::new(status))
-        } else {
-            GuardVerdict::Allowed
-        };
+        let verdict = admit_in(&mut tx, tenant, subject, now).await?;
         self.commit(tx).await?;
         Ok(verdict)
     }
