@@ -145,19 +145,13 @@ PY
 }
 
 TMP_DIR=""
-cleanup() {
-  local rc=$?
-  stop_roster
-  if [ -n "$TMP_DIR" ] && [ -d "$TMP_DIR" ]; then
-    # The server's log, kept with the results (RUST_LOG chooses what it holds).
-    [ -f "$TMP_DIR/server.stderr" ] && cp "$TMP_DIR/server.stderr" "$BENCH_OUT/server.log" 2>/dev/null
-    rm -rf "$TMP_DIR"
+# The server's log, kept with the results (RUST_LOG chooses what it holds).
+keep_server_log() {
+  if [ -n "$TMP_DIR" ] && [ -f "$TMP_DIR/server.stderr" ]; then
+    cp "$TMP_DIR/server.stderr" "$BENCH_OUT/server.log" 2>/dev/null || true
   fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit keep_server_log
 
 section "bench: tools"
 ensure_apt_packages wrk wrk

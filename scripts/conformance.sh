@@ -23,17 +23,7 @@ cd "$ROOT"
 : "${CONFORMANCE_SKIPS:=$ROOT/scripts/conformance-skips.txt}"
 
 TMP_DIR=""
-cleanup() {
-  local rc=$?
-  stop_roster
-  if [ -n "$TMP_DIR" ] && [ -d "$TMP_DIR" ]; then
-    rm -rf "$TMP_DIR"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
 fail_setup() {
   echo "conformance: ERROR: $*" >&2

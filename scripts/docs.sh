@@ -26,17 +26,7 @@ cd "$ROOT"
 : "${DOCS_FILES:=README.md docs/integrating.md docs/events.md $(echo docs/idp/*.md)}"
 
 TMP_DIR=""
-cleanup() {
-  local rc=$?
-  stop_roster
-  if [ -n "$TMP_DIR" ] && [ -d "$TMP_DIR" ]; then
-    rm -rf "$TMP_DIR"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
 fail_setup() {
   echo "docs: ERROR: $*" >&2

@@ -15,6 +15,9 @@
 #                   start `BIN serve --listen 127.0.0.1:0`; sets ROSTER_PID,
 #                   ROSTER_PORT, ROSTER_URL; waits (bounded) for /healthz
 #   stop_roster     SIGTERM the server, wait (bounded), SIGKILL if needed
+#   cleanup_on_exit [HOOK]
+#                   on exit (also on Ctrl-C or TERM): stop the server, run HOOK (a
+#                   function, e.g. to keep files) and remove $TMP_DIR; exit status kept
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -240,4 +243,26 @@ for key in ("scim_base_url", "token"):
 print(obj["scim_base_url"].rstrip("/"))
 print(obj["token"])
 PY
+}
+
+# ------------------------------------------------------------ cleanup ------
+_CLEANUP_HOOK=""
+
+_cleanup() {
+  local rc=$?
+  stop_roster
+  if [ -n "$_CLEANUP_HOOK" ]; then
+    "$_CLEANUP_HOOK" || true
+  fi
+  if [ -n "${TMP_DIR:-}" ] && [ -d "$TMP_DIR" ]; then
+    rm -rf "$TMP_DIR"
+  fi
+  exit "$rc"
+}
+
+cleanup_on_exit() {
+  _CLEANUP_HOOK="${1:-}"
+  trap _cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 }

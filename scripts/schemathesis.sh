@@ -36,21 +36,13 @@ if [ "${CI:-}" = "true" ] && [ -z "${SCHEMATHESIS_SEED:-}" ]; then
 fi
 
 TMP_DIR=""
-cleanup() {
-  local rc=$?
-  stop_roster
+keep_report() {
   if [ -n "${SCHEMATHESIS_REPORT_DIR:-}" ] && [ -n "$TMP_DIR" ] && [ -d "$TMP_DIR" ]; then
     mkdir -p "$SCHEMATHESIS_REPORT_DIR"
     cp -r "$TMP_DIR"/. "$SCHEMATHESIS_REPORT_DIR"/ 2>/dev/null || true
   fi
-  if [ -n "$TMP_DIR" ] && [ -d "$TMP_DIR" ]; then
-    rm -rf "$TMP_DIR"
-  fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit keep_report
 
 fail_setup() {
   echo "schemathesis: ERROR: $*" >&2
