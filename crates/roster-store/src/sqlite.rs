@@ -19,12 +19,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scim_proto::filter::{fold_case, format_datetime};
+use scim_proto::filter::format_datetime;
 use scim_proto::schema::ResourceKind;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::events::{resource_body, resource_ref, UserExit};
+use crate::domain::resources;
 use crate::{
     CreateOutcome, EventType, GroupRef, ListQuery, Member, MemberOp, NewEvent, NewResource, Page,
     PageRequest, ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant,
@@ -34,13 +34,13 @@ use crate::{
 mod app;
 mod console;
 pub(crate) mod db;
-mod membership;
 mod meta;
 mod migrate;
 mod ops;
 mod outbox;
 mod query;
 mod reads;
+mod rows;
 mod tenants;
 #[cfg(test)]
 mod tests;
@@ -53,7 +53,6 @@ mod tests_reads;
 mod writer;
 
 use db::{Connection, Pool};
-use membership::Eligible;
 use outbox::append_events;
 
 use query::{
@@ -167,64 +166,6 @@ fn args_of(args: &[Arg]) -> StoreResult<Vec<db::Param>> {
             Arg::Int(i) => db::Param::Integer(*i),
         })
         .collect())
-}
-
-/// The indexed columns of a resource, derived from its stored document.
-#[derive(Debug, Default)]
-struct Derived {
-    user_name_lc: Option<String>,
-    external_id: Option<String>,
-    display_name_lc: Option<String>,
-    active: Option<i64>,
-    /// (value, type, primary) of each `emails` element, folded.
-    emails: Vec<(Option<String>, Option<String>, Option<i64>)>,
-}
-
-impl Derived {
-    fn of(kind: ResourceKind, doc: &Value) -> Self {
-        let folded = |k: &str| doc.get(k).and_then(Value::as_str).map(fold_case);
-        let emails = doc
-            .get("emails")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter(|e| e.is_object())
-                    .map(|e| {
-                        (
-                            e.get("value").and_then(Value::as_str).map(fold_case),
-                            e.get("type").and_then(Value::as_str).map(fold_case),
-                            e.get("primary").and_then(Value::as_bool).map(i64::from),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            user_name_lc: (kind == ResourceKind::User)
-                .then(|| folded("userName"))
-                .flatten(),
-            external_id: doc
-                .get("externalId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            display_name_lc: folded("displayName"),
-            active: (kind == ResourceKind::User)
-                .then(|| doc.get("active").and_then(Value::as_bool).map(i64::from))
-                .flatten(),
-            emails,
-        }
-    }
-}
-
-/// Removes what the stored document never holds (the contract of [`StoredResource::doc`]),
-/// whatever the caller passed.
-fn strip(mut doc: Value) -> Value {
-    if let Value::Object(m) = &mut doc {
-        for k in ["id", "meta", "members", "groups", "password"] {
-            m.remove(k);
-        }
-    }
-    doc
 }
 
 fn stored(kind: ResourceKind, row: ResourceRow) -> StoreResult<(i64, StoredResource)> {
@@ -440,43 +381,6 @@ impl SqliteStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(backend)
-    }
-
-    async fn replace_emails(
-        tx: &mut Tx,
-        tenant: &str,
-        pk: i64,
-        emails: &[(Option<String>, Option<String>, Option<i64>)],
-    ) -> StoreResult<()> {
-        db::query("DELETE FROM emails WHERE resource_pk = ?")
-            .bind(pk)
-            .execute(&mut **tx)
-            .await
-            .map_err(backend)?;
-        Self::insert_emails(tx, tenant, pk, emails).await
-    }
-
-    /// Inserts the email rows of a resource that has none yet: one statement per
-    /// `CHUNK / 5` emails.
-    async fn insert_emails(
-        tx: &mut Tx,
-        tenant: &str,
-        pk: i64,
-        emails: &[(Option<String>, Option<String>, Option<i64>)],
-    ) -> StoreResult<()> {
-        for chunk in emails.chunks(CHUNK / 5) {
-            let sql = format!(
-                "INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc, is_primary) \
-                 VALUES {}",
-                vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ")
-            );
-            let mut q = db::query(&sql);
-            for (value, ty, primary) in chunk {
-                q = q.bind(pk).bind(tenant).bind(value).bind(ty).bind(primary);
-            }
-            q.execute(&mut **tx).await.map_err(backend)?;
-        }
-        Ok(())
     }
 
     /// Lists resources; `force_memory` evaluates the filter purely in memory (for tests that
@@ -943,160 +847,10 @@ impl Store for SqliteStore {
         new: NewResource,
         now: OffsetDateTime,
     ) -> StoreResult<CreateOutcome> {
-        if kind == ResourceKind::User && !new.members.is_empty() {
-            return Err(StoreError::Invalid("only Groups have members".to_owned()));
-        }
-        let doc = strip(new.doc);
-        let d = Derived::of(kind, &doc);
-        let doc_text = serde_json::to_string(&doc).map_err(backend)?;
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        // An existing app user or group that SCIM does not manage yet may be this one.
-        let claim = app::ClaimInput {
-            doc: &doc,
-            doc_text: &doc_text,
-            derived: &d,
-            password_hash: new.password_hash.as_deref(),
-            members: &new.members,
-            events: &new.events,
-        };
-        let welcome = match app::claim(&mut tx, tenant, kind, &claim, now_ms).await? {
-            app::Claim::Done(outcome) => {
-                self.commit(tx).await?;
-                return Ok(outcome);
-            }
-            app::Claim::NotClaimed { welcome, by_name } => (welcome, by_name),
-        };
-        let (welcome, by_name) = welcome;
-
-        if let Some(user_name) = &d.user_name_lc {
-            let existing: Option<app::NameRow> = match by_name {
-                Some(row) => row,
-                None => db::query_as(
-                    "SELECT pk, id, deleted, version, created FROM resources \
-                     WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
-                )
-                .bind(tenant)
-                .bind(user_name)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?,
-            };
-            match existing {
-                Some((_, _, 0, _, _)) => return Err(StoreError::Conflict("userName")),
-                Some((pk, id, _, version, created)) => {
-                    // Restore the deprovisioned User in place: same pk and id, so the app
-                    // identity and its history carry over. The old password does not.
-                    let watch = app::RoleWatch::start(&mut tx, vec![pk]).await?;
-                    db::query(
-                        "UPDATE resources SET doc = ?, password_hash = ?, user_name_lc = ?, \
-                         external_id = ?, display_name_lc = ?, active = ?, deleted = 0, \
-                         version = version + 1, last_modified = ? WHERE pk = ?",
-                    )
-                    .bind(&doc_text)
-                    .bind(&new.password_hash)
-                    .bind(&d.user_name_lc)
-                    .bind(&d.external_id)
-                    .bind(&d.display_name_lc)
-                    .bind(d.active)
-                    .bind(now_ms)
-                    .bind(pk)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(resource_err)?;
-                    Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
-                    let mut events = vec![NewEvent::new(
-                        EventType::UserRestored,
-                        json!({"user": resource_body(&id, &doc)}),
-                    )];
-                    events.extend(new.events);
-                    events.extend(app::finish(watch, &mut tx).await?);
-                    append_events(&mut tx, tenant, now_ms, events).await?;
-                    self.commit(tx).await?;
-                    return Ok(CreateOutcome::Restored(StoredResource {
-                        id,
-                        kind,
-                        doc,
-                        version: version + 1,
-                        created: from_ms(created)?,
-                        last_modified: from_ms(now_ms)?,
-                    }));
-                }
-                None => {}
-            }
-        }
-
-        let watch = if new.members.is_empty() {
-            None
-        } else {
-            let sel = app::GroupSel::new(&new.id, &d);
-            let ops = [MemberOp::Add(new.members.clone())];
-            app::group_watch(&mut tx, tenant, None, None, Some(&sel), &ops).await?
-        };
-        let pk: i64 = db::query_scalar(
-            "INSERT INTO resources (tenant_id, kind, id, version, doc, password_hash, \
-             user_name_lc, external_id, display_name_lc, active, created, last_modified, deleted) \
-             VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING pk",
-        )
-        .bind(tenant)
-        .bind(kind.as_str())
-        .bind(&new.id)
-        .bind(&doc_text)
-        .bind(&new.password_hash)
-        .bind(&d.user_name_lc)
-        .bind(&d.external_id)
-        .bind(&d.display_name_lc)
-        .bind(d.active)
-        .bind(now_ms)
-        .bind(now_ms)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(resource_err)?;
-        // A new pk (AUTOINCREMENT never reuses one) has no email rows to replace.
-        Self::insert_emails(&mut tx, tenant, pk, &d.emails).await?;
-        let mut events = vec![match kind {
-            ResourceKind::User => NewEvent::new(
-                EventType::UserCreated,
-                json!({"user": resource_body(&new.id, &doc)}),
-            ),
-            ResourceKind::Group => NewEvent::new(
-                EventType::GroupCreated,
-                json!({"group": resource_body(&new.id, &doc)}),
-            ),
-        }];
-        if welcome && kind == ResourceKind::User {
-            events.push(NewEvent::new(
-                EventType::UserWelcome,
-                json!({"user": resource_body(&new.id, &doc)}),
-            ));
-        }
-        if !new.members.is_empty() {
-            let ops = [MemberOp::Add(new.members)];
-            events.extend(
-                Self::apply_member_ops(
-                    &mut tx,
-                    tenant,
-                    pk,
-                    &new.id,
-                    &doc,
-                    &ops,
-                    Eligible::ScimUsers,
-                )
-                .await?,
-            );
-        }
-        events.extend(new.events);
-        events.extend(app::finish(watch, &mut tx).await?);
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        let outcome = resources::create_resource(&mut *tx, tenant, kind, new, now).await?;
         self.commit(tx).await?;
-        Ok(CreateOutcome::Created(StoredResource {
-            id: new.id,
-            kind,
-            doc,
-            version: 1,
-            created: from_ms(now_ms)?,
-            last_modified: from_ms(now_ms)?,
-        }))
+        Ok(outcome)
     }
 
     #[tracing::instrument(skip_all)]
@@ -1139,13 +893,6 @@ impl Store for SqliteStore {
         update: ResourceUpdate,
         now: OffsetDateTime,
     ) -> StoreResult<StoredResource> {
-        if kind == ResourceKind::User && !update.members.is_empty() {
-            return Err(StoreError::Invalid("only Groups have members".to_owned()));
-        }
-        let doc = strip(update.doc);
-        let d = Derived::of(kind, &doc);
-        let doc_text = serde_json::to_string(&doc).map_err(backend)?;
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
         if let Some(subject) = &update.guard {
             if let crate::app::GuardVerdict::Refused(status) =
@@ -1156,60 +903,11 @@ impl Store for SqliteStore {
                 return Err(StoreError::GuardRefused(status));
             }
         }
-        let watch = app::watch_update(&mut tx, tenant, kind, id, &d, &update.members).await?;
-        let row: Option<(i64, i64, i64)> = db::query_as(
-            "UPDATE resources SET doc = ?, password_hash = COALESCE(?, password_hash), \
-             user_name_lc = ?, external_id = ?, display_name_lc = ?, active = ?, \
-             version = version + 1, last_modified = ? \
-             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1 \
-             AND version = ? \
-             RETURNING pk, version, created",
-        )
-        .bind(&doc_text)
-        .bind(&update.password_hash)
-        .bind(&d.user_name_lc)
-        .bind(&d.external_id)
-        .bind(&d.display_name_lc)
-        .bind(d.active)
-        .bind(now_ms)
-        .bind(tenant)
-        .bind(kind.as_str())
-        .bind(id)
-        .bind(expected_version)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(resource_err)?;
-        let Some((pk, version, created)) = row else {
-            return match Self::live_pk(&mut tx, tenant, kind, id).await? {
-                Some(_) => Err(StoreError::Stale),
-                None => Err(StoreError::NotFound),
-            };
-        };
-        Self::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
-        let mut events = update.events;
-        events.extend(
-            Self::apply_member_ops(
-                &mut tx,
-                tenant,
-                pk,
-                id,
-                &doc,
-                &update.members,
-                Eligible::ScimUsers,
-            )
-            .await?,
-        );
-        events.extend(app::finish(watch, &mut tx).await?);
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        let stored =
+            resources::update_resource(&mut *tx, tenant, kind, id, expected_version, update, now)
+                .await?;
         self.commit(tx).await?;
-        Ok(StoredResource {
-            id: id.to_owned(),
-            kind,
-            doc,
-            version,
-            created: from_ms(created)?,
-            last_modified: from_ms(now_ms)?,
-        })
+        Ok(stored)
     }
 
     #[tracing::instrument(skip_all)]
@@ -1220,47 +918,10 @@ impl Store for SqliteStore {
         ops: &[MemberOp],
         now: OffsetDateTime,
     ) -> StoreResult<StoredResource> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, i64, String)> = db::query_as(
-            "UPDATE resources SET version = version + 1, last_modified = ? \
-             WHERE tenant_id = ? AND kind = 'Group' AND id = ? AND deleted = 0 AND managed = 1 \
-             RETURNING pk, version, created, doc",
-        )
-        .bind(now_ms)
-        .bind(tenant)
-        .bind(group_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((pk, version, created, doc)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let sel = app::GroupSel::new(group_id, &Derived::of(ResourceKind::Group, &doc));
-        let watch =
-            app::group_watch(&mut tx, tenant, Some(pk), Some(&sel), Some(&sel), ops).await?;
-        let mut events = Self::apply_member_ops(
-            &mut tx,
-            tenant,
-            pk,
-            group_id,
-            &doc,
-            ops,
-            Eligible::ScimUsers,
-        )
-        .await?;
-        events.extend(app::finish(watch, &mut tx).await?);
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        let stored = resources::update_members(&mut *tx, tenant, group_id, ops, now).await?;
         self.commit(tx).await?;
-        Ok(StoredResource {
-            id: group_id.to_owned(),
-            kind: ResourceKind::Group,
-            doc,
-            version,
-            created: from_ms(created)?,
-            last_modified: from_ms(now_ms)?,
-        })
+        Ok(stored)
     }
 
     #[tracing::instrument(skip_all)]
@@ -1271,52 +932,8 @@ impl Store for SqliteStore {
         id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, String)> = db::query_as(
-            "SELECT pk, doc FROM resources \
-             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1",
-        )
-        .bind(tenant)
-        .bind(kind.as_str())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((pk, doc)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        // Deprovisioning empties a user's effective roles; deleting a group takes its mapped
-        // roles from its members.
-        let watch = match kind {
-            ResourceKind::User => app::RoleWatch::start(&mut tx, vec![pk]).await?,
-            ResourceKind::Group => {
-                let sel = app::GroupSel::new(id, &Derived::of(kind, &doc));
-                let ops = [MemberOp::RemoveAll];
-                app::group_watch(&mut tx, tenant, Some(pk), Some(&sel), None, &ops).await?
-            }
-        };
-        let mut events = match kind {
-            ResourceKind::User => {
-                membership::remove_user(&mut tx, pk, id, &doc, UserExit::Deprovision, now_ms)
-                    .await?
-            }
-            ResourceKind::Group => {
-                // Membership rows go with it (ON DELETE CASCADE).
-                db::query("DELETE FROM resources WHERE pk = ?")
-                    .bind(pk)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                vec![NewEvent::new(
-                    EventType::GroupDeleted,
-                    json!({"group": resource_ref(id, &doc)}),
-                )]
-            }
-        };
-        events.extend(app::finish(watch, &mut tx).await?);
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        resources::delete_resource(&mut *tx, tenant, kind, id, now).await?;
         self.commit(tx).await
     }
 

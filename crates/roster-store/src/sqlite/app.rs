@@ -1,6 +1,6 @@
-//! SQLite implementation of [`AppStore`](crate::AppStore), and the helpers the SCIM write paths
-//! of [`super`] call: [`claim`] (a SCIM create that matches an existing app user or group) and
-//! [`RoleWatch`] (effective roles before and after a write, for `user.roles_changed`).
+//! SQLite implementation of [`AppStore`](crate::AppStore). The rules it shares with the SCIM
+//! write paths (effective-role diffs, member changes, a user leaving its groups) are the store
+//! core's ([`crate::domain`]), run on this transaction's connection.
 //!
 //! Effective roles are computed from indexed rows only: a user's `roles` column, its `members`
 //! rows (`members_member` index) joined to its groups, and the `role_mappings` rows selecting
@@ -14,22 +14,23 @@ use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::membership::{remove_user, Eligible};
 use super::outbox::append_events;
 use super::query::to_ms;
-use super::{
-    backend, db_err, from_ms, resource_err, stored, to_i64, Derived, SqliteStore, Tx, CHUNK,
-};
+use super::rows::replace_emails;
+#[cfg(test)]
+use super::rows::{mapped_roles_sql, GROUP_MAPPINGS_SQL};
+use super::{backend, db_err, from_ms, resource_err, stored, to_i64, SqliteStore, Tx, CHUNK};
 use crate::app::{
-    roles_changed_events, AppGroup, AppGroupMember, AppGroupQuery, AppGroupRef, AppGroupUpdate,
-    AppPage, AppStore, AppUser, AppUserQuery, AppUserUpdate, GuardDecision, GuardStatus,
-    GuardSubject, GuardVerdict, ImportResult, ImportUser, LoginKey, LoginRecord, MatchBy,
-    NewAppGroup, RoleMapping, RolesChange, UserStatus,
+    AppGroup, AppGroupMember, AppGroupQuery, AppGroupRef, AppGroupUpdate, AppPage, AppStore,
+    AppUser, AppUserQuery, AppUserUpdate, GuardDecision, GuardStatus, GuardSubject, GuardVerdict,
+    ImportResult, ImportUser, LoginKey, LoginRecord, MatchBy, NewAppGroup, RoleMapping, UserStatus,
 };
+use crate::domain::members::{apply_member_ops, remove_user, Eligible};
+use crate::domain::roles::{effective_roles, finish, group_watch, RoleWatch};
+use crate::domain::{Derived, GroupSel, Rows};
 use crate::events::{resource_body, resource_ref, UserExit};
 use crate::{
-    CreateOutcome, EventType, ExistingUserMode, MemberOp, NewEvent, StoreError, StoreResult,
-    StoredResource, TenantSettings,
+    EventType, MemberOp, NewEvent, StoreError, StoreResult, StoredResource, TenantSettings,
 };
 
 fn marks(n: usize) -> String {
@@ -37,9 +38,7 @@ fn marks(n: usize) -> String {
 }
 
 fn parse_roles(text: &str) -> StoreResult<BTreeSet<String>> {
-    serde_json::from_str::<Vec<String>>(text)
-        .map(|v| v.into_iter().collect())
-        .map_err(backend)
+    Ok(super::rows::parse_roles(text)?.into_iter().collect())
 }
 
 fn roles_text(roles: &[String]) -> StoreResult<String> {
@@ -47,626 +46,11 @@ fn roles_text(roles: &[String]) -> StoreResult<String> {
     serde_json::to_string(&set).map_err(backend)
 }
 
-/// The primary email of a User document, folded: the one marked primary, else the first.
-fn primary_email(doc: &Value) -> Option<String> {
-    let emails = doc.get("emails")?.as_array()?;
-    emails
-        .iter()
-        .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
-        .or_else(|| emails.first())
-        .and_then(|e| e.get("value"))
-        .and_then(Value::as_str)
-        .map(fold_case)
-}
-
 async fn tenant_settings(
     conn: &mut Connection,
     tenant: &str,
 ) -> StoreResult<Option<TenantSettings>> {
-    let text: Option<String> = db::query_scalar("SELECT settings FROM tenants WHERE id = ?")
-        .bind(tenant)
-        .fetch_optional(conn)
-        .await
-        .map_err(backend)?;
-    text.map(|t| serde_json::from_str(&t).map_err(backend))
-        .transpose()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Effective roles
-
-/// One user's effective roles at one moment.
-#[derive(Debug, Clone)]
-pub(super) struct RoleState {
-    id: String,
-    user_name: String,
-    /// Active and not deprovisioned: only then do roles apply.
-    live: bool,
-    roles: BTreeSet<String>,
-}
-
-/// The mapped roles of the groups of `n` users (bound three times): for each way a mapping can
-/// select a group, the members' rows (`members_member`), the group by pk, and the mapping by
-/// its unique `(tenant_id, match_by, match_value)` index. Three exact lookups, rather than one
-/// join on an `OR`, which SQLite answers by reading every mapping of the tenant.
-pub(super) fn mapped_roles_sql(n: usize) -> String {
-    let m = marks(n);
-    [
-        ("id", "g.id"),
-        ("externalId", "g.external_id"),
-        ("displayName", "g.display_name_lc"),
-    ]
-    .iter()
-    .map(|(by, column)| {
-        format!(
-            "SELECT m.member_pk, rm.roles FROM members m \
-                 JOIN resources g ON g.pk = m.group_pk \
-                 JOIN role_mappings rm ON rm.tenant_id = g.tenant_id \
-                 AND rm.match_by = '{by}' AND rm.match_value = {column} \
-                 WHERE m.member_pk IN ({m})"
-        )
-    })
-    .collect::<Vec<_>>()
-    .join(" UNION ALL ")
-}
-
-/// The roles mapped to one group: `(tenant, id)`, `(tenant, externalId)`,
-/// `(tenant, displayName folded)`, each an exact lookup of the unique index.
-pub(super) const GROUP_MAPPINGS_SQL: &str = "\
-    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'id' AND match_value = ? \
-    UNION ALL \
-    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'externalId' AND match_value = ? \
-    UNION ALL \
-    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'displayName' AND match_value = ?";
-
-/// Effective roles of the users with these pks (others are absent from the map).
-pub(super) async fn effective_roles(
-    conn: &mut Connection,
-    pks: &[i64],
-) -> StoreResult<HashMap<i64, RoleState>> {
-    let mut out: HashMap<i64, RoleState> = HashMap::with_capacity(pks.len());
-    for chunk in pks.chunks(CHUNK) {
-        let m = marks(chunk.len());
-        let sql = format!(
-            "SELECT pk, id, COALESCE(json_extract(doc, '$.userName'), ''), active, deleted, roles \
-             FROM resources WHERE kind = 'User' AND pk IN ({m})"
-        );
-        let mut q = db::query_as::<(i64, String, String, Option<i64>, i64, String)>(&sql);
-        for pk in chunk {
-            q = q.bind(*pk);
-        }
-        for (pk, id, user_name, active, deleted, roles) in
-            q.fetch_all(&mut *conn).await.map_err(backend)?
-        {
-            let live = deleted == 0 && active != Some(0);
-            let roles = if live {
-                parse_roles(&roles)?
-            } else {
-                BTreeSet::new()
-            };
-            out.insert(
-                pk,
-                RoleState {
-                    id,
-                    user_name,
-                    live,
-                    roles,
-                },
-            );
-        }
-        let sql = mapped_roles_sql(chunk.len());
-        let mut q = db::query_as::<(i64, String)>(&sql);
-        for _ in 0..3 {
-            for pk in chunk {
-                q = q.bind(*pk);
-            }
-        }
-        for (pk, roles) in q.fetch_all(&mut *conn).await.map_err(backend)? {
-            if let Some(state) = out.get_mut(&pk).filter(|s| s.live) {
-                state.roles.extend(parse_roles(&roles)?);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Effective roles of some users before a write, to compare with after it.
-pub(super) struct RoleWatch {
-    pks: Vec<i64>,
-    before: HashMap<i64, RoleState>,
-}
-
-impl RoleWatch {
-    /// Reads the roles of `pks` now; `None` when there is nobody to watch.
-    pub(super) async fn start(
-        conn: &mut Connection,
-        mut pks: Vec<i64>,
-    ) -> StoreResult<Option<Self>> {
-        pks.sort_unstable();
-        pks.dedup();
-        if pks.is_empty() {
-            return Ok(None);
-        }
-        let before = effective_roles(conn, &pks).await?;
-        Ok(Some(Self { pks, before }))
-    }
-
-    /// Reads the roles again and returns `user.roles_changed` events for the users whose
-    /// effective roles differ (users that no longer exist are left out: they were erased).
-    pub(super) async fn finish(self, conn: &mut Connection) -> StoreResult<Vec<NewEvent>> {
-        let after = effective_roles(conn, &self.pks).await?;
-        let mut changes = Vec::new();
-        for pk in &self.pks {
-            let (Some(b), Some(a)) = (self.before.get(pk), after.get(pk)) else {
-                continue;
-            };
-            if a.roles != b.roles {
-                changes.push(RolesChange {
-                    id: a.id.clone(),
-                    user_name: a.user_name.clone(),
-                    before: b.roles.clone(),
-                    after: a.roles.clone(),
-                });
-            }
-        }
-        Ok(roles_changed_events(&changes))
-    }
-}
-
-/// Finishes an optional watch.
-pub(super) async fn finish(
-    watch: Option<RoleWatch>,
-    conn: &mut Connection,
-) -> StoreResult<Vec<NewEvent>> {
-    match watch {
-        Some(w) => w.finish(conn).await,
-        None => Ok(Vec::new()),
-    }
-}
-
-/// The attributes a role mapping can select a group by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct GroupSel {
-    id: String,
-    external_id: Option<String>,
-    display_name_lc: Option<String>,
-}
-
-impl GroupSel {
-    pub(super) fn new(id: &str, d: &Derived) -> Self {
-        Self {
-            id: id.to_owned(),
-            external_id: d.external_id.clone(),
-            display_name_lc: d.display_name_lc.clone(),
-        }
-    }
-
-    fn of_doc(id: &str, doc: &Value) -> Self {
-        Self::new(id, &Derived::of(ResourceKind::Group, doc))
-    }
-}
-
-/// The roles mapped to a group with these attributes.
-async fn mapped_roles(
-    conn: &mut Connection,
-    tenant: &str,
-    sel: &GroupSel,
-) -> StoreResult<BTreeSet<String>> {
-    let rows: Vec<String> = db::query_scalar(GROUP_MAPPINGS_SQL)
-        .bind(tenant)
-        .bind(&sel.id)
-        .bind(tenant)
-        .bind(&sel.external_id)
-        .bind(tenant)
-        .bind(&sel.display_name_lc)
-        .fetch_all(conn)
-        .await
-        .map_err(backend)?;
-    let mut out = BTreeSet::new();
-    for r in rows {
-        out.extend(parse_roles(&r)?);
-    }
-    Ok(out)
-}
-
-/// The pks of the tenant's users with these ids (managed or not).
-async fn user_pks(conn: &mut Connection, tenant: &str, ids: &[&String]) -> StoreResult<Vec<i64>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT pk FROM resources WHERE tenant_id = ? AND kind = 'User' AND id IN ({})",
-            marks(chunk.len())
-        );
-        let mut q = db::query_scalar::<i64>(&sql).bind(tenant);
-        for id in chunk {
-            q = q.bind(id.as_str());
-        }
-        out.extend(q.fetch_all(&mut *conn).await.map_err(backend)?);
-    }
-    Ok(out)
-}
-
-async fn member_pks(conn: &mut Connection, group_pk: i64) -> StoreResult<Vec<i64>> {
-    db::query_scalar("SELECT member_pk FROM members WHERE group_pk = ?")
-        .bind(group_pk)
-        .fetch_all(conn)
-        .await
-        .map_err(backend)
-}
-
-/// Starts a watch for a change to a group: its selecting attributes go from `before` to
-/// `after` (`None`: the group does not exist on that side) and `ops` change its members.
-/// Nobody is watched when no mapping selects the group on either side, which is the common
-/// case and costs one indexed query; every member is watched only when the group's mapped
-/// roles change (or all members are removed), otherwise only the members the ops name.
-pub(super) async fn group_watch(
-    conn: &mut Connection,
-    tenant: &str,
-    group_pk: Option<i64>,
-    before: Option<&GroupSel>,
-    after: Option<&GroupSel>,
-    ops: &[MemberOp],
-) -> StoreResult<Option<RoleWatch>> {
-    let mb = match before {
-        Some(s) => mapped_roles(conn, tenant, s).await?,
-        None => BTreeSet::new(),
-    };
-    let ma = match (after, before) {
-        (Some(a), Some(b)) if a == b => mb.clone(),
-        (Some(a), _) => mapped_roles(conn, tenant, a).await?,
-        (None, _) => BTreeSet::new(),
-    };
-    if mb.is_empty() && ma.is_empty() {
-        return Ok(None);
-    }
-    let mut pks = Vec::new();
-    let everyone = mb != ma || ops.iter().any(|o| matches!(o, MemberOp::RemoveAll));
-    if let (true, Some(g)) = (everyone, group_pk) {
-        pks.extend(member_pks(conn, g).await?);
-    }
-    let ids: Vec<&String> = ops
-        .iter()
-        .flat_map(|o| match o {
-            MemberOp::Add(ids) | MemberOp::Remove(ids) => ids.iter().collect::<Vec<_>>(),
-            MemberOp::RemoveAll => Vec::new(),
-        })
-        .collect();
-    pks.extend(user_pks(conn, tenant, &ids).await?);
-    RoleWatch::start(conn, pks).await
-}
-
-/// Starts the watch for a SCIM update of a live managed resource, read before the write: a
-/// User whose active state flips, or a Group (see [`group_watch`]).
-pub(super) async fn watch_update(
-    conn: &mut Connection,
-    tenant: &str,
-    kind: ResourceKind,
-    id: &str,
-    d: &Derived,
-    ops: &[MemberOp],
-) -> StoreResult<Option<RoleWatch>> {
-    type Row = (i64, Option<i64>, Option<String>, Option<String>);
-    let row: Option<Row> = db::query_as(
-        "SELECT pk, active, external_id, display_name_lc FROM resources \
-         WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1",
-    )
-    .bind(tenant)
-    .bind(kind.as_str())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(backend)?;
-    let Some((pk, active, external_id, display_name_lc)) = row else {
-        return Ok(None);
-    };
-    match kind {
-        ResourceKind::User => {
-            if (active != Some(0)) == (d.active != Some(0)) {
-                return Ok(None);
-            }
-            RoleWatch::start(conn, vec![pk]).await
-        }
-        ResourceKind::Group => {
-            let before = GroupSel {
-                id: id.to_owned(),
-                external_id,
-                display_name_lc,
-            };
-            let after = GroupSel::new(id, d);
-            group_watch(conn, tenant, Some(pk), Some(&before), Some(&after), ops).await
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Matching existing app users and groups on a SCIM create
-
-/// The parts of a SCIM create that [`claim`] needs, already derived by the create.
-pub(super) struct ClaimInput<'a> {
-    /// The stored document.
-    pub(super) doc: &'a Value,
-    /// It serialised.
-    pub(super) doc_text: &'a str,
-    /// Its indexed columns.
-    pub(super) derived: &'a Derived,
-    /// A password hash, when one was given.
-    pub(super) password_hash: Option<&'a str>,
-    /// A Group's members.
-    pub(super) members: &'a [String],
-    /// The caller's events.
-    pub(super) events: &'a [NewEvent],
-}
-
-/// What [`claim`] did.
-pub(super) enum Claim {
-    /// An unmanaged record was matched and is now managed; the events are appended.
-    Done(CreateOutcome),
-    /// Nothing matched: the create goes on; `welcome` says whether to emit `user.welcome`.
-    NotClaimed {
-        /// The tenant's `welcome_email` setting.
-        welcome: bool,
-        /// The User with the new userName, when [`claim`] already looked it up (`Some(None)`:
-        /// there is none), so that the create does not read the same row again.
-        by_name: Option<Option<NameRow>>,
-    },
-}
-
-/// A User found by userName: pk, id, deleted, version, created.
-pub(super) type NameRow = (i64, String, i64, i64, i64);
-
-type CandidateRow = (i64, String, i64, i64, String);
-
-async fn unmanaged_user_by_name(
-    tx: &mut Tx,
-    tenant: &str,
-    user_name_lc: &str,
-) -> StoreResult<Option<CandidateRow>> {
-    db::query_as(
-        "SELECT pk, id, version, created, doc FROM resources \
-         WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ? AND managed = 0",
-    )
-    .bind(tenant)
-    .bind(user_name_lc)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(backend)
-}
-
-async fn unmanaged_user_by_primary_email(
-    tx: &mut Tx,
-    tenant: &str,
-    email_lc: &str,
-) -> StoreResult<Option<CandidateRow>> {
-    db::query_as(
-        "SELECT r.pk, r.id, r.version, r.created, r.doc FROM emails e \
-         JOIN resources r ON r.pk = e.resource_pk \
-         WHERE e.tenant_id = ? AND e.value_lc = ? AND e.is_primary = 1 \
-         AND r.kind = 'User' AND r.managed = 0 ORDER BY r.pk LIMIT 1",
-    )
-    .bind(tenant)
-    .bind(email_lc)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(backend)
-}
-
-/// Looks for an unmanaged record that a SCIM create of `doc` matches, and applies the tenant's
-/// `on_existing_user` setting: `match` turns it into the created resource in place (same pk and
-/// id; the app's roles, metadata and app-group memberships stay), `reject` answers
-/// `Conflict("existing userName")` or `Conflict("existing email")`.
-///
-/// A user matches on, in this order: its userName; the new primary email equal to its primary
-/// email; the new userName equal to its primary email; the new primary email equal to its
-/// userName. A managed user with the new userName (live or deprovisioned) always wins: the
-/// create then conflicts or restores as before. A group matches an unmanaged group with the
-/// same displayName (the oldest), whatever the setting, and SCIM's member list replaces the
-/// group's previous members.
-pub(super) async fn claim(
-    tx: &mut Tx,
-    tenant: &str,
-    kind: ResourceKind,
-    new: &ClaimInput<'_>,
-    now_ms: i64,
-) -> StoreResult<Claim> {
-    let (doc, doc_text, d) = (new.doc, new.doc_text, new.derived);
-    let Some(settings) = tenant_settings(tx, tenant).await? else {
-        return Ok(Claim::NotClaimed {
-            welcome: false,
-            by_name: None,
-        });
-    };
-    let welcome = settings.welcome_email;
-    match kind {
-        ResourceKind::User => {
-            let Some(user_name) = d.user_name_lc.as_deref() else {
-                return Ok(Claim::NotClaimed {
-                    welcome,
-                    by_name: None,
-                });
-            };
-            // One statement: the User with this userName (managed or not, live or
-            // deprovisioned), and whether the tenant has any unmanaged user at all — most
-            // have none, and one probe of the partial index `resources_unmanaged` then saves
-            // the email lookups (named, so that a planner without statistics cannot pick the
-            // full (tenant_id, kind) index and walk every managed user).
-            type Probe = (
-                Option<i64>,
-                Option<String>,
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-                bool,
-            );
-            let (pk, id, deleted, version, created, managed, any_unmanaged): Probe = db::query_as(
-                "SELECT r.pk, r.id, r.deleted, r.version, r.created, r.managed, \
-                     EXISTS (SELECT 1 FROM resources u INDEXED BY resources_unmanaged \
-                             WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.managed = 0) \
-                     FROM (SELECT 1) LEFT JOIN resources r \
-                     ON r.tenant_id = ?1 AND r.kind = 'User' AND r.user_name_lc = ?2",
-            )
-            .bind(tenant)
-            .bind(user_name)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(backend)?;
-            let taken = managed;
-            let by_name = match (pk, id, deleted, version, created) {
-                (Some(pk), Some(id), Some(deleted), Some(version), Some(created)) => {
-                    Some((pk, id, deleted, version, created))
-                }
-                _ => None,
-            };
-            let email = primary_email(doc);
-            let found = match taken {
-                Some(1) => None,
-                None if !any_unmanaged => None,
-                Some(_) => unmanaged_user_by_name(tx, tenant, user_name)
-                    .await?
-                    .map(|c| (c, "userName")),
-                None => {
-                    let mut found = None;
-                    if let Some(e) = &email {
-                        found = unmanaged_user_by_primary_email(tx, tenant, e)
-                            .await?
-                            .map(|c| (c, "emails"));
-                    }
-                    if found.is_none() {
-                        found = unmanaged_user_by_primary_email(tx, tenant, user_name)
-                            .await?
-                            .map(|c| (c, "userName"));
-                    }
-                    if let (None, Some(e)) = (&found, &email) {
-                        found = unmanaged_user_by_name(tx, tenant, e)
-                            .await?
-                            .map(|c| (c, "emails"));
-                    }
-                    found
-                }
-            };
-            let Some(((pk, id, _, created, old_doc), by)) = found else {
-                return Ok(Claim::NotClaimed {
-                    welcome,
-                    by_name: Some(by_name),
-                });
-            };
-            if settings.on_existing_user == ExistingUserMode::Reject {
-                return Err(StoreError::Conflict(if by == "userName" {
-                    "existing userName"
-                } else {
-                    "existing email"
-                }));
-            }
-            let watch = RoleWatch::start(tx, vec![pk]).await?;
-            let version: i64 = db::query_scalar(
-                "UPDATE resources SET doc = ?, password_hash = COALESCE(?, password_hash), \
-                 user_name_lc = ?, external_id = ?, display_name_lc = ?, active = ?, \
-                 managed = 1, deleted = 0, version = version + 1, last_modified = ? \
-                 WHERE pk = ? RETURNING version",
-            )
-            .bind(doc_text)
-            .bind(new.password_hash)
-            .bind(&d.user_name_lc)
-            .bind(&d.external_id)
-            .bind(&d.display_name_lc)
-            .bind(d.active)
-            .bind(now_ms)
-            .bind(pk)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(resource_err)?;
-            SqliteStore::replace_emails(tx, tenant, pk, &d.emails).await?;
-            let old_doc: Value = serde_json::from_str(&old_doc).map_err(backend)?;
-            let mut events = vec![NewEvent::new(
-                EventType::UserMatched,
-                json!({
-                    "user": resource_body(&id, doc),
-                    "matched_by": if by == "userName" && taken.is_some() { "userName" } else { "email" },
-                    "previous": resource_ref(&id, &old_doc),
-                }),
-            )];
-            events.extend(new.events.iter().cloned());
-            events.extend(finish(watch, tx).await?);
-            append_events(tx, tenant, now_ms, events).await?;
-            Ok(Claim::Done(CreateOutcome::Matched(StoredResource {
-                id,
-                kind,
-                doc: doc.clone(),
-                version,
-                created: from_ms(created)?,
-                last_modified: from_ms(now_ms)?,
-            })))
-        }
-        ResourceKind::Group => {
-            let Some(display_name) = d.display_name_lc.as_deref() else {
-                return Ok(Claim::NotClaimed {
-                    welcome,
-                    by_name: None,
-                });
-            };
-            let row: Option<(i64, String, i64, Option<String>)> = db::query_as(
-                "SELECT pk, id, created, external_id FROM resources \
-                 WHERE tenant_id = ? AND kind = 'Group' AND display_name_lc = ? AND managed = 0 \
-                 ORDER BY pk LIMIT 1",
-            )
-            .bind(tenant)
-            .bind(display_name)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
-            let Some((pk, id, created, external_id)) = row else {
-                return Ok(Claim::NotClaimed {
-                    welcome,
-                    by_name: None,
-                });
-            };
-            let ops = [MemberOp::RemoveAll, MemberOp::Add(new.members.to_vec())];
-            let before = GroupSel {
-                id: id.clone(),
-                external_id,
-                display_name_lc: d.display_name_lc.clone(),
-            };
-            let after = GroupSel::new(&id, d);
-            let watch =
-                group_watch(tx, tenant, Some(pk), Some(&before), Some(&after), &ops).await?;
-            let previous: i64 = db::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
-                .bind(pk)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(backend)?;
-            let version: i64 = db::query_scalar(
-                "UPDATE resources SET doc = ?, external_id = ?, display_name_lc = ?, managed = 1, \
-                 version = version + 1, last_modified = ? WHERE pk = ? RETURNING version",
-            )
-            .bind(doc_text)
-            .bind(&d.external_id)
-            .bind(&d.display_name_lc)
-            .bind(now_ms)
-            .bind(pk)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(resource_err)?;
-            let mut events = vec![NewEvent::new(
-                EventType::GroupMatched,
-                json!({"group": resource_body(&id, doc), "previous_members": previous}),
-            )];
-            events.extend(
-                SqliteStore::apply_member_ops(tx, tenant, pk, &id, doc, &ops, Eligible::ScimUsers)
-                    .await?,
-            );
-            events.extend(new.events.iter().cloned());
-            events.extend(finish(watch, tx).await?);
-            append_events(tx, tenant, now_ms, events).await?;
-            Ok(Claim::Done(CreateOutcome::Matched(StoredResource {
-                id,
-                kind,
-                doc: doc.clone(),
-                version,
-                created: from_ms(created)?,
-                last_modified: from_ms(now_ms)?,
-            })))
-        }
-    }
+    conn.tenant_settings(tenant).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -800,7 +184,11 @@ async fn app_groups(
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let sel = GroupSel::of_doc(&r.resource.id, &r.resource.doc);
-        let roles = mapped_roles(conn, tenant, &sel).await?;
+        let roles: BTreeSet<String> = conn
+            .mapped_roles_of_group(tenant, &sel)
+            .await?
+            .into_iter()
+            .collect();
         // Kept by triggers (migration 0008): one row, however large the group.
         let count: i64 = db::query_scalar(
             "SELECT COALESCE((SELECT n FROM member_counts WHERE group_pk = ?), 0)",
@@ -878,7 +266,7 @@ async fn insert_resource(
     .fetch_one(&mut **tx)
     .await
     .map_err(resource_err)?;
-    SqliteStore::replace_emails(tx, tenant, pk, &d.emails).await?;
+    replace_emails(tx, tenant, pk, &d.emails).await?;
     Ok(pk)
 }
 
@@ -1153,16 +541,7 @@ impl AppStore for SqliteStore {
             }
             let ops = [MemberOp::Add(members.clone())];
             events.extend(
-                SqliteStore::apply_member_ops(
-                    &mut tx,
-                    tenant,
-                    *pk,
-                    id,
-                    doc,
-                    &ops,
-                    Eligible::AnyUser,
-                )
-                .await?,
+                apply_member_ops(&mut *tx, tenant, *pk, id, doc, &ops, Eligible::AnyUser).await?,
             );
         }
         append_events(&mut tx, tenant, now_ms, events).await?;
@@ -1285,7 +664,7 @@ impl AppStore for SqliteStore {
             ));
         }
         let watch = if update.doc.is_some() || update.roles.is_some() {
-            RoleWatch::start(&mut tx, vec![pk]).await?
+            RoleWatch::start(&mut *tx, vec![pk]).await?
         } else {
             None
         };
@@ -1304,7 +683,7 @@ impl AppStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(resource_err)?;
-            SqliteStore::replace_emails(&mut tx, tenant, pk, &d.emails).await?;
+            replace_emails(&mut tx, tenant, pk, &d.emails).await?;
         }
         if let Some(roles) = &update.roles {
             db::query("UPDATE resources SET roles = ? WHERE pk = ?")
@@ -1331,7 +710,7 @@ impl AppStore for SqliteStore {
                 .map_err(backend)?;
         }
         let mut events = update.events;
-        events.extend(finish(watch, &mut tx).await?);
+        events.extend(finish(watch, &mut *tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         let user = load_user(&mut tx, tenant, id)
             .await?
@@ -1366,7 +745,7 @@ impl AppStore for SqliteStore {
             ));
         }
         let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let events = remove_user(&mut tx, pk, id, &doc, UserExit::EraseUnmanaged, now_ms).await?;
+        let events = remove_user(&mut *tx, pk, id, &doc, UserExit::EraseUnmanaged, now).await?;
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }
@@ -1385,7 +764,7 @@ impl AppStore for SqliteStore {
         }
         let ops = [MemberOp::Add(new.members.clone())];
         let sel = GroupSel::of_doc(&new.id, &new.doc);
-        let watch = group_watch(&mut tx, tenant, None, None, Some(&sel), &ops).await?;
+        let watch = group_watch(&mut *tx, tenant, None, None, Some(&sel), &ops).await?;
         let pk = insert_resource(
             &mut tx,
             tenant,
@@ -1404,8 +783,8 @@ impl AppStore for SqliteStore {
             json!({"group": resource_body(&new.id, &new.doc), "managed": false}),
         )];
         events.extend(
-            SqliteStore::apply_member_ops(
-                &mut tx,
+            apply_member_ops(
+                &mut *tx,
                 tenant,
                 pk,
                 &new.id,
@@ -1415,7 +794,7 @@ impl AppStore for SqliteStore {
             )
             .await?,
         );
-        events.extend(finish(watch, &mut tx).await?);
+        events.extend(finish(watch, &mut *tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         let group = load_group(&mut tx, tenant, &new.id)
             .await?
@@ -1573,7 +952,7 @@ impl AppStore for SqliteStore {
         let before = GroupSel::of_doc(id, &old_doc);
         let after = GroupSel::of_doc(id, &doc);
         let watch = group_watch(
-            &mut tx,
+            &mut *tx,
             tenant,
             Some(pk),
             Some(&before),
@@ -1604,8 +983,8 @@ impl AppStore for SqliteStore {
         }
         let mut events = update.events;
         events.extend(
-            SqliteStore::apply_member_ops(
-                &mut tx,
+            apply_member_ops(
+                &mut *tx,
                 tenant,
                 pk,
                 id,
@@ -1623,7 +1002,7 @@ impl AppStore for SqliteStore {
                 .await
                 .map_err(backend)?;
         }
-        events.extend(finish(watch, &mut tx).await?);
+        events.extend(finish(watch, &mut *tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         let group = load_group(&mut tx, tenant, id)
             .await?
@@ -1660,7 +1039,7 @@ impl AppStore for SqliteStore {
         let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
         let sel = GroupSel::of_doc(id, &doc);
         let watch = group_watch(
-            &mut tx,
+            &mut *tx,
             tenant,
             Some(pk),
             Some(&sel),
@@ -1677,7 +1056,7 @@ impl AppStore for SqliteStore {
             EventType::GroupDeleted,
             json!({"group": resource_ref(id, &doc), "managed": false}),
         )];
-        events.extend(finish(watch, &mut tx).await?);
+        events.extend(finish(watch, &mut *tx).await?);
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }
@@ -1720,7 +1099,7 @@ impl AppStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         let pks = mapping_member_pks(&mut tx, tenant, mapping.by, &mapping.value).await?;
-        let watch = RoleWatch::start(&mut tx, pks).await?;
+        let watch = RoleWatch::start(&mut *tx, pks).await?;
         db::query(
             "INSERT INTO role_mappings (id, tenant_id, match_by, match_value, value, roles, \
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1736,7 +1115,7 @@ impl AppStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| db_err(e, "role mapping"))?;
-        let events = finish(watch, &mut tx).await?;
+        let events = finish(watch, &mut *tx).await?;
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }
@@ -1764,7 +1143,7 @@ impl AppStore for SqliteStore {
         let old_by = MatchBy::parse(&old_by).ok_or_else(|| backend(std::fmt::Error))?;
         let mut pks = mapping_member_pks(&mut tx, tenant, old_by, &old_value).await?;
         pks.extend(mapping_member_pks(&mut tx, tenant, mapping.by, &mapping.value).await?);
-        let watch = RoleWatch::start(&mut tx, pks).await?;
+        let watch = RoleWatch::start(&mut *tx, pks).await?;
         db::query(
             "UPDATE role_mappings SET match_by = ?, match_value = ?, value = ?, roles = ?, \
              updated_at = ? WHERE tenant_id = ? AND id = ?",
@@ -1779,7 +1158,7 @@ impl AppStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| db_err(e, "role mapping"))?;
-        let events = finish(watch, &mut tx).await?;
+        let events = finish(watch, &mut *tx).await?;
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }
@@ -1806,14 +1185,14 @@ impl AppStore for SqliteStore {
         };
         let by = MatchBy::parse(&by).ok_or_else(|| backend(std::fmt::Error))?;
         let pks = mapping_member_pks(&mut tx, tenant, by, &value).await?;
-        let watch = RoleWatch::start(&mut tx, pks).await?;
+        let watch = RoleWatch::start(&mut *tx, pks).await?;
         db::query("DELETE FROM role_mappings WHERE tenant_id = ? AND id = ?")
             .bind(tenant)
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        let events = finish(watch, &mut tx).await?;
+        let events = finish(watch, &mut *tx).await?;
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }
@@ -1841,7 +1220,7 @@ impl AppStore for SqliteStore {
         let Some((pk, id, managed, active, deleted)) = row else {
             return Ok(None);
         };
-        let roles = effective_roles(&mut tx, &[pk]).await?;
+        let roles = effective_roles(&mut *tx, &[pk]).await?;
         Ok(Some(LoginRecord {
             id,
             managed: managed == 1,

@@ -1,17 +1,8 @@
 //! The SQLite outbox: appending events inside write transactions, and reading them.
 //!
-//! Why `seq` is gap-free and in commit order: every write transaction of this store starts with
-//! `BEGIN IMMEDIATE`, which takes SQLite's single database write lock before anything is read.
-//! `append_events` reads `MAX(seq)` of the tenant and inserts `MAX+1, MAX+2, ...` while holding
-//! that lock, so no other transaction (in this process or another) can read the same maximum
-//! or commit in between; a transaction that rolls back takes its seqs with it, and the next
-//! writer reuses them. Hence seqs are assigned in commit order without gaps, and a reader that
-//! has seen every `seq <= c` and asks for `seq > c` can never later find a smaller seq appear.
-//!
-//! PostgreSQL will need the same property without a database-wide lock: a per-tenant counter
-//! row (`tenant_seq(tenant_id, last_seq)`) updated with `UPDATE ... RETURNING` (or read `FOR
-//! UPDATE`) in the write transaction. The row lock serialises a tenant's writers until commit,
-//! so seq order is commit order there too; different tenants do not contend.
+//! Seqs are reserved by [`Rows::reserve_seqs`](crate::domain::Rows::reserve_seqs) under the
+//! database-wide write lock; why that keeps the feed gap-free is said in
+//! [`crate::domain::outbox`].
 
 use crate::sqlite::db;
 use serde_json::Value;
@@ -22,58 +13,16 @@ use super::{backend, from_ms, to_i64, SqliteStore, Tx};
 use crate::events::{Event, EventStore, NewEvent, SnapshotStream};
 use crate::{StoreError, StoreResult};
 
-/// Appends `events` for `tenant` at `now_ms` inside the caller's write transaction.
+/// Appends `events` for `tenant` at `now_ms` inside the caller's write transaction (the store
+/// core's [`append_events`](crate::domain::outbox::append_events) on its connection).
 pub(super) async fn append_events(
     tx: &mut Tx,
     tenant: &str,
     now_ms: i64,
     events: Vec<NewEvent>,
 ) -> StoreResult<Vec<Event>> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let last: i64 =
-        db::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
-            .bind(tenant)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(backend)?;
-    let occurred_at = from_ms(now_ms)?;
-    let mut out = Vec::with_capacity(events.len());
-    for (i, e) in events.into_iter().enumerate() {
-        let seq = last + 1 + i64::try_from(i).unwrap_or(i64::MAX - last - 1);
-        out.push(Event {
-            tenant: tenant.to_owned(),
-            seq,
-            id: uuid::Uuid::new_v4().to_string(),
-            event_type: e.event_type.as_str().to_owned(),
-            occurred_at,
-            data: e.data,
-        });
-    }
-    // One statement per `EVENT_ROWS` events: a write's events cost one round trip, not one each.
-    for chunk in out.chunks(EVENT_ROWS) {
-        let sql = format!(
-            "INSERT INTO events (tenant_id, seq, id, type, occurred_at, data) VALUES {}",
-            vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
-        );
-        let mut q = db::query(&sql);
-        for e in chunk {
-            q = q
-                .bind(tenant)
-                .bind(e.seq)
-                .bind(&e.id)
-                .bind(&e.event_type)
-                .bind(now_ms)
-                .bind(serde_json::to_string(&e.data).map_err(backend)?);
-        }
-        q.execute(&mut **tx).await.map_err(backend)?;
-    }
-    Ok(out)
+    crate::domain::outbox::append_events(&mut **tx, tenant, from_ms(now_ms)?, events).await
 }
-
-/// Events per `INSERT`: 6 bound values each, well below SQLite's bound-parameter limit.
-const EVENT_ROWS: usize = 100;
 
 type EventRow = (String, i64, String, String, i64, String);
 

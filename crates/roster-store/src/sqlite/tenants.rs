@@ -5,13 +5,13 @@ use crate::sqlite::db;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::membership::remove_user;
 use super::outbox::append_events;
 use super::query::to_ms;
 use super::{
     backend, insert_token, tenant_from_row, to_i64, token_from, token_ref, SqliteStore, TenantRow,
     TokenRow, Tx, TOKEN_COLS,
 };
+use crate::domain::members::remove_user;
 use crate::events::UserExit;
 use crate::tenants::{
     TenantAdminStore, TenantDataMode, TenantEdit, TenantState, CONFLICT_SCIM_DISABLED,
@@ -333,7 +333,7 @@ impl TenantAdminStore for SqliteStore {
             return Err(StoreError::NotFound);
         };
         let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let events = remove_user(&mut tx, pk, id, &doc, UserExit::Erase, now_ms).await?;
+        let events = remove_user(&mut *tx, pk, id, &doc, UserExit::Erase, now).await?;
         append_events(&mut tx, tenant, now_ms, events).await?;
         self.commit(tx).await
     }

@@ -1,0 +1,44 @@
+//! Appending a write's events to the outbox, inside its transaction.
+//!
+//! Why a reader never skips an event: the backend's [`Rows::reserve_seqs`] hands out a
+//! tenant's seqs in commit order without gaps. SQLite does it by reading `MAX(seq)` under its
+//! database-wide write lock, taken by `BEGIN IMMEDIATE` before anything is read, so no other
+//! transaction can read the same maximum or commit in between, and a rolled-back writer's seqs
+//! are reused by the next. A backend without that lock uses a per-tenant counter row updated
+//! with `UPDATE … RETURNING`: its row lock serialises the tenant's writers until commit, so
+//! seq order is commit order there too, and different tenants do not contend.
+
+use time::OffsetDateTime;
+
+use super::Rows;
+use crate::events::{Event, NewEvent};
+use crate::StoreResult;
+
+/// Appends `events` for `tenant` at `now`, in order; returns them as stored.
+///
+/// Concurrency: reserves the tenant's next seqs (see the module doc); nothing else is read.
+pub async fn append_events<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    now: OffsetDateTime,
+    events: Vec<NewEvent>,
+) -> StoreResult<Vec<Event>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = rows.reserve_seqs(tenant, events.len()).await?;
+    let out: Vec<Event> = events
+        .into_iter()
+        .zip(first..)
+        .map(|(e, seq)| Event {
+            tenant: tenant.to_owned(),
+            seq,
+            id: uuid::Uuid::new_v4().to_string(),
+            event_type: e.event_type.as_str().to_owned(),
+            occurred_at: super::stored_time(now),
+            data: e.data,
+        })
+        .collect();
+    rows.insert_events(&out).await?;
+    Ok(out)
+}

@@ -1,0 +1,317 @@
+//! The SCIM writes of Users and Groups: create (with restore and matching), replace and patch,
+//! a group's member change, and delete. Each runs inside the caller's write transaction and
+//! appends its events there, so a write and its announcement commit together.
+
+use scim_proto::schema::ResourceKind;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::claim::{claim, Claim, ClaimInput};
+use super::members::{apply_member_ops, remove_user, Eligible};
+use super::outbox::append_events;
+use super::roles::{finish, group_watch, watch_update, RoleWatch};
+use super::rows::{NamedRow, Rewrite};
+use super::{stored_time, strip, Derived, GroupSel, Rows};
+use crate::events::{resource_body, resource_ref, UserExit};
+use crate::{
+    CreateOutcome, EventType, MemberOp, NewEvent, NewResource, ResourceUpdate, StoreError,
+    StoreResult, StoredResource,
+};
+
+fn members_of_users(kind: ResourceKind, members: bool) -> StoreResult<()> {
+    if kind == ResourceKind::User && members {
+        return Err(StoreError::Invalid("only Groups have members".to_owned()));
+    }
+    Ok(())
+}
+
+/// A SCIM create. In order: an unmanaged app user or group it matches is claimed ([`claim`]);
+/// a live User with the same userName (folded) is a `Conflict("userName")`; a deprovisioned
+/// one is restored in place (same pk and id, so the app identity and its history carry over;
+/// the old password does not); otherwise a new resource is inserted, with a Group's members.
+/// Events: `*.matched`, `user.restored` or `*.created` (+ `user.welcome` when the tenant asks
+/// for it), the members added, the caller's events, and the roles that changed.
+///
+/// Concurrency: reads the tenant's settings, the User with the new userName and the matching
+/// candidates (see [`claim`]), and the users a Group's members name, then writes. Between the
+/// reads and the writes no row with the new userName may appear: the unique index on the
+/// folded userName refuses a second one (the insert then fails with `Conflict`), and a backend
+/// without SQLite's write lock serialises the tenant's creates on its seq counter row so that a
+/// restore or a match cannot race an insert.
+pub async fn create_resource<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    kind: ResourceKind,
+    new: NewResource,
+    now: OffsetDateTime,
+) -> StoreResult<CreateOutcome> {
+    members_of_users(kind, !new.members.is_empty())?;
+    let now = stored_time(now);
+    let doc = strip(new.doc);
+    let d = Derived::of(kind, &doc);
+    let input = ClaimInput {
+        doc: &doc,
+        derived: &d,
+        password_hash: new.password_hash.as_deref(),
+        members: &new.members,
+        events: &new.events,
+    };
+    let (welcome, by_name) = match claim(rows, tenant, kind, &input, now).await? {
+        Claim::Done(outcome) => return Ok(outcome),
+        Claim::NotClaimed { welcome, by_name } => (welcome, by_name),
+    };
+
+    if let Some(user_name) = &d.user_name_lc {
+        let existing = match by_name {
+            Some(row) => row,
+            None => rows.user_by_name(tenant, user_name).await?.0,
+        };
+        match existing {
+            Some(NamedRow { deleted: false, .. }) => return Err(StoreError::Conflict("userName")),
+            Some(row) => {
+                let mut events = vec![NewEvent::new(
+                    EventType::UserRestored,
+                    json!({"user": resource_body(&row.id, &doc)}),
+                )];
+                events.extend(new.events);
+                return restore_user(rows, tenant, row, doc, &d, new.password_hash, events, now)
+                    .await;
+            }
+            None => {}
+        }
+    }
+
+    let watch = if new.members.is_empty() {
+        None
+    } else {
+        let sel = GroupSel::new(&new.id, &d);
+        let ops = [MemberOp::Add(new.members.clone())];
+        group_watch(rows, tenant, None, None, Some(&sel), &ops).await?
+    };
+    let pk = rows
+        .insert_resource(
+            tenant,
+            kind,
+            &new.id,
+            &doc,
+            &d,
+            new.password_hash.as_deref(),
+            now,
+        )
+        .await?;
+    let body = resource_body(&new.id, &doc);
+    let mut events = vec![match kind {
+        ResourceKind::User => NewEvent::new(EventType::UserCreated, json!({ "user": body })),
+        ResourceKind::Group => NewEvent::new(EventType::GroupCreated, json!({ "group": body })),
+    }];
+    if welcome && kind == ResourceKind::User {
+        events.push(NewEvent::new(
+            EventType::UserWelcome,
+            json!({"user": resource_body(&new.id, &doc)}),
+        ));
+    }
+    if !new.members.is_empty() {
+        let ops = [MemberOp::Add(new.members)];
+        events.extend(
+            apply_member_ops(rows, tenant, pk, &new.id, &doc, &ops, Eligible::ScimUsers).await?,
+        );
+    }
+    events.extend(new.events);
+    events.extend(finish(watch, rows).await?);
+    append_events(rows, tenant, now, events).await?;
+    Ok(CreateOutcome::Created(StoredResource {
+        id: new.id,
+        kind,
+        doc,
+        version: 1,
+        created: now,
+        last_modified: now,
+    }))
+}
+
+/// Restores the deprovisioned User `row` with the new document (see [`create_resource`]).
+#[allow(clippy::too_many_arguments)] // The create's parts, passed on.
+async fn restore_user<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    row: NamedRow,
+    doc: serde_json::Value,
+    d: &Derived,
+    password_hash: Option<String>,
+    mut events: Vec<NewEvent>,
+    now: OffsetDateTime,
+) -> StoreResult<CreateOutcome> {
+    let watch = RoleWatch::start(rows, vec![row.pk]).await?;
+    let how = Rewrite {
+        password_hash: password_hash.as_deref(),
+        replace_password: true,
+        claim: true,
+    };
+    let version = rows
+        .rewrite_resource(tenant, row.pk, &doc, d, how, now)
+        .await?;
+    events.extend(finish(watch, rows).await?);
+    append_events(rows, tenant, now, events).await?;
+    Ok(CreateOutcome::Restored(StoredResource {
+        id: row.id,
+        kind: ResourceKind::User,
+        doc,
+        version,
+        created: row.created,
+        last_modified: now,
+    }))
+}
+
+/// A SCIM replace or patch of the live managed resource `id`, if its version is still
+/// `expected_version`: the document, its derived columns and (Groups) the member operations;
+/// `NotFound` or `Stale` otherwise. Events: the caller's, the members' net change, the roles
+/// that changed. The deprovisioning guard's admission (`update.guard`) is the caller's, in the
+/// same transaction, before this.
+///
+/// Concurrency: reads the resource's row (version, active, the attributes role mappings select
+/// by) and the users the member operations name, then writes the row, its emails and members.
+/// The row must not change between the read and the write (the version check would be void):
+/// a backend without SQLite's write lock reads it `FOR UPDATE`.
+pub async fn update_resource<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    expected_version: i64,
+    update: ResourceUpdate,
+    now: OffsetDateTime,
+) -> StoreResult<StoredResource> {
+    members_of_users(kind, !update.members.is_empty())?;
+    let now = stored_time(now);
+    let doc = strip(update.doc);
+    let d = Derived::of(kind, &doc);
+    let Some(current) = rows.live_row(tenant, kind, id, false).await? else {
+        return Err(StoreError::NotFound);
+    };
+    if current.version != expected_version {
+        return Err(StoreError::Stale);
+    }
+    let watch = watch_update(rows, tenant, kind, id, &current, &d, &update.members).await?;
+    let how = Rewrite {
+        password_hash: update.password_hash.as_deref(),
+        replace_password: false,
+        claim: false,
+    };
+    let version = rows
+        .rewrite_resource(tenant, current.pk, &doc, &d, how, now)
+        .await?;
+    let mut events = update.events;
+    if !update.members.is_empty() {
+        events.extend(
+            apply_member_ops(
+                rows,
+                tenant,
+                current.pk,
+                id,
+                &doc,
+                &update.members,
+                Eligible::ScimUsers,
+            )
+            .await?,
+        );
+    }
+    events.extend(finish(watch, rows).await?);
+    append_events(rows, tenant, now, events).await?;
+    Ok(StoredResource {
+        id: id.to_owned(),
+        kind,
+        doc,
+        version,
+        created: current.created,
+        last_modified: now,
+    })
+}
+
+/// A change of the live managed Group `group_id`'s members only (a PATCH that touches nothing
+/// else): the group's version goes up without its document being rewritten, and the member
+/// rows change. Events: the net change, the roles that changed.
+///
+/// Concurrency: bumps the group's row first (a backend without SQLite's write lock thereby
+/// holds it until commit), then as [`apply_member_ops`].
+pub async fn update_members<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    group_id: &str,
+    ops: &[MemberOp],
+    now: OffsetDateTime,
+) -> StoreResult<StoredResource> {
+    let now = stored_time(now);
+    let Some(group) = rows.bump_live_group(tenant, group_id, now).await? else {
+        return Err(StoreError::NotFound);
+    };
+    let doc = group.doc.unwrap_or_else(|| json!({}));
+    let sel = GroupSel::of_doc(group_id, &doc);
+    let watch = group_watch(rows, tenant, Some(group.pk), Some(&sel), Some(&sel), ops).await?;
+    let mut events = apply_member_ops(
+        rows,
+        tenant,
+        group.pk,
+        group_id,
+        &doc,
+        ops,
+        Eligible::ScimUsers,
+    )
+    .await?;
+    events.extend(finish(watch, rows).await?);
+    append_events(rows, tenant, now, events).await?;
+    Ok(StoredResource {
+        id: group_id.to_owned(),
+        kind: ResourceKind::Group,
+        doc,
+        version: group.version,
+        created: group.created,
+        last_modified: now,
+    })
+}
+
+/// A SCIM `DELETE`: a User is deprovisioned (it leaves its groups, see [`remove_user`]); a
+/// Group is erased with its member rows. Events: the groups' losses, `user.deprovisioned` or
+/// `group.deleted`, the roles that changed. The deprovisioning guard's admission is the
+/// caller's.
+///
+/// Concurrency: reads the resource's row and document, then as [`remove_user`] (Users) or
+/// deletes the row (Groups); the row must not change in between (`FOR UPDATE` where there is no
+/// database-wide write lock).
+pub async fn delete_resource<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    let now = stored_time(now);
+    let Some(row) = rows.live_row(tenant, kind, id, true).await? else {
+        return Err(StoreError::NotFound);
+    };
+    let doc = row.doc.unwrap_or_else(|| json!({}));
+    // Deprovisioning empties a user's effective roles; deleting a group takes its mapped
+    // roles from its members.
+    let watch = match kind {
+        ResourceKind::User => RoleWatch::start(rows, vec![row.pk]).await?,
+        ResourceKind::Group => {
+            let sel = GroupSel::of_doc(id, &doc);
+            let ops = [MemberOp::RemoveAll];
+            group_watch(rows, tenant, Some(row.pk), Some(&sel), None, &ops).await?
+        }
+    };
+    let mut events = match kind {
+        ResourceKind::User => {
+            remove_user(rows, row.pk, id, &doc, UserExit::Deprovision, now).await?
+        }
+        ResourceKind::Group => {
+            rows.delete_resource(row.pk).await?;
+            vec![NewEvent::new(
+                EventType::GroupDeleted,
+                json!({"group": resource_ref(id, &doc)}),
+            )]
+        }
+    };
+    events.extend(finish(watch, rows).await?);
+    append_events(rows, tenant, now, events).await?;
+    Ok(())
+}

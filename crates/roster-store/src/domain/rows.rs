@@ -1,0 +1,287 @@
+//! The narrow interface a backend implements for the store core: row operations, each one
+//! statement or a bounded few, with no rule inside.
+//!
+//! Every operation runs on the caller's connection, inside the caller's transaction (a write
+//! transaction for the writes). Row values cross it in backend-neutral form (documents as
+//! [`Value`], times as [`OffsetDateTime`], roles as lists): how a backend stores them (JSON text
+//! or `jsonb`, milliseconds or `timestamptz`) is its own affair. A backend splits long lists
+//! into as many statements as its parameter limit needs.
+//!
+//! Methods return `impl Future + Send` (written `async fn` in implementations), so that the
+//! core's generic operations stay `Send` whatever backend runs them.
+
+use std::future::Future;
+
+use scim_proto::schema::ResourceKind;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{Derived, GroupSel};
+use crate::events::Event;
+use crate::{StoreResult, TenantSettings};
+
+/// A resource found by its folded userName (managed or not, live or deprovisioned), or a
+/// candidate for matching on a SCIM create.
+#[derive(Debug, Clone)]
+pub struct NamedRow {
+    /// Row key.
+    pub pk: i64,
+    /// SCIM id.
+    pub id: String,
+    /// Deprovisioned (kept, invisible to SCIM).
+    pub deleted: bool,
+    /// Whether SCIM manages it.
+    pub managed: bool,
+    /// Current version.
+    pub version: i64,
+    /// When created.
+    pub created: OffsetDateTime,
+}
+
+/// A live (not deprovisioned) SCIM-managed resource, as a write reads it before changing it.
+#[derive(Debug, Clone)]
+pub struct LiveRow {
+    /// Row key.
+    pub pk: i64,
+    /// Current version.
+    pub version: i64,
+    /// When created.
+    pub created: OffsetDateTime,
+    /// The stored `active` (Users).
+    pub active: Option<bool>,
+    /// The stored externalId.
+    pub external_id: Option<String>,
+    /// The stored displayName, folded.
+    pub display_name_lc: Option<String>,
+    /// The stored document, when asked for.
+    pub doc: Option<Value>,
+}
+
+/// An unmanaged row a SCIM create may claim.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Row key.
+    pub pk: i64,
+    /// Its id (kept when claimed).
+    pub id: String,
+    /// When created.
+    pub created: OffsetDateTime,
+    /// Its externalId (Groups).
+    pub external_id: Option<String>,
+    /// Its document (Users).
+    pub doc: Option<Value>,
+}
+
+/// What a user's effective roles are made of, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct RoleRow {
+    /// Row key.
+    pub pk: i64,
+    /// SCIM id.
+    pub id: String,
+    /// userName (empty when absent).
+    pub user_name: String,
+    /// The stored `active`.
+    pub active: Option<bool>,
+    /// Deprovisioned.
+    pub deleted: bool,
+    /// Roles the app gave the user directly.
+    pub roles: Vec<String>,
+}
+
+/// How [`Rows::rewrite_resource`] treats the row besides its document and derived columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite<'a> {
+    /// The new password hash. With `replace_password`, `None` clears it; otherwise `None`
+    /// keeps the stored one.
+    pub password_hash: Option<&'a str>,
+    /// Whether `password_hash` replaces the stored one even when `None`.
+    pub replace_password: bool,
+    /// Marks the row SCIM-managed and not deprovisioned.
+    pub claim: bool,
+}
+
+/// Row operations of one backend connection, within the caller's transaction.
+///
+/// What each write must not see change between its reads and its writes is stated on the core
+/// operation that calls it (see [`super::resources`]); a backend without SQLite's database-wide
+/// write lock provides it with the row locks those docs name.
+pub trait Rows: Send {
+    /// The tenant's settings; `None` for an unknown tenant.
+    fn tenant_settings(
+        &mut self,
+        tenant: &str,
+    ) -> impl Future<Output = StoreResult<Option<TenantSettings>>> + Send;
+
+    /// The User with this folded userName (managed or not, live or deprovisioned), and whether
+    /// the tenant has any unmanaged User at all (most have none: then no matching lookup is
+    /// needed). One statement.
+    fn user_by_name(
+        &mut self,
+        tenant: &str,
+        user_name_lc: &str,
+    ) -> impl Future<Output = StoreResult<(Option<NamedRow>, bool)>> + Send;
+
+    /// The unmanaged User with this folded userName.
+    fn unmanaged_user_by_name(
+        &mut self,
+        tenant: &str,
+        user_name_lc: &str,
+    ) -> impl Future<Output = StoreResult<Option<Candidate>>> + Send;
+
+    /// The oldest unmanaged User whose primary email, folded, is `email_lc`.
+    fn unmanaged_user_by_primary_email(
+        &mut self,
+        tenant: &str,
+        email_lc: &str,
+    ) -> impl Future<Output = StoreResult<Option<Candidate>>> + Send;
+
+    /// The oldest unmanaged Group with this folded displayName.
+    fn unmanaged_group_by_name(
+        &mut self,
+        tenant: &str,
+        display_name_lc: &str,
+    ) -> impl Future<Output = StoreResult<Option<Candidate>>> + Send;
+
+    /// The live managed resource `(kind, id)`; its document only when `with_doc`.
+    fn live_row(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        with_doc: bool,
+    ) -> impl Future<Output = StoreResult<Option<LiveRow>>> + Send;
+
+    /// Inserts a managed resource at version 1 with its email rows; returns its pk.
+    /// `Conflict("userName")` when the folded userName is taken.
+    #[allow(clippy::too_many_arguments)] // One row's columns.
+    fn insert_resource(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        doc: &Value,
+        derived: &Derived,
+        password_hash: Option<&str>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// Rewrites a resource row by pk: document, derived columns and email rows, version + 1,
+    /// `lastModified` = `now`; returns the new version. `Conflict("userName")` when the folded
+    /// userName is taken by another row.
+    fn rewrite_resource(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+        doc: &Value,
+        derived: &Derived,
+        how: Rewrite<'_>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// Bumps the version of the live managed Group `id` (its members are changing); returns
+    /// its row with the document, after the bump.
+    fn bump_live_group(
+        &mut self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Option<LiveRow>>> + Send;
+
+    /// Deletes a resource row; its email and member rows go with it.
+    fn delete_resource(&mut self, pk: i64) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Marks a User deprovisioned: `deleted`, inactive, `doc` stored, version + 1.
+    fn deprovision_user(
+        &mut self,
+        pk: i64,
+        doc: &Value,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Of these ids, the live Users of the tenant (only SCIM-managed ones when `managed_only`),
+    /// as `(id, pk)` in any order.
+    fn live_users(
+        &mut self,
+        tenant: &str,
+        ids: &[&str],
+        managed_only: bool,
+    ) -> impl Future<Output = StoreResult<Vec<(String, i64)>>> + Send;
+
+    /// The pks of the tenant's Users with these ids, whatever their state.
+    fn user_pks(
+        &mut self,
+        tenant: &str,
+        ids: &[&str],
+    ) -> impl Future<Output = StoreResult<Vec<i64>>> + Send;
+
+    /// Inserts member rows `(user pk, user id)` of a group, skipping existing ones; returns the
+    /// ids really inserted.
+    fn insert_members(
+        &mut self,
+        tenant: &str,
+        group_pk: i64,
+        members: &[(i64, String)],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// Deletes member rows of a group by member id; returns the ids really deleted.
+    fn delete_members(
+        &mut self,
+        group_pk: i64,
+        ids: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// Deletes every member row of a group; returns the ids deleted.
+    fn delete_all_members(
+        &mut self,
+        group_pk: i64,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// The pks of a group's members.
+    fn member_pks(&mut self, group_pk: i64) -> impl Future<Output = StoreResult<Vec<i64>>> + Send;
+
+    /// How many members a group has.
+    fn member_count(&mut self, group_pk: i64) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// The groups (managed or not) a user is a member of, `(id, document)` in a stable order.
+    fn groups_of_member(
+        &mut self,
+        user_pk: i64,
+    ) -> impl Future<Output = StoreResult<Vec<(String, Value)>>> + Send;
+
+    /// The user leaves every group: each of its groups gets version + 1 and `lastModified` =
+    /// `now`, and its member rows go.
+    fn leave_groups(
+        &mut self,
+        user_pk: i64,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The role rows of these Users (absent pks are left out).
+    fn role_rows(&mut self, pks: &[i64]) -> impl Future<Output = StoreResult<Vec<RoleRow>>> + Send;
+
+    /// For these Users, the roles of every role mapping that selects a group they are members
+    /// of: `(user pk, roles)`, one entry per (membership, mapping).
+    fn mapped_roles_of_members(
+        &mut self,
+        pks: &[i64],
+    ) -> impl Future<Output = StoreResult<Vec<(i64, Vec<String>)>>> + Send;
+
+    /// The roles of every role mapping that selects a group with these attributes.
+    fn mapped_roles_of_group(
+        &mut self,
+        tenant: &str,
+        group: &GroupSel,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// Reserves `n` event seqs of the tenant, in commit order with no gaps (see
+    /// [`super::outbox`]); returns the first.
+    fn reserve_seqs(
+        &mut self,
+        tenant: &str,
+        n: usize,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// Inserts events whose seqs were reserved.
+    fn insert_events(&mut self, events: &[Event]) -> impl Future<Output = StoreResult<()>> + Send;
+}

@@ -1,0 +1,654 @@
+//! SQLite's row operations for the store core ([`Rows`]): SQL only, no rule.
+//!
+//! Implemented for a [`Connection`]: the writer's connection inside a write transaction (a
+//! savepoint of the current group-commit batch), or a reader's inside a read transaction for
+//! the reads. Lists longer than SQLite's bound-parameter limit are split into statements of
+//! [`CHUNK`] values.
+
+use scim_proto::schema::ResourceKind;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::db::{self, Connection};
+use super::query::to_ms;
+use super::{backend, from_ms, resource_err, CHUNK};
+use crate::domain::rows::{Candidate, LiveRow, NamedRow, Rewrite, RoleRow, Rows};
+use crate::domain::{Derived, EmailKey, GroupSel};
+use crate::events::Event;
+use crate::{StoreResult, TenantSettings};
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn json_text(v: &Value) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(backend)
+}
+
+fn parse_doc(text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(backend)
+}
+
+/// The stored form of a roles list: a JSON array of strings, sorted, without duplicates.
+pub(super) fn parse_roles(text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(backend)
+}
+
+/// Inserts the email rows of a resource that has none: one statement per `CHUNK / 5` emails.
+async fn insert_emails(
+    c: &mut Connection,
+    tenant: &str,
+    pk: i64,
+    emails: &[EmailKey],
+) -> StoreResult<()> {
+    for chunk in emails.chunks(CHUNK / 5) {
+        let sql = format!(
+            "INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc, is_primary) \
+             VALUES {}",
+            vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut q = db::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(pk)
+                .bind(tenant)
+                .bind(&e.value)
+                .bind(&e.kind)
+                .bind(e.primary);
+        }
+        q.execute(&mut *c).await.map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Replaces the email rows of an existing resource.
+pub(super) async fn replace_emails(
+    c: &mut Connection,
+    tenant: &str,
+    pk: i64,
+    emails: &[EmailKey],
+) -> StoreResult<()> {
+    db::query("DELETE FROM emails WHERE resource_pk = ?")
+        .bind(pk)
+        .execute(&mut *c)
+        .await
+        .map_err(backend)?;
+    insert_emails(c, tenant, pk, emails).await
+}
+
+type CandidateRow = (i64, String, i64, Option<String>, Option<String>);
+
+fn candidate((pk, id, created, external_id, doc): CandidateRow) -> StoreResult<Candidate> {
+    Ok(Candidate {
+        pk,
+        id,
+        created: from_ms(created)?,
+        external_id,
+        doc: doc.as_deref().map(parse_doc).transpose()?,
+    })
+}
+
+type LiveCols = (
+    i64,
+    i64,
+    i64,
+    Option<bool>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn live(
+    (pk, version, created, active, external_id, display_name_lc, doc): LiveCols,
+) -> StoreResult<LiveRow> {
+    Ok(LiveRow {
+        pk,
+        version,
+        created: from_ms(created)?,
+        active,
+        external_id,
+        display_name_lc,
+        doc: doc.as_deref().map(parse_doc).transpose()?,
+    })
+}
+
+/// The mapped roles of the groups of `n` users (bound three times): for each way a mapping can
+/// select a group, the members' rows (`members_member`), the group by pk, and the mapping by
+/// its unique `(tenant_id, match_by, match_value)` index. Three exact lookups, rather than one
+/// join on an `OR`, which SQLite answers by reading every mapping of the tenant.
+pub(super) fn mapped_roles_sql(n: usize) -> String {
+    let m = marks(n);
+    [
+        ("id", "g.id"),
+        ("externalId", "g.external_id"),
+        ("displayName", "g.display_name_lc"),
+    ]
+    .iter()
+    .map(|(by, column)| {
+        format!(
+            "SELECT m.member_pk, rm.roles FROM members m \
+                 JOIN resources g ON g.pk = m.group_pk \
+                 JOIN role_mappings rm ON rm.tenant_id = g.tenant_id \
+                 AND rm.match_by = '{by}' AND rm.match_value = {column} \
+                 WHERE m.member_pk IN ({m})"
+        )
+    })
+    .collect::<Vec<_>>()
+    .join(" UNION ALL ")
+}
+
+/// The roles mapped to one group: `(tenant, id)`, `(tenant, externalId)`,
+/// `(tenant, displayName folded)`, each an exact lookup of the unique index.
+pub(super) const GROUP_MAPPINGS_SQL: &str = "\
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'id' AND match_value = ? \
+    UNION ALL \
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'externalId' AND match_value = ? \
+    UNION ALL \
+    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'displayName' AND match_value = ?";
+
+/// Events per `INSERT`: 6 bound values each, well below SQLite's bound-parameter limit.
+const EVENT_ROWS: usize = 100;
+
+impl Rows for Connection {
+    async fn tenant_settings(&mut self, tenant: &str) -> StoreResult<Option<TenantSettings>> {
+        let text: Option<String> = db::query_scalar("SELECT settings FROM tenants WHERE id = ?")
+            .bind(tenant)
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(backend)?;
+        text.map(|t| serde_json::from_str(&t).map_err(backend))
+            .transpose()
+    }
+
+    async fn user_by_name(
+        &mut self,
+        tenant: &str,
+        user_name_lc: &str,
+    ) -> StoreResult<(Option<NamedRow>, bool)> {
+        // One statement: the User with this userName, and whether the tenant has any unmanaged
+        // user at all — one probe of the partial index `resources_unmanaged` (named, so that a
+        // planner without statistics cannot pick the full (tenant_id, kind) index and walk every
+        // managed user).
+        type Probe = (
+            Option<i64>,
+            Option<String>,
+            Option<bool>,
+            Option<bool>,
+            Option<i64>,
+            Option<i64>,
+            bool,
+        );
+        let (pk, id, deleted, managed, version, created, any_unmanaged): Probe = db::query_as(
+            "SELECT r.pk, r.id, r.deleted, r.managed, r.version, r.created, \
+                 EXISTS (SELECT 1 FROM resources u INDEXED BY resources_unmanaged \
+                         WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.managed = 0) \
+                 FROM (SELECT 1) LEFT JOIN resources r \
+                 ON r.tenant_id = ?1 AND r.kind = 'User' AND r.user_name_lc = ?2",
+        )
+        .bind(tenant)
+        .bind(user_name_lc)
+        .fetch_one(&mut *self)
+        .await
+        .map_err(backend)?;
+        let row = match (pk, id, deleted, managed, version, created) {
+            (Some(pk), Some(id), Some(deleted), Some(managed), Some(version), Some(created)) => {
+                Some(NamedRow {
+                    pk,
+                    id,
+                    deleted,
+                    managed,
+                    version,
+                    created: from_ms(created)?,
+                })
+            }
+            _ => None,
+        };
+        Ok((row, any_unmanaged))
+    }
+
+    async fn unmanaged_user_by_name(
+        &mut self,
+        tenant: &str,
+        user_name_lc: &str,
+    ) -> StoreResult<Option<Candidate>> {
+        let row: Option<CandidateRow> = db::query_as(
+            "SELECT pk, id, created, external_id, doc FROM resources \
+             WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ? AND managed = 0",
+        )
+        .bind(tenant)
+        .bind(user_name_lc)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(candidate).transpose()
+    }
+
+    async fn unmanaged_user_by_primary_email(
+        &mut self,
+        tenant: &str,
+        email_lc: &str,
+    ) -> StoreResult<Option<Candidate>> {
+        let row: Option<CandidateRow> = db::query_as(
+            "SELECT r.pk, r.id, r.created, r.external_id, r.doc FROM emails e \
+             JOIN resources r ON r.pk = e.resource_pk \
+             WHERE e.tenant_id = ? AND e.value_lc = ? AND e.is_primary = 1 \
+             AND r.kind = 'User' AND r.managed = 0 ORDER BY r.pk LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(email_lc)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(candidate).transpose()
+    }
+
+    async fn unmanaged_group_by_name(
+        &mut self,
+        tenant: &str,
+        display_name_lc: &str,
+    ) -> StoreResult<Option<Candidate>> {
+        let row: Option<CandidateRow> = db::query_as(
+            "SELECT pk, id, created, external_id, NULL FROM resources \
+             WHERE tenant_id = ? AND kind = 'Group' AND display_name_lc = ? AND managed = 0 \
+             ORDER BY pk LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(display_name_lc)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(candidate).transpose()
+    }
+
+    async fn live_row(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        with_doc: bool,
+    ) -> StoreResult<Option<LiveRow>> {
+        let sql = if with_doc {
+            "SELECT pk, version, created, active, external_id, display_name_lc, doc \
+             FROM resources \
+             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1"
+        } else {
+            "SELECT pk, version, created, active, external_id, display_name_lc, NULL \
+             FROM resources \
+             WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = 0 AND managed = 1"
+        };
+        let row: Option<LiveCols> = db::query_as(sql)
+            .bind(tenant)
+            .bind(kind.as_str())
+            .bind(id)
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(backend)?;
+        row.map(live).transpose()
+    }
+
+    async fn insert_resource(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        doc: &Value,
+        d: &Derived,
+        password_hash: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<i64> {
+        let now_ms = to_ms(now);
+        let pk: i64 = db::query_scalar(
+            "INSERT INTO resources (tenant_id, kind, id, version, doc, password_hash, \
+             user_name_lc, external_id, display_name_lc, active, created, last_modified, deleted) \
+             VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING pk",
+        )
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .bind(json_text(doc)?)
+        .bind(password_hash)
+        .bind(&d.user_name_lc)
+        .bind(&d.external_id)
+        .bind(&d.display_name_lc)
+        .bind(d.active)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_one(&mut *self)
+        .await
+        .map_err(resource_err)?;
+        // A new pk (AUTOINCREMENT never reuses one) has no email rows to replace.
+        insert_emails(self, tenant, pk, &d.emails).await?;
+        Ok(pk)
+    }
+
+    async fn rewrite_resource(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+        doc: &Value,
+        d: &Derived,
+        how: Rewrite<'_>,
+        now: OffsetDateTime,
+    ) -> StoreResult<i64> {
+        let password = if how.replace_password {
+            "?"
+        } else {
+            "COALESCE(?, password_hash)"
+        };
+        let claim = if how.claim {
+            "managed = 1, deleted = 0, "
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE resources SET doc = ?, password_hash = {password}, user_name_lc = ?, \
+             external_id = ?, display_name_lc = ?, active = ?, {claim}\
+             version = version + 1, last_modified = ? WHERE pk = ? RETURNING version"
+        );
+        let version: i64 = db::query_scalar(&sql)
+            .bind(json_text(doc)?)
+            .bind(how.password_hash)
+            .bind(&d.user_name_lc)
+            .bind(&d.external_id)
+            .bind(&d.display_name_lc)
+            .bind(d.active)
+            .bind(to_ms(now))
+            .bind(pk)
+            .fetch_one(&mut *self)
+            .await
+            .map_err(resource_err)?;
+        replace_emails(self, tenant, pk, &d.emails).await?;
+        Ok(version)
+    }
+
+    async fn bump_live_group(
+        &mut self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<LiveRow>> {
+        let row: Option<LiveCols> = db::query_as(
+            "UPDATE resources SET version = version + 1, last_modified = ? \
+             WHERE tenant_id = ? AND kind = 'Group' AND id = ? AND deleted = 0 AND managed = 1 \
+             RETURNING pk, version, created, active, external_id, display_name_lc, doc",
+        )
+        .bind(to_ms(now))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(live).transpose()
+    }
+
+    async fn delete_resource(&mut self, pk: i64) -> StoreResult<()> {
+        // Email and member rows go with it (ON DELETE CASCADE).
+        db::query("DELETE FROM resources WHERE pk = ?")
+            .bind(pk)
+            .execute(&mut *self)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn deprovision_user(
+        &mut self,
+        pk: i64,
+        doc: &Value,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        db::query(
+            "UPDATE resources SET deleted = 1, active = 0, doc = ?, \
+             version = version + 1, last_modified = ? WHERE pk = ?",
+        )
+        .bind(json_text(doc)?)
+        .bind(to_ms(now))
+        .bind(pk)
+        .execute(&mut *self)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn live_users(
+        &mut self,
+        tenant: &str,
+        ids: &[&str],
+        managed_only: bool,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let managed = if managed_only { " AND managed = 1" } else { "" };
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT id, pk FROM resources WHERE tenant_id = ? AND kind = 'User' \
+                 AND deleted = 0{managed} AND id IN ({})",
+                marks(chunk.len())
+            );
+            let mut q = db::query_as::<(String, i64)>(&sql).bind(tenant);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            found.extend(q.fetch_all(&mut *self).await.map_err(backend)?);
+        }
+        Ok(found)
+    }
+
+    async fn user_pks(&mut self, tenant: &str, ids: &[&str]) -> StoreResult<Vec<i64>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT pk FROM resources WHERE tenant_id = ? AND kind = 'User' AND id IN ({})",
+                marks(chunk.len())
+            );
+            let mut q = db::query_scalar::<i64>(&sql).bind(tenant);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            out.extend(q.fetch_all(&mut *self).await.map_err(backend)?);
+        }
+        Ok(out)
+    }
+
+    async fn insert_members(
+        &mut self,
+        tenant: &str,
+        group_pk: i64,
+        members: &[(i64, String)],
+    ) -> StoreResult<Vec<String>> {
+        let mut added = Vec::new();
+        // Four parameters a row: 200 rows a statement. `RETURNING` reports only the rows
+        // `INSERT OR IGNORE` really inserted.
+        for chunk in members.chunks(200) {
+            let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT OR IGNORE INTO members (group_pk, member_pk, tenant_id, member_id) \
+                 VALUES {rows} RETURNING member_id"
+            );
+            let mut q = db::query_scalar::<String>(&sql);
+            for (pk, id) in chunk {
+                q = q.bind(group_pk).bind(*pk).bind(tenant).bind(id.as_str());
+            }
+            added.extend(q.fetch_all(&mut *self).await.map_err(backend)?);
+        }
+        Ok(added)
+    }
+
+    async fn delete_members(&mut self, group_pk: i64, ids: &[String]) -> StoreResult<Vec<String>> {
+        let mut removed = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "DELETE FROM members WHERE group_pk = ? AND member_id IN ({}) \
+                 RETURNING member_id",
+                marks(chunk.len())
+            );
+            let mut q = db::query_scalar::<String>(&sql).bind(group_pk);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            removed.extend(q.fetch_all(&mut *self).await.map_err(backend)?);
+        }
+        Ok(removed)
+    }
+
+    async fn delete_all_members(&mut self, group_pk: i64) -> StoreResult<Vec<String>> {
+        db::query_scalar::<String>("DELETE FROM members WHERE group_pk = ? RETURNING member_id")
+            .bind(group_pk)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(backend)
+    }
+
+    async fn member_pks(&mut self, group_pk: i64) -> StoreResult<Vec<i64>> {
+        db::query_scalar("SELECT member_pk FROM members WHERE group_pk = ?")
+            .bind(group_pk)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(backend)
+    }
+
+    async fn member_count(&mut self, group_pk: i64) -> StoreResult<i64> {
+        db::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
+            .bind(group_pk)
+            .fetch_one(&mut *self)
+            .await
+            .map_err(backend)
+    }
+
+    async fn groups_of_member(&mut self, user_pk: i64) -> StoreResult<Vec<(String, Value)>> {
+        let rows: Vec<(String, String)> = db::query_as(
+            "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
+             WHERE m.member_pk = ? ORDER BY g.pk",
+        )
+        .bind(user_pk)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(backend)?;
+        rows.into_iter()
+            .map(|(id, doc)| Ok((id, parse_doc(&doc)?)))
+            .collect()
+    }
+
+    async fn leave_groups(&mut self, user_pk: i64, now: OffsetDateTime) -> StoreResult<()> {
+        db::query(
+            "UPDATE resources SET version = version + 1, last_modified = ? \
+             WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
+        )
+        .bind(to_ms(now))
+        .bind(user_pk)
+        .execute(&mut *self)
+        .await
+        .map_err(backend)?;
+        db::query("DELETE FROM members WHERE member_pk = ?")
+            .bind(user_pk)
+            .execute(&mut *self)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn role_rows(&mut self, pks: &[i64]) -> StoreResult<Vec<RoleRow>> {
+        let mut out = Vec::with_capacity(pks.len());
+        for chunk in pks.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT pk, id, COALESCE(json_extract(doc, '$.userName'), ''), active, deleted, \
+                 roles FROM resources WHERE kind = 'User' AND pk IN ({})",
+                marks(chunk.len())
+            );
+            let mut q = db::query_as::<(i64, String, String, Option<bool>, bool, String)>(&sql);
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for (pk, id, user_name, active, deleted, roles) in
+                q.fetch_all(&mut *self).await.map_err(backend)?
+            {
+                out.push(RoleRow {
+                    pk,
+                    id,
+                    user_name,
+                    active,
+                    deleted,
+                    roles: parse_roles(&roles)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mapped_roles_of_members(
+        &mut self,
+        pks: &[i64],
+    ) -> StoreResult<Vec<(i64, Vec<String>)>> {
+        let mut out = Vec::new();
+        for chunk in pks.chunks(CHUNK) {
+            let sql = mapped_roles_sql(chunk.len());
+            let mut q = db::query_as::<(i64, String)>(&sql);
+            for _ in 0..3 {
+                for pk in chunk {
+                    q = q.bind(*pk);
+                }
+            }
+            for (pk, roles) in q.fetch_all(&mut *self).await.map_err(backend)? {
+                out.push((pk, parse_roles(&roles)?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mapped_roles_of_group(
+        &mut self,
+        tenant: &str,
+        sel: &GroupSel,
+    ) -> StoreResult<Vec<String>> {
+        let rows: Vec<String> = db::query_scalar(GROUP_MAPPINGS_SQL)
+            .bind(tenant)
+            .bind(&sel.id)
+            .bind(tenant)
+            .bind(&sel.external_id)
+            .bind(tenant)
+            .bind(&sel.display_name_lc)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend(parse_roles(&r)?);
+        }
+        Ok(out)
+    }
+
+    async fn reserve_seqs(&mut self, tenant: &str, _n: usize) -> StoreResult<i64> {
+        // Under the database-wide write lock (`BEGIN IMMEDIATE`), the tenant's largest seq is
+        // the last one committed or written earlier in this transaction: nobody can take the
+        // next ones before this transaction ends (see `domain::outbox`).
+        let last: i64 =
+            db::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant_id = ?")
+                .bind(tenant)
+                .fetch_one(&mut *self)
+                .await
+                .map_err(backend)?;
+        Ok(last + 1)
+    }
+
+    async fn insert_events(&mut self, events: &[Event]) -> StoreResult<()> {
+        // One statement per `EVENT_ROWS` events: a write's events cost one round trip, not one
+        // each.
+        for chunk in events.chunks(EVENT_ROWS) {
+            let sql = format!(
+                "INSERT INTO events (tenant_id, seq, id, type, occurred_at, data) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = db::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(&e.tenant)
+                    .bind(e.seq)
+                    .bind(&e.id)
+                    .bind(&e.event_type)
+                    .bind(to_ms(e.occurred_at))
+                    .bind(json_text(&e.data)?);
+            }
+            q.execute(&mut *self).await.map_err(backend)?;
+        }
+        Ok(())
+    }
+}
