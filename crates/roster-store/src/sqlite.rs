@@ -894,20 +894,19 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<StoredResource> {
         let mut tx = self.write().await?;
-        if let Some(subject) = &update.guard {
-            if let crate::app::GuardVerdict::Refused(status) =
-                app::guard_admit_in(&mut tx, tenant, subject, now).await?
-            {
-                // The refusal is recorded (the held operation, a trip); the update is not made.
+        match resources::update_resource(&mut *tx, tenant, kind, id, expected_version, update, now)
+            .await?
+        {
+            Ok(stored) => {
                 self.commit(tx).await?;
-                return Err(StoreError::GuardRefused(status));
+                Ok(stored)
+            }
+            Err(refused) => {
+                // The guard's record of the refusal (the held operation, a trip) is kept.
+                self.commit(tx).await?;
+                Err(StoreError::GuardRefused(refused))
             }
         }
-        let stored =
-            resources::update_resource(&mut *tx, tenant, kind, id, expected_version, update, now)
-                .await?;
-        self.commit(tx).await?;
-        Ok(stored)
     }
 
     #[tracing::instrument(skip_all)]

@@ -11,6 +11,7 @@
 //! (Named `domain` rather than `core` so that it does not shadow the `core` crate.)
 
 pub mod claim;
+pub mod guard;
 pub mod members;
 pub mod outbox;
 pub mod resources;

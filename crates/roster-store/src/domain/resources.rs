@@ -7,11 +7,13 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::claim::{claim, Claim, ClaimInput};
+use super::guard;
 use super::members::{apply_member_ops, remove_user, Eligible};
 use super::outbox::append_events;
 use super::roles::{finish, group_watch, watch_update, RoleWatch};
 use super::rows::{NamedRow, Rewrite};
 use super::{stored_time, strip, Derived, GroupSel, Rows};
+use crate::app::{GuardStatus, GuardVerdict};
 use crate::events::{resource_body, resource_ref, UserExit};
 use crate::{
     CreateOutcome, EventType, MemberOp, NewEvent, NewResource, ResourceUpdate, StoreError,
@@ -165,8 +167,12 @@ async fn restore_user<R: Rows + ?Sized>(
 /// A SCIM replace or patch of the live managed resource `id`, if its version is still
 /// `expected_version`: the document, its derived columns and (Groups) the member operations;
 /// `NotFound` or `Stale` otherwise. Events: the caller's, the members' net change, the roles
-/// that changed. The deprovisioning guard's admission (`update.guard`) is the caller's, in the
-/// same transaction, before this.
+/// that changed.
+///
+/// An update that deactivates an active User carries its guard subject (`update.guard`): the
+/// deprovisioning guard admits it first ([`guard::admit`]). Refused, nothing else is written and
+/// the answer is `Ok(Err(status))`: the caller commits the guard's own record (the held
+/// operation, a trip) and answers [`StoreError::GuardRefused`].
 ///
 /// Concurrency: reads the resource's row (version, active, the attributes role mappings select
 /// by) and the users the member operations name, then writes the row, its emails and members.
@@ -180,9 +186,14 @@ pub async fn update_resource<R: Rows + ?Sized>(
     expected_version: i64,
     update: ResourceUpdate,
     now: OffsetDateTime,
-) -> StoreResult<StoredResource> {
+) -> StoreResult<Result<StoredResource, Box<GuardStatus>>> {
     members_of_users(kind, !update.members.is_empty())?;
     let now = stored_time(now);
+    if let Some(subject) = &update.guard {
+        if let GuardVerdict::Refused(status) = guard::admit(rows, tenant, subject, now).await? {
+            return Ok(Err(status));
+        }
+    }
     let doc = strip(update.doc);
     let d = Derived::of(kind, &doc);
     let Some(current) = rows.live_row(tenant, kind, id, false).await? else {
@@ -217,14 +228,14 @@ pub async fn update_resource<R: Rows + ?Sized>(
     }
     events.extend(finish(watch, rows).await?);
     append_events(rows, tenant, now, events).await?;
-    Ok(StoredResource {
+    Ok(Ok(StoredResource {
         id: id.to_owned(),
         kind,
         doc,
         version,
         created: current.created,
         last_modified: now,
-    })
+    }))
 }
 
 /// A change of the live managed Group `group_id`'s members only (a PATCH that touches nothing
@@ -312,6 +323,25 @@ pub async fn delete_resource<R: Rows + ?Sized>(
         }
     };
     events.extend(finish(watch, rows).await?);
+    append_events(rows, tenant, now, events).await?;
+    Ok(())
+}
+
+/// An operator's erase of a User (managed or not, not deprovisioned): it leaves its groups and
+/// its row goes (see [`remove_user`]). Events: the groups' losses, `user.erased`.
+///
+/// Concurrency: reads the user's row and document, then as [`remove_user`].
+pub async fn erase_user<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    let now = stored_time(now);
+    let Some((pk, doc)) = rows.user_row(tenant, id).await? else {
+        return Err(StoreError::NotFound);
+    };
+    let events = remove_user(rows, pk, id, &doc, UserExit::Erase, now).await?;
     append_events(rows, tenant, now, events).await?;
     Ok(())
 }

@@ -16,7 +16,9 @@ use scim_proto::schema::ResourceKind;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::guard::GuardRow;
 use super::{Derived, GroupSel};
+use crate::app::{GuardSubject, HeldOperation};
 use crate::events::Event;
 use crate::{StoreResult, TenantSettings};
 
@@ -152,6 +154,13 @@ pub trait Rows: Send {
         with_doc: bool,
     ) -> impl Future<Output = StoreResult<Option<LiveRow>>> + Send;
 
+    /// The User `id` that is not deprovisioned, managed or not: its pk and document.
+    fn user_row(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<(i64, Value)>>> + Send;
+
     /// Inserts a managed resource at version 1 with its email rows; returns its pk.
     /// `Conflict("userName")` when the folded userName is taken.
     #[allow(clippy::too_many_arguments)] // One row's columns.
@@ -284,4 +293,76 @@ pub trait Rows: Send {
 
     /// Inserts events whose seqs were reserved.
     fn insert_events(&mut self, events: &[Event]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The tenant's guard row; `None` when its guard never counted anything.
+    fn guard_row(
+        &mut self,
+        tenant: &str,
+    ) -> impl Future<Output = StoreResult<Option<GuardRow>>> + Send;
+
+    /// Stores the tenant's guard row (inserted or replaced).
+    fn guard_save(
+        &mut self,
+        tenant: &str,
+        row: &GuardRow,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Empties the tenant's window (counts and counted users) and, with `held`, its held
+    /// operations.
+    fn guard_clear(
+        &mut self,
+        tenant: &str,
+        held: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Records a refused operation of `subject`: a new held row, or the existing one's latest
+    /// time, operation and attempts + 1.
+    fn guard_hold(
+        &mut self,
+        tenant: &str,
+        subject: &GuardSubject,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Drops the window's buckets at or before `minute` and its users counted at or before
+    /// `counted_before`.
+    fn guard_prune(
+        &mut self,
+        tenant: &str,
+        minute: i64,
+        counted_before: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Whether the user is counted in the window.
+    fn guard_counted(
+        &mut self,
+        tenant: &str,
+        user_id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// The sum of the window's buckets after `minute`.
+    fn guard_window_count(
+        &mut self,
+        tenant: &str,
+        after_minute: i64,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// Counts one operation of `user_id` in bucket `minute`.
+    fn guard_count(
+        &mut self,
+        tenant: &str,
+        minute: i64,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// How many operations are held, and the first `limit` of them (by first refusal).
+    fn guard_held(
+        &mut self,
+        tenant: &str,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<(u64, Vec<HeldOperation>)>> + Send;
+
+    /// The tenant's active managed Users (an index range count).
+    fn active_users(&mut self, tenant: &str) -> impl Future<Output = StoreResult<i64>> + Send;
 }

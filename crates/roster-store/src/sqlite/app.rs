@@ -1256,7 +1256,6 @@ impl AppStore for SqliteStore {
     }
 }
 
-mod guard;
-pub(super) use guard::admit_in as guard_admit_in;
+pub(super) mod guard;
 #[cfg(test)]
 mod tests;

@@ -9,9 +9,12 @@ use scim_proto::schema::ResourceKind;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::app::guard;
 use super::db::{self, Connection};
 use super::query::to_ms;
 use super::{backend, from_ms, resource_err, CHUNK};
+use crate::app::{GuardSubject, HeldOperation};
+use crate::domain::guard::GuardRow;
 use crate::domain::rows::{Candidate, LiveRow, NamedRow, Rewrite, RoleRow, Rows};
 use crate::domain::{Derived, EmailKey, GroupSel};
 use crate::events::Event;
@@ -284,6 +287,19 @@ impl Rows for Connection {
             .await
             .map_err(backend)?;
         row.map(live).transpose()
+    }
+
+    async fn user_row(&mut self, tenant: &str, id: &str) -> StoreResult<Option<(i64, Value)>> {
+        let row: Option<(i64, String)> = db::query_as(
+            "SELECT pk, doc FROM resources \
+             WHERE tenant_id = ? AND kind = 'User' AND id = ? AND deleted = 0",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(|(pk, doc)| Ok((pk, parse_doc(&doc)?))).transpose()
     }
 
     async fn insert_resource(
@@ -650,5 +666,65 @@ impl Rows for Connection {
             q.execute(&mut *self).await.map_err(backend)?;
         }
         Ok(())
+    }
+
+    async fn guard_row(&mut self, tenant: &str) -> StoreResult<Option<GuardRow>> {
+        guard::row(self, tenant).await
+    }
+
+    async fn guard_save(&mut self, tenant: &str, row: &GuardRow) -> StoreResult<()> {
+        guard::save(self, tenant, row).await
+    }
+
+    async fn guard_clear(&mut self, tenant: &str, held: bool) -> StoreResult<()> {
+        guard::clear(self, tenant, held).await
+    }
+
+    async fn guard_hold(
+        &mut self,
+        tenant: &str,
+        subject: &GuardSubject,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        guard::hold(self, tenant, subject, now).await
+    }
+
+    async fn guard_prune(
+        &mut self,
+        tenant: &str,
+        minute: i64,
+        counted_before: OffsetDateTime,
+    ) -> StoreResult<()> {
+        guard::prune(self, tenant, minute, counted_before).await
+    }
+
+    async fn guard_counted(&mut self, tenant: &str, user_id: &str) -> StoreResult<bool> {
+        guard::counted(self, tenant, user_id).await
+    }
+
+    async fn guard_window_count(&mut self, tenant: &str, after_minute: i64) -> StoreResult<i64> {
+        guard::window_count(self, tenant, after_minute).await
+    }
+
+    async fn guard_count(
+        &mut self,
+        tenant: &str,
+        minute: i64,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        guard::count(self, tenant, minute, user_id, now).await
+    }
+
+    async fn guard_held(
+        &mut self,
+        tenant: &str,
+        limit: u64,
+    ) -> StoreResult<(u64, Vec<HeldOperation>)> {
+        guard::held(self, tenant, limit).await
+    }
+
+    async fn active_users(&mut self, tenant: &str) -> StoreResult<i64> {
+        guard::active_users(self, tenant).await
     }
 }

@@ -2,7 +2,7 @@
 //! token rules, expiry warnings and erasing a User.
 
 use crate::sqlite::db;
-use serde_json::{json, Value};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use super::outbox::append_events;
@@ -11,8 +11,6 @@ use super::{
     backend, insert_token, tenant_from_row, to_i64, token_from, token_ref, SqliteStore, TenantRow,
     TokenRow, Tx, TOKEN_COLS,
 };
-use crate::domain::members::remove_user;
-use crate::events::UserExit;
 use crate::tenants::{
     TenantAdminStore, TenantDataMode, TenantEdit, TenantState, CONFLICT_SCIM_DISABLED,
     CONFLICT_SCIM_ENABLED, CONFLICT_TOKEN_LIMIT,
@@ -318,23 +316,8 @@ impl TenantAdminStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn erase_user(&self, tenant: &str, id: &str, now: OffsetDateTime) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, String)> = db::query_as(
-            "SELECT pk, doc FROM resources \
-             WHERE tenant_id = ? AND kind = 'User' AND id = ? AND deleted = 0",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((pk, doc)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let events = remove_user(&mut *tx, pk, id, &doc, UserExit::Erase, now).await?;
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        crate::domain::resources::erase_user(&mut *tx, tenant, id, now).await?;
         self.commit(tx).await
     }
 }
@@ -380,6 +363,7 @@ async fn erase_tenant(tx: &mut Tx, id: &str) -> StoreResult<()> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
     use time::macros::datetime;
     use time::Duration;
 

@@ -1,64 +1,24 @@
-//! The mass-deprovisioning guard in SQLite: one state row per tenant (`deprovision_guard`),
-//! counts per minute (`deprovision_guard_counts`, so the window is a sum of at most
-//! `window_minutes` rows), the users counted in the window (`deprovision_guard_users`, each
-//! counted once), and the operations refused while tripped or rejected
-//! (`deprovision_guard_held`). The tenant's active users are counted once, when a window opens.
-//! See `roster_server::admin::guard` for the behaviour.
+//! The mass-deprovisioning guard's rows in SQLite: one state row per tenant
+//! (`deprovision_guard`), counts per minute (`deprovision_guard_counts`), the users counted in
+//! the window (`deprovision_guard_users`, each counted once), and the operations refused while
+//! tripped or rejected (`deprovision_guard_held`). The rules are the store core's
+//! ([`crate::domain::guard`]); this file holds the SQL its row operations run.
 
 use crate::sqlite::db::{self, Connection};
-use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::super::query::to_ms;
-use super::super::{backend, from_ms, opt_from_ms, SqliteStore, Tx};
-use super::{append_events, tenant_settings};
+use super::super::{backend, from_ms, opt_from_ms, SqliteStore};
 use crate::app::{
-    guard_exceeded, guard_threshold, GuardDecision, GuardState, GuardStatus, GuardSubject,
-    GuardVerdict, HeldOperation,
+    GuardDecision, GuardState, GuardStatus, GuardSubject, GuardVerdict, HeldOperation,
 };
-use crate::{DeprovisionGuard, EventType, NewEvent, StoreError, StoreResult};
+use crate::domain::guard::{self, GuardRow};
+use crate::StoreResult;
 
-/// Held operations listed in a guard status.
-const HELD_LISTED: i64 = 100;
-
-#[derive(Debug, Clone)]
-struct GuardRow {
-    state: GuardState,
-    base_active: i64,
-    window_start: Option<i64>,
-    tripped_at: Option<i64>,
-    decided_at: Option<i64>,
-    decided_by: Option<String>,
-    until: Option<i64>,
-    trips: i64,
-}
-
-impl GuardRow {
-    fn armed() -> Self {
-        Self {
-            state: GuardState::Armed,
-            base_active: 0,
-            window_start: None,
-            tripped_at: None,
-            decided_at: None,
-            decided_by: None,
-            until: None,
-            trips: 0,
-        }
-    }
-
-    /// A confirmed or rejected state whose quiet window passed reads as armed.
-    fn expired(&self, now_ms: i64) -> bool {
-        matches!(self.state, GuardState::Confirmed | GuardState::Rejected)
-            && self.until.is_none_or(|u| u <= now_ms)
-    }
-}
-
-fn window_ms(g: &DeprovisionGuard) -> i64 {
-    i64::from(g.window_minutes.max(1)) * 60_000
-}
-
-async fn guard_row(conn: &mut Connection, tenant: &str) -> StoreResult<GuardRow> {
+pub(in crate::sqlite) async fn row(
+    conn: &mut Connection,
+    tenant: &str,
+) -> StoreResult<Option<GuardRow>> {
     type Row = (
         String,
         i64,
@@ -77,31 +37,28 @@ async fn guard_row(conn: &mut Connection, tenant: &str) -> StoreResult<GuardRow>
     .fetch_optional(conn)
     .await
     .map_err(backend)?;
-    Ok(match row {
-        None => GuardRow::armed(),
-        Some((
-            state,
-            base_active,
-            window_start,
-            tripped_at,
-            decided_at,
-            decided_by,
-            until,
-            trips,
-        )) => GuardRow {
-            state: GuardState::parse(&state).unwrap_or(GuardState::Armed),
-            base_active,
-            window_start,
-            tripped_at,
-            decided_at,
-            decided_by,
-            until,
-            trips,
-        },
-    })
+    let Some((state, base_active, window_start, tripped_at, decided_at, decided_by, until, trips)) =
+        row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(GuardRow {
+        state: GuardState::parse(&state).unwrap_or(GuardState::Armed),
+        base_active,
+        window_start: opt_from_ms(window_start)?,
+        tripped_at: opt_from_ms(tripped_at)?,
+        decided_at: opt_from_ms(decided_at)?,
+        decided_by,
+        until: opt_from_ms(until)?,
+        trips,
+    }))
 }
 
-async fn save_guard(tx: &mut Tx, tenant: &str, row: &GuardRow) -> StoreResult<()> {
+pub(in crate::sqlite) async fn save(
+    conn: &mut Connection,
+    tenant: &str,
+    row: &GuardRow,
+) -> StoreResult<()> {
     db::query(
         "INSERT INTO deprovision_guard (tenant_id, state, base_active, window_start, tripped_at, \
          decided_at, decided_by, until, trips) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -113,37 +70,48 @@ async fn save_guard(tx: &mut Tx, tenant: &str, row: &GuardRow) -> StoreResult<()
     .bind(tenant)
     .bind(row.state.as_str())
     .bind(row.base_active)
-    .bind(row.window_start)
-    .bind(row.tripped_at)
-    .bind(row.decided_at)
+    .bind(row.window_start.map(to_ms))
+    .bind(row.tripped_at.map(to_ms))
+    .bind(row.decided_at.map(to_ms))
     .bind(&row.decided_by)
-    .bind(row.until)
+    .bind(row.until.map(to_ms))
     .bind(row.trips)
-    .execute(&mut **tx)
+    .execute(conn)
     .await
     .map_err(backend)?;
     Ok(())
 }
 
-async fn clear_guard_window(tx: &mut Tx, tenant: &str, held: bool) -> StoreResult<()> {
-    for table in ["deprovision_guard_counts", "deprovision_guard_users"] {
+pub(in crate::sqlite) async fn clear(
+    conn: &mut Connection,
+    tenant: &str,
+    held: bool,
+) -> StoreResult<()> {
+    let tables: &[&str] = if held {
+        &[
+            "deprovision_guard_counts",
+            "deprovision_guard_users",
+            "deprovision_guard_held",
+        ]
+    } else {
+        &["deprovision_guard_counts", "deprovision_guard_users"]
+    };
+    for table in tables {
         db::query(&format!("DELETE FROM {table} WHERE tenant_id = ?"))
             .bind(tenant)
-            .execute(&mut **tx)
-            .await
-            .map_err(backend)?;
-    }
-    if held {
-        db::query("DELETE FROM deprovision_guard_held WHERE tenant_id = ?")
-            .bind(tenant)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await
             .map_err(backend)?;
     }
     Ok(())
 }
 
-async fn hold(tx: &mut Tx, tenant: &str, s: &GuardSubject, now_ms: i64) -> StoreResult<()> {
+pub(in crate::sqlite) async fn hold(
+    conn: &mut Connection,
+    tenant: &str,
+    s: &GuardSubject,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
     db::query(
         "INSERT INTO deprovision_guard_held (tenant_id, user_id, user_name, operation, first_at, \
          last_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 1) \
@@ -154,59 +122,113 @@ async fn hold(tx: &mut Tx, tenant: &str, s: &GuardSubject, now_ms: i64) -> Store
     .bind(&s.user_id)
     .bind(&s.user_name)
     .bind(s.operation.as_str())
-    .bind(now_ms)
-    .bind(now_ms)
-    .execute(&mut **tx)
+    .bind(to_ms(now))
+    .bind(to_ms(now))
+    .execute(conn)
     .await
     .map_err(backend)?;
     Ok(())
 }
 
-/// The count of the window that ends at `now_ms` (buckets are whole minutes).
-async fn window_count(
+pub(in crate::sqlite) async fn prune(
     conn: &mut Connection,
     tenant: &str,
-    g: &DeprovisionGuard,
-    now_ms: i64,
+    minute: i64,
+    counted_before: OffsetDateTime,
+) -> StoreResult<()> {
+    db::query("DELETE FROM deprovision_guard_counts WHERE tenant_id = ? AND minute <= ?")
+        .bind(tenant)
+        .bind(minute)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    db::query("DELETE FROM deprovision_guard_users WHERE tenant_id = ? AND at <= ?")
+        .bind(tenant)
+        .bind(to_ms(counted_before))
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(in crate::sqlite) async fn counted(
+    conn: &mut Connection,
+    tenant: &str,
+    user_id: &str,
+) -> StoreResult<bool> {
+    let seen: Option<i64> = db::query_scalar(
+        "SELECT 1 FROM deprovision_guard_users WHERE tenant_id = ? AND user_id = ?",
+    )
+    .bind(tenant)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(backend)?;
+    Ok(seen.is_some())
+}
+
+pub(in crate::sqlite) async fn window_count(
+    conn: &mut Connection,
+    tenant: &str,
+    after_minute: i64,
 ) -> StoreResult<i64> {
-    let oldest = now_ms.div_euclid(60_000) - i64::from(g.window_minutes.max(1));
     db::query_scalar(
         "SELECT COALESCE(SUM(count), 0) FROM deprovision_guard_counts \
          WHERE tenant_id = ? AND minute > ?",
     )
     .bind(tenant)
-    .bind(oldest)
+    .bind(after_minute)
     .fetch_one(conn)
     .await
     .map_err(backend)
 }
 
-async fn guard_status_of(
+pub(in crate::sqlite) async fn count(
     conn: &mut Connection,
     tenant: &str,
-    g: &DeprovisionGuard,
-    row: &GuardRow,
-    now_ms: i64,
-) -> StoreResult<GuardStatus> {
-    let (state, until) = if row.expired(now_ms) {
-        (GuardState::Armed, None)
-    } else {
-        (row.state, row.until)
-    };
-    let count = window_count(conn, tenant, g, now_ms).await?;
-    let base = u64::try_from(row.base_active).unwrap_or(0);
-    let held_count: i64 =
+    minute: i64,
+    user_id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    db::query(
+        "INSERT INTO deprovision_guard_counts (tenant_id, minute, count) VALUES (?, ?, 1) \
+         ON CONFLICT (tenant_id, minute) DO UPDATE SET count = count + 1",
+    )
+    .bind(tenant)
+    .bind(minute)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    db::query("INSERT INTO deprovision_guard_users (tenant_id, user_id, at) VALUES (?, ?, ?)")
+        .bind(tenant)
+        .bind(user_id)
+        .bind(to_ms(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(in crate::sqlite) async fn held(
+    conn: &mut Connection,
+    tenant: &str,
+    limit: u64,
+) -> StoreResult<(u64, Vec<HeldOperation>)> {
+    let n: i64 =
         db::query_scalar("SELECT COUNT(*) FROM deprovision_guard_held WHERE tenant_id = ?")
             .bind(tenant)
             .fetch_one(&mut *conn)
             .await
             .map_err(backend)?;
+    if limit == 0 || n == 0 {
+        return Ok((u64::try_from(n).unwrap_or(0), Vec::new()));
+    }
     let rows: Vec<(String, Option<String>, String, i64, i64, i64)> = db::query_as(
         "SELECT user_id, user_name, operation, first_at, last_at, attempts \
          FROM deprovision_guard_held WHERE tenant_id = ? ORDER BY first_at, user_id LIMIT ?",
     )
     .bind(tenant)
-    .bind(HELD_LISTED)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
@@ -223,175 +245,21 @@ async fn guard_status_of(
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(GuardStatus {
-        settings: *g,
-        state,
-        window_count: u64::try_from(count).unwrap_or(0),
-        window_start: if count > 0 {
-            opt_from_ms(row.window_start)?
-        } else {
-            None
-        },
-        active_users: base,
-        threshold: guard_threshold(g, base),
-        tripped_at: opt_from_ms(row.tripped_at)?,
-        decided_at: opt_from_ms(row.decided_at)?,
-        decided_by: row.decided_by.clone(),
-        until: opt_from_ms(until)?,
-        trips: u64::try_from(row.trips).unwrap_or(0),
-        held_count: u64::try_from(held_count).unwrap_or(0),
-        held,
-    })
+    Ok((u64::try_from(n).unwrap_or(0), held))
 }
 
-fn guard_json(g: &DeprovisionGuard) -> Value {
-    json!({
-        "enabled": g.enabled,
-        "max_percent": g.max_percent,
-        "min_count": g.min_count,
-        "window_minutes": g.window_minutes,
-    })
-}
-
-/// The guard's admission of `subject`, inside the caller's write transaction: reads the
-/// tenant's settings and guard row, and writes the window's count, the counted user, the held
-/// operation or the trip (with its event) in `tx`. The transaction's single writer (the batch
-/// lock) keeps the row from changing between its read and its write.
-pub(in crate::sqlite) async fn admit_in(
-    tx: &mut Tx,
+pub(in crate::sqlite) async fn active_users(
+    conn: &mut Connection,
     tenant: &str,
-    subject: &GuardSubject,
-    now: OffsetDateTime,
-) -> StoreResult<GuardVerdict> {
-    let now_ms = to_ms(now);
-    let Some(settings) = tenant_settings(tx, tenant).await? else {
-        return Err(StoreError::NotFound);
-    };
-    let g = settings.deprovision_guard;
-    if !g.enabled {
-        return Ok(GuardVerdict::Allowed);
-    }
-    let mut row = guard_row(tx, tenant).await?;
-    if row.expired(now_ms) {
-        // The confirmed or rejected batch is over: count afresh.
-        row.state = GuardState::Armed;
-        row.until = None;
-        row.window_start = None;
-        clear_guard_window(tx, tenant, true).await?;
-    }
-    let refused = match row.state {
-        GuardState::Confirmed => {
-            row.until = Some(now_ms + window_ms(&g));
-            false
-        }
-        GuardState::Rejected => {
-            row.until = Some(now_ms + window_ms(&g));
-            hold(tx, tenant, subject, now_ms).await?;
-            true
-        }
-        GuardState::Tripped => {
-            hold(tx, tenant, subject, now_ms).await?;
-            true
-        }
-        GuardState::Armed => {
-            let minute = now_ms.div_euclid(60_000);
-            db::query("DELETE FROM deprovision_guard_counts WHERE tenant_id = ? AND minute <= ?")
-                .bind(tenant)
-                .bind(minute - i64::from(g.window_minutes.max(1)))
-                .execute(&mut **tx)
-                .await
-                .map_err(backend)?;
-            db::query("DELETE FROM deprovision_guard_users WHERE tenant_id = ? AND at <= ?")
-                .bind(tenant)
-                .bind(now_ms - window_ms(&g))
-                .execute(&mut **tx)
-                .await
-                .map_err(backend)?;
-            let seen: Option<i64> = db::query_scalar(
-                "SELECT 1 FROM deprovision_guard_users WHERE tenant_id = ? AND user_id = ?",
-            )
-            .bind(tenant)
-            .bind(&subject.user_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
-            let count = window_count(tx, tenant, &g, now_ms).await?;
-            if count == 0 {
-                // A new window: its base is the active users now, counted once (an index
-                // range count), not on every deactivation.
-                row.base_active = db::query_scalar(
-                    "SELECT COUNT(*) FROM resources WHERE tenant_id = ? AND kind = 'User' \
-                     AND deleted = 0 AND managed = 1 AND (active IS NULL OR active != 0)",
-                )
-                .bind(tenant)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(backend)?;
-                row.window_start = Some(now_ms);
-            }
-            // Counted: a user that was among the active users when the window opened, and
-            // not counted in it already.
-            let counted =
-                seen.is_none() && row.window_start.is_none_or(|s| to_ms(subject.created) <= s);
-            let next = u64::try_from(count).unwrap_or(0) + 1;
-            let base = u64::try_from(row.base_active).unwrap_or(0);
-            if !counted {
-                false
-            } else if guard_exceeded(&g, next, base) {
-                row.state = GuardState::Tripped;
-                row.tripped_at = Some(now_ms);
-                row.decided_at = None;
-                row.decided_by = None;
-                row.trips += 1;
-                hold(tx, tenant, subject, now_ms).await?;
-                let event = NewEvent::new(
-                    EventType::TenantDeprovisionGuardTripped,
-                    json!({
-                        "guard": guard_json(&g),
-                        "count": count,
-                        "active_users": base,
-                        "threshold": guard_threshold(&g, base),
-                        "held": {
-                            "id": subject.user_id,
-                            "userName": subject.user_name,
-                            "operation": subject.operation.as_str(),
-                        },
-                    }),
-                );
-                append_events(tx, tenant, now_ms, vec![event]).await?;
-                true
-            } else {
-                db::query(
-                    "INSERT INTO deprovision_guard_counts (tenant_id, minute, count) \
-                     VALUES (?, ?, 1) \
-                     ON CONFLICT (tenant_id, minute) DO UPDATE SET count = count + 1",
-                )
-                .bind(tenant)
-                .bind(minute)
-                .execute(&mut **tx)
-                .await
-                .map_err(backend)?;
-                db::query(
-                    "INSERT INTO deprovision_guard_users (tenant_id, user_id, at) VALUES (?, ?, ?)",
-                )
-                .bind(tenant)
-                .bind(&subject.user_id)
-                .bind(now_ms)
-                .execute(&mut **tx)
-                .await
-                .map_err(backend)?;
-                false
-            }
-        }
-    };
-    save_guard(tx, tenant, &row).await?;
-    let verdict = if refused {
-        let status = guard_status_of(tx, tenant, &g, &row, now_ms).await?;
-        GuardVerdict::Refused(Box::new(status))
-    } else {
-        GuardVerdict::Allowed
-    };
-    Ok(verdict)
+) -> StoreResult<i64> {
+    db::query_scalar(
+        "SELECT COUNT(*) FROM resources WHERE tenant_id = ? AND kind = 'User' \
+         AND deleted = 0 AND managed = 1 AND (active IS NULL OR active != 0)",
+    )
+    .bind(tenant)
+    .fetch_one(conn)
+    .await
+    .map_err(backend)
 }
 
 impl SqliteStore {
@@ -403,7 +271,7 @@ impl SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<GuardVerdict> {
         let mut tx = self.write().await?;
-        let verdict = admit_in(&mut tx, tenant, subject, now).await?;
+        let verdict = guard::admit(&mut *tx, tenant, subject, now).await?;
         self.commit(tx).await?;
         Ok(verdict)
     }
@@ -415,18 +283,7 @@ impl SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<GuardStatus> {
         let mut tx = self.reader.begin().await.map_err(backend)?;
-        let Some(settings) = tenant_settings(&mut tx, tenant).await? else {
-            return Err(StoreError::NotFound);
-        };
-        let row = guard_row(&mut tx, tenant).await?;
-        guard_status_of(
-            &mut tx,
-            tenant,
-            &settings.deprovision_guard,
-            &row,
-            to_ms(now),
-        )
-        .await
+        guard::status(&mut *tx, tenant, now).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -437,47 +294,8 @@ impl SqliteStore {
         actor: &str,
         now: OffsetDateTime,
     ) -> StoreResult<GuardStatus> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let Some(settings) = tenant_settings(&mut tx, tenant).await? else {
-            return Err(StoreError::NotFound);
-        };
-        let g = settings.deprovision_guard;
-        let mut row = guard_row(&mut tx, tenant).await?;
-        if row.state == GuardState::Armed || row.expired(now_ms) {
-            return Err(StoreError::Invalid(
-                "the deprovisioning guard is not tripped: there is no batch to decide on"
-                    .to_owned(),
-            ));
-        }
-        let held: i64 =
-            db::query_scalar("SELECT COUNT(*) FROM deprovision_guard_held WHERE tenant_id = ?")
-                .bind(tenant)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend)?;
-        row.state = match decision {
-            GuardDecision::Confirm => GuardState::Confirmed,
-            GuardDecision::Reject => GuardState::Rejected,
-        };
-        row.until = Some(now_ms + window_ms(&g));
-        row.decided_at = Some(now_ms);
-        row.decided_by = Some(actor.to_owned());
-        // Confirmed: the held operations may proceed when retried, so the list is done with.
-        // Rejected: the list stays, as the record of what was refused, until the guard re-arms.
-        clear_guard_window(&mut tx, tenant, decision == GuardDecision::Confirm).await?;
-        save_guard(&mut tx, tenant, &row).await?;
-        let event = NewEvent::new(
-            EventType::TenantDeprovisionGuardResolved,
-            json!({
-                "decision": decision.as_str(),
-                "decided_by": actor,
-                "held": held,
-                "until": row.until.map(from_ms).transpose()?.map(scim_proto::filter::format_datetime),
-            }),
-        );
-        append_events(&mut tx, tenant, now_ms, vec![event]).await?;
-        let status = guard_status_of(&mut tx, tenant, &g, &row, now_ms).await?;
+        let status = guard::decide(&mut *tx, tenant, decision, actor, now).await?;
         self.commit(tx).await?;
         Ok(status)
     }
