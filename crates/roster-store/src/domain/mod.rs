@@ -10,6 +10,7 @@
 //!
 //! (Named `domain` rather than `core` so that it does not shadow the `core` crate.)
 
+pub mod app;
 pub mod claim;
 pub mod guard;
 pub mod members;

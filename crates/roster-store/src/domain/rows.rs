@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::guard::GuardRow;
 use super::{Derived, GroupSel};
-use crate::app::{GuardSubject, HeldOperation};
+use crate::app::{GuardSubject, HeldOperation, MatchBy, RoleMapping};
 use crate::events::Event;
 use crate::{StoreResult, TenantSettings};
 
@@ -101,6 +101,40 @@ pub struct Rewrite<'a> {
     pub replace_password: bool,
     /// Marks the row SCIM-managed and not deprovisioned.
     pub claim: bool,
+}
+
+/// A resource row as the app side reads it (any state, managed or not).
+#[derive(Debug, Clone)]
+pub struct AppRow {
+    /// Row key.
+    pub pk: i64,
+    /// SCIM id.
+    pub id: String,
+    /// Current version.
+    pub version: i64,
+    /// Whether SCIM manages it.
+    pub managed: bool,
+    /// The stored document.
+    pub doc: Value,
+}
+
+/// What an app edit changes on a resource row (besides version + 1 and `lastModified`).
+#[derive(Debug, Clone, Copy)]
+pub struct AppChange<'a> {
+    /// A new document and its derived columns (and email rows).
+    pub doc: Option<(&'a Value, &'a Derived)>,
+    /// New directly assigned roles.
+    pub roles: Option<&'a [String]>,
+    /// New app metadata.
+    pub metadata: Option<&'a Value>,
+}
+
+impl AppChange<'_> {
+    /// Whether it changes nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.doc.is_none() && self.roles.is_none() && self.metadata.is_none()
+    }
 }
 
 /// Row operations of one backend connection, within the caller's transaction.
@@ -365,4 +399,86 @@ pub trait Rows: Send {
 
     /// The tenant's active managed Users (an index range count).
     fn active_users(&mut self, tenant: &str) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// The resource `(kind, id)` of the tenant in any state, managed or not.
+    fn app_row(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<AppRow>>> + Send;
+
+    /// The group with this folded displayName an app assignment goes to: an unmanaged one
+    /// before a managed one, then the oldest.
+    fn group_by_name(
+        &mut self,
+        tenant: &str,
+        display_name_lc: &str,
+    ) -> impl Future<Output = StoreResult<Option<AppRow>>> + Send;
+
+    /// Inserts an unmanaged resource at version 1 with its email rows, directly assigned roles
+    /// and metadata; returns its pk. `Conflict` when its userName or id is taken.
+    #[allow(clippy::too_many_arguments)] // One row's columns.
+    fn insert_app_resource(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        doc: &Value,
+        derived: &Derived,
+        roles: &[String],
+        metadata: &Value,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// Applies an app edit to a resource row: what `change` holds, version + 1,
+    /// `lastModified` = `now`. `Conflict("userName")` when a new userName is taken.
+    fn change_app_resource(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+        change: &AppChange<'_>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// What the role mapping `id` selects groups by: `(by, value as given)`.
+    fn mapping_selection(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<(MatchBy, String)>>> + Send;
+
+    /// The pks of the members of every group (managed or not) that `by` = `match_value`
+    /// selects (`match_value` as [`super::app::match_value`] stores it).
+    fn selected_member_pks(
+        &mut self,
+        tenant: &str,
+        by: MatchBy,
+        match_value: &str,
+    ) -> impl Future<Output = StoreResult<Vec<i64>>> + Send;
+
+    /// Inserts a role mapping. `Conflict("role mapping")` when one with the same selection or
+    /// id exists.
+    fn insert_mapping(
+        &mut self,
+        tenant: &str,
+        mapping: &RoleMapping,
+        match_value: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Replaces a role mapping's selection, roles and `updated_at`.
+    /// `Conflict("role mapping")` when another has the same selection.
+    fn update_mapping(
+        &mut self,
+        tenant: &str,
+        mapping: &RoleMapping,
+        match_value: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Deletes a role mapping.
+    fn delete_mapping(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -10,28 +10,21 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::sqlite::db::{self, Connection};
 use scim_proto::filter::fold_case;
-use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
-use serde_json::{json, Value};
+use scim_proto::schema::ResourceKind;
 use time::OffsetDateTime;
 
-use super::outbox::append_events;
-use super::query::to_ms;
-use super::rows::replace_emails;
 #[cfg(test)]
 use super::rows::{mapped_roles_sql, GROUP_MAPPINGS_SQL};
-use super::{backend, db_err, from_ms, resource_err, stored, to_i64, SqliteStore, Tx, CHUNK};
+use super::{backend, from_ms, stored, to_i64, SqliteStore, CHUNK};
 use crate::app::{
     AppGroup, AppGroupMember, AppGroupQuery, AppGroupRef, AppGroupUpdate, AppPage, AppStore,
     AppUser, AppUserQuery, AppUserUpdate, GuardDecision, GuardStatus, GuardSubject, GuardVerdict,
     ImportResult, ImportUser, LoginKey, LoginRecord, MatchBy, NewAppGroup, RoleMapping, UserStatus,
 };
-use crate::domain::members::{apply_member_ops, remove_user, Eligible};
-use crate::domain::roles::{effective_roles, finish, group_watch, RoleWatch};
-use crate::domain::{Derived, GroupSel, Rows};
-use crate::events::{resource_body, resource_ref, UserExit};
-use crate::{
-    EventType, MemberOp, NewEvent, StoreError, StoreResult, StoredResource, TenantSettings,
-};
+use crate::domain::app as domain_app;
+use crate::domain::roles::effective_roles;
+use crate::domain::{GroupSel, Rows};
+use crate::{StoreError, StoreResult, StoredResource, TenantSettings};
 
 fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
@@ -39,18 +32,6 @@ fn marks(n: usize) -> String {
 
 fn parse_roles(text: &str) -> StoreResult<BTreeSet<String>> {
     Ok(super::rows::parse_roles(text)?.into_iter().collect())
-}
-
-fn roles_text(roles: &[String]) -> StoreResult<String> {
-    let set: BTreeSet<&String> = roles.iter().collect();
-    serde_json::to_string(&set).map_err(backend)
-}
-
-async fn tenant_settings(
-    conn: &mut Connection,
-    tenant: &str,
-) -> StoreResult<Option<TenantSettings>> {
-    conn.tenant_settings(tenant).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,48 +209,6 @@ async fn load_group(
     Ok(app_groups(conn, tenant, vec![l]).await?.pop())
 }
 
-/// What the app keeps beside an unmanaged row's document.
-struct AppFields<'a> {
-    roles: &'a [String],
-    metadata: &'a Value,
-}
-
-/// Inserts an unmanaged resource (and its email rows); returns its pk.
-async fn insert_resource(
-    tx: &mut Tx,
-    tenant: &str,
-    kind: ResourceKind,
-    id: &str,
-    doc: &Value,
-    app: AppFields<'_>,
-    now_ms: i64,
-) -> StoreResult<i64> {
-    let AppFields { roles, metadata } = app;
-    let d = Derived::of(kind, doc);
-    let pk: i64 = db::query_scalar(
-        "INSERT INTO resources (tenant_id, kind, id, version, doc, user_name_lc, external_id, \
-         display_name_lc, active, created, last_modified, deleted, managed, roles, app_metadata) \
-         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?) RETURNING pk",
-    )
-    .bind(tenant)
-    .bind(kind.as_str())
-    .bind(id)
-    .bind(serde_json::to_string(doc).map_err(backend)?)
-    .bind(&d.user_name_lc)
-    .bind(&d.external_id)
-    .bind(&d.display_name_lc)
-    .bind(d.active)
-    .bind(now_ms)
-    .bind(now_ms)
-    .bind(roles_text(roles)?)
-    .bind(serde_json::to_string(metadata).map_err(backend)?)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(resource_err)?;
-    replace_emails(tx, tenant, pk, &d.emails).await?;
-    Ok(pk)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Role mappings
 
@@ -286,36 +225,6 @@ fn mapping_from(row: MappingRow) -> StoreResult<RoleMapping> {
         created_at: from_ms(created)?,
         updated_at: from_ms(updated)?,
     })
-}
-
-fn match_value(by: MatchBy, value: &str) -> String {
-    match by {
-        MatchBy::DisplayName => fold_case(value),
-        MatchBy::Id | MatchBy::ExternalId => value.to_owned(),
-    }
-}
-
-/// The members of every group a mapping `by` = `value` selects.
-async fn mapping_member_pks(
-    conn: &mut Connection,
-    tenant: &str,
-    by: MatchBy,
-    value: &str,
-) -> StoreResult<Vec<i64>> {
-    let column = match by {
-        MatchBy::Id => "g.id",
-        MatchBy::ExternalId => "g.external_id",
-        MatchBy::DisplayName => "g.display_name_lc",
-    };
-    db::query_scalar(&format!(
-        "SELECT m.member_pk FROM resources g JOIN members m ON m.group_pk = g.pk \
-         WHERE g.tenant_id = ? AND g.kind = 'Group' AND {column} = ?"
-    ))
-    .bind(tenant)
-    .bind(match_value(by, value))
-    .fetch_all(conn)
-    .await
-    .map_err(backend)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,181 +279,8 @@ impl AppStore for SqliteStore {
         users: Vec<ImportUser>,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<ImportResult>> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        if tenant_settings(&mut tx, tenant).await?.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let mut results = Vec::with_capacity(users.len());
-        let mut imported: Vec<Value> = Vec::new();
-        let mut created_groups: Vec<NewEvent> = Vec::new();
-        // Group pk → (id, doc, member ids), in first-use order.
-        let mut assignments: Vec<(i64, String, Value, Vec<String>)> = Vec::new();
-        let mut group_index: HashMap<String, usize> = HashMap::new();
-        for u in users {
-            let d = Derived::of(ResourceKind::User, &u.doc);
-            let Some(user_name) = d.user_name_lc.clone() else {
-                results.push(ImportResult::Skipped("userName is required".to_owned()));
-                continue;
-            };
-            let taken: Option<i64> = db::query_scalar(
-                "SELECT managed FROM resources \
-                 WHERE tenant_id = ? AND kind = 'User' AND user_name_lc = ?",
-            )
-            .bind(tenant)
-            .bind(&user_name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-            if let Some(managed) = taken {
-                let who = if managed == 1 {
-                    "a user managed by SCIM"
-                } else {
-                    "an app user"
-                };
-                let name = u.doc.get("userName").and_then(Value::as_str).unwrap_or("");
-                results.push(ImportResult::Skipped(format!(
-                    "userName \"{name}\" already belongs to {who}"
-                )));
-                continue;
-            }
-            let id_taken: Option<i64> = db::query_scalar(
-                "SELECT 1 FROM resources WHERE tenant_id = ? AND kind = 'User' AND id = ?",
-            )
-            .bind(tenant)
-            .bind(&u.id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-            if id_taken.is_some() {
-                results.push(ImportResult::Skipped(format!(
-                    "id \"{}\" already belongs to another user",
-                    u.id
-                )));
-                continue;
-            }
-            // The groups, before anything is written for this record: a SCIM-managed group's
-            // members come from the identity provider only.
-            let mut targets: Vec<Result<usize, String>> = Vec::new();
-            let mut refused = None;
-            for name in &u.groups {
-                let folded = fold_case(name);
-                if let Some(i) = group_index.get(&folded) {
-                    targets.push(Ok(*i));
-                    continue;
-                }
-                let row: Option<(i64, String, String, i64)> = db::query_as(
-                    "SELECT pk, id, doc, managed FROM resources \
-                     WHERE tenant_id = ? AND kind = 'Group' AND display_name_lc = ? \
-                     ORDER BY managed, pk LIMIT 1",
-                )
-                .bind(tenant)
-                .bind(&folded)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-                match row {
-                    Some((_, _, _, 1)) => {
-                        refused = Some(format!(
-                            "group \"{name}\" is managed by SCIM: its members come from the \
-                             identity provider"
-                        ));
-                        break;
-                    }
-                    Some((pk, id, doc, _)) => {
-                        assignments.push((
-                            pk,
-                            id,
-                            serde_json::from_str(&doc).map_err(backend)?,
-                            Vec::new(),
-                        ));
-                        group_index.insert(folded, assignments.len() - 1);
-                        targets.push(Ok(assignments.len() - 1));
-                    }
-                    None => targets.push(Err(name.clone())),
-                }
-            }
-            if let Some(msg) = refused {
-                results.push(ImportResult::Skipped(msg));
-                continue;
-            }
-            insert_resource(
-                &mut tx,
-                tenant,
-                ResourceKind::User,
-                &u.id,
-                &u.doc,
-                AppFields {
-                    roles: &u.roles,
-                    metadata: &u.metadata,
-                },
-                now_ms,
-            )
-            .await?;
-            for t in targets {
-                let i = match t {
-                    Ok(i) => i,
-                    Err(name) => {
-                        let folded = fold_case(&name);
-                        if let Some(i) = group_index.get(&folded) {
-                            *i
-                        } else {
-                            let id = uuid::Uuid::new_v4().to_string();
-                            let doc = json!({"schemas": [GROUP_SCHEMA], "displayName": name});
-                            let pk = insert_resource(
-                                &mut tx,
-                                tenant,
-                                ResourceKind::Group,
-                                &id,
-                                &doc,
-                                AppFields {
-                                    roles: &[],
-                                    metadata: &json!({}),
-                                },
-                                now_ms,
-                            )
-                            .await?;
-                            created_groups.push(NewEvent::new(
-                                EventType::GroupCreated,
-                                json!({"group": resource_body(&id, &doc), "managed": false}),
-                            ));
-                            assignments.push((pk, id, doc, Vec::new()));
-                            group_index.insert(folded, assignments.len() - 1);
-                            assignments.len() - 1
-                        }
-                    }
-                };
-                if let Some(a) = assignments.get_mut(i) {
-                    a.3.push(u.id.clone());
-                }
-            }
-            imported.push(json!({
-                "id": u.id,
-                "userName": u.doc.get("userName").cloned().unwrap_or(Value::Null),
-            }));
-            results.push(ImportResult::Imported);
-        }
-        let mut events = created_groups;
-        let parts = imported.len().div_ceil(crate::events::MEMBERS_PER_EVENT);
-        for (i, chunk) in imported
-            .chunks(crate::events::MEMBERS_PER_EVENT)
-            .enumerate()
-        {
-            events.push(NewEvent::new(
-                EventType::UserImported,
-                json!({"users": chunk, "part": i + 1, "parts": parts}),
-            ));
-        }
-        for (pk, id, doc, members) in &assignments {
-            if members.is_empty() {
-                continue;
-            }
-            let ops = [MemberOp::Add(members.clone())];
-            events.extend(
-                apply_member_ops(&mut *tx, tenant, *pk, id, doc, &ops, Eligible::AnyUser).await?,
-            );
-        }
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        let results = domain_app::import_users(&mut *tx, tenant, users, now).await?;
         self.commit(tx).await?;
         Ok(results)
     }
@@ -641,77 +377,8 @@ impl AppStore for SqliteStore {
         update: AppUserUpdate,
         now: OffsetDateTime,
     ) -> StoreResult<AppUser> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, i64)> = db::query_as(
-            "SELECT pk, version, managed FROM resources \
-             WHERE tenant_id = ? AND kind = 'User' AND id = ?",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((pk, version, managed)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        if version != update.expected_version {
-            return Err(StoreError::Stale);
-        }
-        if managed == 1 && update.doc.is_some() {
-            return Err(StoreError::Invalid(
-                "the identity provider owns this user's SCIM attributes".to_owned(),
-            ));
-        }
-        let watch = if update.doc.is_some() || update.roles.is_some() {
-            RoleWatch::start(&mut *tx, vec![pk]).await?
-        } else {
-            None
-        };
-        if let Some(doc) = &update.doc {
-            let d = Derived::of(ResourceKind::User, doc);
-            db::query(
-                "UPDATE resources SET doc = ?, user_name_lc = ?, external_id = ?, \
-                 display_name_lc = ?, active = ? WHERE pk = ?",
-            )
-            .bind(serde_json::to_string(doc).map_err(backend)?)
-            .bind(&d.user_name_lc)
-            .bind(&d.external_id)
-            .bind(&d.display_name_lc)
-            .bind(d.active)
-            .bind(pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(resource_err)?;
-            replace_emails(&mut tx, tenant, pk, &d.emails).await?;
-        }
-        if let Some(roles) = &update.roles {
-            db::query("UPDATE resources SET roles = ? WHERE pk = ?")
-                .bind(roles_text(roles)?)
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        if let Some(meta) = &update.metadata {
-            db::query("UPDATE resources SET app_metadata = ? WHERE pk = ?")
-                .bind(serde_json::to_string(meta).map_err(backend)?)
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        if update.doc.is_some() || update.roles.is_some() || update.metadata.is_some() {
-            db::query("UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?")
-                .bind(now_ms)
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        let mut events = update.events;
-        events.extend(finish(watch, &mut *tx).await?);
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        domain_app::update_app_user(&mut *tx, tenant, id, update, now).await?;
         let user = load_user(&mut tx, tenant, id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -726,27 +393,8 @@ impl AppStore for SqliteStore {
         id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, String)> = db::query_as(
-            "SELECT pk, managed, doc FROM resources WHERE tenant_id = ? AND kind = 'User' AND id = ?",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((pk, managed, doc)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        if managed == 1 {
-            return Err(StoreError::Invalid(
-                "the identity provider owns this user's lifecycle".to_owned(),
-            ));
-        }
-        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let events = remove_user(&mut *tx, pk, id, &doc, UserExit::EraseUnmanaged, now).await?;
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        domain_app::delete_app_user(&mut *tx, tenant, id, now).await?;
         self.commit(tx).await
     }
 
@@ -757,46 +405,10 @@ impl AppStore for SqliteStore {
         new: NewAppGroup,
         now: OffsetDateTime,
     ) -> StoreResult<AppGroup> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        if tenant_settings(&mut tx, tenant).await?.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let ops = [MemberOp::Add(new.members.clone())];
-        let sel = GroupSel::of_doc(&new.id, &new.doc);
-        let watch = group_watch(&mut *tx, tenant, None, None, Some(&sel), &ops).await?;
-        let pk = insert_resource(
-            &mut tx,
-            tenant,
-            ResourceKind::Group,
-            &new.id,
-            &new.doc,
-            AppFields {
-                roles: &[],
-                metadata: &new.metadata,
-            },
-            now_ms,
-        )
-        .await?;
-        let mut events = vec![NewEvent::new(
-            EventType::GroupCreated,
-            json!({"group": resource_body(&new.id, &new.doc), "managed": false}),
-        )];
-        events.extend(
-            apply_member_ops(
-                &mut *tx,
-                tenant,
-                pk,
-                &new.id,
-                &new.doc,
-                &ops,
-                Eligible::AnyUser,
-            )
-            .await?,
-        );
-        events.extend(finish(watch, &mut *tx).await?);
-        append_events(&mut tx, tenant, now_ms, events).await?;
-        let group = load_group(&mut tx, tenant, &new.id)
+        let id = new.id.clone();
+        domain_app::create_app_group(&mut *tx, tenant, new, now).await?;
+        let group = load_group(&mut tx, tenant, &id)
             .await?
             .ok_or(StoreError::NotFound)?;
         self.commit(tx).await?;
@@ -925,85 +537,8 @@ impl AppStore for SqliteStore {
         update: AppGroupUpdate,
         now: OffsetDateTime,
     ) -> StoreResult<AppGroup> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, i64, String)> = db::query_as(
-            "SELECT pk, version, managed, doc FROM resources \
-             WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((pk, version, managed, old_doc)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        if version != update.expected_version {
-            return Err(StoreError::Stale);
-        }
-        if managed == 1 && (update.doc.is_some() || !update.members.is_empty()) {
-            return Err(StoreError::Invalid(
-                "the identity provider owns this group's displayName and members".to_owned(),
-            ));
-        }
-        let old_doc: Value = serde_json::from_str(&old_doc).map_err(backend)?;
-        let doc = update.doc.clone().unwrap_or_else(|| old_doc.clone());
-        let before = GroupSel::of_doc(id, &old_doc);
-        let after = GroupSel::of_doc(id, &doc);
-        let watch = group_watch(
-            &mut *tx,
-            tenant,
-            Some(pk),
-            Some(&before),
-            Some(&after),
-            &update.members,
-        )
-        .await?;
-        if let Some(doc) = &update.doc {
-            let d = Derived::of(ResourceKind::Group, doc);
-            db::query(
-                "UPDATE resources SET doc = ?, external_id = ?, display_name_lc = ? WHERE pk = ?",
-            )
-            .bind(serde_json::to_string(doc).map_err(backend)?)
-            .bind(&d.external_id)
-            .bind(&d.display_name_lc)
-            .bind(pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        }
-        if let Some(meta) = &update.metadata {
-            db::query("UPDATE resources SET app_metadata = ? WHERE pk = ?")
-                .bind(serde_json::to_string(meta).map_err(backend)?)
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        let mut events = update.events;
-        events.extend(
-            apply_member_ops(
-                &mut *tx,
-                tenant,
-                pk,
-                id,
-                &doc,
-                &update.members,
-                Eligible::AnyUser,
-            )
-            .await?,
-        );
-        if update.doc.is_some() || update.metadata.is_some() || !update.members.is_empty() {
-            db::query("UPDATE resources SET version = version + 1, last_modified = ? WHERE pk = ?")
-                .bind(now_ms)
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        events.extend(finish(watch, &mut *tx).await?);
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        domain_app::update_app_group(&mut *tx, tenant, id, update, now).await?;
         let group = load_group(&mut tx, tenant, id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -1018,46 +553,8 @@ impl AppStore for SqliteStore {
         id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64, String)> = db::query_as(
-            "SELECT pk, managed, doc FROM resources WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((pk, managed, doc)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        if managed == 1 {
-            return Err(StoreError::Invalid(
-                "the identity provider owns this group; delete it there".to_owned(),
-            ));
-        }
-        let doc: Value = serde_json::from_str(&doc).map_err(backend)?;
-        let sel = GroupSel::of_doc(id, &doc);
-        let watch = group_watch(
-            &mut *tx,
-            tenant,
-            Some(pk),
-            Some(&sel),
-            None,
-            &[MemberOp::RemoveAll],
-        )
-        .await?;
-        db::query("DELETE FROM resources WHERE pk = ?")
-            .bind(pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let mut events = vec![NewEvent::new(
-            EventType::GroupDeleted,
-            json!({"group": resource_ref(id, &doc), "managed": false}),
-        )];
-        events.extend(finish(watch, &mut *tx).await?);
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        domain_app::delete_app_group(&mut *tx, tenant, id, now).await?;
         self.commit(tx).await
     }
 
@@ -1093,30 +590,8 @@ impl AppStore for SqliteStore {
         mapping: &RoleMapping,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        if tenant_settings(&mut tx, tenant).await?.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let pks = mapping_member_pks(&mut tx, tenant, mapping.by, &mapping.value).await?;
-        let watch = RoleWatch::start(&mut *tx, pks).await?;
-        db::query(
-            "INSERT INTO role_mappings (id, tenant_id, match_by, match_value, value, roles, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&mapping.id)
-        .bind(tenant)
-        .bind(mapping.by.as_str())
-        .bind(match_value(mapping.by, &mapping.value))
-        .bind(&mapping.value)
-        .bind(roles_text(&mapping.roles)?)
-        .bind(to_ms(mapping.created_at))
-        .bind(to_ms(mapping.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_err(e, "role mapping"))?;
-        let events = finish(watch, &mut *tx).await?;
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        domain_app::create_role_mapping(&mut *tx, tenant, mapping, now).await?;
         self.commit(tx).await
     }
 
@@ -1127,39 +602,8 @@ impl AppStore for SqliteStore {
         mapping: &RoleMapping,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let old: Option<(String, String)> = db::query_as(
-            "SELECT match_by, value FROM role_mappings WHERE tenant_id = ? AND id = ?",
-        )
-        .bind(tenant)
-        .bind(&mapping.id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((old_by, old_value)) = old else {
-            return Err(StoreError::NotFound);
-        };
-        let old_by = MatchBy::parse(&old_by).ok_or_else(|| backend(std::fmt::Error))?;
-        let mut pks = mapping_member_pks(&mut tx, tenant, old_by, &old_value).await?;
-        pks.extend(mapping_member_pks(&mut tx, tenant, mapping.by, &mapping.value).await?);
-        let watch = RoleWatch::start(&mut *tx, pks).await?;
-        db::query(
-            "UPDATE role_mappings SET match_by = ?, match_value = ?, value = ?, roles = ?, \
-             updated_at = ? WHERE tenant_id = ? AND id = ?",
-        )
-        .bind(mapping.by.as_str())
-        .bind(match_value(mapping.by, &mapping.value))
-        .bind(&mapping.value)
-        .bind(roles_text(&mapping.roles)?)
-        .bind(to_ms(mapping.updated_at))
-        .bind(tenant)
-        .bind(&mapping.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_err(e, "role mapping"))?;
-        let events = finish(watch, &mut *tx).await?;
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        domain_app::update_role_mapping(&mut *tx, tenant, mapping, now).await?;
         self.commit(tx).await
     }
 
@@ -1170,30 +614,8 @@ impl AppStore for SqliteStore {
         id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let old: Option<(String, String)> = db::query_as(
-            "SELECT match_by, value FROM role_mappings WHERE tenant_id = ? AND id = ?",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some((by, value)) = old else {
-            return Err(StoreError::NotFound);
-        };
-        let by = MatchBy::parse(&by).ok_or_else(|| backend(std::fmt::Error))?;
-        let pks = mapping_member_pks(&mut tx, tenant, by, &value).await?;
-        let watch = RoleWatch::start(&mut *tx, pks).await?;
-        db::query("DELETE FROM role_mappings WHERE tenant_id = ? AND id = ?")
-            .bind(tenant)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let events = finish(watch, &mut *tx).await?;
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        domain_app::delete_role_mapping(&mut *tx, tenant, id, now).await?;
         self.commit(tx).await
     }
 

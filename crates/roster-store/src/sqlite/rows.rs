@@ -12,10 +12,12 @@ use time::OffsetDateTime;
 use super::app::guard;
 use super::db::{self, Connection};
 use super::query::to_ms;
-use super::{backend, from_ms, resource_err, CHUNK};
-use crate::app::{GuardSubject, HeldOperation};
+use super::{backend, db_err, from_ms, resource_err, CHUNK};
+use crate::app::{GuardSubject, HeldOperation, MatchBy, RoleMapping};
 use crate::domain::guard::GuardRow;
-use crate::domain::rows::{Candidate, LiveRow, NamedRow, Rewrite, RoleRow, Rows};
+use crate::domain::rows::{
+    AppChange, AppRow, Candidate, LiveRow, NamedRow, Rewrite, RoleRow, Rows,
+};
 use crate::domain::{Derived, EmailKey, GroupSel};
 use crate::events::Event;
 use crate::{StoreResult, TenantSettings};
@@ -35,6 +37,24 @@ fn parse_doc(text: &str) -> StoreResult<Value> {
 /// The stored form of a roles list: a JSON array of strings, sorted, without duplicates.
 pub(super) fn parse_roles(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(backend)
+}
+
+/// The stored form of a roles list: a JSON array of strings, sorted, without duplicates.
+pub(super) fn roles_text(roles: &[String]) -> StoreResult<String> {
+    let set: std::collections::BTreeSet<&String> = roles.iter().collect();
+    serde_json::to_string(&set).map_err(backend)
+}
+
+type AppCols = (i64, String, i64, bool, String);
+
+fn app_row((pk, id, version, managed, doc): AppCols) -> StoreResult<AppRow> {
+    Ok(AppRow {
+        pk,
+        id,
+        version,
+        managed,
+        doc: parse_doc(&doc)?,
+    })
 }
 
 /// Inserts the email rows of a resource that has none: one statement per `CHUNK / 5` emails.
@@ -726,5 +746,222 @@ impl Rows for Connection {
 
     async fn active_users(&mut self, tenant: &str) -> StoreResult<i64> {
         guard::active_users(self, tenant).await
+    }
+
+    async fn app_row(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> StoreResult<Option<AppRow>> {
+        let row: Option<AppCols> = db::query_as(
+            "SELECT pk, id, version, managed, doc FROM resources \
+             WHERE tenant_id = ? AND kind = ? AND id = ?",
+        )
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(app_row).transpose()
+    }
+
+    async fn group_by_name(
+        &mut self,
+        tenant: &str,
+        display_name_lc: &str,
+    ) -> StoreResult<Option<AppRow>> {
+        let row: Option<AppCols> = db::query_as(
+            "SELECT pk, id, version, managed, doc FROM resources \
+             WHERE tenant_id = ? AND kind = 'Group' AND display_name_lc = ? \
+             ORDER BY managed, pk LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(display_name_lc)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(app_row).transpose()
+    }
+
+    async fn insert_app_resource(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        doc: &Value,
+        d: &Derived,
+        roles: &[String],
+        metadata: &Value,
+        now: OffsetDateTime,
+    ) -> StoreResult<i64> {
+        let now_ms = to_ms(now);
+        let pk: i64 = db::query_scalar(
+            "INSERT INTO resources (tenant_id, kind, id, version, doc, user_name_lc, external_id, \
+             display_name_lc, active, created, last_modified, deleted, managed, roles, app_metadata) \
+             VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?) RETURNING pk",
+        )
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .bind(json_text(doc)?)
+        .bind(&d.user_name_lc)
+        .bind(&d.external_id)
+        .bind(&d.display_name_lc)
+        .bind(d.active)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(roles_text(roles)?)
+        .bind(json_text(metadata)?)
+        .fetch_one(&mut *self)
+        .await
+        .map_err(resource_err)?;
+        insert_emails(self, tenant, pk, &d.emails).await?;
+        Ok(pk)
+    }
+
+    async fn change_app_resource(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+        change: &AppChange<'_>,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut sets = Vec::new();
+        let mut args: Vec<db::Param> = Vec::new();
+        if let Some((doc, d)) = change.doc {
+            sets.push(
+                "doc = ?, user_name_lc = ?, external_id = ?, display_name_lc = ?, active = ?",
+            );
+            let text = |v: &Option<String>| v.clone().map_or(db::Param::Null, db::Param::Text);
+            args.push(db::Param::Text(json_text(doc)?));
+            args.push(text(&d.user_name_lc));
+            args.push(text(&d.external_id));
+            args.push(text(&d.display_name_lc));
+            args.push(
+                d.active
+                    .map_or(db::Param::Null, |a| db::Param::Integer(i64::from(a))),
+            );
+        }
+        if let Some(roles) = change.roles {
+            sets.push("roles = ?");
+            args.push(db::Param::Text(roles_text(roles)?));
+        }
+        if let Some(meta) = change.metadata {
+            sets.push("app_metadata = ?");
+            args.push(db::Param::Text(json_text(meta)?));
+        }
+        sets.push("version = version + 1, last_modified = ?");
+        args.push(db::Param::Integer(to_ms(now)));
+        args.push(db::Param::Integer(pk));
+        let sql = format!("UPDATE resources SET {} WHERE pk = ?", sets.join(", "));
+        db::query_with(&sql, args)
+            .execute(&mut *self)
+            .await
+            .map_err(resource_err)?;
+        if let Some((_, d)) = change.doc {
+            replace_emails(self, tenant, pk, &d.emails).await?;
+        }
+        Ok(())
+    }
+
+    async fn mapping_selection(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> StoreResult<Option<(MatchBy, String)>> {
+        let row: Option<(String, String)> = db::query_as(
+            "SELECT match_by, value FROM role_mappings WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(|(by, value)| {
+            let by = MatchBy::parse(&by).ok_or_else(|| backend(std::fmt::Error))?;
+            Ok((by, value))
+        })
+        .transpose()
+    }
+
+    async fn selected_member_pks(
+        &mut self,
+        tenant: &str,
+        by: MatchBy,
+        match_value: &str,
+    ) -> StoreResult<Vec<i64>> {
+        let column = match by {
+            MatchBy::Id => "g.id",
+            MatchBy::ExternalId => "g.external_id",
+            MatchBy::DisplayName => "g.display_name_lc",
+        };
+        db::query_scalar(&format!(
+            "SELECT m.member_pk FROM resources g JOIN members m ON m.group_pk = g.pk \
+             WHERE g.tenant_id = ? AND g.kind = 'Group' AND {column} = ?"
+        ))
+        .bind(tenant)
+        .bind(match_value)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(backend)
+    }
+
+    async fn insert_mapping(
+        &mut self,
+        tenant: &str,
+        mapping: &RoleMapping,
+        match_value: &str,
+    ) -> StoreResult<()> {
+        db::query(
+            "INSERT INTO role_mappings (id, tenant_id, match_by, match_value, value, roles, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&mapping.id)
+        .bind(tenant)
+        .bind(mapping.by.as_str())
+        .bind(match_value)
+        .bind(&mapping.value)
+        .bind(roles_text(&mapping.roles)?)
+        .bind(to_ms(mapping.created_at))
+        .bind(to_ms(mapping.updated_at))
+        .execute(&mut *self)
+        .await
+        .map_err(|e| db_err(e, "role mapping"))?;
+        Ok(())
+    }
+
+    async fn update_mapping(
+        &mut self,
+        tenant: &str,
+        mapping: &RoleMapping,
+        match_value: &str,
+    ) -> StoreResult<()> {
+        db::query(
+            "UPDATE role_mappings SET match_by = ?, match_value = ?, value = ?, roles = ?, \
+             updated_at = ? WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(mapping.by.as_str())
+        .bind(match_value)
+        .bind(&mapping.value)
+        .bind(roles_text(&mapping.roles)?)
+        .bind(to_ms(mapping.updated_at))
+        .bind(tenant)
+        .bind(&mapping.id)
+        .execute(&mut *self)
+        .await
+        .map_err(|e| db_err(e, "role mapping"))?;
+        Ok(())
+    }
+
+    async fn delete_mapping(&mut self, tenant: &str, id: &str) -> StoreResult<()> {
+        db::query("DELETE FROM role_mappings WHERE tenant_id = ? AND id = ?")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *self)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }
