@@ -26,9 +26,8 @@ use time::OffsetDateTime;
 
 use crate::domain::resources;
 use crate::{
-    CreateOutcome, EventType, GroupRef, ListQuery, Member, MemberOp, NewEvent, NewResource, Page,
-    PageRequest, ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant,
-    TokenRecord,
+    CreateOutcome, GroupRef, ListQuery, Member, MemberOp, NewResource, Page, PageRequest,
+    ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
 };
 
 mod app;
@@ -53,7 +52,6 @@ mod tests_reads;
 mod writer;
 
 use db::{Connection, Pool};
-use outbox::append_events;
 
 use query::{
     cmp_keys, decode_cursor, encode_cursor, mentions, query_hash, to_ms, Arg, CursorPos, Fragment,
@@ -714,15 +712,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        insert_token(&mut tx, token).await?;
-        let event = NewEvent::new(EventType::TokenCreated, json!({"token": token_ref(token)}));
-        append_events(
-            &mut tx,
-            &token.tenant_id,
-            to_ms(token.created_at),
-            vec![event],
-        )
-        .await?;
+        crate::domain::tenants::insert_token(&mut *tx, token).await?;
         let _auth = self.auth_change();
         self.commit(tx).await
     }
@@ -730,21 +720,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn rotate_tokens(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let revoked: Vec<String> = db::query_scalar(
-            "UPDATE tokens SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL \
-             RETURNING prefix",
-        )
-        .bind(to_ms(now))
-        .bind(&token.tenant_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
-        insert_token(&mut tx, token).await?;
-        let event = NewEvent::new(
-            EventType::TokenRotated,
-            json!({"token": token_ref(token), "revoked": revoked}),
-        );
-        append_events(&mut tx, &token.tenant_id, to_ms(now), vec![event]).await?;
+        crate::domain::tenants::rotate_token(&mut *tx, token, None, false, now).await?;
         let _auth = self.auth_change();
         self.commit(tx).await
     }
@@ -757,24 +733,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let done = db::query(
-            "UPDATE tokens SET revoked_at = ? \
-             WHERE tenant_id = ? AND prefix = ? AND revoked_at IS NULL",
-        )
-        .bind(to_ms(now))
-        .bind(tenant)
-        .bind(prefix)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        let event = NewEvent::new(
-            EventType::TokenRevoked,
-            json!({"token": {"prefix": prefix}}),
-        );
-        append_events(&mut tx, tenant, to_ms(now), vec![event]).await?;
+        crate::domain::tenants::revoke_token(&mut *tx, tenant, prefix, now).await?;
         let _auth = self.auth_change();
         self.commit(tx).await
     }
@@ -1044,30 +1003,4 @@ fn token_from(row: TokenRow) -> StoreResult<TokenRecord> {
         last_used_at: opt_from_ms(used)?,
         revoked_at: opt_from_ms(revoked)?,
     })
-}
-
-/// How token events name a token: its public prefix and expiry, never the hash.
-fn token_ref(token: &TokenRecord) -> Value {
-    json!({
-        "prefix": token.prefix,
-        "created_at": format_datetime(token.created_at),
-        "expires_at": format_datetime(token.expires_at),
-    })
-}
-
-async fn insert_token(tx: &mut Tx, token: &TokenRecord) -> StoreResult<()> {
-    db::query(&format!(
-        "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(&token.prefix)
-    .bind(&token.tenant_id)
-    .bind(&token.hash)
-    .bind(to_ms(token.created_at))
-    .bind(to_ms(token.expires_at))
-    .bind(token.last_used_at.map(to_ms))
-    .bind(token.revoked_at.map(to_ms))
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| db_err(e, "token"))?;
-    Ok(())
 }

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod resources;
 pub mod roles;
 pub mod rows;
+pub mod tenants;
 
 use scim_proto::filter::fold_case;
 use scim_proto::schema::ResourceKind;

@@ -20,7 +20,7 @@ use super::guard::GuardRow;
 use super::{Derived, GroupSel};
 use crate::app::{GuardSubject, HeldOperation, MatchBy, RoleMapping};
 use crate::events::Event;
-use crate::{StoreResult, TenantSettings};
+use crate::{StoreResult, Tenant, TenantSettings, TokenRecord};
 
 /// A resource found by its folded userName (managed or not, live or deprovisioned), or a
 /// candidate for matching on a SCIM create.
@@ -481,4 +481,57 @@ pub trait Rows: Send {
         tenant: &str,
         id: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The tenant `id` unless it is deleted.
+    fn live_tenant(&mut self, id: &str)
+        -> impl Future<Output = StoreResult<Option<Tenant>>> + Send;
+
+    /// Writes a tenant's name, identity provider and settings.
+    fn write_tenant(&mut self, tenant: &Tenant) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Whether the tenant exists (`Some`), and when it was deleted (`Some(Some(_))`).
+    fn tenant_deleted_at(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<Option<OffsetDateTime>>>> + Send;
+
+    /// Marks the tenant deleted at `now` (its data stays).
+    fn mark_tenant_deleted(
+        &mut self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Removes every row that names the tenant, except the audit log's, and the tenant.
+    fn erase_tenant(&mut self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Inserts a token. `Conflict("token")` when its prefix exists; `NotFound` for an unknown
+    /// tenant.
+    fn insert_token(&mut self, token: &TokenRecord)
+        -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Revokes the tenant's live tokens at `now` (only `prefix` when given); returns the
+    /// prefixes revoked.
+    fn revoke_tokens(
+        &mut self,
+        tenant: &str,
+        prefix: Option<&str>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// The tenant's tokens neither revoked nor expired at `now`.
+    fn live_token_count(
+        &mut self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// Marks as warned (at `now`) the tenant's live tokens not yet warned of that expire after
+    /// `now` and by `before`; returns them.
+    fn mark_expiring_tokens(
+        &mut self,
+        tenant: &str,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Vec<TokenRecord>>> + Send;
 }

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::app::guard;
 use super::db::{self, Connection};
 use super::query::to_ms;
+use super::tenants;
 use super::{backend, db_err, from_ms, resource_err, CHUNK};
 use crate::app::{GuardSubject, HeldOperation, MatchBy, RoleMapping};
 use crate::domain::guard::GuardRow;
@@ -20,7 +21,7 @@ use crate::domain::rows::{
 };
 use crate::domain::{Derived, EmailKey, GroupSel};
 use crate::events::Event;
-use crate::{StoreResult, TenantSettings};
+use crate::{StoreResult, Tenant, TenantSettings, TokenRecord};
 
 fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
@@ -963,5 +964,51 @@ impl Rows for Connection {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn live_tenant(&mut self, id: &str) -> StoreResult<Option<Tenant>> {
+        tenants::live_tenant(self, id).await
+    }
+
+    async fn write_tenant(&mut self, tenant: &Tenant) -> StoreResult<()> {
+        tenants::write_tenant(self, tenant).await
+    }
+
+    async fn tenant_deleted_at(&mut self, id: &str) -> StoreResult<Option<Option<OffsetDateTime>>> {
+        tenants::deleted_at(self, id).await
+    }
+
+    async fn mark_tenant_deleted(&mut self, id: &str, now: OffsetDateTime) -> StoreResult<()> {
+        tenants::mark_deleted(self, id, now).await
+    }
+
+    async fn erase_tenant(&mut self, id: &str) -> StoreResult<()> {
+        tenants::erase_tenant(self, id).await
+    }
+
+    async fn insert_token(&mut self, token: &TokenRecord) -> StoreResult<()> {
+        tenants::insert_token(self, token).await
+    }
+
+    async fn revoke_tokens(
+        &mut self,
+        tenant: &str,
+        prefix: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<String>> {
+        tenants::revoke(self, tenant, prefix, now).await
+    }
+
+    async fn live_token_count(&mut self, tenant: &str, now: OffsetDateTime) -> StoreResult<i64> {
+        tenants::live_token_count(self, tenant, now).await
+    }
+
+    async fn mark_expiring_tokens(
+        &mut self,
+        tenant: &str,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<TokenRecord>> {
+        tenants::mark_expiring(self, tenant, before, now).await
     }
 }

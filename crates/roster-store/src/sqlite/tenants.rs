@@ -2,20 +2,17 @@
 //! token rules, expiry warnings and erasing a User.
 
 use crate::sqlite::db;
-use serde_json::json;
 use time::OffsetDateTime;
 
-use super::outbox::append_events;
+use super::db::Connection;
 use super::query::to_ms;
 use super::{
-    backend, insert_token, tenant_from_row, to_i64, token_from, token_ref, SqliteStore, TenantRow,
-    TokenRow, Tx, TOKEN_COLS,
+    backend, db_err, tenant_from_row, to_i64, token_from, SqliteStore, TenantRow, TokenRow,
+    TOKEN_COLS,
 };
-use crate::tenants::{
-    TenantAdminStore, TenantDataMode, TenantEdit, TenantState, CONFLICT_SCIM_DISABLED,
-    CONFLICT_SCIM_ENABLED, CONFLICT_TOKEN_LIMIT,
-};
-use crate::{EventType, NewEvent, StoreError, StoreResult, Tenant, TokenRecord};
+use crate::domain::tenants;
+use crate::tenants::{TenantAdminStore, TenantDataMode, TenantEdit, TenantState};
+use crate::{StoreResult, Tenant, TokenRecord};
 
 const TENANT_COLS: &str = "id, name, idp, created_at, settings";
 
@@ -23,63 +20,142 @@ const TENANT_COLS: &str = "id, name, idp, created_at, settings";
 /// must still say who erased the tenant.
 const KEEP_ON_ERASE: [&str; 1] = ["audit_log"];
 
-/// Reads a live tenant inside a write transaction.
-async fn live_tenant(tx: &mut Tx, id: &str) -> StoreResult<Option<Tenant>> {
+// The SQL of the store core's tenant and token row operations (see `super::rows`).
+
+pub(in crate::sqlite) async fn live_tenant(
+    conn: &mut Connection,
+    id: &str,
+) -> StoreResult<Option<Tenant>> {
     let row: Option<TenantRow> = db::query_as(&format!(
         "SELECT {TENANT_COLS} FROM tenants WHERE id = ? AND deleted_at IS NULL"
     ))
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await
     .map_err(backend)?;
     row.map(tenant_from_row).transpose()
 }
 
-async fn write_settings(tx: &mut Tx, t: &Tenant) -> StoreResult<()> {
+pub(in crate::sqlite) async fn write_tenant(conn: &mut Connection, t: &Tenant) -> StoreResult<()> {
     let settings = serde_json::to_string(&t.settings).map_err(backend)?;
     db::query("UPDATE tenants SET name = ?, idp = ?, settings = ? WHERE id = ?")
         .bind(&t.name)
         .bind(&t.idp)
         .bind(settings)
         .bind(&t.id)
-        .execute(&mut **tx)
+        .execute(conn)
         .await
         .map_err(backend)?;
     Ok(())
 }
 
-/// Revokes live tokens of `tenant` (only `prefix` when given); returns the revoked prefixes.
-async fn revoke(
-    tx: &mut Tx,
+pub(in crate::sqlite) async fn revoke(
+    conn: &mut Connection,
     tenant: &str,
     prefix: Option<&str>,
-    now_ms: i64,
+    now: OffsetDateTime,
 ) -> StoreResult<Vec<String>> {
     let q = match prefix {
         Some(p) => db::query_scalar(
             "UPDATE tokens SET revoked_at = ? \
              WHERE tenant_id = ? AND prefix = ? AND revoked_at IS NULL RETURNING prefix",
         )
-        .bind(now_ms)
+        .bind(to_ms(now))
         .bind(tenant)
         .bind(p),
         None => db::query_scalar(
             "UPDATE tokens SET revoked_at = ? \
              WHERE tenant_id = ? AND revoked_at IS NULL RETURNING prefix",
         )
-        .bind(now_ms)
+        .bind(to_ms(now))
         .bind(tenant),
     };
-    q.fetch_all(&mut **tx).await.map_err(backend)
+    q.fetch_all(conn).await.map_err(backend)
 }
 
-/// The live tenant, or `NotFound`; `Conflict(CONFLICT_SCIM_DISABLED)` when SCIM is off.
-async fn scim_tenant(tx: &mut Tx, id: &str) -> StoreResult<Tenant> {
-    let t = live_tenant(tx, id).await?.ok_or(StoreError::NotFound)?;
-    if !t.settings.scim_enabled {
-        return Err(StoreError::Conflict(CONFLICT_SCIM_DISABLED));
-    }
-    Ok(t)
+pub(in crate::sqlite) async fn deleted_at(
+    conn: &mut Connection,
+    id: &str,
+) -> StoreResult<Option<Option<OffsetDateTime>>> {
+    let deleted: Option<Option<i64>> =
+        db::query_scalar("SELECT deleted_at FROM tenants WHERE id = ?")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .map_err(backend)?;
+    deleted.map(super::opt_from_ms).transpose()
+}
+
+pub(in crate::sqlite) async fn mark_deleted(
+    conn: &mut Connection,
+    id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    db::query("UPDATE tenants SET deleted_at = ? WHERE id = ?")
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(in crate::sqlite) async fn insert_token(
+    conn: &mut Connection,
+    token: &TokenRecord,
+) -> StoreResult<()> {
+    db::query(&format!(
+        "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(&token.prefix)
+    .bind(&token.tenant_id)
+    .bind(&token.hash)
+    .bind(to_ms(token.created_at))
+    .bind(to_ms(token.expires_at))
+    .bind(token.last_used_at.map(to_ms))
+    .bind(token.revoked_at.map(to_ms))
+    .execute(conn)
+    .await
+    .map_err(|e| db_err(e, "token"))?;
+    Ok(())
+}
+
+pub(in crate::sqlite) async fn live_token_count(
+    conn: &mut Connection,
+    tenant: &str,
+    now: OffsetDateTime,
+) -> StoreResult<i64> {
+    db::query_scalar(
+        "SELECT COUNT(*) FROM tokens \
+         WHERE tenant_id = ? AND revoked_at IS NULL AND expires_at > ?",
+    )
+    .bind(tenant)
+    .bind(to_ms(now))
+    .fetch_one(conn)
+    .await
+    .map_err(backend)
+}
+
+pub(in crate::sqlite) async fn mark_expiring(
+    conn: &mut Connection,
+    tenant: &str,
+    before: OffsetDateTime,
+    now: OffsetDateTime,
+) -> StoreResult<Vec<TokenRecord>> {
+    let rows: Vec<TokenRow> = db::query_as(&format!(
+        "UPDATE tokens SET expiry_warned_at = ? \
+         WHERE tenant_id = ? AND revoked_at IS NULL AND expiry_warned_at IS NULL \
+         AND expires_at > ? AND expires_at <= ? \
+         RETURNING {TOKEN_COLS}"
+    ))
+    .bind(to_ms(now))
+    .bind(tenant)
+    .bind(to_ms(now))
+    .bind(to_ms(before))
+    .fetch_all(conn)
+    .await
+    .map_err(backend)?;
+    rows.into_iter().map(token_from).collect()
 }
 
 #[async_trait::async_trait]
@@ -121,66 +197,24 @@ impl TenantAdminStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn update_tenant(&self, id: &str, edit: TenantEdit) -> StoreResult<Tenant> {
         let mut tx = self.write().await?;
-        let before = live_tenant(&mut tx, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let mut after = before.clone();
-        edit(&mut after).map_err(StoreError::Invalid)?;
-        if after.id != before.id || after.created_at != before.created_at {
-            return Err(StoreError::Invalid(
-                "a tenant's id and creation time cannot change".to_owned(),
-            ));
-        }
-        if after.settings.scim_enabled != before.settings.scim_enabled {
-            return Err(StoreError::Invalid(
-                "scim_enabled changes only through enabling or disabling SCIM".to_owned(),
-            ));
-        }
-        write_settings(&mut tx, &after).await?;
+        let after = tenants::update_tenant(&mut *tx, id, edit).await?;
         let _auth = self.auth_change();
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
     #[tracing::instrument(skip_all)]
     async fn enable_scim(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let mut t = live_tenant(&mut tx, &token.tenant_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if t.settings.scim_enabled {
-            return Err(StoreError::Conflict(CONFLICT_SCIM_ENABLED));
-        }
-        t.settings.scim_enabled = true;
-        write_settings(&mut tx, &t).await?;
-        insert_token(&mut tx, token).await?;
-        let events = vec![
-            NewEvent::new(EventType::ScimEnabled, json!({"token": token_ref(token)})),
-            NewEvent::new(EventType::TokenCreated, json!({"token": token_ref(token)})),
-        ];
-        append_events(&mut tx, &t.id, now_ms, events).await?;
+        tenants::enable_scim(&mut *tx, token, now).await?;
         let _auth = self.auth_change();
         self.commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn disable_scim(&self, tenant: &str, now: OffsetDateTime) -> StoreResult<Vec<String>> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let mut t = live_tenant(&mut tx, tenant)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        // Revoke even when already disabled: a token can only have been left live by a store
-        // older than this rule, and "disabled" must mean "no token works".
-        let revoked = revoke(&mut tx, tenant, None, now_ms).await?;
-        if !t.settings.scim_enabled && revoked.is_empty() {
-            return Ok(revoked);
-        }
-        t.settings.scim_enabled = false;
-        write_settings(&mut tx, &t).await?;
-        let event = NewEvent::new(EventType::ScimDisabled, json!({"revoked": revoked}));
-        append_events(&mut tx, tenant, now_ms, vec![event]).await?;
+        let revoked = tenants::disable_scim(&mut *tx, tenant, now).await?;
         let _auth = self.auth_change();
         self.commit(tx).await?;
         Ok(revoked)
@@ -193,25 +227,8 @@ impl TenantAdminStore for SqliteStore {
         max_live: u32,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        scim_tenant(&mut tx, &token.tenant_id).await?;
-        // Counted inside the write transaction: two concurrent creations cannot both pass.
-        let live: i64 = db::query_scalar(
-            "SELECT COUNT(*) FROM tokens \
-             WHERE tenant_id = ? AND revoked_at IS NULL AND expires_at > ?",
-        )
-        .bind(&token.tenant_id)
-        .bind(now_ms)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if live >= i64::from(max_live) {
-            return Err(StoreError::Conflict(CONFLICT_TOKEN_LIMIT));
-        }
-        insert_token(&mut tx, token).await?;
-        let event = NewEvent::new(EventType::TokenCreated, json!({"token": token_ref(token)}));
-        append_events(&mut tx, &token.tenant_id, now_ms, vec![event]).await?;
+        tenants::create_token(&mut *tx, token, max_live, now).await?;
         let _auth = self.auth_change();
         self.commit(tx).await
     }
@@ -223,19 +240,8 @@ impl TenantAdminStore for SqliteStore {
         replace: Option<&str>,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<String>> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        scim_tenant(&mut tx, &token.tenant_id).await?;
-        let revoked = revoke(&mut tx, &token.tenant_id, replace, now_ms).await?;
-        if replace.is_some() && revoked.is_empty() {
-            return Err(StoreError::NotFound);
-        }
-        insert_token(&mut tx, token).await?;
-        let event = NewEvent::new(
-            EventType::TokenRotated,
-            json!({"token": token_ref(token), "revoked": revoked}),
-        );
-        append_events(&mut tx, &token.tenant_id, now_ms, vec![event]).await?;
+        let revoked = tenants::rotate_token(&mut *tx, token, replace, true, now).await?;
         let _auth = self.auth_change();
         self.commit(tx).await?;
         Ok(revoked)
@@ -248,31 +254,10 @@ impl TenantAdminStore for SqliteStore {
         mode: TenantDataMode,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let deleted: Option<Option<i64>> =
-            db::query_scalar("SELECT deleted_at FROM tenants WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-        match (deleted, mode) {
-            (None, _) | (Some(Some(_)), TenantDataMode::Retain) => {
-                return Err(StoreError::NotFound)
-            }
-            (Some(_), TenantDataMode::Retain) => {
-                revoke(&mut tx, id, None, now_ms).await?;
-                db::query("UPDATE tenants SET deleted_at = ? WHERE id = ?")
-                    .bind(now_ms)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            }
-            (Some(_), TenantDataMode::Erase) => erase_tenant(&mut tx, id).await?,
-        }
+        tenants::delete_tenant(&mut *tx, id, mode, now).await?;
         let _auth = self.auth_change();
-        tx.commit().await.map_err(backend)
+        self.commit(tx).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -282,34 +267,8 @@ impl TenantAdminStore for SqliteStore {
         before: OffsetDateTime,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<TokenRecord>> {
-        let now_ms = to_ms(now);
         let mut tx = self.write().await?;
-        let rows: Vec<TokenRow> = db::query_as(&format!(
-            "UPDATE tokens SET expiry_warned_at = ? \
-             WHERE tenant_id = ? AND revoked_at IS NULL AND expiry_warned_at IS NULL \
-             AND expires_at > ? AND expires_at <= ? \
-             RETURNING {TOKEN_COLS}"
-        ))
-        .bind(now_ms)
-        .bind(tenant)
-        .bind(now_ms)
-        .bind(to_ms(before))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tokens = rows
-            .into_iter()
-            .map(token_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        tokens.sort_by(|a, b| (a.expires_at, &a.prefix).cmp(&(b.expires_at, &b.prefix)));
-        let events = tokens
-            .iter()
-            .map(|t| NewEvent::new(EventType::TokenExpiring, json!({"token": token_ref(t)})))
-            .collect();
-        append_events(&mut tx, tenant, now_ms, events).await?;
+        let tokens = tenants::warn_expiring_tokens(&mut *tx, tenant, before, now).await?;
         self.commit(tx).await?;
         Ok(tokens)
     }
@@ -329,16 +288,16 @@ impl TenantAdminStore for SqliteStore {
 /// later migration is erased too without touching this code. Foreign-key checks are deferred to
 /// the commit, so the order of the deletes does not matter; rows that reference the erased ones
 /// through `ON DELETE CASCADE` (emails, members) go with them.
-async fn erase_tenant(tx: &mut Tx, id: &str) -> StoreResult<()> {
+pub(in crate::sqlite) async fn erase_tenant(tx: &mut Connection, id: &str) -> StoreResult<()> {
     db::query("PRAGMA defer_foreign_keys = ON")
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
     let tables: Vec<String> = db::query_scalar(
         "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
          WHERE m.type = 'table' AND c.name = 'tenant_id' ORDER BY m.name",
     )
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await
     .map_err(backend)?;
     for table in tables {
@@ -349,13 +308,13 @@ async fn erase_tenant(tx: &mut Tx, id: &str) -> StoreResult<()> {
         let quoted = table.replace('"', "\"\"");
         db::query(&format!("DELETE FROM \"{quoted}\" WHERE tenant_id = ?"))
             .bind(id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
     }
     db::query("DELETE FROM tenants WHERE id = ?")
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
     Ok(())
@@ -363,14 +322,15 @@ async fn erase_tenant(tx: &mut Tx, id: &str) -> StoreResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
+    use serde_json::{json, Value};
     use time::macros::datetime;
     use time::Duration;
 
     use super::*;
     use crate::events::EventStore;
     use crate::ops::{AuditEntry, LogStore};
-    use crate::{NewResource, Store, TenantSettings};
+    use crate::tenants::{CONFLICT_SCIM_DISABLED, CONFLICT_SCIM_ENABLED, CONFLICT_TOKEN_LIMIT};
+    use crate::{NewResource, Store, StoreError, TenantSettings};
     use scim_proto::schema::ResourceKind;
 
     const T0: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
