@@ -21,7 +21,7 @@ pub mod app;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod console;
-pub mod domain;
+pub(crate) mod domain;
 pub mod events;
 pub mod meta;
 pub mod ops;

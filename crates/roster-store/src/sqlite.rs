@@ -14,20 +14,17 @@
 //! share one SQLite transaction and one fsync, each in its own savepoint, and none returns
 //! before the shared commit is durable (`synchronous=FULL`).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scim_proto::filter::format_datetime;
 use scim_proto::schema::ResourceKind;
-use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::domain::resources;
 use crate::{
-    CreateOutcome, GroupRef, ListQuery, Member, MemberOp, NewResource, Page, PageRequest,
-    ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
+    CreateOutcome, GroupRef, ListQuery, Member, MemberOp, NewResource, Page, ResourceUpdate, Store,
+    StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
 };
 
 mod app;
@@ -37,7 +34,6 @@ mod meta;
 mod migrate;
 mod ops;
 mod outbox;
-mod query;
 mod reads;
 mod rows;
 mod tenants;
@@ -51,12 +47,9 @@ mod tests_provlog;
 mod tests_reads;
 mod writer;
 
+use crate::domain::query;
+use crate::domain::query::{to_ms, Arg};
 use db::{Connection, Pool};
-
-use query::{
-    cmp_keys, decode_cursor, encode_cursor, mentions, query_hash, to_ms, Arg, CursorPos, Fragment,
-    Key, SortPlan, Translator,
-};
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -179,44 +172,6 @@ fn stored(kind: ResourceKind, row: ResourceRow) -> StoreResult<(i64, StoredResou
             last_modified: from_ms(last_modified)?,
         },
     ))
-}
-
-/// The full representation the in-memory filter evaluator sees: the document plus `id`,
-/// `meta`, and `members` / `groups` when given.
-fn representation(
-    r: &StoredResource,
-    members: Option<&[String]>,
-    groups: Option<&[(String, String)]>,
-) -> Value {
-    let mut m = match &r.doc {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
-    };
-    m.insert("id".into(), json!(r.id));
-    m.insert(
-        "meta".into(),
-        json!({
-            "resourceType": r.kind.as_str(),
-            "created": format_datetime(r.created),
-            "lastModified": format_datetime(r.last_modified),
-            "version": format!("W/\"{}\"", r.version),
-        }),
-    );
-    if let Some(ms) = members.filter(|ms| !ms.is_empty()) {
-        let v: Vec<Value> = ms
-            .iter()
-            .map(|id| json!({"value": id, "type": "User"}))
-            .collect();
-        m.insert("members".into(), Value::Array(v));
-    }
-    if let Some(gs) = groups.filter(|gs| !gs.is_empty()) {
-        let v: Vec<Value> = gs
-            .iter()
-            .map(|(id, d)| json!({"value": id, "display": d, "type": "direct"}))
-            .collect();
-        m.insert("groups".into(), Value::Array(v));
-    }
-    Value::Object(m)
 }
 
 /// The file a `sqlite:` URL names, or `None` for an in-memory (throwaway) database.
@@ -397,7 +352,6 @@ impl SqliteStore {
 
     /// [`Self::list_impl`] inside the caller's read transaction, so that the caller can read
     /// more (the page's relations, see `reads`) in the same snapshot.
-    #[allow(clippy::too_many_lines)] // One flow: plan, then the SQL or the in-memory path.
     async fn list_in(
         tx: &mut Connection,
         tenant: &str,
@@ -405,261 +359,7 @@ impl SqliteStore {
         query: &ListQuery,
         force_memory: bool,
     ) -> StoreResult<Page> {
-        if let Some(f) = &query.filter {
-            if f.kind() != kind {
-                return Err(StoreError::Invalid(
-                    "the filter was validated for another resource type".to_owned(),
-                ));
-            }
-        }
-        let filter = query.filter.as_ref().map(|f| f.filter());
-        let frag = match filter {
-            Some(_) if force_memory => Fragment {
-                sql: "1".to_owned(),
-                args: vec![],
-                exact: false,
-            },
-            Some(f) => Translator { tenant, kind }.translate(f),
-            None => Fragment {
-                sql: "1".to_owned(),
-                args: vec![],
-                exact: true,
-            },
-        };
-        let plan = SortPlan::new(kind, query.sort.as_ref());
-        let memory = !frag.exact || matches!(plan, SortPlan::Memory { .. });
-        let hash = query_hash(tenant, kind, filter, &plan, memory);
-        let position = match &query.page {
-            PageRequest::Cursor {
-                cursor: Some(c), ..
-            } => Some(decode_cursor(c, &hash)?),
-            _ => None,
-        };
-        // `kind` is one of two constants, written literally so that SQLite can use the
-        // partial userName index (it cannot prove `kind = ?` implies `kind = 'User'`).
-        let base = format!(
-            "r.tenant_id = ? AND r.kind = '{}' AND r.deleted = 0 AND r.managed = 1 AND {}",
-            kind.as_str(),
-            frag.sql
-        );
-        let mut args = vec![Arg::Text(tenant.to_owned())];
-        args.extend(frag.args.iter().cloned());
-
-        if !memory {
-            let total: i64 = db::query_scalar_with(
-                &format!("SELECT COUNT(*) FROM resources r WHERE {base}"),
-                args_of(&args)?,
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-            let total = u64::try_from(total).unwrap_or(0);
-            let order = plan.order_by();
-            return match &query.page {
-                PageRequest::Index { start_index, count } => {
-                    let mut items = Vec::new();
-                    if *count > 0 {
-                        let sql = format!(
-                            "SELECT {RESOURCE_COLS} FROM resources r WHERE {base} \
-                             ORDER BY {order} LIMIT ? OFFSET ?"
-                        );
-                        let mut a = args.clone();
-                        a.push(Arg::Int(to_i64(*count)));
-                        a.push(Arg::Int(to_i64(start_index.max(&1) - 1)));
-                        let rows: Vec<ResourceRow> = db::query_as_with(&sql, args_of(&a)?)
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(backend)?;
-                        for row in rows {
-                            items.push(stored(kind, row)?.1);
-                        }
-                    }
-                    Ok(Page {
-                        total,
-                        items,
-                        next_cursor: None,
-                    })
-                }
-                PageRequest::Cursor { count, .. } => {
-                    let mut where_ = base.clone();
-                    let mut a = args.clone();
-                    if let Some(pos) = &position {
-                        let (cond, cargs) = plan.after(pos.key.as_ref(), pos.pk)?;
-                        where_ = format!("{where_} AND {cond}");
-                        a.extend(cargs);
-                    }
-                    let (sk, int) = match &plan {
-                        SortPlan::Column { expr, int, .. } => (*expr, *int),
-                        _ => ("NULL", true),
-                    };
-                    let sql = format!(
-                        "SELECT {RESOURCE_COLS}, {sk} AS sk FROM resources r WHERE {where_} \
-                         ORDER BY {order} LIMIT ?"
-                    );
-                    a.push(Arg::Int(to_i64(*count).saturating_add(1)));
-                    let mut items = Vec::new();
-                    let mut last = None;
-                    let mut more = false;
-                    if *count > 0 {
-                        let rows = db::query_with(&sql, args_of(&a)?)
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(backend)?;
-                        more = rows.len() as u64 > *count;
-                        for row in rows
-                            .into_iter()
-                            .take(usize::try_from(*count).unwrap_or(usize::MAX))
-                        {
-                            let key = if int {
-                                row.try_get::<Option<i64>>("sk")
-                                    .map_err(backend)?
-                                    .map(Key::Int)
-                            } else {
-                                row.try_get::<Option<String>>("sk")
-                                    .map_err(backend)?
-                                    .map(Key::Text)
-                            };
-                            let r: ResourceRow = (
-                                row.try_get("pk").map_err(backend)?,
-                                row.try_get("id").map_err(backend)?,
-                                row.try_get("version").map_err(backend)?,
-                                row.try_get("doc").map_err(backend)?,
-                                row.try_get("created").map_err(backend)?,
-                                row.try_get("last_modified").map_err(backend)?,
-                            );
-                            let (pk, res) = stored(kind, r)?;
-                            last = Some((key, pk));
-                            items.push(res);
-                        }
-                    }
-                    let next_cursor = match (more, last) {
-                        (true, Some((key, pk))) => {
-                            Some(encode_cursor(&CursorPos { key, pk, hash })?)
-                        }
-                        _ => None,
-                    };
-                    Ok(Page {
-                        total,
-                        items,
-                        next_cursor,
-                    })
-                }
-            };
-        }
-
-        // In-memory path: fetch the SQL superset, evaluate, sort and page here.
-        let sql = format!("SELECT {RESOURCE_COLS} FROM resources r WHERE {base} ORDER BY r.pk");
-        let rows: Vec<ResourceRow> = db::query_as_with(&sql, args_of(&args)?)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let sort_attr = query
-            .sort
-            .as_ref()
-            .filter(|s| s.urn.is_none())
-            .map(|s| s.attr.as_str());
-        let wants =
-            |attr: &str| filter.is_some_and(|f| mentions(f, attr)) || sort_attr == Some(attr);
-        let mut members: HashMap<i64, Vec<String>> = HashMap::new();
-        let mut groups: HashMap<i64, Vec<(String, String)>> = HashMap::new();
-        if kind == ResourceKind::Group && wants("members") {
-            let sql = format!(
-                "SELECT m.group_pk, m.member_id FROM members m JOIN resources r ON r.pk = m.group_pk \
-                 WHERE {base} ORDER BY m.group_pk, m.member_id"
-            );
-            let rows: Vec<(i64, String)> = db::query_as_with(&sql, args_of(&args)?)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
-            for (g, m) in rows {
-                members.entry(g).or_default().push(m);
-            }
-        }
-        if kind == ResourceKind::User && wants("groups") {
-            let sql = format!(
-                "SELECT m.member_pk, g.id, COALESCE(json_extract(g.doc, '$.displayName'), '') \
-                 FROM members m JOIN resources r ON r.pk = m.member_pk \
-                 JOIN resources g ON g.pk = m.group_pk AND g.managed = 1 \
-                 WHERE {base} ORDER BY m.member_pk, g.id"
-            );
-            let rows: Vec<(i64, String, String)> = db::query_as_with(&sql, args_of(&args)?)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
-            for (u, id, display) in rows {
-                groups.entry(u).or_default().push((id, display));
-            }
-        }
-        let check = query.filter.as_ref().filter(|_| !frag.exact);
-        let mut matched: Vec<(Option<Key>, i64, StoredResource)> = Vec::new();
-        for row in rows {
-            let (pk, res) = stored(kind, row)?;
-            let repr = representation(
-                &res,
-                (kind == ResourceKind::Group)
-                    .then(|| members.get(&pk).map_or(&[][..], Vec::as_slice)),
-                (kind == ResourceKind::User)
-                    .then(|| groups.get(&pk).map_or(&[][..], Vec::as_slice)),
-            );
-            if check.is_some_and(|f| !f.matches(&repr)) {
-                continue;
-            }
-            matched.push((plan.key_of(&repr), pk, res));
-        }
-        let desc = plan.descending();
-        let order = |a: (Option<&Key>, i64), b: (Option<&Key>, i64)| {
-            let o = cmp_keys(a.0, b.0).then(a.1.cmp(&b.1));
-            if desc {
-                o.reverse()
-            } else {
-                o
-            }
-        };
-        matched.sort_by(|a, b| order((a.0.as_ref(), a.1), (b.0.as_ref(), b.1)));
-        let total = matched.len() as u64;
-        match &query.page {
-            PageRequest::Index { start_index, count } => {
-                let skip = usize::try_from(start_index.max(&1) - 1).unwrap_or(usize::MAX);
-                let take = usize::try_from(*count).unwrap_or(usize::MAX);
-                Ok(Page {
-                    total,
-                    items: matched
-                        .into_iter()
-                        .skip(skip)
-                        .take(take)
-                        .map(|m| m.2)
-                        .collect(),
-                    next_cursor: None,
-                })
-            }
-            PageRequest::Cursor { count, .. } => {
-                let take = usize::try_from(*count).unwrap_or(usize::MAX);
-                let rest: Vec<_> = matched
-                    .into_iter()
-                    .filter(|m| {
-                        position.as_ref().is_none_or(|p| {
-                            order((m.0.as_ref(), m.1), (p.key.as_ref(), p.pk)).is_gt()
-                        })
-                    })
-                    .collect();
-                let more = rest.len() > take && take > 0;
-                let mut items = Vec::new();
-                let mut last = None;
-                for (key, pk, res) in rest.into_iter().take(take) {
-                    last = Some((key, pk));
-                    items.push(res);
-                }
-                let next_cursor = match (more, last) {
-                    (true, Some((key, pk))) => Some(encode_cursor(&CursorPos { key, pk, hash })?),
-                    _ => None,
-                };
-                Ok(Page {
-                    total,
-                    items,
-                    next_cursor,
-                })
-            }
-        }
+        crate::domain::list::list(tx, tenant, kind, query, force_memory).await
     }
 }
 

@@ -13,8 +13,10 @@
 pub mod app;
 pub mod claim;
 pub mod guard;
+pub mod list;
 pub mod members;
 pub mod outbox;
+pub mod query;
 pub mod resources;
 pub mod roles;
 pub mod rows;

@@ -17,10 +17,11 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::guard::GuardRow;
+use super::query::{Arg, Dialect, Key};
 use super::{Derived, GroupSel};
 use crate::app::{GuardSubject, HeldOperation, MatchBy, RoleMapping};
 use crate::events::Event;
-use crate::{StoreResult, Tenant, TenantSettings, TokenRecord};
+use crate::{StoreResult, StoredResource, Tenant, TenantSettings, TokenRecord};
 
 /// A resource found by its folded userName (managed or not, live or deprovisioned), or a
 /// candidate for matching on a SCIM create.
@@ -34,8 +35,6 @@ pub struct NamedRow {
     pub deleted: bool,
     /// Whether SCIM manages it.
     pub managed: bool,
-    /// Current version.
-    pub version: i64,
     /// When created.
     pub created: OffsetDateTime,
 }
@@ -137,12 +136,92 @@ impl AppChange<'_> {
     }
 }
 
+/// The rows a list reads: the tenant's live managed resources of one kind that satisfy a
+/// translated condition over `resources r` (see [`super::query`]).
+#[derive(Debug, Clone)]
+pub struct Where {
+    /// The resource type.
+    pub kind: ResourceKind,
+    /// `r.tenant_id = ? AND r.kind = '…' AND r.deleted = 0 AND r.managed = 1 AND (cond)`.
+    pub sql: String,
+    /// Its parameters, in order (the tenant first).
+    pub args: Vec<Arg>,
+}
+
+impl Where {
+    /// The live managed resources of `kind` in `tenant` that satisfy `cond`.
+    #[must_use]
+    pub fn new(tenant: &str, kind: ResourceKind, cond: String, cond_args: Vec<Arg>) -> Self {
+        // `kind` is one of two constants, written literally so that a planner can use a
+        // partial index on one kind (it cannot prove `kind = ?` implies `kind = 'User'`).
+        let sql = format!(
+            "r.tenant_id = ? AND r.kind = '{}' AND r.deleted = 0 AND r.managed = 1 AND {cond}",
+            kind.as_str()
+        );
+        let mut args = vec![Arg::Text(tenant.to_owned())];
+        args.extend(cond_args);
+        Self { kind, sql, args }
+    }
+
+    /// The same rows, also satisfying `cond`.
+    #[must_use]
+    pub fn and(mut self, cond: &str, args: Vec<Arg>) -> Self {
+        self.sql = format!("{} AND {cond}", self.sql);
+        self.args.extend(args);
+        self
+    }
+}
+
 /// Row operations of one backend connection, within the caller's transaction.
 ///
 /// What each write must not see change between its reads and its writes is stated on the core
 /// operation that calls it (see [`super::resources`]); a backend without SQLite's database-wide
 /// write lock provides it with the row locks those docs name.
 pub trait Rows: Send {
+    /// The string functions the filter translator writes for this backend.
+    fn dialect(&self) -> &'static dyn Dialect;
+
+    /// How many rows `w` selects.
+    fn count_where(&mut self, w: &Where) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// The rows `w` selects, `ORDER BY order LIMIT limit OFFSET offset`.
+    fn page_where(
+        &mut self,
+        w: &Where,
+        order: &str,
+        limit: u64,
+        offset: u64,
+    ) -> impl Future<Output = StoreResult<Vec<StoredResource>>> + Send;
+
+    /// The first `limit` rows `w` selects in `order`, each with its sort key (the value of
+    /// `key`'s expression, an integer or a text column) and pk, for a keyset cursor.
+    fn keyset_page(
+        &mut self,
+        w: &Where,
+        key: Option<(&'static str, bool)>,
+        order: &str,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Vec<(Option<Key>, i64, StoredResource)>>> + Send;
+
+    /// Every row `w` selects, by pk (the in-memory path's superset).
+    fn candidates(
+        &mut self,
+        w: &Where,
+    ) -> impl Future<Output = StoreResult<Vec<(i64, StoredResource)>>> + Send;
+
+    /// The members of the Groups `w` selects: `(group pk, member id)` by group, then member.
+    fn candidate_members(
+        &mut self,
+        w: &Where,
+    ) -> impl Future<Output = StoreResult<Vec<(i64, String)>>> + Send;
+
+    /// The managed groups of the Users `w` selects: `(user pk, group id, group displayName)` by
+    /// user, then group id.
+    fn candidate_groups(
+        &mut self,
+        w: &Where,
+    ) -> impl Future<Output = StoreResult<Vec<(i64, String, String)>>> + Send;
+
     /// The tenant's settings; `None` for an unknown tenant.
     fn tenant_settings(
         &mut self,

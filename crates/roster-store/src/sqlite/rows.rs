@@ -13,14 +13,19 @@ use super::app::guard;
 use super::db::{self, Connection};
 use super::query::to_ms;
 use super::tenants;
-use super::{backend, db_err, from_ms, resource_err, CHUNK};
+use super::{
+    args_of, backend, db_err, from_ms, resource_err, stored, ResourceRow, CHUNK, RESOURCE_COLS,
+};
 use crate::app::{GuardSubject, HeldOperation, MatchBy, RoleMapping};
 use crate::domain::guard::GuardRow;
+use crate::domain::query::{Dialect, Key};
+use crate::domain::rows::Where;
 use crate::domain::rows::{
     AppChange, AppRow, Candidate, LiveRow, NamedRow, Rewrite, RoleRow, Rows,
 };
 use crate::domain::{Derived, EmailKey, GroupSel};
 use crate::events::Event;
+use crate::StoredResource;
 use crate::{StoreResult, Tenant, TenantSettings, TokenRecord};
 
 fn marks(n: usize) -> String {
@@ -173,7 +178,146 @@ pub(super) const GROUP_MAPPINGS_SQL: &str = "\
 /// Events per `INSERT`: 6 bound values each, well below SQLite's bound-parameter limit.
 const EVENT_ROWS: usize = 100;
 
+/// SQLite's string functions for the filter translator.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn contains(&self, col: &str) -> (String, usize) {
+        (format!("instr({col}, ?) > 0"), 1)
+    }
+
+    fn starts_with(&self, col: &str) -> (String, usize) {
+        // `col >= ?` is implied by the prefix test and lets SQLite range-scan an index.
+        (format!("{col} >= ? AND substr({col}, 1, length(?)) = ?"), 3)
+    }
+
+    fn ends_with(&self, col: &str) -> (String, usize) {
+        (
+            format!("length({col}) >= length(?) AND substr({col}, -length(?)) = ?"),
+            3,
+        )
+    }
+}
+
 impl Rows for Connection {
+    fn dialect(&self) -> &'static dyn Dialect {
+        &SqliteDialect
+    }
+
+    async fn count_where(&mut self, w: &Where) -> StoreResult<u64> {
+        let total: i64 = db::query_scalar_with(
+            &format!("SELECT COUNT(*) FROM resources r WHERE {}", w.sql),
+            args_of(&w.args)?,
+        )
+        .fetch_one(&mut *self)
+        .await
+        .map_err(backend)?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    async fn page_where(
+        &mut self,
+        w: &Where,
+        order: &str,
+        limit: u64,
+        offset: u64,
+    ) -> StoreResult<Vec<StoredResource>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLS} FROM resources r WHERE {} ORDER BY {order} LIMIT ? OFFSET ?",
+            w.sql
+        );
+        let mut args = args_of(&w.args)?;
+        args.push(db::Param::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        args.push(db::Param::Integer(
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        ));
+        let rows: Vec<ResourceRow> = db::query_as_with(&sql, args)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|row| Ok(stored(w.kind, row)?.1))
+            .collect()
+    }
+
+    async fn keyset_page(
+        &mut self,
+        w: &Where,
+        key: Option<(&'static str, bool)>,
+        order: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(Option<Key>, i64, StoredResource)>> {
+        let (sk, int) = key.unwrap_or(("NULL", true));
+        let sql = format!(
+            "SELECT {RESOURCE_COLS}, {sk} FROM resources r WHERE {} ORDER BY {order} LIMIT ?",
+            w.sql
+        );
+        let mut args = args_of(&w.args)?;
+        args.push(db::Param::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        type KeyedRow = (i64, String, i64, String, i64, i64, Option<db::Param>);
+        let rows: Vec<KeyedRow> = db::query_as_with(&sql, args)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(pk, id, version, doc, created, modified, sk)| {
+                let key = match (sk, int) {
+                    (None | Some(db::Param::Null), _) => None,
+                    (Some(db::Param::Integer(i)), true) => Some(Key::Int(i)),
+                    (Some(db::Param::Text(t)), false) => Some(Key::Text(t)),
+                    (Some(other), _) => {
+                        return Err(backend(db::Error::InvalidColumnType(
+                            6,
+                            "sort key".to_owned(),
+                            other.data_type(),
+                        )))
+                    }
+                };
+                let (pk, res) = stored(w.kind, (pk, id, version, doc, created, modified))?;
+                Ok((key, pk, res))
+            })
+            .collect()
+    }
+
+    async fn candidates(&mut self, w: &Where) -> StoreResult<Vec<(i64, StoredResource)>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLS} FROM resources r WHERE {} ORDER BY r.pk",
+            w.sql
+        );
+        let rows: Vec<ResourceRow> = db::query_as_with(&sql, args_of(&w.args)?)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(backend)?;
+        rows.into_iter().map(|row| stored(w.kind, row)).collect()
+    }
+
+    async fn candidate_members(&mut self, w: &Where) -> StoreResult<Vec<(i64, String)>> {
+        let sql = format!(
+            "SELECT m.group_pk, m.member_id FROM members m JOIN resources r ON r.pk = m.group_pk \
+             WHERE {} ORDER BY m.group_pk, m.member_id",
+            w.sql
+        );
+        db::query_as_with(&sql, args_of(&w.args)?)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(backend)
+    }
+
+    async fn candidate_groups(&mut self, w: &Where) -> StoreResult<Vec<(i64, String, String)>> {
+        let sql = format!(
+            "SELECT m.member_pk, g.id, COALESCE(json_extract(g.doc, '$.displayName'), '') \
+             FROM members m JOIN resources r ON r.pk = m.member_pk \
+             JOIN resources g ON g.pk = m.group_pk AND g.managed = 1 \
+             WHERE {} ORDER BY m.member_pk, g.id",
+            w.sql
+        );
+        db::query_as_with(&sql, args_of(&w.args)?)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(backend)
+    }
+
     async fn tenant_settings(&mut self, tenant: &str) -> StoreResult<Option<TenantSettings>> {
         let text: Option<String> = db::query_scalar("SELECT settings FROM tenants WHERE id = ?")
             .bind(tenant)
@@ -199,11 +343,10 @@ impl Rows for Connection {
             Option<bool>,
             Option<bool>,
             Option<i64>,
-            Option<i64>,
             bool,
         );
-        let (pk, id, deleted, managed, version, created, any_unmanaged): Probe = db::query_as(
-            "SELECT r.pk, r.id, r.deleted, r.managed, r.version, r.created, \
+        let (pk, id, deleted, managed, created, any_unmanaged): Probe = db::query_as(
+            "SELECT r.pk, r.id, r.deleted, r.managed, r.created, \
                  EXISTS (SELECT 1 FROM resources u INDEXED BY resources_unmanaged \
                          WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.managed = 0) \
                  FROM (SELECT 1) LEFT JOIN resources r \
@@ -214,17 +357,14 @@ impl Rows for Connection {
         .fetch_one(&mut *self)
         .await
         .map_err(backend)?;
-        let row = match (pk, id, deleted, managed, version, created) {
-            (Some(pk), Some(id), Some(deleted), Some(managed), Some(version), Some(created)) => {
-                Some(NamedRow {
-                    pk,
-                    id,
-                    deleted,
-                    managed,
-                    version,
-                    created: from_ms(created)?,
-                })
-            }
+        let row = match (pk, id, deleted, managed, created) {
+            (Some(pk), Some(id), Some(deleted), Some(managed), Some(created)) => Some(NamedRow {
+                pk,
+                id,
+                deleted,
+                managed,
+                created: from_ms(created)?,
+            }),
             _ => None,
         };
         Ok((row, any_unmanaged))

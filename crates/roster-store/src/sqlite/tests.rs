@@ -13,6 +13,7 @@ use scim_proto::schema::ResourceKind;
 use serde_json::json;
 
 use super::query::Translator;
+use super::rows::SqliteDialect;
 use super::SqliteStore;
 use crate::conformance::support::{
     all, and, at, cmp, filtered, fixture, group_filters, new, not, sorted, tenant, user_filters,
@@ -171,9 +172,13 @@ async fn sql_and_in_memory_filters_agree() {
         let memory = s.list_impl("t", kind, &q, true).await.unwrap();
         assert_eq!(sql, memory, "sorted {f:?}");
         exact += usize::from(
-            Translator { tenant: "t", kind }
-                .translate(vf.filter())
-                .exact,
+            Translator {
+                tenant: "t",
+                kind,
+                dialect: &SqliteDialect,
+            }
+            .translate(vf.filter())
+            .exact,
         );
         nonempty += usize::from(!a.is_empty() && a.len() < 160);
         n += 1;
@@ -220,7 +225,12 @@ async fn indexed_filters_use_indexes() {
         ),
     ];
     for (kind, f) in cases {
-        let frag = Translator { tenant: "t", kind }.translate(&f);
+        let frag = Translator {
+            tenant: "t",
+            kind,
+            dialect: &SqliteDialect,
+        }
+        .translate(&f);
         assert!(frag.exact);
         let sql = format!(
             "EXPLAIN QUERY PLAN SELECT r.pk FROM resources r WHERE r.tenant_id = ? AND r.kind = '{}' \
@@ -249,6 +259,7 @@ async fn translator_marks_exact_and_partial_translations() {
         Translator {
             tenant: "t",
             kind: ResourceKind::User,
+            dialect: &SqliteDialect,
         }
         .translate(&f)
     };
@@ -262,7 +273,7 @@ async fn translator_marks_exact_and_partial_translations() {
         !partial.exact && partial.sql.contains("user_name_lc"),
         "the translatable conjunct stays"
     );
-    assert_eq!(tr(not(cmp("title", CompareOp::Eq, "x"))).sql, "1");
+    assert_eq!(tr(not(cmp("title", CompareOp::Eq, "x"))).sql, "TRUE");
 }
 
 #[tokio::test]

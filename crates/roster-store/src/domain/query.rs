@@ -7,8 +7,14 @@
 //! two-valued (never SQL NULL), so `NOT (…)` of an exact fragment is exact too. The semantics
 //! mirror the in-memory evaluator: caseExact=false values are folded with [`fold_case`] on both
 //! sides, `ne` is `NOT eq` (an absent attribute matches `ne`; a multi-valued one matches only if
-//! no value is equal), and string order is SQLite's BINARY collation, which is Rust's `str`
-//! order.
+//! no value is equal), and string order is the byte order of the backend's text comparison
+//! (SQLite's BINARY collation, PostgreSQL's `"C"` collation), which is Rust's `str` order.
+//!
+//! One translator for every backend: the SQL it writes is standard (`TRUE`/`FALSE`, `IS NULL`,
+//! `IN (SELECT …)`, `?` placeholders, which a backend with numbered placeholders renumbers when
+//! it prepares the statement — the translator never writes a `?` inside a string literal); the
+//! few string functions that differ come from the backend's [`Dialect`]. Timestamps are stored
+//! and compared as Unix milliseconds ([`to_ms`]) and booleans as 0/1 on every backend.
 
 use std::cmp::Ordering;
 
@@ -19,6 +25,17 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{SortSpec, StoreError};
+
+/// The string tests whose SQL differs between backends. Each returns the condition on `col` and
+/// how many times the operand is bound for it (in order).
+pub trait Dialect: Sync {
+    /// `col` contains the operand.
+    fn contains(&self, col: &str) -> (String, usize);
+    /// `col` starts with the operand (written so that an index on `col` can range-scan).
+    fn starts_with(&self, col: &str) -> (String, usize);
+    /// `col` ends with the operand.
+    fn ends_with(&self, col: &str) -> (String, usize);
+}
 
 /// A bound SQL parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +58,7 @@ pub(crate) struct Fragment {
 impl Fragment {
     fn constant(value: bool, exact: bool) -> Self {
         Self {
-            sql: if value { "1" } else { "0" }.to_owned(),
+            sql: if value { "TRUE" } else { "FALSE" }.to_owned(),
             args: Vec::new(),
             exact,
         }
@@ -53,7 +70,7 @@ impl Fragment {
     }
 
     fn is_true(&self) -> bool {
-        self.sql == "1"
+        self.sql == "TRUE"
     }
 }
 
@@ -149,6 +166,7 @@ fn column_for(kind: ResourceKind, path: &AttrPath) -> Option<(&'static str, Ty, 
 ///
 /// The result is two-valued: nullable columns are guarded with `IS NOT NULL`.
 fn compare(
+    dialect: &dyn Dialect,
     col: &str,
     ty: Ty,
     nullable: bool,
@@ -201,22 +219,18 @@ fn compare(
             if nullable {
                 format!("{col} IS NOT NULL")
             } else {
-                "1".to_owned()
+                "TRUE".to_owned()
             },
             vec![],
         ),
-        CompareOp::Co => (guard(format!("instr({col}, ?) > 0")), vec![arg]),
-        // `col >= ?` is implied by the prefix test and lets SQLite range-scan an index.
-        CompareOp::Sw => (
-            guard(format!("{col} >= ? AND substr({col}, 1, length(?)) = ?")),
-            vec![arg.clone(), arg.clone(), arg],
-        ),
-        CompareOp::Ew => (
-            guard(format!(
-                "length({col}) >= length(?) AND substr({col}, -length(?)) = ?"
-            )),
-            vec![arg.clone(), arg.clone(), arg],
-        ),
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
+            let (cond, n) = match op {
+                CompareOp::Co => dialect.contains(col),
+                CompareOp::Sw => dialect.starts_with(col),
+                _ => dialect.ends_with(col),
+            };
+            (guard(cond), vec![arg; n])
+        }
         CompareOp::Gt => (guard(format!("{col} > ?")), vec![arg]),
         CompareOp::Ge => (guard(format!("{col} >= ?")), vec![arg]),
         CompareOp::Lt => (guard(format!("{col} < ?")), vec![arg]),
@@ -244,7 +258,7 @@ fn datetime(col: &str, nullable: bool, op: CompareOp, s: &str) -> Option<(String
         (CompareOp::Co | CompareOp::Sw | CompareOp::Ew, _) => return None,
     };
     if let Some(v) = always {
-        return Some((if v { "1" } else { "0" }.to_owned(), vec![]));
+        return Some((if v { "TRUE" } else { "FALSE" }.to_owned(), vec![]));
     }
     let cond = match (nullable, op) {
         (true, CompareOp::Ne) => format!("({col} IS NULL OR {col} <> ?)"),
@@ -273,6 +287,7 @@ fn str_op(op: CompareOp, lhs: &str, rhs: &str) -> bool {
 pub(crate) struct Translator<'a> {
     pub tenant: &'a str,
     pub kind: ResourceKind,
+    pub dialect: &'a dyn Dialect,
 }
 
 impl Translator<'_> {
@@ -295,7 +310,7 @@ impl Translator<'_> {
     fn present(&self, p: &AttrPath) -> Fragment {
         if let Some((col, ty, nullable)) = column_for(self.kind, p) {
             let sql = match (ty, nullable) {
-                (_, false) => "1".to_owned(),
+                (_, false) => "TRUE".to_owned(),
                 (Ty::Text { .. }, true) => format!("({col} IS NOT NULL AND {col} <> '')"),
                 (_, true) => format!("{col} IS NOT NULL"),
             };
@@ -334,7 +349,7 @@ impl Translator<'_> {
             // Membership rows always carry a non-empty id, so "has a row" is exact for
             // members/groups. An emails row may be an empty object, so it is only a superset.
             None => Fragment {
-                sql: multi.wrap("1", false),
+                sql: multi.wrap("TRUE", false),
                 args: vec![self.tenant_arg()],
                 exact: multi != Multi::Emails,
             },
@@ -343,7 +358,7 @@ impl Translator<'_> {
 
     fn compare(&self, p: &AttrPath, op: CompareOp, v: &CompValue) -> Fragment {
         if let Some((col, ty, nullable)) = column_for(self.kind, p) {
-            return match compare(col, ty, nullable, op, v) {
+            return match compare(self.dialect, col, ty, nullable, op, v) {
                 Some((sql, args)) => Fragment {
                     sql,
                     args,
@@ -386,7 +401,7 @@ impl Translator<'_> {
         } else {
             (false, op)
         };
-        match compare(col, ty, true, op, v) {
+        match compare(self.dialect, col, ty, true, op, v) {
             Some((cond, args)) => {
                 let mut all = vec![self.tenant_arg()];
                 all.extend(args);
@@ -441,7 +456,7 @@ impl Translator<'_> {
                 None => Fragment::anything(),
             },
             Filter::Compare(p, op, v) => match row_sub(attr, p).and_then(|s| multi.column(s)) {
-                Some((col, ty)) => match compare(col, ty, true, *op, v) {
+                Some((col, ty)) => match compare(self.dialect, col, ty, true, *op, v) {
                     Some((sql, args)) => Fragment {
                         sql,
                         args,

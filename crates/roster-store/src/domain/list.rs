@@ -1,0 +1,252 @@
+//! Listing resources: the plan (filter translation, sort, keyset cursor) and, for what SQL
+//! cannot express exactly, the in-memory evaluation, sorting and paging of the SQL superset.
+
+use std::collections::HashMap;
+
+use scim_proto::filter::format_datetime;
+use scim_proto::schema::ResourceKind;
+use serde_json::{json, Map, Value};
+
+use super::query::{
+    cmp_keys, decode_cursor, encode_cursor, mentions, query_hash, CursorPos, Fragment, Key,
+    SortPlan, Translator,
+};
+use super::rows::Where;
+use super::Rows;
+use crate::{ListQuery, Page, PageRequest, StoreError, StoreResult, StoredResource};
+
+/// The full representation the in-memory filter evaluator sees: the document plus `id`,
+/// `meta`, and `members` / `groups` when given.
+#[must_use]
+pub fn representation(
+    r: &StoredResource,
+    members: Option<&[String]>,
+    groups: Option<&[(String, String)]>,
+) -> Value {
+    let mut m = match &r.doc {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    m.insert("id".into(), json!(r.id));
+    m.insert(
+        "meta".into(),
+        json!({
+            "resourceType": r.kind.as_str(),
+            "created": format_datetime(r.created),
+            "lastModified": format_datetime(r.last_modified),
+            "version": format!("W/\"{}\"", r.version),
+        }),
+    );
+    if let Some(ms) = members.filter(|ms| !ms.is_empty()) {
+        let v: Vec<Value> = ms
+            .iter()
+            .map(|id| json!({"value": id, "type": "User"}))
+            .collect();
+        m.insert("members".into(), Value::Array(v));
+    }
+    if let Some(gs) = groups.filter(|gs| !gs.is_empty()) {
+        let v: Vec<Value> = gs
+            .iter()
+            .map(|(id, d)| json!({"value": id, "display": d, "type": "direct"}))
+            .collect();
+        m.insert("groups".into(), Value::Array(v));
+    }
+    Value::Object(m)
+}
+
+/// A page of the tenant's live managed resources of `kind` (in the caller's read transaction,
+/// so that the count, the page and what the caller reads next see one snapshot).
+///
+/// A filter that SQL expresses exactly and a sort on an indexed column run as SQL: a count and
+/// one page (an offset page, or a keyset page after the cursor's position). Otherwise the SQL
+/// superset is read, evaluated, sorted and paged here. `force_memory` takes the in-memory path
+/// for any filter (tests compare both). A cursor belongs to one query: its hash covers the
+/// tenant, kind, filter, sort and path.
+#[allow(clippy::too_many_lines)] // One flow: plan, then the SQL or the in-memory path.
+pub async fn list<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    kind: ResourceKind,
+    query: &ListQuery,
+    force_memory: bool,
+) -> StoreResult<Page> {
+    if let Some(f) = &query.filter {
+        if f.kind() != kind {
+            return Err(StoreError::Invalid(
+                "the filter was validated for another resource type".to_owned(),
+            ));
+        }
+    }
+    let filter = query.filter.as_ref().map(|f| f.filter());
+    let frag = match filter {
+        Some(_) if force_memory => Fragment {
+            sql: "TRUE".to_owned(),
+            args: vec![],
+            exact: false,
+        },
+        Some(f) => Translator {
+            tenant,
+            kind,
+            dialect: rows.dialect(),
+        }
+        .translate(f),
+        None => Fragment {
+            sql: "TRUE".to_owned(),
+            args: vec![],
+            exact: true,
+        },
+    };
+    let plan = SortPlan::new(kind, query.sort.as_ref());
+    let memory = !frag.exact || matches!(plan, SortPlan::Memory { .. });
+    let hash = query_hash(tenant, kind, filter, &plan, memory);
+    let position = match &query.page {
+        PageRequest::Cursor {
+            cursor: Some(c), ..
+        } => Some(decode_cursor(c, &hash)?),
+        _ => None,
+    };
+    let w = Where::new(tenant, kind, frag.sql.clone(), frag.args.clone());
+
+    if !memory {
+        let total = rows.count_where(&w).await?;
+        return match &query.page {
+            PageRequest::Index { start_index, count } => {
+                let items = if *count > 0 {
+                    rows.page_where(&w, &plan.order_by(), *count, start_index.max(&1) - 1)
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                Ok(Page {
+                    total,
+                    items,
+                    next_cursor: None,
+                })
+            }
+            PageRequest::Cursor { count, .. } => {
+                let mut w = w;
+                if let Some(pos) = &position {
+                    let (cond, cargs) = plan.after(pos.key.as_ref(), pos.pk)?;
+                    w = w.and(&cond, cargs);
+                }
+                let key = match &plan {
+                    SortPlan::Column { expr, int, .. } => Some((*expr, *int)),
+                    _ => None,
+                };
+                let mut items = Vec::new();
+                let mut last = None;
+                let mut more = false;
+                if *count > 0 {
+                    let found = rows
+                        .keyset_page(&w, key, &plan.order_by(), count.saturating_add(1))
+                        .await?;
+                    more = found.len() as u64 > *count;
+                    for (key, pk, res) in found
+                        .into_iter()
+                        .take(usize::try_from(*count).unwrap_or(usize::MAX))
+                    {
+                        last = Some((key, pk));
+                        items.push(res);
+                    }
+                }
+                let next_cursor = match (more, last) {
+                    (true, Some((key, pk))) => Some(encode_cursor(&CursorPos { key, pk, hash })?),
+                    _ => None,
+                };
+                Ok(Page {
+                    total,
+                    items,
+                    next_cursor,
+                })
+            }
+        };
+    }
+
+    // In-memory path: fetch the SQL superset, evaluate, sort and page here.
+    let candidates = rows.candidates(&w).await?;
+    let sort_attr = query
+        .sort
+        .as_ref()
+        .filter(|s| s.urn.is_none())
+        .map(|s| s.attr.as_str());
+    let wants = |attr: &str| filter.is_some_and(|f| mentions(f, attr)) || sort_attr == Some(attr);
+    let mut members: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut groups: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+    if kind == ResourceKind::Group && wants("members") {
+        for (g, m) in rows.candidate_members(&w).await? {
+            members.entry(g).or_default().push(m);
+        }
+    }
+    if kind == ResourceKind::User && wants("groups") {
+        for (u, id, display) in rows.candidate_groups(&w).await? {
+            groups.entry(u).or_default().push((id, display));
+        }
+    }
+    let check = query.filter.as_ref().filter(|_| !frag.exact);
+    let mut matched: Vec<(Option<Key>, i64, StoredResource)> = Vec::new();
+    for (pk, res) in candidates {
+        let repr = representation(
+            &res,
+            (kind == ResourceKind::Group).then(|| members.get(&pk).map_or(&[][..], Vec::as_slice)),
+            (kind == ResourceKind::User).then(|| groups.get(&pk).map_or(&[][..], Vec::as_slice)),
+        );
+        if check.is_some_and(|f| !f.matches(&repr)) {
+            continue;
+        }
+        matched.push((plan.key_of(&repr), pk, res));
+    }
+    let desc = plan.descending();
+    let order = |a: (Option<&Key>, i64), b: (Option<&Key>, i64)| {
+        let o = cmp_keys(a.0, b.0).then(a.1.cmp(&b.1));
+        if desc {
+            o.reverse()
+        } else {
+            o
+        }
+    };
+    matched.sort_by(|a, b| order((a.0.as_ref(), a.1), (b.0.as_ref(), b.1)));
+    let total = matched.len() as u64;
+    match &query.page {
+        PageRequest::Index { start_index, count } => {
+            let skip = usize::try_from(start_index.max(&1) - 1).unwrap_or(usize::MAX);
+            let take = usize::try_from(*count).unwrap_or(usize::MAX);
+            Ok(Page {
+                total,
+                items: matched
+                    .into_iter()
+                    .skip(skip)
+                    .take(take)
+                    .map(|m| m.2)
+                    .collect(),
+                next_cursor: None,
+            })
+        }
+        PageRequest::Cursor { count, .. } => {
+            let take = usize::try_from(*count).unwrap_or(usize::MAX);
+            let rest: Vec<_> = matched
+                .into_iter()
+                .filter(|m| {
+                    position
+                        .as_ref()
+                        .is_none_or(|p| order((m.0.as_ref(), m.1), (p.key.as_ref(), p.pk)).is_gt())
+                })
+                .collect();
+            let more = rest.len() > take && take > 0;
+            let mut items = Vec::new();
+            let mut last = None;
+            for (key, pk, res) in rest.into_iter().take(take) {
+                last = Some((key, pk));
+                items.push(res);
+            }
+            let next_cursor = match (more, last) {
+                (true, Some((key, pk))) => Some(encode_cursor(&CursorPos { key, pk, hash })?),
+                _ => None,
+            };
+            Ok(Page {
+                total,
+                items,
+                next_cursor,
+            })
+        }
+    }
+}
