@@ -62,7 +62,7 @@ impl From<StoreError> for HttpError {
             StoreError::GuardRefused(status) => {
                 tracing::warn!(
                     state = status.state.as_str(),
-                    "mass-deprovisioning guard refused a deactivation"
+                    "mass-deprovisioning guard refused a deactivation or deletion"
                 );
                 crate::admin::guard::refusal(&status)
             }

@@ -831,27 +831,17 @@ pub async fn delete(
 ) -> Result<(), HttpError> {
     let cur = fetch(state, ctx, kind, id).await?;
     check_if_match(if_match, &etag(cur.version))?;
-    guard::admit_delete(state, &ctx.tenant, &cur).await?;
-    let now = state.clock.now();
-    if kind == ResourceKind::User && erases_users(state, ctx).await? {
-        state.store.erase_user(&ctx.tenant, id, now).await?;
-    } else {
-        state
-            .store
-            .delete_resource(&ctx.tenant, kind, id, now)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Whether the tenant's `deprovision_on_delete` setting is `erase` (read at the time of the
-/// DELETE, so a changed setting applies to the next request at once).
-async fn erases_users(state: &AppState, ctx: &Ctx) -> Result<bool, HttpError> {
-    Ok(state
+    // The version read is the one the delete applies to, and the guard admits it in the
+    // delete's own transaction (the store erases instead when the tenant says so).
+    let deletion = roster_store::Deletion {
+        expected_version: Some(cur.version),
+        guard: guard::delete_subject(&cur),
+    };
+    state
         .store
-        .get_tenant(&ctx.tenant)
-        .await?
-        .is_some_and(|t| t.settings.deprovision_on_delete == roster_store::DeprovisionMode::Erase))
+        .delete_resource(&ctx.tenant, kind, id, deletion, state.clock.now())
+        .await?;
+    Ok(())
 }
 
 /// Query parameters of a list or search request, as received.

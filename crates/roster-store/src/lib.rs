@@ -248,6 +248,16 @@ pub enum MemberOp {
     RemoveAll,
 }
 
+/// The conditions of a [`Store::delete_resource`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deletion {
+    /// The version the caller saw (`If-Match`): the delete happens only if it is still current.
+    pub expected_version: Option<i64>,
+    /// `Some` when the delete removes an active User's access: the deprovisioning guard admits
+    /// it in the delete's own transaction, so a refused or failed delete leaves no count behind.
+    pub guard: Option<app::GuardSubject>,
+}
+
 /// A replacement of a resource's stored state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceUpdate {
@@ -448,15 +458,19 @@ pub trait Store:
         ops: &[MemberOp],
         now: OffsetDateTime,
     ) -> StoreResult<StoredResource>;
-    /// Deletes a resource: a User is deprovisioned (retained, deactivated, invisible to SCIM,
-    /// removed from its groups); a Group is removed with its membership rows. Emits
-    /// `group.members_removed` for each group that loses the User, then `user.deprovisioned`;
-    /// or `group.deleted`.
+    /// A SCIM `DELETE`: a User is deprovisioned (retained, deactivated, invisible to SCIM,
+    /// removed from its groups), or erased when the tenant's `deprovision_on_delete` is
+    /// `erase`; a Group is removed with its membership rows. Emits `group.members_removed` for
+    /// each group that loses the User, then `user.deprovisioned` or `user.erased`; or
+    /// `group.deleted`. With [`Deletion::expected_version`], `Stale` when the resource changed;
+    /// with [`Deletion::guard`], the deprovisioning guard admits it in the same transaction
+    /// (refused: [`StoreError::GuardRefused`], nothing deleted, the guard's record kept).
     async fn delete_resource(
         &self,
         tenant: &str,
         kind: ResourceKind,
         id: &str,
+        deletion: Deletion,
         now: OffsetDateTime,
     ) -> StoreResult<()>;
 

@@ -23,8 +23,8 @@ use time::OffsetDateTime;
 
 use crate::domain::resources;
 use crate::{
-    CreateOutcome, GroupRef, ListQuery, Member, MemberOp, NewResource, Page, ResourceUpdate, Store,
-    StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
+    CreateOutcome, Deletion, GroupRef, ListQuery, Member, MemberOp, NewResource, Page,
+    ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
 };
 
 mod app;
@@ -588,11 +588,14 @@ impl Store for SqliteStore {
         tenant: &str,
         kind: ResourceKind,
         id: &str,
+        deletion: Deletion,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        resources::delete_resource(&mut *tx, tenant, kind, id, now).await?;
-        self.commit(tx).await
+        let outcome = resources::delete_resource(&mut *tx, tenant, kind, id, deletion, now).await?;
+        // Refused, the guard's record of the refusal (the held operation, a trip) is kept.
+        self.commit(tx).await?;
+        outcome.map_err(StoreError::GuardRefused)
     }
 
     #[tracing::instrument(skip_all)]

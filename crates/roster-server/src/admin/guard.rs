@@ -17,9 +17,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::Json;
-use roster_store::app::{
-    GuardDecision, GuardOperation, GuardState, GuardStatus, GuardSubject, GuardVerdict,
-};
+use roster_store::app::{GuardDecision, GuardOperation, GuardState, GuardStatus, GuardSubject};
 use roster_store::{StoreError, StoredResource};
 use scim_proto::schema::ResourceKind;
 use scim_proto::ScimError;
@@ -64,40 +62,14 @@ fn subject(cur: &StoredResource, operation: GuardOperation) -> GuardSubject {
     }
 }
 
-/// Submits a SCIM delete of an active User to the guard.
-///
-/// # Errors
-/// SCIM 503 with `Retry-After` when the guard refuses; 500 when the store fails.
-pub async fn admit_delete(
-    state: &AppState,
-    tenant: &str,
-    cur: &StoredResource,
-) -> Result<(), HttpError> {
+/// What the guard must admit for a SCIM delete of `cur`: `Some` for an active User. The store
+/// admits it in the delete's own transaction ([`roster_store::Deletion::guard`]).
+#[must_use]
+pub fn delete_subject(cur: &StoredResource) -> Option<GuardSubject> {
     if cur.kind != ResourceKind::User || !is_active(&cur.doc) {
-        return Ok(());
+        return None;
     }
-    admit(state, tenant, cur, GuardOperation::Delete).await
-}
-
-async fn admit(
-    state: &AppState,
-    tenant: &str,
-    cur: &StoredResource,
-    operation: GuardOperation,
-) -> Result<(), HttpError> {
-    let subject = subject(cur, operation);
-    match state
-        .store
-        .guard_admit(tenant, &subject, state.clock.now())
-        .await?
-    {
-        GuardVerdict::Allowed => Ok(()),
-        GuardVerdict::Refused(status) => {
-            tracing::warn!(tenant, user = %subject.user_id, state = status.state.as_str(),
-                "mass-deprovisioning guard refused a deletion");
-            Err(refusal(&status))
-        }
-    }
+    Some(subject(cur, GuardOperation::Delete))
 }
 
 /// The SCIM 503 of a refusal.

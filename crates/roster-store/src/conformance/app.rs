@@ -149,6 +149,64 @@ pub async fn an_update_carries_its_admission(b: &dyn Backend) {
     assert_eq!((st.state, st.held_count), (GuardState::Tripped, 1));
 }
 
+/// A SCIM delete carries its admission too: a stale version writes nothing (no count), a
+/// refused delete deletes nothing and is held as a `delete`, and with `deprovision_on_delete =
+/// erase` an admitted delete erases the user.
+pub async fn a_delete_carries_its_admission(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    let mut settings = guard(10, 2, 15);
+    settings.deprovision_on_delete = crate::DeprovisionMode::Erase;
+    tenant_with(s, "t", settings).await;
+    let mut users = Vec::new();
+    for i in 0..20 {
+        users.push(user(s, &format!("u{i}"), 0).await);
+    }
+    let del = |u: &StoredResource, version: i64| crate::Deletion {
+        expected_version: Some(version),
+        guard: Some(GuardSubject {
+            operation: GuardOperation::Delete,
+            ..subject(u)
+        }),
+    };
+    let stale = s
+        .delete_resource("t", ResourceKind::User, "u0", del(&users[0], 99), at(60))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale)), "{stale:?}");
+    assert_eq!(s.guard_status("t", at(60)).await.unwrap().window_count, 0);
+    for u in &users[..2] {
+        s.delete_resource("t", ResourceKind::User, &u.id, del(u, u.version), at(60))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.guard_status("t", at(60)).await.unwrap().window_count, 2);
+    let erased = s.get_app_user("t", "u0").await.unwrap();
+    assert!(erased.is_none(), "erase mode erases: {erased:?}");
+    let refused = s
+        .delete_resource(
+            "t",
+            ResourceKind::User,
+            "u2",
+            del(&users[2], users[2].version),
+            at(60),
+        )
+        .await;
+    match refused {
+        Err(StoreError::GuardRefused(st)) => assert_eq!(st.state, GuardState::Tripped),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        s.get_resource("t", ResourceKind::User, "u2")
+            .await
+            .unwrap()
+            .is_some(),
+        "a refused delete is not made"
+    );
+    let st = s.guard_status("t", at(60)).await.unwrap();
+    assert_eq!((st.state, st.held_count), (GuardState::Tripped, 1));
+    assert_eq!(st.held[0].operation, "delete");
+}
+
 /// A tripped guard holds operations until an operator decides; a confirmed or rejected batch ends
 /// after a quiet window, and the guard counts afresh.
 pub async fn tripped_waits_for_an_operator_and_decisions_end_after_a_quiet_window(b: &dyn Backend) {
@@ -286,9 +344,15 @@ pub async fn login_lookup_prefers_live_managed_active_records(b: &dyn Backend) {
     let s = &*s;
     tenant_with(s, "t", TenantSettings::default()).await;
     let old = user(s, "ann@example.com", 0).await;
-    s.delete_resource("t", ResourceKind::User, &old.id, at(1))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        &old.id,
+        crate::Deletion::default(),
+        at(1),
+    )
+    .await
+    .unwrap();
     let r = s
         .login_lookup("t", &LoginKey::Email("ANN@example.com".into()))
         .await
@@ -468,9 +532,15 @@ pub async fn member_counts_follow_every_membership_change(b: &dyn Backend) {
     s.update_members("t", "g", &ops, at(1)).await.unwrap();
     check(&[("g", 3), ("h", 1)]).await;
     // A deprovisioned user leaves its groups.
-    s.delete_resource("t", ResourceKind::User, "u0", at(2))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "u0",
+        crate::Deletion::default(),
+        at(2),
+    )
+    .await
+    .unwrap();
     check(&[("g", 2), ("h", 0)]).await;
     s.update_members("t", "g", &[MemberOp::RemoveAll], at(3))
         .await
@@ -481,9 +551,15 @@ pub async fn member_counts_follow_every_membership_change(b: &dyn Backend) {
         .unwrap();
     check(&[("h", 1)]).await;
     // A deleted group takes its count along.
-    s.delete_resource("t", ResourceKind::Group, "h", at(5))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::Group,
+        "h",
+        crate::Deletion::default(),
+        at(5),
+    )
+    .await
+    .unwrap();
     assert!(s.get_app_group("t", "h").await.unwrap().is_none());
     check(&[("g", 0)]).await;
 }

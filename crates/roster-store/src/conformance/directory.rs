@@ -226,17 +226,29 @@ pub async fn crud_round_trip_survives_reopening(b: &dyn Backend) {
             .version,
         2
     );
-    s.delete_resource("t", ResourceKind::User, "u1", at(4))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "u1",
+        crate::Deletion::default(),
+        at(4),
+    )
+    .await
+    .unwrap();
     assert!(s
         .get_resource("t", ResourceKind::User, "u1")
         .await
         .unwrap()
         .is_none());
     assert!(matches!(
-        s.delete_resource("t", ResourceKind::User, "u1", at(5))
-            .await,
+        s.delete_resource(
+            "t",
+            ResourceKind::User,
+            "u1",
+            crate::Deletion::default(),
+            at(5)
+        )
+        .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -295,9 +307,15 @@ pub async fn deprovision_then_restore(b: &dyn Backend) {
     add_user(s, "t", "u2", user_doc("bob")).await;
     add_group(s, "t", "g1", "Admins", &["u1", "u2"]).await;
 
-    s.delete_resource("t", ResourceKind::User, "u1", at(5))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "u1",
+        crate::Deletion::default(),
+        at(5),
+    )
+    .await
+    .unwrap();
     assert!(s
         .get_resource("t", ResourceKind::User, "u1")
         .await
@@ -394,9 +412,15 @@ pub async fn deprovisioned_user_is_inactive(b: &dyn Backend) {
     let s = &*s;
     tenant(s, "t").await;
     add_user(s, "t", "u1", user_doc("a")).await;
-    s.delete_resource("t", ResourceKind::User, "u1", at(1))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "u1",
+        crate::Deletion::default(),
+        at(1),
+    )
+    .await
+    .unwrap();
     let u = s.get_app_user("t", "u1").await.unwrap().unwrap();
     assert_eq!(u.resource.doc["active"], false);
     assert_eq!(u.status, UserStatus::Deprovisioned);
@@ -547,9 +571,15 @@ pub async fn membership_operations(b: &dyn Backend) {
     assert!(members().await.is_empty());
 
     // Deleting a group removes its memberships: no user belongs to any group any more.
-    s.delete_resource("t", ResourceKind::Group, "g2", at(4))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::Group,
+        "g2",
+        crate::Deletion::default(),
+        at(4),
+    )
+    .await
+    .unwrap();
     assert!(s.groups_of_user("t", "u1").await.unwrap().is_empty());
     for i in 0..5 {
         let u = s
@@ -631,8 +661,14 @@ pub async fn tenants_are_isolated(b: &dyn Backend) {
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        s.delete_resource("b", ResourceKind::User, "only-a", at(1))
-            .await,
+        s.delete_resource(
+            "b",
+            ResourceKind::User,
+            "only-a",
+            crate::Deletion::default(),
+            at(1)
+        )
+        .await,
         Err(StoreError::NotFound)
     ));
     let mut g = new("gb", json!({"displayName": "B"}));
@@ -641,9 +677,15 @@ pub async fn tenants_are_isolated(b: &dyn Backend) {
         s.create_resource("b", ResourceKind::Group, g, at(1)).await,
         Err(StoreError::Invalid(_))
     ));
-    s.delete_resource("b", ResourceKind::User, "u1", at(1))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "b",
+        ResourceKind::User,
+        "u1",
+        crate::Deletion::default(),
+        at(1),
+    )
+    .await
+    .unwrap();
     assert!(s
         .get_resource("a", ResourceKind::User, "u1")
         .await
@@ -733,8 +775,14 @@ pub async fn a_leaving_user_leaves_its_groups_first(b: &dyn Backend) {
         let seq = s.last_seq("t").await.unwrap();
         match user {
             "dep" => {
-                s.delete_resource("t", ResourceKind::User, user, at(secs))
-                    .await
+                s.delete_resource(
+                    "t",
+                    ResourceKind::User,
+                    user,
+                    crate::Deletion::default(),
+                    at(secs),
+                )
+                .await
             }
             "era" => s.erase_user("t", user, at(secs)).await,
             _ => s.delete_app_user("t", user, at(secs)).await,

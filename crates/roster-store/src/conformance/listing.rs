@@ -328,9 +328,15 @@ async fn walk(
             if insert {
                 add_user(s, "t", &id, user_doc(&id)).await;
             } else {
-                s.delete_resource("t", ResourceKind::User, &id, at(1))
-                    .await
-                    .unwrap();
+                s.delete_resource(
+                    "t",
+                    ResourceKind::User,
+                    &id,
+                    crate::Deletion::default(),
+                    at(1),
+                )
+                .await
+                .unwrap();
             }
         }
         if let PageRequest::Cursor { cursor, .. } = &mut q.page {

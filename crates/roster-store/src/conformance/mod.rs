@@ -109,6 +109,7 @@ macro_rules! conformance_tests {
             app {
                 the_window_slides_and_counts_each_user_once,
                 an_update_carries_its_admission,
+                a_delete_carries_its_admission,
                 tripped_waits_for_an_operator_and_decisions_end_after_a_quiet_window,
                 users_created_after_the_window_opened_are_not_counted_and_off_means_off,
                 login_lookup_prefers_live_managed_active_records,

@@ -28,9 +28,15 @@ pub async fn seq_is_per_tenant_gap_free_and_increasing(b: &dyn Backend) {
             .await,
         Err(StoreError::Conflict("userName"))
     ));
-    s.delete_resource("acme", ResourceKind::User, "u1", at(2))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "acme",
+        ResourceKind::User,
+        "u1",
+        crate::Deletion::default(),
+        at(2),
+    )
+    .await
+    .unwrap();
     let acme = events_of(s, "acme").await;
     assert_eq!(
         acme.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -147,17 +153,29 @@ pub async fn member_events_list_the_rows_that_really_changed_in_parts(b: &dyn Ba
         .unwrap();
     assert_eq!(s.last_seq("acme").await.unwrap(), seq);
     // Deprovisioning a member: the group announces the loss, then the user goes.
-    s.delete_resource("acme", ResourceKind::User, "u0003", at(8))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "acme",
+        ResourceKind::User,
+        "u0003",
+        crate::Deletion::default(),
+        at(8),
+    )
+    .await
+    .unwrap();
     let gone = s.list_events("acme", seq, &[], 10).await.unwrap();
     assert_eq!(
         types_of(&gone),
         ["group.members_removed", "user.deprovisioned"]
     );
-    s.delete_resource("acme", ResourceKind::Group, "g1", at(9))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "acme",
+        ResourceKind::Group,
+        "g1",
+        crate::Deletion::default(),
+        at(9),
+    )
+    .await
+    .unwrap();
     let last = s.list_events("acme", seq + 2, &[], 10).await.unwrap();
     assert_eq!(types_of(&last), ["group.deleted"]);
 }
@@ -240,9 +258,15 @@ pub async fn app_group_member_events_are_the_net_change(b: &dyn Backend) {
     );
     assert_eq!(g.member_count, 3);
     // An unknown or deprovisioned user fails the whole change.
-    s.delete_resource("t", ResourceKind::User, "c", at(3))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "c",
+        crate::Deletion::default(),
+        at(3),
+    )
+    .await
+    .unwrap();
     let g = s.get_app_group("t", "ag").await.unwrap().unwrap();
     for bad in ["nobody", "c"] {
         let seq = s.last_seq("t").await.unwrap();
@@ -308,9 +332,15 @@ pub async fn caller_events_restore_and_tokens(b: &dyn Backend) {
         .update_resource("acme", ResourceKind::User, "u1", 1, upd, at(2))
         .await
         .is_err());
-    s.delete_resource("acme", ResourceKind::User, "u1", at(3))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "acme",
+        ResourceKind::User,
+        "u1",
+        crate::Deletion::default(),
+        at(3),
+    )
+    .await
+    .unwrap();
     let mut again = new("ignored", user_doc("ALICE"));
     again.events = vec![NewEvent::new(EventType::UserWelcome, json!({}))];
     let restored = s
@@ -371,9 +401,15 @@ pub async fn snapshot_is_consistent_with_its_seq(b: &dyn Backend) {
     add_user(s, "acme", "u1", user_doc("a")).await;
     add_user(s, "acme", "u2", user_doc("b")).await;
     add_group(s, "acme", "g1", "G", &["u1", "u2"]).await;
-    s.delete_resource("acme", ResourceKind::User, "u2", at(1))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "acme",
+        ResourceKind::User,
+        "u2",
+        crate::Deletion::default(),
+        at(1),
+    )
+    .await
+    .unwrap();
     let snap = s.snapshot("acme").await.unwrap();
     assert_eq!(snap.seq, s.last_seq("acme").await.unwrap());
     assert_eq!(

@@ -281,9 +281,15 @@ pub async fn fixture(s: &dyn Store) {
     s.update_resource("t", ResourceKind::Group, "g03", g3.version, add, at(2000))
         .await
         .unwrap();
-    s.delete_resource("t", ResourceKind::User, "u900", at(2001))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "u900",
+        crate::Deletion::default(),
+        at(2001),
+    )
+    .await
+    .unwrap();
 }
 
 /// The user filters of the filter tests: indexed and not, exact and partial translations.

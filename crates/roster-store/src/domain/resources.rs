@@ -16,8 +16,8 @@ use super::{stored_time, strip, Derived, GroupSel, Rows};
 use crate::app::{GuardStatus, GuardVerdict};
 use crate::events::{resource_body, resource_ref, UserExit};
 use crate::{
-    CreateOutcome, EventType, MemberOp, NewEvent, NewResource, ResourceUpdate, StoreError,
-    StoreResult, StoredResource,
+    CreateOutcome, Deletion, DeprovisionMode, EventType, MemberOp, NewEvent, NewResource,
+    ResourceUpdate, StoreError, StoreResult, StoredResource,
 };
 
 fn members_of_users(kind: ResourceKind, members: bool) -> StoreResult<()> {
@@ -280,41 +280,66 @@ pub async fn update_members<R: Rows + ?Sized>(
     })
 }
 
-/// A SCIM `DELETE`: a User is deprovisioned (it leaves its groups, see [`remove_user`]); a
-/// Group is erased with its member rows. Events: the groups' losses, `user.deprovisioned` or
-/// `group.deleted`, the roles that changed. The deprovisioning guard's admission is the
-/// caller's.
+/// A SCIM `DELETE`: a User is deprovisioned (it leaves its groups, see [`remove_user`]), or
+/// erased when the tenant's `deprovision_on_delete` is `erase`; a Group is erased with its
+/// member rows. `Stale` when `deletion.expected_version` is not the current version. A delete
+/// that removes an active User's access carries its guard subject (`deletion.guard`): refused,
+/// nothing else is written and the answer is `Ok(Err(status))` (the caller commits the guard's
+/// record, as for [`update_resource`]). Events: the groups' losses, `user.deprovisioned` or
+/// `user.erased`, or `group.deleted`; the roles that changed.
 ///
-/// Concurrency: reads the resource's row and document, then as [`remove_user`] (Users) or
-/// deletes the row (Groups); the row must not change in between (`FOR UPDATE` where there is no
-/// database-wide write lock).
+/// Concurrency: reads the tenant's settings and the resource's row and document, then as
+/// [`remove_user`] (Users) or deletes the row (Groups); the row must not change in between
+/// (`FOR UPDATE` where there is no database-wide write lock).
 pub async fn delete_resource<R: Rows + ?Sized>(
     rows: &mut R,
     tenant: &str,
     kind: ResourceKind,
     id: &str,
+    deletion: Deletion,
     now: OffsetDateTime,
-) -> StoreResult<()> {
+) -> StoreResult<Result<(), Box<GuardStatus>>> {
     let now = stored_time(now);
     let Some(row) = rows.live_row(tenant, kind, id, true).await? else {
         return Err(StoreError::NotFound);
     };
+    if deletion.expected_version.is_some_and(|v| v != row.version) {
+        return Err(StoreError::Stale);
+    }
+    if let Some(subject) = &deletion.guard {
+        if let GuardVerdict::Refused(status) = guard::admit(rows, tenant, subject, now).await? {
+            return Ok(Err(status));
+        }
+    }
     let doc = row.doc.unwrap_or_else(|| json!({}));
-    // Deprovisioning empties a user's effective roles; deleting a group takes its mapped
-    // roles from its members.
-    let watch = match kind {
-        ResourceKind::User => RoleWatch::start(rows, vec![row.pk]).await?,
-        ResourceKind::Group => {
+    let exit = match kind {
+        ResourceKind::Group => None,
+        ResourceKind::User => {
+            let erase = rows
+                .tenant_settings(tenant)
+                .await?
+                .is_some_and(|s| s.deprovision_on_delete == DeprovisionMode::Erase);
+            Some(if erase {
+                UserExit::Erase
+            } else {
+                UserExit::Deprovision
+            })
+        }
+    };
+    // Deprovisioning empties a user's effective roles (an erased user is gone: no event);
+    // deleting a group takes its mapped roles from its members.
+    let watch = match exit {
+        Some(UserExit::Deprovision) => RoleWatch::start(rows, vec![row.pk]).await?,
+        Some(_) => None,
+        None => {
             let sel = GroupSel::of_doc(id, &doc);
             let ops = [MemberOp::RemoveAll];
             group_watch(rows, tenant, Some(row.pk), Some(&sel), None, &ops).await?
         }
     };
-    let mut events = match kind {
-        ResourceKind::User => {
-            remove_user(rows, row.pk, id, &doc, UserExit::Deprovision, now).await?
-        }
-        ResourceKind::Group => {
+    let mut events = match exit {
+        Some(exit) => remove_user(rows, row.pk, id, &doc, exit, now).await?,
+        None => {
             rows.delete_resource(row.pk).await?;
             vec![NewEvent::new(
                 EventType::GroupDeleted,
@@ -324,7 +349,7 @@ pub async fn delete_resource<R: Rows + ?Sized>(
     };
     events.extend(finish(watch, rows).await?);
     append_events(rows, tenant, now, events).await?;
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// An operator's erase of a User (managed or not, not deprovisioned): it leaves its groups and

@@ -176,9 +176,15 @@ async fn read_resource_returns_the_relations_asked_for() {
         assert_eq!(s.read_resource(t, kind, id, BOTH).await.unwrap(), None);
     }
     // A deprovisioned user is gone.
-    s.delete_resource("t", ResourceKind::User, "u0001", T0)
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "u0001",
+        crate::Deletion::default(),
+        T0,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.read_resource("t", ResourceKind::User, "u0001", BOTH)
             .await

@@ -96,9 +96,15 @@ async fn member_count_rows_follow_the_member_rows() {
     ];
     s.update_members("t", "g", &ops, at(1)).await.unwrap();
     assert_eq!(check().await, [3, 1]);
-    s.delete_resource("t", ResourceKind::User, "u0", at(2))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "u0",
+        crate::Deletion::default(),
+        at(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(check().await, [2, 0]);
     s.erase_user("t", "u1", at(3)).await.unwrap();
     assert_eq!(check().await, [1, 0]);
@@ -107,9 +113,15 @@ async fn member_count_rows_follow_the_member_rows() {
         .unwrap();
     assert_eq!(check().await, [1, 1]);
     // A deleted group takes its count along.
-    s.delete_resource("t", ResourceKind::Group, "h", at(5))
-        .await
-        .unwrap();
+    s.delete_resource(
+        "t",
+        ResourceKind::Group,
+        "h",
+        crate::Deletion::default(),
+        at(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(check().await, [1]);
     let left: i64 = db::query_scalar("SELECT COUNT(*) FROM member_counts")
         .fetch_one(&s.reader)
