@@ -28,6 +28,7 @@ use crate::{
 };
 
 mod app;
+mod checkpoint;
 mod console;
 pub(crate) mod db;
 mod meta;
@@ -74,6 +75,8 @@ pub struct SqliteStore {
     reader: Pool,
     /// Removes a throwaway database's files when the last clone of the store is dropped.
     _scratch: Option<std::sync::Arc<Scratch>>,
+    /// Checkpoints the WAL beside the writer; stops with the last clone of the store.
+    _checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
     /// Bumped after every commit that appended events (see `EventStore::subscribe`).
     committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Bumped after every write to tokens, tenants or admin keys (see `Store::auth_changes`).
@@ -258,15 +261,30 @@ impl SqliteStore {
                 .open_writer()
                 .map_err(|e| open_err(&opened.path, e))?;
             migrate::run(&mut conn)?;
+            if opened.durable {
+                conn.pragma_update(
+                    None,
+                    "wal_autocheckpoint",
+                    checkpoint::WRITER_AUTOCHECKPOINT,
+                )
+                .map_err(|e| open_err(&opened.path, e))?;
+            }
             Ok(conn)
         })
         .await
         .map_err(backend)??;
         let committed = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        // A throwaway database is never fsynced: the writer's automatic checkpoint is cheap.
+        let checkpointer = if options.durable {
+            checkpoint::Checkpointer::start(&options).map(std::sync::Arc::new)
+        } else {
+            None
+        };
         Ok(SqliteStore {
             group: writer::Writer::new(conn, committed.clone()),
             reader: Pool::new(options, READERS),
             _scratch: scratch,
+            _checkpointer: checkpointer,
             committed,
             auth_changes: std::sync::Arc::default(),
         })

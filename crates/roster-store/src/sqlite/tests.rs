@@ -276,6 +276,42 @@ async fn translator_marks_exact_and_partial_translations() {
     assert_eq!(tr(not(cmp("title", CompareOp::Eq, "x"))).sql, "TRUE");
 }
 
+/// The checkpointer copies committed frames into the database file by itself, long before the
+/// writer's own automatic checkpoint would (16,384 pages): the file grows while nothing but
+/// a few hundred pages were written.
+#[tokio::test]
+async fn the_checkpointer_copies_the_wal_into_the_database() {
+    let db = TempDb::new();
+    let s = SqliteStore::open(&db.url()).await.unwrap();
+    tenant(&s, "t").await;
+    let before = std::fs::metadata(&db.0).unwrap().len();
+    for i in 0..300 {
+        s.create_resource(
+            "t",
+            ResourceKind::User,
+            new(
+                &format!("u{i}"),
+                json!({"userName": format!("user{i}@example.com")}),
+            ),
+            at(1),
+        )
+        .await
+        .unwrap();
+    }
+    let mut grown = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        grown = std::fs::metadata(&db.0).unwrap().len();
+        if grown > before {
+            break;
+        }
+    }
+    assert!(
+        grown > before,
+        "the database file stayed at {before} bytes: nothing was checkpointed"
+    );
+}
+
 #[tokio::test]
 async fn file_databases_are_in_wal_mode() {
     let db = TempDb::new();
