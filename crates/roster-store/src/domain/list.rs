@@ -98,7 +98,11 @@ pub async fn list<R: Rows + ?Sized>(
     };
     let plan = SortPlan::new(kind, query.sort.as_ref());
     let memory = !frag.exact || matches!(plan, SortPlan::Memory { .. });
-    let hash = query_hash(tenant, kind, filter, &plan, memory);
+    // Only a cursor page needs the query's fingerprint (a digest of the filter's text): an
+    // index page skips it.
+    let hash = matches!(query.page, PageRequest::Cursor { .. })
+        .then(|| query_hash(tenant, kind, filter, &plan, memory))
+        .unwrap_or_default();
     let position = match &query.page {
         PageRequest::Cursor {
             cursor: Some(c), ..
