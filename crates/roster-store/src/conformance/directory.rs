@@ -121,6 +121,78 @@ pub async fn tenants_and_tokens(b: &dyn Backend) {
     assert_eq!(s.find_token("b1").await.unwrap().unwrap().revoked_at, None);
 }
 
+/// The email rows follow the document through replaces: kept when the emails stay the same
+/// (and the rest changes), replaced when they change, in value, type or primary flag.
+pub async fn email_rows_follow_replaces(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant(s, "t").await;
+    let doc = |name: &str, email: &str, primary: bool| {
+        json!({"schemas": [USER_SCHEMA], "userName": "u", "displayName": name,
+               "emails": [{"value": email, "type": "work", "primary": primary}]})
+    };
+    s.create_resource(
+        "t",
+        ResourceKind::User,
+        new("u1", doc("A", "a@x.example", true)),
+        at(1),
+    )
+    .await
+    .unwrap();
+    let upd = |doc: Value| ResourceUpdate {
+        doc,
+        password_hash: None,
+        members: vec![],
+        events: vec![],
+        guard: None,
+    };
+    let found = |f| async move { filtered(s, "t", ResourceKind::User, f).await.len() };
+    let by = |v: &str| cmp("emails.value", CompareOp::Eq, v);
+    s.update_resource(
+        "t",
+        ResourceKind::User,
+        "u1",
+        1,
+        upd(doc("B", "a@x.example", true)),
+        at(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        found(by("a@x.example")).await,
+        1,
+        "unchanged emails stay findable"
+    );
+    s.update_resource(
+        "t",
+        ResourceKind::User,
+        "u1",
+        2,
+        upd(doc("B", "b@x.example", true)),
+        at(3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        found(by("a@x.example")).await,
+        0,
+        "a replaced email is gone"
+    );
+    assert_eq!(found(by("b@x.example")).await, 1, "the new email is found");
+    s.update_resource(
+        "t",
+        ResourceKind::User,
+        "u1",
+        3,
+        upd(doc("B", "b@x.example", false)),
+        at(4),
+    )
+    .await
+    .unwrap();
+    let primary = cmp("emails.primary", CompareOp::Eq, true);
+    assert_eq!(found(primary).await, 0, "a changed primary flag is stored");
+}
+
 /// Create, read, replace (with its version precondition) and delete a User; what the stored
 /// document never holds; the data survives closing and reopening the database.
 pub async fn crud_round_trip_survives_reopening(b: &dyn Backend) {

@@ -75,6 +75,7 @@ macro_rules! conformance_tests {
             directory {
                 tenants_and_tokens,
                 crud_round_trip_survives_reopening,
+                email_rows_follow_replaces,
                 user_name_is_unique_case_insensitively,
                 deprovision_then_restore,
                 deprovisioned_user_is_inactive,

@@ -157,6 +157,7 @@ async fn claim_user<R: Rows + ?Sized>(
         password_hash: new.password_hash,
         replace_password: false,
         claim: true,
+        emails: true,
     };
     let version = rows
         .rewrite_resource(tenant, c.pk, new.doc, new.derived, how, now)
@@ -204,6 +205,7 @@ async fn claim_group<R: Rows + ?Sized>(
         password_hash: None,
         replace_password: false,
         claim: true,
+        emails: true,
     };
     let version = rows
         .rewrite_resource(tenant, c.pk, new.doc, d, how, now)

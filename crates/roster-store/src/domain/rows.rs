@@ -100,6 +100,9 @@ pub struct Rewrite<'a> {
     pub replace_password: bool,
     /// Marks the row SCIM-managed and not deprovisioned.
     pub claim: bool,
+    /// Whether the email rows are rewritten from `derived.emails` (`false`: they already hold
+    /// exactly those, and stay).
+    pub emails: bool,
 }
 
 /// A resource row as the app side reads it (any state, managed or not).
@@ -288,7 +291,8 @@ pub trait Rows: Send {
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<i64>> + Send;
 
-    /// Rewrites a resource row by pk: document, derived columns and email rows, version + 1,
+    /// Rewrites a resource row by pk: document, derived columns and (with `how.emails`) email
+    /// rows, version + 1,
     /// `lastModified` = `now`; returns the new version. `Conflict("userName")` when the folded
     /// userName is taken by another row.
     fn rewrite_resource(

@@ -534,7 +534,9 @@ impl Rows for Connection {
             .fetch_one(&mut *self)
             .await
             .map_err(resource_err)?;
-        replace_emails(self, tenant, pk, &d.emails).await?;
+        if how.emails {
+            replace_emails(self, tenant, pk, &d.emails).await?;
+        }
         Ok(version)
     }
 
