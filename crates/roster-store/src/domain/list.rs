@@ -112,14 +112,25 @@ pub async fn list<R: Rows + ?Sized>(
     let w = Where::new(tenant, kind, frag.sql.clone(), frag.args.clone());
 
     if !memory {
-        let total = rows.count_where(&w).await?;
+        // The page first; the count only when the page cannot tell it. A page that ends before
+        // it is full, read from the first row (or with rows of its own after an offset), holds
+        // the rest of the result: its total is its offset plus its rows, in the same snapshot.
+        // Most lookups by an identity provider (`userName eq`, `externalId eq`) are such a page,
+        // and skip the `COUNT`.
         return match &query.page {
             PageRequest::Index { start_index, count } => {
+                let offset = start_index.max(&1) - 1;
                 let items = if *count > 0 {
-                    rows.page_where(&w, &plan.order_by(), *count, start_index.max(&1) - 1)
+                    rows.page_where(&w, &plan.order_by(), *count, offset)
                         .await?
                 } else {
                     Vec::new()
+                };
+                let n = items.len() as u64;
+                let total = if n < *count && (offset == 0 || n > 0) {
+                    offset + n
+                } else {
+                    rows.count_where(&w).await?
                 };
                 Ok(Page {
                     total,
@@ -128,6 +139,7 @@ pub async fn list<R: Rows + ?Sized>(
                 })
             }
             PageRequest::Cursor { count, .. } => {
+                let all = w.clone();
                 let mut w = w;
                 if let Some(pos) = &position {
                     let (cond, cargs) = plan.after(pos.key.as_ref(), pos.pk)?;
@@ -153,6 +165,11 @@ pub async fn list<R: Rows + ?Sized>(
                         items.push(res);
                     }
                 }
+                let total = if position.is_none() && !more && *count > 0 {
+                    items.len() as u64
+                } else {
+                    rows.count_where(&all).await?
+                };
                 let next_cursor = match (more, last) {
                     (true, Some((key, pk))) => Some(encode_cursor(&CursorPos { key, pk, hash })?),
                     _ => None,

@@ -550,6 +550,45 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
         assert_eq!(bare + 1, hundred, "{kind:?}");
     }
 
+    // An identity provider's lookup (`userName eq`, one match or none) is a page that ends
+    // before it is full: its total needs no COUNT, so the page and the relations.
+    for (name, found) in [("u0007@x", 1), ("nobody@x", 0)] {
+        let q = ListQuery {
+            filter: Some(crate::conformance::support::valid(
+                crate::conformance::support::cmp(
+                    "userName",
+                    scim_proto::filter::CompareOp::Eq,
+                    name,
+                ),
+                ResourceKind::User,
+            )),
+            ..page(100)
+        };
+        let (p, n) = counting::statements(s.read_page("t", ResourceKind::User, &q, BOTH)).await;
+        let p = p.unwrap();
+        assert_eq!((p.total, p.items.len()), (found, found as usize));
+        assert!(n <= 2, "{n} statements for a lookup of {name}");
+    }
+    // A page after an offset that runs out is counted from its rows too; one past the end
+    // needs the COUNT to say how many there are.
+    let after = |start_index| ListQuery {
+        page: PageRequest::Index {
+            start_index,
+            count: 100,
+        },
+        ..page(100)
+    };
+    let p = s
+        .read_page("t", ResourceKind::User, &after(51), Relations::NONE)
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.items.len()), (110, 60));
+    let p = s
+        .read_page("t", ResourceKind::User, &after(500), Relations::NONE)
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.items.len()), (110, 0));
+
     // A User by id with its groups is one statement; a Group with its members two.
     let (u, n) =
         counting::statements(s.read_resource("t", ResourceKind::User, "u0001", BOTH)).await;
