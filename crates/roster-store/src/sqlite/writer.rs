@@ -28,8 +28,9 @@ use super::db::{script, Connection, Error};
 const MAX_MEMBERS: usize = 128;
 /// Oldest a batch may grow before it is committed even though writers are still queuing.
 const MAX_AGE: Duration = Duration::from_millis(10);
-/// How long a batch waits, once no writer is pending, for one more before it commits: about
-/// what parsing and authenticating a request costs, well under one fsync.
+/// How long a batch smaller than the last one waits, once no writer is pending, for one more
+/// before it commits: about what parsing and authenticating a request costs, well under one
+/// fsync.
 const LINGER: Duration = Duration::from_micros(200);
 /// How long a finished writer waits for its batch before it checks that somebody is going to
 /// commit it (only a writer cancelled at the wrong moment can leave a batch without one).
@@ -65,6 +66,8 @@ pub(super) struct Writer {
     committed: Arc<watch::Sender<u64>>,
     /// Numbers the savepoints.
     savepoints: Arc<AtomicU64>,
+    /// Writers in the last committed batch: a batch that has as many needs no linger.
+    last_members: Arc<AtomicUsize>,
 }
 
 /// Counts a writer as pending until it finishes; a writer dropped while it waits for the lock
@@ -194,6 +197,7 @@ impl Writer {
             pending: Arc::new(AtomicUsize::new(0)),
             committed,
             savepoints: Arc::new(AtomicU64::new(0)),
+            last_members: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -323,6 +327,7 @@ impl Writer {
             "group commit"
         );
         guard.outcome.send_replace(Some(result));
+        self.last_members.store(guard.members, Ordering::Relaxed);
         guard.members = 0;
         self.committed.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -353,7 +358,12 @@ impl WriteTx {
         let mut outcome = guard.outcome.subscribe();
         let left = self.ticket.take().map_or(0, Ticket::finish);
         let full = guard.members >= MAX_MEMBERS || guard.opened.elapsed() >= MAX_AGE;
-        if full {
+        // As many writers as the last batch had: everyone who could come is most likely here
+        // (under load the same clients send the next batch's requests), so lingering would
+        // only delay the fsync; and a lone client's writes never linger.
+        let complete =
+            left == 0 && guard.members >= self.writer.last_members.load(Ordering::Relaxed);
+        if full || complete {
             self.writer.commit_batch(guard).await;
         } else if left == 0 {
             // Nobody is waiting to join: linger a moment for writers that are still being
