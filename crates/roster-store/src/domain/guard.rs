@@ -137,11 +137,23 @@ pub async fn admit<R: Rows + ?Sized>(
     subject: &GuardSubject,
     now: OffsetDateTime,
 ) -> StoreResult<GuardVerdict> {
-    let now = super::stored_time(now);
     let Some(settings) = rows.tenant_settings(tenant).await? else {
         return Err(StoreError::NotFound);
     };
-    let g = settings.deprovision_guard;
+    admit_under(rows, tenant, &settings.deprovision_guard, subject, now).await
+}
+
+/// [`admit`] with the tenant's guard settings already read in this transaction (a caller that
+/// needs the tenant's settings for itself reads them once).
+pub async fn admit_under<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    g: &DeprovisionGuard,
+    subject: &GuardSubject,
+    now: OffsetDateTime,
+) -> StoreResult<GuardVerdict> {
+    let now = super::stored_time(now);
+    let g = *g;
     if !g.enabled {
         return Ok(GuardVerdict::Allowed);
     }

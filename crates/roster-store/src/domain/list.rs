@@ -109,7 +109,8 @@ pub async fn list<R: Rows + ?Sized>(
         } => Some(decode_cursor(c, &hash)?),
         _ => None,
     };
-    let w = Where::new(tenant, kind, frag.sql.clone(), frag.args.clone());
+    let exact = frag.exact;
+    let w = Where::new(tenant, kind, frag.sql, frag.args);
 
     if !memory {
         // The page first; the count only when the page cannot tell it. A page that ends before
@@ -139,12 +140,15 @@ pub async fn list<R: Rows + ?Sized>(
                 })
             }
             PageRequest::Cursor { count, .. } => {
-                let all = w.clone();
-                let mut w = w;
-                if let Some(pos) = &position {
-                    let (cond, cargs) = plan.after(pos.key.as_ref(), pos.pk)?;
-                    w = w.and(&cond, cargs);
-                }
+                // After the cursor's position; the total counts the whole result (`w`).
+                let after = match &position {
+                    Some(pos) => {
+                        let (cond, cargs) = plan.after(pos.key.as_ref(), pos.pk)?;
+                        Some(w.clone().and(&cond, cargs))
+                    }
+                    None => None,
+                };
+                let paged = after.as_ref().unwrap_or(&w);
                 let key = match &plan {
                     SortPlan::Column { expr, int, .. } => Some((*expr, *int)),
                     _ => None,
@@ -154,7 +158,7 @@ pub async fn list<R: Rows + ?Sized>(
                 let mut more = false;
                 if *count > 0 {
                     let found = rows
-                        .keyset_page(&w, key, &plan.order_by(), count.saturating_add(1))
+                        .keyset_page(paged, key, &plan.order_by(), count.saturating_add(1))
                         .await?;
                     more = found.len() as u64 > *count;
                     for (key, pk, res) in found
@@ -168,7 +172,7 @@ pub async fn list<R: Rows + ?Sized>(
                 let total = if position.is_none() && !more && *count > 0 {
                     items.len() as u64
                 } else {
-                    rows.count_where(&all).await?
+                    rows.count_where(&w).await?
                 };
                 let next_cursor = match (more, last) {
                     (true, Some((key, pk))) => Some(encode_cursor(&CursorPos { key, pk, hash })?),
@@ -203,7 +207,7 @@ pub async fn list<R: Rows + ?Sized>(
             groups.entry(u).or_default().push((id, display));
         }
     }
-    let check = query.filter.as_ref().filter(|_| !frag.exact);
+    let check = query.filter.as_ref().filter(|_| !exact);
     let mut matched: Vec<(Option<Key>, i64, StoredResource)> = Vec::new();
     for (pk, res) in candidates {
         let repr = representation(

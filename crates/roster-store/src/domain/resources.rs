@@ -315,25 +315,28 @@ pub async fn delete_resource<R: Rows + ?Sized>(
     if deletion.expected_version.is_some_and(|v| v != row.version) {
         return Err(StoreError::Stale);
     }
-    if let Some(subject) = &deletion.guard {
-        if let GuardVerdict::Refused(status) = guard::admit(rows, tenant, subject, now).await? {
+    let settings = match kind {
+        ResourceKind::User => rows.tenant_settings(tenant).await?,
+        ResourceKind::Group => None,
+    };
+    if let (Some(subject), Some(settings)) = (&deletion.guard, &settings) {
+        let g = &settings.deprovision_guard;
+        if let GuardVerdict::Refused(status) =
+            guard::admit_under(rows, tenant, g, subject, now).await?
+        {
             return Ok(Err(status));
         }
     }
     let doc = row.doc.unwrap_or_else(|| json!({}));
     let exit = match kind {
         ResourceKind::Group => None,
-        ResourceKind::User => {
-            let erase = rows
-                .tenant_settings(tenant)
-                .await?
-                .is_some_and(|s| s.deprovision_on_delete == DeprovisionMode::Erase);
-            Some(if erase {
+        ResourceKind::User => Some(
+            if settings.is_some_and(|s| s.deprovision_on_delete == DeprovisionMode::Erase) {
                 UserExit::Erase
             } else {
                 UserExit::Deprovision
-            })
-        }
+            },
+        ),
     };
     // Deprovisioning empties a user's effective roles (an erased user is gone: no event);
     // deleting a group takes its mapped roles from its members.
