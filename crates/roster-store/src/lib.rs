@@ -25,6 +25,7 @@ pub(crate) mod domain;
 pub mod events;
 pub mod meta;
 pub mod ops;
+pub mod postgres;
 pub mod sqlite;
 pub mod tenants;
 

@@ -1,0 +1,118 @@
+//! Throwaway PostgreSQL databases for the backend's tests: each test gets a database of its
+//! own, created on the server `ROSTER_TEST_POSTGRES` names (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, the project machines' local server, trust
+//! auth) and dropped when the test ends. `scripts/postgres.sh` starts a server when none
+//! answers (the test command runs it first).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::sync::Arc;
+
+use super::PostgresStore;
+
+/// The maintenance database URL the tests create their databases through.
+pub(crate) fn admin_url() -> String {
+    std::env::var("ROSTER_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let cut = base.rfind('/').filter(|i| *i > "postgres://".len()).unwrap_or(base.len());
+    let mut out = format!("{}/{db}", &base[..cut]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn admin() -> tokio_postgres::Client {
+    let url = admin_url();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the PostgreSQL tests need a server: none answers at {url} ({e}); run \
+                 scripts/postgres.sh or set ROSTER_TEST_POSTGRES"
+            )
+        });
+    tokio::spawn(conn);
+    client
+}
+
+/// A database of its own for one test; dropped (with its connections) when this is.
+#[derive(Debug)]
+pub(crate) struct TestDb {
+    /// Its URL.
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// Creates an empty database.
+    pub(crate) async fn new() -> TestDb {
+        let name = format!("roster_test_{}", uuid::Uuid::new_v4().simple());
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        TestDb {
+            url: with_database(&admin_url(), &name),
+            name,
+        }
+    }
+
+    /// Opens a store on it (the first open migrates).
+    pub(crate) async fn open(&self) -> Arc<PostgresStore> {
+        Arc::new(PostgresStore::open(&self.url).await.unwrap())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        // Dropping cannot wait on the test's runtime: a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let _ = admin()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_are_replaced() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_database_migrates_and_reopens() {
+        let db = TestDb::new().await;
+        let a = db.open().await;
+        let b = db.open().await;
+        drop((a, b));
+    }
+}
