@@ -10,6 +10,8 @@
 #   CONFORMANCE_SKIPS        skip list file (default scripts/conformance-skips.txt)
 #   CONFORMANCE_REPORT       write every result as JSON to this file (optional)
 #   CONFORMANCE_VERBOSE=1    print the debug data of passing checks too
+#   ROSTER_TEST_DATABASE=postgres  run the server on a new PostgreSQL database (see
+#                            scripts/postgres.sh), dropped afterwards; default SQLite
 #
 # Exits 0 only when no check failed. The last line is always
 #   conformance: N passed, M failed, K skipped
@@ -48,7 +50,7 @@ fi
 
 section "conformance: start server"
 TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/roster-conformance.XXXXXX")"
-DB_URL="sqlite://$TMP_DIR/roster.db"
+DB_URL="$(test_database_url "$TMP_DIR")" || fail_setup "could not create the test database"
 start_roster "$BIN" "$DB_URL" "$TMP_DIR" || fail_setup "the server did not start"
 
 TENANT_OUT="$(create_tenant "$BIN" "$DB_URL" "$ROSTER_URL" conformance "$TMP_DIR/tenant.json")" ||

@@ -245,12 +245,38 @@ print(obj["token"])
 PY
 }
 
+# ----------------------------------------------------------- database ------
+# test_database_url DIR: the database a script's server runs on. With
+# ROSTER_TEST_DATABASE=postgres, a new PostgreSQL database on the server
+# ROSTER_TEST_POSTGRES names (default the local one), dropped on exit; otherwise a
+# SQLite file in DIR.
+_PG_TEST_DB=""
+
+test_database_url() {
+  if [ "${ROSTER_TEST_DATABASE:-sqlite}" = "postgres" ]; then
+    local admin="${ROSTER_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+    _PG_TEST_DB="roster_script_$$_$RANDOM"
+    psql "$admin" -qAtc "CREATE DATABASE $_PG_TEST_DB" >/dev/null || return 1
+    echo "${admin%/*}/$_PG_TEST_DB"
+  else
+    echo "sqlite://$1/roster.db"
+  fi
+}
+
+_drop_test_database() {
+  if [ -n "$_PG_TEST_DB" ]; then
+    psql "${ROSTER_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}" -qAtc \
+      "DROP DATABASE IF EXISTS $_PG_TEST_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+}
+
 # ------------------------------------------------------------ cleanup ------
 _CLEANUP_HOOK=""
 
 _cleanup() {
   local rc=$?
   stop_roster
+  _drop_test_database
   if [ -n "$_CLEANUP_HOOK" ]; then
     "$_CLEANUP_HOOK" || true
   fi

@@ -9,9 +9,12 @@
 #   CI=true only:  cargo fmt --check, cargo clippy -D warnings
 #   always:        cargo build --workspace --locked
 #                  scripts/e2e.sh (Chromium + chromedriver for the console e2e test)
+#                  scripts/postgres.sh (a PostgreSQL server for the PostgreSQL tests)
 #                  cargo test  --workspace --locked (screenshots in artifacts/e2e/)
+#                  the integration suite again on PostgreSQL (ROSTER_TEST_DATABASE=postgres)
 #                  scripts/docs.sh (relative links; the docs' shell examples against a server)
-#                  scripts/conformance.sh (scim2-tester against a live server)
+#                  scripts/conformance.sh (scim2-tester against a live server, on
+#                  PostgreSQL and on SQLite)
 #                  scripts/schemathesis.sh (the admin API against docs/openapi.json)
 #
 # Environment:
@@ -19,6 +22,8 @@
 #   ROSTER_SKIP_CONFORMANCE=1  skip the conformance and schemathesis steps (local use only;
 #                              ignored when CI=true)
 #   CARGO_TARGET_DIR         honoured (shared build cache)
+#   ROSTER_TEST_POSTGRES     the PostgreSQL server the tests create their databases on
+#                            [postgres://postgres@127.0.0.1:5432/postgres; started when none answers]
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -77,6 +82,10 @@ timed cargo build --workspace --locked
 step "browser for the console e2e test"
 bash "$ROOT/scripts/e2e.sh"
 
+step "PostgreSQL for the PostgreSQL tests"
+ROSTER_TEST_POSTGRES="$(bash "$ROOT/scripts/postgres.sh" | tail -1)"
+export ROSTER_TEST_POSTGRES
+
 step "cargo test"
 timed cargo test --workspace --locked --no-fail-fast
 
@@ -87,6 +96,9 @@ if [ -z "${ROSTER_BIN:-}" ]; then
   export ROSTER_BIN
 fi
 
+step "integration suite on PostgreSQL (the console e2e included)"
+timed env ROSTER_TEST_DATABASE=postgres cargo test -p roster --test it --locked --no-fail-fast
+
 step "docs (links and shell examples)"
 timed bash "$ROOT/scripts/docs.sh"
 
@@ -94,8 +106,11 @@ if [ "${ROSTER_SKIP_CONFORMANCE:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then
   step "conformance and schemathesis (SKIPPED: ROSTER_SKIP_CONFORMANCE=1)"
   echo "WARNING: the scim2-tester and schemathesis runs were skipped on request" >&2
 else
-  step "conformance (scim2-tester)"
+  step "conformance (scim2-tester) on PostgreSQL"
   log "all cargo and docs steps passed ($((SECONDS - STARTED))s so far)"
+  ROSTER_TEST_DATABASE=postgres bash "$ROOT/scripts/conformance.sh"
+
+  step "conformance (scim2-tester)"
   bash "$ROOT/scripts/conformance.sh"
 
   step "admin API contract (schemathesis)"

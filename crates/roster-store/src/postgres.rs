@@ -15,11 +15,16 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use scim_proto::schema::ResourceKind;
 use time::OffsetDateTime;
 
-use crate::domain::query::Arg;
-use crate::{StoreError, StoreResult, StoredResource, Tenant, TokenRecord};
+use crate::domain::query::{to_ms, Arg};
+use crate::domain::resources;
+use crate::{
+    CreateOutcome, Deletion, GroupRef, ListQuery, Member, MemberOp, NewResource, Page,
+    ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
+};
 
 mod app;
 mod console;
@@ -33,13 +38,12 @@ mod rows;
 mod tenants;
 #[cfg(test)]
 pub(crate) mod testdb;
+#[cfg(test)]
+mod tests;
 
 use crate::domain::query;
 
-use db::{Conn, Lock, Pool};
-
-/// A write transaction (see [`PostgresStore::write`]).
-type Tx = Conn;
+use db::{Conn, Lock, Pool, Tx};
 
 /// Connections per store (per process) unless the URL says otherwise (`pool_max_size`).
 const DEFAULT_POOL: usize = 16;
@@ -54,6 +58,9 @@ pub struct PostgresStore {
     committed: Arc<tokio::sync::watch::Sender<u64>>,
     /// Bumped after every write to tokens, tenants or admin keys (see `Store::auth_changes`).
     auth_changes: Arc<AtomicU64>,
+    /// A test's throwaway database, dropped with the last clone of the store.
+    #[cfg(test)]
+    _testdb: Option<Arc<testdb::TestDb>>,
 }
 
 /// Moves [`PostgresStore::auth_changes`] when dropped (see SQLite's `AuthChange`: a write to
@@ -115,11 +122,13 @@ impl PostgresStore {
             pool,
             committed: Arc::new(tokio::sync::watch::Sender::new(0)),
             auth_changes: Arc::default(),
+            #[cfg(test)]
+            _testdb: None,
         })
     }
 
     /// Starts a write transaction holding `tenant`'s write lock.
-    async fn write(&self, tenant: &str) -> StoreResult<Conn> {
+    async fn write(&self, tenant: &str) -> StoreResult<Tx> {
         self.pool
             .begin_write(Lock::Tenant(tenant))
             .await
@@ -127,24 +136,51 @@ impl PostgresStore {
     }
 
     /// Starts a write transaction on global tables only (no tenant lock).
-    async fn write_global(&self) -> StoreResult<Conn> {
+    async fn write_global(&self) -> StoreResult<Tx> {
         self.pool.begin_write(Lock::Global).await.map_err(backend)
     }
 
     /// Starts a read transaction (one snapshot).
-    async fn read(&self) -> StoreResult<Conn> {
+    async fn read(&self) -> StoreResult<Tx> {
         self.pool.begin_read().await.map_err(backend)
     }
 
     /// Commits a write transaction.
-    async fn commit(&self, tx: Conn) -> StoreResult<()> {
+    async fn commit(&self, tx: Tx) -> StoreResult<()> {
         tx.commit().await.map_err(backend)
     }
 
     /// Commits a write transaction that appended events, and wakes the event readers.
-    async fn commit_events(&self, tx: Conn) -> StoreResult<()> {
+    async fn commit_events(&self, tx: Tx) -> StoreResult<()> {
         tx.commit().await.map_err(backend)?;
         self.committed.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
+
+    /// Records the last uses of tokens or admin keys (by prefix) in one statement per use, off
+    /// any transaction; a time never moves backwards, and only `last_used_at` is set, which the
+    /// auth-epoch triggers ignore (a use is not a change of what authenticates).
+    async fn touch_last_used(
+        &self,
+        table: &'static str,
+        uses: &[(String, OffsetDateTime)],
+    ) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE {table} SET last_used_at = GREATEST(COALESCE(last_used_at, ?1), ?1) \
+             WHERE prefix = ?2"
+        );
+        let mut c = self.pool.get().await.map_err(backend)?;
+        for (prefix, at) in uses {
+            db::query(&sql)
+                .bind(to_ms(*at))
+                .bind(prefix)
+                .execute(&mut c)
+                .await
+                .map_err(backend)?;
+        }
         Ok(())
     }
 
@@ -244,4 +280,345 @@ fn token_from(row: TokenRow) -> StoreResult<TokenRecord> {
         last_used_at: opt_from_ms(used)?,
         revoked_at: opt_from_ms(revoked)?,
     })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        let mut tx = self.write(&tenant.id).await?;
+        let settings = serde_json::to_string(&tenant.settings).map_err(backend)?;
+        db::query(
+            "INSERT INTO tenants (id, name, idp, created_at, settings) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.name)
+        .bind(&tenant.idp)
+        .bind(to_ms(tenant.created_at))
+        .bind(settings)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err(e, "tenant"))?;
+        let _auth = self.auth_change();
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+        let row: Option<TenantRow> = db::query_as(
+            "SELECT id, name, idp, created_at, settings FROM tenants \
+             WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(tenant_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let rows: Vec<TenantRow> = db::query_as(
+            "SELECT id, name, idp, created_at, settings FROM tenants WHERE deleted_at IS NULL \
+             ORDER BY created_at, ord",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(tenant_from_row).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        let mut tx = self.write(&token.tenant_id).await?;
+        crate::domain::tenants::insert_token(&mut *tx, token).await?;
+        let _auth = self.auth_change();
+        self.commit_events(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rotate_tokens(&self, token: &TokenRecord, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.write(&token.tenant_id).await?;
+        crate::domain::tenants::rotate_token(&mut *tx, token, None, false, now).await?;
+        let _auth = self.auth_change();
+        self.commit_events(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_token(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write(tenant).await?;
+        crate::domain::tenants::revoke_token(&mut *tx, tenant, prefix, now).await?;
+        let _auth = self.auth_change();
+        self.commit_events(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_tokens(&self, tenant: &str) -> StoreResult<Vec<TokenRecord>> {
+        let rows: Vec<TokenRow> = db::query_as(&format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE tenant_id = ? ORDER BY created_at DESC, ord DESC"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(token_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_token(&self, prefix: &str) -> StoreResult<Option<TokenRecord>> {
+        let row: Option<TokenRow> =
+            db::query_as(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE prefix = ?"))
+                .bind(prefix)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        row.map(token_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn touch_token(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let done = db::query("UPDATE tokens SET last_used_at = ? WHERE prefix = ?")
+            .bind(to_ms(now))
+            .bind(prefix)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(n = uses.len()))]
+    async fn touch_tokens(&self, uses: &[(String, OffsetDateTime)]) -> StoreResult<()> {
+        self.touch_last_used("tokens", uses).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn auth_epoch(&self) -> StoreResult<i64> {
+        db::query_scalar("SELECT n FROM auth_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    fn auth_changes(&self) -> u64 {
+        self.auth_changes.load(Ordering::Acquire)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        new: NewResource,
+        now: OffsetDateTime,
+    ) -> StoreResult<CreateOutcome> {
+        let mut tx = self.write(tenant).await?;
+        let outcome = resources::create_resource(&mut *tx, tenant, kind, new, now).await?;
+        self.commit_events(tx).await?;
+        Ok(outcome)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> StoreResult<Option<StoredResource>> {
+        let row: Option<ResourceRow> = db::query_as(&format!(
+            "SELECT {RESOURCE_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = ? \
+             AND r.id = ? AND r.deleted = FALSE AND r.managed = TRUE"
+        ))
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| stored(kind, r).map(|s| s.1)).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_resources(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+    ) -> StoreResult<Page> {
+        let mut tx = self.read().await?;
+        crate::domain::list::list(&mut *tx, tenant, kind, query, false).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: i64,
+        update: ResourceUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<StoredResource> {
+        let mut tx = self.write(tenant).await?;
+        let outcome =
+            resources::update_resource(&mut *tx, tenant, kind, id, expected_version, update, now)
+                .await?;
+        // Refused, the guard's record of the refusal (the held operation, a trip) is kept.
+        self.commit_events(tx).await?;
+        outcome.map_err(StoreError::GuardRefused)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_members(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        ops: &[MemberOp],
+        now: OffsetDateTime,
+    ) -> StoreResult<StoredResource> {
+        let mut tx = self.write(tenant).await?;
+        let stored = resources::update_members(&mut *tx, tenant, group_id, ops, now).await?;
+        self.commit_events(tx).await?;
+        Ok(stored)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        deletion: Deletion,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write(tenant).await?;
+        let outcome = resources::delete_resource(&mut *tx, tenant, kind, id, deletion, now).await?;
+        // Refused, the guard's record of the refusal (the held operation, a trip) is kept.
+        self.commit_events(tx).await?;
+        outcome.map_err(StoreError::GuardRefused)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_members(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<Member>> {
+        let mut tx = self.read().await?;
+        let Some(pk) = live_pk(&mut tx, tenant, ResourceKind::Group, group_id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let ids: Vec<String> = match after {
+            Some(after) => {
+                db::query_scalar(
+                    "SELECT member_id FROM members WHERE tenant_id = ? AND group_pk = ? \
+                     AND member_id > ? ORDER BY member_id LIMIT ?",
+                )
+                .bind(tenant)
+                .bind(pk)
+                .bind(after)
+                .bind(to_i64(limit))
+                .fetch_all(&mut *tx)
+                .await
+            }
+            None => {
+                db::query_scalar(
+                    "SELECT member_id FROM members WHERE tenant_id = ? AND group_pk = ? \
+                     ORDER BY member_id LIMIT ?",
+                )
+                .bind(tenant)
+                .bind(pk)
+                .bind(to_i64(limit))
+                .fetch_all(&mut *tx)
+                .await
+            }
+        }
+        .map_err(backend)?;
+        Ok(ids.into_iter().map(|id| Member { id }).collect())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn groups_of_user(&self, tenant: &str, user_id: &str) -> StoreResult<Vec<GroupRef>> {
+        let mut tx = self.read().await?;
+        let Some(pk) = live_pk(&mut tx, tenant, ResourceKind::User, user_id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let rows: Vec<(String, String)> = db::query_as(
+            "SELECT g.id, COALESCE(g.doc::json ->> 'displayName', '') \
+             FROM members m JOIN resources g ON g.tenant_id = m.tenant_id AND g.pk = m.group_pk \
+             WHERE m.tenant_id = ? AND m.member_pk = ? AND g.deleted = FALSE \
+             AND g.managed = TRUE ORDER BY g.id",
+        )
+        .bind(tenant)
+        .bind(pk)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, display_name)| GroupRef { id, display_name })
+            .collect())
+    }
+
+    // The SCIM read path: see `reads`.
+
+    #[tracing::instrument(skip_all)]
+    async fn read_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        with: crate::Relations,
+    ) -> StoreResult<Option<crate::ResourceRead>> {
+        self.read_resource_impl(tenant, kind, id, with).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn read_page(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+        with: crate::Relations,
+    ) -> StoreResult<crate::PageRead> {
+        self.read_page_impl(tenant, kind, query, with).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn stream_group(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        page: u64,
+    ) -> StoreResult<Option<crate::GroupStream>> {
+        self.stream_group_impl(tenant, group_id, page).await
+    }
+}
+
+/// The pk of a live resource.
+async fn live_pk(
+    tx: &mut Conn,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> StoreResult<Option<i64>> {
+    db::query_scalar(
+        "SELECT pk FROM resources \
+         WHERE tenant_id = ? AND kind = ? AND id = ? AND deleted = FALSE AND managed = TRUE",
+    )
+    .bind(tenant)
+    .bind(kind.as_str())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(backend)
 }

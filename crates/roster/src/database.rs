@@ -1,5 +1,5 @@
 //! `--database` checked before the store opens it: a URL with a scheme Roster supports, naming
-//! a file Roster can create or write. Every refusal is one line that says what to do, instead
+//! a file Roster can create or write, or a PostgreSQL server. Every refusal is one line that says what to do, instead
 //! of SQLite's "unable to open database file" or a server that starts without its tables.
 
 use std::fs::OpenOptions;
@@ -15,9 +15,12 @@ pub enum Target {
     SqliteFile(PathBuf),
     /// An in-memory SQLite database (`sqlite::memory:`): gone when the process exits.
     SqliteMemory,
+    /// A PostgreSQL database (`postgres://USER@HOST:PORT/DB`); reached when the store opens.
+    Postgres,
 }
 
-/// Parses a database URL: `sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:`.
+/// Parses a database URL: `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` or
+/// `postgres://USER@HOST:PORT/DB` (also `postgresql://`).
 ///
 /// # Errors
 /// A one-line message naming the problem and what to do.
@@ -37,22 +40,29 @@ pub fn parse(url: &str) -> Result<Target, String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     if !valid_scheme {
         return Err(format!(
-            "`{url}` is not a database URL; Roster supports sqlite://PATH, e.g. sqlite://roster.db"
+            "`{url}` is not a database URL; Roster supports sqlite://PATH (e.g. sqlite://roster.db) \
+             and postgres://USER@HOST:PORT/DB"
         ));
     }
     match scheme.to_ascii_lowercase().as_str() {
         "sqlite" => {}
         "postgres" | "postgresql" => {
-            return Err(
-                "PostgreSQL is not supported yet; use sqlite://PATH (Roster's embedded database, \
-                 e.g. sqlite:///var/lib/roster/roster.db) for now"
-                    .into(),
-            )
+            let host = rest
+                .strip_prefix("//")
+                .map(|r| r.split(['/', '?']).next().unwrap_or(""))
+                .map(|auth| auth.rsplit('@').next().unwrap_or(""));
+            if host.is_none_or(str::is_empty) && !rest.contains("host=") {
+                return Err(format!(
+                    "`{url}` names no PostgreSQL server; give one such as \
+                     postgres://roster@127.0.0.1:5432/roster"
+                ));
+            }
+            return Ok(Target::Postgres);
         }
         other => {
             return Err(format!(
                 "unsupported database URL scheme `{other}:`; Roster supports sqlite://PATH \
-                 (e.g. sqlite://roster.db); PostgreSQL is not supported yet"
+                 (e.g. sqlite://roster.db) and postgres://USER@HOST:PORT/DB"
             ))
         }
     }
@@ -161,6 +171,11 @@ mod tests {
             parse("SQLite://a.db"),
             Ok(Target::SqliteFile("a.db".into()))
         );
+        assert_eq!(parse("postgres://u:p@db/roster"), Ok(Target::Postgres));
+        assert_eq!(
+            parse("postgresql://roster@127.0.0.1:5432/roster?sslmode=disable"),
+            Ok(Target::Postgres)
+        );
     }
 
     #[test]
@@ -173,11 +188,8 @@ mod tests {
             ("sqlite://", "names no database file"),
             ("sqlite:", "names no database file"),
             ("sqlite://?mode=rwc", "names no database file"),
-            (
-                "postgres://u:p@db/roster",
-                "PostgreSQL is not supported yet",
-            ),
-            ("postgresql://db/roster", "PostgreSQL is not supported yet"),
+            ("postgres:roster", "names no PostgreSQL server"),
+            ("postgresql:///roster", "names no PostgreSQL server"),
             (
                 "mysql://db/roster",
                 "unsupported database URL scheme `mysql:`",

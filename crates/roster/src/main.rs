@@ -18,6 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use roster_server::{AppState, Settings};
 use roster_store::meta::{LISTEN_URL, PUBLIC_URL};
+use roster_store::postgres::PostgresStore;
 use roster_store::sqlite::SqliteStore;
 use roster_store::Store;
 
@@ -313,11 +314,37 @@ fn listen_url(addr: SocketAddr) -> String {
 
 /// Checks the database URL ([`database::check`]), then opens the store.
 async fn open(url: &str) -> Result<Arc<dyn Store>> {
-    database::check(url).map_err(|e| anyhow!(e))?;
-    let store = SqliteStore::open(url)
-        .await
-        .with_context(|| format!("opening database {url}"))?;
-    Ok(Arc::new(store))
+    let target = database::check(url).map_err(|e| anyhow!(e))?;
+    // The URL may hold a password: name the database without it.
+    let shown = redact(url);
+    Ok(match target {
+        database::Target::Postgres => Arc::new(
+            PostgresStore::open(url)
+                .await
+                .with_context(|| format!("opening database {shown}"))?,
+        ),
+        database::Target::SqliteFile(_) | database::Target::SqliteMemory => Arc::new(
+            SqliteStore::open(url)
+                .await
+                .with_context(|| format!("opening database {shown}"))?,
+        ),
+    })
+}
+
+/// `url` with the password of its user info (`scheme://user:password@host`) replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((info, host)) if info.contains(':') => {
+            let user = info.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The resolved `serve` settings, checked: the database URL (without opening it) and the
@@ -413,7 +440,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .context("recording the listen address")?;
             println!("listening on http://{addr}");
-            tracing::info!(%addr, database = %url, public_url = ?public_url, "roster is serving");
+            tracing::info!(%addr, database = %redact(&url), public_url = ?public_url, "roster is serving");
             roster_server::serve(listener, AppState::new(store, settings), shutdown_signal())
                 .await?;
             tracing::info!("stopped");
@@ -504,5 +531,24 @@ async fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_in_database_urls_are_not_shown() {
+        assert_eq!(
+            redact("postgres://roster:s3cret@db:5432/roster?sslmode=require"),
+            "postgres://roster:***@db:5432/roster?sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://roster@db/roster"),
+            "postgres://roster@db/roster"
+        );
+        assert_eq!(redact("sqlite://roster.db"), "sqlite://roster.db");
+        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
     }
 }

@@ -112,7 +112,7 @@ impl Multi {
             Multi::Members => "SELECT m.group_pk FROM members m WHERE m.tenant_id = ?",
             Multi::Groups => {
                 "SELECT m.member_pk FROM members m JOIN resources g ON g.pk = m.group_pk \
-                 AND g.tenant_id = m.tenant_id AND g.kind = 'Group' AND g.managed = 1 \
+                 AND g.tenant_id = m.tenant_id AND g.kind = 'Group' AND g.managed = TRUE \
                  WHERE m.tenant_id = ?"
             }
         };

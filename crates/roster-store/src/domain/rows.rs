@@ -145,7 +145,7 @@ impl AppChange<'_> {
 pub struct Where {
     /// The resource type.
     pub kind: ResourceKind,
-    /// `r.tenant_id = ? AND r.kind = '…' AND r.deleted = 0 AND r.managed = 1 AND (cond)`.
+    /// `r.tenant_id = ? AND r.kind = '…' AND r.deleted = FALSE AND r.managed = TRUE AND (cond)`.
     pub sql: String,
     /// Its parameters, in order (the tenant first).
     pub args: Vec<Arg>,
@@ -158,7 +158,7 @@ impl Where {
         // `kind` is one of two constants, written literally so that a planner can use a
         // partial index on one kind (it cannot prove `kind = ?` implies `kind = 'User'`).
         let sql = format!(
-            "r.tenant_id = ? AND r.kind = '{}' AND r.deleted = 0 AND r.managed = 1 AND {cond}",
+            "r.tenant_id = ? AND r.kind = '{}' AND r.deleted = FALSE AND r.managed = TRUE AND {cond}",
             kind.as_str()
         );
         let mut args = vec![Arg::Text(tenant.to_owned())];

@@ -93,9 +93,9 @@ impl ToSql for Param {
                 _ => Err(mismatch("a float")),
             },
             Param::Text(s) => match *ty {
-                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                    s.as_str().to_sql(ty, out)
-                }
+                // JSON's binary form is its text.
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+                | Type::JSON => s.as_str().to_sql(ty, out),
                 _ => Err(mismatch("text")),
             },
         }
@@ -250,6 +250,22 @@ impl Col for Option<f64> {
             Type::INT8 | Type::INT4 | Type::INT2 => Option::<i64>::col(row, i)?.map(|n| n as f64),
             other => return Err(decode_err(row, i, format!("{other} is not a number"))),
         })
+    }
+}
+
+/// A column of whatever type, as a parameter value (a sort key read back for a cursor).
+impl Col for Option<Param> {
+    fn col(row: &tokio_postgres::Row, i: usize) -> Result<Self, Error> {
+        Ok(Some(match column_type(row, i)? {
+            Type::INT8 | Type::INT4 | Type::INT2 => {
+                Option::<i64>::col(row, i)?.map_or(Param::Null, Param::Int)
+            }
+            Type::BOOL => Option::<bool>::col(row, i)?.map_or(Param::Null, Param::Bool),
+            Type::FLOAT8 | Type::FLOAT4 => {
+                Option::<f64>::col(row, i)?.map_or(Param::Null, Param::Float)
+            }
+            _ => get::<Option<String>>(row, i)?.map_or(Param::Null, Param::Text),
+        }))
     }
 }
 
@@ -628,17 +644,17 @@ impl Pool {
     }
 
     /// Starts a read transaction: one snapshot (REPEATABLE READ) for every statement in it.
-    pub(crate) async fn begin_read(&self) -> Result<Conn, Error> {
+    pub(crate) async fn begin_read(&self) -> Result<Tx, Error> {
         let mut c = self.get().await?;
         c.client()
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
         c.state = State::InTransaction;
-        Ok(c)
+        Ok(Tx(c))
     }
 
     /// Starts a write transaction (READ COMMITTED, with the tenant's write lock when asked).
-    pub(crate) async fn begin_write(&self, lock: Lock<'_>) -> Result<Conn, Error> {
+    pub(crate) async fn begin_write(&self, lock: Lock<'_>) -> Result<Tx, Error> {
         let mut c = self.get().await?;
         c.client().batch_execute("BEGIN").await?;
         c.state = State::InTransaction;
@@ -651,7 +667,7 @@ impl Pool {
             .execute(&mut c)
             .await?;
         }
-        Ok(c)
+        Ok(Tx(c))
     }
 }
 
@@ -683,8 +699,8 @@ impl Conn {
             .expect("a connection is present until committed or dropped")
     }
 
-    /// Commits the transaction.
-    pub(crate) async fn commit(mut self) -> Result<(), Error> {
+    /// Commits the transaction (if one is open).
+    async fn commit(mut self) -> Result<(), Error> {
         if self.state == State::InTransaction {
             tracing::trace!(target: SQL_TARGET, statement = "COMMIT");
             let r = self.client().batch_execute("COMMIT").await;
@@ -715,6 +731,30 @@ impl Drop for Conn {
             }
             Err(_) => drop(Object::take(client)),
         }
+    }
+}
+
+/// A transaction on a pooled connection: rolled back when dropped uncommitted.
+#[derive(Debug)]
+pub(crate) struct Tx(Conn);
+
+impl Tx {
+    /// Commits it.
+    pub(crate) async fn commit(self) -> Result<(), Error> {
+        self.0.commit().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.0
     }
 }
 

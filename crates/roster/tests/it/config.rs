@@ -50,10 +50,7 @@ fn database_urls_are_checked_before_anything_is_opened() {
         ("foo".into(), "did you mean sqlite://foo"),
         ("sqlite://".into(), "names no database file"),
         (missing, "mkdir -p"),
-        (
-            "postgres://roster@db.example.com/roster".into(),
-            "PostgreSQL is not supported yet",
-        ),
+        ("postgres:roster".into(), "names no PostgreSQL server"),
         (
             "mysql://db.example.com/roster".into(),
             "unsupported database URL scheme `mysql:`",

@@ -113,13 +113,90 @@ pub fn assert_scim_error_body(r: &Resp) {
     );
 }
 
+/// The database the suite runs against: `ROSTER_TEST_DATABASE=postgres` runs every server on a
+/// PostgreSQL database of its own (created on the server `ROSTER_TEST_POSTGRES` names, default
+/// the local one, and dropped afterwards); otherwise each server has a SQLite file.
+pub fn on_postgres() -> bool {
+    std::env::var("ROSTER_TEST_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("ROSTER_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A PostgreSQL database of its own for one server, dropped (with its connections) on drop.
+pub struct PgDb {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl PgDb {
+    /// Creates an empty database.
+    pub fn create() -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "roster_it_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        psql(&format!("CREATE DATABASE {name}"));
+        let admin = postgres_admin_url();
+        let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
+        let cut = base.rfind('/').filter(|i| *i > "postgres://".len()).unwrap_or(base.len());
+        let mut url = format!("{}/{name}", &base[..cut]);
+        if let Some(q) = query {
+            url.push('?');
+            url.push_str(q);
+        }
+        Self { name, url }
+    }
+
+    /// The database's rows as text (`pg_dump`), for checks that no secret is stored.
+    pub fn dump(&self) -> Vec<u8> {
+        let out = Command::new("pg_dump")
+            .arg("--data-only")
+            .arg(&self.url)
+            .output()
+            .expect("run pg_dump");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .arg(postgres_admin_url())
+        .args(["-qAtc", sql])
+        .output()
+        .expect("run psql (the PostgreSQL client)");
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running `roster serve` with one tenant.
 pub struct TestServer {
     child: Option<Child>,
-    /// Temporary directory with the database and the captured stderr.
+    /// Temporary directory with the database (SQLite) and the captured stderr.
     pub dir: TempDir,
-    /// `sqlite://…/roster.db`
+    /// `sqlite://…/roster.db`, or the server's PostgreSQL database (see [`on_postgres`]).
     pub db_url: String,
+    /// The PostgreSQL database, when the suite runs on PostgreSQL.
+    pub pg: Option<PgDb>,
     /// `http://127.0.0.1:PORT`
     pub origin: String,
     /// The tenant id.
@@ -141,7 +218,11 @@ impl TestServer {
     /// Starts a server with extra `serve` arguments and creates tenant `acme`.
     pub async fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_url = format!("sqlite://{}", dir.path().join("roster.db").display());
+        let pg = on_postgres().then(PgDb::create);
+        let db_url = match &pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("roster.db").display()),
+        };
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
         let mut child = Command::new(bin())
             .arg("serve")
@@ -203,6 +284,7 @@ impl TestServer {
             child: Some(child),
             dir,
             db_url,
+            pg,
             origin,
             tenant: String::new(),
             base: String::new(),
@@ -237,6 +319,21 @@ impl TestServer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Everything the database holds, as bytes: the SQLite file and its write-ahead log, or a
+    /// dump of the PostgreSQL database's rows. For checks that a secret is stored nowhere.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        if let Some(db) = &self.pg {
+            return db.dump();
+        }
+        let mut bytes = Vec::new();
+        for f in ["roster.db", "roster.db-wal"] {
+            if let Ok(b) = std::fs::read(self.dir.path().join(f)) {
+                bytes.extend(b);
+            }
+        }
+        bytes
     }
 
     /// Runs the CLI against this server's database (and public URL, for the commands that

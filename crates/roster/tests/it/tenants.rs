@@ -978,12 +978,7 @@ async fn secrets_are_stored_only_as_hashes() {
     let third = r.json["token"]["token"].as_str().unwrap().to_owned();
     s.scim_get("acme", "/Users", &second).await.expect(200);
     // The database (and its write-ahead log) never holds a secret part, nor does the log.
-    let mut bytes = Vec::new();
-    for f in ["roster.db", "roster.db-wal"] {
-        if let Ok(b) = std::fs::read(s.dir.path().join(f)) {
-            bytes.extend(b);
-        }
-    }
+    let bytes = s.database_bytes();
     assert!(!bytes.is_empty());
     let text = String::from_utf8_lossy(&bytes);
     for secret in [&key, &s.token, &second, &third] {
