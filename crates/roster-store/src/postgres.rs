@@ -35,6 +35,8 @@ mod rows_shim;
 mod tenants;
 #[cfg(test)]
 pub(crate) mod testdb;
+#[cfg(test)]
+mod tests_tenants_app;
 
 use crate::domain::query;
 
