@@ -658,3 +658,32 @@ async fn held_operations_and_the_window_count_on_postgres() {
     .unwrap();
     assert_eq!(held, [("u3".to_owned(), "delete".to_owned(), 2)]);
 }
+
+/// The live-token limit counts, then inserts: only the tenant's write lock keeps two concurrent
+/// creations from both passing the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_token_creations_respect_the_limit() {
+    let db = TestDb::new().await;
+    let s = db.open().await;
+    tenant(&s, "t").await;
+    let tries = (0..6).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.create_token(&tok(&format!("p{i}"), "t", 0, 100), 2, at(0))
+                .await
+        })
+    });
+    let mut created = 0;
+    for r in futures::future::join_all(tries).await {
+        match r.unwrap() {
+            Ok(()) => created += 1,
+            Err(StoreError::Conflict(CONFLICT_TOKEN_LIMIT)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(created, 2);
+    assert_eq!(
+        event_types(&s, "t").await,
+        ["token.created", "token.created"]
+    );
+}
