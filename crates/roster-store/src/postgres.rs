@@ -40,6 +40,8 @@ mod tenants;
 pub(crate) mod testdb;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tenants_app;
 
 use crate::domain::query;
 

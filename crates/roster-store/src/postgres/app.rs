@@ -1,1 +1,683 @@
-//! (being ported from ../sqlite/app.rs)
+//! PostgreSQL implementation of [`AppStore`](crate::AppStore). The rules it shares with the SCIM
+//! write paths (effective-role diffs, member changes, a user leaving its groups) are the store
+//! core's ([`crate::domain`]), run on this transaction's connection.
+//!
+//! Effective roles are computed from indexed rows only: a user's `roles` column, its `members`
+//! rows (`members_member` index) joined to its groups, and the `role_mappings` rows selecting
+//! those groups (unique key `(tenant_id, match_by, match_value)`).
+//!
+//! Writes hold the tenant's write lock (see [`PostgresStore::write`]); reads of several
+//! statements run in one snapshot ([`PostgresStore::read`]).
+
+use std::collections::{BTreeSet, HashMap};
+
+use scim_proto::filter::fold_case;
+use scim_proto::schema::ResourceKind;
+use time::OffsetDateTime;
+
+use super::db::{self, Conn};
+use super::{backend, from_ms, stored, to_i64, PostgresStore, CHUNK};
+use crate::app::{
+    AppGroup, AppGroupMember, AppGroupQuery, AppGroupRef, AppGroupUpdate, AppPage, AppStore,
+    AppUser, AppUserQuery, AppUserUpdate, GuardDecision, GuardStatus, GuardSubject, GuardVerdict,
+    ImportResult, ImportUser, LoginKey, LoginRecord, MatchBy, NewAppGroup, RoleMapping, UserStatus,
+};
+use crate::domain::app as domain_app;
+use crate::domain::roles::effective_roles;
+use crate::domain::{GroupSel, Rows};
+use crate::{StoreError, StoreResult, StoredResource, TenantSettings};
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn parse_roles(text: &str) -> StoreResult<BTreeSet<String>> {
+    Ok(super::rows::parse_roles(text)?.into_iter().collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading users and groups for the app
+
+const APP_COLS: &str = "r.pk, r.id, r.version, r.doc, r.created, r.last_modified, r.managed, \
+    r.deleted, r.active, r.roles, r.app_metadata";
+type AppRow = (
+    i64,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+);
+
+struct Loaded {
+    pk: i64,
+    resource: StoredResource,
+    managed: bool,
+    deleted: bool,
+    active: Option<i64>,
+    roles: String,
+    metadata: String,
+}
+
+fn loaded(kind: ResourceKind, row: AppRow) -> StoreResult<Loaded> {
+    let (pk, id, version, doc, created, last_modified, managed, deleted, active, roles, meta) = row;
+    let (_, resource) = stored(kind, (pk, id, version, doc, created, last_modified))?;
+    Ok(Loaded {
+        pk,
+        resource,
+        managed: managed == 1,
+        deleted: deleted == 1,
+        active,
+        roles,
+        metadata: meta,
+    })
+}
+
+fn encode_pk_cursor(pk: i64) -> String {
+    format!("c{pk:x}")
+}
+
+/// Whether `h` is lowercase hexadecimal (the only spelling cursors use, so that a cursor has
+/// exactly one form, as the API's pattern says).
+fn lower_hex(h: &str) -> bool {
+    h.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn decode_pk_cursor(c: &str) -> StoreResult<i64> {
+    c.strip_prefix('c')
+        .filter(|h| (1..=15).contains(&h.len()) && lower_hex(h))
+        .and_then(|h| i64::from_str_radix(h, 16).ok())
+        .filter(|pk| *pk >= 0)
+        .ok_or_else(|| {
+            StoreError::Invalid("cursor is not a next_cursor this API returned".to_owned())
+        })
+}
+
+/// The users of `rows`, with groups and effective roles, read on `conn`.
+async fn app_users(conn: &mut Conn, rows: Vec<Loaded>) -> StoreResult<Vec<AppUser>> {
+    let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
+    let roles = effective_roles(conn, &pks).await?;
+    let mut groups: HashMap<i64, Vec<AppGroupRef>> = HashMap::new();
+    for chunk in pks.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT m.member_pk, g.id, COALESCE(g.doc::json ->> 'displayName', ''), g.managed \
+             FROM members m JOIN resources g ON g.pk = m.group_pk \
+             WHERE m.member_pk IN ({}) ORDER BY m.member_pk, g.pk",
+            marks(chunk.len())
+        );
+        let mut q = db::query_as::<(i64, String, String, i64)>(&sql);
+        for pk in chunk {
+            q = q.bind(*pk);
+        }
+        for (pk, id, display_name, managed) in q.fetch_all(&mut *conn).await.map_err(backend)? {
+            groups.entry(pk).or_default().push(AppGroupRef {
+                id,
+                display_name,
+                managed: managed == 1,
+            });
+        }
+    }
+    rows.into_iter()
+        .map(|r| {
+            let state = roles.get(&r.pk);
+            Ok(AppUser {
+                managed: r.managed,
+                status: UserStatus::of(r.active.map(|a| a != 0), r.deleted),
+                direct_roles: parse_roles(&r.roles)?.into_iter().collect(),
+                roles: state
+                    .map(|s| s.roles.iter().cloned().collect())
+                    .unwrap_or_default(),
+                groups: groups.remove(&r.pk).unwrap_or_default(),
+                metadata: serde_json::from_str(&r.metadata).map_err(backend)?,
+                resource: r.resource,
+            })
+        })
+        .collect()
+}
+
+async fn load_user(conn: &mut Conn, tenant: &str, id: &str) -> StoreResult<Option<AppUser>> {
+    let row: Option<AppRow> = db::query_as(&format!(
+        "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'User' AND r.id = ?"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let l = loaded(ResourceKind::User, row)?;
+    Ok(app_users(conn, vec![l]).await?.pop())
+}
+
+/// The groups of `rows`, with mapped roles and member counts.
+async fn app_groups(
+    conn: &mut Conn,
+    tenant: &str,
+    rows: Vec<Loaded>,
+) -> StoreResult<Vec<AppGroup>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let sel = GroupSel::of_doc(&r.resource.id, &r.resource.doc);
+        let roles: BTreeSet<String> = conn
+            .mapped_roles_of_group(tenant, &sel)
+            .await?
+            .into_iter()
+            .collect();
+        // Kept by triggers: one row, however large the group. By the tenant too: the key is
+        // tenant-first.
+        let count: i64 = db::query_scalar(
+            "SELECT COALESCE((SELECT n FROM member_counts \
+             WHERE tenant_id = ? AND group_pk = ?), 0)",
+        )
+        .bind(tenant)
+        .bind(r.pk)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
+        out.push(AppGroup {
+            managed: r.managed,
+            roles: roles.into_iter().collect(),
+            member_count: u64::try_from(count).unwrap_or(0),
+            metadata: serde_json::from_str(&r.metadata).map_err(backend)?,
+            resource: r.resource,
+        });
+    }
+    Ok(out)
+}
+
+async fn load_group(conn: &mut Conn, tenant: &str, id: &str) -> StoreResult<Option<AppGroup>> {
+    let row: Option<AppRow> = db::query_as(&format!(
+        "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'Group' AND r.id = ?"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let l = loaded(ResourceKind::Group, row)?;
+    Ok(app_groups(conn, tenant, vec![l]).await?.pop())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role mappings
+
+const MAPPING_COLS: &str = "id, match_by, value, roles, created_at, updated_at";
+type MappingRow = (String, String, String, String, i64, i64);
+
+fn mapping_from(row: MappingRow) -> StoreResult<RoleMapping> {
+    let (id, by, value, roles, created, updated) = row;
+    Ok(RoleMapping {
+        id,
+        by: MatchBy::parse(&by).ok_or_else(|| backend(std::fmt::Error))?,
+        value,
+        roles: parse_roles(&roles)?.into_iter().collect(),
+        created_at: from_ms(created)?,
+        updated_at: from_ms(updated)?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The login lookup
+
+/// The user a sign-in by email is about: the `emails_value` and `resources_user_name` index
+/// lookups in one statement (an email may be a user's email or its userName). Among several,
+/// a live one before a deprovisioned one, then a managed one, then an active one, then the
+/// newest.
+pub(super) const LOGIN_BY_EMAIL_SQL: &str = "\
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    WHERE r.kind = 'User' AND r.pk IN ( \
+      SELECT e.resource_pk FROM emails e WHERE e.tenant_id = ?1 AND e.value_lc = ?2 \
+      UNION ALL \
+      SELECT u.pk FROM resources u WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.user_name_lc = ?2) \
+    ORDER BY r.deleted, r.managed DESC, (r.active IS FALSE), r.pk DESC LIMIT 1";
+
+/// The same by externalId: the `resources_external_id` index.
+pub(super) const LOGIN_BY_EXTERNAL_ID_SQL: &str = "\
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    WHERE r.tenant_id = ? AND r.kind = 'User' AND r.external_id = ? \
+    ORDER BY r.deleted, r.managed DESC, (r.active IS FALSE), r.pk DESC LIMIT 1";
+
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait::async_trait]
+impl AppStore for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn put_tenant_settings(
+        &self,
+        tenant: &str,
+        settings: &TenantSettings,
+    ) -> StoreResult<()> {
+        let mut tx = self.write(tenant).await?;
+        let done = db::query("UPDATE tenants SET settings = ? WHERE id = ?")
+            .bind(serde_json::to_string(settings).map_err(backend)?)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let _auth = self.auth_change();
+        self.commit(tx).await
+    }
+
+    #[tracing::instrument(skip_all, fields(n = users.len()))]
+    async fn import_users(
+        &self,
+        tenant: &str,
+        users: Vec<ImportUser>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<ImportResult>> {
+        let mut tx = self.write(tenant).await?;
+        let results = domain_app::import_users(&mut *tx, tenant, users, now).await?;
+        self.commit_events(tx).await?;
+        Ok(results)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_app_user(&self, tenant: &str, id: &str) -> StoreResult<Option<AppUser>> {
+        let mut tx = self.read().await?;
+        load_user(&mut *tx, tenant, id).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_app_users(
+        &self,
+        tenant: &str,
+        q: &AppUserQuery,
+    ) -> StoreResult<AppPage<AppUser>> {
+        let after = q.cursor.as_deref().map(decode_pk_cursor).transpose()?;
+        let mut sql =
+            format!("SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'User'");
+        let mut args: Vec<super::query::Arg> = vec![super::query::Arg::Text(tenant.to_owned())];
+        if let Some(pk) = after {
+            sql.push_str(" AND r.pk > ?");
+            args.push(super::query::Arg::Int(pk));
+        }
+        if let Some(p) = q.user_name_prefix.as_deref().filter(|p| !p.is_empty()) {
+            let low = fold_case(p);
+            let high = format!("{low}\u{10FFFF}");
+            sql.push_str(" AND r.user_name_lc >= ? AND r.user_name_lc < ?");
+            args.push(super::query::Arg::Text(low));
+            args.push(super::query::Arg::Text(high));
+        }
+        if let Some(p) = q.search.as_deref().filter(|p| !p.is_empty()) {
+            let low = fold_case(p);
+            let high = format!("{low}\u{10FFFF}");
+            sql.push_str(
+                " AND ((r.user_name_lc >= ? AND r.user_name_lc < ?) \
+                 OR r.pk IN (SELECT e.resource_pk FROM emails e \
+                 WHERE e.tenant_id = ? AND e.value_lc >= ? AND e.value_lc < ?))",
+            );
+            args.push(super::query::Arg::Text(low.clone()));
+            args.push(super::query::Arg::Text(high.clone()));
+            args.push(super::query::Arg::Text(tenant.to_owned()));
+            args.push(super::query::Arg::Text(low));
+            args.push(super::query::Arg::Text(high));
+        }
+        if let Some(e) = &q.email {
+            sql.push_str(
+                " AND r.pk IN (SELECT e.resource_pk FROM emails e \
+                 WHERE e.tenant_id = ? AND e.value_lc = ?)",
+            );
+            args.push(super::query::Arg::Text(tenant.to_owned()));
+            args.push(super::query::Arg::Text(fold_case(e)));
+        }
+        if let Some(x) = &q.external_id {
+            sql.push_str(" AND r.external_id = ?");
+            args.push(super::query::Arg::Text(x.clone()));
+        }
+        match q.status {
+            Some(UserStatus::Active) => {
+                sql.push_str(" AND r.deleted = FALSE AND r.active IS NOT FALSE");
+            }
+            Some(UserStatus::Deactivated) => {
+                sql.push_str(" AND r.deleted = FALSE AND r.active = FALSE")
+            }
+            Some(UserStatus::Deprovisioned) => sql.push_str(" AND r.deleted = TRUE"),
+            None => {}
+        }
+        if let Some(m) = q.managed {
+            sql.push_str(" AND r.managed = ?");
+            args.push(super::query::Arg::Int(i64::from(m)));
+        }
+        let limit = q.limit.max(1);
+        sql.push_str(" ORDER BY r.pk LIMIT ?");
+        args.push(super::query::Arg::Int(to_i64(limit).saturating_add(1)));
+        let mut tx = self.read().await?;
+        let rows: Vec<AppRow> = db::query_as_with(&sql, super::args_of(&args))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let more = rows.len() as u64 > limit;
+        let rows: Vec<Loaded> = rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| loaded(ResourceKind::User, r))
+            .collect::<StoreResult<_>>()?;
+        let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
+        let items = app_users(&mut *tx, rows).await?;
+        Ok(AppPage { items, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_app_user(
+        &self,
+        tenant: &str,
+        id: &str,
+        update: AppUserUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<AppUser> {
+        let mut tx = self.write(tenant).await?;
+        domain_app::update_app_user(&mut *tx, tenant, id, update, now).await?;
+        let user = load_user(&mut *tx, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.commit_events(tx).await?;
+        Ok(user)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_app_user(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write(tenant).await?;
+        domain_app::delete_app_user(&mut *tx, tenant, id, now).await?;
+        self.commit_events(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_app_group(
+        &self,
+        tenant: &str,
+        new: NewAppGroup,
+        now: OffsetDateTime,
+    ) -> StoreResult<AppGroup> {
+        let mut tx = self.write(tenant).await?;
+        let id = new.id.clone();
+        domain_app::create_app_group(&mut *tx, tenant, new, now).await?;
+        let group = load_group(&mut *tx, tenant, &id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.commit_events(tx).await?;
+        Ok(group)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_app_group(&self, tenant: &str, id: &str) -> StoreResult<Option<AppGroup>> {
+        let mut tx = self.read().await?;
+        load_group(&mut *tx, tenant, id).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_app_groups(
+        &self,
+        tenant: &str,
+        q: &AppGroupQuery,
+    ) -> StoreResult<AppPage<AppGroup>> {
+        use super::query::Arg;
+        let after = q.cursor.as_deref().map(decode_pk_cursor).transpose()?;
+        let mut sql = format!(
+            "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'Group'"
+        );
+        let mut args = vec![Arg::Text(tenant.to_owned())];
+        if let Some(pk) = after {
+            sql.push_str(" AND r.pk > ?");
+            args.push(Arg::Int(pk));
+        }
+        if let Some(p) = q.display_name_prefix.as_deref().filter(|p| !p.is_empty()) {
+            let low = fold_case(p);
+            let high = format!("{low}\u{10FFFF}");
+            sql.push_str(" AND r.display_name_lc >= ? AND r.display_name_lc < ?");
+            args.push(Arg::Text(low));
+            args.push(Arg::Text(high));
+        }
+        if let Some(m) = q.managed {
+            sql.push_str(" AND r.managed = ?");
+            args.push(Arg::Int(i64::from(m)));
+        }
+        let limit = q.limit.max(1);
+        sql.push_str(" ORDER BY r.pk LIMIT ?");
+        args.push(Arg::Int(to_i64(limit).saturating_add(1)));
+        let mut tx = self.read().await?;
+        let rows: Vec<AppRow> = db::query_as_with(&sql, super::args_of(&args))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let more = rows.len() as u64 > limit;
+        let rows: Vec<Loaded> = rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| loaded(ResourceKind::Group, r))
+            .collect::<StoreResult<_>>()?;
+        let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
+        let items = app_groups(&mut *tx, tenant, rows).await?;
+        Ok(AppPage { items, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_app_group_members(
+        &self,
+        tenant: &str,
+        group_id: &str,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<AppPage<AppGroupMember>> {
+        // The cursor is the last member id, hex-encoded; any well-formed one is a position.
+        let after = cursor
+            .map(|c| {
+                hex::decode(c)
+                    .ok()
+                    .filter(|_| c.len() <= 1024 && lower_hex(c))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .ok_or_else(|| {
+                        StoreError::Invalid("cursor is not a next_cursor this API returned".into())
+                    })
+            })
+            .transpose()?;
+        let mut tx = self.read().await?;
+        let pk: Option<i64> = db::query_scalar(
+            "SELECT pk FROM resources WHERE tenant_id = ? AND kind = 'Group' AND id = ?",
+        )
+        .bind(tenant)
+        .bind(group_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(pk) = pk else {
+            return Err(StoreError::NotFound);
+        };
+        let limit = limit.max(1);
+        let rows: Vec<(String, String, i64, Option<i64>, i64)> = db::query_as(
+            "SELECT m.member_id, COALESCE(u.doc::json ->> 'userName', ''), u.managed, \
+             u.active, u.deleted FROM members m JOIN resources u ON u.pk = m.member_pk \
+             WHERE m.group_pk = ? AND m.member_id > ? ORDER BY m.member_id LIMIT ?",
+        )
+        .bind(pk)
+        .bind(after.unwrap_or_default())
+        .bind(to_i64(limit).saturating_add(1))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let more = rows.len() as u64 > limit;
+        let items: Vec<AppGroupMember> = rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(id, user_name, managed, active, deleted)| AppGroupMember {
+                id,
+                user_name,
+                managed: managed == 1,
+                status: UserStatus::of(active.map(|a| a != 0), deleted == 1),
+            })
+            .collect();
+        let next_cursor = items
+            .last()
+            .filter(|_| more)
+            .map(|m| hex::encode(m.id.as_bytes()));
+        Ok(AppPage { items, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_app_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        update: AppGroupUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<AppGroup> {
+        let mut tx = self.write(tenant).await?;
+        domain_app::update_app_group(&mut *tx, tenant, id, update, now).await?;
+        let group = load_group(&mut *tx, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.commit_events(tx).await?;
+        Ok(group)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_app_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write(tenant).await?;
+        domain_app::delete_app_group(&mut *tx, tenant, id, now).await?;
+        self.commit_events(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_role_mappings(&self, tenant: &str) -> StoreResult<Vec<RoleMapping>> {
+        let rows: Vec<MappingRow> = db::query_as(&format!(
+            "SELECT {MAPPING_COLS} FROM role_mappings WHERE tenant_id = ? ORDER BY created_at, id"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(mapping_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_role_mapping(&self, tenant: &str, id: &str) -> StoreResult<Option<RoleMapping>> {
+        let row: Option<MappingRow> = db::query_as(&format!(
+            "SELECT {MAPPING_COLS} FROM role_mappings WHERE tenant_id = ? AND id = ?"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(mapping_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_role_mapping(
+        &self,
+        tenant: &str,
+        mapping: &RoleMapping,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write(tenant).await?;
+        domain_app::create_role_mapping(&mut *tx, tenant, mapping, now).await?;
+        self.commit_events(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_role_mapping(
+        &self,
+        tenant: &str,
+        mapping: &RoleMapping,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write(tenant).await?;
+        domain_app::update_role_mapping(&mut *tx, tenant, mapping, now).await?;
+        self.commit_events(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_role_mapping(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write(tenant).await?;
+        domain_app::delete_role_mapping(&mut *tx, tenant, id, now).await?;
+        self.commit_events(tx).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn login_lookup(&self, tenant: &str, key: &LoginKey) -> StoreResult<Option<LoginRecord>> {
+        let mut tx = self.read().await?;
+        let row: Option<(i64, String, i64, Option<i64>, i64)> = match key {
+            LoginKey::Email(email) => {
+                db::query_as(LOGIN_BY_EMAIL_SQL)
+                    .bind(tenant)
+                    .bind(fold_case(email))
+                    .fetch_optional(&mut *tx)
+                    .await
+            }
+            LoginKey::ExternalId(x) => {
+                db::query_as(LOGIN_BY_EXTERNAL_ID_SQL)
+                    .bind(tenant)
+                    .bind(x)
+                    .fetch_optional(&mut *tx)
+                    .await
+            }
+        }
+        .map_err(backend)?;
+        let Some((pk, id, managed, active, deleted)) = row else {
+            return Ok(None);
+        };
+        let roles = effective_roles(&mut *tx, &[pk]).await?;
+        Ok(Some(LoginRecord {
+            id,
+            managed: managed == 1,
+            status: UserStatus::of(active.map(|a| a != 0), deleted == 1),
+            roles: roles
+                .get(&pk)
+                .map(|s| s.roles.iter().cloned().collect())
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn guard_admit(
+        &self,
+        tenant: &str,
+        subject: &GuardSubject,
+        now: OffsetDateTime,
+    ) -> StoreResult<GuardVerdict> {
+        self.guard_admit_impl(tenant, subject, now).await
+    }
+
+    async fn guard_status(&self, tenant: &str, now: OffsetDateTime) -> StoreResult<GuardStatus> {
+        self.guard_status_impl(tenant, now).await
+    }
+
+    async fn guard_decide(
+        &self,
+        tenant: &str,
+        decision: GuardDecision,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<GuardStatus> {
+        self.guard_decide_impl(tenant, decision, actor, now).await
+    }
+}
+
+pub(super) mod guard;
