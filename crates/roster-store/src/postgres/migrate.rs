@@ -17,8 +17,8 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
     include_str!("../../migrations/postgres/0001_initial.sql"),
 )];
 
-/// The advisory lock key of migrations (any constant; "roster" in ASCII).
-const LOCK_KEY: i64 = 0x0072_6f73_7465_72;
+/// The advisory lock key of migrations (any constant: "roster" in ASCII).
+const LOCK_KEY: i64 = 0x726f_7374_6572;
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("migrating the PostgreSQL database: {e}").into())
@@ -70,7 +70,10 @@ pub(super) async fn run(c: &mut Conn) -> StoreResult<()> {
                 }
             }
         }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        // When it was applied, for people reading the table; nothing compares it.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         for (version, description, sql) in MIGRATIONS {
             if applied.iter().any(|(v, _)| v == version) {
                 continue;
