@@ -33,6 +33,8 @@ mod rows;
 mod tenants;
 #[cfg(test)]
 pub(crate) mod testdb;
+#[cfg(test)]
+mod tests_ops;
 
 use crate::domain::query;
 
