@@ -585,3 +585,82 @@ async fn events_and_snapshots() {
     let snap = s.snapshot("beta").await.unwrap();
     assert_eq!((snap.seq, snap.users.len()), (1, 0));
 }
+
+#[tokio::test]
+async fn concurrent_appends_get_consecutive_seqs() {
+    let db = TestDb::new().await;
+    let s = db.open().await;
+    tenant(&s, "acme").await;
+    let writers: Vec<_> = (0..8)
+        .map(|n| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.append_events("acme", vec![event(n), event(n)], at(n))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for w in writers {
+        let events = w.await.unwrap();
+        assert_eq!(
+            events[1].seq,
+            events[0].seq + 1,
+            "one write's seqs are consecutive"
+        );
+    }
+    let seqs: Vec<i64> = s
+        .list_events("acme", 0, &[], 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=16).collect::<Vec<_>>());
+}
+
+/// Two stores on one database stand for two nodes: their flushes of the same minutes, in
+/// opposite orders, add up and do not deadlock.
+#[tokio::test]
+async fn counts_of_two_nodes_add_up() {
+    let db = TestDb::new().await;
+    let (a, b) = (db.open().await, db.open().await);
+    tenant(&a, "acme").await;
+    let reads = |secs: &[i64]| -> Vec<ReadCount> {
+        secs.iter()
+            .map(|s| ReadCount {
+                id: 0,
+                tenant_id: "acme".into(),
+                route: format!("GET /Users/{s}"),
+                minute: at(s * 60),
+                count: 1,
+                last_status: 200,
+                last_at: at(s * 60),
+            })
+            .collect()
+    };
+    let forward: Vec<i64> = (0..20).collect();
+    let backward: Vec<i64> = (0..20).rev().collect();
+    let flushes: Vec<_> = (0..10)
+        .map(|n| {
+            let s = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let rows = reads(if n % 2 == 0 { &forward } else { &backward });
+            tokio::spawn(async move { s.add_provisioning_counts(&rows, &[]).await.unwrap() })
+        })
+        .collect();
+    for f in flushes {
+        f.await.unwrap();
+    }
+    let counts = a
+        .list_read_counts(
+            "acme",
+            &ReadQuery {
+                limit: 100,
+                ..ReadQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(counts.len(), 20);
+    assert!(counts.iter().all(|c| c.count == 10), "{counts:?}");
+}
