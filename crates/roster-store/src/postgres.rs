@@ -41,6 +41,8 @@ pub(crate) mod testdb;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_ops;
+#[cfg(test)]
 mod tests_tenants_app;
 
 use crate::domain::query;
@@ -156,33 +158,6 @@ impl PostgresStore {
     async fn commit_events(&self, tx: Tx) -> StoreResult<()> {
         tx.commit().await.map_err(backend)?;
         self.committed.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(())
-    }
-
-    /// Records the last uses of tokens or admin keys (by prefix) in one statement per use, off
-    /// any transaction; a time never moves backwards, and only `last_used_at` is set, which the
-    /// auth-epoch triggers ignore (a use is not a change of what authenticates).
-    async fn touch_last_used(
-        &self,
-        table: &'static str,
-        uses: &[(String, OffsetDateTime)],
-    ) -> StoreResult<()> {
-        if uses.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "UPDATE {table} SET last_used_at = GREATEST(COALESCE(last_used_at, ?1), ?1) \
-             WHERE prefix = ?2"
-        );
-        let mut c = self.pool.get().await.map_err(backend)?;
-        for (prefix, at) in uses {
-            db::query(&sql)
-                .bind(to_ms(*at))
-                .bind(prefix)
-                .execute(&mut c)
-                .await
-                .map_err(backend)?;
-        }
         Ok(())
     }
 
@@ -398,7 +373,10 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all, fields(n = uses.len()))]
     async fn touch_tokens(&self, uses: &[(String, OffsetDateTime)]) -> StoreResult<()> {
-        self.touch_last_used("tokens", uses).await
+        if uses.is_empty() {
+            return Ok(());
+        }
+        ops::touch_last_used(self, "tokens", uses).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -585,6 +585,12 @@ impl<'a> From<&'a mut Conn> for Target<'a> {
     }
 }
 
+impl<'a> From<&'a mut Tx> for Target<'a> {
+    fn from(t: &'a mut Tx) -> Self {
+        Target::Conn(&t.0)
+    }
+}
+
 impl<'a> From<&'a Pool> for Target<'a> {
     fn from(p: &'a Pool) -> Self {
         Target::Pool(p)

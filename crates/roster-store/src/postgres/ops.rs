@@ -1,1 +1,870 @@
-//! (being ported from ../sqlite/ops.rs)
+//! PostgreSQL implementation of the operator-side stores: webhooks and delivery streams, the
+//! provisioning log, the audit log and admin keys.
+//!
+//! Every write here touches global tables or log rows only, so it runs in a global write
+//! transaction ([`PostgresStore::write_global`]): logging and webhook bookkeeping never wait
+//! on a tenant's SCIM writes. Several nodes may share the database, so counters add up in the
+//! database (upserts) and rows that several transactions may update are visited in key order,
+//! which keeps two concurrent batches from deadlocking.
+
+use super::db;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::outbox::opt_json;
+use super::query::to_ms;
+use super::{backend, db_err, from_ms, opt_from_ms, to_i64, Conn, PostgresStore};
+use crate::ops::{
+    minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LogQuery, LogStore,
+    Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
+    WebhookStream,
+};
+use crate::{StoreError, StoreResult};
+
+const WEBHOOK_COLS: &str = "id, tenant_id, url, description, event_types, secret, \
+    previous_secret, previous_expires_at, enabled, created_at";
+type WebhookRow = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+    bool,
+    i64,
+);
+
+fn webhook_from(row: WebhookRow) -> StoreResult<Webhook> {
+    let (id, tenant_id, url, description, types, secret, prev, prev_until, enabled, created) = row;
+    let event_types: Vec<String> = match types {
+        Some(t) => serde_json::from_str(&t).map_err(backend)?,
+        None => Vec::new(),
+    };
+    Ok(Webhook {
+        id,
+        tenant_id,
+        url,
+        description,
+        event_types,
+        secret,
+        previous_secret: prev,
+        previous_expires_at: opt_from_ms(prev_until)?,
+        enabled,
+        created_at: from_ms(created)?,
+    })
+}
+
+const STREAM_COLS: &str = "webhook_id, tenant_id, cursor, state, generation, attempts, \
+    next_attempt_at, failing_since, last_error, last_attempt_at, last_success_at";
+type StreamRow = (
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn stream_from(row: StreamRow) -> StoreResult<WebhookStream> {
+    let (wh, tenant, cursor, state, generation, attempts, next, since, err, last, ok) = row;
+    Ok(WebhookStream {
+        webhook_id: wh,
+        tenant_id: tenant,
+        cursor,
+        state: if state == "parked" {
+            StreamState::Parked
+        } else {
+            StreamState::Active
+        },
+        generation,
+        attempts,
+        next_attempt_at: opt_from_ms(next)?,
+        failing_since: opt_from_ms(since)?,
+        last_error: err,
+        last_attempt_at: opt_from_ms(last)?,
+        last_success_at: opt_from_ms(ok)?,
+    })
+}
+
+async fn streams_where(
+    tx: &mut Conn,
+    webhook_id: &str,
+    tenant: Option<&str>,
+) -> StoreResult<Vec<WebhookStream>> {
+    let rows: Vec<StreamRow> = db::query_as(&format!(
+        "SELECT {STREAM_COLS} FROM webhook_streams WHERE webhook_id = ? \
+         AND (?::text IS NULL OR tenant_id = ?) ORDER BY tenant_id"
+    ))
+    .bind(webhook_id)
+    .bind(tenant)
+    .bind(tenant)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(backend)?;
+    rows.into_iter().map(stream_from).collect()
+}
+
+#[async_trait::async_trait]
+impl WebhookStore for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        let types = if w.event_types.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&w.event_types).map_err(backend)?)
+        };
+        let mut tx = self.write_global().await?;
+        db::query(&format!(
+            "INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&w.id)
+        .bind(&w.tenant_id)
+        .bind(&w.url)
+        .bind(&w.description)
+        .bind(types)
+        .bind(&w.secret)
+        .bind(&w.previous_secret)
+        .bind(w.previous_expires_at.map(to_ms))
+        .bind(w.enabled)
+        .bind(to_ms(w.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err(e, "webhook"))?;
+        // Existing tenants start at their current last seq: the webhook receives what happens
+        // from now on. Tenants created later get their stream at 0 (`ensure_stream`).
+        db::query(
+            "INSERT INTO webhook_streams (webhook_id, tenant_id, cursor) \
+             SELECT ?::text, t.id, \
+                 (SELECT COALESCE(MAX(seq), 0) FROM events e WHERE e.tenant_id = t.id) \
+             FROM tenants t WHERE ?::text IS NULL OR t.id = ?",
+        )
+        .bind(&w.id)
+        .bind(&w.tenant_id)
+        .bind(&w.tenant_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let rows: Vec<WebhookRow> = db::query_as(&format!(
+            "SELECT {WEBHOOK_COLS} FROM webhooks ORDER BY created_at, ord"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(webhook_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<Webhook>> {
+        let row: Option<WebhookRow> =
+            db::query_as(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        row.map(webhook_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.write_global().await?;
+        let done = db::query("DELETE FROM webhooks WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        previous_until: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_global().await?;
+        let done = db::query(
+            "UPDATE webhooks SET previous_secret = secret, previous_expires_at = ?, secret = ? \
+             WHERE id = ?",
+        )
+        .bind(to_ms(previous_until))
+        .bind(secret)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ensure_stream(&self, webhook_id: &str, tenant: &str) -> StoreResult<WebhookStream> {
+        let mut tx = self.write_global().await?;
+        db::query(
+            "INSERT INTO webhook_streams (webhook_id, tenant_id, cursor) VALUES (?, ?, 0) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(webhook_id)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err(e, "stream"))?;
+        let stream = streams_where(&mut *tx, webhook_id, Some(tenant))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stream)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_streams(&self, webhook_id: Option<&str>) -> StoreResult<Vec<WebhookStream>> {
+        let rows: Vec<StreamRow> = db::query_as(&format!(
+            "SELECT {STREAM_COLS} FROM webhook_streams WHERE ?::text IS NULL OR webhook_id = ? \
+             ORDER BY webhook_id, tenant_id"
+        ))
+        .bind(webhook_id)
+        .bind(webhook_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(stream_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_delivery(
+        &self,
+        webhook_id: &str,
+        tenant: &str,
+        generation: i64,
+        result: &DeliveryResult,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_global().await?;
+        let done = match result {
+            DeliveryResult::Delivered { seq } => db::query(
+                "UPDATE webhook_streams SET cursor = GREATEST(cursor, ?), attempts = 0, \
+                 next_attempt_at = NULL, failing_since = NULL, last_attempt_at = ?, \
+                 last_success_at = ? \
+                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active'",
+            )
+            .bind(seq)
+            .bind(to_ms(now))
+            .bind(to_ms(now))
+            .bind(webhook_id)
+            .bind(tenant)
+            .bind(generation),
+            DeliveryResult::Failed {
+                attempts,
+                next_attempt_at,
+                failing_since,
+                error,
+                park,
+            } => db::query(
+                "UPDATE webhook_streams SET attempts = ?, next_attempt_at = ?, \
+                 failing_since = ?, last_error = ?, last_attempt_at = ?, state = ? \
+                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active'",
+            )
+            .bind(attempts)
+            .bind(to_ms(*next_attempt_at))
+            .bind(to_ms(*failing_since))
+            .bind(error)
+            .bind(to_ms(now))
+            .bind(if *park { "parked" } else { "active" })
+            .bind(webhook_id)
+            .bind(tenant)
+            .bind(generation),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn redeliver(
+        &self,
+        webhook_id: &str,
+        tenant: Option<&str>,
+        from_seq: Option<i64>,
+    ) -> StoreResult<Vec<WebhookStream>> {
+        let mut tx = self.write_global().await?;
+        let hook: Option<(Option<String>,)> =
+            db::query_as("SELECT tenant_id FROM webhooks WHERE id = ?")
+                .bind(webhook_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some((scope,)) = hook else {
+            return Err(StoreError::NotFound);
+        };
+        if let Some(t) = tenant {
+            if scope.as_deref().is_some_and(|s| s != t) {
+                return Err(StoreError::Invalid(format!(
+                    "webhook {webhook_id} does not receive events of tenant \"{t}\""
+                )));
+            }
+            // A stream that was never started (tenant created after the webhook, worker not
+            // yet run) still gets a row, so `from_seq` applies to it.
+            db::query(
+                "INSERT INTO webhook_streams (webhook_id, tenant_id, cursor) \
+                 SELECT ?::text, id, 0 FROM tenants WHERE id = ? ON CONFLICT DO NOTHING",
+            )
+            .bind(webhook_id)
+            .bind(t)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        db::query(
+            "UPDATE webhook_streams SET state = 'active', generation = generation + 1, \
+             attempts = 0, next_attempt_at = NULL, failing_since = NULL, \
+             cursor = COALESCE(?::bigint, cursor) \
+             WHERE webhook_id = ? AND (?::text IS NULL OR tenant_id = ?)",
+        )
+        .bind(from_seq.map(|s| (s - 1).max(0)))
+        .bind(webhook_id)
+        .bind(tenant)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let streams = streams_where(&mut *tx, webhook_id, tenant).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(streams)
+    }
+}
+
+const LOG_COLS: &str = "id, at, tenant_id, request_id, idp, user_agent, method, path, \
+    resource_type, resource_id, name, status, scim_type, detail, hint, changed, duration_ms, \
+    body, source_addr, token_prefix";
+
+fn log_from(row: &db::Row) -> StoreResult<ProvisioningEntry> {
+    let g = |e: db::Error| backend(e);
+    let changed: Option<String> = row.try_get("changed").map_err(g)?;
+    let status: i64 = row.try_get("status").map_err(g)?;
+    Ok(ProvisioningEntry {
+        id: row.try_get("id").map_err(g)?,
+        at: from_ms(row.try_get("at").map_err(g)?)?,
+        tenant_id: row.try_get("tenant_id").map_err(g)?,
+        request_id: row.try_get("request_id").map_err(g)?,
+        idp: row.try_get("idp").map_err(g)?,
+        user_agent: row.try_get("user_agent").map_err(g)?,
+        method: row.try_get("method").map_err(g)?,
+        path: row.try_get("path").map_err(g)?,
+        resource_type: row.try_get("resource_type").map_err(g)?,
+        resource_id: row.try_get("resource_id").map_err(g)?,
+        name: row.try_get("name").map_err(g)?,
+        status: u16::try_from(status).unwrap_or(0),
+        scim_type: row.try_get("scim_type").map_err(g)?,
+        detail: row.try_get("detail").map_err(g)?,
+        hint: row.try_get("hint").map_err(g)?,
+        changed: match changed {
+            Some(c) => serde_json::from_str(&c).map_err(backend)?,
+            None => Vec::new(),
+        },
+        duration_ms: row.try_get("duration_ms").map_err(g)?,
+        body: opt_json(row.try_get("body").map_err(g)?)?,
+        source_addr: row.try_get("source_addr").map_err(g)?,
+        token_prefix: row.try_get("token_prefix").map_err(g)?,
+    })
+}
+
+const READ_COLS: &str = "id, tenant_id, minute, route, count, last_status, last_at";
+type ReadRow = (i64, String, i64, String, i64, i64, i64);
+
+fn read_from(row: ReadRow) -> StoreResult<ReadCount> {
+    let (id, tenant_id, minute, route, count, status, last_at) = row;
+    Ok(ReadCount {
+        id,
+        tenant_id,
+        route,
+        minute: from_ms(minute)?,
+        count: u64::try_from(count).unwrap_or(0),
+        last_status: u16::try_from(status).unwrap_or(0),
+        last_at: from_ms(last_at)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl LogStore for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn append_provisioning(&self, entries: &[ProvisioningEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_global().await?;
+        for e in entries {
+            let changed = if e.changed.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&e.changed).map_err(backend)?)
+            };
+            let body = e
+                .body
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(backend)?;
+            db::query(
+                "INSERT INTO provisioning_log (at, tenant_id, request_id, idp, user_agent, method, \
+                 path, resource_type, resource_id, name, name_lc, status, scim_type, detail, hint, \
+                 changed, duration_ms, body, source_addr, token_prefix) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(to_ms(e.at))
+            .bind(&e.tenant_id)
+            .bind(&e.request_id)
+            .bind(&e.idp)
+            .bind(&e.user_agent)
+            .bind(&e.method)
+            .bind(&e.path)
+            .bind(&e.resource_type)
+            .bind(&e.resource_id)
+            .bind(&e.name)
+            .bind(e.name.as_deref().map(scim_proto::filter::fold_case))
+            .bind(i64::from(e.status))
+            .bind(&e.scim_type)
+            .bind(&e.detail)
+            .bind(&e.hint)
+            .bind(changed)
+            .bind(e.duration_ms)
+            .bind(body)
+            .bind(&e.source_addr)
+            .bind(&e.token_prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_provisioning(
+        &self,
+        tenant: &str,
+        q: &LogQuery,
+    ) -> StoreResult<Vec<ProvisioningEntry>> {
+        let mut sql = format!("SELECT {LOG_COLS} FROM provisioning_log WHERE tenant_id = ?");
+        let mut ints: Vec<(String, i64)> = Vec::new();
+        let mut texts: Vec<(String, String)> = Vec::new();
+        if let Some(t) = q.since {
+            ints.push((" AND at >= ?".into(), to_ms(t)));
+        }
+        if let Some(t) = q.until {
+            ints.push((" AND at < ?".into(), to_ms(t)));
+        }
+        match q.outcome {
+            Some(Outcome::Success) => sql.push_str(" AND status < 400"),
+            Some(Outcome::Failure) => sql.push_str(" AND status >= 400"),
+            None => {}
+        }
+        if let Some(id) = &q.resource_id {
+            texts.push((" AND resource_id = ?".into(), id.clone()));
+        }
+        if let Some(n) = &q.name {
+            texts.push((" AND name_lc = ?".into(), scim_proto::filter::fold_case(n)));
+        }
+        if let Some(m) = &q.method {
+            texts.push((" AND method = ?".into(), m.to_ascii_uppercase()));
+        }
+        let order = if let Some(a) = q.after {
+            ints.push((" AND id > ?".into(), a));
+            "ASC"
+        } else {
+            if let Some(b) = q.before {
+                ints.push((" AND id < ?".into(), b));
+            }
+            "DESC"
+        };
+        for (frag, _) in &ints {
+            sql.push_str(frag);
+        }
+        for (frag, _) in &texts {
+            sql.push_str(frag);
+        }
+        sql.push_str(&format!(" ORDER BY id {order} LIMIT ?"));
+        let mut query = db::query(&sql).bind(tenant);
+        for (_, v) in ints {
+            query = query.bind(v);
+        }
+        for (_, v) in texts {
+            query = query.bind(v);
+        }
+        let rows = query
+            .bind(to_i64(q.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(log_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn prune_provisioning(&self, before: OffsetDateTime, batch: u64) -> StoreResult<u64> {
+        let mut tx = self.write_global().await?;
+        let done = db::query(
+            "DELETE FROM provisioning_log WHERE (tenant_id, id) IN \
+             (SELECT tenant_id, id FROM provisioning_log WHERE at < ? ORDER BY at LIMIT ?)",
+        )
+        .bind(to_ms(before))
+        .bind(to_i64(batch))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn add_provisioning_counts(
+        &self,
+        reads: &[ReadCount],
+        dropped: &[DroppedCount],
+    ) -> StoreResult<()> {
+        if reads.is_empty() && dropped.is_empty() {
+            return Ok(());
+        }
+        // Rows are upserted in key order: another node's flush locks the same rows in the same
+        // order, so the two wait on each other instead of deadlocking.
+        let mut reads: Vec<(&str, i64, &ReadCount)> = reads
+            .iter()
+            .map(|r| (r.tenant_id.as_str(), to_ms(minute_of(r.minute)), r))
+            .collect();
+        reads.sort_by(|a, b| (a.0, a.1, &a.2.route).cmp(&(b.0, b.1, &b.2.route)));
+        let mut dropped: Vec<(&str, i64, u64)> = dropped
+            .iter()
+            .map(|d| (d.tenant_id.as_str(), to_ms(minute_of(d.minute)), d.count))
+            .collect();
+        dropped.sort_unstable();
+        let mut tx = self.write_global().await?;
+        for (tenant, minute, r) in reads {
+            // Every SET expression sees the stored row: the newer request's status wins, and
+            // `last_at` only moves forward, whichever flush arrives first.
+            db::query(
+                "INSERT INTO provisioning_reads AS t \
+                 (tenant_id, minute, route, count, last_status, last_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (tenant_id, minute, route) DO UPDATE SET \
+                 count = t.count + excluded.count, \
+                 last_status = CASE WHEN excluded.last_at >= t.last_at \
+                     THEN excluded.last_status ELSE t.last_status END, \
+                 last_at = GREATEST(t.last_at, excluded.last_at)",
+            )
+            .bind(tenant)
+            .bind(minute)
+            .bind(&r.route)
+            .bind(to_i64(r.count))
+            .bind(i64::from(r.last_status))
+            .bind(to_ms(r.last_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        for (tenant, minute, count) in dropped {
+            db::query(
+                "INSERT INTO provisioning_dropped AS t (tenant_id, minute, count) \
+                 VALUES (?, ?, ?) \
+                 ON CONFLICT (tenant_id, minute) DO UPDATE SET count = t.count + excluded.count",
+            )
+            .bind(tenant)
+            .bind(minute)
+            .bind(to_i64(count))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_read_counts(&self, tenant: &str, q: &ReadQuery) -> StoreResult<Vec<ReadCount>> {
+        // The cursor is the id of the page's last row: the next page continues after its
+        // (minute, id). A cursor of another tenant, or of a pruned row, ends the listing.
+        let rows: Vec<ReadRow> = db::query_as(&format!(
+            "SELECT {READ_COLS} FROM provisioning_reads WHERE tenant_id = ?1 \
+             AND (?2::bigint IS NULL OR minute >= ?2) AND (?3::bigint IS NULL OR minute < ?3) \
+             AND (?4::bigint IS NULL OR (minute, id) < \
+                 ((SELECT minute FROM provisioning_reads WHERE id = ?4 AND tenant_id = ?1), ?4)) \
+             ORDER BY minute DESC, id DESC LIMIT ?5"
+        ))
+        .bind(tenant)
+        .bind(q.since.map(to_ms))
+        .bind(q.until.map(to_ms))
+        .bind(q.before)
+        .bind(to_i64(q.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(read_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn latest_read(&self, tenant: &str) -> StoreResult<Option<ReadCount>> {
+        // A row's `last_at` lies within its minute, so the newest request is in the newest
+        // minute: two index probes, however long the table.
+        let row: Option<ReadRow> = db::query_as(&format!(
+            "SELECT {READ_COLS} FROM provisioning_reads WHERE tenant_id = ?1 AND minute = \
+             (SELECT MAX(minute) FROM provisioning_reads WHERE tenant_id = ?1) \
+             ORDER BY last_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(read_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn count_dropped(
+        &self,
+        tenant: &str,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+    ) -> StoreResult<u64> {
+        let n: i64 = db::query_scalar(
+            "SELECT COALESCE(SUM(count), 0)::bigint FROM provisioning_dropped \
+             WHERE tenant_id = ?1 \
+             AND (?2::bigint IS NULL OR minute >= ?2) AND (?3::bigint IS NULL OR minute < ?3)",
+        )
+        .bind(tenant)
+        .bind(since.map(to_ms))
+        .bind(until.map(to_ms))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn prune_provisioning_counts(
+        &self,
+        before: OffsetDateTime,
+        batch: u64,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write_global().await?;
+        let mut deleted = 0;
+        for table in ["provisioning_reads", "provisioning_dropped"] {
+            let left = batch.saturating_sub(deleted);
+            if left == 0 {
+                break;
+            }
+            let done = db::query(&format!(
+                "DELETE FROM {table} WHERE (tenant_id, id) IN \
+                 (SELECT tenant_id, id FROM {table} WHERE minute < ? ORDER BY minute LIMIT ?)"
+            ))
+            .bind(to_ms(before))
+            .bind(to_i64(left))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            deleted += done.rows_affected();
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn append_audit(&self, e: &AuditEntry) -> StoreResult<()> {
+        let mut tx = self.write_global().await?;
+        db::query(
+            "INSERT INTO audit_log (at, actor, action, tenant_id, target, details) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(to_ms(e.at))
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.tenant_id)
+        .bind(&e.target)
+        .bind(serde_json::to_string(&e.details).map_err(backend)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_audit(&self, before: Option<i64>, limit: u64) -> StoreResult<Vec<AuditEntry>> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        let rows: Vec<Row> = db::query_as(
+            "SELECT id, at, actor, action, tenant_id, target, details FROM audit_log \
+             WHERE ?::bigint IS NULL OR id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(before)
+        .bind(before)
+        .bind(to_i64(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter()
+            .map(|(id, at, actor, action, tenant_id, target, details)| {
+                Ok(AuditEntry {
+                    id,
+                    at: from_ms(at)?,
+                    actor,
+                    action,
+                    tenant_id,
+                    target,
+                    details: serde_json::from_str::<Value>(&details).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn insert_admin_key(&self, key: &AdminKeyRecord) -> StoreResult<()> {
+        let mut tx = self.write_global().await?;
+        db::query(
+            "INSERT INTO admin_keys (prefix, hash, name, created_at, last_used_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(&key.name)
+        .bind(to_ms(key.created_at))
+        .bind(key.last_used_at.map(to_ms))
+        .bind(key.revoked_at.map(to_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err(e, "admin key"))?;
+        let _auth = self.auth_change();
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_admin_keys(&self) -> StoreResult<Vec<AdminKeyRecord>> {
+        let rows: Vec<KeyRow> = db::query_as(&format!(
+            "SELECT {KEY_COLS} FROM admin_keys ORDER BY created_at DESC, ord DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(key_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_admin_key(&self, prefix: &str) -> StoreResult<Option<AdminKeyRecord>> {
+        let row: Option<KeyRow> = db::query_as(&format!(
+            "SELECT {KEY_COLS} FROM admin_keys WHERE prefix = ?"
+        ))
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(key_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_admin_key(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.write_global().await?;
+        let done = db::query(
+            "UPDATE admin_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
+        )
+        .bind(to_ms(now))
+        .bind(prefix)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let _auth = self.auth_change();
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn touch_admin_key(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.write_global().await?;
+        db::query("UPDATE admin_keys SET last_used_at = ? WHERE prefix = ?")
+            .bind(to_ms(now))
+            .bind(prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all, fields(n = uses.len()))]
+    async fn touch_admin_keys(&self, uses: &[(String, OffsetDateTime)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        touch_last_used(self, "admin_keys", uses).await
+    }
+}
+
+/// Records the last uses of admin keys (or tokens: `table`) by prefix in one transaction, as
+/// SQLite's `SqliteStore::touch_last_used` does: a time never moves backwards, and only
+/// `last_used_at` is set, which the auth-epoch triggers ignore (a use is not a change of what
+/// authenticates). Prefixes are visited in order so that two nodes' batches over the same keys
+/// cannot deadlock.
+pub(super) async fn touch_last_used(
+    store: &PostgresStore,
+    table: &'static str,
+    uses: &[(String, OffsetDateTime)],
+) -> StoreResult<()> {
+    let sql = format!(
+        "UPDATE {table} SET last_used_at = GREATEST(COALESCE(last_used_at, ?1::bigint), ?1) \
+         WHERE prefix = ?2"
+    );
+    let mut uses: Vec<&(String, OffsetDateTime)> = uses.iter().collect();
+    uses.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut tx = store.write_global().await?;
+    for (prefix, at) in uses {
+        db::query(&sql)
+            .bind(to_ms(*at))
+            .bind(prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+const KEY_COLS: &str = "prefix, hash, name, created_at, last_used_at, revoked_at";
+type KeyRow = (
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn key_from(row: KeyRow) -> StoreResult<AdminKeyRecord> {
+    let (prefix, hash, name, created, used, revoked) = row;
+    Ok(AdminKeyRecord {
+        prefix,
+        hash,
+        name,
+        created_at: from_ms(created)?,
+        last_used_at: opt_from_ms(used)?,
+        revoked_at: opt_from_ms(revoked)?,
+    })
+}
