@@ -179,6 +179,24 @@ pub fn redact(v: &Value) -> Value {
     }
 }
 
+/// The longest resource id or name a log row keeps, in bytes: both are index keys (and a
+/// refused request's name can be as long as its body allows); a log row names a resource, it
+/// does not keep its value.
+const LOGGED_NAME_BYTES: usize = 256;
+
+/// `s` cut to at most [`LOGGED_NAME_BYTES`] bytes, on a character boundary, with `…` when cut.
+fn clip(mut s: String) -> String {
+    if s.len() > LOGGED_NAME_BYTES {
+        let mut end = LOGGED_NAME_BYTES - '…'.len_utf8();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 /// What an IT admin can do about a failed request, in words; `None` when the detail says it
 /// all.
 #[must_use]
@@ -546,8 +564,8 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         method,
         path,
         resource_type: rtype.map(str::to_owned),
-        resource_id: n.resource_id.or(path_id),
-        name: n.name,
+        resource_id: n.resource_id.or(path_id).map(clip),
+        name: n.name.map(clip),
         status,
         scim_type: err.and_then(|e| e.scim_type).map(|t| t.as_str().to_owned()),
         detail: err.map(|e| e.detail.clone()),
@@ -720,6 +738,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn long_names_are_clipped_on_a_character_boundary() {
+        assert_eq!(clip("alice".to_owned()), "alice");
+        let exact = "a".repeat(LOGGED_NAME_BYTES);
+        assert_eq!(clip(exact.clone()), exact);
+        let long = "é".repeat(LOGGED_NAME_BYTES);
+        let clipped = clip(long);
+        assert!(clipped.len() <= LOGGED_NAME_BYTES, "{}", clipped.len());
+        assert!(clipped.ends_with('…') && clipped.starts_with("éé"));
+    }
 
     #[test]
     fn redacts_passwords_tokens_and_patch_values() {

@@ -87,11 +87,11 @@ fn parse_url(url: &str) -> StoreResult<(tokio_postgres::Config, usize)> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("pool_max_size", v)) => {
-                size = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| bad(format!("pool_max_size must be a positive number, not {v:?}")))?;
+                size = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    bad(format!(
+                        "pool_max_size must be a positive number, not {v:?}"
+                    ))
+                })?;
             }
             _ => kept.push(pair),
         }

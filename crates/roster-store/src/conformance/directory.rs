@@ -325,6 +325,41 @@ pub async fn crud_round_trip_survives_reopening(b: &dyn Backend) {
     ));
 }
 
+/// Indexed values (userName, externalId, displayName, emails) longer than an index key may be
+/// are refused before anything is written, the same on every backend.
+pub async fn indexed_values_have_a_bound(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant(s, "t").await;
+    let max = crate::domain::MAX_INDEXED_BYTES;
+    let mut doc = user_doc("alice");
+    doc["displayName"] = json!("é".repeat(max / 2 + 1));
+    assert!(matches!(
+        s.create_resource("t", ResourceKind::User, new("u1", doc.clone()), at(1)).await,
+        Err(StoreError::Invalid(d)) if d.contains("displayName")
+    ));
+    doc["displayName"] = json!("x".repeat(max));
+    add_user(s, "t", "u1", doc.clone()).await;
+    doc["externalId"] = json!("e".repeat(max + 1));
+    let update = ResourceUpdate {
+        doc,
+        password_hash: None,
+        members: vec![],
+        events: vec![],
+        guard: None,
+    };
+    assert!(matches!(
+        s.update_resource("t", ResourceKind::User, "u1", 1, update, at(2)).await,
+        Err(StoreError::Invalid(d)) if d.contains("externalId")
+    ));
+    let stored = s
+        .get_resource("t", ResourceKind::User, "u1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.version, 1, "nothing was written");
+}
+
 /// userName is unique per tenant, case-insensitively, on create and on replace; ids are
 /// unique; changing one's own userName's case is no conflict.
 pub async fn user_name_is_unique_case_insensitively(b: &dyn Backend) {

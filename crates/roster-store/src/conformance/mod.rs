@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
                 crud_round_trip_survives_reopening,
                 email_rows_follow_replaces,
                 user_name_is_unique_case_insensitively,
+                indexed_values_have_a_bound,
                 deprovision_then_restore,
                 deprovisioned_user_is_inactive,
                 membership_operations,

@@ -68,6 +68,10 @@ pub async fn import_users<R: Rows + ?Sized>(
             results.push(ImportResult::Skipped("userName is required".to_owned()));
             continue;
         };
+        if let Err(e) = d.check() {
+            results.push(ImportResult::Skipped(e.to_string()));
+            continue;
+        }
         if let (Some(owner), _) = rows.user_by_name(tenant, &user_name).await? {
             let who = if owner.managed {
                 "a user managed by SCIM"
@@ -143,6 +147,7 @@ pub async fn import_users<R: Rows + ?Sized>(
                         let id = uuid::Uuid::new_v4().to_string();
                         let doc = json!({"schemas": [GROUP_SCHEMA], "displayName": name});
                         let gd = Derived::of(ResourceKind::Group, &doc);
+                        gd.check()?;
                         let pk = rows
                             .insert_app_resource(
                                 tenant,
@@ -228,6 +233,9 @@ pub async fn update_app_user<R: Rows + ?Sized>(
         .doc
         .as_ref()
         .map(|doc| Derived::of(ResourceKind::User, doc));
+    if let Some(d) = &derived {
+        d.check()?;
+    }
     let change = AppChange {
         doc: update.doc.as_ref().zip(derived.as_ref()),
         roles: update.roles.as_deref(),
@@ -281,6 +289,7 @@ pub async fn create_app_group<R: Rows + ?Sized>(
     tenant_exists(rows, tenant).await?;
     let ops = [MemberOp::Add(new.members.clone())];
     let d = Derived::of(ResourceKind::Group, &new.doc);
+    d.check()?;
     let sel = GroupSel::new(&new.id, &d);
     let watch = group_watch(rows, tenant, None, None, Some(&sel), &ops).await?;
     let pk = rows
@@ -349,6 +358,9 @@ pub async fn update_app_group<R: Rows + ?Sized>(
         .doc
         .as_ref()
         .map(|doc| Derived::of(ResourceKind::Group, doc));
+    if let Some(d) = &derived {
+        d.check()?;
+    }
     let change = AppChange {
         doc: update.doc.as_ref().zip(derived.as_ref()),
         roles: None,

@@ -26,6 +26,8 @@ use scim_proto::filter::fold_case;
 use scim_proto::schema::ResourceKind;
 use serde_json::Value;
 
+use crate::{StoreError, StoreResult};
+
 pub use rows::Rows;
 
 /// One `emails` element of a User, as the store indexes it: value and type folded.
@@ -38,6 +40,10 @@ pub struct EmailKey {
     /// Its `primary` flag, when given.
     pub primary: Option<bool>,
 }
+
+/// The longest value (in UTF-8 bytes, as stored) of an indexed attribute (see
+/// [`Derived::check`]).
+pub const MAX_INDEXED_BYTES: usize = 1024;
 
 /// The indexed columns of a resource, derived from its stored document on every write.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -86,6 +92,32 @@ impl Derived {
                 .flatten(),
             emails,
         }
+    }
+
+    /// Refuses values too long to index: userName, externalId, displayName and each email's
+    /// value and type are index keys on every backend, and an index key has a bounded size
+    /// (PostgreSQL's B-tree refuses a key of more than about 2.7 kB). The same bound on every
+    /// backend keeps them alike: [`MAX_INDEXED_BYTES`] of the stored (folded) value.
+    ///
+    /// # Errors
+    /// `Invalid`, naming the attribute and the bound.
+    pub fn check(&self) -> StoreResult<()> {
+        let long = |name: &str, v: &Option<String>| match v {
+            Some(v) if v.len() > MAX_INDEXED_BYTES => Err(StoreError::Invalid(format!(
+                "{name} is {} bytes long; Roster indexes it and accepts at most \
+                 {MAX_INDEXED_BYTES} bytes",
+                v.len()
+            ))),
+            _ => Ok(()),
+        };
+        long("userName", &self.user_name_lc)?;
+        long("externalId", &self.external_id)?;
+        long("displayName", &self.display_name_lc)?;
+        for e in &self.emails {
+            long("emails.value", &e.value)?;
+            long("emails.type", &e.kind)?;
+        }
+        Ok(())
     }
 
     /// Whether the row counts as active: absent `active` means active.

@@ -51,6 +51,7 @@ pub async fn create_resource<R: Rows + ?Sized>(
     let now = stored_time(now);
     let doc = strip(new.doc);
     let d = Derived::of(kind, &doc);
+    d.check()?;
     let input = ClaimInput {
         doc: &doc,
         derived: &d,
@@ -197,6 +198,7 @@ pub async fn update_resource<R: Rows + ?Sized>(
     }
     let doc = strip(update.doc);
     let d = Derived::of(kind, &doc);
+    d.check()?;
     let Some(current) = rows.live_row(tenant, kind, id, true).await? else {
         return Err(StoreError::NotFound);
     };

@@ -94,7 +94,11 @@ impl ToSql for Param {
             },
             Param::Text(s) => match *ty {
                 // JSON's binary form is its text.
-                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+                Type::TEXT
+                | Type::VARCHAR
+                | Type::BPCHAR
+                | Type::NAME
+                | Type::UNKNOWN
                 | Type::JSON => s.as_str().to_sql(ty, out),
                 _ => Err(mismatch("text")),
             },
@@ -550,8 +554,7 @@ fn refs(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 
 async fn execute_on(c: &Object, sql: &str, args: Vec<Param>) -> Result<u64, Error> {
     tracing::debug!(target: SQL_TARGET, statement = sql);
-    if args.is_empty() && !sql.contains('?') && sql.trim_end().trim_end_matches(';').contains(';')
-    {
+    if args.is_empty() && !sql.contains('?') && sql.trim_end().trim_end_matches(';').contains(';') {
         // A script of several statements without parameters.
         c.batch_execute(sql).await?;
         return Ok(0);
@@ -693,7 +696,9 @@ pub(crate) struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("Conn")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 

@@ -80,7 +80,10 @@ pub(super) async fn run(c: &mut Conn) -> StoreResult<()> {
             }
             tracing::info!(version, description, "applying PostgreSQL migration");
             client.batch_execute(sql).await.map_err(|e| {
-                failed(format!("migration {version} ({description}): {}", pg_message(&e)))
+                failed(format!(
+                    "migration {version} ({description}): {}",
+                    pg_message(&e)
+                ))
             })?;
             client
                 .execute(

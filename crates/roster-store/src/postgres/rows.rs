@@ -232,9 +232,7 @@ impl Rows for Conn {
         );
         let mut args = args_of(&w.args);
         args.push(db::Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-        args.push(db::Param::Int(
-            i64::try_from(offset).unwrap_or(i64::MAX),
-        ));
+        args.push(db::Param::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
         let rows: Vec<ResourceRow> = db::query_as_with(&sql, args)
             .fetch_all(&mut *self)
             .await
@@ -596,7 +594,11 @@ impl Rows for Conn {
         ids: &[&str],
         managed_only: bool,
     ) -> StoreResult<Vec<(String, i64)>> {
-        let managed = if managed_only { " AND managed = TRUE" } else { "" };
+        let managed = if managed_only {
+            " AND managed = TRUE"
+        } else {
+            ""
+        };
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
@@ -988,10 +990,7 @@ impl Rows for Conn {
             args.push(text(&d.user_name_lc));
             args.push(text(&d.external_id));
             args.push(text(&d.display_name_lc));
-            args.push(
-                d.active
-                    .map_or(db::Param::Null, db::Param::Bool),
-            );
+            args.push(d.active.map_or(db::Param::Null, db::Param::Bool));
         }
         if let Some(roles) = change.roles {
             sets.push("roles = ?");

@@ -273,10 +273,10 @@ fn check_config_validates_a_file_before_a_deploy() {
         &roster(&["check-config", "--config", &bad_type], dir.path()),
         "line 1: invalid type",
     );
-    let pg = write("pg.toml", "database = \"postgres://db/roster\"\n");
+    let pg = write("pg.toml", "database = \"postgres:roster\"\n");
     one_line_error(
         &roster(&["check-config", "--config", &pg], dir.path()),
-        "PostgreSQL is not supported yet",
+        "names no PostgreSQL server",
     );
     let url = write("url.toml", "public_url = \"scim.example.com\"\n");
     one_line_error(

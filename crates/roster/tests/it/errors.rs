@@ -34,9 +34,37 @@ async fn oversized_body_is_413() {
     r.expect_error(413, None);
     // Just under the limit is fine (as far as size goes).
     let mut body = user_body("notbig");
-    body["displayName"] = json!("y".repeat(1024 * 1024 - 200));
+    body["nickName"] = json!("y".repeat(1024 * 1024 - 200));
     let r = s.post("/Users", &body).await;
     r.expect(201);
+}
+
+#[tokio::test]
+async fn indexed_values_have_a_bound() {
+    // userName, externalId, displayName and emails are index keys on every backend; a value
+    // longer than an index key may be is a clear 400, not a database error.
+    let s = TestServer::start().await;
+    let mut body = user_body("long");
+    body["displayName"] = json!("x".repeat(1025));
+    let r = s.post("/Users", &body).await;
+    r.expect_error(400, Some("invalidValue"));
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("displayName is 1025 bytes long"),
+        "{}",
+        r.text
+    );
+    body["displayName"] = json!("x".repeat(1024));
+    s.post("/Users", &body).await.expect(201);
+    let r = s.post("/Users", &user_body(&"u".repeat(2000))).await;
+    r.expect_error(400, Some("invalidValue"));
+    let mut body = user_body("mail");
+    body["emails"] = json!([{"value": format!("{}@example.com", "m".repeat(1100))}]);
+    s.post("/Users", &body)
+        .await
+        .expect_error(400, Some("invalidValue"));
 }
 
 #[tokio::test]

@@ -147,8 +147,13 @@ impl PgDb {
         );
         psql(&format!("CREATE DATABASE {name}"));
         let admin = postgres_admin_url();
-        let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
-        let cut = base.rfind('/').filter(|i| *i > "postgres://".len()).unwrap_or(base.len());
+        let (base, query) = admin
+            .split_once('?')
+            .map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
+        let cut = base
+            .rfind('/')
+            .filter(|i| *i > "postgres://".len())
+            .unwrap_or(base.len());
         let mut url = format!("{}/{name}", &base[..cut]);
         if let Some(q) = query {
             url.push('?');
@@ -164,14 +169,21 @@ impl PgDb {
             .arg(&self.url)
             .output()
             .expect("run pg_dump");
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 }
 
 impl Drop for PgDb {
     fn drop(&mut self) {
-        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
