@@ -288,7 +288,7 @@ impl AppStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn get_app_user(&self, tenant: &str, id: &str) -> StoreResult<Option<AppUser>> {
         let mut tx = self.read().await?;
-        load_user(&mut *tx, tenant, id).await
+        load_user(&mut tx, tenant, id).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -367,7 +367,7 @@ impl AppStore for PostgresStore {
             .map(|r| loaded(ResourceKind::User, r))
             .collect::<StoreResult<_>>()?;
         let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
-        let items = app_users(&mut *tx, rows).await?;
+        let items = app_users(&mut tx, rows).await?;
         Ok(AppPage { items, next_cursor })
     }
 
@@ -381,7 +381,7 @@ impl AppStore for PostgresStore {
     ) -> StoreResult<AppUser> {
         let mut tx = self.write(tenant).await?;
         domain_app::update_app_user(&mut *tx, tenant, id, update, now).await?;
-        let user = load_user(&mut *tx, tenant, id)
+        let user = load_user(&mut tx, tenant, id)
             .await?
             .ok_or(StoreError::NotFound)?;
         self.commit_events(tx).await?;
@@ -410,7 +410,7 @@ impl AppStore for PostgresStore {
         let mut tx = self.write(tenant).await?;
         let id = new.id.clone();
         domain_app::create_app_group(&mut *tx, tenant, new, now).await?;
-        let group = load_group(&mut *tx, tenant, &id)
+        let group = load_group(&mut tx, tenant, &id)
             .await?
             .ok_or(StoreError::NotFound)?;
         self.commit_events(tx).await?;
@@ -420,7 +420,7 @@ impl AppStore for PostgresStore {
     #[tracing::instrument(skip_all)]
     async fn get_app_group(&self, tenant: &str, id: &str) -> StoreResult<Option<AppGroup>> {
         let mut tx = self.read().await?;
-        load_group(&mut *tx, tenant, id).await
+        load_group(&mut tx, tenant, id).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -465,7 +465,7 @@ impl AppStore for PostgresStore {
             .map(|r| loaded(ResourceKind::Group, r))
             .collect::<StoreResult<_>>()?;
         let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
-        let items = app_groups(&mut *tx, tenant, rows).await?;
+        let items = app_groups(&mut tx, tenant, rows).await?;
         Ok(AppPage { items, next_cursor })
     }
 
@@ -541,7 +541,7 @@ impl AppStore for PostgresStore {
     ) -> StoreResult<AppGroup> {
         let mut tx = self.write(tenant).await?;
         domain_app::update_app_group(&mut *tx, tenant, id, update, now).await?;
-        let group = load_group(&mut *tx, tenant, id)
+        let group = load_group(&mut tx, tenant, id)
             .await?
             .ok_or(StoreError::NotFound)?;
         self.commit_events(tx).await?;

@@ -236,7 +236,7 @@ impl ConsoleStore for PostgresStore {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        end_operator_sessions(&mut *tx, email).await?;
+        end_operator_sessions(&mut tx, email).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -252,7 +252,7 @@ impl ConsoleStore for PostgresStore {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        end_operator_sessions(&mut *tx, email).await?;
+        end_operator_sessions(&mut tx, email).await?;
         tx.commit().await.map_err(backend)
     }
 

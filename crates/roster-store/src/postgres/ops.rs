@@ -226,7 +226,7 @@ impl WebhookStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| db_err(e, "stream"))?;
-        let stream = streams_where(&mut *tx, webhook_id, Some(tenant))
+        let stream = streams_where(&mut tx, webhook_id, Some(tenant))
             .await?
             .into_iter()
             .next()
@@ -348,7 +348,7 @@ impl WebhookStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        let streams = streams_where(&mut *tx, webhook_id, tenant).await?;
+        let streams = streams_where(&mut tx, webhook_id, tenant).await?;
         tx.commit().await.map_err(backend)?;
         Ok(streams)
     }
