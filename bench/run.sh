@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Roster benchmark: bench/run.sh [--ceiling DIR | --no-ceiling]   (from any directory; see
-# docs/performance.md)
+# Roster benchmark: bench/run.sh [--ceiling DIR | --no-ceiling] [--database postgres://…]
+# (from any directory; see docs/performance.md)
 #
 # Builds roster in release mode, measures this machine's ceiling with the reference prototype
-# (when found), starts roster on a fresh temporary SQLite database on 127.0.0.1, loads
+# (when found), starts roster on a fresh temporary SQLite database (or, with --database
+# postgres://USER@HOST:PORT/DB, a new database on that PostgreSQL server, dropped on exit, and
+# the prototype's PostgreSQL ceiling, `run.sh bench-pg`) on 127.0.0.1, loads
 # BENCH_USERS users + one group holding all of them + one 10-member group, then drives each
 # scenario with wrk for BENCH_DURATION and prints requests/s, p50/p99 latency, error counts,
 # the server's memory, and each figure as a ratio to the ceiling with issue 10's target and
@@ -43,6 +45,7 @@
 #                              restart the server on that database, run filter and get, and
 #                              report its RSS (loading takes long: BENCH_MILLION_TIMEOUT [7200])
 #   BENCH_CEILING              the prototype's folder, or `none`
+#   BENCH_DATABASE             what --database sets: a PostgreSQL server and admin database
 #   LIMITS_WORK                where the prototype builds itself and keeps its data (its own
 #                              default: $TMPDIR/roster-limits)
 #   BENCH_ROSTER_BIN           use this binary instead of building target/release/roster
@@ -66,6 +69,12 @@ while [ "$#" -gt 0 ]; do
       ;;
     --ceiling=*) CEILING_DIR="${1#--ceiling=}"; shift ;;
     --no-ceiling) CEILING_DIR=none; shift ;;
+    --database)
+      [ "$#" -ge 2 ] || { echo "error: --database needs a postgres:// URL" >&2; exit 2; }
+      BENCH_DATABASE="$2"
+      shift 2
+      ;;
+    --database=*) BENCH_DATABASE="${1#--database=}"; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (bench/run.sh --help)" >&2; exit 2 ;;
   esac
@@ -84,6 +93,16 @@ case "$CEILING_DIR" in
     ;;
 esac
 cd "$ROOT"
+
+: "${BENCH_DATABASE:=}"
+case "$BENCH_DATABASE" in
+  "") ;;
+  postgres://* | postgresql://*)
+    # The run's own database on that server (scripts/lib.sh: created now, dropped on exit).
+    export ROSTER_TEST_DATABASE=postgres ROSTER_TEST_POSTGRES="$BENCH_DATABASE"
+    ;;
+  *) echo "error: --database takes a postgres:// URL (SQLite is the default)" >&2; exit 2 ;;
+esac
 
 : "${BENCH_USERS:=100000}"
 : "${BENCH_SPARE:=1000}"
@@ -173,14 +192,28 @@ fi
 # duration as roster's scenarios. A failure leaves absolute figures only.
 CEILING_JSON=""
 if [ -n "$CEILING_DIR" ]; then
-  section "bench: ceiling ($CEILING_DIR/run.sh bench)"
+  ceiling_cmd=(bench)
+  [ -n "$BENCH_DATABASE" ] && ceiling_cmd=(bench-pg --url "$BENCH_DATABASE")
+  section "bench: ceiling ($CEILING_DIR/run.sh ${ceiling_cmd[*]})"
   set +e
-  timeout --kill-after=10 "${BENCH_CEILING_TIMEOUT:-3600}" "$CEILING_DIR/run.sh" bench \
+  timeout --kill-after=10 "${BENCH_CEILING_TIMEOUT:-3600}" "$CEILING_DIR/run.sh" "${ceiling_cmd[@]}" \
     --users "$BENCH_USERS" --duration "$(duration_seconds "$BENCH_DURATION")" \
     --threads "$BENCH_THREADS" --connections "$BENCH_CONNECTIONS" \
     --json "$BENCH_OUT/ceiling.json" </dev/null 2>&1 | tee "$BENCH_OUT/ceiling.log"
   rc=${PIPESTATUS[0]}
   set -e
+  if [ "$rc" -eq 0 ] && [ -n "$BENCH_DATABASE" ] && [ -s "$BENCH_OUT/ceiling.json" ]; then
+    # The PostgreSQL ceiling's durable insert (one INSERT per request) stands where the
+    # SQLite one's group-commit insert does.
+    python3 - "$BENCH_OUT/ceiling.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+if "insert" in c and "insert_group_commit" not in c:
+    c["insert_group_commit"] = c.pop("insert")
+json.dump(c, open(p, "w"))
+PY
+  fi
   if [ "$rc" -eq 0 ] && [ -s "$BENCH_OUT/ceiling.json" ]; then
     CEILING_JSON="$BENCH_OUT/ceiling.json"
   else
@@ -192,7 +225,8 @@ fi
 
 section "bench: start server"
 TMP_DIR="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/roster-bench.XXXXXX")"
-DB_URL="sqlite://$TMP_DIR/roster.db"
+DB_URL="$(test_database_url "$TMP_DIR")"
+log "database: $DB_URL"
 start_roster "$BIN" "$DB_URL" "$TMP_DIR"
 TENANT_OUT="$(create_tenant "$BIN" "$DB_URL" "$ROSTER_URL" bench "$TMP_DIR/tenant.json")"
 SCIM_BASE_URL="$(sed -n 1p <<<"$TENANT_OUT")"
@@ -211,6 +245,11 @@ mem_kib() { # mem_kib FIELD -> value in KiB from /proc/PID/status
 }
 mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f", k / 1024 }'; }
 db_size_mib() {
+  if [ -n "$BENCH_DATABASE" ]; then
+    psql "$DB_URL" -qAtc "SELECT pg_database_size(current_database())" |
+      awk '{ printf "%.1f", $1 / 1048576 }'
+    return
+  fi
   local total=0 f s
   for f in "$TMP_DIR"/roster.db*; do
     [ -f "$f" ] || continue

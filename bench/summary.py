@@ -191,10 +191,12 @@ def main() -> int:
         )
     if ceiling:
         lk, ins = ceiling.get(LOOKUP, {}), ceiling.get(INSERT, {})
+        pg = ceiling.get("backend") == "postgres"
+        insert_name = "durable insert" if pg else "group-commit insert"
         ceiling_line = (
-            f"ceiling (reference prototype, same run, {ceiling.get('users')} users, {ceiling.get('duration_s')} s, "
+            f"ceiling (reference prototype{' on PostgreSQL' if pg else ''}, same run, {ceiling.get('users')} users, {ceiling.get('duration_s')} s, "
             f"{ceiling.get('threads')} threads, {ceiling.get('connections')} connections): lookup "
-            f"{fmt(lk.get('rps'), 0)}/s (p50 {lk.get('p50_ms')} ms, p99 {lk.get('p99_ms')} ms), group-commit insert "
+            f"{fmt(lk.get('rps'), 0)}/s (p50 {lk.get('p50_ms')} ms, p99 {lk.get('p99_ms')} ms), {insert_name} "
             f"{fmt(ins.get('rps'), 0)}/s (p50 {ins.get('p50_ms')} ms, p99 {ins.get('p99_ms')} ms)"
         )
     else:
