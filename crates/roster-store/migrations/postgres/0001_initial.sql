@@ -174,6 +174,14 @@ CREATE TRIGGER member_counts_add AFTER INSERT ON members
 CREATE TRIGGER member_counts_remove AFTER DELETE ON members
     REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION member_counts_remove();
 
+-- Statistics soon after a bulk change: an identity provider's first sync adds a tenant's whole
+-- directory in minutes, and until the table is analysed the planner takes it for nearly empty
+-- and may walk a whole tenant through the wrong index (an id lookup through the userName
+-- index). PostgreSQL's default waits for 10% of the table to change.
+ALTER TABLE resources SET (autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 1000);
+ALTER TABLE members SET (autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 1000);
+ALTER TABLE emails SET (autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 1000);
+
 -- The outbox. Every store write appends its events here in the same transaction as the change;
 -- `seq` comes from tenant_writes (above). No foreign key to tenants.
 CREATE TABLE events (
