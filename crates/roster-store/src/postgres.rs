@@ -118,7 +118,14 @@ impl PostgresStore {
         let (config, size) = parse_url(url)?;
         let pool = Pool::new(config, size).map_err(backend)?;
         let mut c = pool.get().await.map_err(|e| {
-            StoreError::Backend(format!("cannot connect to the PostgreSQL database: {e}").into())
+            // The driver's message ("error connecting to server") hides the cause; say it.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            StoreError::Backend(format!("cannot connect to the PostgreSQL database: {why}").into())
         })?;
         migrate::run(&mut c).await?;
         drop(c);

@@ -18,6 +18,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool as PgPool, Recyclin
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
+/// How long taking a connection may wait: for a free one, for a new one to connect, or for
+/// an idle one's check.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Prepared statements a connection keeps before it forgets them all.
 const STATEMENT_CACHE: usize = 512;
 
@@ -637,8 +641,14 @@ impl Pool {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits: a request never hangs on a database that is down or a pool that is
+        // exhausted; it fails, and says so.
         let inner = PgPool::builder(manager)
             .max_size(size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| Error::Pool(e.to_string()))?;
         Ok(Self { inner })

@@ -43,6 +43,23 @@ fn one_line_error(out: &Output, says: &str) {
 }
 
 #[test]
+fn an_unreachable_postgres_server_is_one_line_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let url = "postgres://roster:s3cret-pw@127.0.0.1:1/roster";
+    for args in [
+        vec!["tenant", "list", "--database", url],
+        vec!["serve", "--listen", "127.0.0.1:0", "--database", url],
+    ] {
+        let out = roster(&args, dir.path());
+        one_line_error(&out, "cannot connect to the PostgreSQL database");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused"), "says why: {err}");
+        assert!(!err.contains("s3cret-pw"), "no password: {err}");
+    }
+}
+
+#[test]
 fn database_urls_are_checked_before_anything_is_opened() {
     let dir = tempfile::tempdir().unwrap();
     let missing = format!("sqlite://{}/no/such/dir/roster.db", dir.path().display());
