@@ -11,6 +11,9 @@ use scim_proto::ScimError;
 /// The media type of every SCIM response body.
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
+/// Seconds a client is asked to wait (`Retry-After`) when the database is unavailable.
+pub const RETRY_AFTER: &str = "5";
+
 /// An error answered as a SCIM error response.
 #[derive(Debug)]
 pub struct HttpError {
@@ -70,6 +73,18 @@ impl From<StoreError> for HttpError {
                 tracing::error!(error = %cause, "storage failure");
                 ScimError::internal().into()
             }
+            StoreError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "the database is unavailable");
+                Self {
+                    error: ScimError::new(
+                        503,
+                        None,
+                        "the directory's database cannot be reached right now; nothing was \
+                         changed; retry the request later",
+                    ),
+                    headers: vec![(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER))],
+                }
+            }
         }
     }
 }
@@ -99,5 +114,28 @@ impl IntoResponse for HttpError {
         // For the provisioning log, which records the scimType and detail of failures.
         resp.extensions_mut().insert(self.error);
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_database_is_a_503_with_retry_after() {
+        let e = HttpError::from(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(e.error.status, 503);
+        assert!(
+            e.error.detail.contains("nothing was changed"),
+            "{}",
+            e.error.detail
+        );
+        assert!(e
+            .headers
+            .iter()
+            .any(|(k, v)| *k == header::RETRY_AFTER && v == RETRY_AFTER));
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], RETRY_AFTER);
     }
 }

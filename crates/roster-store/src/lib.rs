@@ -64,6 +64,10 @@ pub enum StoreError {
     /// The database failed.
     #[error(transparent)]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached now (down, restarting, every connection busy past the
+    /// wait): nothing was written, and the same request may succeed later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Result alias for store operations.

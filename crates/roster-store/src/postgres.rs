@@ -174,13 +174,24 @@ impl PostgresStore {
     }
 }
 
+/// A driver error as the store reports it: `Unavailable` when the database could not be
+/// reached (see [`db::is_unavailable`]), `Backend` otherwise.
 fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
-    StoreError::Backend(Box::new(e))
+    let e: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+    if e.downcast_ref::<db::Error>()
+        .is_some_and(db::is_unavailable)
+    {
+        return StoreError::Unavailable(e);
+    }
+    StoreError::Backend(e)
 }
 
 /// Maps a database error; a unique violation becomes `Conflict(unique)` and a foreign-key
 /// violation (an unknown tenant) `NotFound`.
 fn db_err(e: db::Error, unique: &'static str) -> StoreError {
+    if db::is_unavailable(&e) {
+        return backend(e);
+    }
     if db::is_unique_violation(&e) {
         return StoreError::Conflict(unique);
     }

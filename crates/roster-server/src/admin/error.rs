@@ -84,6 +84,16 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %cause, "storage failure");
                 Self::internal()
             }
+            StoreError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "the database is unavailable");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "unavailable",
+                    message: "the database cannot be reached right now; nothing was changed; \
+                              retry later"
+                        .into(),
+                }
+            }
         }
     }
 }
@@ -110,6 +120,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.code == "unavailable" {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(crate::error::RETRY_AFTER),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

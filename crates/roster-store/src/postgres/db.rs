@@ -31,9 +31,13 @@ pub(crate) enum Error {
     /// The server or the connection failed.
     #[error(transparent)]
     Pg(#[from] tokio_postgres::Error),
-    /// No connection could be had from the pool.
+    /// No connection could be had from the pool (a timeout, a closed pool).
     #[error("no database connection: {0}")]
     Pool(String),
+    /// A new connection could not be made (the server is down, refuses connections, or
+    /// refuses this client).
+    #[error("connecting to the database")]
+    Connect(#[source] tokio_postgres::Error),
     /// `fetch_one` found no row.
     #[error("the query returned no rows")]
     NoRows,
@@ -45,7 +49,7 @@ pub(crate) enum Error {
 impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
-            deadpool_postgres::PoolError::Backend(e) => Error::Pg(e),
+            deadpool_postgres::PoolError::Backend(e) => Error::Connect(e),
             other => Error::Pool(other.to_string()),
         }
     }
@@ -776,6 +780,26 @@ impl std::ops::Deref for Tx {
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut Conn {
         &mut self.0
+    }
+}
+
+/// `true` when `e` says the database could not be reached, rather than that it refused the
+/// statement: no connection within the pool's wait, a connection that failed or closed, or
+/// the server's connection and shutdown errors (SQLSTATE classes 08 and 57P).
+pub(crate) fn is_unavailable(e: &Error) -> bool {
+    match e {
+        Error::Pool(_) | Error::Connect(_) => true,
+        Error::Pg(e) => match e.code() {
+            Some(code) => {
+                let c = code.code();
+                c.starts_with("08") || c.starts_with("57P")
+            }
+            None => {
+                e.is_closed()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+        },
+        Error::NoRows | Error::Decode(..) => false,
     }
 }
 

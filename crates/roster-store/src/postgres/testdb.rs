@@ -121,3 +121,58 @@ mod tests {
         drop((a, b));
     }
 }
+
+#[cfg(test)]
+mod unavailable {
+    use super::*;
+    use crate::{Store, StoreError};
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_reached_is_unavailable_not_a_failure() {
+        // Nothing listens on port 1: the pool's connection attempt is refused.
+        let err = PostgresStore::open("postgres://postgres@127.0.0.1:1/roster")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+
+        let db = TestDb::new().await;
+        let store = db.open().await;
+        store.get_tenant("t").await.unwrap();
+        // The database goes away under a running store: it refuses new connections and its
+        // connections are cut.
+        admin()
+            .await
+            .batch_execute(&format!(
+                "ALTER DATABASE {0} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{0}' AND pid <> pg_backend_pid()",
+                db.name
+            ))
+            .await
+            .unwrap();
+        let e = store.get_tenant("t").await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        admin()
+            .await
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                db.name
+            ))
+            .await
+            .unwrap();
+        // A statement the server refuses is not that.
+        let dup = crate::Tenant {
+            id: "t".into(),
+            name: "T".into(),
+            idp: "generic".into(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            settings: crate::TenantSettings::default(),
+        };
+        let store = db.open().await;
+        store.create_tenant(&dup).await.unwrap();
+        assert!(matches!(
+            store.create_tenant(&dup).await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+}
