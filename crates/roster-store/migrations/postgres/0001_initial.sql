@@ -104,10 +104,13 @@ CREATE INDEX resources_pk ON resources (pk);
 -- One row per element of a User's `emails` (values folded: emails are caseExact=false).
 CREATE TABLE emails (
     tenant_id    TEXT COLLATE "C" NOT NULL,
+    -- A key of its own: a User may list the same address twice.
+    id           BIGINT GENERATED ALWAYS AS IDENTITY,
     resource_pk  BIGINT NOT NULL,
     value_lc     TEXT COLLATE "C",
     type_lc      TEXT COLLATE "C",
     is_primary   BOOLEAN,
+    PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, resource_pk) REFERENCES resources (tenant_id, pk) ON DELETE CASCADE
 );
 

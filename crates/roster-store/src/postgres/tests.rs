@@ -40,3 +40,67 @@ mod conformance {
 
     crate::conformance_tests!(PostgresBackend);
 }
+
+/// The tables that hold no single tenant's data (docs/deployment.md): everything else must be
+/// ready to be distributed by `tenant_id`.
+const GLOBAL_TABLES: &[&str] = &[
+    "_roster_migrations",
+    "admin_keys",
+    "audit_log",
+    "auth_epoch",
+    "console_operators",
+    "console_sessions",
+    "console_setup_links",
+    "meta",
+    "tenants",
+    "webhooks",
+];
+
+/// Every per-tenant table has `tenant_id` first in its primary key and in every unique index,
+/// so that a distributed PostgreSQL (Citus, distribution column `tenant_id`) can shard Roster
+/// without a schema change; a table added later without that fails here.
+#[tokio::test]
+async fn per_tenant_tables_lead_every_key_with_tenant_id() {
+    let db = super::testdb::TestDb::new().await;
+    let store = db.open().await;
+    let tables: Vec<String> = super::db::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    assert!(tables.len() > 20, "{tables:?}");
+    for g in GLOBAL_TABLES {
+        assert!(tables.iter().any(|t| t == g), "global table {g} is gone");
+    }
+    // Each unique index (primary keys included) with its first column.
+    let keys: Vec<(String, String, String)> = super::db::query_as(
+        "SELECT t.relname::text, i.relname::text, a.attname::text \
+         FROM pg_index x \
+         JOIN pg_class t ON t.oid = x.indrelid \
+         JOIN pg_class i ON i.oid = x.indexrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = x.indkey[0] \
+         WHERE n.nspname = current_schema() AND x.indisunique ORDER BY 1, 2",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    let mut checked = 0;
+    for table in tables
+        .iter()
+        .filter(|t| !GLOBAL_TABLES.contains(&t.as_str()))
+    {
+        let mine: Vec<_> = keys.iter().filter(|(t, _, _)| t == table).collect();
+        assert!(!mine.is_empty(), "{table} has no primary key");
+        for (_, index, first) in mine {
+            assert_eq!(
+                first, "tenant_id",
+                "{table}: key {index} must start with tenant_id"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked} keys checked");
+}
