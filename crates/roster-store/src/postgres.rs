@@ -44,6 +44,7 @@ mod tests;
 mod tests_ops;
 #[cfg(test)]
 mod tests_tenants_app;
+mod tls;
 
 use crate::domain::query;
 
@@ -77,12 +78,16 @@ impl Drop for AuthChange {
     }
 }
 
-/// The connection settings a `postgres://` URL gives, and the pool size (`pool_max_size`, a
-/// Roster parameter removed before the URL reaches the driver).
-fn parse_url(url: &str) -> StoreResult<(tokio_postgres::Config, usize)> {
+/// What a `postgres://` URL says: the driver's connection settings, the pool size
+/// (`pool_max_size`, Roster's own parameter) and the TLS configuration (`sslmode` and
+/// `sslrootcert`, read here with libpq's meanings; see [`tls`]). Roster's parameters are taken
+/// out before the URL reaches the driver, which would refuse them.
+fn parse_url(url: &str) -> StoreResult<(tokio_postgres::Config, usize, rustls::ClientConfig)> {
     let bad = |why: String| StoreError::Backend(format!("database URL: {why}").into());
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut size = DEFAULT_POOL;
+    let mut mode = tls::SslMode::Prefer;
+    let mut root: Option<std::path::PathBuf> = None;
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
@@ -93,6 +98,15 @@ fn parse_url(url: &str) -> StoreResult<(tokio_postgres::Config, usize)> {
                     ))
                 })?;
             }
+            Some(("sslmode", v)) => {
+                mode = tls::SslMode::parse(v).ok_or_else(|| {
+                    bad(format!(
+                        "sslmode must be disable, allow, prefer, require, verify-ca or \
+                         verify-full, not {v:?}"
+                    ))
+                })?;
+            }
+            Some(("sslrootcert", v)) => root = Some(std::path::PathBuf::from(v)),
             _ => kept.push(pair),
         }
     }
@@ -105,7 +119,9 @@ fn parse_url(url: &str) -> StoreResult<(tokio_postgres::Config, usize)> {
     if config.get_application_name().is_none() {
         config.application_name("roster");
     }
-    Ok((config, size))
+    config.ssl_mode(mode.driver());
+    let tls = tls::client_config(mode, root.as_deref()).map_err(bad)?;
+    Ok((config, size, tls))
 }
 
 impl PostgresStore {
@@ -115,8 +131,8 @@ impl PostgresStore {
     /// # Errors
     /// `Backend` when the URL is invalid, the database cannot be reached or a migration fails.
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
-        let (config, size) = parse_url(url)?;
-        let pool = Pool::new(config, size).map_err(backend)?;
+        let (config, size, tls) = parse_url(url)?;
+        let pool = Pool::new(config, size, tls).map_err(backend)?;
         let mut c = pool.get().await.map_err(|e| {
             // The driver's message ("error connecting to server") hides the cause; say it.
             let mut why = e.to_string();

@@ -16,7 +16,6 @@ use std::marker::PhantomData;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool as PgPool, RecyclingMethod};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use tokio_postgres::NoTls;
 
 /// How long taking a connection may wait: for a free one, for a new one to connect, or for
 /// an idle one's check.
@@ -637,10 +636,14 @@ pub(crate) enum Lock<'a> {
 
 impl Pool {
     /// A pool of at most `size` connections to the database `config` names.
-    pub(crate) fn new(config: tokio_postgres::Config, size: usize) -> Result<Self, Error> {
+    pub(crate) fn new(
+        config: tokio_postgres::Config,
+        size: usize,
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, Error> {
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tokio_postgres_rustls::MakeRustlsConnect::new(tls),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

@@ -176,3 +176,90 @@ mod unavailable {
         ));
     }
 }
+
+#[cfg(test)]
+mod tls {
+    use super::*;
+
+    /// Whether this connection of the store is encrypted (`pg_stat_ssl`).
+    async fn encrypted(store: &PostgresStore) -> bool {
+        crate::postgres::db::query_scalar(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sslmode_is_read_with_libpqs_meanings() {
+        let db = TestDb::new().await;
+        let with = |params: &str| format!("{}?{params}", db.url);
+        let plain = PostgresStore::open(&with("sslmode=disable")).await.unwrap();
+        assert!(!encrypted(&plain).await);
+
+        let server_tls: String = admin()
+            .await
+            .query_one("SHOW ssl", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if server_tls != "on" {
+            // A server without TLS: `require` is refused rather than sent in the clear.
+            let err = PostgresStore::open(&with("sslmode=require"))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("cannot connect"), "{err}");
+            return;
+        }
+        for mode in ["prefer", "require"] {
+            let s = PostgresStore::open(&with(&format!("sslmode={mode}")))
+                .await
+                .unwrap();
+            assert!(
+                encrypted(&s).await,
+                "{mode} encrypts when the server offers TLS"
+            );
+        }
+        // The server's own certificate as the root: its chain is trusted, but it was issued
+        // for the machine's name, not for 127.0.0.1.
+        let cert: String = admin()
+            .await
+            .query_one("SHOW ssl_cert_file", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if std::fs::metadata(&cert).is_ok() {
+            let ca =
+                PostgresStore::open(&with(&format!("sslmode=verify-ca&sslrootcert={cert}"))).await;
+            let full =
+                PostgresStore::open(&with(&format!("sslmode=verify-full&sslrootcert={cert}")))
+                    .await;
+            match ca {
+                Ok(s) => {
+                    assert!(encrypted(&s).await);
+                    let err = full.unwrap_err().to_string();
+                    assert!(err.contains("certificate"), "{err}");
+                }
+                // A certificate that cannot be its own root (a CA-signed one): refused by both.
+                Err(e) => assert!(full.is_err(), "{e}"),
+            }
+        }
+        // Mozilla's roots do not include the test server's certificate.
+        let err = PostgresStore::open(&with("sslmode=verify-full"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("certificate"), "{err}");
+        let err = PostgresStore::open(&with("sslmode=sometimes"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sslmode must be"), "{err}");
+        let err = PostgresStore::open(&with("sslmode=verify-ca&sslrootcert=/nonexistent.pem"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sslrootcert /nonexistent.pem"), "{err}");
+    }
+}
