@@ -29,6 +29,7 @@ use crate::{
 mod app;
 mod console;
 pub(crate) mod db;
+mod listen;
 mod meta;
 mod migrate;
 mod ops;
@@ -61,8 +62,11 @@ pub struct PostgresStore {
     pool: Pool,
     /// Bumped after every commit that appended events (see `EventStore::subscribe`).
     committed: Arc<tokio::sync::watch::Sender<u64>>,
-    /// Bumped after every write to tokens, tenants or admin keys (see `Store::auth_changes`).
+    /// Bumped after every write to tokens, tenants or admin keys (see `Store::auth_changes`),
+    /// by this process or, through `LISTEN`, by another.
     auth_changes: Arc<AtomicU64>,
+    /// Hears other processes' commits (see [`listen`]); stops with the last clone.
+    _listener: Arc<listen::Listener>,
     /// A test's throwaway database, dropped with the last clone of the store.
     #[cfg(test)]
     _testdb: Option<Arc<testdb::TestDb>>,
@@ -132,7 +136,7 @@ impl PostgresStore {
     /// `Backend` when the URL is invalid, the database cannot be reached or a migration fails.
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
         let (config, size, tls) = parse_url(url)?;
-        let pool = Pool::new(config, size, tls).map_err(backend)?;
+        let pool = Pool::new(config.clone(), size, tls.clone()).map_err(backend)?;
         let mut c = pool.get().await.map_err(|e| {
             // The driver's message ("error connecting to server") hides the cause; say it.
             let mut why = e.to_string();
@@ -145,10 +149,21 @@ impl PostgresStore {
         })?;
         migrate::run(&mut c).await?;
         drop(c);
+        let committed = Arc::new(tokio::sync::watch::Sender::new(0));
+        let auth_changes: Arc<AtomicU64> = Arc::default();
+        let listener = listen::start(
+            config,
+            tls,
+            listen::Signals {
+                committed: committed.clone(),
+                auth_changes: auth_changes.clone(),
+            },
+        );
         Ok(PostgresStore {
             pool,
-            committed: Arc::new(tokio::sync::watch::Sender::new(0)),
-            auth_changes: Arc::default(),
+            committed,
+            auth_changes,
+            _listener: Arc::new(listener),
             #[cfg(test)]
             _testdb: None,
         })

@@ -199,6 +199,17 @@ CREATE TABLE events (
 );
 
 CREATE INDEX events_type ON events (tenant_id, type, seq);
+
+-- Other nodes' feed readers and webhook workers wake when events commit (LISTEN roster_events;
+-- PostgreSQL delivers the notification at the commit, once per transaction).
+CREATE FUNCTION events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('roster_events', '');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER events_notify AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_notify();
 CREATE INDEX events_id ON events (id);
 
 -- Operator API keys for the admin API. Only the SHA-256 of a key is stored. Global.

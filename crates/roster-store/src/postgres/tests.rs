@@ -104,3 +104,49 @@ async fn per_tenant_tables_lead_every_key_with_tenant_id() {
     }
     assert!(checked >= 20, "{checked} keys checked");
 }
+
+/// Another process's commits wake this one at once (LISTEN/NOTIFY): appended events move
+/// `subscribe()` (long-polling feed readers, webhook workers), a token or tenant change moves
+/// `auth_changes()` (the authentication cache).
+#[tokio::test]
+async fn another_nodes_commits_are_heard_within_a_second() {
+    use crate::events::{EventStore, EventType, NewEvent};
+    let db = super::testdb::TestDb::new().await;
+    let a = db.open().await;
+    let b = db.open().await;
+    // Give b's listener its connection.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut events = b.subscribe();
+    events.borrow_and_update();
+    let auth_before = b.auth_changes();
+    let tenant = crate::Tenant {
+        id: "acme".into(),
+        name: "Acme".into(),
+        idp: "generic".into(),
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+        settings: crate::TenantSettings::default(),
+    };
+    a.create_tenant(&tenant).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    while b.auth_changes() == auth_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b did not hear a's tenant within 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    a.append_events(
+        "acme",
+        vec![NewEvent {
+            event_type: EventType::UserCreated,
+            data: serde_json::json!({"id": "u1"}),
+        }],
+        time::OffsetDateTime::UNIX_EPOCH,
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(1), events.changed())
+        .await
+        .expect("b hears a's events within 1 s")
+        .unwrap();
+}

@@ -330,9 +330,10 @@ async fn audit_log_and_admin_keys() {
     let changes = auth();
     s.insert_admin_key(&key("rsak_a", 0)).await.unwrap();
     s.insert_admin_key(&key("rsak_b", 0)).await.unwrap();
-    assert_eq!(
-        auth(),
-        changes + 2,
+    // At least once each (the listener may move it again when it hears this process's own
+    // notification).
+    assert!(
+        auth() >= changes + 2,
         "each key insert moves the auth counter"
     );
     assert!(matches!(
