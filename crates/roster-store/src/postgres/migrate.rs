@@ -27,32 +27,35 @@ fn failed(e: impl std::fmt::Display) -> StoreError {
 /// Runs the pending migrations on `c` (a connection outside any transaction).
 pub(super) async fn run(c: &mut Conn) -> StoreResult<()> {
     let client = c.client();
-    // A transaction-level advisory lock: released by the COMMIT (or the ROLLBACK of a failure).
     client
-        .batch_execute(
-            "BEGIN; \
-             CREATE TABLE IF NOT EXISTS _roster_migrations ( \
-                 version BIGINT PRIMARY KEY, \
-                 description TEXT NOT NULL, \
-                 installed_on BIGINT NOT NULL, \
-                 checksum TEXT NOT NULL); \
-             COMMIT;",
-        )
+        .batch_execute("BEGIN")
         .await
-        .map_err(failed)?;
-    client.batch_execute("BEGIN").await.map_err(failed)?;
+        .map_err(|e| failed(pg_message(&e)))?;
     let done = async {
+        // A transaction-level advisory lock, taken before anything else (even the creation of
+        // the bookkeeping table, which two nodes racing would both attempt): released by the
+        // COMMIT, or the ROLLBACK of a failure.
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
             .await
-            .map_err(failed)?;
+            .map_err(|e| failed(pg_message(&e)))?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS _roster_migrations ( \
+                     version BIGINT PRIMARY KEY, \
+                     description TEXT NOT NULL, \
+                     installed_on BIGINT NOT NULL, \
+                     checksum TEXT NOT NULL)",
+            )
+            .await
+            .map_err(|e| failed(pg_message(&e)))?;
         let applied = client
             .query(
                 "SELECT version, checksum FROM _roster_migrations ORDER BY version",
                 &[],
             )
             .await
-            .map_err(failed)?;
+            .map_err(|e| failed(pg_message(&e)))?;
         let applied: Vec<(i64, String)> = applied.iter().map(|r| (r.get(0), r.get(1))).collect();
         for (version, checksum) in &applied {
             match MIGRATIONS.iter().find(|m| m.0 == *version) {
@@ -92,13 +95,16 @@ pub(super) async fn run(c: &mut Conn) -> StoreResult<()> {
                     &[version, description, &now, &checksum_of(sql)],
                 )
                 .await
-                .map_err(failed)?;
+                .map_err(|e| failed(pg_message(&e)))?;
         }
         Ok(())
     }
     .await;
     match done {
-        Ok(()) => client.batch_execute("COMMIT").await.map_err(failed),
+        Ok(()) => client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| failed(pg_message(&e))),
         Err(e) => {
             let _ = client.batch_execute("ROLLBACK").await;
             Err(e)

@@ -114,6 +114,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn nodes_starting_together_migrate_once() {
+        let db = TestDb::new().await;
+        let opens: Vec<_> = (0..4).map(|_| PostgresStore::open(&db.url)).collect();
+        for store in futures::future::join_all(opens).await {
+            store.unwrap();
+        }
+        let applied: i64 = admin_of(&db.url)
+            .await
+            .query_one("SELECT COUNT(*) FROM _roster_migrations", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            applied,
+            i64::try_from(super::super::migrate::MIGRATIONS.len()).unwrap()
+        );
+    }
+
+    async fn admin_of(url: &str) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    #[tokio::test]
     async fn a_fresh_database_migrates_and_reopens() {
         let db = TestDb::new().await;
         let a = db.open().await;
