@@ -27,6 +27,7 @@ pub mod meta;
 pub mod ops;
 pub mod postgres;
 pub mod sqlite;
+pub(crate) mod stored_form;
 pub mod tenants;
 
 pub use app::AppStore;

@@ -26,6 +26,10 @@ use crate::{
     ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
 };
 
+use crate::stored_form::{
+    from_ms, opt_from_ms, stored, tenant_from_row, to_i64, token_from, ResourceRow, TenantRow,
+    TokenRow, RESOURCE_COLS, TOKEN_COLS,
+};
 mod app;
 mod console;
 pub(crate) mod db;
@@ -238,18 +242,6 @@ fn resource_err(e: db::Error) -> StoreError {
     db_err(e, if user_name { "userName" } else { "id" })
 }
 
-fn from_ms(ms: i64) -> StoreResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(backend)
-}
-
-fn opt_from_ms(ms: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
-    ms.map(from_ms).transpose()
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 fn args_of(args: &[Arg]) -> Vec<db::Param> {
     args.iter()
         .map(|arg| match arg {
@@ -257,55 +249,6 @@ fn args_of(args: &[Arg]) -> Vec<db::Param> {
             Arg::Int(i) => db::Param::Int(*i),
         })
         .collect()
-}
-
-/// `resources` columns read for a [`StoredResource`].
-const RESOURCE_COLS: &str = "r.pk, r.id, r.version, r.doc, r.created, r.last_modified";
-type ResourceRow = (i64, String, i64, String, i64, i64);
-
-fn stored(kind: ResourceKind, row: ResourceRow) -> StoreResult<(i64, StoredResource)> {
-    let (pk, id, version, doc, created, last_modified) = row;
-    Ok((
-        pk,
-        StoredResource {
-            id,
-            kind,
-            doc: serde_json::from_str(&doc).map_err(backend)?,
-            version,
-            created: from_ms(created)?,
-            last_modified: from_ms(last_modified)?,
-        },
-    ))
-}
-
-/// `(id, name, idp, created_at, settings)` as selected from `tenants`.
-type TenantRow = (String, String, String, i64, String);
-
-fn tenant_from_row((id, name, idp, created, settings): TenantRow) -> StoreResult<Tenant> {
-    Ok(Tenant {
-        id,
-        name,
-        idp,
-        created_at: from_ms(created)?,
-        settings: serde_json::from_str(&settings).map_err(backend)?,
-    })
-}
-
-const TOKEN_COLS: &str =
-    "prefix, tenant_id, hash, created_at, expires_at, last_used_at, revoked_at";
-type TokenRow = (String, String, String, i64, i64, Option<i64>, Option<i64>);
-
-fn token_from(row: TokenRow) -> StoreResult<TokenRecord> {
-    let (prefix, tenant_id, hash, created, expires, used, revoked) = row;
-    Ok(TokenRecord {
-        prefix,
-        tenant_id,
-        hash,
-        created_at: from_ms(created)?,
-        expires_at: from_ms(expires)?,
-        last_used_at: opt_from_ms(used)?,
-        revoked_at: opt_from_ms(revoked)?,
-    })
 }
 
 #[async_trait]

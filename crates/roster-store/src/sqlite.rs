@@ -27,6 +27,10 @@ use crate::{
     ResourceUpdate, Store, StoreError, StoreResult, StoredResource, Tenant, TokenRecord,
 };
 
+use crate::stored_form::{
+    from_ms, opt_from_ms, stored, tenant_from_row, to_i64, token_from, ResourceRow, TenantRow,
+    TokenRow, RESOURCE_COLS, TOKEN_COLS,
+};
 mod app;
 mod checkpoint;
 mod console;
@@ -100,10 +104,6 @@ type Tx = writer::WriteTx;
 /// A read transaction on a reader connection: one consistent snapshot (WAL).
 type ReadTx = db::ReadTx;
 
-/// `resources` columns read for a [`StoredResource`].
-const RESOURCE_COLS: &str = "r.pk, r.id, r.version, r.doc, r.created, r.last_modified";
-type ResourceRow = (i64, String, i64, String, i64, i64);
-
 fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
@@ -126,31 +126,6 @@ fn resource_err(e: db::Error) -> StoreError {
     db_err(e, if user_name { "userName" } else { "id" })
 }
 
-/// `(id, name, idp, created_at, settings)` as selected from `tenants`.
-type TenantRow = (String, String, String, i64, String);
-
-fn tenant_from_row((id, name, idp, created, settings): TenantRow) -> StoreResult<Tenant> {
-    Ok(Tenant {
-        id,
-        name,
-        idp,
-        created_at: from_ms(created)?,
-        settings: serde_json::from_str(&settings).map_err(backend)?,
-    })
-}
-
-fn from_ms(ms: i64) -> StoreResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(backend)
-}
-
-fn opt_from_ms(ms: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
-    ms.map(from_ms).transpose()
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 #[allow(clippy::unnecessary_wraps)] // keeps the call sites' `?` for a driver that can fail
 fn args_of(args: &[Arg]) -> StoreResult<Vec<db::Param>> {
     Ok(args
@@ -160,21 +135,6 @@ fn args_of(args: &[Arg]) -> StoreResult<Vec<db::Param>> {
             Arg::Int(i) => db::Param::Integer(*i),
         })
         .collect())
-}
-
-fn stored(kind: ResourceKind, row: ResourceRow) -> StoreResult<(i64, StoredResource)> {
-    let (pk, id, version, doc, created, last_modified) = row;
-    Ok((
-        pk,
-        StoredResource {
-            id,
-            kind,
-            doc: serde_json::from_str(&doc).map_err(backend)?,
-            version,
-            created: from_ms(created)?,
-            last_modified: from_ms(last_modified)?,
-        },
-    ))
 }
 
 /// The file a `sqlite:` URL names, or `None` for an in-memory (throwaway) database.
@@ -707,21 +667,4 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<crate::GroupStream>> {
         self.stream_group_impl(tenant, group_id, page).await
     }
-}
-
-const TOKEN_COLS: &str =
-    "prefix, tenant_id, hash, created_at, expires_at, last_used_at, revoked_at";
-type TokenRow = (String, String, String, i64, i64, Option<i64>, Option<i64>);
-
-fn token_from(row: TokenRow) -> StoreResult<TokenRecord> {
-    let (prefix, tenant_id, hash, created, expires, used, revoked) = row;
-    Ok(TokenRecord {
-        prefix,
-        tenant_id,
-        hash,
-        created_at: from_ms(created)?,
-        expires_at: from_ms(expires)?,
-        last_used_at: opt_from_ms(used)?,
-        revoked_at: opt_from_ms(revoked)?,
-    })
 }

@@ -19,6 +19,7 @@ use crate::ops::{
     Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
     WebhookStream,
 };
+use crate::stored_form::{key_from, KeyRow, KEY_COLS};
 use crate::{StoreError, StoreResult};
 
 const WEBHOOK_COLS: &str = "id, tenant_id, url, description, event_types, secret, \
@@ -845,26 +846,4 @@ pub(super) async fn touch_last_used(
             .map_err(backend)?;
     }
     tx.commit().await.map_err(backend)
-}
-
-const KEY_COLS: &str = "prefix, hash, name, created_at, last_used_at, revoked_at";
-type KeyRow = (
-    String,
-    String,
-    Option<String>,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
-
-fn key_from(row: KeyRow) -> StoreResult<AdminKeyRecord> {
-    let (prefix, hash, name, created, used, revoked) = row;
-    Ok(AdminKeyRecord {
-        prefix,
-        hash,
-        name,
-        created_at: from_ms(created)?,
-        last_used_at: opt_from_ms(used)?,
-        revoked_at: opt_from_ms(revoked)?,
-    })
 }

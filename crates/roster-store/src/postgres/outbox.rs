@@ -4,12 +4,12 @@
 //! [`crate::domain::outbox`] for why that keeps the feed gap-free and in commit order). The
 //! reconciliation snapshot is streamed by the read path (`reads.rs`).
 
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::db;
 use super::{backend, from_ms, to_i64, PostgresStore};
 use crate::events::{Event, EventStore, NewEvent, SnapshotStream};
+pub(super) use crate::stored_form::opt_json;
 use crate::{StoreError, StoreResult};
 
 type EventRow = (String, i64, String, String, i64, String);
@@ -100,10 +100,4 @@ impl EventStore for PostgresStore {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.committed.subscribe()
     }
-}
-
-/// Parses a JSON text column that may be NULL.
-pub(super) fn opt_json(text: Option<String>) -> StoreResult<Option<Value>> {
-    text.map(|t| serde_json::from_str(&t).map_err(backend))
-        .transpose()
 }

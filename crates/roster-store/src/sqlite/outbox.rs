@@ -5,12 +5,12 @@
 //! [`crate::domain::outbox`].
 
 use crate::sqlite::db;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::query::to_ms;
 use super::{backend, from_ms, to_i64, SqliteStore, Tx};
 use crate::events::{Event, EventStore, NewEvent, SnapshotStream};
+pub(super) use crate::stored_form::opt_json;
 use crate::{StoreError, StoreResult};
 
 /// Appends `events` for `tenant` at `now_ms` inside the caller's write transaction (the store
@@ -112,10 +112,4 @@ impl EventStore for SqliteStore {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.committed.subscribe()
     }
-}
-
-/// Parses a JSON text column that may be NULL.
-pub(super) fn opt_json(text: Option<String>) -> StoreResult<Option<Value>> {
-    text.map(|t| serde_json::from_str(&t).map_err(backend))
-        .transpose()
 }

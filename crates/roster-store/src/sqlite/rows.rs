@@ -25,43 +25,14 @@ use crate::domain::rows::{
 };
 use crate::domain::{Derived, EmailKey, GroupSel};
 use crate::events::Event;
+use crate::stored_form::{
+    app_row, candidate, json_text, live, marks, parse_doc, AppCols, CandidateRow, LiveCols,
+};
+pub(super) use crate::stored_form::{
+    mapped_roles_sql, parse_roles, roles_text, GROUP_MAPPINGS_SQL,
+};
 use crate::StoredResource;
 use crate::{StoreResult, Tenant, TenantSettings, TokenRecord};
-
-fn marks(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-fn json_text(v: &Value) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(backend)
-}
-
-fn parse_doc(text: &str) -> StoreResult<Value> {
-    serde_json::from_str(text).map_err(backend)
-}
-
-/// The stored form of a roles list: a JSON array of strings, sorted, without duplicates.
-pub(super) fn parse_roles(text: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(text).map_err(backend)
-}
-
-/// The stored form of a roles list: a JSON array of strings, sorted, without duplicates.
-pub(super) fn roles_text(roles: &[String]) -> StoreResult<String> {
-    let set: std::collections::BTreeSet<&String> = roles.iter().collect();
-    serde_json::to_string(&set).map_err(backend)
-}
-
-type AppCols = (i64, String, i64, bool, String);
-
-fn app_row((pk, id, version, managed, doc): AppCols) -> StoreResult<AppRow> {
-    Ok(AppRow {
-        pk,
-        id,
-        version,
-        managed,
-        doc: parse_doc(&doc)?,
-    })
-}
 
 /// Inserts the email rows of a resource that has none: one statement per `CHUNK / 5` emails.
 async fn insert_emails(
@@ -104,76 +75,6 @@ pub(super) async fn replace_emails(
         .map_err(backend)?;
     insert_emails(c, tenant, pk, emails).await
 }
-
-type CandidateRow = (i64, String, i64, Option<String>, Option<String>);
-
-fn candidate((pk, id, created, external_id, doc): CandidateRow) -> StoreResult<Candidate> {
-    Ok(Candidate {
-        pk,
-        id,
-        created: from_ms(created)?,
-        external_id,
-        doc: doc.as_deref().map(parse_doc).transpose()?,
-    })
-}
-
-type LiveCols = (
-    i64,
-    i64,
-    i64,
-    Option<bool>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-fn live(
-    (pk, version, created, active, external_id, display_name_lc, doc): LiveCols,
-) -> StoreResult<LiveRow> {
-    Ok(LiveRow {
-        pk,
-        version,
-        created: from_ms(created)?,
-        active,
-        external_id,
-        display_name_lc,
-        doc: doc.as_deref().map(parse_doc).transpose()?,
-    })
-}
-
-/// The mapped roles of the groups of `n` users (bound three times): for each way a mapping can
-/// select a group, the members' rows (`members_member`), the group by pk, and the mapping by
-/// its unique `(tenant_id, match_by, match_value)` index. Three exact lookups, rather than one
-/// join on an `OR`, which SQLite answers by reading every mapping of the tenant.
-pub(super) fn mapped_roles_sql(n: usize) -> String {
-    let m = marks(n);
-    [
-        ("id", "g.id"),
-        ("externalId", "g.external_id"),
-        ("displayName", "g.display_name_lc"),
-    ]
-    .iter()
-    .map(|(by, column)| {
-        format!(
-            "SELECT m.member_pk, rm.roles FROM members m \
-                 JOIN resources g ON g.pk = m.group_pk \
-                 JOIN role_mappings rm ON rm.tenant_id = g.tenant_id \
-                 AND rm.match_by = '{by}' AND rm.match_value = {column} \
-                 WHERE m.member_pk IN ({m})"
-        )
-    })
-    .collect::<Vec<_>>()
-    .join(" UNION ALL ")
-}
-
-/// The roles mapped to one group: `(tenant, id)`, `(tenant, externalId)`,
-/// `(tenant, displayName folded)`, each an exact lookup of the unique index.
-pub(super) const GROUP_MAPPINGS_SQL: &str = "\
-    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'id' AND match_value = ? \
-    UNION ALL \
-    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'externalId' AND match_value = ? \
-    UNION ALL \
-    SELECT roles FROM role_mappings WHERE tenant_id = ? AND match_by = 'displayName' AND match_value = ?";
 
 /// Events per `INSERT`: 6 bound values each, well below SQLite's bound-parameter limit.
 const EVENT_ROWS: usize = 100;
