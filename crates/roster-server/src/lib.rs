@@ -33,6 +33,7 @@ pub mod console;
 pub mod dialect;
 pub mod discovery;
 pub mod error;
+pub mod jobs;
 pub mod provlog;
 pub mod scim;
 pub mod service;
@@ -117,6 +118,9 @@ pub struct AppState {
     pub auth: Arc<auth_cache::AuthCache>,
     /// Queues provisioning-log rows for the writer task.
     pub provlog: Arc<provlog::Recorder>,
+    /// This process's name among the nodes sharing the database: it holds webhook delivery
+    /// leases and claims periodic jobs under this name (see [`jobs`]).
+    pub node: Arc<str>,
 }
 
 impl AppState {
@@ -129,6 +133,7 @@ impl AppState {
             token_uses: Arc::new(auth::UseTracker::default()),
             auth: Arc::new(auth_cache::AuthCache::new()),
             provlog: Arc::new(provlog::Recorder::default()),
+            node: jobs::node_name().into(),
         }
     }
 }
@@ -182,16 +187,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let writer = tokio::spawn(provlog::run_writer(state.clone(), stop_rx.clone()));
-    let pruner = tokio::spawn(provlog::run_pruner(
+    let pruner = tokio::spawn(jobs::run_periodic(
         state.clone(),
-        state.settings.log_retention,
+        "log-prune",
         state.settings.log_prune_interval,
         stop_rx.clone(),
+        provlog::prune,
     ));
-    let expiry = tokio::spawn(admin::tokens::run_expiry_warnings(
+    let expiry = tokio::spawn(jobs::run_periodic(
         state.clone(),
+        "token-expiry-warnings",
         state.settings.token_check_interval,
         stop_rx.clone(),
+        admin::tokens::expiry_warnings,
     ));
     let auth_sync = tokio::spawn(auth::run_cache_sync(
         state.clone(),
@@ -226,9 +234,10 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     // Best effort: the last uses noted by the finished requests.
     let _ = tokio::time::timeout(Duration::from_secs(5), uses).await;
+    // Deliveries stop and release their leases, so other nodes continue at once.
+    let _ = tokio::time::timeout(Duration::from_secs(5), deliveries).await;
     auth_sync.abort();
     pruner.abort();
     expiry.abort();
-    deliveries.abort();
     result
 }

@@ -696,39 +696,28 @@ async fn flush_counts(state: &AppState, known: &mut HashMap<String, bool>) {
     }
 }
 
-/// Deletes rows, and read and drop counts, older than `retention` in small batches, every
-/// `interval`, until shutdown.
-pub async fn run_pruner(
-    state: AppState,
-    retention: Duration,
-    interval: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        let cutoff = state.clock.now() - retention;
-        for counts in [false, true] {
-            loop {
-                let done = if counts {
-                    state
-                        .store
-                        .prune_provisioning_counts(cutoff, PRUNE_BATCH)
-                        .await
-                } else {
-                    state.store.prune_provisioning(cutoff, PRUNE_BATCH).await
-                };
-                match done {
-                    Ok(n) if n == PRUNE_BATCH => tokio::task::yield_now().await,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "pruning the provisioning log failed");
-                        break;
-                    }
+/// Deletes rows, and read and drop counts, older than the retention in small batches (one
+/// run of the periodic job `log-prune`, see [`crate::jobs`]).
+pub async fn prune(state: AppState) {
+    let cutoff = state.clock.now() - state.settings.log_retention;
+    for counts in [false, true] {
+        loop {
+            let done = if counts {
+                state
+                    .store
+                    .prune_provisioning_counts(cutoff, PRUNE_BATCH)
+                    .await
+            } else {
+                state.store.prune_provisioning(cutoff, PRUNE_BATCH).await
+            };
+            match done {
+                Ok(n) if n == PRUNE_BATCH => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "pruning the provisioning log failed");
+                    break;
                 }
             }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {},
-            _ = shutdown.changed() => return,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! base URLs and setup links that work.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use crate::StoreResult;
 
@@ -19,4 +20,15 @@ pub trait MetaStore: Send + Sync {
     async fn meta(&self, key: &str) -> StoreResult<Option<String>>;
     /// Records `value` under `key`, replacing what was there; `None` clears it.
     async fn set_meta(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
+    /// Claims this period's run of the periodic job `job` for `node`: true when the job last
+    /// ran at least `period` before `now` (or never), and records `now` as its last run in the
+    /// same conditional write. Of several processes on one database claiming at once, exactly
+    /// one gets true, so each job runs once per period across all of them.
+    async fn claim_job(
+        &self,
+        job: &str,
+        node: &str,
+        period: time::Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 }

@@ -131,6 +131,10 @@ pub struct WebhookStream {
     pub last_attempt_at: Option<OffsetDateTime>,
     /// When a delivery last succeeded.
     pub last_success_at: Option<OffsetDateTime>,
+    /// The node (`roster serve` process) that delivers the stream, while its lease lasts.
+    pub lease_owner: Option<String>,
+    /// When that node's lease runs out unless it renews it.
+    pub lease_until: Option<OffsetDateTime>,
 }
 
 /// The outcome of one delivery attempt, recorded on the stream.
@@ -180,13 +184,33 @@ pub trait WebhookStore: Send + Sync {
     async fn ensure_stream(&self, webhook_id: &str, tenant: &str) -> StoreResult<WebhookStream>;
     /// Streams, of one webhook or all.
     async fn list_streams(&self, webhook_id: Option<&str>) -> StoreResult<Vec<WebhookStream>>;
-    /// Records a delivery attempt, unless the stream's generation changed since it was read
-    /// (a manual redelivery happened); returns whether it was recorded.
+    /// Leases the stream of (webhook, tenant) to `node` until `until`, creating the stream at
+    /// seq 0 if missing, unless another node holds a lease that lasts beyond `now`. Returns the
+    /// stream when `node` holds it, `None` when another node does; `NotFound` when the webhook
+    /// is gone. Renewing a lease is leasing again before it runs out.
+    ///
+    /// One conditional write decides, so of several nodes asking at once exactly one gets the
+    /// stream: each stream is delivered by one node at a time, which keeps its events in order.
+    async fn lease_stream(
+        &self,
+        webhook_id: &str,
+        tenant: &str,
+        node: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<Option<WebhookStream>>;
+    /// Ends every lease `node` holds (it is shutting down), so that other nodes take its
+    /// streams over at once rather than when the leases run out. Returns how many.
+    async fn release_leases(&self, node: &str) -> StoreResult<u64>;
+    /// Records a delivery attempt by `node`, unless the stream's generation changed since it
+    /// was read (a manual redelivery happened) or another node holds its lease now (this
+    /// node's ran out); returns whether it was recorded.
     async fn record_delivery(
         &self,
         webhook_id: &str,
         tenant: &str,
         generation: i64,
+        node: &str,
         result: &DeliveryResult,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;

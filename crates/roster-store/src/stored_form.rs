@@ -8,7 +8,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::domain::rows::{AppRow, Candidate, LiveRow};
-use crate::ops::AdminKeyRecord;
+use crate::ops::{AdminKeyRecord, StreamState, WebhookStream};
 use crate::{StoreError, StoreResult, StoredResource, Tenant, TokenRecord};
 
 /// A conversion of a stored value failed: the row is not what Roster wrote.
@@ -213,3 +213,65 @@ pub(crate) fn key_from(row: KeyRow) -> StoreResult<AdminKeyRecord> {
         revoked_at: opt_from_ms(revoked)?,
     })
 }
+
+/// `webhook_streams` columns read for a [`WebhookStream`].
+pub(crate) const STREAM_COLS: &str = "webhook_id, tenant_id, cursor, state, generation, \
+    attempts, next_attempt_at, failing_since, last_error, last_attempt_at, last_success_at, \
+    lease_owner, lease_until";
+pub(crate) type StreamRow = (
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
+
+pub(crate) fn stream_from(row: StreamRow) -> StoreResult<WebhookStream> {
+    let (wh, tenant, cursor, state, generation, attempts, next, since, err, last, ok, owner, until) =
+        row;
+    Ok(WebhookStream {
+        webhook_id: wh,
+        tenant_id: tenant,
+        cursor,
+        state: if state == "parked" {
+            StreamState::Parked
+        } else {
+            StreamState::Active
+        },
+        generation,
+        attempts,
+        next_attempt_at: opt_from_ms(next)?,
+        failing_since: opt_from_ms(since)?,
+        last_error: err,
+        last_attempt_at: opt_from_ms(last)?,
+        last_success_at: opt_from_ms(ok)?,
+        lease_owner: owner,
+        lease_until: opt_from_ms(until)?,
+    })
+}
+
+/// Takes or renews a stream's lease: binds owner, until, tenant, webhook, owner, now. Matches
+/// no row when another node's lease lasts beyond now (or the stream does not exist yet).
+pub(crate) const LEASE_STREAM_SQL: &str = "UPDATE webhook_streams \
+    SET lease_owner = ?, lease_until = ? \
+    WHERE tenant_id = ? AND webhook_id = ? \
+    AND (lease_owner IS NULL OR lease_owner = ? OR lease_until IS NULL OR lease_until <= ?)";
+
+/// Ends a node's leases: binds the node.
+pub(crate) const RELEASE_LEASES_SQL: &str = "UPDATE webhook_streams \
+    SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?";
+
+/// Claims a periodic job's run: binds job, now, node, and now minus the period. Changes a row
+/// only when the job never ran or last ran at least a period ago.
+pub(crate) const CLAIM_JOB_SQL: &str = "INSERT INTO jobs (name, last_run_at, node) \
+    VALUES (?, ?, ?) \
+    ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, node = excluded.node \
+    WHERE jobs.last_run_at <= ?";

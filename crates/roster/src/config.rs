@@ -91,6 +91,12 @@ pub struct ServeSettings {
     #[arg(long, env = "ROSTER_WEBHOOK_POLL_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_poll_ms: Option<u64>,
+    /// With several nodes on one database: how long a node's lease on a webhook stream lasts
+    /// unless renewed, in milliseconds; the longest a stream waits when its node dies. At
+    /// least the delivery timeout plus the poll interval plus one second [default: 30000].
+    #[arg(long, env = "ROSTER_WEBHOOK_LEASE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_lease_ms: Option<u64>,
 }
 
 impl ServeSettings {
@@ -112,6 +118,7 @@ impl ServeSettings {
             webhook_retry_horizon_secs: Some(259_200),
             webhook_timeout_ms: Some(10_000),
             webhook_poll_ms: Some(1000),
+            webhook_lease_ms: Some(30_000),
         }
     }
 
@@ -143,6 +150,7 @@ impl ServeSettings {
                 .or(below.webhook_retry_horizon_secs),
             webhook_timeout_ms: self.webhook_timeout_ms.or(below.webhook_timeout_ms),
             webhook_poll_ms: self.webhook_poll_ms.or(below.webhook_poll_ms),
+            webhook_lease_ms: self.webhook_lease_ms.or(below.webhook_lease_ms),
         }
     }
 

@@ -418,6 +418,7 @@ async fn run(cli: Cli) -> Result<()> {
             w.horizon = Duration::from_secs(s.webhook_retry_horizon_secs.unwrap_or_default());
             w.timeout = ms(s.webhook_timeout_ms, 1);
             w.poll = ms(s.webhook_poll_ms, 10);
+            w.lease = ms(s.webhook_lease_ms, 1);
             settings.log_retention = Duration::from_secs(
                 s.log_retention_days
                     .unwrap_or_default()

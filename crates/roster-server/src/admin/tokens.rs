@@ -8,8 +8,6 @@
 //! (or all) and the replaced ones stop working at once; no token is issued while SCIM is
 //! disabled.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -355,25 +353,11 @@ pub async fn check_expiring(store: &dyn Store, now: OffsetDateTime) -> StoreResu
     Ok(n)
 }
 
-/// The background task of `roster serve` that runs [`check_expiring`] at start and then every
-/// `interval`, until `stop` turns true. Time comes from the injected clock.
-pub async fn run_expiry_warnings(
-    state: AppState,
-    interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        if let Err(e) = check_expiring(state.store.as_ref(), state.clock.now()).await {
-            tracing::error!(error = %e, "checking for expiring tokens failed; retrying later");
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            r = stop.changed() => {
-                if r.is_err() || *stop.borrow() {
-                    return;
-                }
-            }
-        }
+/// One run of the periodic job `token-expiry-warnings` (see [`crate::jobs`]): runs
+/// [`check_expiring`] at the injected clock's time.
+pub async fn expiry_warnings(state: AppState) {
+    if let Err(e) = check_expiring(state.store.as_ref(), state.clock.now()).await {
+        tracing::error!(error = %e, "checking for expiring tokens failed; retrying later");
     }
 }
 

@@ -123,6 +123,8 @@ pub fn stream_json(s: &WebhookStream) -> Value {
         "last_error": s.last_error,
         "last_attempt_at": s.last_attempt_at.map(fmt_time),
         "last_success_at": s.last_success_at.map(fmt_time),
+        "delivered_by": s.lease_owner,
+        "lease_until": s.lease_until.map(fmt_time),
     })
 }
 

@@ -7,6 +7,13 @@
 //! retried after an exponential, jittered backoff; after the horizon the stream is parked
 //! (visible through the API and the CLI) until a manual redelivery. Delivery runs in its own
 //! tasks and never inside a SCIM request, so a slow receiver cannot slow provisioning.
+//!
+//! Several processes may share the database: every process runs a task per stream, but a task
+//! delivers only while its process holds the stream's *lease* in the database (taken and
+//! renewed by one conditional write before every attempt, for [`WebhookSettings::lease`]), so
+//! each stream is delivered by one node at a time, in seq order. A process that stops releases
+//! its leases; one that dies loses them when they run out, and another process continues from
+//! the cursor: only the event that was in flight may arrive twice (with the same id).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,6 +45,20 @@ pub struct WebhookSettings {
     pub poll: Duration,
     /// How long the previous secret keeps signing after a rotation.
     pub rotation_overlap: Duration,
+    /// How long a stream's lease lasts unless renewed: the longest a stream waits when the
+    /// process delivering it dies. Longer than `timeout`, so that a delivery that takes the
+    /// whole timeout ends before its lease can be taken over.
+    pub lease: Duration,
+}
+
+impl WebhookSettings {
+    /// The lease used: at least `timeout` plus `poll` and a second, whatever was configured,
+    /// so that a live node's lease never runs out in the middle of an attempt.
+    #[must_use]
+    pub fn effective_lease(&self) -> Duration {
+        self.lease
+            .max(self.timeout + self.poll + Duration::from_secs(1))
+    }
 }
 
 impl Default for WebhookSettings {
@@ -49,6 +70,7 @@ impl Default for WebhookSettings {
             timeout: Duration::from_secs(10),
             poll: Duration::from_secs(1),
             rotation_overlap: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -107,6 +129,12 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
     for (_, h) in running {
         h.abort();
+    }
+    // Other nodes take this node's streams over at once rather than when the leases run out.
+    match state.store.release_leases(&state.node).await {
+        Ok(n) if n > 0 => tracing::info!(streams = n, "webhook stream leases released"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "releasing webhook stream leases failed"),
     }
 }
 
@@ -189,8 +217,22 @@ async fn stream_task(
                 continue;
             }
         };
-        let stream = match state.store.ensure_stream(&hook_id, &tenant).await {
-            Ok(s) => s,
+        let now = state.clock.now();
+        let lease =
+            time::Duration::try_from(settings.effective_lease()).unwrap_or(time::Duration::MINUTE);
+        let stream = match state
+            .store
+            .lease_stream(&hook_id, &tenant, &state.node, now, now + lease)
+            .await
+        {
+            Ok(Some(s)) => s,
+            // Another node delivers this stream; look again when its lease may have run out.
+            Ok(None) => {
+                if idle(settings.poll, &mut events, &mut shutdown).await {
+                    return;
+                }
+                continue;
+            }
             // The webhook was removed since it was read.
             Err(roster_store::StoreError::NotFound) => return,
             Err(e) => {
@@ -258,6 +300,7 @@ async fn stream_task(
                 &hook_id,
                 &tenant,
                 stream.generation,
+                &state.node,
                 &result,
                 state.clock.now(),
             )

@@ -107,6 +107,8 @@ macro_rules! conformance_tests {
                 webhook_streams_start_at_the_current_seq_and_redeliver,
                 provisioning_log_filters_pages_and_prunes,
                 meta_values_are_shared_replaced_and_cleared,
+                webhook_streams_are_leased_to_one_node_at_a_time,
+                periodic_jobs_run_once_per_period_across_nodes,
             }
             app {
                 the_window_slides_and_counts_each_user_once,

@@ -48,7 +48,7 @@ pub async fn webhook_streams_start_at_the_current_seq_and_redeliver(b: &dyn Back
         park: true,
     };
     assert!(s
-        .record_delivery("wh_1", "acme", 0, &failed, at(2))
+        .record_delivery("wh_1", "acme", 0, "n1", &failed, at(2))
         .await
         .unwrap());
     let parked = s.ensure_stream("wh_1", "acme").await.unwrap();
@@ -61,11 +61,11 @@ pub async fn webhook_streams_start_at_the_current_seq_and_redeliver(b: &dyn Back
     // A worker's result for the old generation is ignored.
     let ok = DeliveryResult::Delivered { seq: 5 };
     assert!(!s
-        .record_delivery("wh_1", "acme", 0, &ok, at(3))
+        .record_delivery("wh_1", "acme", 0, "n1", &ok, at(3))
         .await
         .unwrap());
     assert!(s
-        .record_delivery("wh_1", "acme", resumed[0].generation, &ok, at(3))
+        .record_delivery("wh_1", "acme", resumed[0].generation, "n1", &ok, at(3))
         .await
         .unwrap());
     assert_eq!(s.ensure_stream("wh_1", "acme").await.unwrap().cursor, 5);
@@ -202,4 +202,159 @@ pub async fn meta_values_are_shared_replaced_and_cleared(b: &dyn Backend) {
         Some("http://127.0.0.1:8080"),
         "keys are independent"
     );
+}
+
+/// A stream is leased to one node at a time: a second node is refused while the lease lasts,
+/// takes over once it runs out (or is released), and a node whose lease was taken over can no
+/// longer record deliveries; parking gives the lease up. Two stores on one database stand for
+/// two nodes.
+pub async fn webhook_streams_are_leased_to_one_node_at_a_time(b: &dyn Backend) {
+    let db = b.shared().await;
+    let a = db.open().await;
+    let n2 = db.open().await;
+    tenant(&*a, "acme").await;
+    let hook = Webhook {
+        id: "wh_1".into(),
+        tenant_id: None,
+        url: "http://127.0.0.1:9/hook".into(),
+        description: None,
+        event_types: vec![],
+        secret: "s1".into(),
+        previous_secret: None,
+        previous_expires_at: None,
+        enabled: true,
+        created_at: at(0),
+    };
+    a.create_webhook(&hook).await.unwrap();
+    let mine = a
+        .lease_stream("wh_1", "acme", "node-a", at(1), at(31))
+        .await
+        .unwrap()
+        .expect("a free stream is leased");
+    assert_eq!(mine.lease_owner.as_deref(), Some("node-a"));
+    assert_eq!(mine.lease_until, Some(at(31)));
+    assert_eq!(
+        n2.lease_stream("wh_1", "acme", "node-b", at(2), at(32))
+            .await
+            .unwrap(),
+        None,
+        "another node's lease holds until it runs out"
+    );
+    // Renewing is leasing again.
+    let renewed = a
+        .lease_stream("wh_1", "acme", "node-a", at(20), at(50))
+        .await
+        .unwrap()
+        .expect("renewed");
+    assert_eq!(renewed.lease_until, Some(at(50)));
+    // Node a stops renewing (it died); at 50 node b takes over.
+    assert!(n2
+        .lease_stream("wh_1", "acme", "node-b", at(49), at(79))
+        .await
+        .unwrap()
+        .is_none());
+    let taken = n2
+        .lease_stream("wh_1", "acme", "node-b", at(50), at(80))
+        .await
+        .unwrap()
+        .expect("an expired lease is taken over");
+    assert_eq!(taken.lease_owner.as_deref(), Some("node-b"));
+    // Node a, back from a pause, can no longer move the cursor; node b can.
+    let ok = DeliveryResult::Delivered { seq: 1 };
+    assert!(!a
+        .record_delivery("wh_1", "acme", taken.generation, "node-a", &ok, at(51))
+        .await
+        .unwrap());
+    assert!(n2
+        .record_delivery("wh_1", "acme", taken.generation, "node-b", &ok, at(51))
+        .await
+        .unwrap());
+    // A node shutting down releases its leases: the other takes over at once.
+    assert_eq!(n2.release_leases("node-b").await.unwrap(), 1);
+    let back = a
+        .lease_stream("wh_1", "acme", "node-a", at(52), at(82))
+        .await
+        .unwrap()
+        .expect("a released lease is free");
+    assert_eq!(back.cursor, 1);
+    // A later tenant's stream is created by its first lease, at seq 0.
+    tenant(&*a, "beta").await;
+    let beta = n2
+        .lease_stream("wh_1", "beta", "node-b", at(53), at(83))
+        .await
+        .unwrap()
+        .expect("a new stream is leased");
+    assert_eq!(
+        (beta.cursor, beta.lease_owner.as_deref()),
+        (0, Some("node-b"))
+    );
+    // Parking gives the lease up.
+    let failed = DeliveryResult::Failed {
+        attempts: 9,
+        next_attempt_at: at(90),
+        failing_since: at(1),
+        error: "HTTP 500".into(),
+        park: true,
+    };
+    assert!(n2
+        .record_delivery("wh_1", "beta", beta.generation, "node-b", &failed, at(54))
+        .await
+        .unwrap());
+    let parked = a.list_streams(Some("wh_1")).await.unwrap();
+    let parked = parked.iter().find(|s| s.tenant_id == "beta").unwrap();
+    assert_eq!(parked.state, StreamState::Parked);
+    assert_eq!(
+        (parked.lease_owner.as_deref(), parked.lease_until),
+        (None, None)
+    );
+    a.delete_webhook("wh_1").await.unwrap();
+    assert!(matches!(
+        a.lease_stream("wh_1", "acme", "node-a", at(60), at(90))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// A periodic job is claimed once per period across every process on the database: of two
+/// nodes claiming the same period, one wins; the next period is claimable again, by either.
+pub async fn periodic_jobs_run_once_per_period_across_nodes(b: &dyn Backend) {
+    let db = b.shared().await;
+    let a = db.open().await;
+    let n2 = db.open().await;
+    let hour = time::Duration::hours(1);
+    assert!(a.claim_job("prune", "node-a", hour, at(0)).await.unwrap());
+    assert!(!n2.claim_job("prune", "node-b", hour, at(0)).await.unwrap());
+    assert!(!n2
+        .claim_job("prune", "node-b", hour, at(3599))
+        .await
+        .unwrap());
+    assert!(
+        n2.claim_job("token-expiry", "node-b", hour, at(1))
+            .await
+            .unwrap(),
+        "jobs are independent"
+    );
+    assert!(n2
+        .claim_job("prune", "node-b", hour, at(3600))
+        .await
+        .unwrap());
+    assert!(!a
+        .claim_job("prune", "node-a", hour, at(3601))
+        .await
+        .unwrap());
+    // Claims at the same moment from many tasks: exactly one wins.
+    let mut claims = Vec::new();
+    for i in 0..8 {
+        let s = if i % 2 == 0 { a.clone() } else { n2.clone() };
+        claims.push(tokio::spawn(async move {
+            s.claim_job("prune", &format!("node-{i}"), hour, at(7200))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for c in claims {
+        won += usize::from(c.await.unwrap());
+    }
+    assert_eq!(won, 1);
 }

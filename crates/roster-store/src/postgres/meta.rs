@@ -1,8 +1,10 @@
 //! [`MetaStore`] on PostgreSQL: one row per key in `meta`, a global table (no tenant lock).
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::{backend, db, PostgresStore};
+use crate::stored_form::CLAIM_JOB_SQL;
 use crate::{MetaStore, StoreResult};
 
 #[async_trait]
@@ -28,5 +30,27 @@ impl MetaStore for PostgresStore {
         .await
         .map_err(backend)?;
         self.commit(tx).await
+    }
+
+    async fn claim_job(
+        &self,
+        job: &str,
+        node: &str,
+        period: time::Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let now_ms = crate::domain::query::to_ms(now);
+        let due_ms = crate::domain::query::to_ms(now - period);
+        let mut tx = self.write_global().await?;
+        let done = db::query(CLAIM_JOB_SQL)
+            .bind(job)
+            .bind(now_ms)
+            .bind(node)
+            .bind(due_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        self.commit(tx).await?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -11,11 +11,18 @@ use crate::{StoreError, StoreResult};
 
 /// `(version, description, SQL)` of every migration, in order. A test checks that this list
 /// and `migrations/postgres/` agree.
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "cluster",
+        include_str!("../../migrations/postgres/0002_cluster.sql"),
+    ),
+];
 
 /// The advisory lock key of migrations (any constant: "roster" in ASCII).
 const LOCK_KEY: i64 = 0x726f_7374_6572;

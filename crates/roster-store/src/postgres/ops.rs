@@ -16,10 +16,12 @@ use super::query::to_ms;
 use super::{backend, db_err, from_ms, opt_from_ms, to_i64, Conn, PostgresStore};
 use crate::ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LogQuery, LogStore,
-    Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
-    WebhookStream,
+    Outcome, ProvisioningEntry, ReadCount, ReadQuery, Webhook, WebhookStore, WebhookStream,
 };
-use crate::stored_form::{key_from, KeyRow, KEY_COLS};
+use crate::stored_form::{
+    key_from, stream_from, KeyRow, StreamRow, KEY_COLS, LEASE_STREAM_SQL, RELEASE_LEASES_SQL,
+    STREAM_COLS,
+};
 use crate::{StoreError, StoreResult};
 
 const WEBHOOK_COLS: &str = "id, tenant_id, url, description, event_types, secret, \
@@ -57,43 +59,6 @@ fn webhook_from(row: WebhookRow) -> StoreResult<Webhook> {
     })
 }
 
-const STREAM_COLS: &str = "webhook_id, tenant_id, cursor, state, generation, attempts, \
-    next_attempt_at, failing_since, last_error, last_attempt_at, last_success_at";
-type StreamRow = (
-    String,
-    String,
-    i64,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
-
-fn stream_from(row: StreamRow) -> StoreResult<WebhookStream> {
-    let (wh, tenant, cursor, state, generation, attempts, next, since, err, last, ok) = row;
-    Ok(WebhookStream {
-        webhook_id: wh,
-        tenant_id: tenant,
-        cursor,
-        state: if state == "parked" {
-            StreamState::Parked
-        } else {
-            StreamState::Active
-        },
-        generation,
-        attempts,
-        next_attempt_at: opt_from_ms(next)?,
-        failing_since: opt_from_ms(since)?,
-        last_error: err,
-        last_attempt_at: opt_from_ms(last)?,
-        last_success_at: opt_from_ms(ok)?,
-    })
-}
-
 async fn streams_where(
     tx: &mut Conn,
     webhook_id: &str,
@@ -110,6 +75,29 @@ async fn streams_where(
     .await
     .map_err(backend)?;
     rows.into_iter().map(stream_from).collect()
+}
+
+/// Takes or renews the lease of one stream: the stream when `node` holds it now.
+async fn lease(
+    pool: &db::Pool,
+    webhook_id: &str,
+    tenant: &str,
+    node: &str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> StoreResult<Option<WebhookStream>> {
+    let row: Option<StreamRow> =
+        db::query_as(&format!("{LEASE_STREAM_SQL} RETURNING {STREAM_COLS}"))
+            .bind(node)
+            .bind(to_ms(until))
+            .bind(tenant)
+            .bind(webhook_id)
+            .bind(node)
+            .bind(to_ms(now))
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?;
+    row.map(stream_from).transpose()
 }
 
 #[async_trait::async_trait]
@@ -251,11 +239,65 @@ impl WebhookStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn lease_stream(
+        &self,
+        webhook_id: &str,
+        tenant: &str,
+        node: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<Option<WebhookStream>> {
+        // Every node polls every stream about once a second, so the usual cases cost one
+        // statement each, outside any transaction (each statement is atomic on its own): the
+        // lease renewed, or taken over, with the row returned.
+        if let Some(s) = lease(&self.pool, webhook_id, tenant, node, now, until).await? {
+            return Ok(Some(s));
+        }
+        let exists: Option<i64> = db::query_scalar(
+            "SELECT cursor FROM webhook_streams WHERE tenant_id = ? AND webhook_id = ?",
+        )
+        .bind(tenant)
+        .bind(webhook_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if exists.is_some() {
+            // Another node's lease.
+            return Ok(None);
+        }
+        // A tenant created after the webhook: its stream starts at 0 (the webhook being gone
+        // is the foreign key's NotFound).
+        db::query(
+            "INSERT INTO webhook_streams (webhook_id, tenant_id, cursor) VALUES (?, ?, 0) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(webhook_id)
+        .bind(tenant)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_err(e, "stream"))?;
+        lease(&self.pool, webhook_id, tenant, node, now, until).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn release_leases(&self, node: &str) -> StoreResult<u64> {
+        let mut tx = self.write_global().await?;
+        let done = db::query(RELEASE_LEASES_SQL)
+            .bind(node)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn record_delivery(
         &self,
         webhook_id: &str,
         tenant: &str,
         generation: i64,
+        node: &str,
         result: &DeliveryResult,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -265,14 +307,16 @@ impl WebhookStore for PostgresStore {
                 "UPDATE webhook_streams SET cursor = GREATEST(cursor, ?), attempts = 0, \
                  next_attempt_at = NULL, failing_since = NULL, last_attempt_at = ?, \
                  last_success_at = ? \
-                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active'",
+                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active' \
+                 AND (lease_owner IS NULL OR lease_owner = ?)",
             )
             .bind(seq)
             .bind(to_ms(now))
             .bind(to_ms(now))
             .bind(webhook_id)
             .bind(tenant)
-            .bind(generation),
+            .bind(generation)
+            .bind(node),
             DeliveryResult::Failed {
                 attempts,
                 next_attempt_at,
@@ -281,8 +325,10 @@ impl WebhookStore for PostgresStore {
                 park,
             } => db::query(
                 "UPDATE webhook_streams SET attempts = ?, next_attempt_at = ?, \
-                 failing_since = ?, last_error = ?, last_attempt_at = ?, state = ? \
-                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active'",
+                 failing_since = ?, last_error = ?, last_attempt_at = ?, state = ?, \
+                 lease_owner = ?, lease_until = CASE WHEN ? THEN NULL ELSE lease_until END \
+                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active' \
+                 AND (lease_owner IS NULL OR lease_owner = ?)",
             )
             .bind(attempts)
             .bind(to_ms(*next_attempt_at))
@@ -290,9 +336,13 @@ impl WebhookStore for PostgresStore {
             .bind(error)
             .bind(to_ms(now))
             .bind(if *park { "parked" } else { "active" })
+            // A parked stream is nobody's: whichever node sees it redelivered takes it.
+            .bind((!*park).then_some(node))
+            .bind(*park)
             .bind(webhook_id)
             .bind(tenant)
-            .bind(generation),
+            .bind(generation)
+            .bind(node),
         }
         .execute(&mut *tx)
         .await

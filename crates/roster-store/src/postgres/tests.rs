@@ -51,6 +51,7 @@ const GLOBAL_TABLES: &[&str] = &[
     "console_operators",
     "console_sessions",
     "console_setup_links",
+    "jobs",
     "meta",
     "tenants",
     "webhooks",

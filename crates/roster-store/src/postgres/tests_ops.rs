@@ -103,7 +103,7 @@ async fn webhooks_and_streams() {
         park: true,
     };
     assert!(s
-        .record_delivery("wh_1", "acme", 0, &failed, at(2))
+        .record_delivery("wh_1", "acme", 0, "n1", &failed, at(2))
         .await
         .unwrap());
     let resumed = s.redeliver("wh_1", Some("acme"), Some(1)).await.unwrap();
@@ -114,17 +114,17 @@ async fn webhooks_and_streams() {
     );
     let ok = DeliveryResult::Delivered { seq: 2 };
     assert!(!s
-        .record_delivery("wh_1", "acme", 0, &ok, at(3))
+        .record_delivery("wh_1", "acme", 0, "n1", &ok, at(3))
         .await
         .unwrap());
     assert!(s
-        .record_delivery("wh_1", "acme", 1, &ok, at(3))
+        .record_delivery("wh_1", "acme", 1, "n1", &ok, at(3))
         .await
         .unwrap());
     // The cursor never moves back.
     let old = DeliveryResult::Delivered { seq: 1 };
     assert!(s
-        .record_delivery("wh_1", "acme", 1, &old, at(4))
+        .record_delivery("wh_1", "acme", 1, "n1", &old, at(4))
         .await
         .unwrap());
     let acme = s.list_streams(Some("wh_1")).await.unwrap();

@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "meta",
         include_str!("../../migrations/sqlite/0011_meta.sql"),
     ),
+    (
+        12,
+        "cluster",
+        include_str!("../../migrations/sqlite/0012_cluster.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

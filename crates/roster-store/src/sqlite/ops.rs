@@ -10,10 +10,12 @@ use super::query::to_ms;
 use super::{backend, db_err, from_ms, opt_from_ms, to_i64, SqliteStore, Tx};
 use crate::ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LogQuery, LogStore,
-    Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
-    WebhookStream,
+    Outcome, ProvisioningEntry, ReadCount, ReadQuery, Webhook, WebhookStore, WebhookStream,
 };
-use crate::stored_form::{key_from, KeyRow, KEY_COLS};
+use crate::stored_form::{
+    key_from, stream_from, KeyRow, StreamRow, KEY_COLS, LEASE_STREAM_SQL, RELEASE_LEASES_SQL,
+    STREAM_COLS,
+};
 use crate::{StoreError, StoreResult};
 
 const WEBHOOK_COLS: &str = "id, tenant_id, url, description, event_types, secret, \
@@ -51,43 +53,6 @@ fn webhook_from(row: WebhookRow) -> StoreResult<Webhook> {
     })
 }
 
-const STREAM_COLS: &str = "webhook_id, tenant_id, cursor, state, generation, attempts, \
-    next_attempt_at, failing_since, last_error, last_attempt_at, last_success_at";
-type StreamRow = (
-    String,
-    String,
-    i64,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
-
-fn stream_from(row: StreamRow) -> StoreResult<WebhookStream> {
-    let (wh, tenant, cursor, state, generation, attempts, next, since, err, last, ok) = row;
-    Ok(WebhookStream {
-        webhook_id: wh,
-        tenant_id: tenant,
-        cursor,
-        state: if state == "parked" {
-            StreamState::Parked
-        } else {
-            StreamState::Active
-        },
-        generation,
-        attempts,
-        next_attempt_at: opt_from_ms(next)?,
-        failing_since: opt_from_ms(since)?,
-        last_error: err,
-        last_attempt_at: opt_from_ms(last)?,
-        last_success_at: opt_from_ms(ok)?,
-    })
-}
-
 async fn streams_where(
     tx: &mut Tx,
     webhook_id: &str,
@@ -104,6 +69,28 @@ async fn streams_where(
     .await
     .map_err(backend)?;
     rows.into_iter().map(stream_from).collect()
+}
+
+/// Takes or renews the lease of one stream; whether `node` holds it now.
+async fn lease(
+    tx: &mut Tx,
+    webhook_id: &str,
+    tenant: &str,
+    node: &str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> StoreResult<bool> {
+    let done = db::query(LEASE_STREAM_SQL)
+        .bind(node)
+        .bind(to_ms(until))
+        .bind(tenant)
+        .bind(webhook_id)
+        .bind(node)
+        .bind(to_ms(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(done.rows_affected() > 0)
 }
 
 #[async_trait::async_trait]
@@ -243,11 +230,60 @@ impl WebhookStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn lease_stream(
+        &self,
+        webhook_id: &str,
+        tenant: &str,
+        node: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<Option<WebhookStream>> {
+        let mut tx = self.write().await?;
+        let mut taken = lease(&mut tx, webhook_id, tenant, node, now, until).await?;
+        if !taken {
+            // The stream may not exist yet (a tenant created after the webhook).
+            let created = db::query(
+                "INSERT INTO webhook_streams (webhook_id, tenant_id, cursor) VALUES (?, ?, 0) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(webhook_id)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_err(e, "stream"))?;
+            if created.rows_affected() > 0 {
+                taken = lease(&mut tx, webhook_id, tenant, node, now, until).await?;
+            }
+        }
+        let stream = streams_where(&mut tx, webhook_id, Some(tenant)).await?;
+        tx.commit().await.map_err(backend)?;
+        match stream.into_iter().next() {
+            Some(s) if taken => Ok(Some(s)),
+            Some(_) => Ok(None),
+            // Gone with its webhook, or the tenant is gone.
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn release_leases(&self, node: &str) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let done = db::query(RELEASE_LEASES_SQL)
+            .bind(node)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn record_delivery(
         &self,
         webhook_id: &str,
         tenant: &str,
         generation: i64,
+        node: &str,
         result: &DeliveryResult,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -257,14 +293,16 @@ impl WebhookStore for SqliteStore {
                 "UPDATE webhook_streams SET cursor = MAX(cursor, ?), attempts = 0, \
                  next_attempt_at = NULL, failing_since = NULL, last_attempt_at = ?, \
                  last_success_at = ? \
-                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active'",
+                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active' \
+                 AND (lease_owner IS NULL OR lease_owner = ?)",
             )
             .bind(seq)
             .bind(to_ms(now))
             .bind(to_ms(now))
             .bind(webhook_id)
             .bind(tenant)
-            .bind(generation),
+            .bind(generation)
+            .bind(node),
             DeliveryResult::Failed {
                 attempts,
                 next_attempt_at,
@@ -273,8 +311,10 @@ impl WebhookStore for SqliteStore {
                 park,
             } => db::query(
                 "UPDATE webhook_streams SET attempts = ?, next_attempt_at = ?, \
-                 failing_since = ?, last_error = ?, last_attempt_at = ?, state = ? \
-                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active'",
+                 failing_since = ?, last_error = ?, last_attempt_at = ?, state = ?, \
+                 lease_owner = ?, lease_until = CASE WHEN ? THEN NULL ELSE lease_until END \
+                 WHERE webhook_id = ? AND tenant_id = ? AND generation = ? AND state = 'active' \
+                 AND (lease_owner IS NULL OR lease_owner = ?)",
             )
             .bind(attempts)
             .bind(to_ms(*next_attempt_at))
@@ -282,9 +322,13 @@ impl WebhookStore for SqliteStore {
             .bind(error)
             .bind(to_ms(now))
             .bind(if *park { "parked" } else { "active" })
+            // A parked stream is nobody's: whichever node sees it redelivered takes it.
+            .bind((!*park).then_some(node))
+            .bind(*park)
             .bind(webhook_id)
             .bind(tenant)
-            .bind(generation),
+            .bind(generation)
+            .bind(node),
         }
         .execute(&mut *tx)
         .await

@@ -235,6 +235,28 @@ impl TestServer {
             Some(db) => db.url.clone(),
             None => format!("sqlite://{}", dir.path().join("roster.db").display()),
         };
+        let mut server = Self::launch(dir, db_url, pg, extra).await;
+        let t = server.create_tenant("acme");
+        server.tenant = t["tenant"].as_str().expect("tenant").to_owned();
+        server.base = t["scim_base_url"].as_str().expect("base").to_owned();
+        server.token = t["token"].as_str().expect("token").to_owned();
+        server
+    }
+
+    /// Starts another node on this server's database (several `roster serve` processes behind
+    /// a load balancer), with extra `serve` arguments, talking to the same tenant with the
+    /// same token. The database stays this server's: it goes when this server is dropped.
+    pub async fn another_node(&self, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut node = Self::launch(dir, self.db_url.clone(), None, extra).await;
+        node.tenant = self.tenant.clone();
+        node.token = self.token.clone();
+        node.base = self.base.replacen(&self.origin, &node.origin, 1);
+        node
+    }
+
+    /// Spawns `roster serve` on `db_url` and waits until it answers.
+    async fn launch(dir: TempDir, db_url: String, pg: Option<PgDb>, extra: &[&str]) -> Self {
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
         let mut child = Command::new(bin())
             .arg("serve")
@@ -292,7 +314,7 @@ impl TestServer {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("client");
-        let mut server = Self {
+        let server = Self {
             child: Some(child),
             dir,
             db_url,
@@ -304,10 +326,6 @@ impl TestServer {
             client,
         };
         server.wait_healthy().await;
-        let t = server.create_tenant("acme");
-        server.tenant = t["tenant"].as_str().expect("tenant").to_owned();
-        server.base = t["scim_base_url"].as_str().expect("base").to_owned();
-        server.token = t["token"].as_str().expect("token").to_owned();
         server
     }
 
@@ -420,6 +438,14 @@ impl TestServer {
             .expect("run kill");
         assert!(ok.success(), "kill -TERM failed");
         self.wait_exit(within)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            let _ = c.wait();
+        }
     }
 
     /// Waits (bounded) for the child to exit.

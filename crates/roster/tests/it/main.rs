@@ -10,6 +10,7 @@ mod harness;
 mod appusers;
 mod auth;
 mod cli;
+mod cluster;
 mod config;
 mod console;
 mod discovery;

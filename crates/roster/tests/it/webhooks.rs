@@ -81,11 +81,16 @@ struct Delivery {
     event_id_header: String,
 }
 
+/// A webhook receiver on loopback that verifies signatures and keeps what it got.
 #[derive(Clone)]
-struct Receiver {
-    secret: Arc<Mutex<String>>,
+pub struct Receiver {
+    pub secret: Arc<Mutex<String>>,
     got: Arc<Mutex<Vec<Delivery>>>,
     bad_signatures: Arc<Mutex<usize>>,
+    /// How long each delivery takes to acknowledge (after it was recorded).
+    pub delay: Arc<Mutex<Duration>>,
+    /// Deliveries being handled now, and the most there ever were at once.
+    in_flight: Arc<Mutex<(usize, usize)>>,
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -100,6 +105,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         return StatusCode::UNAUTHORIZED;
     }
     let event: Value = serde_json::from_slice(&body).unwrap();
+    let _in_flight = InFlight::enter(&r.in_flight);
     r.got.lock().unwrap().push(Delivery {
         event,
         signature: sig,
@@ -110,25 +116,60 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
             .unwrap_or("")
             .to_owned(),
     });
+    let delay = *r.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::NO_CONTENT
 }
 
+/// Counts a delivery as in flight until its handler ends, or is dropped because the sender
+/// went away (a node killed mid-delivery).
+struct InFlight(Arc<Mutex<(usize, usize)>>);
+
+impl InFlight {
+    fn enter(count: &Arc<Mutex<(usize, usize)>>) -> Self {
+        let mut f = count.lock().unwrap();
+        f.0 += 1;
+        f.1 = f.1.max(f.0);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().0 -= 1;
+    }
+}
+
 /// A receiver that can be stopped and started again on the same address.
-struct Running {
+pub struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             secret: Arc::new(Mutex::new(String::new())),
             got: Arc::new(Mutex::new(Vec::new())),
             bad_signatures: Arc::new(Mutex::new(0)),
+            delay: Arc::new(Mutex::new(Duration::ZERO)),
+            in_flight: Arc::new(Mutex::new((0, 0))),
         }
     }
 
-    async fn start(&self, addr: SocketAddr) -> (SocketAddr, Running) {
+    /// The most deliveries that were ever being handled at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.in_flight.lock().unwrap().1
+    }
+
+    /// Deliveries whose signature did not verify.
+    pub fn bad_signatures(&self) -> usize {
+        *self.bad_signatures.lock().unwrap()
+    }
+
+    pub async fn start(&self, addr: SocketAddr) -> (SocketAddr, Running) {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
@@ -152,7 +193,7 @@ impl Receiver {
         )
     }
 
-    fn events(&self) -> Vec<Value> {
+    pub fn events(&self) -> Vec<Value> {
         self.got
             .lock()
             .unwrap()
@@ -162,7 +203,7 @@ impl Receiver {
     }
 
     /// Waits until the receiver holds an event with `seq >= seq`.
-    async fn wait_for_seq(&self, seq: i64, within: Duration) {
+    pub async fn wait_for_seq(&self, seq: i64, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             if self
@@ -183,7 +224,7 @@ impl Receiver {
 }
 
 impl Running {
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
