@@ -12,6 +12,7 @@ mod auth;
 mod cli;
 mod config;
 mod console;
+mod copy;
 mod discovery;
 mod errors;
 mod etag;
