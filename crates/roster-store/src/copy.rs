@@ -159,7 +159,7 @@ pub struct TableCount {
 pub struct CopyReport {
     /// Every table copied or derived, in copy order, with its verified row counts.
     pub tables: Vec<TableCount>,
-    /// The whole copy, from opening the databases to the commit.
+    /// The whole copy, from opening the databases to the commit and the `ANALYZE` after it.
     pub elapsed: Duration,
 }
 
