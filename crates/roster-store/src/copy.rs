@@ -986,6 +986,102 @@ mod unit {
             .contains("blob"));
     }
 
+    fn sqlite_table(columns: &[&str], rows: u64) -> SqliteTable {
+        SqliteTable {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            key: vec![],
+            rowid: true,
+            rows,
+        }
+    }
+
+    fn pg_column(name: &str, type_name: &str) -> PgColumn {
+        PgColumn {
+            name: name.into(),
+            ty: pg_type(type_name),
+            type_name: type_name.into(),
+            identity: false,
+            generated: false,
+            required: false,
+        }
+    }
+
+    #[test]
+    fn the_plan_copies_shared_columns_and_names_what_only_one_side_has() {
+        let mut src = SourceCatalog {
+            tables: BTreeMap::new(),
+            derived: BTreeMap::new(),
+        };
+        src.tables
+            .insert("webhooks".into(), sqlite_table(&["id", "enabled"], 2));
+        src.tables
+            .insert("_sqlx_migrations".into(), sqlite_table(&["version"], 11));
+        src.tables
+            .insert("member_counts".into(), sqlite_table(&["group_pk", "n"], 1));
+        let mut tables = BTreeMap::new();
+        // A column PostgreSQL has and SQLite lacks, nullable (a later migration's lease
+        // column): left to its default.
+        tables.insert(
+            "webhooks".to_owned(),
+            vec![
+                pg_column("id", "text"),
+                pg_column("enabled", "boolean"),
+                pg_column("lease_until", "bigint"),
+                PgColumn {
+                    identity: true,
+                    ..pg_column("ord", "bigint")
+                },
+            ],
+        );
+        tables.insert("jobs".to_owned(), vec![pg_column("name", "text")]);
+        tables.insert("member_counts".to_owned(), vec![pg_column("n", "bigint")]);
+        let pg = PgCatalog {
+            order: tables.keys().cloned().collect(),
+            tables,
+        };
+        let plans = plan(&src, &pg).unwrap();
+        assert_eq!(plans.len(), 1, "skipped and derived tables are not copied");
+        assert_eq!(
+            plans[0].columns,
+            [
+                ("id".to_owned(), Type::TEXT),
+                ("enabled".to_owned(), Type::BOOL)
+            ]
+        );
+        assert_eq!(
+            plans[0].select,
+            "SELECT \"id\", \"enabled\" FROM \"webhooks\" ORDER BY rowid"
+        );
+        assert_eq!(
+            plans[0].copy_sql(),
+            "COPY \"webhooks\" (\"id\", \"enabled\") FROM STDIN (FORMAT binary)"
+        );
+
+        // A SQLite column PostgreSQL lacks, a PostgreSQL column that needs a value SQLite does
+        // not have, and a table on one side only: each named.
+        src.tables.insert(
+            "webhooks".into(),
+            sqlite_table(&["id", "enabled", "sqlite_only"], 2),
+        );
+        src.tables.insert("stray".into(), sqlite_table(&["x"], 0));
+        let mut pg = pg;
+        pg.tables.get_mut("webhooks").unwrap().push(PgColumn {
+            required: true,
+            ..pg_column("must", "text")
+        });
+        pg.tables
+            .insert("pg_only".into(), vec![pg_column("x", "text")]);
+        let err = plan(&src, &pg).unwrap_err().to_string();
+        for says in [
+            "SQLite column webhooks.sqlite_only has no PostgreSQL counterpart",
+            "PostgreSQL column webhooks.must needs a value",
+            "SQLite table stray has no PostgreSQL counterpart",
+            "PostgreSQL table pg_only has no SQLite counterpart",
+        ] {
+            assert!(err.contains(says), "{says}: {err}");
+        }
+    }
+
     #[test]
     fn identifiers_are_quoted() {
         assert_eq!(ident("tenants"), "\"tenants\"");
