@@ -21,6 +21,7 @@ pub mod app;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod console;
+pub mod copy;
 pub(crate) mod domain;
 pub mod events;
 pub mod meta;

@@ -173,6 +173,12 @@ impl PostgresStore {
         })
     }
 
+    /// The connection pool (for `copy`, which writes a whole installation in one transaction
+    /// of its own).
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Starts a write transaction holding `tenant`'s write lock.
     async fn write(&self, tenant: &str) -> StoreResult<Tx> {
         self.pool

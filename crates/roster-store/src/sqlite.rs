@@ -141,7 +141,7 @@ fn args_of(args: &[Arg]) -> StoreResult<Vec<db::Param>> {
 ///
 /// Accepted: `sqlite://relative/path.db`, `sqlite:///abs/path.db`, `sqlite:path.db`, and
 /// `sqlite::memory:` (or any URL with `mode=memory`); query parameters are ignored.
-fn database_path(url: &str) -> StoreResult<Option<PathBuf>> {
+pub(crate) fn database_path(url: &str) -> StoreResult<Option<PathBuf>> {
     let bad = |why: &str| StoreError::Backend(format!("database URL {url:?}: {why}").into());
     let rest = url
         .strip_prefix("sqlite:")
@@ -248,6 +248,14 @@ impl SqliteStore {
             committed,
             auth_changes: std::sync::Arc::default(),
         })
+    }
+
+    /// How to open more connections to this store's file (for `copy`, which reads the whole
+    /// database in one read transaction of its own); `None` for a throwaway database.
+    pub(crate) fn file_options(&self) -> Option<db::Options> {
+        self._scratch
+            .is_none()
+            .then(|| self.reader.options().clone())
     }
 
     /// Starts a write transaction: a savepoint in the current group-commit batch, whose

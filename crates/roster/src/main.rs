@@ -26,6 +26,7 @@ mod app_cli;
 mod config;
 mod cycle;
 mod database;
+mod db_cli;
 mod operator_cli;
 mod ops;
 mod simulate;
@@ -202,6 +203,11 @@ enum Command {
         tenant: String,
         /// A JSON object of settings, e.g. '{"sso_enforced": true}'.
         settings: String,
+    },
+    /// Whole-database operations: `db copy` moves an installation from SQLite to PostgreSQL.
+    Db {
+        #[command(subcommand)]
+        command: db_cli::DbCommand,
     },
     /// Print a tenant's events as JSON lines, in seq order.
     Events {
@@ -490,6 +496,7 @@ async fn run(cli: Cli) -> Result<()> {
             after,
             follow,
         } => ops::events(db.open().await?, &tenant, after, follow).await?,
+        Command::Db { command } => db_cli::db(command).await?,
         Command::Users { db, command } => app_cli::users(db.open().await?, command).await?,
         Command::Guard { db, command } => app_cli::guard(db.open().await?, command).await?,
         Command::DevSettings {

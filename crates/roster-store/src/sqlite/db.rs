@@ -471,6 +471,11 @@ impl Pool {
         }
     }
 
+    /// How its connections are opened.
+    pub(crate) fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
     /// Takes a connection (opening one if none is idle).
     pub(crate) async fn acquire(&self) -> Result<Pooled, Error> {
         let permit = self

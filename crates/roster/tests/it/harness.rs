@@ -236,10 +236,7 @@ impl TestServer {
             None => format!("sqlite://{}", dir.path().join("roster.db").display()),
         };
         let mut server = Self::launch(dir, db_url, pg, extra).await;
-        let t = server.create_tenant("acme");
-        server.tenant = t["tenant"].as_str().expect("tenant").to_owned();
-        server.base = t["scim_base_url"].as_str().expect("base").to_owned();
-        server.token = t["token"].as_str().expect("token").to_owned();
+        server.add_tenant_acme();
         server
     }
 
@@ -255,7 +252,35 @@ impl TestServer {
         node
     }
 
-    /// Spawns `roster serve` on `db_url` and waits until it answers.
+    /// Starts a server on a SQLite file whatever [`on_postgres`] says (for tests about SQLite
+    /// itself) and creates tenant `acme`.
+    pub async fn start_sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_url = format!("sqlite://{}", dir.path().join("roster.db").display());
+        let mut server = Self::launch(dir, db_url, None, &[]).await;
+        server.add_tenant_acme();
+        server
+    }
+
+    /// Starts a server on a database that already holds tenant `tenant` with bearer token
+    /// `token` (one a copy filled), creating nothing.
+    pub async fn start_on(db_url: String, pg: Option<PgDb>, tenant: &str, token: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::launch(dir, db_url, pg, &[]).await;
+        server.tenant = tenant.to_owned();
+        server.base = format!("{}/scim/v2/{tenant}", server.origin);
+        server.token = token.to_owned();
+        server
+    }
+
+    fn add_tenant_acme(&mut self) {
+        let t = self.create_tenant("acme");
+        self.tenant = t["tenant"].as_str().expect("tenant").to_owned();
+        self.base = t["scim_base_url"].as_str().expect("base").to_owned();
+        self.token = t["token"].as_str().expect("token").to_owned();
+    }
+
+    /// Starts `roster serve` on `db_url` and waits until it is healthy; no tenant yet.
     async fn launch(dir: TempDir, db_url: String, pg: Option<PgDb>, extra: &[&str]) -> Self {
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
         let mut child = Command::new(bin())

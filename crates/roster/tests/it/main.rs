@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod config;
 mod console;
+mod copy;
 mod discovery;
 mod errors;
 mod etag;
