@@ -10,6 +10,7 @@
 -- the period in one conditional write.
 --
 -- Expand only: old binaries ignore the new columns and table.
+-- roster: expand-only
 
 ALTER TABLE webhook_streams ADD COLUMN lease_owner TEXT COLLATE "C";
 ALTER TABLE webhook_streams ADD COLUMN lease_until BIGINT;

@@ -3,6 +3,14 @@
 //! lock, then find nothing to do). Recorded in `_roster_migrations` with each file's SHA-384,
 //! and a database whose recorded migration differs from the binary's is refused rather than
 //! half-migrated.
+//!
+//! Rolling upgrades: a migration whose file carries the line [`EXPAND_ONLY`] only adds (tables,
+//! nullable or defaulted columns, indexes) and is recorded as such. A node of the previous
+//! release, finding such migrations it does not know, runs on the schema: what it uses is
+//! still there. Anything else it does not know (a contract step, which drops or changes what
+//! the previous release used, and ships a release after the expand step that stopped using
+//! it) makes it refuse to start, saying so. A binary before this policy (0.1, migration 1
+//! only) refuses any newer migration; rolling upgrades start from the release that has it.
 
 use sha2::{Digest, Sha384};
 
@@ -23,6 +31,14 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0002_cluster.sql"),
     ),
 ];
+
+/// The marker line of a migration that only adds to the schema (see the module docs).
+pub(super) const EXPAND_ONLY: &str = "-- roster: expand-only";
+
+/// Whether a migration's SQL is marked [`EXPAND_ONLY`].
+fn is_expand_only(sql: &str) -> bool {
+    sql.lines().any(|l| l.trim_end() == EXPAND_ONLY)
+}
 
 /// The advisory lock key of migrations (any constant: "roster" in ASCII).
 const LOCK_KEY: i64 = 0x726f_7374_6572;
@@ -52,33 +68,49 @@ pub(super) async fn run(c: &mut Conn) -> StoreResult<()> {
                      version BIGINT PRIMARY KEY, \
                      description TEXT NOT NULL, \
                      installed_on BIGINT NOT NULL, \
-                     checksum TEXT NOT NULL)",
+                     checksum TEXT NOT NULL); \
+                 ALTER TABLE _roster_migrations \
+                     ADD COLUMN IF NOT EXISTS expand_only BOOLEAN NOT NULL DEFAULT FALSE",
             )
             .await
             .map_err(|e| failed(pg_message(&e)))?;
         let applied = client
             .query(
-                "SELECT version, checksum FROM _roster_migrations ORDER BY version",
+                "SELECT version, checksum, description, expand_only FROM _roster_migrations \
+                 ORDER BY version",
                 &[],
             )
             .await
             .map_err(|e| failed(pg_message(&e)))?;
-        let applied: Vec<(i64, String)> = applied.iter().map(|r| (r.get(0), r.get(1))).collect();
-        for (version, checksum) in &applied {
-            match MIGRATIONS.iter().find(|m| m.0 == *version) {
-                Some((_, _, sql)) if checksum_of(sql) == *checksum => {}
+        let rows = applied;
+        let applied: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut newer = Vec::new();
+        for row in &rows {
+            let (version, checksum, description, expand_only): (i64, String, String, bool) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            match MIGRATIONS.iter().find(|m| m.0 == version) {
+                Some((_, _, sql)) if checksum_of(sql) == checksum => {}
                 Some(_) => {
                     return Err(failed(format!(
                         "migration {version} was changed after it was applied"
                     )))
                 }
+                None if expand_only => newer.push(version),
                 None => {
                     return Err(failed(format!(
-                        "the database has migration {version}, which this Roster does not know: \
-                         it was migrated by a newer Roster"
+                        "the database has migration {version} ({description}) of a newer \
+                         Roster, which changes the schema in a way this release cannot run on: \
+                         run the newer release on every node"
                     )))
                 }
             }
+        }
+        if !newer.is_empty() {
+            tracing::warn!(
+                versions = ?newer,
+                "the database was migrated by a newer Roster (expand-only migrations): this \
+                 node runs on it, as during a rolling upgrade; upgrade it next"
+            );
         }
         // When it was applied, for people reading the table; nothing compares it.
         let now = std::time::SystemTime::now()
@@ -97,9 +129,16 @@ pub(super) async fn run(c: &mut Conn) -> StoreResult<()> {
             })?;
             client
                 .execute(
-                    "INSERT INTO _roster_migrations (version, description, installed_on, checksum) \
-                     VALUES ($1, $2, $3, $4)",
-                    &[version, description, &now, &checksum_of(sql)],
+                    "INSERT INTO _roster_migrations \
+                     (version, description, installed_on, checksum, expand_only) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        version,
+                        description,
+                        &now,
+                        &checksum_of(sql),
+                        &is_expand_only(sql),
+                    ],
                 )
                 .await
                 .map_err(|e| failed(pg_message(&e)))?;
@@ -130,7 +169,20 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::MIGRATIONS;
+    use super::{is_expand_only, MIGRATIONS};
+
+    #[test]
+    fn every_migration_after_the_first_is_expand_only() {
+        // A contract step is allowed, but then this test is the place to say which, and why
+        // the release before it no longer needs what it removes.
+        for (version, _, sql) in &MIGRATIONS[1..] {
+            assert!(
+                is_expand_only(sql),
+                "migration {version} is not expand-only"
+            );
+        }
+        assert!(!is_expand_only("-- roster: expand-only-ish\nDROP TABLE x;"));
+    }
 
     #[test]
     fn the_list_matches_the_folder() {

@@ -140,6 +140,36 @@ mod tests {
         client
     }
 
+    /// A node of the previous release (standing in: this binary, with a migration of a "newer
+    /// release" recorded) runs on a schema the newer one expanded, and refuses one it
+    /// contracted.
+    #[tokio::test]
+    async fn the_previous_release_runs_on_an_expanded_schema_only() {
+        let db = TestDb::new().await;
+        drop(db.open().await);
+        let admin = admin_of(&db.url).await;
+        admin
+            .batch_execute(
+                "ALTER TABLE resources ADD COLUMN later TEXT; \
+                 INSERT INTO _roster_migrations \
+                 (version, description, installed_on, checksum, expand_only) \
+                 VALUES (9999, 'later', 0, 'x', TRUE)",
+            )
+            .await
+            .unwrap();
+        let store = PostgresStore::open(&db.url).await.unwrap();
+        drop(store);
+        admin
+            .batch_execute("UPDATE _roster_migrations SET expand_only = FALSE WHERE version = 9999")
+            .await
+            .unwrap();
+        let refused = PostgresStore::open(&db.url).await.unwrap_err().to_string();
+        assert!(
+            refused.contains("migration 9999 (later) of a newer Roster"),
+            "{refused}"
+        );
+    }
+
     #[tokio::test]
     async fn a_fresh_database_migrates_and_reopens() {
         let db = TestDb::new().await;
