@@ -50,7 +50,7 @@ async fn create(store: &PostgresStore, name: &str) -> Result<(), StoreError> {
             "acme",
             ResourceKind::User,
             user(name),
-            OffsetDateTime::now_utc(),
+            OffsetDateTime::UNIX_EPOCH,
         )
         .await
         .map(|_| ())
