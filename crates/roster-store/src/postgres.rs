@@ -4,12 +4,14 @@
 //! The same store core runs on it (`domain`, over [`Rows`](crate::domain::rows::Rows)), with
 //! the same schema shape as SQLite's (`migrations/postgres/`). What differs is concurrency:
 //! PostgreSQL has no database-wide write lock, so every write transaction of a tenant first
-//! locks the tenant's row in `tenant_writes` (see [`db::Pool::begin_write`]). That serialises
+//! locks the tenant's row in `tenant_writes` (see [`db::Pool::begin_tenant`]). That serialises
 //! one tenant's writers — what the store core's rules assume (the doc comment of each core
 //! operation says what must not change between its reads and its writes) and what keeps event
-//! seqs gap-free and in commit order — while different tenants write in parallel. Writes to
-//! global tables (operators, admin keys, webhooks, the audit log) take no tenant lock. Reads
-//! run in REPEATABLE READ transactions: one snapshot per request, as SQLite's WAL gives.
+//! seqs gap-free and in commit order — while different tenants write in parallel. A tenant's
+//! concurrent writes in this process share one such transaction, each in its own savepoint,
+//! and one `COMMIT` (group commit, see `batch`). Writes to global tables (operators, admin
+//! keys, webhooks, the audit log) take no tenant lock. A SCIM read is one or two statements
+//! without a transaction (see `reads`); streamed reads run in REPEATABLE READ transactions.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};

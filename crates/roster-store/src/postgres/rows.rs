@@ -1,8 +1,10 @@
 //! PostgreSQL's row operations for the store core ([`Rows`]): SQL only, no rule.
 //!
-//! Implemented for a [`Conn`]: a pooled connection inside a write transaction (which took its
-//! tenant's write lock first, see [`super::db::Pool::begin_write`]) or a read transaction. Long
-//! lists are split into statements of [`CHUNK`] values.
+//! Implemented for a [`Conn`]: a pooled connection inside a write transaction (a writer's
+//! savepoint in its tenant's group commit, whose transaction took the tenant's write lock first,
+//! see `super::batch`), or a connection that reads. Long lists are split into statements of
+//! [`CHUNK`] values; a statement is a round trip, so related writes are folded into one where
+//! SQL allows (a resource with its emails, the seqs with their events).
 
 use std::borrow::Cow;
 
