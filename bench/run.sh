@@ -231,6 +231,8 @@ fi
 section "bench: start server"
 TMP_DIR="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/roster-bench.XXXXXX")"
 DB_URL="$(test_database_url "$TMP_DIR")"
+# test_database_url ran in a subshell: tell the cleanup which database to drop on exit.
+if [ -n "$BENCH_DATABASE" ]; then _PG_TEST_DB="${DB_URL##*/}"; fi
 log "database: $DB_URL"
 start_roster "$BIN" "$DB_URL" "$TMP_DIR"
 TENANT_OUT="$(create_tenant "$BIN" "$DB_URL" "$ROSTER_URL" bench "$TMP_DIR/tenant.json")"
