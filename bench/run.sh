@@ -126,6 +126,11 @@ esac
 [ "${BENCH_MILLION:-0}" = "1" ] && BENCH_SCENARIOS="$BENCH_SCENARIOS million"
 : "${BENCH_OUT:=$ROOT/artifacts/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
 export RUST_LOG="${RUST_LOG:-warn}"
+if [ -n "$BENCH_DATABASE" ] && [[ "$RUST_LOG" != *roster_store::sql_stats* ]]; then
+  # The store's cumulative statement counts, once a second while they move: sql_mark reads
+  # them before and after each scenario (statements per request).
+  RUST_LOG="$RUST_LOG,roster_store::sql_stats=debug"
+fi
 
 if [ $((BENCH_THREADS * BENCH_CHURN)) -gt "$BENCH_SPARE" ]; then
   echo "error: BENCH_THREADS*BENCH_CHURN ($((BENCH_THREADS * BENCH_CHURN))) > BENCH_SPARE ($BENCH_SPARE)" >&2
@@ -226,6 +231,8 @@ fi
 section "bench: start server"
 TMP_DIR="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/roster-bench.XXXXXX")"
 DB_URL="$(test_database_url "$TMP_DIR")"
+# test_database_url ran in a subshell: tell the cleanup which database to drop on exit.
+if [ -n "$BENCH_DATABASE" ]; then _PG_TEST_DB="${DB_URL##*/}"; fi
 log "database: $DB_URL"
 start_roster "$BIN" "$DB_URL" "$TMP_DIR"
 TENANT_OUT="$(create_tenant "$BIN" "$DB_URL" "$ROSTER_URL" bench "$TMP_DIR/tenant.json")"
@@ -370,6 +377,30 @@ print(f"settle: serial write answered {status} in {1000 * (time.monotonic() - t0
 PY
 }
 
+# sql_mark: the server's cumulative PostgreSQL counts ("statements round_trips batches
+# writers"), once they include everything sent so far: the store reports them every second.
+sql_mark() {
+  [ -n "$BENCH_DATABASE" ] || return 0
+  sleep 1.2
+  grep -a 'roster_store::sql_stats' "$TMP_DIR/server.stderr" 2>/dev/null | tail -n1 |
+    sed -nE 's/.*statements=([0-9]+) round_trips=([0-9]+) batches=([0-9]+) batched_writers=([0-9]+).*/\1 \2 \3 \4/p' ||
+    true
+}
+
+# sql_per_request BEFORE AFTER REQUESTS: key=value figures for the RESULT line. Everything the
+# process sent counts, background work included (the provisioning log's writer, the auth and
+# webhook polls: about a hundred statements a second in all, a few percent of a scenario's).
+sql_per_request() {
+  [ -n "$1" ] && [ -n "$2" ] && [ "${3:-0}" -gt 0 ] || return 0
+  python3 - "$1" "$2" "$3" <<'PY' || true
+import sys
+a, b, n = [int(x) for x in sys.argv[1].split()], [int(x) for x in sys.argv[2].split()], int(sys.argv[3])
+st, rt, batches, writers = (y - x for x, y in zip(a, b))
+wpc = f"{writers / batches:.1f}" if batches else "—"
+print(f"stmts_per_req={st / n:.2f} rtt_per_req={rt / n:.2f} writers_per_commit={wpc}")
+PY
+}
+
 RESULTS="$BENCH_OUT/results.txt"
 : >"$RESULTS"
 declare -a ROWS=()
@@ -380,6 +411,8 @@ run_scenario() { # run_scenario NAME LUA [extra env assignments...]
   shift 2
   section "bench: $name ($BENCH_DURATION, $BENCH_THREADS threads, $BENCH_CONNECTIONS connections)"
   settle
+  local sql_before
+  sql_before="$(sql_mark)"
   local out="$BENCH_OUT/wrk-$name.txt"
   local perf_pid=""
   if [[ " ${BENCH_PROFILE:-} " == *" $name "* ]]; then
@@ -428,8 +461,13 @@ run_scenario() { # run_scenario NAME LUA [extra env assignments...]
   local sock=$(($(kv connect_errors) + $(kv read_errors) + $(kv write_errors) + $(kv timeouts)))
   local rss
   rss="$(mib "$(mem_kib VmRSS)")"
+  local sql=""
+  if [ -n "$BENCH_DATABASE" ]; then
+    sql="$(sql_per_request "$sql_before" "$(sql_mark)" "$(kv requests)")"
+    [ -n "$sql" ] && echo "PostgreSQL: $sql"
+  fi
   ROWS+=("| $name | $(kv rps) | $(kv p50_ms) | $(kv p99_ms) | $(kv requests) | $(kv non2xx) | $sock | $rss |")
-  result "$line socket_errors=$sock rss_mib=$rss"
+  result "$line socket_errors=$sock rss_mib=$rss${sql:+ $sql}"
 }
 
 # get_big_group: a few sequential GETs of the big group with every member, timed, with the

@@ -207,6 +207,17 @@ def main() -> int:
     if unjudged:
         verdict_line += "; not judged (no ceiling or a figure missing): " + ", ".join(unjudged)
 
+    # PostgreSQL runs: what the server sent to the database per request (bench/run.sh reads the
+    # store's `roster_store::sql_stats` events before and after each scenario).
+    sql_rows = [s for s in scenarios if "stmts_per_req" in s["raw"]]
+    if sql_rows:
+        lines += ["", "| scenario | statements / request | round trips / request | writers / commit |",
+                  "|---|---:|---:|---:|"]
+        for s in sql_rows:
+            raw = s["raw"]
+            lines.append(f"| {s['scenario']} | {raw['stmts_per_req']} | {raw.get('rtt_per_req', '—')} "
+                         f"| {raw.get('writers_per_commit', '—')} |")
+
     table = "\n".join(lines)
     print(table)
     print()

@@ -33,7 +33,7 @@ use rusqlite::types::ValueRef;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::postgres::db::{Lock, Param, Tx};
+use crate::postgres::db::{Param, Tx};
 use crate::postgres::PostgresStore;
 use crate::sqlite::{db as sqlite_db, SqliteStore};
 use crate::StoreError;
@@ -187,11 +187,7 @@ pub async fn sqlite_to_postgres(
             which: "target (PostgreSQL)",
             source,
         })?;
-    let tx = target
-        .pool()
-        .begin_write(Lock::Global)
-        .await
-        .map_err(target_err)?;
+    let tx = target.pool().begin_write().await.map_err(target_err)?;
     let pg = pg_catalog(&tx).await?;
     refuse_rows(&tx, &pg).await?;
 

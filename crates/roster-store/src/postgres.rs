@@ -4,12 +4,14 @@
 //! The same store core runs on it (`domain`, over [`Rows`](crate::domain::rows::Rows)), with
 //! the same schema shape as SQLite's (`migrations/postgres/`). What differs is concurrency:
 //! PostgreSQL has no database-wide write lock, so every write transaction of a tenant first
-//! locks the tenant's row in `tenant_writes` (see [`db::Pool::begin_write`]). That serialises
+//! locks the tenant's row in `tenant_writes` (see [`db::Pool::begin_tenant`]). That serialises
 //! one tenant's writers — what the store core's rules assume (the doc comment of each core
 //! operation says what must not change between its reads and its writes) and what keeps event
-//! seqs gap-free and in commit order — while different tenants write in parallel. Writes to
-//! global tables (operators, admin keys, webhooks, the audit log) take no tenant lock. Reads
-//! run in REPEATABLE READ transactions: one snapshot per request, as SQLite's WAL gives.
+//! seqs gap-free and in commit order — while different tenants write in parallel. A tenant's
+//! concurrent writes in this process share one such transaction, each in its own savepoint,
+//! and one `COMMIT` (group commit, see `batch`). Writes to global tables (operators, admin
+//! keys, webhooks, the audit log) take no tenant lock. A SCIM read is one or two statements
+//! without a transaction (see `reads`); streamed reads run in REPEATABLE READ transactions.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +33,7 @@ use crate::stored_form::{
     TokenRow, RESOURCE_COLS, TOKEN_COLS,
 };
 mod app;
+mod batch;
 mod console;
 pub(crate) mod db;
 mod listen;
@@ -46,6 +49,8 @@ pub(crate) mod testdb;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_batch;
+#[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
 mod tests_tenants_app;
@@ -53,7 +58,7 @@ mod tls;
 
 use crate::domain::query;
 
-use db::{Conn, Lock, Pool, Tx};
+use db::{Conn, Pool, Tx};
 
 /// Connections per store (per process) unless the URL says otherwise (`pool_max_size`).
 const DEFAULT_POOL: usize = 16;
@@ -64,6 +69,8 @@ const CHUNK: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// Group commit of each tenant's writes (see [`batch`]).
+    batches: batch::Batches,
     /// Bumped after every commit that appended events (see `EventStore::subscribe`).
     committed: Arc<tokio::sync::watch::Sender<u64>>,
     /// Bumped after every write to tokens, tenants or admin keys (see `Store::auth_changes`),
@@ -163,7 +170,9 @@ impl PostgresStore {
                 auth_changes: auth_changes.clone(),
             },
         );
+        stats_reporter(&pool);
         Ok(PostgresStore {
+            batches: batch::Batches::new(pool.clone()),
             pool,
             committed,
             auth_changes,
@@ -179,17 +188,15 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Starts a write transaction holding `tenant`'s write lock.
-    async fn write(&self, tenant: &str) -> StoreResult<Tx> {
-        self.pool
-            .begin_write(Lock::Tenant(tenant))
-            .await
-            .map_err(backend)
+    /// Starts a write of `tenant`: a savepoint in the tenant's group commit, whose
+    /// transaction holds the tenant's write lock (see [`batch`]).
+    async fn write(&self, tenant: &str) -> StoreResult<batch::WriteTx> {
+        self.batches.begin(tenant).await.map_err(backend)
     }
 
     /// Starts a write transaction on global tables only (no tenant lock).
     async fn write_global(&self) -> StoreResult<Tx> {
-        self.pool.begin_write(Lock::Global).await.map_err(backend)
+        self.pool.begin_write().await.map_err(backend)
     }
 
     /// Starts a read transaction (one snapshot).
@@ -198,12 +205,12 @@ impl PostgresStore {
     }
 
     /// Commits a write transaction.
-    async fn commit(&self, tx: Tx) -> StoreResult<()> {
+    async fn commit(&self, tx: impl Commit) -> StoreResult<()> {
         tx.commit().await.map_err(backend)
     }
 
     /// Commits a write transaction that appended events, and wakes the event readers.
-    async fn commit_events(&self, tx: Tx) -> StoreResult<()> {
+    async fn commit_events(&self, tx: impl Commit) -> StoreResult<()> {
         tx.commit().await.map_err(backend)?;
         self.committed.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
@@ -213,6 +220,61 @@ impl PostgresStore {
     fn auth_change(&self) -> AuthChange {
         AuthChange(self.auth_changes.clone())
     }
+}
+
+/// A write transaction the store commits: a tenant's (a writer of its group commit) or one on
+/// global tables.
+trait Commit: Send {
+    /// Commits it; returns once it is durable.
+    fn commit(self) -> impl std::future::Future<Output = Result<(), db::Error>> + Send;
+}
+
+impl Commit for Tx {
+    fn commit(self) -> impl std::future::Future<Output = Result<(), db::Error>> + Send {
+        Tx::commit(self)
+    }
+}
+
+impl Commit for batch::WriteTx {
+    fn commit(self) -> impl std::future::Future<Output = Result<(), db::Error>> + Send {
+        batch::WriteTx::commit(self)
+    }
+}
+
+/// How often the statement counts are reported (see [`stats_reporter`]).
+const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reports `pool`'s statement counts (cumulative) every [`STATS_EVERY`] while they move, as a
+/// debug event of target `roster_store::sql_stats`; `bench/run.sh` turns two of them into
+/// statements per request. Off unless that target is enabled; stops with the pool's last user.
+fn stats_reporter(pool: &Pool) {
+    if !tracing::enabled!(target: db::STATS_TARGET, tracing::Level::DEBUG) {
+        return;
+    }
+    let stats = Arc::downgrade(pool.stats());
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            tokio::time::sleep(STATS_EVERY).await;
+            let Some(stats) = stats.upgrade() else {
+                return;
+            };
+            let now = stats.snapshot();
+            if last == Some(now) {
+                continue;
+            }
+            last = Some(now);
+            let (statements, round_trips, batches, batched_writers) = now;
+            tracing::debug!(
+                target: db::STATS_TARGET,
+                statements,
+                round_trips,
+                batches,
+                batched_writers,
+                "sql stats"
+            );
+        }
+    });
 }
 
 /// A driver error as the store reports it: `Unavailable` when the database could not be

@@ -17,6 +17,8 @@ use crate::StoreResult;
 /// Appends `events` for `tenant` at `now`, in order; returns them as stored.
 ///
 /// Concurrency: reserves the tenant's next seqs (see the module doc); nothing else is read.
+/// The seqs are reserved and the events inserted by [`Rows::append_events`] (one statement on
+/// PostgreSQL).
 pub async fn append_events<R: Rows + ?Sized>(
     rows: &mut R,
     tenant: &str,
@@ -26,19 +28,18 @@ pub async fn append_events<R: Rows + ?Sized>(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let first = rows.reserve_seqs(tenant, events.len()).await?;
-    let out: Vec<Event> = events
+    let mut out: Vec<Event> = events
         .into_iter()
-        .zip(first..)
-        .map(|(e, seq)| Event {
+        .map(|e| Event {
             tenant: tenant.to_owned(),
-            seq,
+            // Set by `append_events`.
+            seq: 0,
             id: uuid::Uuid::new_v4().to_string(),
             event_type: e.event_type.as_str().to_owned(),
             occurred_at: super::stored_time(now),
             data: e.data,
         })
         .collect();
-    rows.insert_events(&out).await?;
+    rows.append_events(tenant, &mut out).await?;
     Ok(out)
 }

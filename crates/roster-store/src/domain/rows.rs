@@ -411,6 +411,23 @@ pub trait Rows: Send {
     /// Inserts events whose seqs were reserved.
     fn insert_events(&mut self, events: &[Event]) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Gives `events` (all of `tenant`) the tenant's next seqs, in order, and inserts them:
+    /// [`Rows::reserve_seqs`] then [`Rows::insert_events`]. A backend whose statements are
+    /// round trips (PostgreSQL) does both in one statement.
+    fn append_events(
+        &mut self,
+        tenant: &str,
+        events: &mut [Event],
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async move {
+            let first = self.reserve_seqs(tenant, events.len()).await?;
+            for (e, seq) in events.iter_mut().zip(first..) {
+                e.seq = seq;
+            }
+            self.insert_events(events).await
+        }
+    }
+
     /// The tenant's guard row; `None` when its guard never counted anything.
     fn guard_row(
         &mut self,

@@ -623,20 +623,23 @@ impl AppStore for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn login_lookup(&self, tenant: &str, key: &LoginKey) -> StoreResult<Option<LoginRecord>> {
-        let mut tx = self.read().await?;
+        // No transaction (its BEGIN and end would be two of five statements): the user's row
+        // and then its roles, each a committed state; a role change committed in between is
+        // the answer a moment later.
+        let mut tx = self.pool.get().await.map_err(backend)?;
         let row: Option<(i64, String, i64, Option<i64>, i64)> = match key {
             LoginKey::Email(email) => {
                 db::query_as(LOGIN_BY_EMAIL_SQL)
                     .bind(tenant)
                     .bind(fold_case(email))
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut tx)
                     .await
             }
             LoginKey::ExternalId(x) => {
                 db::query_as(LOGIN_BY_EXTERNAL_ID_SQL)
                     .bind(tenant)
                     .bind(x)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut tx)
                     .await
             }
         }
@@ -644,7 +647,7 @@ impl AppStore for PostgresStore {
         let Some((pk, id, managed, active, deleted)) = row else {
             return Ok(None);
         };
-        let roles = effective_roles(&mut *tx, &[pk]).await?;
+        let roles = effective_roles(&mut tx, &[pk]).await?;
         Ok(Some(LoginRecord {
             id,
             managed: managed == 1,

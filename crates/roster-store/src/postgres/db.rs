@@ -13,6 +13,8 @@
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool as PgPool, RecyclingMethod};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -43,6 +45,12 @@ pub(crate) enum Error {
     /// A column could not be read as the type asked for.
     #[error("column {0}: {1}")]
     Decode(String, String),
+    /// The group commit this write was part of failed (every writer of the batch gets it).
+    #[error("group commit failed: {0}")]
+    Batch(Arc<Error>),
+    /// The group-commit machinery itself failed (a task died, a write was misused).
+    #[error("group commit: {0}")]
+    Writer(String),
 }
 
 impl From<deadpool_postgres::PoolError> for Error {
@@ -455,13 +463,13 @@ impl<D> Query<'_, D> {
     pub(crate) async fn execute<'e>(self, ex: impl Executor<'e>) -> Result<Done, Error> {
         let held;
         let c = match ex.into() {
-            Target::Conn(c) => c.client(),
+            Target::Conn(c) => c,
             Target::Pool(p) => {
                 held = p.get().await?;
-                held.client()
+                &held
             }
         };
-        let rows = execute_on(c, self.sql, self.args).await?;
+        let rows = c.noting_failure(execute_on(c, self.sql, self.args).await)?;
         Ok(Done { rows })
     }
 }
@@ -479,13 +487,13 @@ where
     async fn rows<'e>(self, ex: impl Executor<'e>) -> Result<Vec<tokio_postgres::Row>, Error> {
         let held;
         let c = match ex.into() {
-            Target::Conn(c) => c.client(),
+            Target::Conn(c) => c,
             Target::Pool(p) => {
                 held = p.get().await?;
-                held.client()
+                &held
             }
         };
-        rows_on(c, self.sql, self.args).await
+        c.noting_failure(rows_on(c, self.sql, self.args).await)
     }
 
     /// The first row, if any.
@@ -547,38 +555,85 @@ pub(crate) fn placeholders(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-async fn prepare(c: &Object, sql: &str) -> Result<tokio_postgres::Statement, Error> {
+async fn prepare(c: &Conn, sql: &str) -> Result<tokio_postgres::Statement, Error> {
     let sql = placeholders(sql);
-    if c.statement_cache.size() >= STATEMENT_CACHE {
-        c.statement_cache.clear();
+    let client = c.client();
+    if client.statement_cache.size() >= STATEMENT_CACHE {
+        client.statement_cache.clear();
     }
-    Ok(c.prepare_cached(&sql).await?)
+    let cached = client.statement_cache.size();
+    let st = client.prepare_cached(&sql).await?;
+    if client.statement_cache.size() > cached {
+        // Preparing was a round trip of its own (once per connection and statement).
+        c.stats.sent(1);
+    }
+    Ok(st)
 }
 
 fn refs(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
 }
 
-async fn execute_on(c: &Object, sql: &str, args: Vec<Param>) -> Result<u64, Error> {
+async fn execute_on(c: &Conn, sql: &str, args: Vec<Param>) -> Result<u64, Error> {
     tracing::debug!(target: SQL_TARGET, statement = sql);
     if args.is_empty() && !sql.contains('?') && sql.trim_end().trim_end_matches(';').contains(';') {
         // A script of several statements without parameters.
-        c.batch_execute(sql).await?;
-        return Ok(0);
+        return c.script(sql).await.map(|()| 0);
     }
     let st = prepare(c, sql).await?;
-    Ok(c.execute(&st, &refs(&args)).await?)
+    c.stats.sent(1);
+    Ok(c.client().execute(&st, &refs(&args)).await?)
 }
 
-async fn rows_on(
-    c: &Object,
-    sql: &str,
-    args: Vec<Param>,
-) -> Result<Vec<tokio_postgres::Row>, Error> {
+async fn rows_on(c: &Conn, sql: &str, args: Vec<Param>) -> Result<Vec<tokio_postgres::Row>, Error> {
     tracing::debug!(target: SQL_TARGET, statement = sql);
     let st = prepare(c, sql).await?;
-    Ok(c.query(&st, &refs(&args)).await?)
+    c.stats.sent(1);
+    Ok(c.client().query(&st, &refs(&args)).await?)
 }
+
+/// Statements in a script without parameters (transaction control, migrations).
+fn statements_in(script: &str) -> u64 {
+    let n = script.split(';').filter(|s| !s.trim().is_empty()).count();
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// What the connections of one pool sent to the server: the figures behind "statements per
+/// request" (`bench/run.sh` prints them per scenario from the periodic debug event of target
+/// [`STATS_TARGET`]; tests read them directly).
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// Statements run, transaction control (`BEGIN`, `SAVEPOINT`, `COMMIT`, …) included.
+    pub(crate) statements: AtomicU64,
+    /// Round trips: times a connection waited for the server. A pipeline of several
+    /// statements is one; so is a script.
+    pub(crate) round_trips: AtomicU64,
+    /// Group commits (batches committed, or failed at their `COMMIT`).
+    pub(crate) batches: AtomicU64,
+    /// Writers whose work a group commit committed.
+    pub(crate) batched_writers: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one round trip carrying `statements` statements.
+    pub(crate) fn sent(&self, statements: u64) {
+        self.statements.fetch_add(statements, Ordering::Relaxed);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The figures now: (statements, round trips, batches, batched writers).
+    pub(crate) fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.statements.load(Ordering::Relaxed),
+            self.round_trips.load(Ordering::Relaxed),
+            self.batches.load(Ordering::Relaxed),
+            self.batched_writers.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The `tracing` target of the periodic statement counts (see [`Stats`]).
+pub(crate) const STATS_TARGET: &str = "roster_store::sql_stats";
 
 /// Where a statement runs: a connection held by the caller (maybe inside a transaction), or
 /// one taken from the pool for it.
@@ -615,6 +670,7 @@ impl<'a, T: Into<Target<'a>> + Send> Executor<'a> for T {}
 #[derive(Clone)]
 pub(crate) struct Pool {
     inner: PgPool,
+    stats: Arc<Stats>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -623,15 +679,6 @@ impl std::fmt::Debug for Pool {
             .field("status", &self.inner.status())
             .finish_non_exhaustive()
     }
-}
-
-/// How a write transaction is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lock<'a> {
-    /// The tenant's write lock (its `tenant_writes` row), taken first.
-    Tenant(&'a str),
-    /// No tenant lock: a write to global tables only.
-    Global,
 }
 
 impl Pool {
@@ -658,7 +705,15 @@ impl Pool {
             .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| Error::Pool(e.to_string()))?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            stats: Arc::default(),
+        })
+    }
+
+    /// What this pool's connections sent to the server.
+    pub(crate) fn stats(&self) -> &Arc<Stats> {
+        &self.stats
     }
 
     /// Takes a connection.
@@ -666,32 +721,73 @@ impl Pool {
         Ok(Conn {
             client: Some(self.inner.get().await?),
             state: State::Idle,
+            failed: AtomicBool::new(false),
+            stats: self.stats.clone(),
         })
     }
 
     /// Starts a read transaction: one snapshot (REPEATABLE READ) for every statement in it.
     pub(crate) async fn begin_read(&self) -> Result<Tx, Error> {
         let mut c = self.get().await?;
-        c.client()
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        c.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
         c.state = State::InTransaction;
         Ok(Tx(c))
     }
 
-    /// Starts a write transaction (READ COMMITTED, with the tenant's write lock when asked).
-    pub(crate) async fn begin_write(&self, lock: Lock<'_>) -> Result<Tx, Error> {
+    /// Starts a write transaction (READ COMMITTED) on global tables, with no tenant lock.
+    /// A tenant's writes go through group commit instead (`super::batch`), which takes the
+    /// tenant's lock with [`Pool::begin_tenant`].
+    pub(crate) async fn begin_write(&self) -> Result<Tx, Error> {
         let mut c = self.get().await?;
-        c.client().batch_execute("BEGIN").await?;
         c.state = State::InTransaction;
-        if let Lock::Tenant(tenant) = lock {
-            query(
-                "INSERT INTO tenant_writes (tenant_id) VALUES (?) \
-                 ON CONFLICT (tenant_id) DO UPDATE SET seq = tenant_writes.seq",
-            )
-            .bind(tenant)
-            .execute(&mut c)
-            .await?;
+        c.script("BEGIN").await?;
+        Ok(Tx(c))
+    }
+
+    /// Starts a write transaction holding `tenant`'s write lock (its `tenant_writes` row),
+    /// and opens `savepoint` in it when given: `BEGIN`, the lock and the savepoint are sent
+    /// together, one round trip (the lock may then wait for another process's transaction).
+    pub(crate) async fn begin_tenant(
+        &self,
+        tenant: &str,
+        savepoint: Option<&str>,
+    ) -> Result<Tx, Error> {
+        let mut c = self.get().await?;
+        let lock = prepare(
+            &c,
+            "INSERT INTO tenant_writes (tenant_id) VALUES (?) \
+             ON CONFLICT (tenant_id) DO UPDATE SET seq = tenant_writes.seq",
+        )
+        .await?;
+        // From here the connection may be in a transaction whatever fails: a ROLLBACK
+        // outside one is only a warning.
+        c.state = State::InTransaction;
+        tracing::trace!(target: SQL_TARGET, statement = "BEGIN");
+        tracing::debug!(target: SQL_TARGET, statement = "tenant lock");
+        let client = c.client();
+        let args = [Param::Text(tenant.to_owned())];
+        let params = refs(&args);
+        // `try_join!` polls its futures in order, and each sends its request on its first
+        // poll: the server receives BEGIN, the lock, then the savepoint, in that order,
+        // without waiting for one another's answers.
+        match savepoint {
+            Some(sp) => {
+                let sp = format!("SAVEPOINT {sp}");
+                c.stats.sent(3);
+                futures::try_join!(
+                    client.batch_execute("BEGIN"),
+                    client.execute(&lock, &params),
+                    client.batch_execute(&sp),
+                )?;
+            }
+            None => {
+                c.stats.sent(2);
+                futures::try_join!(
+                    client.batch_execute("BEGIN"),
+                    client.execute(&lock, &params),
+                )?;
+            }
         }
         Ok(Tx(c))
     }
@@ -709,6 +805,10 @@ enum State {
 pub(crate) struct Conn {
     client: Option<Object>,
     state: State,
+    /// A statement on this connection failed since [`Conn::clear_failed`]: inside a
+    /// transaction, PostgreSQL refuses everything after it until a `ROLLBACK [TO]`.
+    failed: AtomicBool,
+    stats: Arc<Stats>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -727,16 +827,57 @@ impl Conn {
             .expect("a connection is present until committed or dropped")
     }
 
+    /// Runs a script without parameters (transaction control): one round trip.
+    pub(crate) async fn script(&self, sql: &str) -> Result<(), Error> {
+        tracing::trace!(target: SQL_TARGET, statement = sql);
+        self.stats.sent(statements_in(sql));
+        let r = self.client().batch_execute(sql).await.map_err(Error::from);
+        self.noting_failure(r)
+    }
+
+    fn noting_failure<T>(&self, r: Result<T, Error>) -> Result<T, Error> {
+        if r.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Whether a statement failed since the last [`Conn::clear_failed`].
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Forgets earlier failures (after a `ROLLBACK TO` undid them).
+    pub(crate) fn clear_failed(&self) {
+        self.failed.store(false, Ordering::Relaxed);
+    }
+
     /// Commits the transaction (if one is open).
     async fn commit(mut self) -> Result<(), Error> {
         if self.state == State::InTransaction {
-            tracing::trace!(target: SQL_TARGET, statement = "COMMIT");
-            let r = self.client().batch_execute("COMMIT").await;
+            let r = self.script("COMMIT").await;
             // Committed or failed, the server has ended the transaction either way.
             self.state = State::Idle;
             r?;
         }
         Ok(())
+    }
+
+    /// Commits the transaction, refusing to if it is aborted. PostgreSQL answers `COMMIT` in
+    /// an aborted transaction by rolling it back *without an error*; a group commit must not
+    /// take that for success, so a statement that fails in an aborted transaction goes first
+    /// (in the same round trip), and the `COMMIT` is then not run.
+    pub(crate) async fn commit_checked(mut self) -> Result<(), Error> {
+        if self.state != State::InTransaction {
+            return Ok(());
+        }
+        let r = self.script("SELECT 1; COMMIT").await;
+        if r.is_ok() {
+            self.state = State::Idle;
+        }
+        // Failed, the transaction may still be open (aborted): dropping the connection rolls
+        // it back.
+        r
     }
 }
 
@@ -748,6 +889,7 @@ impl Drop for Conn {
         if self.state == State::Idle {
             return;
         }
+        self.stats.sent(1);
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
@@ -770,6 +912,21 @@ impl Tx {
     /// Commits it.
     pub(crate) async fn commit(self) -> Result<(), Error> {
         self.0.commit().await
+    }
+
+    /// Commits it unless it is aborted (see [`Conn::commit_checked`]).
+    pub(crate) async fn commit_checked(self) -> Result<(), Error> {
+        self.0.commit_checked().await
+    }
+
+    /// Rolls it back now (rather than when dropped, on a task of its own).
+    pub(crate) async fn rollback(mut self) -> Result<(), Error> {
+        if self.0.state == State::InTransaction {
+            self.0.script("ROLLBACK").await?;
+            // Failed, the connection stays marked: dropping it tries again, or discards it.
+            self.0.state = State::Idle;
+        }
+        Ok(())
     }
 }
 
@@ -802,7 +959,8 @@ pub(crate) fn is_unavailable(e: &Error) -> bool {
                     || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
             }
         },
-        Error::NoRows | Error::Decode(..) => false,
+        Error::Batch(e) => is_unavailable(e),
+        Error::NoRows | Error::Decode(..) | Error::Writer(_) => false,
     }
 }
 

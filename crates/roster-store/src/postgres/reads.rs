@@ -1,10 +1,11 @@
 //! The PostgreSQL side of the SCIM read path, shaped as SQLite's (`sqlite/reads.rs`): one
 //! call, one connection, and a bounded number of statements per request.
 //!
-//! - A GET by id is one statement for a User with its `groups` (a JSON array in a column of
-//!   the resource row), or two, in one REPEATABLE READ transaction, for a Group with members.
+//! - A GET by id is one statement, with no transaction: a User with its `groups`, or a Group
+//!   with its members, as a JSON array in a column of the resource row.
 //! - A list page costs the page itself (`COUNT` when needed, the page) plus one statement per
 //!   relation asked for, whatever the page size: the page's ids are bound as one JSON array.
+//!   No transaction either (see `read_page_impl` for why).
 //! - A large Group and the reconciliation snapshot are streams of keyset pages read in one
 //!   REPEATABLE READ transaction that the stream owns (one snapshot, memory bounded by a page);
 //!   the stream holds one pooled connection until it ends or is dropped.
@@ -223,17 +224,11 @@ impl PostgresStore {
         id: &str,
         with: Relations,
     ) -> StoreResult<Option<ResourceRead>> {
-        // A single statement is its own consistent snapshot: only the Group read that also
-        // reads members needs a read transaction (its BEGIN and end cost round trips on the
-        // hottest path).
-        if kind == ResourceKind::Group && with.members {
-            let mut tx = self.read().await?;
-            self.read_resource_on(&mut tx, tenant, kind, id, with).await
-        } else {
-            let mut conn = self.pool.get().await.map_err(backend)?;
-            self.read_resource_on(&mut conn, tenant, kind, id, with)
-                .await
-        }
+        // Every GET is one statement, which is its own consistent snapshot: no transaction
+        // (its BEGIN and end would cost round trips on the hottest path).
+        let mut conn = self.pool.get().await.map_err(backend)?;
+        self.read_resource_on(&mut conn, tenant, kind, id, with)
+            .await
     }
 
     async fn read_resource_on(
@@ -273,6 +268,32 @@ impl PostgresStore {
                 members: None,
             }));
         }
+        if kind == ResourceKind::Group && with.members {
+            // One statement: the row, and its member ids as a JSON array (large groups are
+            // streamed instead, see `stream_group_impl`).
+            let row: Option<(i64, String, i64, String, i64, i64, String)> = db::query_as(&format!(
+                "SELECT {RESOURCE_COLS}, \
+                     (SELECT COALESCE(json_agg(m.member_id ORDER BY m.member_id), '[]')::text \
+                      FROM members m WHERE m.tenant_id = r.tenant_id AND m.group_pk = r.pk) \
+                     FROM resources r WHERE r.tenant_id = ? AND r.kind = 'Group' AND r.id = ? \
+                     AND r.deleted = FALSE AND r.managed = TRUE"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let Some((pk, id, version, doc, created, modified, members)) = row else {
+                return Ok(None);
+            };
+            let (_, resource) = stored(kind, (pk, id, version, doc, created, modified))?;
+            let members: Vec<String> = serde_json::from_str(&members).map_err(backend)?;
+            return Ok(Some(ResourceRead {
+                resource,
+                groups: None,
+                members: Some(members),
+            }));
+        }
         let row: Option<ResourceRow> = db::query_as(&format!(
             "SELECT {RESOURCE_COLS} FROM resources r \
              WHERE r.tenant_id = ? AND r.kind = ? AND r.id = ? AND r.deleted = FALSE \
@@ -287,23 +308,11 @@ impl PostgresStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let (pk, resource) = stored(kind, row)?;
-        let members = if kind == ResourceKind::Group && with.members {
-            let ids: Vec<String> = db::query_scalar(
-                "SELECT member_id FROM members WHERE group_pk = ? ORDER BY member_id",
-            )
-            .bind(pk)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-            Some(ids)
-        } else {
-            None
-        };
+        let (_, resource) = stored(kind, row)?;
         Ok(Some(ResourceRead {
             resource,
             groups: None,
-            members,
+            members: None,
         }))
     }
 
@@ -314,8 +323,14 @@ impl PostgresStore {
         query: &ListQuery,
         with: Relations,
     ) -> StoreResult<PageRead> {
-        let mut tx = self.read().await?;
-        let page = crate::domain::list::list(&mut *tx, tenant, kind, query, false).await?;
+        // No transaction: a page is one statement (two when its total needs a `COUNT`) and its
+        // relations one more, each a committed state of its own. A transaction would add a
+        // `BEGIN` and an end to every list, two more statements than the page itself; what it
+        // would buy is that a concurrent write between the page and its relations (a member
+        // added) is seen by neither rather than by the second only — the same answer a client
+        // reading a moment later gets, and SCIM promises no more (RFC 7644 §3.4.2.4).
+        let mut tx = self.pool.get().await.map_err(backend)?;
+        let page = crate::domain::list::list(&mut tx, tenant, kind, query, false).await?;
         let want_groups = kind == ResourceKind::User && with.groups;
         let want_members = kind == ResourceKind::Group && with.members;
         let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();

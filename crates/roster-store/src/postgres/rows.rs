@@ -1,8 +1,12 @@
 //! PostgreSQL's row operations for the store core ([`Rows`]): SQL only, no rule.
 //!
-//! Implemented for a [`Conn`]: a pooled connection inside a write transaction (which took its
-//! tenant's write lock first, see [`super::db::Pool::begin_write`]) or a read transaction. Long
-//! lists are split into statements of [`CHUNK`] values.
+//! Implemented for a [`Conn`]: a pooled connection inside a write transaction (a writer's
+//! savepoint in its tenant's group commit, whose transaction took the tenant's write lock first,
+//! see `super::batch`), or a connection that reads. Long lists are split into statements of
+//! [`CHUNK`] values; a statement is a round trip, so related writes are folded into one where
+//! SQL allows (a resource with its emails, the seqs with their events).
+
+use std::borrow::Cow;
 
 use scim_proto::schema::ResourceKind;
 use serde_json::Value;
@@ -60,19 +64,58 @@ async fn insert_emails(
     Ok(())
 }
 
-/// Replaces the email rows of an existing resource.
+/// Replaces the email rows of an existing resource: one statement (the delete and the insert
+/// in a data-modifying CTE) unless there are very many.
 pub(super) async fn replace_emails(
     c: &mut Conn,
     tenant: &str,
     pk: i64,
     emails: &[EmailKey],
 ) -> StoreResult<()> {
-    db::query("DELETE FROM emails WHERE resource_pk = ?")
-        .bind(pk)
-        .execute(&mut *c)
-        .await
-        .map_err(backend)?;
-    insert_emails(c, tenant, pk, emails).await
+    if emails.is_empty() || emails.len() > EMAILS_FOLDED {
+        db::query("DELETE FROM emails WHERE resource_pk = ?")
+            .bind(pk)
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
+        return insert_emails(c, tenant, pk, emails).await;
+    }
+    // Both parts see the statement's snapshot: the insert does not see the rows deleted,
+    // and emails has no unique index they could collide on.
+    let sql = format!(
+        "WITH d AS (DELETE FROM emails WHERE resource_pk = ?1) \
+         INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc, is_primary) \
+         SELECT ?1::bigint, ?2::text, v.value_lc, v.type_lc, v.is_primary FROM (VALUES {}) \
+         AS v(value_lc, type_lc, is_primary)",
+        email_values(2, emails.len())
+    );
+    let mut q = db::query(&sql).bind(pk).bind(tenant);
+    for e in emails {
+        q = q.bind(&e.value).bind(&e.kind).bind(e.primary);
+    }
+    q.execute(&mut *c).await.map_err(backend)?;
+    Ok(())
+}
+
+/// Most emails written in the same statement as their resource (3 parameters each).
+const EMAILS_FOLDED: usize = 100;
+
+/// A resource's insert (11 parameters), alone or inside a CTE.
+const INSERT_RESOURCE_SQL: &str = "\
+    INSERT INTO resources (tenant_id, kind, id, version, doc, password_hash, \
+    user_name_lc, external_id, display_name_lc, active, created, last_modified, deleted) \
+    VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, FALSE) RETURNING pk";
+
+/// `n` rows of `(value_lc, type_lc, is_primary)` parameters, numbered after `after`, typed
+/// (a `VALUES` list in `FROM` gives its columns no type of their own).
+fn email_values(after: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let p = after + 3 * i;
+            format!("(?{}::text, ?{}::text, ?{}::boolean)", p + 1, p + 2, p + 3)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Events per `INSERT`: 6 bound values each.
@@ -374,27 +417,41 @@ impl Rows for Conn {
         now: OffsetDateTime,
     ) -> StoreResult<i64> {
         let now_ms = to_ms(now);
-        let pk: i64 = db::query_scalar(
-            "INSERT INTO resources (tenant_id, kind, id, version, doc, password_hash, \
-             user_name_lc, external_id, display_name_lc, active, created, last_modified, deleted) \
-             VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, FALSE) RETURNING pk",
-        )
-        .bind(tenant)
-        .bind(kind.as_str())
-        .bind(id)
-        .bind(json_text(doc)?)
-        .bind(password_hash)
-        .bind(&d.user_name_lc)
-        .bind(&d.external_id)
-        .bind(&d.display_name_lc)
-        .bind(d.active)
-        .bind(now_ms)
-        .bind(now_ms)
-        .fetch_one(&mut *self)
-        .await
-        .map_err(resource_err)?;
-        // A new pk (AUTOINCREMENT never reuses one) has no email rows to replace.
-        insert_emails(self, tenant, pk, &d.emails).await?;
+        // The row and its email rows in one statement (a data-modifying CTE): a round trip
+        // fewer for every User created with emails. A new pk has no email rows to replace.
+        let folded = !d.emails.is_empty() && d.emails.len() <= EMAILS_FOLDED;
+        let sql = if folded {
+            Cow::Owned(format!(
+                "WITH r AS ({INSERT_RESOURCE_SQL}), \
+                 e AS (INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc, is_primary) \
+                 SELECT r.pk, ?1::text, v.value_lc, v.type_lc, v.is_primary FROM r, (VALUES {}) \
+                 AS v(value_lc, type_lc, is_primary)) SELECT pk FROM r",
+                email_values(11, d.emails.len())
+            ))
+        } else {
+            Cow::Borrowed(INSERT_RESOURCE_SQL)
+        };
+        let mut q = db::query_scalar::<i64>(&sql)
+            .bind(tenant)
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(json_text(doc)?)
+            .bind(password_hash)
+            .bind(&d.user_name_lc)
+            .bind(&d.external_id)
+            .bind(&d.display_name_lc)
+            .bind(d.active)
+            .bind(now_ms)
+            .bind(now_ms);
+        if folded {
+            for e in &d.emails {
+                q = q.bind(&e.value).bind(&e.kind).bind(e.primary);
+            }
+        }
+        let pk = q.fetch_one(&mut *self).await.map_err(resource_err)?;
+        if !folded {
+            insert_emails(self, tenant, pk, &d.emails).await?;
+        }
         Ok(pk)
     }
 
@@ -715,6 +772,53 @@ impl Rows for Conn {
         .await
         .map_err(backend)?;
         Ok(last - n + 1)
+    }
+
+    async fn append_events(&mut self, tenant: &str, events: &mut [Event]) -> StoreResult<()> {
+        // One statement: the tenant's counter row moves by the number of events (under the
+        // lock this transaction holds, inside the writer's savepoint: a rollback gives the
+        // seqs back) and the first `EVENT_ROWS` events are inserted with the seqs it returns.
+        let n = i64::try_from(events.len()).map_err(backend)?;
+        let (head, tail) = events.split_at_mut(events.len().min(EVENT_ROWS));
+        let values = (0..head.len())
+            .map(|i| {
+                let p = 2 + 5 * i;
+                format!(
+                    "(?{}::bigint, ?{}::text, ?{}::text, ?{}::bigint, ?{}::text)",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "WITH s AS (INSERT INTO tenant_writes (tenant_id, seq) VALUES (?1, ?2) \
+             ON CONFLICT (tenant_id) DO UPDATE SET seq = tenant_writes.seq + excluded.seq \
+             RETURNING seq - ?2 AS base), \
+             e AS (INSERT INTO events (tenant_id, seq, id, type, occurred_at, data) \
+             SELECT ?1::text, s.base + v.ord, v.id, v.type, v.at, v.data FROM s, (VALUES {values}) \
+             AS v(ord, id, type, at, data)) SELECT base FROM s"
+        );
+        let mut q = db::query_scalar::<i64>(&sql).bind(tenant).bind(n);
+        for (i, e) in head.iter().enumerate() {
+            q = q
+                .bind(i64::try_from(i + 1).map_err(backend)?)
+                .bind(&e.id)
+                .bind(&e.event_type)
+                .bind(to_ms(e.occurred_at))
+                .bind(json_text(&e.data)?);
+        }
+        let base = q.fetch_one(&mut *self).await.map_err(backend)?;
+        for (e, seq) in head.iter_mut().chain(tail.iter_mut()).zip(base + 1..) {
+            e.seq = seq;
+        }
+        if !tail.is_empty() {
+            self.insert_events(tail).await?;
+        }
+        Ok(())
     }
 
     async fn insert_events(&mut self, events: &[Event]) -> StoreResult<()> {
