@@ -51,6 +51,9 @@ fi
 section "conformance: start server"
 TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/roster-conformance.XXXXXX")"
 DB_URL="$(test_database_url "$TMP_DIR")" || fail_setup "could not create the test database"
+# test_database_url ran in a subshell: tell the cleanup which database to drop on exit (CI runs
+# left theirs behind).
+if [ "${ROSTER_TEST_DATABASE:-sqlite}" = "postgres" ]; then _PG_TEST_DB="${DB_URL##*/}"; fi
 start_roster "$BIN" "$DB_URL" "$TMP_DIR" || fail_setup "the server did not start"
 
 TENANT_OUT="$(create_tenant "$BIN" "$DB_URL" "$ROSTER_URL" conformance "$TMP_DIR/tenant.json")" ||
