@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::events::seqs;
+use crate::events::{long_poll_reader, seqs};
 use crate::harness::{user_body, Resp, TestServer, USER_URN};
 use crate::webhooks::Receiver;
 
@@ -148,37 +148,7 @@ async fn a_long_polling_reader_never_skips_while_two_nodes_write() {
     let key = a.admin_key();
     let start = a.feed(&key, 0).await.len() as i64;
     let n = 30i64;
-    let reader = {
-        let client = a.client.clone();
-        let url = format!("{}/api/v1/tenants/{}/events", a.origin, a.tenant);
-        let key = key.clone();
-        tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let mut after = start;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while seen.len() < n as usize && Instant::now() < deadline {
-                let page: Value = client
-                    .get(&url)
-                    .bearer_auth(&key)
-                    .query(&[
-                        ("after", after.to_string()),
-                        ("wait", "5".into()),
-                        ("limit", "4".into()),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                for e in page["events"].as_array().unwrap() {
-                    seen.push(e["seq"].as_i64().unwrap());
-                }
-                after = page["next_after"].as_i64().unwrap();
-            }
-            seen
-        })
-    };
+    let reader = long_poll_reader(&a, &key, start, n, 4);
     let bodies: Vec<Value> = (0..n).map(|i| user_body(&format!("both{i}"))).collect();
     let writes = bodies.iter().enumerate().map(|(i, body)| {
         let node = if i % 2 == 0 { &a } else { &b };

@@ -179,6 +179,46 @@ impl TestServer {
     }
 }
 
+/// A task that long-polls `s`'s feed after seq `after`, `limit` events a page, until it has
+/// seen `n` events (or a minute passed), and returns their seqs in the order seen.
+pub fn long_poll_reader(
+    s: &TestServer,
+    key: &str,
+    after: i64,
+    n: i64,
+    limit: u32,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    let client = s.client.clone();
+    let url = format!("{}/api/v1/tenants/{}/events", s.origin, s.tenant);
+    let key = key.to_owned();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut after = after;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seen.len() < usize::try_from(n).unwrap() && Instant::now() < deadline {
+            let page: Value = client
+                .get(&url)
+                .bearer_auth(&key)
+                .query(&[
+                    ("after", after.to_string()),
+                    ("wait", "5".into()),
+                    ("limit", limit.to_string()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for e in page["events"].as_array().unwrap() {
+                seen.push(e["seq"].as_i64().unwrap());
+            }
+            after = page["next_after"].as_i64().unwrap();
+        }
+        seen
+    })
+}
+
 #[tokio::test]
 async fn concurrent_writes_give_a_gap_free_feed_and_a_long_polling_reader_never_skips() {
     let s = TestServer::start().await;
@@ -186,37 +226,7 @@ async fn concurrent_writes_give_a_gap_free_feed_and_a_long_polling_reader_never_
     let start = s.feed(&key, 0).await.len() as i64;
     let n = 20i64;
     // A reader long-polls from the start while the writes commit.
-    let reader = {
-        let client = s.client.clone();
-        let url = format!("{}/api/v1/tenants/acme/events", s.origin);
-        let key = key.clone();
-        tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let mut after = start;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while seen.len() < n as usize && Instant::now() < deadline {
-                let page: Value = client
-                    .get(&url)
-                    .bearer_auth(&key)
-                    .query(&[
-                        ("after", after.to_string()),
-                        ("wait", "5".into()),
-                        ("limit", "3".into()),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                for e in page["events"].as_array().unwrap() {
-                    seen.push(e["seq"].as_i64().unwrap());
-                }
-                after = page["next_after"].as_i64().unwrap();
-            }
-            seen
-        })
-    };
+    let reader = long_poll_reader(&s, &key, start, n, 3);
     let bodies: Vec<Value> = (0..n).map(|i| user_body(&format!("parallel{i}"))).collect();
     let creates = bodies.iter().map(|b| s.post("/Users", b));
     for r in futures::future::join_all(creates).await {
