@@ -152,7 +152,8 @@ pub(crate) fn live(
     })
 }
 
-/// The mapped roles of the groups of `n` users (bound three times): for each way a mapping can
+/// The mapped roles of the groups of `n` users of one tenant (the tenant, then the users' pks,
+/// bound three times): for each way a mapping can
 /// select a group, the members' rows (`members_member`), the group by pk, and the mapping by
 /// its unique `(tenant_id, match_by, match_value)` index. Three exact lookups, rather than one
 /// join on an `OR`, which SQLite answers by reading every mapping of the tenant.
@@ -167,10 +168,10 @@ pub(crate) fn mapped_roles_sql(n: usize) -> String {
     .map(|(by, column)| {
         format!(
             "SELECT m.member_pk, rm.roles FROM members m \
-                 JOIN resources g ON g.pk = m.group_pk \
-                 JOIN role_mappings rm ON rm.tenant_id = g.tenant_id \
+                 JOIN resources g ON g.tenant_id = m.tenant_id AND g.pk = m.group_pk \
+                 JOIN role_mappings rm ON rm.tenant_id = m.tenant_id \
                  AND rm.match_by = '{by}' AND rm.match_value = {column} \
-                 WHERE m.member_pk IN ({m})"
+                 WHERE m.tenant_id = ? AND m.member_pk IN ({m})"
         )
     })
     .collect::<Vec<_>>()

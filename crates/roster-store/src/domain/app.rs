@@ -225,7 +225,7 @@ pub async fn update_app_user<R: Rows + ?Sized>(
         ));
     }
     let watch = if update.doc.is_some() || update.roles.is_some() {
-        RoleWatch::start(rows, vec![row.pk]).await?
+        RoleWatch::start(rows, tenant, vec![row.pk]).await?
     } else {
         None
     };
@@ -270,7 +270,16 @@ pub async fn delete_app_user<R: Rows + ?Sized>(
             "the identity provider owns this user's lifecycle".to_owned(),
         ));
     }
-    let events = remove_user(rows, row.pk, id, &row.doc, UserExit::EraseUnmanaged, now).await?;
+    let events = remove_user(
+        rows,
+        tenant,
+        row.pk,
+        id,
+        &row.doc,
+        UserExit::EraseUnmanaged,
+        now,
+    )
+    .await?;
     append_events(rows, tenant, now, events).await?;
     Ok(())
 }
@@ -410,7 +419,7 @@ pub async fn delete_app_group<R: Rows + ?Sized>(
     let sel = GroupSel::of_doc(id, &row.doc);
     let ops = [MemberOp::RemoveAll];
     let watch = group_watch(rows, tenant, Some(row.pk), Some(&sel), None, &ops).await?;
-    rows.delete_resource(row.pk).await?;
+    rows.delete_resource(tenant, row.pk).await?;
     let mut events = vec![NewEvent::new(
         EventType::GroupDeleted,
         json!({"group": resource_ref(id, &row.doc), "managed": false}),
@@ -435,7 +444,7 @@ pub async fn create_role_mapping<R: Rows + ?Sized>(
     tenant_exists(rows, tenant).await?;
     let value = match_value(mapping.by, &mapping.value);
     let pks = rows.selected_member_pks(tenant, mapping.by, &value).await?;
-    let watch = RoleWatch::start(rows, pks).await?;
+    let watch = RoleWatch::start(rows, tenant, pks).await?;
     rows.insert_mapping(tenant, mapping, &value).await?;
     let events = finish(watch, rows).await?;
     append_events(rows, tenant, now, events).await?;
@@ -462,7 +471,7 @@ pub async fn update_role_mapping<R: Rows + ?Sized>(
         .selected_member_pks(tenant, old_by, &match_value(old_by, &old_value))
         .await?;
     pks.extend(rows.selected_member_pks(tenant, mapping.by, &value).await?);
-    let watch = RoleWatch::start(rows, pks).await?;
+    let watch = RoleWatch::start(rows, tenant, pks).await?;
     rows.update_mapping(tenant, mapping, &value).await?;
     let events = finish(watch, rows).await?;
     append_events(rows, tenant, now, events).await?;
@@ -485,7 +494,7 @@ pub async fn delete_role_mapping<R: Rows + ?Sized>(
     let pks = rows
         .selected_member_pks(tenant, by, &match_value(by, &value))
         .await?;
-    let watch = RoleWatch::start(rows, pks).await?;
+    let watch = RoleWatch::start(rows, tenant, pks).await?;
     rows.delete_mapping(tenant, id).await?;
     let events = finish(watch, rows).await?;
     append_events(rows, tenant, now, events).await?;

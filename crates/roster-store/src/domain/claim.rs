@@ -152,7 +152,7 @@ async fn claim_user<R: Rows + ?Sized>(
     matched_by: &str,
     now: OffsetDateTime,
 ) -> StoreResult<Claim> {
-    let watch = RoleWatch::start(rows, vec![c.pk]).await?;
+    let watch = RoleWatch::start(rows, tenant, vec![c.pk]).await?;
     let how = Rewrite {
         password_hash: new.password_hash,
         replace_password: false,
@@ -200,7 +200,7 @@ async fn claim_group<R: Rows + ?Sized>(
     };
     let after = GroupSel::new(&c.id, d);
     let watch = group_watch(rows, tenant, Some(c.pk), Some(&before), Some(&after), &ops).await?;
-    let previous = rows.member_count(c.pk).await?;
+    let previous = rows.member_count(tenant, c.pk).await?;
     let how = Rewrite {
         password_hash: None,
         replace_password: false,

@@ -91,10 +91,10 @@ pub async fn apply_member_ops<R: Rows + ?Sized>(
             }
             MemberOp::Remove(ids) => {
                 if !ids.is_empty() {
-                    removed.extend(rows.delete_members(group_pk, ids).await?);
+                    removed.extend(rows.delete_members(tenant, group_pk, ids).await?);
                 }
             }
-            MemberOp::RemoveAll => removed.extend(rows.delete_all_members(group_pk).await?),
+            MemberOp::RemoveAll => removed.extend(rows.delete_all_members(tenant, group_pk).await?),
         }
     }
     Ok(net_member_events(group_id, group_doc, &added, &removed))
@@ -118,16 +118,17 @@ pub async fn apply_member_ops<R: Rows + ?Sized>(
 /// membership insert of that user waits on (see [`apply_member_ops`]).
 pub async fn remove_user<R: Rows + ?Sized>(
     rows: &mut R,
+    tenant: &str,
     pk: i64,
     id: &str,
     doc: &Value,
     exit: UserExit,
     now: OffsetDateTime,
 ) -> StoreResult<Vec<NewEvent>> {
-    let groups = rows.groups_of_member(pk).await?;
+    let groups = rows.groups_of_member(tenant, pk).await?;
     let events = user_exit_events(&groups, id, doc, exit);
     if !groups.is_empty() {
-        rows.leave_groups(pk, now).await?;
+        rows.leave_groups(tenant, pk, now).await?;
     }
     match exit {
         UserExit::Deprovision => {
@@ -135,9 +136,9 @@ pub async fn remove_user<R: Rows + ?Sized>(
             if let Value::Object(m) = &mut doc {
                 m.insert("active".into(), Value::Bool(false));
             }
-            rows.deprovision_user(pk, &doc, now).await?;
+            rows.deprovision_user(tenant, pk, &doc, now).await?;
         }
-        UserExit::Erase | UserExit::EraseUnmanaged => rows.delete_resource(pk).await?,
+        UserExit::Erase | UserExit::EraseUnmanaged => rows.delete_resource(tenant, pk).await?,
     }
     Ok(events)
 }

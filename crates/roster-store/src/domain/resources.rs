@@ -144,7 +144,7 @@ async fn restore_user<R: Rows + ?Sized>(
     mut events: Vec<NewEvent>,
     now: OffsetDateTime,
 ) -> StoreResult<CreateOutcome> {
-    let watch = RoleWatch::start(rows, vec![row.pk]).await?;
+    let watch = RoleWatch::start(rows, tenant, vec![row.pk]).await?;
     let how = Rewrite {
         password_hash: password_hash.as_deref(),
         replace_password: true,
@@ -343,7 +343,7 @@ pub async fn delete_resource<R: Rows + ?Sized>(
     // Deprovisioning empties a user's effective roles (an erased user is gone: no event);
     // deleting a group takes its mapped roles from its members.
     let watch = match exit {
-        Some(UserExit::Deprovision) => RoleWatch::start(rows, vec![row.pk]).await?,
+        Some(UserExit::Deprovision) => RoleWatch::start(rows, tenant, vec![row.pk]).await?,
         Some(_) => None,
         None => {
             let sel = GroupSel::of_doc(id, &doc);
@@ -352,9 +352,9 @@ pub async fn delete_resource<R: Rows + ?Sized>(
         }
     };
     let mut events = match exit {
-        Some(exit) => remove_user(rows, row.pk, id, &doc, exit, now).await?,
+        Some(exit) => remove_user(rows, tenant, row.pk, id, &doc, exit, now).await?,
         None => {
-            rows.delete_resource(row.pk).await?;
+            rows.delete_resource(tenant, row.pk).await?;
             vec![NewEvent::new(
                 EventType::GroupDeleted,
                 json!({"group": resource_ref(id, &doc)}),
@@ -380,7 +380,7 @@ pub async fn erase_user<R: Rows + ?Sized>(
     let Some((pk, doc)) = rows.user_row(tenant, id).await? else {
         return Err(StoreError::NotFound);
     };
-    let events = remove_user(rows, pk, id, &doc, UserExit::Erase, now).await?;
+    let events = remove_user(rows, tenant, pk, id, &doc, UserExit::Erase, now).await?;
     append_events(rows, tenant, now, events).await?;
     Ok(())
 }

@@ -31,13 +31,14 @@ pub struct RoleState {
 /// Effective roles of the users with these pks (others are absent from the map).
 pub async fn effective_roles<R: Rows + ?Sized>(
     rows: &mut R,
+    tenant: &str,
     pks: &[i64],
 ) -> StoreResult<HashMap<i64, RoleState>> {
     let mut out: HashMap<i64, RoleState> = HashMap::with_capacity(pks.len());
     if pks.is_empty() {
         return Ok(out);
     }
-    for r in rows.role_rows(pks).await? {
+    for r in rows.role_rows(tenant, pks).await? {
         let live = !r.deleted && r.active != Some(false);
         let roles = if live {
             r.roles.into_iter().collect()
@@ -54,7 +55,7 @@ pub async fn effective_roles<R: Rows + ?Sized>(
             },
         );
     }
-    for (pk, roles) in rows.mapped_roles_of_members(pks).await? {
+    for (pk, roles) in rows.mapped_roles_of_members(tenant, pks).await? {
         if let Some(state) = out.get_mut(&pk).filter(|s| s.live) {
             state.roles.extend(roles);
         }
@@ -65,6 +66,7 @@ pub async fn effective_roles<R: Rows + ?Sized>(
 /// Effective roles of some users before a write, to compare with after it.
 #[derive(Debug)]
 pub struct RoleWatch {
+    tenant: String,
     pks: Vec<i64>,
     before: HashMap<i64, RoleState>,
 }
@@ -73,6 +75,7 @@ impl RoleWatch {
     /// Reads the roles of `pks` now; `None` when there is nobody to watch.
     pub async fn start<R: Rows + ?Sized>(
         rows: &mut R,
+        tenant: &str,
         mut pks: Vec<i64>,
     ) -> StoreResult<Option<Self>> {
         pks.sort_unstable();
@@ -80,14 +83,18 @@ impl RoleWatch {
         if pks.is_empty() {
             return Ok(None);
         }
-        let before = effective_roles(rows, &pks).await?;
-        Ok(Some(Self { pks, before }))
+        let before = effective_roles(rows, tenant, &pks).await?;
+        Ok(Some(Self {
+            tenant: tenant.to_owned(),
+            pks,
+            before,
+        }))
     }
 
     /// Reads the roles again and returns `user.roles_changed` events for the users whose
     /// effective roles differ (users that no longer exist are left out: they were erased).
     pub async fn finish<R: Rows + ?Sized>(self, rows: &mut R) -> StoreResult<Vec<NewEvent>> {
-        let after = effective_roles(rows, &self.pks).await?;
+        let after = effective_roles(rows, &self.tenant, &self.pks).await?;
         let mut changes = Vec::new();
         for pk in &self.pks {
             let (Some(b), Some(a)) = (self.before.get(pk), after.get(pk)) else {
@@ -158,7 +165,7 @@ pub async fn group_watch<R: Rows + ?Sized>(
     let mut pks = Vec::new();
     let everyone = mb != ma || ops.iter().any(|o| matches!(o, MemberOp::RemoveAll));
     if let (true, Some(g)) = (everyone, group_pk) {
-        pks.extend(rows.member_pks(g).await?);
+        pks.extend(rows.member_pks(tenant, g).await?);
     }
     let ids: Vec<&str> = ops
         .iter()
@@ -170,7 +177,7 @@ pub async fn group_watch<R: Rows + ?Sized>(
     if !ids.is_empty() {
         pks.extend(rows.user_pks(tenant, &ids).await?);
     }
-    RoleWatch::start(rows, pks).await
+    RoleWatch::start(rows, tenant, pks).await
 }
 
 /// Starts the watch for a SCIM update of the live managed resource `current` (read by the
@@ -190,7 +197,7 @@ pub async fn watch_update<R: Rows + ?Sized>(
             if (current.active != Some(false)) == d.is_active() {
                 return Ok(None);
             }
-            RoleWatch::start(rows, vec![current.pk]).await
+            RoleWatch::start(rows, tenant, vec![current.pk]).await
         }
         ResourceKind::Group => {
             let before = GroupSel {

@@ -315,11 +315,16 @@ pub trait Rows: Send {
     ) -> impl Future<Output = StoreResult<Option<LiveRow>>> + Send;
 
     /// Deletes a resource row; its email and member rows go with it.
-    fn delete_resource(&mut self, pk: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    fn delete_resource(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Marks a User deprovisioned: `deleted`, inactive, `doc` stored, version + 1.
     fn deprovision_user(
         &mut self,
+        tenant: &str,
         pk: i64,
         doc: &Value,
         now: OffsetDateTime,
@@ -353,6 +358,7 @@ pub trait Rows: Send {
     /// Deletes member rows of a group by member id; returns the ids really deleted.
     fn delete_members(
         &mut self,
+        tenant: &str,
         group_pk: i64,
         ids: &[String],
     ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
@@ -360,18 +366,28 @@ pub trait Rows: Send {
     /// Deletes every member row of a group; returns the ids deleted.
     fn delete_all_members(
         &mut self,
+        tenant: &str,
         group_pk: i64,
     ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 
     /// The pks of a group's members.
-    fn member_pks(&mut self, group_pk: i64) -> impl Future<Output = StoreResult<Vec<i64>>> + Send;
+    fn member_pks(
+        &mut self,
+        tenant: &str,
+        group_pk: i64,
+    ) -> impl Future<Output = StoreResult<Vec<i64>>> + Send;
 
     /// How many members a group has.
-    fn member_count(&mut self, group_pk: i64) -> impl Future<Output = StoreResult<i64>> + Send;
+    fn member_count(
+        &mut self,
+        tenant: &str,
+        group_pk: i64,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
 
     /// The groups (managed or not) a user is a member of, `(id, document)` in a stable order.
     fn groups_of_member(
         &mut self,
+        tenant: &str,
         user_pk: i64,
     ) -> impl Future<Output = StoreResult<Vec<(String, Value)>>> + Send;
 
@@ -379,17 +395,23 @@ pub trait Rows: Send {
     /// `now`, and its member rows go.
     fn leave_groups(
         &mut self,
+        tenant: &str,
         user_pk: i64,
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The role rows of these Users (absent pks are left out).
-    fn role_rows(&mut self, pks: &[i64]) -> impl Future<Output = StoreResult<Vec<RoleRow>>> + Send;
+    fn role_rows(
+        &mut self,
+        tenant: &str,
+        pks: &[i64],
+    ) -> impl Future<Output = StoreResult<Vec<RoleRow>>> + Send;
 
     /// For these Users, the roles of every role mapping that selects a group they are members
     /// of: `(user pk, roles)`, one entry per (membership, mapping).
     fn mapped_roles_of_members(
         &mut self,
+        tenant: &str,
         pks: &[i64],
     ) -> impl Future<Output = StoreResult<Vec<(i64, Vec<String>)>>> + Send;
 

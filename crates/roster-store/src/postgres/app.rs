@@ -100,18 +100,18 @@ fn decode_pk_cursor(c: &str) -> StoreResult<i64> {
 }
 
 /// The users of `rows`, with groups and effective roles, read on `conn`.
-async fn app_users(conn: &mut Conn, rows: Vec<Loaded>) -> StoreResult<Vec<AppUser>> {
+async fn app_users(conn: &mut Conn, tenant: &str, rows: Vec<Loaded>) -> StoreResult<Vec<AppUser>> {
     let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
-    let roles = effective_roles(conn, &pks).await?;
+    let roles = effective_roles(conn, tenant, &pks).await?;
     let mut groups: HashMap<i64, Vec<AppGroupRef>> = HashMap::new();
     for chunk in pks.chunks(CHUNK) {
         let sql = format!(
             "SELECT m.member_pk, g.id, COALESCE(g.doc::json ->> 'displayName', ''), g.managed \
-             FROM members m JOIN resources g ON g.pk = m.group_pk \
-             WHERE m.member_pk IN ({}) ORDER BY m.member_pk, g.pk",
+             FROM members m JOIN resources g ON g.tenant_id = m.tenant_id AND g.pk = m.group_pk \
+             WHERE m.tenant_id = ? AND m.member_pk IN ({}) ORDER BY m.member_pk, g.pk",
             marks(chunk.len())
         );
-        let mut q = db::query_as::<(i64, String, String, i64)>(&sql);
+        let mut q = db::query_as::<(i64, String, String, i64)>(&sql).bind(tenant);
         for pk in chunk {
             q = q.bind(*pk);
         }
@@ -154,7 +154,7 @@ async fn load_user(conn: &mut Conn, tenant: &str, id: &str) -> StoreResult<Optio
         return Ok(None);
     };
     let l = loaded(ResourceKind::User, row)?;
-    Ok(app_users(conn, vec![l]).await?.pop())
+    Ok(app_users(conn, tenant, vec![l]).await?.pop())
 }
 
 /// The groups of `rows`, with mapped roles and member counts.
@@ -236,7 +236,7 @@ fn mapping_from(row: MappingRow) -> StoreResult<RoleMapping> {
 /// newest.
 pub(super) const LOGIN_BY_EMAIL_SQL: &str = "\
     SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
-    WHERE r.kind = 'User' AND r.pk IN ( \
+    WHERE r.tenant_id = ?1 AND r.kind = 'User' AND r.pk IN ( \
       SELECT e.resource_pk FROM emails e WHERE e.tenant_id = ?1 AND e.value_lc = ?2 \
       UNION ALL \
       SELECT u.pk FROM resources u WHERE u.tenant_id = ?1 AND u.kind = 'User' AND u.user_name_lc = ?2) \
@@ -367,7 +367,7 @@ impl AppStore for PostgresStore {
             .map(|r| loaded(ResourceKind::User, r))
             .collect::<StoreResult<_>>()?;
         let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
-        let items = app_users(&mut tx, rows).await?;
+        let items = app_users(&mut tx, tenant, rows).await?;
         Ok(AppPage { items, next_cursor })
     }
 
@@ -504,9 +504,12 @@ impl AppStore for PostgresStore {
         let limit = limit.max(1);
         let rows: Vec<(String, String, i64, Option<i64>, i64)> = db::query_as(
             "SELECT m.member_id, COALESCE(u.doc::json ->> 'userName', ''), u.managed, \
-             u.active, u.deleted FROM members m JOIN resources u ON u.pk = m.member_pk \
-             WHERE m.group_pk = ? AND m.member_id > ? ORDER BY m.member_id LIMIT ?",
+             u.active, u.deleted FROM members m \
+             JOIN resources u ON u.tenant_id = m.tenant_id AND u.pk = m.member_pk \
+             WHERE m.tenant_id = ? AND m.group_pk = ? AND m.member_id > ? \
+             ORDER BY m.member_id LIMIT ?",
         )
+        .bind(tenant)
         .bind(pk)
         .bind(after.unwrap_or_default())
         .bind(to_i64(limit).saturating_add(1))
@@ -647,7 +650,7 @@ impl AppStore for PostgresStore {
         let Some((pk, id, managed, active, deleted)) = row else {
             return Ok(None);
         };
-        let roles = effective_roles(&mut tx, &[pk]).await?;
+        let roles = effective_roles(&mut tx, tenant, &[pk]).await?;
         Ok(Some(LoginRecord {
             id,
             managed: managed == 1,

@@ -30,6 +30,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster",
         include_str!("../../migrations/postgres/0002_cluster.sql"),
     ),
+    (
+        3,
+        "tenant keyed indexes",
+        include_str!("../../migrations/postgres/0003_tenant_keyed_indexes.sql"),
+    ),
 ];
 
 /// The marker line of a migration that only adds to the schema (see the module docs).

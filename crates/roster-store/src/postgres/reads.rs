@@ -46,6 +46,7 @@ fn page_size(page: u64) -> StoreResult<i64> {
 /// `members_group_member_id`).
 async fn member_page(
     tx: &mut Conn,
+    tenant: &str,
     group_pk: i64,
     after: Option<&str>,
     limit: i64,
@@ -53,9 +54,10 @@ async fn member_page(
     match after {
         Some(after) => {
             db::query_scalar(
-                "SELECT member_id FROM members WHERE group_pk = ? AND member_id > ? \
-                 ORDER BY member_id LIMIT ?",
+                "SELECT member_id FROM members WHERE tenant_id = ? AND group_pk = ? \
+                 AND member_id > ? ORDER BY member_id LIMIT ?",
             )
+            .bind(tenant)
             .bind(group_pk)
             .bind(after)
             .bind(limit)
@@ -64,8 +66,10 @@ async fn member_page(
         }
         None => {
             db::query_scalar(
-                "SELECT member_id FROM members WHERE group_pk = ? ORDER BY member_id LIMIT ?",
+                "SELECT member_id FROM members WHERE tenant_id = ? AND group_pk = ? \
+                 ORDER BY member_id LIMIT ?",
             )
+            .bind(tenant)
             .bind(group_pk)
             .bind(limit)
             .fetch_all(&mut *tx)
@@ -188,7 +192,14 @@ impl SnapshotState {
                 continue;
             }
             if let Some((group_pk, after)) = self.members_of.take() {
-                let ids = member_page(&mut self.tx, group_pk, after.as_deref(), self.limit).await?;
+                let ids = member_page(
+                    &mut self.tx,
+                    &self.tenant,
+                    group_pk,
+                    after.as_deref(),
+                    self.limit,
+                )
+                .await?;
                 if ids.len() as i64 == self.limit {
                     self.members_of = Some((group_pk, ids.last().cloned()));
                 }
@@ -383,19 +394,20 @@ impl PostgresStore {
             return Ok(None);
         };
         let (pk, group) = stored(ResourceKind::Group, row)?;
-        // The state is the open transaction and the last id returned; `None` once the last
+        // The state is the open transaction, the tenant and the last id returned; `None` once the last
         // (short) page was read, so the transaction ends with it rather than at the next poll.
-        let members = stream::try_unfold(Some((tx, None::<String>)), move |state| async move {
-            let Some((mut tx, after)) = state else {
+        let start = Some((tx, tenant.to_owned(), None::<String>));
+        let members = stream::try_unfold(start, move |state| async move {
+            let Some((mut tx, tenant, after)) = state else {
                 return Ok(None);
             };
-            let ids = member_page(&mut tx, pk, after.as_deref(), limit).await?;
+            let ids = member_page(&mut tx, &tenant, pk, after.as_deref(), limit).await?;
             if ids.is_empty() {
                 return Ok(None);
             }
             let next = (ids.len() as i64 == limit).then(|| {
                 let last = ids.last().cloned();
-                (tx, last)
+                (tx, tenant, last)
             });
             Ok(Some((ids, next)))
         })

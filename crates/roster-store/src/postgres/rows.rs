@@ -73,7 +73,8 @@ pub(super) async fn replace_emails(
     emails: &[EmailKey],
 ) -> StoreResult<()> {
     if emails.is_empty() || emails.len() > EMAILS_FOLDED {
-        db::query("DELETE FROM emails WHERE resource_pk = ?")
+        db::query("DELETE FROM emails WHERE tenant_id = ? AND resource_pk = ?")
+            .bind(tenant)
             .bind(pk)
             .execute(&mut *c)
             .await
@@ -83,7 +84,7 @@ pub(super) async fn replace_emails(
     // Both parts see the statement's snapshot: the insert does not see the rows deleted,
     // and emails has no unique index they could collide on.
     let sql = format!(
-        "WITH d AS (DELETE FROM emails WHERE resource_pk = ?1) \
+        "WITH d AS (DELETE FROM emails WHERE tenant_id = ?2 AND resource_pk = ?1) \
          INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc, is_primary) \
          SELECT ?1::bigint, ?2::text, v.value_lc, v.type_lc, v.is_primary FROM (VALUES {}) \
          AS v(value_lc, type_lc, is_primary)",
@@ -239,7 +240,8 @@ impl Rows for Conn {
 
     async fn candidate_members(&mut self, w: &Where) -> StoreResult<Vec<(i64, String)>> {
         let sql = format!(
-            "SELECT m.group_pk, m.member_id FROM members m JOIN resources r ON r.pk = m.group_pk \
+            "SELECT m.group_pk, m.member_id FROM members m \
+             JOIN resources r ON r.tenant_id = m.tenant_id AND r.pk = m.group_pk \
              WHERE {} ORDER BY m.group_pk, m.member_id",
             w.sql
         );
@@ -252,8 +254,9 @@ impl Rows for Conn {
     async fn candidate_groups(&mut self, w: &Where) -> StoreResult<Vec<(i64, String, String)>> {
         let sql = format!(
             "SELECT m.member_pk, g.id, COALESCE(g.doc::json ->> 'displayName', '') \
-             FROM members m JOIN resources r ON r.pk = m.member_pk \
-             JOIN resources g ON g.pk = m.group_pk AND g.managed = TRUE \
+             FROM members m JOIN resources r ON r.tenant_id = m.tenant_id AND r.pk = m.member_pk \
+             JOIN resources g ON g.tenant_id = m.tenant_id AND g.pk = m.group_pk \
+             AND g.managed = TRUE \
              WHERE {} ORDER BY m.member_pk, g.id",
             w.sql
         );
@@ -337,7 +340,7 @@ impl Rows for Conn {
     ) -> StoreResult<Option<Candidate>> {
         let row: Option<CandidateRow> = db::query_as(
             "SELECT r.pk, r.id, r.created, r.external_id, r.doc FROM emails e \
-             JOIN resources r ON r.pk = e.resource_pk \
+             JOIN resources r ON r.tenant_id = e.tenant_id AND r.pk = e.resource_pk \
              WHERE e.tenant_id = ? AND e.value_lc = ? AND e.is_primary = TRUE \
              AND r.kind = 'User' AND r.managed = FALSE ORDER BY r.pk LIMIT 1",
         )
@@ -477,7 +480,8 @@ impl Rows for Conn {
         let sql = format!(
             "UPDATE resources SET doc = ?, password_hash = {password}, user_name_lc = ?, \
              external_id = ?, display_name_lc = ?, active = ?, {claim}\
-             version = version + 1, last_modified = ? WHERE pk = ? RETURNING version"
+             version = version + 1, last_modified = ? WHERE tenant_id = ? AND pk = ? \
+             RETURNING version"
         );
         let version: i64 = db::query_scalar(&sql)
             .bind(json_text(doc)?)
@@ -487,6 +491,7 @@ impl Rows for Conn {
             .bind(&d.display_name_lc)
             .bind(d.active)
             .bind(to_ms(now))
+            .bind(tenant)
             .bind(pk)
             .fetch_one(&mut *self)
             .await
@@ -517,9 +522,10 @@ impl Rows for Conn {
         row.map(live).transpose()
     }
 
-    async fn delete_resource(&mut self, pk: i64) -> StoreResult<()> {
+    async fn delete_resource(&mut self, tenant: &str, pk: i64) -> StoreResult<()> {
         // Email and member rows go with it (ON DELETE CASCADE).
-        db::query("DELETE FROM resources WHERE pk = ?")
+        db::query("DELETE FROM resources WHERE tenant_id = ? AND pk = ?")
+            .bind(tenant)
             .bind(pk)
             .execute(&mut *self)
             .await
@@ -529,16 +535,18 @@ impl Rows for Conn {
 
     async fn deprovision_user(
         &mut self,
+        tenant: &str,
         pk: i64,
         doc: &Value,
         now: OffsetDateTime,
     ) -> StoreResult<()> {
         db::query(
             "UPDATE resources SET deleted = TRUE, active = FALSE, doc = ?, \
-             version = version + 1, last_modified = ? WHERE pk = ?",
+             version = version + 1, last_modified = ? WHERE tenant_id = ? AND pk = ?",
         )
         .bind(json_text(doc)?)
         .bind(to_ms(now))
+        .bind(tenant)
         .bind(pk)
         .execute(&mut *self)
         .await
@@ -613,15 +621,20 @@ impl Rows for Conn {
         Ok(added)
     }
 
-    async fn delete_members(&mut self, group_pk: i64, ids: &[String]) -> StoreResult<Vec<String>> {
+    async fn delete_members(
+        &mut self,
+        tenant: &str,
+        group_pk: i64,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
         let mut removed = Vec::new();
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                "DELETE FROM members WHERE group_pk = ? AND member_id IN ({}) \
+                "DELETE FROM members WHERE tenant_id = ? AND group_pk = ? AND member_id IN ({}) \
                  RETURNING member_id",
                 marks(chunk.len())
             );
-            let mut q = db::query_scalar::<String>(&sql).bind(group_pk);
+            let mut q = db::query_scalar::<String>(&sql).bind(tenant).bind(group_pk);
             for id in chunk {
                 q = q.bind(id.as_str());
             }
@@ -630,35 +643,50 @@ impl Rows for Conn {
         Ok(removed)
     }
 
-    async fn delete_all_members(&mut self, group_pk: i64) -> StoreResult<Vec<String>> {
-        db::query_scalar::<String>("DELETE FROM members WHERE group_pk = ? RETURNING member_id")
+    async fn delete_all_members(
+        &mut self,
+        tenant: &str,
+        group_pk: i64,
+    ) -> StoreResult<Vec<String>> {
+        db::query_scalar::<String>(
+            "DELETE FROM members WHERE tenant_id = ? AND group_pk = ? RETURNING member_id",
+        )
+        .bind(tenant)
+        .bind(group_pk)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(backend)
+    }
+
+    async fn member_pks(&mut self, tenant: &str, group_pk: i64) -> StoreResult<Vec<i64>> {
+        db::query_scalar("SELECT member_pk FROM members WHERE tenant_id = ? AND group_pk = ?")
+            .bind(tenant)
             .bind(group_pk)
             .fetch_all(&mut *self)
             .await
             .map_err(backend)
     }
 
-    async fn member_pks(&mut self, group_pk: i64) -> StoreResult<Vec<i64>> {
-        db::query_scalar("SELECT member_pk FROM members WHERE group_pk = ?")
-            .bind(group_pk)
-            .fetch_all(&mut *self)
-            .await
-            .map_err(backend)
-    }
-
-    async fn member_count(&mut self, group_pk: i64) -> StoreResult<i64> {
-        db::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
+    async fn member_count(&mut self, tenant: &str, group_pk: i64) -> StoreResult<i64> {
+        db::query_scalar("SELECT COUNT(*) FROM members WHERE tenant_id = ? AND group_pk = ?")
+            .bind(tenant)
             .bind(group_pk)
             .fetch_one(&mut *self)
             .await
             .map_err(backend)
     }
 
-    async fn groups_of_member(&mut self, user_pk: i64) -> StoreResult<Vec<(String, Value)>> {
+    async fn groups_of_member(
+        &mut self,
+        tenant: &str,
+        user_pk: i64,
+    ) -> StoreResult<Vec<(String, Value)>> {
         let rows: Vec<(String, String)> = db::query_as(
-            "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
-             WHERE m.member_pk = ? ORDER BY g.pk",
+            "SELECT g.id, g.doc FROM members m \
+             JOIN resources g ON g.tenant_id = m.tenant_id AND g.pk = m.group_pk \
+             WHERE m.tenant_id = ? AND m.member_pk = ? ORDER BY g.pk",
         )
+        .bind(tenant)
         .bind(user_pk)
         .fetch_all(&mut *self)
         .await
@@ -668,17 +696,25 @@ impl Rows for Conn {
             .collect()
     }
 
-    async fn leave_groups(&mut self, user_pk: i64, now: OffsetDateTime) -> StoreResult<()> {
+    async fn leave_groups(
+        &mut self,
+        tenant: &str,
+        user_pk: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
         db::query(
-            "UPDATE resources SET version = version + 1, last_modified = ? \
-             WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
+            "UPDATE resources SET version = version + 1, last_modified = ?1 \
+             WHERE tenant_id = ?2 AND pk IN \
+             (SELECT group_pk FROM members WHERE tenant_id = ?2 AND member_pk = ?3)",
         )
         .bind(to_ms(now))
+        .bind(tenant)
         .bind(user_pk)
         .execute(&mut *self)
         .await
         .map_err(backend)?;
-        db::query("DELETE FROM members WHERE member_pk = ?")
+        db::query("DELETE FROM members WHERE tenant_id = ? AND member_pk = ?")
+            .bind(tenant)
             .bind(user_pk)
             .execute(&mut *self)
             .await
@@ -686,15 +722,16 @@ impl Rows for Conn {
         Ok(())
     }
 
-    async fn role_rows(&mut self, pks: &[i64]) -> StoreResult<Vec<RoleRow>> {
+    async fn role_rows(&mut self, tenant: &str, pks: &[i64]) -> StoreResult<Vec<RoleRow>> {
         let mut out = Vec::with_capacity(pks.len());
         for chunk in pks.chunks(CHUNK) {
             let sql = format!(
                 "SELECT pk, id, COALESCE(doc::json ->> 'userName', ''), active, deleted, \
-                 roles FROM resources WHERE kind = 'User' AND pk IN ({})",
+                 roles FROM resources WHERE tenant_id = ? AND kind = 'User' AND pk IN ({})",
                 marks(chunk.len())
             );
-            let mut q = db::query_as::<(i64, String, String, Option<bool>, bool, String)>(&sql);
+            let mut q = db::query_as::<(i64, String, String, Option<bool>, bool, String)>(&sql)
+                .bind(tenant);
             for pk in chunk {
                 q = q.bind(*pk);
             }
@@ -716,6 +753,7 @@ impl Rows for Conn {
 
     async fn mapped_roles_of_members(
         &mut self,
+        tenant: &str,
         pks: &[i64],
     ) -> StoreResult<Vec<(i64, Vec<String>)>> {
         let mut out = Vec::new();
@@ -723,6 +761,7 @@ impl Rows for Conn {
             let sql = mapped_roles_sql(chunk.len());
             let mut q = db::query_as::<(i64, String)>(&sql);
             for _ in 0..3 {
+                q = q.bind(tenant);
                 for pk in chunk {
                     q = q.bind(*pk);
                 }
@@ -1007,8 +1046,12 @@ impl Rows for Conn {
         }
         sets.push("version = version + 1, last_modified = ?");
         args.push(db::Param::Int(to_ms(now)));
+        args.push(db::Param::Text(tenant.to_owned()));
         args.push(db::Param::Int(pk));
-        let sql = format!("UPDATE resources SET {} WHERE pk = ?", sets.join(", "));
+        let sql = format!(
+            "UPDATE resources SET {} WHERE tenant_id = ? AND pk = ?",
+            sets.join(", ")
+        );
         db::query_with(&sql, args)
             .execute(&mut *self)
             .await
@@ -1051,7 +1094,8 @@ impl Rows for Conn {
             MatchBy::DisplayName => "g.display_name_lc",
         };
         db::query_scalar(&format!(
-            "SELECT m.member_pk FROM resources g JOIN members m ON m.group_pk = g.pk \
+            "SELECT m.member_pk FROM resources g \
+             JOIN members m ON m.tenant_id = g.tenant_id AND m.group_pk = g.pk \
              WHERE g.tenant_id = ? AND g.kind = 'Group' AND {column} = ?"
         ))
         .bind(tenant)

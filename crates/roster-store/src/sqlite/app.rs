@@ -99,9 +99,13 @@ fn decode_pk_cursor(c: &str) -> StoreResult<i64> {
 }
 
 /// The users of `rows`, with groups and effective roles, read on `conn`.
-async fn app_users(conn: &mut Connection, rows: Vec<Loaded>) -> StoreResult<Vec<AppUser>> {
+async fn app_users(
+    conn: &mut Connection,
+    tenant: &str,
+    rows: Vec<Loaded>,
+) -> StoreResult<Vec<AppUser>> {
     let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
-    let roles = effective_roles(conn, &pks).await?;
+    let roles = effective_roles(conn, tenant, &pks).await?;
     let mut groups: HashMap<i64, Vec<AppGroupRef>> = HashMap::new();
     for chunk in pks.chunks(CHUNK) {
         let sql = format!(
@@ -153,7 +157,7 @@ async fn load_user(conn: &mut Connection, tenant: &str, id: &str) -> StoreResult
         return Ok(None);
     };
     let l = loaded(ResourceKind::User, row)?;
-    Ok(app_users(conn, vec![l]).await?.pop())
+    Ok(app_users(conn, tenant, vec![l]).await?.pop())
 }
 
 /// The groups of `rows`, with mapped roles and member counts.
@@ -365,7 +369,7 @@ impl AppStore for SqliteStore {
             .map(|r| loaded(ResourceKind::User, r))
             .collect::<StoreResult<_>>()?;
         let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
-        let items = app_users(&mut tx, rows).await?;
+        let items = app_users(&mut tx, tenant, rows).await?;
         Ok(AppPage { items, next_cursor })
     }
 
@@ -642,7 +646,7 @@ impl AppStore for SqliteStore {
         let Some((pk, id, managed, active, deleted)) = row else {
             return Ok(None);
         };
-        let roles = effective_roles(&mut *tx, &[pk]).await?;
+        let roles = effective_roles(&mut *tx, tenant, &[pk]).await?;
         Ok(Some(LoginRecord {
             id,
             managed: managed == 1,

@@ -4,6 +4,10 @@
 //! savepoint of the current group-commit batch), or a reader's inside a read transaction for
 //! the reads. Lists longer than SQLite's bound-parameter limit are split into statements of
 //! [`CHUNK`] values.
+//!
+//! A row's pk is its rowid, unique across tenants, so the operations that address rows by pk
+//! ignore the tenant they are given: PostgreSQL's name it in every statement, for a database
+//! distributed by tenant.
 
 use scim_proto::schema::ResourceKind;
 use serde_json::Value;
@@ -461,7 +465,7 @@ impl Rows for Connection {
         row.map(live).transpose()
     }
 
-    async fn delete_resource(&mut self, pk: i64) -> StoreResult<()> {
+    async fn delete_resource(&mut self, _tenant: &str, pk: i64) -> StoreResult<()> {
         // Email and member rows go with it (ON DELETE CASCADE).
         db::query("DELETE FROM resources WHERE pk = ?")
             .bind(pk)
@@ -473,6 +477,7 @@ impl Rows for Connection {
 
     async fn deprovision_user(
         &mut self,
+        _tenant: &str,
         pk: i64,
         doc: &Value,
         now: OffsetDateTime,
@@ -553,7 +558,12 @@ impl Rows for Connection {
         Ok(added)
     }
 
-    async fn delete_members(&mut self, group_pk: i64, ids: &[String]) -> StoreResult<Vec<String>> {
+    async fn delete_members(
+        &mut self,
+        _tenant: &str,
+        group_pk: i64,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
         let mut removed = Vec::new();
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
@@ -570,7 +580,11 @@ impl Rows for Connection {
         Ok(removed)
     }
 
-    async fn delete_all_members(&mut self, group_pk: i64) -> StoreResult<Vec<String>> {
+    async fn delete_all_members(
+        &mut self,
+        _tenant: &str,
+        group_pk: i64,
+    ) -> StoreResult<Vec<String>> {
         db::query_scalar::<String>("DELETE FROM members WHERE group_pk = ? RETURNING member_id")
             .bind(group_pk)
             .fetch_all(&mut *self)
@@ -578,7 +592,7 @@ impl Rows for Connection {
             .map_err(backend)
     }
 
-    async fn member_pks(&mut self, group_pk: i64) -> StoreResult<Vec<i64>> {
+    async fn member_pks(&mut self, _tenant: &str, group_pk: i64) -> StoreResult<Vec<i64>> {
         db::query_scalar("SELECT member_pk FROM members WHERE group_pk = ?")
             .bind(group_pk)
             .fetch_all(&mut *self)
@@ -586,7 +600,7 @@ impl Rows for Connection {
             .map_err(backend)
     }
 
-    async fn member_count(&mut self, group_pk: i64) -> StoreResult<i64> {
+    async fn member_count(&mut self, _tenant: &str, group_pk: i64) -> StoreResult<i64> {
         db::query_scalar("SELECT COUNT(*) FROM members WHERE group_pk = ?")
             .bind(group_pk)
             .fetch_one(&mut *self)
@@ -594,7 +608,11 @@ impl Rows for Connection {
             .map_err(backend)
     }
 
-    async fn groups_of_member(&mut self, user_pk: i64) -> StoreResult<Vec<(String, Value)>> {
+    async fn groups_of_member(
+        &mut self,
+        _tenant: &str,
+        user_pk: i64,
+    ) -> StoreResult<Vec<(String, Value)>> {
         let rows: Vec<(String, String)> = db::query_as(
             "SELECT g.id, g.doc FROM members m JOIN resources g ON g.pk = m.group_pk \
              WHERE m.member_pk = ? ORDER BY g.pk",
@@ -608,7 +626,12 @@ impl Rows for Connection {
             .collect()
     }
 
-    async fn leave_groups(&mut self, user_pk: i64, now: OffsetDateTime) -> StoreResult<()> {
+    async fn leave_groups(
+        &mut self,
+        _tenant: &str,
+        user_pk: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
         db::query(
             "UPDATE resources SET version = version + 1, last_modified = ? \
              WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?)",
@@ -626,7 +649,7 @@ impl Rows for Connection {
         Ok(())
     }
 
-    async fn role_rows(&mut self, pks: &[i64]) -> StoreResult<Vec<RoleRow>> {
+    async fn role_rows(&mut self, _tenant: &str, pks: &[i64]) -> StoreResult<Vec<RoleRow>> {
         let mut out = Vec::with_capacity(pks.len());
         for chunk in pks.chunks(CHUNK) {
             let sql = format!(
@@ -656,6 +679,7 @@ impl Rows for Connection {
 
     async fn mapped_roles_of_members(
         &mut self,
+        tenant: &str,
         pks: &[i64],
     ) -> StoreResult<Vec<(i64, Vec<String>)>> {
         let mut out = Vec::new();
@@ -663,6 +687,7 @@ impl Rows for Connection {
             let sql = mapped_roles_sql(chunk.len());
             let mut q = db::query_as::<(i64, String)>(&sql);
             for _ in 0..3 {
+                q = q.bind(tenant);
                 for pk in chunk {
                     q = q.bind(*pk);
                 }

@@ -35,7 +35,7 @@ async fn the_login_and_roles_queries_use_indexes() {
         (format!("EXPLAIN QUERY PLAN {LOGIN_BY_EMAIL_SQL}"), 2),
         (format!("EXPLAIN QUERY PLAN {LOGIN_BY_EXTERNAL_ID_SQL}"), 2),
         (format!("EXPLAIN QUERY PLAN {GROUP_MAPPINGS_SQL}"), 6),
-        (format!("EXPLAIN QUERY PLAN {}", mapped_roles_sql(3)), 9),
+        (format!("EXPLAIN QUERY PLAN {}", mapped_roles_sql(3)), 12),
     ] {
         let steps = plan(sql.clone(), binds).await;
         assert!(
