@@ -51,7 +51,9 @@ end
 
 -- Thread numbering: setup() runs in the main Lua state, once per thread,
 -- before the threads start; the value becomes the global `tid` in the thread.
-local thread_count = 0
+-- BENCH_TID_OFFSET shifts the numbers, so that two wrk processes driving two nodes at once
+-- (bench/run.sh --nodes 2) give their threads different spare users.
+local thread_count = tonumber(os.getenv("BENCH_TID_OFFSET") or "0") or 0
 function setup(thread)
   thread_count = thread_count + 1
   thread:set("tid", thread_count)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Roster benchmark: bench/run.sh [--ceiling DIR | --no-ceiling] [--database postgres://…]
+# Roster benchmark: bench/run.sh [--ceiling DIR | --no-ceiling] [--database postgres://…] [--nodes 2]
 # (from any directory; see docs/performance.md)
 #
 # Builds roster in release mode, measures this machine's ceiling with the reference prototype
@@ -46,6 +46,12 @@
 #                              report its RSS (loading takes long: BENCH_MILLION_TIMEOUT [7200])
 #   BENCH_CEILING              the prototype's folder, or `none`
 #   BENCH_DATABASE             what --database sets: a PostgreSQL server and admin database
+#   BENCH_NODES [1]            what --nodes sets: with 2 (PostgreSQL only), a second node
+#                              joins the database after the load, and each scenario of
+#                              BENCH_TWO_NODE_SCENARIOS [filter get login_decision create
+#                              patch_active put_user] runs again as NAME_2nodes, its connections
+#                              split between the two nodes (one wrk per node, as a round-robin
+#                              balancer would spread them), judged against the one-node run
 #   LIMITS_WORK                where the prototype builds itself and keeps its data (its own
 #                              default: $TMPDIR/roster-limits)
 #   BENCH_ROSTER_BIN           use this binary instead of building target/release/roster
@@ -75,6 +81,12 @@ while [ "$#" -gt 0 ]; do
       shift 2
       ;;
     --database=*) BENCH_DATABASE="${1#--database=}"; shift ;;
+    --nodes)
+      [ "$#" -ge 2 ] || { echo "error: --nodes needs 1 or 2" >&2; exit 2; }
+      BENCH_NODES="$2"
+      shift 2
+      ;;
+    --nodes=*) BENCH_NODES="${1#--nodes=}"; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (bench/run.sh --help)" >&2; exit 2 ;;
   esac
@@ -104,6 +116,13 @@ case "$BENCH_DATABASE" in
   *) echo "error: --database takes a postgres:// URL (SQLite is the default)" >&2; exit 2 ;;
 esac
 
+: "${BENCH_NODES:=1}"
+case "$BENCH_NODES" in
+  1) ;;
+  2) [ -n "$BENCH_DATABASE" ] || { echo "error: --nodes 2 needs --database postgres://…" >&2; exit 2; } ;;
+  *) echo "error: --nodes takes 1 or 2" >&2; exit 2 ;;
+esac
+: "${BENCH_TWO_NODE_SCENARIOS:=filter get login_decision create patch_active put_user}"
 : "${BENCH_USERS:=100000}"
 : "${BENCH_SPARE:=1000}"
 : "${BENCH_BATCH:=1000}"
@@ -169,8 +188,14 @@ PY
 }
 
 TMP_DIR=""
-# The server's log, kept with the results (RUST_LOG chooses what it holds).
+NODE2_PID=""
+# The server's log, kept with the results (RUST_LOG chooses what it holds); the second node
+# stopped.
 keep_server_log() {
+  if [ -n "$NODE2_PID" ]; then
+    kill -TERM "$NODE2_PID" 2>/dev/null || true
+    wait "$NODE2_PID" 2>/dev/null || true
+  fi
   if [ -n "$TMP_DIR" ] && [ -f "$TMP_DIR/server.stderr" ]; then
     cp "$TMP_DIR/server.stderr" "$BENCH_OUT/server.log" 2>/dev/null || true
   fi
@@ -348,6 +373,19 @@ with opener.open(req, timeout=30) as r:
     json.load(r)
 PY
 
+NODE2_URL=""
+if [ "$BENCH_NODES" = "2" ]; then
+  section "bench: a second node on the same database"
+  mkdir -p "$TMP_DIR/node2"
+  saved=("$ROSTER_PID" "$ROSTER_PORT" "$ROSTER_URL" "$ROSTER_LOG_OUT" "$ROSTER_LOG_ERR")
+  ROSTER_PID="" ROSTER_PORT=""
+  start_roster "$BIN" "$DB_URL" "$TMP_DIR/node2"
+  NODE2_PID="$ROSTER_PID" NODE2_URL="$ROSTER_URL"
+  ROSTER_PID="${saved[0]}" ROSTER_PORT="${saved[1]}" ROSTER_URL="${saved[2]}"
+  ROSTER_LOG_OUT="${saved[3]}" ROSTER_LOG_ERR="${saved[4]}"
+  log "node 1 at $ROSTER_URL, node 2 at $NODE2_URL"
+fi
+
 export BENCH_DIR BENCH_USERS BENCH_CHURN
 export BENCH_RUN_ID
 BENCH_RUN_ID="$(date +%s)-$$"
@@ -468,6 +506,64 @@ run_scenario() { # run_scenario NAME LUA [extra env assignments...]
   fi
   ROWS+=("| $name | $(kv rps) | $(kv p50_ms) | $(kv p99_ms) | $(kv requests) | $(kv non2xx) | $sock | $rss |")
   result "$line socket_errors=$sock rss_mib=$rss${sql:+ $sql}"
+  if [ "$BENCH_NODES" = "2" ] && [[ " $BENCH_TWO_NODE_SCENARIOS " == *" $name "* ]]; then
+    run_two_nodes "$name" "$script" "$@"
+  fi
+}
+
+# run_two_nodes NAME LUA [env...]: the scenario again as NAME_2nodes, half the wrk threads and
+# connections on each node at once (BENCH_TID_OFFSET keeps their spare users apart); requests
+# and req/s are the sums, latencies the slower node's.
+run_two_nodes() {
+  local name="$1_2nodes" script="$2"
+  shift 2
+  local threads=$(((BENCH_THREADS + 1) / 2)) conns=$(((BENCH_CONNECTIONS + 1) / 2))
+  section "bench: $name ($BENCH_DURATION, $threads threads and $conns connections on each of 2 nodes)"
+  settle
+  local out="$BENCH_OUT/wrk-$name.txt" i pids=() url
+  for i in 1 2; do
+    url="$ROSTER_URL"
+    [ "$i" = 2 ] && url="$NODE2_URL"
+    env BENCH_SCENARIO="$name" BENCH_TID_OFFSET=$(((i - 1) * threads)) "$@" \
+      timeout --kill-after=10 "$(($(duration_seconds "$BENCH_DURATION") + 60))" \
+      wrk --latency --timeout 30s -t "$threads" -c "$conns" -d "$BENCH_DURATION" \
+      -s "$BENCH_DIR/$script" "$url" </dev/null >"$out.$i" 2>&1 &
+    pids+=($!)
+  done
+  local rc=0
+  for i in "${pids[@]}"; do wait "$i" || rc=$?; done
+  cat "$out.1" "$out.2" >"$out"
+  cat "$out"
+  if ! kill -0 "$ROSTER_PID" 2>/dev/null || ! kill -0 "$NODE2_PID" 2>/dev/null; then
+    echo "error: a node died during $name" >&2
+    exit 1
+  fi
+  local line
+  line="$(python3 - "$out.1" "$out.2" "$name" <<'PY'
+import re, sys
+kvs = []
+for path in sys.argv[1:3]:
+    m = [l for l in open(path, encoding="utf-8") if l.startswith("RESULT ")]
+    if not m:
+        print(f"RESULT scenario={sys.argv[3]} failed=no_RESULT_line")
+        sys.exit()
+    kvs.append(dict(kv.split("=", 1) for kv in m[0].split()[1:]))
+out = {"scenario": sys.argv[3]}
+for k in ("requests", "non2xx", "connect_errors", "read_errors", "write_errors", "timeouts"):
+    out[k] = sum(int(kv[k]) for kv in kvs)
+out["seconds"] = max(float(kv["seconds"]) for kv in kvs)
+out["rps"] = f"{sum(float(kv['rps']) for kv in kvs):.1f}"
+for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
+    out[k] = max(float(kv[k]) for kv in kvs)
+print("RESULT " + " ".join(f"{k}={v}" for k, v in out.items()))
+PY
+)"
+  [ "$rc" -eq 0 ] || line="$line failed=wrk_exit_$rc"
+  echo "$line"
+  kv() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<"$line"; }
+  local sock=$(($(kv connect_errors) + $(kv read_errors) + $(kv write_errors) + $(kv timeouts)))
+  ROWS+=("| $name | $(kv rps) | $(kv p50_ms) | $(kv p99_ms) | $(kv requests) | $(kv non2xx) | $sock | |")
+  result "$line socket_errors=$sock"
 }
 
 # get_big_group: a few sequential GETs of the big group with every member, timed, with the
@@ -624,6 +720,7 @@ CONTEXT=(
   "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
   "data: $BENCH_USERS users (+$BENCH_SPARE spare), group of $BENCH_USERS members, group of 10 members"
   "wrk: $BENCH_DURATION per scenario, $BENCH_THREADS threads, $BENCH_CONNECTIONS connections, loopback"
+  "nodes: $BENCH_NODES$([ "$BENCH_NODES" = 2 ] && echo " (NAME_2nodes: the same connections split between two nodes on one database)")"
 )
 SUMMARY_ARGS=(--results "$RESULTS" --json "$BENCH_OUT/results.json" --snippet "$BENCH_OUT/performance-snippet.md")
 [ -n "$CEILING_JSON" ] && SUMMARY_ARGS+=(--ceiling "$CEILING_JSON")

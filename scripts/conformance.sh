@@ -12,6 +12,10 @@
 #   CONFORMANCE_VERBOSE=1    print the debug data of passing checks too
 #   ROSTER_TEST_DATABASE=postgres  run the server on a new PostgreSQL database (see
 #                            scripts/postgres.sh), dropped afterwards; default SQLite
+#   CONFORMANCE_DATABASE_URL run the server on this existing database instead (left as it is
+#                            afterwards; scripts/upgrade.sh uses it for a schema that a newer
+#                            release migrated)
+#   CONFORMANCE_TENANT       the tenant the run creates and uses (default conformance)
 #
 # Exits 0 only when no check failed. The last line is always
 #   conformance: N passed, M failed, K skipped
@@ -23,6 +27,7 @@ cd "$ROOT"
 
 : "${CONFORMANCE_TIMEOUT:=600}"
 : "${CONFORMANCE_SKIPS:=$ROOT/scripts/conformance-skips.txt}"
+: "${CONFORMANCE_TENANT:=conformance}"
 
 TMP_DIR=""
 cleanup_on_exit
@@ -50,18 +55,22 @@ fi
 
 section "conformance: start server"
 TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/roster-conformance.XXXXXX")"
-DB_URL="$(test_database_url "$TMP_DIR")" || fail_setup "could not create the test database"
-# test_database_url ran in a subshell: tell the cleanup which database to drop on exit (CI runs
-# left theirs behind).
-if [ "${ROSTER_TEST_DATABASE:-sqlite}" = "postgres" ]; then _PG_TEST_DB="${DB_URL##*/}"; fi
+if [ -n "${CONFORMANCE_DATABASE_URL:-}" ]; then
+  DB_URL="$CONFORMANCE_DATABASE_URL"
+else
+  DB_URL="$(test_database_url "$TMP_DIR")" || fail_setup "could not create the test database"
+  # test_database_url ran in a subshell: tell the cleanup which database to drop on exit (CI
+  # runs left theirs behind).
+  if [ "${ROSTER_TEST_DATABASE:-sqlite}" = "postgres" ]; then _PG_TEST_DB="${DB_URL##*/}"; fi
+fi
 start_roster "$BIN" "$DB_URL" "$TMP_DIR" || fail_setup "the server did not start"
 
-TENANT_OUT="$(create_tenant "$BIN" "$DB_URL" "$ROSTER_URL" conformance "$TMP_DIR/tenant.json")" ||
-  fail_setup "could not create the conformance tenant"
+TENANT_OUT="$(create_tenant "$BIN" "$DB_URL" "$ROSTER_URL" "$CONFORMANCE_TENANT" "$TMP_DIR/tenant.json")" ||
+  fail_setup "could not create the tenant $CONFORMANCE_TENANT"
 SCIM_BASE_URL="$(sed -n 1p <<<"$TENANT_OUT")"
 export ROSTER_CONFORMANCE_TOKEN
 ROSTER_CONFORMANCE_TOKEN="$(sed -n 2p <<<"$TENANT_OUT")"
-log "tenant 'conformance' at $SCIM_BASE_URL"
+log "tenant '$CONFORMANCE_TENANT' at $SCIM_BASE_URL"
 case "$SCIM_BASE_URL" in
   "$ROSTER_URL"/*) ;;
   *) fail_setup "scim_base_url $SCIM_BASE_URL is not under $ROSTER_URL (check --public-url handling)" ;;

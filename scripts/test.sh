@@ -12,6 +12,8 @@
 #                  scripts/postgres.sh (a PostgreSQL server for the PostgreSQL tests)
 #                  cargo test  --workspace --locked (screenshots in artifacts/e2e/)
 #                  the integration suite again on PostgreSQL (ROSTER_TEST_DATABASE=postgres)
+#                  scripts/upgrade.sh (the previous release's binary beside this one on a
+#                  schema this one migrated: a mixed-version check, then scim2-tester)
 #                  scripts/docs.sh (relative links; the docs' shell examples against a server)
 #                  scripts/conformance.sh (scim2-tester against a live server, on
 #                  PostgreSQL and on SQLite)
@@ -98,6 +100,9 @@ fi
 
 step "integration suite on PostgreSQL (the console e2e included)"
 timed env ROSTER_TEST_DATABASE=postgres cargo test -p roster --test it --locked --no-fail-fast
+
+step "rolling upgrade (the previous release's binary on this tree's PostgreSQL schema)"
+timed bash "$ROOT/scripts/upgrade.sh"
 
 step "docs (links and shell examples)"
 timed bash "$ROOT/scripts/docs.sh"
