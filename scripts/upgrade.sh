@@ -45,8 +45,14 @@ else
   PREV_BIN="$PREV_DIR/target/debug/roster"
   if [ ! -x "$PREV_BIN" ] || [ "$(cat "$PREV_DIR/commit" 2>/dev/null)" != "$PREV_COMMIT" ]; then
     if ! git -C "$ROOT" cat-file -e "$PREV_COMMIT^{commit}" 2>/dev/null; then
-      echo "error: commit $PREV_COMMIT of release $PREV_VERSION is not in this clone" \
-        "(a shallow clone? git fetch --unshallow)" >&2
+      # A shallow clone: fetch the history (or that one commit) from where it came from.
+      log "commit ${PREV_COMMIT:0:12} is not in this clone; fetching it"
+      git -C "$ROOT" fetch --quiet --unshallow 2>/dev/null ||
+        git -C "$ROOT" fetch --quiet origin "$PREV_COMMIT" 2>/dev/null || true
+    fi
+    if ! git -C "$ROOT" cat-file -e "$PREV_COMMIT^{commit}" 2>/dev/null; then
+      echo "error: commit $PREV_COMMIT of release $PREV_VERSION is not in this clone and" \
+        "could not be fetched (git fetch --unshallow, or set ROSTER_PREVIOUS_BIN)" >&2
       exit 1
     fi
     rm -rf "$PREV_DIR/src" "$PREV_DIR/commit"
