@@ -574,8 +574,49 @@ fn refs(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
 }
 
+/// The statements this thread sends, for tests that check them
+/// (`postgres::tests::request_path_statements_name_their_tenant`). Thread-local, so that tests
+/// running at once on other threads do not mix in, and not a `tracing` subscriber, whose
+/// interest cache is shared by every thread of the test process.
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SENT: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Starts recording this thread's statements.
+    pub(crate) fn start() {
+        SENT.with(|s| *s.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// Stops recording and returns what was sent.
+    pub(crate) fn take() -> Vec<String> {
+        SENT.with(|s| s.borrow_mut().take()).unwrap_or_default()
+    }
+
+    pub(super) fn note(sql: &str) {
+        SENT.with(|s| {
+            if let Some(v) = s.borrow_mut().as_mut() {
+                v.push(sql.to_owned());
+            }
+        });
+    }
+}
+
+/// Notes a statement for [`capture`] (tests only).
+#[inline]
+fn note(sql: &str) {
+    #[cfg(test)]
+    capture::note(sql);
+    #[cfg(not(test))]
+    let _ = sql;
+}
+
 async fn execute_on(c: &Conn, sql: &str, args: Vec<Param>) -> Result<u64, Error> {
     tracing::debug!(target: SQL_TARGET, statement = sql);
+    note(sql);
     if args.is_empty() && !sql.contains('?') && sql.trim_end().trim_end_matches(';').contains(';') {
         // A script of several statements without parameters.
         return c.script(sql).await.map(|()| 0);
@@ -587,6 +628,7 @@ async fn execute_on(c: &Conn, sql: &str, args: Vec<Param>) -> Result<u64, Error>
 
 async fn rows_on(c: &Conn, sql: &str, args: Vec<Param>) -> Result<Vec<tokio_postgres::Row>, Error> {
     tracing::debug!(target: SQL_TARGET, statement = sql);
+    note(sql);
     let st = prepare(c, sql).await?;
     c.stats.sent(1);
     Ok(c.client().query(&st, &refs(&args)).await?)
@@ -830,6 +872,7 @@ impl Conn {
     /// Runs a script without parameters (transaction control): one round trip.
     pub(crate) async fn script(&self, sql: &str) -> Result<(), Error> {
         tracing::trace!(target: SQL_TARGET, statement = sql);
+        note(sql);
         self.stats.sent(statements_in(sql));
         let r = self.client().batch_execute(sql).await.map_err(Error::from);
         self.noting_failure(r)

@@ -106,30 +106,6 @@ async fn per_tenant_tables_lead_every_key_with_tenant_id() {
     assert!(checked >= 20, "{checked} keys checked");
 }
 
-/// Captures the statements the PostgreSQL store sends (its `roster_store::sql` trace).
-struct Statements(Arc<std::sync::Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Statements {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Visit(Option<String>);
-        impl tracing::field::Visit for Visit {
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "statement" {
-                    self.0 = Some(value.to_owned());
-                }
-            }
-            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-        }
-        if event.metadata().target() == super::db::SQL_TARGET {
-            let mut v = Visit(None);
-            event.record(&mut v);
-            if let Some(sql) = v.0 {
-                self.0.lock().unwrap().push(sql);
-            }
-        }
-    }
-}
-
 /// Whether a statement compares `tenant_id` with a parameter (`tenant_id = $1`, `= ?`), as
 /// every statement but an `INSERT … VALUES` must to be routed to one shard.
 fn binds_a_tenant(sql: &str) -> bool {
@@ -141,35 +117,34 @@ fn binds_a_tenant(sql: &str) -> bool {
     })
 }
 
-/// How often a statement refers to one of `tables` (`FROM t`, `JOIN t`, `UPDATE t`,
-/// `INTO t`), and how often it names `tenant_id`.
-fn table_refs_and_tenant_mentions(sql: &str, tables: &[String]) -> (usize, usize) {
+/// How often a statement reads, updates or deletes rows of one of `tables` (`FROM t`,
+/// `JOIN t`, `UPDATE t`), how often it inserts into one (`INTO t`), and how often it names
+/// `tenant_id`.
+fn table_refs_and_tenant_mentions(sql: &str, tables: &[String]) -> (usize, usize, usize) {
     let lower = sql.to_ascii_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
         .collect();
-    let refs = words
-        .windows(2)
-        .filter(|w| {
-            matches!(w[0], "from" | "join" | "update" | "into") && tables.iter().any(|t| t == w[1])
-        })
-        .count();
+    let refs = |verbs: &[&str]| {
+        words
+            .windows(2)
+            .filter(|w| verbs.contains(&w[0]) && tables.iter().any(|t| t == w[1]))
+            .count()
+    };
     let tenant = words.iter().filter(|w| **w == "tenant_id").count();
-    (refs, tenant)
+    (refs(&["from", "join", "update"]), refs(&["into"]), tenant)
 }
 
-/// Every statement of the request path compares `tenant_id` with a parameter (an `INSERT …
-/// VALUES` names it as a column) and names it at least once per per-tenant table it reads or
-/// writes: a row addressed by its pk alone, or a join on pks alone, would need every shard of
+/// Every statement of the request path that reads, updates or deletes rows compares
+/// `tenant_id` with a parameter, and every statement names it at least once per per-tenant
+/// table it reads or writes (an insert as a column): a row addressed by its pk alone, or a join on pks alone, would need every shard of
 /// a database distributed by `tenant_id`. Runs a cross-section of the conformance
 /// suite — users with emails, groups and member changes, deprovisioning and restore, filters
 /// and pages, role mappings and effective roles, the login lookup, the event outbox — and
 /// checks each statement it sent.
 #[tokio::test]
 async fn request_path_statements_name_their_tenant() {
-    use tracing_subscriber::layer::SubscriberExt;
-
     let db = TestDb::new().await;
     let store = db.open().await;
     let tables: Vec<String> = super::db::query_scalar(
@@ -185,11 +160,9 @@ async fn request_path_statements_name_their_tenant() {
         .collect();
     assert!(per_tenant.iter().any(|t| t == "members"), "{per_tenant:?}");
 
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let subscriber = tracing_subscriber::registry().with(Statements(seen.clone()));
+    // The test's runtime has one thread: every task the stores spawn sends from it.
+    super::db::capture::start();
     {
-        // The test's runtime has one thread: every task the store spawns reports here.
-        let _default = tracing::subscriber::set_default(subscriber);
         let b = PostgresBackend;
         use crate::conformance::{app, directory, listing, outbox};
         directory::crud_round_trip_survives_reopening(&b).await;
@@ -208,19 +181,19 @@ async fn request_path_statements_name_their_tenant() {
         app::member_counts_follow_every_membership_change(&b).await;
         app::a_delete_carries_its_admission(&b).await;
     }
-    let seen = seen.lock().unwrap().clone();
+    let seen = super::db::capture::take();
     assert!(seen.len() > 200, "only {} statements captured", seen.len());
     let mut checked = 0;
     let mut unscoped = Vec::new();
     for sql in &seen {
-        let (refs, tenant) = table_refs_and_tenant_mentions(sql, &per_tenant);
-        if refs == 0 {
+        let (reads, inserts, tenant) = table_refs_and_tenant_mentions(sql, &per_tenant);
+        if reads + inserts == 0 {
             continue;
         }
         checked += 1;
-        let insert_values = sql.trim_start().to_ascii_uppercase().starts_with("INSERT")
-            && !sql.to_ascii_uppercase().contains("SELECT");
-        if tenant < refs || !(insert_values || binds_a_tenant(sql)) {
+        // An insert names its tenant as a column value; a read, update or delete must compare
+        // it with a parameter.
+        if tenant < reads + inserts || (reads > 0 && !binds_a_tenant(sql)) {
             unscoped.push(sql.clone());
         }
     }
@@ -242,7 +215,14 @@ fn table_refs_count_every_table_a_statement_reads_or_writes() {
     let t = ["members".to_owned(), "resources".to_owned()];
     assert_eq!(
         table_refs_and_tenant_mentions("DELETE FROM members WHERE group_pk = $1", &t),
-        (1, 0)
+        (1, 0, 0)
+    );
+    assert_eq!(
+        table_refs_and_tenant_mentions(
+            "INSERT INTO members (group_pk, member_pk, tenant_id) VALUES ($1, $2, $3)",
+            &t
+        ),
+        (0, 1, 1)
     );
     assert_eq!(
         table_refs_and_tenant_mentions(
@@ -250,11 +230,11 @@ fn table_refs_count_every_table_a_statement_reads_or_writes() {
              AND g.pk = m.group_pk WHERE m.tenant_id = $1",
             &t
         ),
-        (2, 3)
+        (2, 0, 3)
     );
     assert_eq!(
         table_refs_and_tenant_mentions("SELECT 1 FROM tenants WHERE id = $1", &t),
-        (0, 0)
+        (0, 0, 0)
     );
     assert!(binds_a_tenant(
         "DELETE FROM members WHERE tenant_id = $1 AND group_pk = $2"
