@@ -1,6 +1,7 @@
--- POST /Users with a unique userName per request (run id, thread, counter).
+-- POST /Users with a unique userName per request (run id, scenario, thread, counter: the
+-- scenario keeps create and create_2nodes, whose thread numbers overlap, apart).
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
-local run = bench.env("BENCH_RUN_ID")
+local run = bench.env("BENCH_RUN_ID") .. "-" .. (os.getenv("BENCH_SCENARIO") or "create")
 local k = 0
 
 function init(args)

@@ -720,7 +720,7 @@ CONTEXT=(
   "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
   "data: $BENCH_USERS users (+$BENCH_SPARE spare), group of $BENCH_USERS members, group of 10 members"
   "wrk: $BENCH_DURATION per scenario, $BENCH_THREADS threads, $BENCH_CONNECTIONS connections, loopback"
-  "nodes: $BENCH_NODES$([ "$BENCH_NODES" = 2 ] && echo " (NAME_2nodes: the same connections split between two nodes on one database)")"
+  "nodes: $BENCH_NODES$(if [ "$BENCH_NODES" = 2 ]; then echo " (NAME_2nodes: the same connections split between two nodes on one database)"; fi)"
 )
 SUMMARY_ARGS=(--results "$RESULTS" --json "$BENCH_OUT/results.json" --snippet "$BENCH_OUT/performance-snippet.md")
 [ -n "$CEILING_JSON" ] && SUMMARY_ARGS+=(--ceiling "$CEILING_JSON")

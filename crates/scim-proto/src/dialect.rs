@@ -27,6 +27,7 @@
 //! request's shape, for `generic` tenants. A tenant that names another identity provider keeps
 //! the strict RFC answer for those shapes (for example `noTarget`).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -36,6 +37,7 @@ use crate::filter::parse_filter;
 use crate::schema::ResourceKind;
 
 mod filter_text;
+mod legacy_urn;
 mod patch;
 #[cfg(test)]
 mod tests;
@@ -205,6 +207,22 @@ pub const VALUE_PATH_CREATE: &str = "entra.value-path-create";
 /// <https://github.com/FusionAuth/fusionauth-issues/issues/2456>.
 pub const FILTER_VALUE_PATH_SUBATTR: &str = "filter.value-path-subattr";
 
+/// `legacy-urn`: the schema URNs of the SCIM 2.0 drafts (`urn:scim:schemas:core:2.0`,
+/// `urn:scim:schemas:extension:enterprise:2.0`, with or without `:User`/`:Group`) → the RFC 7643
+/// URNs, in `schemas`, extension keys, PATCH paths and filter attribute paths.
+///
+/// OneLogin's "SCIM Provisioner with SAML (SCIM v2 Enterprise)" connector renders its default
+/// template with them (see docs/idp/onelogin.md); Microsoft's SCIM reference code reads the
+/// enterprise one as obsolete; draft-era servers (OSIAM) used them.
+pub const LEGACY_URN: &str = "legacy-urn";
+/// `patchop-schemas-missing`: a PATCH body with `Operations` but no `schemas` member → the
+/// PatchOp message URN added.
+///
+/// authentik's outgoing SCIM provider sends group updates (rename, path-less replace) as a
+/// `PatchRequest` serialised with `exclude_unset`, which leaves out the model's default
+/// `schemas` (`authentik/providers/scim/clients/groups.py`, `_update_patch_general`).
+pub const PATCHOP_SCHEMAS_MISSING: &str = "patchop-schemas-missing";
+
 const ENTRA_TUTORIAL: &str =
     "https://learn.microsoft.com/en-us/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups";
 const ENTRA_KNOWN_ISSUES: &str =
@@ -212,6 +230,26 @@ const ENTRA_KNOWN_ISSUES: &str =
 
 /// Every rule, in the order they are applied.
 pub const RULES: &[Rule] = &[
+    Rule {
+        name: LEGACY_URN,
+        applies: Applies::Always,
+        summary: "the SCIM 2.0 drafts' schema URNs (urn:scim:schemas:core:2.0, \
+                  urn:scim:schemas:extension:enterprise:2.0) become the RFC 7643 URNs in \
+                  schemas, extension keys, PATCH paths and filters",
+        sources: &[
+            "https://developers.onelogin.com/scim/define-user-schema",
+            "https://github.com/AzureAD/SCIMReferenceCode",
+            "https://github.com/osiam/osiam",
+        ],
+    },
+    Rule {
+        name: PATCHOP_SCHEMAS_MISSING,
+        applies: Applies::Always,
+        summary: "a PATCH body with \"Operations\" but no \"schemas\" gets the PatchOp URN",
+        sources: &[
+            "https://github.com/goauthentik/authentik/blob/main/authentik/providers/scim/clients/groups.py",
+        ],
+    },
     Rule {
         name: OP_CASE,
         applies: Applies::Always,
@@ -349,14 +387,68 @@ pub fn normalize_body(
     match req {
         BodyKind::Create | BodyKind::Replace => {
             if let Value::Object(obj) = &mut body {
+                if ctx.on(LEGACY_URN) {
+                    legacy_urn::fix_object(kind, obj, &mut ctx);
+                }
                 values::fix_resource(kind, obj, &mut ctx);
             }
         }
-        BodyKind::Patch => patch::normalize_patch(kind, &mut body, current, &mut ctx),
+        BodyKind::Patch => {
+            patch_envelope(kind, &mut body, &mut ctx);
+            patch::normalize_patch(kind, &mut body, current, &mut ctx);
+        }
     }
     Normalized {
         request: body,
         applied: ctx.applied,
+    }
+}
+
+/// The rules about a PATCH body as a whole, before its operations are looked at:
+/// [`PATCHOP_SCHEMAS_MISSING`], and [`LEGACY_URN`] in each operation's path and value.
+fn patch_envelope(kind: ResourceKind, body: &mut Value, ctx: &mut Ctx) {
+    let Value::Object(obj) = body else {
+        return;
+    };
+    // Only the shape that means one thing: a list of operations, each with a string `op`.
+    let operations = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
+        .and_then(|(_, v)| v.as_array())
+        .is_some_and(|ops| {
+            !ops.is_empty()
+                && ops.iter().all(|o| {
+                    o.as_object().is_some_and(|o| {
+                        o.iter()
+                            .any(|(k, v)| k.eq_ignore_ascii_case("op") && v.is_string())
+                    })
+                })
+        });
+    let has_schemas = obj.keys().any(|k| k.eq_ignore_ascii_case("schemas"));
+    if ctx.on(PATCHOP_SCHEMAS_MISSING) && operations && !has_schemas {
+        obj.insert(
+            "schemas".to_owned(),
+            Value::Array(vec![Value::String(
+                crate::schema::PATCH_OP_SCHEMA.to_owned(),
+            )]),
+        );
+        ctx.fired(PATCHOP_SCHEMAS_MISSING);
+    }
+    if !ctx.on(LEGACY_URN) {
+        return;
+    }
+    let Some(ops) = patch::operations_mut(body) else {
+        return;
+    };
+    for op in ops.iter_mut().filter_map(Value::as_object_mut) {
+        legacy_urn::fix_path(op, kind, ctx);
+        if let Some(Value::Object(value)) = op
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+            .map(|(_, v)| v)
+        {
+            legacy_urn::fix_object(kind, value, ctx);
+        }
     }
 }
 
@@ -377,21 +469,28 @@ pub fn patch_needs_current(idp: Idp, kind: ResourceKind, body: &Value) -> bool {
 #[must_use]
 pub fn normalize_filter(idp: Idp, filter: &str) -> Normalized<String> {
     let mut ctx = Ctx::new(idp);
-    let unchanged = |ctx: Ctx| Normalized {
-        request: filter.to_owned(),
-        applied: ctx.applied,
-    };
-    if parse_filter(filter).is_ok() || !ctx.on(FILTER_VALUE_PATH_SUBATTR) {
-        return unchanged(ctx);
-    }
-    match filter_text::rewrite_value_path_subattr(filter) {
-        Some(rewritten) if parse_filter(&rewritten).is_ok() => {
-            ctx.fired(FILTER_VALUE_PATH_SUBATTR);
-            Normalized {
-                request: rewritten,
-                applied: ctx.applied,
-            }
+    let mut text = Cow::Borrowed(filter);
+    if ctx.on(LEGACY_URN) {
+        if let Some(rewritten) = legacy_urn::rewrite_filter(filter) {
+            text = Cow::Owned(rewritten);
+            ctx.fired(LEGACY_URN);
         }
-        _ => unchanged(ctx),
+    }
+    if parse_filter(&text).is_err() && ctx.on(FILTER_VALUE_PATH_SUBATTR) {
+        if let Some(rewritten) = filter_text::rewrite_value_path_subattr(&text) {
+            text = Cow::Owned(rewritten);
+            ctx.fired(FILTER_VALUE_PATH_SUBATTR);
+        }
+    }
+    // A rewrite that does not parse is dropped, so that the client's error quotes its text.
+    if matches!(text, Cow::Owned(_)) && parse_filter(&text).is_err() {
+        return Normalized {
+            request: filter.to_owned(),
+            applied: Vec::new(),
+        };
+    }
+    Normalized {
+        request: text.into_owned(),
+        applied: ctx.applied,
     }
 }

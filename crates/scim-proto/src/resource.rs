@@ -151,8 +151,25 @@ fn check_schemas(obj: &Map<String, Value>, core_urn: &str) -> Result<(), ScimErr
             a.iter()
                 .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(core_urn)))
         });
+    let scim_11 = get_ci(obj, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(SCIM_11_CORE_URN))
+            })
+        });
     if ok {
         Ok(())
+    } else if scim_11 {
+        // SCIM 1.1 resources differ in shape (OneLogin's 1.1 template sends `emails` as one
+        // object and the manager as `managerId`): reading them as 2.0 would lose data.
+        Err(ScimError::invalid_syntax(format!(
+            "\"{SCIM_11_CORE_URN}\" is SCIM 1.1, which this server does not accept: send SCIM \
+             2.0 (RFC 7643), whose \"schemas\" contain \"{core_urn}\" (in OneLogin, use the \
+             \"SCIM Provisioner with SAML (SCIM v2 Enterprise)\" connector and its SCIM 2.0 \
+             template)"
+        )))
     } else {
         Err(ScimError::invalid_syntax(format!(
             "\"schemas\" must be an array that contains \"{core_urn}\" (add it, plus the URN of \
@@ -160,6 +177,9 @@ fn check_schemas(obj: &Map<String, Value>, core_urn: &str) -> Result<(), ScimErr
         )))
     }
 }
+
+/// The core schema URN of SCIM 1.1, refused with its own explanation.
+const SCIM_11_CORE_URN: &str = "urn:scim:schemas:core:1.0";
 
 /// Whether a stored value counts as assigned: present, not null, not an empty string, array or
 /// object.

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::harness::{bin, TestServer, ENTERPRISE_URN, PATCH_URN, USER_URN};
+use crate::harness::{bin, TestServer, ENTERPRISE_URN, GROUP_URN, PATCH_URN, USER_URN};
 
 const IDPS: [&str; 6] = ["okta", "entra", "onelogin", "jumpcloud", "google", "ping"];
 
@@ -321,4 +321,106 @@ async fn members_replace_keeps_unchanged_members() {
         .await;
     r.expect(200);
     assert!(r.json.get("members").is_none());
+}
+
+/// OneLogin's default "SCIM v2 Enterprise" template names the SCIM 2.0 drafts' URNs; every
+/// tenant accepts them in bodies, PATCH paths and filters, and answers with the RFC URNs. A
+/// SCIM 1.1 body is refused with what to send instead. authentik's PATCH without `schemas`
+/// is accepted.
+#[tokio::test]
+async fn draft_urns_scim_11_and_patches_without_schemas() {
+    let s = TestServer::start().await;
+    let (ol_base, ol_token) = tenant(&s, "onelogin shop", "onelogin");
+    let (okta_base, okta_token) = tenant(&s, "okta shop", "okta");
+    let old_core = "urn:scim:schemas:core:2.0";
+    let old_ent = "urn:scim:schemas:extension:enterprise:2.0";
+    for (i, (base, token)) in [
+        (&ol_base, &ol_token),
+        (&okta_base, &okta_token),
+        (&s.base, &s.token),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let send = |rb: reqwest::RequestBuilder| s.send(rb.bearer_auth(token));
+        let name = format!("kim{i}@example.com");
+        let template = json!({
+            "schemas": [old_core, old_ent],
+            "userName": name,
+            "name": {"givenName": "Kim", "familyName": "Lee"},
+            "emails": [{"value": name, "type": "work", "primary": true}],
+            old_ent: {"department": "Sales"}
+        });
+        let r = send(s.client.post(format!("{base}/Users")).json(&template)).await;
+        r.expect(201);
+        assert_eq!(r.json["schemas"], json!([USER_URN, ENTERPRISE_URN]));
+        assert_eq!(r.json[ENTERPRISE_URN]["department"], "Sales");
+        assert!(r.json.get(old_ent).is_none());
+        let id = r.json["id"].as_str().unwrap().to_owned();
+
+        // PUT with the template again: suspended through `active`.
+        let mut put = template.clone();
+        put["active"] = json!(false);
+        put[old_ent]["department"] = json!("Support");
+        let r = send(s.client.put(format!("{base}/Users/{id}")).json(&put)).await;
+        r.expect(200);
+        assert_eq!(r.json["active"], false);
+        assert_eq!(r.json[ENTERPRISE_URN]["department"], "Support");
+
+        // PATCH paths in the draft form.
+        let patch = json!({"schemas": [PATCH_URN], "Operations": [
+            {"op": "replace", "path": format!("{old_ent}:department"), "value": "Ops"},
+            {"op": "replace", "path": format!("{old_core}:title"), "value": "Lead"}
+        ]});
+        let r = send(s.client.patch(format!("{base}/Users/{id}")).json(&patch)).await;
+        r.expect(200);
+        assert_eq!(r.json[ENTERPRISE_URN]["department"], "Ops");
+        assert_eq!(r.json["title"], "Lead");
+
+        // A filter in the draft form finds it.
+        let r = send(
+            s.client
+                .get(format!("{base}/Users"))
+                .query(&[("filter", format!("{old_ent}:department eq \"Ops\""))]),
+        )
+        .await;
+        r.expect(200);
+        assert_eq!(r.json["totalResults"], 1);
+        assert_eq!(r.json["Resources"][0]["id"], id.as_str());
+
+        // authentik's group update: a PatchOp body without `schemas`.
+        let r = send(s.client.post(format!("{base}/Groups")).json(&json!({
+            "schemas": [GROUP_URN], "displayName": format!("team{i}")
+        })))
+        .await;
+        r.expect(201);
+        let gid = r.json["id"].as_str().unwrap().to_owned();
+        let rename = json!({"Operations": [{"op": "replace", "value": {
+            "displayName": format!("renamed{i}"), "externalId": "ak-1"
+        }}]});
+        let r = send(s.client.patch(format!("{base}/Groups/{gid}")).json(&rename)).await;
+        r.expect(200);
+        assert_eq!(r.json["displayName"], format!("renamed{i}").as_str());
+
+        // SCIM 1.1: refused, saying what to send instead; nothing stored.
+        let r = send(s.client.post(format!("{base}/Users")).json(&json!({
+            "schemas": ["urn:scim:schemas:core:1.0"],
+            "userName": format!("old{i}@example.com"),
+            "emails": {"value": format!("old{i}@example.com"), "primary": true}
+        })))
+        .await;
+        r.expect_error(400, Some("invalidSyntax"));
+        let detail = r.json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("SCIM 1.1") && detail.contains("SCIM v2 Enterprise"),
+            "{detail}"
+        );
+        let r = send(
+            s.client
+                .get(format!("{base}/Users"))
+                .query(&[("filter", format!("userName eq \"old{i}@example.com\""))]),
+        )
+        .await;
+        assert_eq!(r.json["totalResults"], 0);
+    }
 }

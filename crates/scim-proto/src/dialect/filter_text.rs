@@ -75,7 +75,7 @@ pub(super) fn rewrite_value_path_subattr(text: &str) -> Option<String> {
 
 /// The index just past the string literal starting at `start` (a `"`), honouring `\`
 /// escapes; the end of the text when it is unterminated.
-fn skip_string(bytes: &[u8], start: usize) -> usize {
+pub(super) fn skip_string(bytes: &[u8], start: usize) -> usize {
     let mut i = start + 1;
     while let Some(&b) = bytes.get(i) {
         match b {

@@ -89,7 +89,7 @@ pub(super) fn has_value_path_sub_op(kind: ResourceKind, body: &Value) -> bool {
 }
 
 /// The `Operations` array, found case-insensitively as the core does.
-fn operations_mut(body: &mut Value) -> Option<&mut Vec<Value>> {
+pub(super) fn operations_mut(body: &mut Value) -> Option<&mut Vec<Value>> {
     let obj = body.as_object_mut()?;
     let key = obj
         .keys()

@@ -718,3 +718,150 @@ proptest! {
         prop_assert_eq!(n.request, expected);
     }
 }
+
+/// OneLogin's "SCIM v2 Enterprise" default template, as its connector renders it.
+fn onelogin_template() -> Value {
+    json!({
+        "schemas": ["urn:scim:schemas:core:2.0", "urn:scim:schemas:extension:enterprise:2.0"],
+        "userName": "kim@example.com",
+        "name": {"givenName": "Kim", "familyName": "Lee"},
+        "emails": [{"value": "kim@example.com", "type": "work", "primary": true}],
+        "title": "urn:scim:schemas:core:2.0",
+        "urn:scim:schemas:extension:enterprise:2.0": {
+            "department": "Sales",
+            "manager": {"value": "m1"}
+        }
+    })
+}
+
+#[test]
+fn legacy_urns_of_onelogins_template_become_the_rfc_urns() {
+    for idp in Idp::ALL {
+        for req in [BodyKind::Create, BodyKind::Replace] {
+            let n = normalize_body(idp, req, ResourceKind::User, onelogin_template(), None);
+            assert_eq!(n.applied, vec![LEGACY_URN], "{idp}");
+            let body = &n.request;
+            assert_eq!(body["schemas"], json!([USER_SCHEMA, ENT]));
+            assert_eq!(body[ENT]["department"], "Sales");
+            assert!(body
+                .get("urn:scim:schemas:extension:enterprise:2.0")
+                .is_none());
+            // A string value that happens to look like a URN is data, never rewritten.
+            assert_eq!(body["title"], "urn:scim:schemas:core:2.0");
+            // The core accepts what the normaliser made of it.
+            let doc = normalize(ResourceKind::User, body, None).expect("the core accepts it");
+            assert_eq!(doc.doc[ENT]["department"], "Sales");
+            // Idempotent.
+            let again = normalize_body(idp, req, ResourceKind::User, body.clone(), None);
+            assert!(again.applied.is_empty());
+            assert_eq!(&again.request, body);
+        }
+    }
+    // Both forms of the extension: the RFC one's values win, the draft one's others stay.
+    let mut both = onelogin_template();
+    both[ENT] = json!({"department": "RFC", "costCenter": "42"});
+    let n = normalize_body(
+        Idp::OneLogin,
+        BodyKind::Create,
+        ResourceKind::User,
+        both,
+        None,
+    );
+    assert_eq!(
+        n.request[ENT],
+        json!({"department": "RFC", "costCenter": "42", "manager": {"value": "m1"}})
+    );
+    // A Group's draft core URN is the Group URN.
+    let g = normalize_body(
+        Idp::Generic,
+        BodyKind::Create,
+        ResourceKind::Group,
+        json!({"schemas": ["urn:scim:schemas:core:2.0:Group"], "displayName": "Ops"}),
+        None,
+    );
+    assert_eq!(g.request["schemas"], json!([crate::schema::GROUP_SCHEMA]));
+}
+
+#[test]
+fn legacy_urns_in_patch_paths_and_values() {
+    let n = user_patch(
+        Idp::Generic,
+        json!([
+            {"op": "replace", "path": "urn:scim:schemas:extension:enterprise:2.0:department", "value": "Ops"},
+            {"op": "replace", "path": "urn:scim:schemas:core:2.0:title", "value": "Lead"},
+            {"op": "replace", "value": {
+                "urn:scim:schemas:extension:enterprise:2.0": {"costCenter": "7"},
+                "urn:scim:schemas:extension:enterprise:2.0:User:division": "North"
+            }}
+        ]),
+        None,
+    );
+    assert!(n.applied.contains(&LEGACY_URN), "{:?}", n.applied);
+    let after = apply(&stored_user(), &n.request);
+    assert_eq!(after[ENT]["department"], "Ops");
+    assert_eq!(after[ENT]["costCenter"], "7");
+    assert_eq!(after[ENT]["division"], "North");
+    assert_eq!(after["title"], "Lead");
+}
+
+#[test]
+fn a_patch_without_schemas_gets_the_patchop_urn() {
+    // authentik's group update: a path-less replace, serialised without `schemas`.
+    let body = json!({"Operations": [{"op": "replace", "value": {"displayName": "Renamed"}}]});
+    for idp in Idp::ALL {
+        let n = normalize_body(
+            idp,
+            BodyKind::Patch,
+            ResourceKind::Group,
+            body.clone(),
+            None,
+        );
+        assert_eq!(n.applied, vec![PATCHOP_SCHEMAS_MISSING]);
+        assert_eq!(n.request["schemas"], json!([PATCH_OP_SCHEMA]));
+        assert!(parse_patch(&n.request).is_ok());
+    }
+    // A wrong `schemas` stays wrong: only a missing one is added.
+    let wrong =
+        json!({"schemas": ["x"], "Operations": [{"op": "add", "path": "title", "value": "a"}]});
+    let n = normalize_body(
+        Idp::Generic,
+        BodyKind::Patch,
+        ResourceKind::User,
+        wrong.clone(),
+        None,
+    );
+    assert_eq!(n.request, wrong);
+    assert!(n.applied.is_empty());
+}
+
+#[test]
+fn legacy_urns_in_filters() {
+    let n = normalize_filter(
+        Idp::Ping,
+        "urn:scim:schemas:extension:enterprise:2.0:department eq \"Sales\" and urn:scim:schemas:core:2.0:userName sw \"k\"",
+    );
+    assert_eq!(
+        n.request,
+        format!("{ENT}:department eq \"Sales\" and userName sw \"k\"")
+    );
+    assert_eq!(n.applied, vec![LEGACY_URN]);
+    // Both rules in one filter.
+    let n = normalize_filter(
+        Idp::Generic,
+        "urn:scim:schemas:core:2.0:emails[type eq \"work\"].value eq \"k@example.com\"",
+    );
+    assert_eq!(
+        n.request,
+        "emails[type eq \"work\" and value eq \"k@example.com\"]"
+    );
+    assert_eq!(n.applied, vec![LEGACY_URN, FILTER_VALUE_PATH_SUBATTR]);
+    // Nothing to rewrite, or a rewrite that would not parse: the client's text, no rule.
+    for f in [
+        "userName eq \"urn:scim:schemas:core:2.0:x\"",
+        "urn:scim:schemas:core:2.0:title eq",
+    ] {
+        let n = normalize_filter(Idp::Generic, f);
+        assert_eq!(n.request, f);
+        assert!(n.applied.is_empty(), "{f}");
+    }
+}

@@ -321,3 +321,23 @@ fn long_strings_are_cut_in_details() {
     let d = describe(&Value::String("é".repeat(500)));
     assert!(d.chars().count() < 100, "{d}");
 }
+
+#[test]
+fn scim_11_bodies_are_refused_with_what_to_send_instead() {
+    // OneLogin's SCIM 1.1 enterprise template: `emails` is one object, not a list.
+    let body = json!({
+        "schemas": ["urn:scim:schemas:core:1.0", "urn:scim:schemas:extension:enterprise:1.0"],
+        "userName": "kim@example.com",
+        "emails": {"value": "kim@example.com", "type": "work", "primary": true}
+    });
+    let e = normalize(ResourceKind::User, &body, None).unwrap_err();
+    assert_eq!(e.status, 400);
+    assert!(e.detail.contains("SCIM 1.1"), "{}", e.detail);
+    assert!(e.detail.contains("SCIM v2 Enterprise"), "{}", e.detail);
+    // Beside the 2.0 URN (Google sends both) it is ignored.
+    let both = json!({
+        "schemas": ["urn:scim:schemas:core:1.0", "urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "kim@example.com"
+    });
+    assert!(normalize(ResourceKind::User, &both, None).is_ok());
+}
