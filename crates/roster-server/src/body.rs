@@ -36,12 +36,27 @@ impl FromRequest<AppState> for ScimBody {
             }
         }
         let limit = state.settings.max_body_bytes;
-        let bytes = to_bytes(req.into_body(), limit).await.map_err(|_| {
-            HttpError::status(
-                413,
-                format!("request body is larger than the limit of {limit} bytes"),
-            )
-        })?;
+        // A deadline for the whole body, not per chunk: a body that trickles in a byte at a
+        // time would otherwise hold the request (and its connection) for as long as it likes.
+        let deadline = state.settings.limits.body_read;
+        let bytes = match tokio::time::timeout(deadline, to_bytes(req.into_body(), limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => {
+                return Err(HttpError::status(
+                    413,
+                    format!("request body is larger than the limit of {limit} bytes"),
+                ))
+            }
+            Err(_) => {
+                return Err(HttpError::status(
+                    408,
+                    format!(
+                        "the request body did not arrive within {} s; send it at once",
+                        deadline.as_secs_f64()
+                    ),
+                ))
+            }
+        };
         if bytes.is_empty() {
             return Err(
                 ScimError::invalid_syntax("the request body is empty; send a JSON object").into(),

@@ -29,6 +29,7 @@ pub mod auth;
 pub mod auth_cache;
 pub mod body;
 pub mod changes;
+pub mod conn;
 pub mod console;
 pub mod dialect;
 pub mod discovery;
@@ -84,6 +85,8 @@ pub struct Settings {
     /// How often the authentication cache looks for changes made by other processes; a
     /// revocation elsewhere takes effect here within about this long.
     pub auth_sync_interval: Duration,
+    /// Connection and request limits: header, body and request deadlines, most connections.
+    pub limits: conn::Limits,
 }
 
 impl Default for Settings {
@@ -99,6 +102,7 @@ impl Default for Settings {
             token_check_interval: Duration::from_secs(3600),
             token_use_flush_interval: Duration::from_secs(60),
             auth_sync_interval: Duration::from_millis(250),
+            limits: conn::Limits::default(),
         }
     }
 }
@@ -141,6 +145,7 @@ impl AppState {
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let limit = state.settings.limits.request;
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .nest(
@@ -153,6 +158,17 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", admin::routes())
         .nest("/console", console::routes())
         .fallback(|| async { error::HttpError::status(404, "no such endpoint") })
+        .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
+            // The event feed's long poll has its own bound (`wait` ≤ 30 s).
+            let exempt = req.uri().path().ends_with("/events");
+            async move {
+                if exempt {
+                    next.run(req).await
+                } else {
+                    conn::request_timeout(limit, req, next).await
+                }
+            }
+        }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req
@@ -212,23 +228,15 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop_rx));
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = tx.send(());
-    });
-    let mut server = Box::pin(std::future::IntoFuture::into_future(server));
-    let result = tokio::select! {
-        r = &mut server => r,
-        () = async {
-            let _ = rx.await;
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        } => {
-            tracing::warn!("graceful shutdown timed out; closing remaining connections");
-            Ok(())
-        }
-    };
+    let limits = state.settings.limits;
+    let result = conn::serve(
+        listener,
+        router(state),
+        limits,
+        shutdown,
+        Duration::from_secs(30),
+    )
+    .await;
     let _ = stop_tx.send(true);
     // The writer drains what the finished requests queued; bounded so shutdown cannot hang.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;

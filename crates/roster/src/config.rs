@@ -50,6 +50,25 @@ pub struct ServeSettings {
     #[arg(long, env = "ROSTER_MAX_BODY_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
+    /// Time a client has to send a request's headers, in milliseconds, counted from when
+    /// the connection waits for them: also how long an idle connection stays open
+    /// [default: 10000].
+    #[arg(long, env = "ROSTER_HEADER_READ_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Time a client has to send a request's body, in milliseconds [default: 30000].
+    #[arg(long, env = "ROSTER_BODY_READ_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_read_timeout_ms: Option<u64>,
+    /// Longest a request may take until its response starts, in milliseconds; then 503 with
+    /// Retry-After. The event feed's long poll (up to 30 s) is exempt [default: 60000].
+    #[arg(long, env = "ROSTER_REQUEST_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    /// Most connections served at once; more wait in the listen backlog [default: 1024].
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     /// Log format [default: text]; `RUST_LOG` sets the level.
     #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +128,10 @@ impl ServeSettings {
             database_file: None,
             public_url: None,
             max_body_bytes: Some(1024 * 1024),
+            header_read_timeout_ms: Some(10_000),
+            body_read_timeout_ms: Some(30_000),
+            request_timeout_ms: Some(60_000),
+            max_connections: Some(1024),
             log_format: Some(LogFormat::Text),
             log_retention_days: Some(90),
             token_check_interval_ms: Some(3_600_000),
@@ -137,6 +160,10 @@ impl ServeSettings {
             database_file,
             public_url: self.public_url.or(below.public_url),
             max_body_bytes: self.max_body_bytes.or(below.max_body_bytes),
+            header_read_timeout_ms: self.header_read_timeout_ms.or(below.header_read_timeout_ms),
+            body_read_timeout_ms: self.body_read_timeout_ms.or(below.body_read_timeout_ms),
+            request_timeout_ms: self.request_timeout_ms.or(below.request_timeout_ms),
+            max_connections: self.max_connections.or(below.max_connections),
             log_format: self.log_format.or(below.log_format),
             log_retention_days: self.log_retention_days.or(below.log_retention_days),
             token_check_interval_ms: self

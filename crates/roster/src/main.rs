@@ -418,6 +418,12 @@ async fn run(cli: Cli) -> Result<()> {
                 token_use_flush_interval: ms(s.token_use_flush_ms, 10),
                 ..Settings::default()
             };
+            settings.limits = roster_server::conn::Limits {
+                header_read: ms(s.header_read_timeout_ms, 100),
+                body_read: ms(s.body_read_timeout_ms, 100),
+                request: ms(s.request_timeout_ms, 100),
+                max_connections: s.max_connections.unwrap_or_default().max(1),
+            };
             let w = &mut settings.webhooks;
             w.retry_base = ms(s.webhook_retry_base_ms, 1);
             w.retry_max = ms(s.webhook_retry_max_ms, 1);

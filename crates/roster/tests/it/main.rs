@@ -23,6 +23,7 @@ mod groups;
 mod guard;
 mod idp;
 mod lifecycle;
+mod limits;
 mod listing;
 mod login;
 mod patch;
