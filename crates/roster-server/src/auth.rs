@@ -235,6 +235,7 @@ impl FromRequestParts<AppState> for Authed {
             return Err(invalid());
         }
         crate::provlog::note_idp(&tenant.idp);
+        crate::provlog::note_tenant(&tenant.id);
         state.token_uses.token_used(prefix, now);
         Ok(Self { tenant })
     }

@@ -63,6 +63,8 @@ const PRUNE_BATCH: u64 = 1000;
 pub struct Notes {
     /// The tenant's identity provider, once the token was accepted.
     pub idp: Option<String>,
+    /// The tenant the accepted token belongs to (the URL's segment may be percent-encoded).
+    pub tenant: Option<String>,
     /// The resource id.
     pub resource_id: Option<String>,
     /// userName or displayName.
@@ -91,6 +93,11 @@ fn note(f: impl FnOnce(&mut Notes)) {
 /// Records the tenant's identity provider (the token was accepted).
 pub fn note_idp(idp: &str) {
     note(|n| n.idp = Some(idp.to_owned()));
+}
+
+/// Records the tenant whose token was accepted.
+pub fn note_tenant(tenant: &str) {
+    note(|n| n.tenant = Some(tenant.to_owned()));
 }
 
 /// Records the prefix of a refused token (never the token).
@@ -184,10 +191,20 @@ pub fn redact(v: &Value) -> Value {
 /// does not keep its value.
 const LOGGED_NAME_BYTES: usize = 256;
 
+/// The longest request id or user agent a log row keeps, in bytes.
+const LOGGED_HEADER_BYTES: usize = 256;
+/// The longest path a log row keeps, in bytes (a SCIM path with an id is well under it).
+const LOGGED_PATH_BYTES: usize = 512;
+
 /// `s` cut to at most [`LOGGED_NAME_BYTES`] bytes, on a character boundary, with `…` when cut.
-fn clip(mut s: String) -> String {
-    if s.len() > LOGGED_NAME_BYTES {
-        let mut end = LOGGED_NAME_BYTES - '…'.len_utf8();
+fn clip(s: String) -> String {
+    clip_to(s, LOGGED_NAME_BYTES)
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary, with `…` when cut.
+fn clip_to(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max - '…'.len_utf8();
         while !s.is_char_boundary(end) {
             end -= 1;
         }
@@ -541,7 +558,9 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let notes = Arc::new(Mutex::new(Notes::default()));
     let resp = NOTES.scope(notes.clone(), next.run(req)).await;
 
-    let n = notes.lock().map(|n| n.clone()).unwrap_or_default();
+    let mut n = notes.lock().map(|n| n.clone()).unwrap_or_default();
+    // The accepted token's tenant: `/scim/v2/ac%6De/…` authenticates as `acme`.
+    let tenant = n.tenant.take().unwrap_or(tenant);
     let status = resp.status().as_u16();
     // Counted only with an accepted token (`idp` noted): a stranger's requests name any tenant.
     if let Some(m) =
@@ -558,11 +577,12 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         id: 0,
         at,
         tenant_id: tenant,
-        request_id,
+        // What the client chose is bounded, or a stranger's 401s could store megabytes each.
+        request_id: clip_to(request_id, LOGGED_HEADER_BYTES),
         idp: n.idp,
-        user_agent,
+        user_agent: user_agent.map(|u| clip_to(u, LOGGED_HEADER_BYTES)),
         method,
-        path,
+        path: clip_to(path, LOGGED_PATH_BYTES),
         resource_type: rtype.map(str::to_owned),
         resource_id: n.resource_id.or(path_id).map(clip),
         name: n.name.map(clip),

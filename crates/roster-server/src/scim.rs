@@ -82,7 +82,9 @@ async fn method_not_allowed() -> HttpError {
     HttpError::status(405, "this endpoint does not support that HTTP method")
 }
 
-async fn not_implemented() -> HttpError {
+/// After the token check (the extractor), so that a caller without a token learns nothing
+/// about the routes.
+async fn not_implemented(_: Authed) -> HttpError {
     HttpError::status(
         501,
         "not implemented by Roster (ServiceProviderConfig lists what is supported)",

@@ -54,7 +54,12 @@ pub fn issue(tenant: &str, now: OffsetDateTime, ttl: Duration) -> IssuedToken {
             tenant_id: tenant.to_owned(),
             hash: hash_token(&secret),
             created_at: now,
-            expires_at: now + ttl,
+            // Saturating: callers bound the lifetime (1–3650 days), and an out-of-range one
+            // must not overflow the date (a panic) whatever a future caller passes.
+            expires_at: now.checked_add(ttl).unwrap_or(OffsetDateTime::new_utc(
+                time::Date::MAX,
+                time::Time::MIDNIGHT,
+            )),
             last_used_at: None,
             revoked_at: None,
         },

@@ -44,8 +44,10 @@ pub enum TenantCommand {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
-        /// Lifetime of the first token, in days (default: the tenant's `token_ttl_days`, 365).
-        #[arg(long)]
+        /// Lifetime of the first token, in days (default: the tenant's `token_ttl_days`, 365);
+        /// at most 3650, and 0 issues a token that has already expired (to test a client's
+        /// handling).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=3650))]
         expires_in_days: Option<u32>,
         /// Create the tenant with SCIM disabled and no token (`roster scim enable` later).
         #[arg(long)]
@@ -129,8 +131,9 @@ pub enum ScimCommand {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
-        /// Lifetime of the token, in days (default: the tenant's `token_ttl_days`).
-        #[arg(long)]
+        /// Lifetime of the token, in days (default: the tenant's `token_ttl_days`); at most
+        /// 3650, and 0 issues a token that has already expired (to test a client's handling).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=3650))]
         expires_in_days: Option<u32>,
     },
     /// Disable SCIM for a tenant: every token stops working at once.
@@ -161,8 +164,9 @@ pub enum TokenCommand {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
-        /// Lifetime of the new token, in days (default: the tenant's `token_ttl_days`).
-        #[arg(long)]
+        /// Lifetime of the new token, in days (default: the tenant's `token_ttl_days`); at most
+        /// 3650, and 0 issues a token that has already expired (to test a client's handling).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=3650))]
         expires_in_days: Option<u32>,
     },
     /// Issue a new token and revoke the old one(s) at once: every live token of the tenant, or
@@ -176,8 +180,9 @@ pub enum TokenCommand {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
-        /// Lifetime of the new token, in days (default: the tenant's `token_ttl_days`).
-        #[arg(long)]
+        /// Lifetime of the new token, in days (default: the tenant's `token_ttl_days`); at most
+        /// 3650, and 0 issues a token that has already expired (to test a client's handling).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=3650))]
         expires_in_days: Option<u32>,
     },
     /// Revoke one token by its prefix.

@@ -208,3 +208,37 @@ async fn unsupported_endpoints_and_methods() {
     let r = s.send(s.request(Method::PUT, "/Users")).await;
     r.expect_error(405, None);
 }
+
+/// Unsupported endpoints check the token first: a caller without one learns nothing about the
+/// routes (issue 12).
+#[tokio::test]
+async fn unsupported_endpoints_need_a_token_first() {
+    let s = TestServer::start().await;
+    for path in ["/Bulk", "/Me"] {
+        let r = s.send(s.client.post(s.url(path)).json(&json!({}))).await;
+        r.expect_error(401, None);
+        let r = s.post(path, &json!({})).await;
+        r.expect_error(501, None);
+    }
+}
+
+/// A token lifetime beyond ten years is refused by the CLI before anything is written.
+#[tokio::test]
+async fn token_lifetimes_beyond_ten_years_are_refused() {
+    let s = TestServer::start().await;
+    for days in ["3651", "4294967295"] {
+        let out = s.cli(&[
+            "token",
+            "rotate",
+            "acme",
+            "--expires-in-days",
+            days,
+            "--json",
+        ]);
+        assert!(!out.status.success(), "{days} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("expires-in-days"), "{days}: {err}");
+    }
+    // The tenant's token still works: nothing was rotated.
+    s.get("/Users?count=1").await.expect(200);
+}

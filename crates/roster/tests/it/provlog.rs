@@ -519,3 +519,49 @@ async fn read_counts_page_with_a_cursor_and_refuse_bad_parameters() {
     .await
     .expect(401);
 }
+
+/// What a client without a token chooses (path, user agent, request id) is stored bounded, and
+/// a percent-encoded tenant segment is filed under the tenant its token belongs to (issue 12).
+#[tokio::test]
+async fn log_rows_are_bounded_and_filed_under_the_authenticated_tenant() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let huge = "x".repeat(20_000);
+    let r = s
+        .send(
+            s.client
+                .get(format!("{}/Users/{}", s.base, "y".repeat(4_000)))
+                .bearer_auth("rsct_Forged12_0123456789abcdefghij0123456789ABCDEFGHIJ")
+                .header("user-agent", huge.as_str())
+                .header("x-request-id", huge.as_str()),
+        )
+        .await;
+    r.expect_error(401, None);
+    let rows = s.provisioning(&key, "outcome=failure", 1).await;
+    let row = &rows[0];
+    for (field, max) in [("user_agent", 256), ("request_id", 256), ("path", 512)] {
+        let v = row[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field}: {row}"));
+        assert!(v.len() <= max, "{field} kept {} bytes", v.len());
+        assert!(v.ends_with('…'), "{field} not marked as cut");
+    }
+
+    // `/scim/v2/ac%6De/…` authenticates as `acme`, and its row is acme's.
+    let encoded = s.base.replacen("/scim/v2/acme", "/scim/v2/ac%6De", 1);
+    let r = s
+        .send(
+            s.client
+                .post(format!("{encoded}/Users"))
+                .bearer_auth(&s.token)
+                .json(&user_body("encoded-tenant")),
+        )
+        .await;
+    r.expect(201);
+    let rows = s.provisioning(&key, "outcome=success", 1).await;
+    assert!(
+        rows.iter()
+            .any(|r| r["status"] == 201 && r["name"] == "encoded-tenant"),
+        "{rows:?}"
+    );
+}
