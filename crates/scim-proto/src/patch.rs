@@ -140,15 +140,7 @@ pub fn parse_patch(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
             "the PATCH body must be a JSON object; {PATCH_HINT}"
         )));
     };
-    let has_schema = get_ci(obj, "schemas")
-        .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.iter().any(|u| {
-                u.as_str()
-                    .is_some_and(|u| u.eq_ignore_ascii_case(PATCH_OP_SCHEMA))
-            })
-        });
-    if !has_schema {
+    if !crate::resource::lists_schema(obj, PATCH_OP_SCHEMA) {
         return Err(ScimError::invalid_syntax(format!(
             "\"schemas\" must be an array containing \"{PATCH_OP_SCHEMA}\"; {PATCH_HINT}"
         )));

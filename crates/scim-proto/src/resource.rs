@@ -144,24 +144,20 @@ pub fn normalize(
     })
 }
 
-fn check_schemas(obj: &Map<String, Value>, core_urn: &str) -> Result<(), ScimError> {
-    let ok = get_ci(obj, "schemas")
+/// Whether the object's `schemas` (any key case) is an array listing `urn` (any letter case).
+pub(crate) fn lists_schema(obj: &Map<String, Value>, urn: &str) -> bool {
+    get_ci(obj, "schemas")
         .and_then(Value::as_array)
         .is_some_and(|a| {
             a.iter()
-                .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(core_urn)))
-        });
-    let scim_11 = get_ci(obj, "schemas")
-        .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.iter().any(|u| {
-                u.as_str()
-                    .is_some_and(|u| u.eq_ignore_ascii_case(SCIM_11_CORE_URN))
-            })
-        });
-    if ok {
+                .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(urn)))
+        })
+}
+
+fn check_schemas(obj: &Map<String, Value>, core_urn: &str) -> Result<(), ScimError> {
+    if lists_schema(obj, core_urn) {
         Ok(())
-    } else if scim_11 {
+    } else if lists_schema(obj, SCIM_11_CORE_URN) {
         // SCIM 1.1 resources differ in shape (OneLogin's 1.1 template sends `emails` as one
         // object and the manager as `managerId`): reading them as 2.0 would lose data.
         Err(ScimError::invalid_syntax(format!(

@@ -57,6 +57,17 @@ const GLOBAL_TABLES: &[&str] = &[
     "webhooks",
 ];
 
+/// The tables of the store's schema, by name.
+async fn table_names(store: &PostgresStore) -> Vec<String> {
+    super::db::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap()
+}
+
 /// Every per-tenant table has `tenant_id` first in its primary key and in every unique index,
 /// so that a distributed PostgreSQL (Citus, distribution column `tenant_id`) can shard Roster
 /// without a schema change; a table added later without that fails here.
@@ -64,13 +75,7 @@ const GLOBAL_TABLES: &[&str] = &[
 async fn per_tenant_tables_lead_every_key_with_tenant_id() {
     let db = super::testdb::TestDb::new().await;
     let store = db.open().await;
-    let tables: Vec<String> = super::db::query_scalar(
-        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1",
-    )
-    .fetch_all(&store.pool)
-    .await
-    .unwrap();
+    let tables = table_names(&store).await;
     assert!(tables.len() > 20, "{tables:?}");
     for g in GLOBAL_TABLES {
         assert!(tables.iter().any(|t| t == g), "global table {g} is gone");
@@ -138,22 +143,16 @@ fn table_refs_and_tenant_mentions(sql: &str, tables: &[String]) -> (usize, usize
 
 /// Every statement of the request path that reads, updates or deletes rows compares
 /// `tenant_id` with a parameter, and every statement names it at least once per per-tenant
-/// table it reads or writes (an insert as a column): a row addressed by its pk alone, or a join on pks alone, would need every shard of
-/// a database distributed by `tenant_id`. Runs a cross-section of the conformance
-/// suite — users with emails, groups and member changes, deprovisioning and restore, filters
-/// and pages, role mappings and effective roles, the login lookup, the event outbox — and
-/// checks each statement it sent.
+/// table it reads or writes (an insert as a column): a row addressed by its pk alone, or a
+/// join on pks alone, would need every shard of a database distributed by `tenant_id`. Runs
+/// a cross-section of the conformance suite — users with emails, groups and member changes,
+/// deprovisioning and restore, filters and pages, role mappings and effective roles, the login
+/// lookup, the event outbox — and checks each statement it sent.
 #[tokio::test]
 async fn request_path_statements_name_their_tenant() {
     let db = TestDb::new().await;
     let store = db.open().await;
-    let tables: Vec<String> = super::db::query_scalar(
-        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1",
-    )
-    .fetch_all(&store.pool)
-    .await
-    .unwrap();
+    let tables = table_names(&store).await;
     let per_tenant: Vec<String> = tables
         .into_iter()
         .filter(|t| !GLOBAL_TABLES.contains(&t.as_str()))
