@@ -116,6 +116,12 @@ pub struct ServeSettings {
     #[arg(long, env = "ROSTER_WEBHOOK_LEASE_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_lease_ms: Option<u64>,
+    /// Deliver webhooks to private, loopback and link-local addresses too (receivers on the
+    /// same host or network); by default only public addresses are delivered to, and such a
+    /// URL is refused when registered [default: false].
+    #[arg(long, env = "ROSTER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_allow_private_addresses: Option<bool>,
 }
 
 impl ServeSettings {
@@ -142,6 +148,7 @@ impl ServeSettings {
             webhook_timeout_ms: Some(10_000),
             webhook_poll_ms: Some(1000),
             webhook_lease_ms: Some(30_000),
+            webhook_allow_private_addresses: Some(false),
         }
     }
 
@@ -178,6 +185,9 @@ impl ServeSettings {
             webhook_timeout_ms: self.webhook_timeout_ms.or(below.webhook_timeout_ms),
             webhook_poll_ms: self.webhook_poll_ms.or(below.webhook_poll_ms),
             webhook_lease_ms: self.webhook_lease_ms.or(below.webhook_lease_ms),
+            webhook_allow_private_addresses: self
+                .webhook_allow_private_addresses
+                .or(below.webhook_allow_private_addresses),
         }
     }
 

@@ -431,6 +431,7 @@ async fn run(cli: Cli) -> Result<()> {
             w.timeout = ms(s.webhook_timeout_ms, 1);
             w.poll = ms(s.webhook_poll_ms, 10);
             w.lease = ms(s.webhook_lease_ms, 1);
+            w.allow_private = s.webhook_allow_private_addresses.unwrap_or(false);
             settings.log_retention = Duration::from_secs(
                 s.log_retention_days
                     .unwrap_or_default()
@@ -478,7 +479,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Operator { db, command } => {
             operator_cli::operator(db.open().await?, command).await?
         }
-        Command::Webhook { db, command } => ops::webhook(db.open().await?, command).await?,
+        Command::Webhook { db, command } => {
+            let allow_private = db
+                .settings()?
+                .webhook_allow_private_addresses
+                .unwrap_or(false);
+            ops::webhook(db.open().await?, command, allow_private).await?;
+        }
         Command::Log {
             db,
             tenant,

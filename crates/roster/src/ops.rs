@@ -210,7 +210,7 @@ pub async fn admin_key(store: Arc<dyn Store>, cmd: AdminKeyCommand) -> Result<()
 }
 
 /// Runs `roster webhook …`.
-pub async fn webhook(store: Arc<dyn Store>, cmd: WebhookCommand) -> Result<()> {
+pub async fn webhook(store: Arc<dyn Store>, cmd: WebhookCommand, allow_private: bool) -> Result<()> {
     let s = store.as_ref();
     match cmd {
         WebhookCommand::Add {
@@ -229,6 +229,7 @@ pub async fn webhook(store: Arc<dyn Store>, cmd: WebhookCommand) -> Result<()> {
                     event_types: events,
                     description,
                 },
+                allow_private,
             )
             .await?;
             audit(

@@ -38,6 +38,7 @@ pub async fn create(
     store: &dyn Store,
     now: OffsetDateTime,
     req: NewWebhook,
+    allow_private: bool,
 ) -> Result<Webhook, ApiError> {
     let url = reqwest::Url::parse(&req.url)
         .map_err(|e| ApiError::invalid(format!("url is not a valid URL: {e}")))?;
@@ -45,6 +46,20 @@ pub async fn create(
         return Err(ApiError::invalid(
             "url must be an http:// or https:// URL with a host",
         ));
+    }
+    // A credential in the URL would be stored, listed and written to the audit log; receivers
+    // authenticate Roster by the signature instead.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ApiError::invalid(
+            "url must not contain a user name or password; verify the Roster-Signature header \
+             with the webhook's secret instead (docs/events.md)",
+        ));
+    }
+    if !crate::webhooks::destination::host_allowed(&url, allow_private) {
+        return Err(ApiError::invalid(format!(
+            "url: {}",
+            crate::webhooks::destination::NOT_ALLOWED
+        )));
     }
     // Each element must be one type name, exactly (not a comma-separated list, not empty).
     if let Some(bad) = req
@@ -172,7 +187,13 @@ pub async fn create_handler(
     ApiJson(req): ApiJson<NewWebhook>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let hook = create(state.store.as_ref(), now, req).await?;
+    let hook = create(
+        state.store.as_ref(),
+        now,
+        req,
+        state.settings.webhooks.allow_private,
+    )
+    .await?;
     audit(
         state.store.as_ref(),
         now,

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::AppState;
 
+pub mod destination;
 pub mod signature;
 
 /// Delivery settings.
@@ -49,6 +50,9 @@ pub struct WebhookSettings {
     /// process delivering it dies. Longer than `timeout`, so that a delivery that takes the
     /// whole timeout ends before its lease can be taken over.
     pub lease: Duration,
+    /// Whether webhooks may be delivered to private, loopback and link-local addresses (see
+    /// [`destination`]).
+    pub allow_private: bool,
 }
 
 impl WebhookSettings {
@@ -71,6 +75,7 @@ impl Default for WebhookSettings {
             poll: Duration::from_secs(1),
             rotation_overlap: Duration::from_secs(24 * 3600),
             lease: Duration::from_secs(30),
+            allow_private: false,
         }
     }
 }
@@ -105,9 +110,13 @@ pub fn payload(e: &Event) -> serde_json::Value {
 
 /// Runs the supervisor until `shutdown` turns true.
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(state.settings.webhooks.timeout)
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    if !state.settings.webhooks.allow_private {
+        builder = builder.dns_resolver(std::sync::Arc::new(destination::PublicOnly));
+    }
+    let client = match builder
         .user_agent(concat!("Roster-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
     {
@@ -274,7 +283,9 @@ async fn stream_task(
             }
             continue;
         };
-        let result = match deliver(&client, &hook, &event, state.clock.now()).await {
+        let allow_private = state.settings.webhooks.allow_private;
+        let result = match deliver(&client, &hook, &event, state.clock.now(), allow_private).await
+        {
             Ok(()) => DeliveryResult::Delivered { seq: event.seq },
             Err(error) => {
                 let now = state.clock.now();
@@ -324,7 +335,14 @@ async fn deliver(
     hook: &Webhook,
     event: &Event,
     now: OffsetDateTime,
+    allow_private: bool,
 ) -> Result<(), String> {
+    // An address literal never reaches the resolver: checked here (a name is checked by
+    // `destination::PublicOnly` on every address it resolves to).
+    let url = reqwest::Url::parse(&hook.url).map_err(|e| format!("invalid URL: {e}"))?;
+    if !destination::host_allowed(&url, allow_private) {
+        return Err(destination::NOT_ALLOWED.to_owned());
+    }
     let body = serde_json::to_vec(&payload(event)).map_err(|e| e.to_string())?;
     let t = now.unix_timestamp();
     let sig = signature::header_value(&hook.signing_secrets(now), t, &body);

@@ -295,6 +295,9 @@ impl TestServer {
             .env_remove("ROSTER_CONFIG")
             .env_remove("ROSTER_PUBLIC_URL")
             .env_remove("ROSTER_LISTEN")
+            // The suite's webhook receivers listen on loopback; the test of the default
+            // (public addresses only) passes `--webhook-allow-private-addresses=false`.
+            .env("ROSTER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -402,6 +405,7 @@ impl TestServer {
         cmd.env_remove("ROSTER_DATABASE_URL")
             .env_remove("ROSTER_DATABASE_URL_FILE")
             .env_remove("ROSTER_CONFIG")
+            .env("ROSTER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true")
             .env_remove("ROSTER_PUBLIC_URL")
             .stdin(Stdio::null())
             .output()

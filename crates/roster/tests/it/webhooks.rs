@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::events::{seqs, types};
-use crate::harness::TestServer;
+use crate::harness::{user_body, TestServer};
 
 // ---- The receiver-side verification code, exactly as documented in docs/events.md. ----
 /// Verifies a `Roster-Signature` header against the raw request body.
@@ -522,4 +522,57 @@ async fn webhook_input_is_validated() {
     }
     let bad = s.cli(&["webhook", "add", "http://127.0.0.1:9/", "--events", "nope"]);
     assert!(!bad.status.success());
+}
+
+/// By default webhooks go to public addresses only: an inward URL is refused when registered,
+/// and one registered anyway (by a CLI allowed to) is never connected to, whether its host is
+/// an address or a name that resolves inward; the error names no address. A URL with a
+/// credential is refused (it would be stored and audited).
+#[tokio::test]
+async fn webhooks_to_private_addresses_are_refused_and_never_delivered() {
+    let s = TestServer::start_with(&["--webhook-allow-private-addresses=false", "--webhook-poll-ms", "50"]).await;
+    let key = s.admin_key();
+    let receiver = Receiver::new();
+    let (addr, running) = receiver.start("127.0.0.1:0".parse().unwrap()).await;
+    for url in [
+        format!("http://127.0.0.1:{}/hook", addr.port()),
+        format!("http://localhost:{}/hook", addr.port()),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        "http://[::1]/hook".to_owned(),
+        "https://user:secret@app.example.com/hook".to_owned(),
+    ] {
+        let r = s
+            .admin(&key, Method::POST, "/webhooks", Some(json!({"url": url, "tenant": s.tenant})))
+            .await;
+        r.expect(400);
+        assert!(!r.text.contains("secret@"), "{}", r.text);
+    }
+    // Registered through a CLI that may (as on a host whose receivers are local), then
+    // delivered by this server, which may not.
+    let mut ids = Vec::new();
+    for host in ["127.0.0.1", "localhost"] {
+        let out = s.cli_ok(&[
+            "webhook", "add", &format!("http://{host}:{}/hook", addr.port()),
+            "--tenant", &s.tenant, "--json",
+        ]);
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    s.create_user(&user_body("ssrf-probe")).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in &ids {
+        loop {
+            let hook = s.admin_get(&key, &format!("/webhooks/{id}")).await;
+            let err = hook["streams"][0]["last_error"].as_str().unwrap_or("").to_owned();
+            if !err.is_empty() {
+                assert!(err.contains("private, loopback or link-local"), "{err}");
+                assert!(!err.contains("127.0.0.1") && !err.contains(&addr.port().to_string()), "{err}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no delivery attempt recorded: {hook}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(receiver.events().is_empty(), "delivered to a loopback receiver");
+    running.stop().await;
 }
