@@ -480,10 +480,17 @@ async fn run(cli: Cli) -> Result<()> {
             operator_cli::operator(db.open().await?, command).await?
         }
         Command::Webhook { db, command } => {
-            let allow_private = db
-                .settings()?
-                .webhook_allow_private_addresses
-                .unwrap_or(false);
+            // The server's setting, as the server would read it: its variable, else roster.toml.
+            let from_env = std::env::var("ROSTER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES")
+                .ok()
+                .map(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+            let allow_private = match from_env {
+                Some(v) => v,
+                None => db
+                    .settings()?
+                    .webhook_allow_private_addresses
+                    .unwrap_or(false),
+            };
             ops::webhook(db.open().await?, command, allow_private).await?;
         }
         Command::Log {

@@ -210,7 +210,11 @@ pub async fn admin_key(store: Arc<dyn Store>, cmd: AdminKeyCommand) -> Result<()
 }
 
 /// Runs `roster webhook …`.
-pub async fn webhook(store: Arc<dyn Store>, cmd: WebhookCommand, allow_private: bool) -> Result<()> {
+pub async fn webhook(
+    store: Arc<dyn Store>,
+    cmd: WebhookCommand,
+    allow_private: bool,
+) -> Result<()> {
     let s = store.as_ref();
     match cmd {
         WebhookCommand::Add {

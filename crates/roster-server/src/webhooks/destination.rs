@@ -57,10 +57,21 @@ fn public_v6(ip: Ipv6Addr) -> bool {
         || first == 0x2001 && ip.segments()[1] == 0x0db8) // 2001:db8::/32, documentation
 }
 
-/// Whether a URL's host may be registered: names pass (checked when delivered), address
-/// literals must be public unless `allow_private`.
+/// Whether a URL's host may be registered: address literals must be public and `localhost`
+/// is refused unless `allow_private`; other names pass (checked when delivered).
 #[must_use]
 pub fn host_allowed(url: &reqwest::Url, allow_private: bool) -> bool {
+    allow_private
+        || (literal_allowed(url, false)
+            && !url
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case("localhost")))
+}
+
+/// Whether a URL's host, when it is an address literal (which no resolver sees), may be
+/// connected to; names are left to [`PublicOnly`].
+#[must_use]
+pub fn literal_allowed(url: &reqwest::Url, allow_private: bool) -> bool {
     if allow_private {
         return true;
     }
@@ -68,10 +79,7 @@ pub fn host_allowed(url: &reqwest::Url, allow_private: bool) -> bool {
         return false;
     };
     let literal = host.trim_start_matches('[').trim_end_matches(']');
-    match literal.parse::<IpAddr>() {
-        Ok(ip) => is_public(ip),
-        Err(_) => !host.eq_ignore_ascii_case("localhost"),
-    }
+    literal.parse::<IpAddr>().map_or(true, is_public)
 }
 
 /// A DNS resolver for the delivery client that keeps only public addresses, so a connection

@@ -284,8 +284,7 @@ async fn stream_task(
             continue;
         };
         let allow_private = state.settings.webhooks.allow_private;
-        let result = match deliver(&client, &hook, &event, state.clock.now(), allow_private).await
-        {
+        let result = match deliver(&client, &hook, &event, state.clock.now(), allow_private).await {
             Ok(()) => DeliveryResult::Delivered { seq: event.seq },
             Err(error) => {
                 let now = state.clock.now();
@@ -340,7 +339,7 @@ async fn deliver(
     // An address literal never reaches the resolver: checked here (a name is checked by
     // `destination::PublicOnly` on every address it resolves to).
     let url = reqwest::Url::parse(&hook.url).map_err(|e| format!("invalid URL: {e}"))?;
-    if !destination::host_allowed(&url, allow_private) {
+    if !destination::literal_allowed(&url, allow_private) {
         return Err(destination::NOT_ALLOWED.to_owned());
     }
     let body = serde_json::to_vec(&payload(event)).map_err(|e| e.to_string())?;

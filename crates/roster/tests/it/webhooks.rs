@@ -530,7 +530,12 @@ async fn webhook_input_is_validated() {
 /// credential is refused (it would be stored and audited).
 #[tokio::test]
 async fn webhooks_to_private_addresses_are_refused_and_never_delivered() {
-    let s = TestServer::start_with(&["--webhook-allow-private-addresses=false", "--webhook-poll-ms", "50"]).await;
+    let s = TestServer::start_with(&[
+        "--webhook-allow-private-addresses=false",
+        "--webhook-poll-ms",
+        "50",
+    ])
+    .await;
     let key = s.admin_key();
     let receiver = Receiver::new();
     let (addr, running) = receiver.start("127.0.0.1:0".parse().unwrap()).await;
@@ -542,7 +547,12 @@ async fn webhooks_to_private_addresses_are_refused_and_never_delivered() {
         "https://user:secret@app.example.com/hook".to_owned(),
     ] {
         let r = s
-            .admin(&key, Method::POST, "/webhooks", Some(json!({"url": url, "tenant": s.tenant})))
+            .admin(
+                &key,
+                Method::POST,
+                "/webhooks",
+                Some(json!({"url": url, "tenant": s.tenant})),
+            )
             .await;
         r.expect(400);
         assert!(!r.text.contains("secret@"), "{}", r.text);
@@ -552,8 +562,12 @@ async fn webhooks_to_private_addresses_are_refused_and_never_delivered() {
     let mut ids = Vec::new();
     for host in ["127.0.0.1", "localhost"] {
         let out = s.cli_ok(&[
-            "webhook", "add", &format!("http://{host}:{}/hook", addr.port()),
-            "--tenant", &s.tenant, "--json",
+            "webhook",
+            "add",
+            &format!("http://{host}:{}/hook", addr.port()),
+            "--tenant",
+            &s.tenant,
+            "--json",
         ]);
         let v: Value = serde_json::from_str(out.trim()).unwrap();
         ids.push(v["id"].as_str().unwrap().to_owned());
@@ -563,16 +577,28 @@ async fn webhooks_to_private_addresses_are_refused_and_never_delivered() {
     for id in &ids {
         loop {
             let hook = s.admin_get(&key, &format!("/webhooks/{id}")).await;
-            let err = hook["streams"][0]["last_error"].as_str().unwrap_or("").to_owned();
+            let err = hook["streams"][0]["last_error"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
             if !err.is_empty() {
                 assert!(err.contains("private, loopback or link-local"), "{err}");
-                assert!(!err.contains("127.0.0.1") && !err.contains(&addr.port().to_string()), "{err}");
+                assert!(
+                    !err.contains("127.0.0.1") && !err.contains(&addr.port().to_string()),
+                    "{err}"
+                );
                 break;
             }
-            assert!(Instant::now() < deadline, "no delivery attempt recorded: {hook}");
+            assert!(
+                Instant::now() < deadline,
+                "no delivery attempt recorded: {hook}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    assert!(receiver.events().is_empty(), "delivered to a loopback receiver");
+    assert!(
+        receiver.events().is_empty(),
+        "delivered to a loopback receiver"
+    );
     running.stop().await;
 }
