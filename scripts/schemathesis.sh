@@ -100,7 +100,9 @@ for name in ("ada", "grace"):
     with opener.open(req, timeout=10) as r:
         assert r.status == 201, r.status
 PY
-"$BIN" webhook add http://127.0.0.1:9/hook --tenant acme --database "$DB_URL" </dev/null >/dev/null ||
+# A public name (a loopback address would be refused: webhooks go to public addresses only);
+# its deliveries go to the dead proxy like every other.
+"$BIN" webhook add https://hooks.example.com/roster --tenant acme --database "$DB_URL" </dev/null >/dev/null ||
   fail_setup "could not add the seed webhook"
 log "seeded tenant acme (2 users, 1 webhook)"
 
