@@ -47,9 +47,9 @@ pub struct Limits {
     pub header_read: Duration,
     /// Time a client has to send a request's body.
     pub body_read: Duration,
-    /// Longest a request may take until its response starts. Must exceed the event feed's
-    /// longest long poll (30 s); streamed responses (a big group's members, the snapshot)
-    /// start at once and are bounded by their own reads.
+    /// Longest a request may take until its response starts. The event feed's long poll and
+    /// user imports are exempt (see [`crate::router`]); streamed responses (a big group's
+    /// members, the snapshot) start at once and are bounded by their own reads.
     pub request: Duration,
     /// Most connections served at once.
     pub max_connections: usize,

@@ -159,8 +159,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/console", console::routes())
         .fallback(|| async { error::HttpError::status(404, "no such endpoint") })
         .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
-            // The event feed's long poll has its own bound (`wait` ≤ 30 s).
-            let exempt = req.uri().path().ends_with("/events");
+            // Each exempt route has its own bound: the event feed's long poll (`wait` ≤ 30 s),
+            // and an import of app users (its 16 MiB body; a large one may take longer than
+            // the limit on a busy database, and cutting it would leave it half done).
+            let path = req.uri().path();
+            let exempt = path.ends_with("/events") || path.ends_with("/user-imports");
             async move {
                 if exempt {
                     next.run(req).await
