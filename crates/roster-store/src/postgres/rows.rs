@@ -758,7 +758,7 @@ impl Rows for Conn {
     ) -> StoreResult<Vec<(i64, Vec<String>)>> {
         let mut out = Vec::new();
         for chunk in pks.chunks(CHUNK) {
-            let sql = mapped_roles_sql(chunk.len());
+            let sql = mapped_roles_sql(chunk.len(), true);
             let mut q = db::query_as::<(i64, String)>(&sql);
             for _ in 0..3 {
                 q = q.bind(tenant);

@@ -679,15 +679,14 @@ impl Rows for Connection {
 
     async fn mapped_roles_of_members(
         &mut self,
-        tenant: &str,
+        _tenant: &str,
         pks: &[i64],
     ) -> StoreResult<Vec<(i64, Vec<String>)>> {
         let mut out = Vec::new();
         for chunk in pks.chunks(CHUNK) {
-            let sql = mapped_roles_sql(chunk.len());
+            let sql = mapped_roles_sql(chunk.len(), false);
             let mut q = db::query_as::<(i64, String)>(&sql);
             for _ in 0..3 {
-                q = q.bind(tenant);
                 for pk in chunk {
                     q = q.bind(*pk);
                 }
