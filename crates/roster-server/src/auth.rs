@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
@@ -21,6 +21,7 @@ use roster_store::Tenant;
 use time::OffsetDateTime;
 
 use crate::error::HttpError;
+use crate::ratelimit::{self, Rate};
 use crate::tokens;
 use crate::AppState;
 
@@ -173,6 +174,8 @@ pub async fn run_cache_sync(
 pub struct Authed {
     /// The tenant.
     pub tenant: Tenant,
+    /// The token's public prefix (its rate-limit key).
+    pub prefix: String,
 }
 
 fn bearer(parts: &Parts) -> Result<&str, HttpError> {
@@ -200,45 +203,144 @@ fn bearer(parts: &Parts) -> Result<&str, HttpError> {
 impl FromRequestParts<AppState> for Authed {
     type Rejection = HttpError;
 
+    /// Authenticates, then takes one request from the token's and the tenant's budgets; a
+    /// refused authentication takes one from the (source address, tenant) failure budget, and
+    /// once that is spent the answer is 429 instead of 401.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|_| HttpError::status(404, "no such endpoint"))?;
         let tenant_id = params.get("tenant").cloned().unwrap_or_default();
-        let token = bearer(parts)?;
-        let invalid =
-            || HttpError::unauthorized("invalid, expired or revoked token for this tenant");
-        let prefix = tokens::prefix_of(token).ok_or_else(invalid)?;
-        // The public prefix only: the provisioning log must never hold a token.
-        crate::provlog::note_token_prefix(prefix);
-        let cached = state
-            .auth
-            .token(state.store.as_ref(), prefix)
-            .await?
-            .ok_or_else(invalid)?;
-        let record = &cached.record;
-        // Checked on every request, cached or not: expiry against the clock, the secret in
-        // constant time.
-        let now = state.clock.now();
-        if record.tenant_id != tenant_id
-            || record.revoked_at.is_some()
-            || record.expires_at <= now
-            || !tokens::digests_equal(&tokens::hash_token(token), &record.hash)
-        {
-            tracing::info!(token_prefix = %record.prefix, tenant = %tenant_id, "token refused");
-            return Err(invalid());
+        let now = Instant::now();
+        let rates = &state.settings.rate;
+        match authenticate(parts, state, &tenant_id).await {
+            Ok((tenant, prefix)) => {
+                let (per_token, per_tenant) = tenant_rates(rates, &tenant);
+                let limiters = &state.limiters;
+                if let Err(wait) =
+                    limiters
+                        .scim
+                        .check(&format!("token:{prefix}"), per_token, 1, now)
+                {
+                    limiters.note_refused("scim_token");
+                    return Err(ratelimit::too_many("for this token", per_token, wait));
+                }
+                if let Err(wait) =
+                    limiters
+                        .scim
+                        .check(&format!("tenant:{}", tenant.id), per_tenant, 1, now)
+                {
+                    limiters.note_refused("scim_tenant");
+                    return Err(ratelimit::too_many(
+                        "for this organisation",
+                        per_tenant,
+                        wait,
+                    ));
+                }
+                Ok(Self { tenant, prefix })
+            }
+            Err(e) if e.error.status == 401 => {
+                let source = ratelimit::source(state, parts)
+                    .map_or_else(|| "-".to_owned(), |a| a.to_string());
+                // Tenant ids are at most 63 characters: a longer segment names no tenant, and
+                // must not make the key (kept in memory) as long as the URL.
+                let tenant_key = if tenant_id.len() <= crate::admin::tenants::MAX_ID_LEN {
+                    tenant_id.as_str()
+                } else {
+                    "-"
+                };
+                let rate = rates.scim_auth_failures;
+                match state.limiters.failures.check(
+                    &format!("scim:{source}:{tenant_key}"),
+                    rate,
+                    1,
+                    now,
+                ) {
+                    Ok(()) => Err(e),
+                    Err(wait) => {
+                        state.limiters.note_refused("scim_auth_failures");
+                        Err(ratelimit::too_many(
+                            "with a refused token from this address",
+                            rate,
+                            wait,
+                        ))
+                    }
+                }
+            }
+            Err(e) => Err(e),
         }
-        // A deleted tenant answers like a bad token.
-        let tenant = cached.tenant.clone().ok_or_else(invalid)?;
-        // SCIM disabled answers exactly like a bad token (disabling also revokes every token).
-        if !tenant.settings.scim_enabled {
-            return Err(invalid());
-        }
-        crate::provlog::note_idp(&tenant.idp);
-        crate::provlog::note_tenant(&tenant.id);
-        state.token_uses.token_used(prefix, now);
-        Ok(Self { tenant })
     }
+}
+
+/// The token's and the tenant's SCIM rates: the tenant's `settings.rate_limit` where set
+/// (checked when saved), else the server's.
+fn tenant_rates(rates: &ratelimit::RateSettings, tenant: &Tenant) -> (Rate, Rate) {
+    let own = &tenant.settings.rate_limit;
+    let pick = |set: Option<&String>, default: Rate| {
+        set.and_then(|r| r.parse::<Rate>().ok()).unwrap_or(default)
+    };
+    (
+        pick(own.per_token.as_ref(), rates.scim_per_token),
+        pick(own.per_tenant.as_ref(), rates.scim_per_tenant),
+    )
+}
+
+/// Charges the request's token and tenant `extra` more requests' worth, after it ran: an
+/// unindexed filter or sort that examined many resources in memory.
+pub fn charge(state: &AppState, auth: &Authed, extra: u32) {
+    if extra == 0 {
+        return;
+    }
+    let (per_token, per_tenant) = tenant_rates(&state.settings.rate, &auth.tenant);
+    let now = Instant::now();
+    let l = &state.limiters.scim;
+    l.charge(&format!("token:{}", auth.prefix), per_token, extra, now);
+    l.charge(
+        &format!("tenant:{}", auth.tenant.id),
+        per_tenant,
+        extra,
+        now,
+    );
+}
+
+/// The token check: the tenant and the token's public prefix, or the 401.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    tenant_id: &str,
+) -> Result<(Tenant, String), HttpError> {
+    let token = bearer(parts)?;
+    let invalid = || HttpError::unauthorized("invalid, expired or revoked token for this tenant");
+    let prefix = tokens::prefix_of(token).ok_or_else(invalid)?;
+    // The public prefix only: the provisioning log must never hold a token.
+    crate::provlog::note_token_prefix(prefix);
+    let cached = state
+        .auth
+        .token(state.store.as_ref(), prefix)
+        .await?
+        .ok_or_else(invalid)?;
+    let record = &cached.record;
+    // Checked on every request, cached or not: expiry against the clock, the secret in
+    // constant time.
+    let now = state.clock.now();
+    if record.tenant_id != tenant_id
+        || record.revoked_at.is_some()
+        || record.expires_at <= now
+        || !tokens::digests_equal(&tokens::hash_token(token), &record.hash)
+    {
+        tracing::info!(token_prefix = %record.prefix, tenant = %tenant_id, "token refused");
+        return Err(invalid());
+    }
+    // A deleted tenant answers like a bad token.
+    let tenant = cached.tenant.clone().ok_or_else(invalid)?;
+    // SCIM disabled answers exactly like a bad token (disabling also revokes every token).
+    if !tenant.settings.scim_enabled {
+        return Err(invalid());
+    }
+    crate::provlog::note_idp(&tenant.idp);
+    crate::provlog::note_tenant(&tenant.id);
+    state.token_uses.token_used(prefix, now);
+    Ok((tenant, prefix.to_owned()))
 }
 
 #[cfg(test)]

@@ -62,6 +62,11 @@ impl From<StoreError> for HttpError {
             )
             .into(),
             StoreError::Invalid(detail) => ScimError::invalid_value(detail).into(),
+            StoreError::TooMany { candidates, limit } => ScimError::bad_request(
+                scim_proto::ScimType::TooMany,
+                too_many_detail(candidates, limit),
+            )
+            .into(),
             StoreError::GuardRefused(status) => {
                 tracing::warn!(
                     state = status.state.as_str(),
@@ -87,6 +92,18 @@ impl From<StoreError> for HttpError {
             }
         }
     }
+}
+
+/// What to do about a filter or sort that would evaluate too many resources in memory.
+#[must_use]
+pub fn too_many_detail(candidates: u64, limit: u64) -> String {
+    format!(
+        "this filter or sortBy is answered by evaluating {candidates} resources in memory, more \
+         than this server's limit of {limit}: narrow it with a condition on an indexed \
+         attribute (userName, externalId, emails.value, displayName, active, id, meta.created, \
+         meta.lastModified), e.g. `userName sw \"a\" and title eq \"x\"`, and sort by one of \
+         them"
+    )
 }
 
 /// Builds a response with a SCIM JSON body.

@@ -36,6 +36,7 @@ pub mod discovery;
 pub mod error;
 pub mod jobs;
 pub mod provlog;
+pub mod ratelimit;
 pub mod scim;
 pub mod service;
 pub mod tokens;
@@ -64,8 +65,15 @@ impl Clock for SystemClock {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Scheme and authority used in base URLs and `meta.location` (e.g.
-    /// `https://scim.example.com`); when `None`, taken from the request's `Host` header.
+    /// `https://scim.example.com`); when `None`, [`Settings::local_origin`].
     pub public_url: Option<String>,
+    /// Without a public URL, the loopback address the server listens on
+    /// (`http://127.0.0.1:8080`), which `roster serve` then requires: base URLs, setup links
+    /// and the console's same-origin check use it, never the request's `Host` header.
+    pub local_origin: Option<String>,
+    /// Run for local development (`--insecure-dev`): session cookies without `Secure` even
+    /// under a public URL that is not loopback.
+    pub insecure_dev: bool,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Largest page size (`count`), advertised as `filter.maxResults`.
@@ -87,12 +95,18 @@ pub struct Settings {
     pub auth_sync_interval: Duration,
     /// Connection and request limits: header, body and request deadlines, most connections.
     pub limits: conn::Limits,
+    /// Rate limits (429 with `Retry-After`) and the cap on in-memory filter evaluation.
+    pub rate: ratelimit::RateSettings,
+    /// Peers trusted to say who the client is (`X-Forwarded-For`), e.g. the TLS proxy.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             public_url: None,
+            local_origin: None,
+            insecure_dev: false,
             max_body_bytes: 1024 * 1024,
             max_page_size: 1000,
             default_page_size: 100,
@@ -103,6 +117,8 @@ impl Default for Settings {
             token_use_flush_interval: Duration::from_secs(60),
             auth_sync_interval: Duration::from_millis(250),
             limits: conn::Limits::default(),
+            rate: ratelimit::RateSettings::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -125,6 +141,11 @@ pub struct AppState {
     /// This process's name among the nodes sharing the database: it holds webhook delivery
     /// leases and claims periodic jobs under this name (see [`jobs`]).
     pub node: Arc<str>,
+    /// Rate-limit budgets of this process.
+    pub limiters: Arc<ratelimit::Limiters>,
+    /// Password hashes computed at once (console sign-in, SCIM `password`): about one per
+    /// core, so that a flood of sign-ins cannot take every core and the memory Argon2 needs.
+    pub hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -138,6 +159,10 @@ impl AppState {
             auth: Arc::new(auth_cache::AuthCache::new()),
             provlog: Arc::new(provlog::Recorder::default()),
             node: jobs::node_name().into(),
+            limiters: Arc::new(ratelimit::Limiters::default()),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )),
         }
     }
 }

@@ -21,12 +21,11 @@
 //! is for explaining; the outbox is the record of truth.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Request, State};
+use axum::extract::{MatchedPath, OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use roster_store::{minute_of, DroppedCount, ProvisioningEntry, ReadCount, Store};
@@ -290,6 +289,9 @@ fn route_of(method: &str, matched: &str) -> String {
     format!("{method} {}", if below.is_empty() { "/" } else { below })
 }
 
+/// Most counts held between two flushes; refused requests beyond it are not counted.
+const MAX_TALLY: usize = 100_000;
+
 /// Successful reads and dropped rows counted in memory until the writer's next flush.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -406,6 +408,8 @@ pub struct Recorder {
     tx: mpsc::Sender<ProvisioningEntry>,
     rx: Mutex<Option<mpsc::Receiver<ProvisioningEntry>>>,
     tally: Mutex<Tally>,
+    /// The minute of the last refused request with a row of its own, per (tenant, source).
+    refused_rows: Mutex<HashMap<(String, String), OffsetDateTime>>,
     dropped: AtomicU64,
     /// When the last "rows dropped" warning was logged, and the total it reported.
     warned: Mutex<Option<(Instant, u64)>>,
@@ -428,6 +432,7 @@ impl Recorder {
             tx,
             rx: Mutex::new(Some(rx)),
             tally: Mutex::new(Tally::default()),
+            refused_rows: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
             warned: Mutex::new(None),
             wait,
@@ -483,6 +488,43 @@ impl Recorder {
     pub fn count_read(&self, tenant: &str, route: &str, at: OffsetDateTime, status: u16) {
         if let Ok(mut t) = self.tally.lock() {
             t.read(tenant, route, at, status);
+        }
+    }
+
+    /// Counts one refused request (401 or 429) of `tenant` from `source` and says whether it
+    /// also gets a row of its own: the first of each minute per (tenant, source) does, as a
+    /// sample that explains the refusal (token prefix, user agent, hint); the rest are only
+    /// counted. Nothing is counted once [`MAX_TALLY`] keys are held: tenant ids and addresses
+    /// are the caller's to choose.
+    pub fn count_refused(
+        &self,
+        tenant: &str,
+        source: &str,
+        at: OffsetDateTime,
+        status: u16,
+    ) -> bool {
+        let minute = minute_of(at);
+        let route = format!("refused from {source}");
+        if let Ok(mut t) = self.tally.lock() {
+            if t.reads.len() >= MAX_TALLY {
+                return false;
+            }
+            t.read(tenant, &route, at, status);
+        }
+        let Ok(mut rows) = self.refused_rows.lock() else {
+            return false;
+        };
+        if rows.len() >= MAX_TALLY {
+            rows.retain(|_, m| *m >= minute);
+        }
+        let key = (tenant.to_owned(), source.to_owned());
+        match rows.get(&key) {
+            Some(m) if *m >= minute => false,
+            _ if rows.len() >= MAX_TALLY => false,
+            _ => {
+                rows.insert(key, minute);
+                true
+            }
         }
     }
 
@@ -542,10 +584,9 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
             header("user-agent"),
         )
     };
-    let source_addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    // The client as a trusted proxy names it (`--trusted-proxy`), else the peer.
+    let source_addr =
+        crate::ratelimit::source_of(&state, req.extensions(), req.headers()).map(|a| a.to_string());
     // /scim/v2/{tenant}/{Users|Groups}/{id}
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let tenant = segments.get(2).map(|s| (*s).to_owned()).unwrap_or_default();
@@ -570,6 +611,18 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
             .provlog
             .count_read(&tenant, &route_of(&method, m.as_str()), at, status);
         return resp;
+    }
+    // Refused requests (no valid token, or over a rate limit) are counted per tenant, source
+    // and minute like successful reads, with one row per minute and source as a sample: a
+    // stranger or a runaway client cannot fill the log. Only ids a tenant could have are
+    // counted (the writer keeps only tenants that exist).
+    if matches!(status, 401 | 429) {
+        let from = source_addr.as_deref().unwrap_or("an unknown address");
+        let sample = crate::admin::tenants::check_id(&tenant).is_ok()
+            && state.provlog.count_refused(&tenant, from, at, status);
+        if !sample {
+            return resp;
+        }
     }
     let err = resp.extensions().get::<ScimError>();
     let name = n.name.clone();

@@ -17,24 +17,44 @@ use crate::body::ScimBody;
 use crate::dialect;
 use crate::discovery;
 use crate::error::{scim_json, HttpError, SCIM_CONTENT_TYPE};
+use crate::ratelimit;
 use crate::service::{self, Ctx, Got, ListParams, Rendered};
 use crate::AppState;
 
-/// The absolute SCIM base URL of a tenant: `--public-url` when configured, else taken from
-/// the request's `Host` header.
+/// The absolute SCIM base URL of a tenant: `--public-url` when configured, else the loopback
+/// address the server listens on. Never the request's `Host` header, which is the client's to
+/// choose (it would be echoed into `Location`, `meta.location` and setup links).
 #[must_use]
-pub fn base_url(state: &AppState, headers: &HeaderMap, tenant: &str) -> String {
-    let origin = match &state.settings.public_url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
-            format!("http://{host}")
-        }
+pub fn base_url(state: &AppState, _headers: &HeaderMap, tenant: &str) -> String {
+    format!("{}/scim/v2/{tenant}", origin(state))
+}
+
+/// The server's origin: `--public-url`, else its loopback address, else (a router built
+/// without either, in tests) `http://localhost`.
+#[must_use]
+pub fn origin(state: &AppState) -> String {
+    let s = &state.settings;
+    s.public_url
+        .as_deref()
+        .or(s.local_origin.as_deref())
+        .unwrap_or("http://localhost")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Whether `url`'s host is a loopback name or address (`localhost`, `127.0.0.0/8`, `::1`).
+#[must_use]
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
-    format!("{origin}/scim/v2/{tenant}")
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
 }
 
 /// The router for one tenant's SCIM base URL.
@@ -74,11 +94,13 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .with_state(state)
 }
 
-async fn not_found() -> HttpError {
+/// After the token check, like every route under a tenant's base URL: a caller without a
+/// valid token learns nothing about which paths exist.
+async fn not_found(_: Authed) -> HttpError {
     ScimError::not_found("no such SCIM endpoint under this base URL").into()
 }
 
-async fn method_not_allowed() -> HttpError {
+async fn method_not_allowed(_: Authed) -> HttpError {
     HttpError::status(405, "this endpoint does not support that HTTP method")
 }
 
@@ -246,8 +268,15 @@ async fn do_list(
     let mut p = Params::parse(query)?.list()?;
     p.filter = dialect::filter(&auth, p.filter);
     let c = ctx(&state, &headers, &auth);
-    let body = service::list(&state, &c, kind, &p).await?;
-    Ok(scim_json(StatusCode::OK, &body))
+    let listed = service::list(&state, &c, kind, &p).await?;
+    Ok(listed_response(&state, &auth, &listed))
+}
+
+/// The ListResponse, after charging the token and tenant for what it examined in memory.
+fn listed_response(state: &AppState, auth: &Authed, listed: &service::Listed) -> Response {
+    let per = state.settings.rate.examined_per_cost;
+    crate::auth::charge(state, auth, ratelimit::examined_cost(listed.examined, per));
+    scim_json(StatusCode::OK, &listed.body)
 }
 
 async fn do_search(
@@ -263,7 +292,7 @@ async fn do_search(
     let mut p = search_params(&body)?;
     p.filter = dialect::filter(&auth, p.filter);
     let c = ctx(&state, &headers, &auth);
-    let body = match kind {
+    let listed = match kind {
         Some(kind) => service::list(&state, &c, kind, &p).await?,
         // Without groups the root search covers the one resource type the tenant offers.
         None if !discovery::offers(&auth, ResourceKind::Group) => {
@@ -271,7 +300,7 @@ async fn do_search(
         }
         None => service::search_all(&state, &c, &p).await?,
     };
-    Ok(scim_json(StatusCode::OK, &body))
+    Ok(listed_response(&state, &auth, &listed))
 }
 
 async fn do_create(

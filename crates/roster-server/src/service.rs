@@ -61,15 +61,66 @@ pub struct Rendered {
     pub location: String,
 }
 
-fn hash_password(password: &str) -> Result<String, HttpError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing failed");
-            HttpError::from(ScimError::internal())
-        })
+/// Hashes a SCIM `password` with Argon2id on the blocking pool, behind
+/// [`AppState::hashing`] (about one hash per core at once), so that a burst of creates with
+/// passwords neither stalls the async workers nor takes every core.
+async fn hash_password(state: &AppState, password: &str) -> Result<String, HttpError> {
+    let busy = || HttpError {
+        error: ScimError::new(
+            503,
+            None,
+            "the server is busy hashing passwords; nothing was changed; retry later",
+        ),
+        headers: vec![(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static(crate::error::RETRY_AFTER),
+        )],
+    };
+    let permit = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        state.hashing.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| busy())?
+    .map_err(|_| busy())?;
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|_| HttpError::from(ScimError::internal()))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "password hashing failed");
+        HttpError::from(ScimError::internal())
+    })
+}
+
+/// The hash of a request's password, computed once however often its write is retried.
+#[derive(Default)]
+struct PasswordMemo(Option<(String, String)>);
+
+impl PasswordMemo {
+    async fn hash(
+        &mut self,
+        state: &AppState,
+        password: Option<&str>,
+    ) -> Result<Option<String>, HttpError> {
+        let Some(p) = password else {
+            return Ok(None);
+        };
+        if let Some((plain, hash)) = &self.0 {
+            if plain == p {
+                return Ok(Some(hash.clone()));
+            }
+        }
+        let hash = hash_password(state, p).await?;
+        self.0 = Some((p.to_owned(), hash.clone()));
+        Ok(Some(hash))
+    }
 }
 
 /// A short random pause before retrying a write that lost a race, so that the racers do not
@@ -498,7 +549,10 @@ pub async fn create(
     proj: &Projection,
 ) -> Result<Rendered, HttpError> {
     let n = normalize(kind, body, None)?;
-    let password_hash = n.password.as_deref().map(hash_password).transpose()?;
+    let password_hash = match n.password.as_deref() {
+        Some(p) => Some(hash_password(state, p).await?),
+        None => None,
+    };
     let new = NewResource {
         id: uuid::Uuid::new_v4().to_string(),
         doc: n.doc.clone(),
@@ -561,12 +615,13 @@ pub async fn replace(
     if_match: Option<&str>,
     proj: &Projection,
 ) -> Result<Rendered, HttpError> {
+    let mut passwords = PasswordMemo::default();
     for _ in 0..WRITE_ATTEMPTS {
         let cur = fetch(state, ctx, kind, id).await?;
         check_if_match(if_match, &etag(cur.version))?;
         let n = normalize(kind, body, Some(&cur.doc))?;
         let guard = guard::change_subject(&cur, &n.doc);
-        let password_hash = n.password.as_deref().map(hash_password).transpose()?;
+        let password_hash = passwords.hash(state, n.password.as_deref()).await?;
         let members = if kind == ResourceKind::Group {
             let wanted: Vec<String> = n
                 .members
@@ -762,13 +817,14 @@ pub async fn patch(
     proj: &Projection,
 ) -> Result<Rendered, HttpError> {
     let ops = parse_patch(body)?;
+    let mut passwords = PasswordMemo::default();
     for _ in 0..WRITE_ATTEMPTS {
         let cur = fetch(state, ctx, kind, id).await?;
         check_if_match(if_match, &etag(cur.version))?;
         let mut doc = cur.doc.clone();
         let effects = apply_patch(kind, &mut doc, &ops)?;
         let guard = guard::change_subject(&cur, &doc);
-        let password_hash = effects.password.as_deref().map(hash_password).transpose()?;
+        let password_hash = passwords.hash(state, effects.password.as_deref()).await?;
         let members = member_ops(state, ctx, id, effects.members).await?;
         let (events, mut changed) =
             change_events(kind, id, &cur.doc, &doc, password_hash.is_some());
@@ -947,6 +1003,15 @@ fn cursor_error(e: StoreError) -> HttpError {
     }
 }
 
+/// A ListResponse and what it cost beyond a lookup.
+#[derive(Debug)]
+pub struct Listed {
+    /// The ListResponse.
+    pub body: Value,
+    /// Resources evaluated in memory to answer (an unindexed filter or sort).
+    pub examined: u64,
+}
+
 /// `GET /{type}` and `POST /{type}/.search`: a ListResponse.
 ///
 /// # Errors
@@ -956,7 +1021,7 @@ pub async fn list(
     ctx: &Ctx,
     kind: ResourceKind,
     p: &ListParams,
-) -> Result<Value, HttpError> {
+) -> Result<Listed, HttpError> {
     let proj = Projection::parse(
         kind,
         p.attributes.as_deref(),
@@ -968,6 +1033,7 @@ pub async fn list(
     };
     let page = page_request(state, p);
     let query = ListQuery {
+        max_candidates: Some(state.settings.rate.max_candidates),
         filter,
         sort: sort_spec(kind, p)?,
         page: page.clone(),
@@ -978,7 +1044,11 @@ pub async fn list(
         .read_page(&ctx.tenant, kind, &query, relations_for(kind, &proj))
         .await
         .map_err(cursor_error)?;
-    Ok(list_response(ctx, &page, result, &proj))
+    let examined = result.examined;
+    Ok(Listed {
+        body: list_response(ctx, &page, result, &proj),
+        examined,
+    })
 }
 
 fn render_read(ctx: &Ctx, r: &roster_store::ResourceRead, proj: &Projection) -> Value {
@@ -1024,7 +1094,7 @@ fn list_response(ctx: &Ctx, page: &PageRequest, result: PageRead, proj: &Project
 /// # Errors
 /// 400 `invalidFilter` when the filter fits neither resource type; 400 `invalidValue` for
 /// cursor pagination, which the root search does not offer.
-pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<Value, HttpError> {
+pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<Listed, HttpError> {
     if p.cursor.is_some() {
         return Err(ScimError::invalid_value(
             "cursor pagination is offered per resource type (/Users/.search, /Groups/.search), not at the root",
@@ -1052,6 +1122,7 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<V
         return Err(ScimError::internal().into());
     };
     let mut total = 0u64;
+    let mut examined = 0u64;
     let mut resources = Vec::new();
     // Position (0-based) of the first wanted item in the combined list, and how many remain.
     let mut skip = start_index - 1;
@@ -1063,6 +1134,7 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<V
             p.excluded_attributes.as_deref(),
         )?;
         let q = ListQuery {
+            max_candidates: Some(state.settings.rate.max_candidates),
             filter,
             sort: sort_spec(kind, p)?,
             page: PageRequest::Index {
@@ -1075,6 +1147,7 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<V
             .read_page(&ctx.tenant, kind, &q, relations_for(kind, &proj))
             .await?;
         total += page.total;
+        examined += page.examined;
         skip = skip.saturating_sub(page.total);
         want -= page.items.len() as u64;
         resources.extend(page.items.iter().map(|r| render_read(ctx, r, &proj)));
@@ -1087,7 +1160,10 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<V
     if count > 0 {
         body.insert("Resources".into(), Value::Array(resources));
     }
-    Ok(Value::Object(body))
+    Ok(Listed {
+        body: Value::Object(body),
+        examined,
+    })
 }
 
 #[cfg(test)]

@@ -63,6 +63,15 @@ pub enum StoreError {
     /// refused operation was kept.
     #[error("the deprovisioning guard refused the deactivation")]
     GuardRefused(Box<app::GuardStatus>),
+    /// A filter or sort that SQL cannot answer exactly would evaluate more resources in
+    /// memory than [`ListQuery::max_candidates`] allows; nothing was read beyond the count.
+    #[error("the query would evaluate {candidates} resources in memory (the limit is {limit})")]
+    TooMany {
+        /// Resources the query would evaluate.
+        candidates: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The database failed.
     #[error(transparent)]
     Backend(Box<dyn std::error::Error + Send + Sync>),
@@ -147,6 +156,30 @@ pub struct TenantSettings {
     pub token_expiry_warning_days: u32,
     /// The mass-deprovisioning guard.
     pub deprovision_guard: DeprovisionGuard,
+    /// This tenant's SCIM rate limits, where they differ from the server's. Not stored while
+    /// empty, so that a previous release (which refuses settings it does not know) still
+    /// reads the tenant during a rolling upgrade.
+    #[serde(skip_serializing_if = "RateLimitOverride::is_empty")]
+    pub rate_limit: RateLimitOverride,
+}
+
+/// A tenant's own SCIM rate limits, as rates such as `50/s:200` (N per s, min or h, with an
+/// optional burst; checked by the server); `None` takes the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitOverride {
+    /// Requests per token.
+    pub per_token: Option<String>,
+    /// Requests per tenant, all its tokens together.
+    pub per_tenant: Option<String>,
+}
+
+impl RateLimitOverride {
+    /// Whether nothing is overridden.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.per_token.is_none() && self.per_tenant.is_none()
+    }
 }
 
 impl Default for TenantSettings {
@@ -161,6 +194,7 @@ impl Default for TenantSettings {
             token_ttl_days: 365,
             token_expiry_warning_days: 30,
             deprovision_guard: DeprovisionGuard::default(),
+            rate_limit: RateLimitOverride::default(),
         }
     }
 }
@@ -326,6 +360,9 @@ pub struct ListQuery {
     pub sort: Option<SortSpec>,
     /// Which page.
     pub page: PageRequest,
+    /// Most candidates a filter or sort that SQL cannot answer exactly may evaluate in memory;
+    /// a query over more is refused with [`StoreError::TooMany`] (`None`: no cap).
+    pub max_candidates: Option<u64>,
 }
 
 /// One page of results.
@@ -337,6 +374,9 @@ pub struct Page {
     pub items: Vec<StoredResource>,
     /// For cursor pagination: the cursor of the next page, if there is one.
     pub next_cursor: Option<String>,
+    /// Resources evaluated in memory to answer (0 when SQL answered exactly): the request's
+    /// cost beyond a lookup.
+    pub examined: u64,
 }
 
 /// A Group member as listed.
@@ -577,6 +617,8 @@ pub struct PageRead {
     pub items: Vec<ResourceRead>,
     /// For cursor pagination: the cursor of the next page, if there is one.
     pub next_cursor: Option<String>,
+    /// Resources evaluated in memory to answer (see [`Page::examined`]).
+    pub examined: u64,
 }
 
 /// Pages of member ids read from an open read transaction (see [`Store::stream_group`]).

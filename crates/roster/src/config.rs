@@ -122,6 +122,47 @@ pub struct ServeSettings {
     #[arg(long, env = "ROSTER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_allow_private_addresses: Option<bool>,
+    /// SCIM requests per token, as N/s, N/min or N/h with an optional :BURST; beyond it 429
+    /// with Retry-After; a tenant's `settings.rate_limit.per_token` overrides it; `0/s` turns
+    /// it off [default: 100/s:500].
+    #[arg(long, env = "ROSTER_RATE_LIMIT_PER_TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_token: Option<String>,
+    /// SCIM requests per tenant, all its tokens together (`settings.rate_limit.per_tenant`
+    /// overrides it) [default: 200/s:1000].
+    #[arg(long, env = "ROSTER_RATE_LIMIT_PER_TENANT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_tenant: Option<String>,
+    /// Refused authentications per source address and tenant (SCIM) or per source address
+    /// (admin API) before further ones are answered 429 [default: 30/min:30].
+    #[arg(long, env = "ROSTER_RATE_LIMIT_AUTH_FAILURES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_auth_failures: Option<String>,
+    /// Admin API requests per admin key [default: 2000/s:4000].
+    #[arg(long, env = "ROSTER_RATE_LIMIT_ADMIN_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_admin_key: Option<String>,
+    /// Console password sign-ins per account and source address, counted before the
+    /// password is hashed [default: 5/min:10].
+    #[arg(long, env = "ROSTER_RATE_LIMIT_SIGN_IN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_sign_in: Option<String>,
+    /// Most users or groups a filter or sortBy that no index answers may evaluate in memory;
+    /// beyond it the list is refused with 400 tooMany [default: 50000].
+    #[arg(long, env = "ROSTER_MAX_FILTER_CANDIDATES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_filter_candidates: Option<u64>,
+    /// Peers trusted to name the client in X-Forwarded-For (the TLS proxy in front of Roster),
+    /// as CIDRs, comma-separated or repeated; the client address keys the rate limits of
+    /// refused authentications and sign-ins [default: none: the peer is the client].
+    #[arg(long, env = "ROSTER_TRUSTED_PROXY", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxy: Option<Vec<String>>,
+    /// Local development: console session cookies without `Secure` under a public URL that is
+    /// not https on loopback. Never in production [default: false].
+    #[arg(long, env = "ROSTER_INSECURE_DEV", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_dev: Option<bool>,
 }
 
 impl ServeSettings {
@@ -149,6 +190,14 @@ impl ServeSettings {
             webhook_poll_ms: Some(1000),
             webhook_lease_ms: Some(30_000),
             webhook_allow_private_addresses: Some(false),
+            rate_limit_per_token: Some("100/s:500".into()),
+            rate_limit_per_tenant: Some("200/s:1000".into()),
+            rate_limit_auth_failures: Some("30/min:30".into()),
+            rate_limit_admin_key: Some("2000/s:4000".into()),
+            rate_limit_sign_in: Some("5/min:10".into()),
+            max_filter_candidates: Some(50_000),
+            trusted_proxy: Some(Vec::new()),
+            insecure_dev: Some(false),
         }
     }
 
@@ -188,6 +237,16 @@ impl ServeSettings {
             webhook_allow_private_addresses: self
                 .webhook_allow_private_addresses
                 .or(below.webhook_allow_private_addresses),
+            rate_limit_per_token: self.rate_limit_per_token.or(below.rate_limit_per_token),
+            rate_limit_per_tenant: self.rate_limit_per_tenant.or(below.rate_limit_per_tenant),
+            rate_limit_auth_failures: self
+                .rate_limit_auth_failures
+                .or(below.rate_limit_auth_failures),
+            rate_limit_admin_key: self.rate_limit_admin_key.or(below.rate_limit_admin_key),
+            rate_limit_sign_in: self.rate_limit_sign_in.or(below.rate_limit_sign_in),
+            max_filter_candidates: self.max_filter_candidates.or(below.max_filter_candidates),
+            trusted_proxy: self.trusted_proxy.or(below.trusted_proxy),
+            insecure_dev: self.insecure_dev.or(below.insecure_dev),
         }
     }
 

@@ -90,6 +90,7 @@ struct UrlArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process: its size does not matter
 enum Command {
     /// Run the SCIM server.
     Serve {
@@ -358,11 +359,83 @@ fn redact(url: &str) -> String {
 fn checked(s: &config::ServeSettings) -> Result<(String, Option<String>)> {
     let url = s.database_url()?;
     database::check(&url).map_err(|e| anyhow!(e))?;
+    rate_settings(s)?;
+    trusted_proxies(s)?;
+    if s.public_url.is_none() {
+        if let Some(listen) = s.listen.filter(|l| !l.ip().is_loopback()) {
+            bail!(
+                "listening on {listen}, beyond this machine, needs --public-url (the https URL \
+                 identity providers and browsers use, e.g. https://scim.example.com): without \
+                 it base URLs and setup links would have to come from each request's Host \
+                 header, which the client chooses"
+            );
+        }
+    }
     let public = match &s.public_url {
         Some(u) => Some(config::check_public_url(u).map_err(|e| anyhow!(e))?),
         None => None,
     };
     Ok((url, public))
+}
+
+/// The rate limits of `serve`'s settings (defaults layered under them), checked.
+fn rate_settings(s: &config::ServeSettings) -> Result<roster_server::ratelimit::RateSettings> {
+    use roster_server::ratelimit::Rate;
+    let mut r = roster_server::ratelimit::RateSettings::default();
+    let parse = |name: &str, v: &Option<String>, into: &mut Rate| -> Result<()> {
+        if let Some(v) = v {
+            *into = v.parse().map_err(|e: String| anyhow!("{name}: {e}"))?;
+        }
+        Ok(())
+    };
+    parse(
+        "rate_limit_per_token",
+        &s.rate_limit_per_token,
+        &mut r.scim_per_token,
+    )?;
+    parse(
+        "rate_limit_per_tenant",
+        &s.rate_limit_per_tenant,
+        &mut r.scim_per_tenant,
+    )?;
+    parse(
+        "rate_limit_auth_failures",
+        &s.rate_limit_auth_failures,
+        &mut r.scim_auth_failures,
+    )?;
+    r.admin_auth_failures = r.scim_auth_failures;
+    parse(
+        "rate_limit_admin_key",
+        &s.rate_limit_admin_key,
+        &mut r.admin_per_key,
+    )?;
+    parse("rate_limit_sign_in", &s.rate_limit_sign_in, &mut r.sign_in)?;
+    if let Some(n) = s.max_filter_candidates {
+        if n == 0 {
+            bail!("max_filter_candidates must be at least 1");
+        }
+        r.max_candidates = n;
+    }
+    Ok(r)
+}
+
+/// `--trusted-proxy`, parsed: CIDRs, or single addresses (a /32 or /128).
+fn trusted_proxies(s: &config::ServeSettings) -> Result<Vec<roster_server::ratelimit::IpNet>> {
+    s.trusted_proxy
+        .iter()
+        .flatten()
+        .map(|t| {
+            let t = t.trim();
+            t.parse::<roster_server::ratelimit::IpNet>()
+                .or_else(|_| {
+                    t.parse::<std::net::IpAddr>()
+                        .map(roster_server::ratelimit::IpNet::from)
+                })
+                .map_err(|_| {
+                    anyhow!("trusted_proxy: {t:?} is not a CIDR such as 10.0.0.0/8 or an address")
+                })
+        })
+        .collect()
 }
 
 /// `roster check-config`: the file parsed (unknown keys refused), the variables applied, the
@@ -418,6 +491,8 @@ async fn run(cli: Cli) -> Result<()> {
                 token_use_flush_interval: ms(s.token_use_flush_ms, 10),
                 ..Settings::default()
             };
+            settings.rate = rate_settings(&s)?;
+            settings.trusted_proxies = trusted_proxies(&s)?;
             settings.limits = roster_server::conn::Limits {
                 header_read: ms(s.header_read_timeout_ms, 100),
                 body_read: ms(s.body_read_timeout_ms, 100),
@@ -453,6 +528,10 @@ async fn run(cli: Cli) -> Result<()> {
                 .set_meta(LISTEN_URL, Some(&listen_url(addr)))
                 .await
                 .context("recording the listen address")?;
+            if public_url.is_none() {
+                settings.local_origin = Some(listen_url(addr));
+            }
+            settings.insecure_dev = s.insecure_dev.unwrap_or(false);
             println!("listening on http://{addr}");
             tracing::info!(%addr, database = %redact(&url), public_url = ?public_url, "roster is serving");
             roster_server::serve(listener, AppState::new(store, settings), shutdown_signal())

@@ -73,6 +73,9 @@ impl From<StoreError> for ApiError {
                 message: "modified concurrently; retry".into(),
             },
             StoreError::Invalid(m) => Self::invalid(m),
+            StoreError::TooMany { candidates, limit } => {
+                Self::invalid(crate::error::too_many_detail(candidates, limit))
+            }
             StoreError::GuardRefused(_) => Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "guard_refused",

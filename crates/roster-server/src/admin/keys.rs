@@ -5,10 +5,14 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use roster_store::AdminKeyRecord;
+use std::time::Instant;
 use time::OffsetDateTime;
 
 use super::error::ApiError;
+use crate::ratelimit;
 use crate::tokens::{digests_equal, hash_token, random_alnum};
 use crate::AppState;
 
@@ -74,41 +78,93 @@ impl AdminAuth {
 }
 
 impl FromRequestParts<AppState> for AdminAuth {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let refused = || {
-            ApiError::unauthorized(
-                "send a live operator API key as \"Authorization: Bearer rsak_…\" \
-                 (create one with `roster admin-key create`)",
-            )
-        };
-        let value = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(refused)?;
-        let (scheme, key) = value.trim().split_once(' ').ok_or_else(refused)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(refused());
+    /// Authenticates, then takes one request from the key's budget; a refused key takes one
+    /// from its source address's failure budget, and once that is spent the answer is 429.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let rates = &state.settings.rate;
+        let now = Instant::now();
+        match authenticate(parts, state).await {
+            Ok(prefix) => {
+                let rate = rates.admin_per_key;
+                if let Err(wait) = state.limiters.admin.check(&prefix, rate, 1, now) {
+                    state.limiters.note_refused("admin_key");
+                    return Err(rate_limited("for this admin key", rate, wait));
+                }
+                Ok(Self { prefix })
+            }
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                let source = ratelimit::source(state, parts)
+                    .map_or_else(|| "-".to_owned(), |a| a.to_string());
+                let rate = rates.admin_auth_failures;
+                match state
+                    .limiters
+                    .failures
+                    .check(&format!("admin:{source}"), rate, 1, now)
+                {
+                    Ok(()) => Err(e.into_response()),
+                    Err(wait) => {
+                        state.limiters.note_refused("admin_auth_failures");
+                        Err(rate_limited(
+                            "with a refused admin key from this address",
+                            rate,
+                            wait,
+                        ))
+                    }
+                }
+            }
+            Err(e) => Err(e.into_response()),
         }
-        let key = key.trim();
-        let prefix = prefix_of(key).ok_or_else(refused)?;
-        // From the in-memory cache (see `crate::auth_cache`): no database round trip.
-        let record = state
-            .auth
-            .admin_key(state.store.as_ref(), prefix)
-            .await?
-            .ok_or_else(refused)?;
-        if record.revoked_at.is_some() || !digests_equal(&hash_token(key), &record.hash) {
-            tracing::info!(key_prefix = %prefix, "admin key refused");
-            return Err(refused());
-        }
-        state.token_uses.key_used(prefix, state.clock.now());
-        Ok(Self {
-            prefix: prefix.to_owned(),
-        })
     }
+}
+
+/// A 429 in the admin API's error shape, with `Retry-After`.
+fn rate_limited(what: &str, rate: ratelimit::Rate, wait: std::time::Duration) -> Response {
+    let scim = ratelimit::too_many(what, rate, wait);
+    let mut resp = ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: "rate_limited",
+        message: scim.error.detail,
+    }
+    .into_response();
+    for (k, v) in scim.headers {
+        resp.headers_mut().insert(k, v);
+    }
+    resp
+}
+
+/// The key check: the key's prefix, or the 401.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
+    let refused = || {
+        ApiError::unauthorized(
+            "send a live operator API key as \"Authorization: Bearer rsak_…\" \
+             (create one with `roster admin-key create`)",
+        )
+    };
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refused)?;
+    let (scheme, key) = value.trim().split_once(' ').ok_or_else(refused)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(refused());
+    }
+    let key = key.trim();
+    let prefix = prefix_of(key).ok_or_else(refused)?;
+    // From the in-memory cache (see `crate::auth_cache`): no database round trip.
+    let record = state
+        .auth
+        .admin_key(state.store.as_ref(), prefix)
+        .await?
+        .ok_or_else(refused)?;
+    if record.revoked_at.is_some() || !digests_equal(&hash_token(key), &record.hash) {
+        tracing::info!(key_prefix = %prefix, "admin key refused");
+        return Err(refused());
+    }
+    state.token_uses.key_used(prefix, state.clock.now());
+    Ok(prefix.to_owned())
 }
 
 #[cfg(test)]

@@ -156,7 +156,28 @@ pub fn validate_settings(s: &TenantSettings) -> Result<(), String> {
             g.window_minutes
         ));
     }
+    let rl = &s.rate_limit;
+    for (name, rate) in [("per_token", &rl.per_token), ("per_tenant", &rl.per_tenant)] {
+        if let Some(r) = rate {
+            r.parse::<crate::ratelimit::Rate>()
+                .map_err(|e| format!("settings.rate_limit.{name}: {e}"))?;
+        }
+    }
     Ok(())
+}
+
+/// The settings' shape as the API shows them: every setting, `rate_limit` included while it is
+/// empty (storage leaves an empty one out).
+fn settings_shape(settings: &TenantSettings) -> Result<Value, String> {
+    let mut v = serde_json::to_value(settings).map_err(|e| e.to_string())?;
+    if let Value::Object(m) = &mut v {
+        if !m.contains_key("rate_limit") {
+            let empty = serde_json::to_value(roster_store::RateLimitOverride::default())
+                .map_err(|e| e.to_string())?;
+            m.insert("rate_limit".into(), empty);
+        }
+    }
+    Ok(v)
 }
 
 /// RFC 7396 JSON merge patch: objects merge key by key, `null` removes a key (so the setting
@@ -218,7 +239,7 @@ pub fn apply_settings_patch(t: &mut Tenant, patch: &Value) -> Result<(), String>
     let idp_patch = rest.remove("idp");
     // Every key must name a setting, even with a null value: a merge patch would otherwise
     // silently drop a misspelt `"welcome_emial": null` and answer 200.
-    if let Ok(defaults) = serde_json::to_value(TenantSettings::default()) {
+    if let Ok(defaults) = settings_shape(&TenantSettings::default()) {
         unknown_setting(&defaults, &Value::Object(rest.clone()), "settings")?;
     }
     if let Some(idp) = idp_patch {
@@ -227,7 +248,7 @@ pub fn apply_settings_patch(t: &mut Tenant, patch: &Value) -> Result<(), String>
             .ok_or("settings.idp must be a string such as \"okta\"")?;
         t.idp = check_idp(s)?;
     }
-    let defaults = serde_json::to_value(TenantSettings::default()).map_err(|e| e.to_string())?;
+    let defaults = settings_shape(&TenantSettings::default())?;
     let mut current = serde_json::to_value(&t.settings).map_err(|e| e.to_string())?;
     merge_patch(&mut current, &Value::Object(rest.clone()));
     // serde would also read a nested settings object from an array of its fields.
@@ -257,7 +278,7 @@ pub fn apply_settings_patch(t: &mut Tenant, patch: &Value) -> Result<(), String>
 /// How the API shows a tenant's settings: the identity provider and every setting.
 #[must_use]
 pub fn settings_json(t: &Tenant) -> Value {
-    let mut v = serde_json::to_value(&t.settings).unwrap_or_else(|_| json!({}));
+    let mut v = settings_shape(&t.settings).unwrap_or_else(|_| json!({}));
     if let Value::Object(m) = &mut v {
         let mut out = Map::new();
         out.insert("idp".into(), json!(t.idp));

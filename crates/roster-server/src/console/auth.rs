@@ -140,18 +140,31 @@ async fn signed_in(
     Ok(r)
 }
 
+/// Longest an attempt on an account under attack from many addresses is delayed.
+const MAX_SIGN_IN_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest an attempt waits for a free password-hashing slot before it is refused.
+const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `POST /console/sign-in`: an operator account's email and password.
+///
+/// Built so that it cannot be abused: each (account, address) pair has a small budget of
+/// attempts, taken before the password is hashed, and beyond it the answer is 429 without
+/// hashing; an account attempted from many addresses is slowed down (each attempt waits until
+/// the account's budget allows one), never locked, so nobody can lock an operator out; hashes
+/// run on the blocking pool behind a semaphore of about one per core; unknown accounts, wrong
+/// passwords and throttled attempts all read alike, so the answers reveal no account.
 pub async fn sign_in_password(
     State(state): State<AppState>,
     headers: HeaderMap,
+    parts: axum::http::request::Parts,
     PrePosted(f): PrePosted<PasswordForm>,
 ) -> Result<Response, ConsoleError> {
     let next = safe_next(f.next.as_deref());
-    let refuse = |msg: String| {
+    let refuse = |status: StatusCode, msg: String| {
         sign_in_form(
             &state,
             &headers,
-            StatusCode::UNAUTHORIZED,
+            status,
             SignInPage {
                 email: f.email.clone(),
                 error: Some(msg),
@@ -161,45 +174,99 @@ pub async fn sign_in_password(
     };
     let wrong = "The email or the password is wrong.".to_owned();
     let Ok(email) = operators::normalize_email(&f.email) else {
-        return refuse(wrong);
+        return refuse(StatusCode::UNAUTHORIZED, wrong);
     };
     if f.password.len() > operators::MAX_PASSWORD_BYTES {
-        return refuse(wrong);
+        return refuse(StatusCode::UNAUTHORIZED, wrong);
     }
+    let rates = &state.settings.rate;
+    let limiter = &state.limiters.sign_in;
+    let source =
+        crate::ratelimit::source(&state, &parts).map_or_else(|| "-".to_owned(), |a| a.to_string());
+    // Keys are the normalised email whether or not it names an account: the budget reveals
+    // nothing about which accounts exist.
+    let pair = format!("pair:{email}:{source}");
+    let account = format!("account:{email}");
+    if let Err(wait) = limiter.check(&pair, rates.sign_in, 1, std::time::Instant::now()) {
+        state.limiters.note_refused("sign_in");
+        let secs = crate::ratelimit::retry_secs(wait);
+        tracing::info!("console sign-in throttled (attempts from one address)");
+        let mut r = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many sign-in attempts for this email from your address. Try again in {} \
+                 (or ask an administrator to set a new password with `roster operator \
+                 set-password`).",
+                super::view::fmt_wait(secs)
+            ),
+        )?;
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs),
+        );
+        return Ok(r);
+    }
+    // Many addresses at one account: slow each attempt down to the account's rate.
+    let delay = limiter.wait(&account, rates.sign_in_account, std::time::Instant::now());
+    if !delay.is_zero() {
+        tracing::info!(delay_ms = %delay.min(MAX_SIGN_IN_DELAY).as_millis(), "console sign-in slowed (account attempted from many addresses)");
+        tokio::time::sleep(delay.min(MAX_SIGN_IN_DELAY)).await;
+    }
+    limiter.charge(
+        &account,
+        rates.sign_in_account,
+        1,
+        std::time::Instant::now(),
+    );
     let now = state.clock.now();
     let op = state.store.get_operator(&email).await?;
-    if let Some(until) = op
-        .as_ref()
-        .and_then(|o| o.locked_until)
-        .filter(|u| *u > now)
-    {
-        return refuse(format!(
-            "Too many wrong passwords: sign-in to this account is locked until {}. An \
-             administrator can set a new password with `roster operator set-password`.",
-            super::view::fmt_when(until)
-        ));
-    }
     let hash = op.as_ref().map_or_else(
         || operators::decoy_hash().to_owned(),
         |o| o.password_hash.clone(),
     );
     let password = f.password.clone();
-    // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || operators::verify_password(&password, &hash))
-        .await
-        .map_err(|_| ConsoleError::Internal)?;
+    let ok = match verify_bounded(&state, password, hash).await {
+        Some(ok) => ok,
+        None => {
+            state.limiters.note_refused("sign_in_busy");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is busy right now. Try again in a minute.".to_owned(),
+            );
+        }
+    };
     if !(ok && op.is_some()) {
         if op.is_some() {
+            // Counted for the record (the console's operator list); it never locks: the
+            // budgets above do the limiting.
             state
                 .store
-                .operator_sign_in_failed(&email, now, operators::MAX_FAILURES, operators::LOCK_FOR)
+                .operator_sign_in_failed(&email, now, u32::MAX, Duration::ZERO)
                 .await?;
         }
         tracing::info!("console sign-in refused (wrong email or password)");
-        return refuse(wrong);
+        return refuse(StatusCode::UNAUTHORIZED, wrong);
     }
+    limiter.forget(&pair);
     state.store.operator_signed_in(&email, now).await?;
     signed_in(&state, format!("operator:{email}"), &next, json!({})).await
+}
+
+/// Verifies a password on the blocking pool (Argon2 takes tens of milliseconds of CPU and
+/// 19 MiB) behind [`AppState::hashing`]; `None` when no slot came free in time.
+async fn verify_bounded(state: &AppState, password: String, hash: String) -> Option<bool> {
+    let permit = tokio::time::timeout(HASHING_WAIT, state.hashing.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let ok = operators::verify_password(&password, &hash);
+        drop(permit);
+        ok
+    })
+    .await
+    .ok()?;
+    Some(ok)
 }
 
 /// The API-key sign-in form.

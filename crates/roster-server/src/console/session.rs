@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
-use axum::http::header::{COOKIE, HOST, ORIGIN};
+use axum::http::header::{COOKIE, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use roster_store::{ConsoleSession, Tenant};
@@ -134,13 +134,14 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// Whether cookies must be `Secure`: the console is served over https.
+/// Whether cookies must be `Secure`: always, unless the server runs for local development
+/// (`--insecure-dev`, or served on loopback only: no public URL, or a loopback one).
 fn secure(state: &AppState) -> bool {
-    state
-        .settings
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
+    let s = &state.settings;
+    !s.insecure_dev
+        && s.public_url
+            .as_deref()
+            .is_some_and(|u| !crate::scim::is_loopback_url(u))
 }
 
 /// A `Set-Cookie` value: `HttpOnly` (no script reads it), `SameSite=Strict` (no request from
@@ -252,14 +253,21 @@ fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
             .trim_end_matches('/')
             .to_ascii_lowercase()
     };
-    let expected = match &state.settings.public_url {
-        Some(u) => authority(u),
-        None => match headers.get(HOST).and_then(|v| v.to_str().ok()) {
-            Some(h) => h.to_ascii_lowercase(),
-            None => return false,
-        },
-    };
-    origin != "null" && authority(origin) == expected
+    if origin == "null" {
+        return false;
+    }
+    let own = crate::scim::origin(state);
+    let (got, want) = (authority(origin), authority(&own));
+    if got == want {
+        return true;
+    }
+    // Served on loopback without a public URL: `localhost`, `127.0.0.1` and `[::1]` name the
+    // same server, on the same port.
+    let port = |a: &str| a.rsplit_once(':').map(|(_, p)| p.to_owned());
+    state.settings.public_url.is_none()
+        && crate::scim::is_loopback_url(origin)
+        && port(&got).is_some()
+        && port(&got) == port(&want)
 }
 
 /// Reads an urlencoded form body: its `csrf` field and the form itself.

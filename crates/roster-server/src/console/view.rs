@@ -272,6 +272,18 @@ pub fn fmt_when(t: OffsetDateTime) -> String {
     )
 }
 
+/// A wait in words: `45 seconds`, `1 minute`, `3 minutes`.
+#[must_use]
+pub fn fmt_wait(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs} second{}", if secs == 1 { "" } else { "s" }),
+        _ => {
+            let m = secs.div_ceil(60);
+            format!("{m} minute{}", if m == 1 { "" } else { "s" })
+        }
+    }
+}
+
 /// `2026-11-22`.
 #[must_use]
 pub fn fmt_date(t: OffsetDateTime) -> String {

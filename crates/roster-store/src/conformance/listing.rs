@@ -172,6 +172,49 @@ pub async fn filters_agree_with_the_protocol_evaluator(b: &dyn Backend) {
     }
 }
 
+/// A query answered in memory is refused with [`StoreError::TooMany`] when its SQL superset
+/// is larger than `max_candidates`, and says how large it is; one SQL answers exactly is not
+/// capped (it reads only its page), and `examined` reports what was evaluated in memory.
+pub async fn in_memory_candidates_are_capped(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant(s, "t").await;
+    for i in 0..5 {
+        let mut doc = user_doc(&format!("n{i}"));
+        doc["title"] = json!(if i == 3 { "Boss" } else { "Dev" });
+        add_user(s, "t", &format!("u{i}"), doc).await;
+    }
+    let q = |f: Filter, max| ListQuery {
+        max_candidates: max,
+        filter: Some(valid(f, ResourceKind::User)),
+        sort: None,
+        page: PageRequest::Index {
+            start_index: 1,
+            count: 10,
+        },
+    };
+    // `title` has no column: every user of the tenant is a candidate.
+    let unindexed = cmp("title", CompareOp::Eq, "Boss");
+    match s
+        .list_resources("t", ResourceKind::User, &q(unindexed.clone(), Some(4)))
+        .await
+    {
+        Err(StoreError::TooMany { candidates, limit }) => assert_eq!((candidates, limit), (5, 4)),
+        other => panic!("expected TooMany, got {other:?}"),
+    }
+    let p = s
+        .list_resources("t", ResourceKind::User, &q(unindexed, Some(5)))
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.items[0].id.as_str(), p.examined), (1, "u3", 5));
+    let exact = cmp("userName", CompareOp::Eq, "n2");
+    let p = s
+        .list_resources("t", ResourceKind::User, &q(exact, Some(1)))
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.examined), (1, 0));
+}
+
 /// `startIndex`/`count`: the total, the slice, `startIndex < 1` read as 1, `count = 0` counts
 /// only, pages past the end are empty, huge values are no error; the same with a filter that
 /// cannot be answered from indexed columns alone.
@@ -183,6 +226,7 @@ pub async fn index_pagination(b: &dyn Backend) {
         add_user(s, "t", &format!("u{i:02}"), user_doc(&format!("n{i:02}"))).await;
     }
     let page = |start_index, count| ListQuery {
+        max_candidates: None,
         filter: None,
         sort: None,
         page: PageRequest::Index { start_index, count },
@@ -260,6 +304,7 @@ pub async fn sort_puts_missing_values_last_ascending_first_descending(b: &dyn Ba
     )
     .await;
     let q = |sort| ListQuery {
+        max_candidates: None,
         filter: None,
         sort,
         page: PageRequest::Index {
@@ -374,6 +419,7 @@ pub async fn cursor_pagination_is_stable_under_writes(b: &dyn Backend) {
             add_user(s, "t", &format!("u{i:02}"), doc).await;
         }
         let q = ListQuery {
+            max_candidates: None,
             filter: filter.clone().map(|f: Filter| valid(f, ResourceKind::User)),
             sort: sort.clone(),
             page: PageRequest::Cursor {
@@ -430,6 +476,7 @@ pub async fn cursor_belongs_to_its_query(b: &dyn Backend) {
         add_user(s, "t", &format!("u{i}"), user_doc(&format!("n{i}"))).await;
     }
     let q = |sort, cursor| ListQuery {
+        max_candidates: None,
         filter: None,
         sort,
         page: PageRequest::Cursor { cursor, count: 2 },

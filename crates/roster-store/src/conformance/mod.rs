@@ -89,6 +89,7 @@ macro_rules! conformance_tests {
                 filters_select_the_expected_rows,
                 filters_agree_with_the_protocol_evaluator,
                 index_pagination,
+                in_memory_candidates_are_capped,
                 sort_puts_missing_values_last_ascending_first_descending,
                 cursor_pagination_is_stable_under_writes,
                 cursor_belongs_to_its_query,

@@ -137,6 +137,7 @@ pub fn valid(f: Filter, kind: ResourceKind) -> ValidFilter {
 #[must_use]
 pub fn all(filter: Option<ValidFilter>) -> ListQuery {
     ListQuery {
+        max_candidates: None,
         filter,
         sort: None,
         page: PageRequest::Index {

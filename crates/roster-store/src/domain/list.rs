@@ -137,6 +137,7 @@ pub async fn list<R: Rows + ?Sized>(
                     total,
                     items,
                     next_cursor: None,
+                    examined: 0,
                 })
             }
             PageRequest::Cursor { count, .. } => {
@@ -182,12 +183,21 @@ pub async fn list<R: Rows + ?Sized>(
                     total,
                     items,
                     next_cursor,
+                    examined: 0,
                 })
             }
         };
     }
 
-    // In-memory path: fetch the SQL superset, evaluate, sort and page here.
+    // In-memory path: fetch the SQL superset, evaluate, sort and page here; counted first, so
+    // that a superset over the cap is refused before it is read into memory.
+    let examined = rows.count_where(&w).await?;
+    if let Some(limit) = query.max_candidates.filter(|l| examined > *l) {
+        return Err(StoreError::TooMany {
+            candidates: examined,
+            limit,
+        });
+    }
     let candidates = rows.candidates(&w).await?;
     let sort_attr = query
         .sort
@@ -244,6 +254,7 @@ pub async fn list<R: Rows + ?Sized>(
                     .map(|m| m.2)
                     .collect(),
                 next_cursor: None,
+                examined,
             })
         }
         PageRequest::Cursor { count, .. } => {
@@ -271,6 +282,7 @@ pub async fn list<R: Rows + ?Sized>(
                 total,
                 items,
                 next_cursor,
+                examined,
             })
         }
     }

@@ -370,6 +370,7 @@ impl PostgresStore {
             total: page.total,
             items,
             next_cursor: page.next_cursor,
+            examined: page.examined,
         })
     }
 

@@ -347,6 +347,7 @@ impl SqliteStore {
             total: page.total,
             items,
             next_cursor: page.next_cursor,
+            examined: page.examined,
         })
     }
 

@@ -92,6 +92,7 @@ fn ids(prefix: &str, n: usize) -> Vec<String> {
 
 fn page(count: u64) -> ListQuery {
     ListQuery {
+        max_candidates: None,
         filter: None,
         sort: None,
         page: PageRequest::Index {
@@ -260,6 +261,7 @@ async fn read_page_relations_equal_the_per_resource_reads() {
     assert_eq!((p.total, p.items.len()), (6, 0));
     // Cursor errors are those of `list_resources`.
     let bad = ListQuery {
+        max_candidates: None,
         filter: None,
         sort: None,
         page: PageRequest::Cursor {
@@ -554,6 +556,7 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     // before it is full: its total needs no COUNT, so the page and the relations.
     for (name, found) in [("u0007@x", 1), ("nobody@x", 0)] {
         let q = ListQuery {
+            max_candidates: None,
             filter: Some(crate::conformance::support::valid(
                 crate::conformance::support::cmp(
                     "userName",
@@ -572,6 +575,7 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     // A page after an offset that runs out is counted from its rows too; one past the end
     // needs the COUNT to say how many there are.
     let after = |start_index| ListQuery {
+        max_candidates: None,
         page: PageRequest::Index {
             start_index,
             count: 100,

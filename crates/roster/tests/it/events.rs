@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{user_body, Resp, TestServer, PATCH_URN};
+use crate::harness::{user_body, Resp, TestServer, PATCH_URN, UNLIMITED};
 
 impl TestServer {
     /// `roster admin-key create --json`: the key.
@@ -151,7 +151,7 @@ async fn scim_writes_emit_the_documented_events() {
 
 #[tokio::test]
 async fn adding_a_thousand_members_is_one_event() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(UNLIMITED).await;
     let key = s.admin_key();
     let mut ids = Vec::new();
     for chunk in (0..1000).collect::<Vec<_>>().chunks(25) {

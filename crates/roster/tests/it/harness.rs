@@ -200,6 +200,15 @@ fn psql(sql: &str) {
     );
 }
 
+/// `serve` flags that turn the SCIM rate limits off, for tests that create a thousand users
+/// as fast as they can (the limits have their own tests, in `ratelimits.rs`).
+pub const UNLIMITED: &[&str] = &[
+    "--rate-limit-per-token",
+    "0/s",
+    "--rate-limit-per-tenant",
+    "0/s",
+];
+
 /// A running `roster serve` with one tenant.
 pub struct TestServer {
     child: Option<Child>,

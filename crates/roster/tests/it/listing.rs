@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use crate::harness::{full_user, ids, user_body, TestServer, USER_URN};
+use crate::harness::{full_user, ids, user_body, TestServer, UNLIMITED, USER_URN};
 
 async fn seven(s: &TestServer) -> Vec<String> {
     let mut out = Vec::new();
@@ -69,7 +69,7 @@ async fn count_zero_gives_only_the_total() {
 #[tokio::test]
 async fn count_is_capped_at_max_results() {
     use futures::StreamExt;
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(UNLIMITED).await;
     let max = s.get("/ServiceProviderConfig").await.json["filter"]["maxResults"]
         .as_u64()
         .unwrap();

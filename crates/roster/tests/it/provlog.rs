@@ -565,3 +565,39 @@ async fn log_rows_are_bounded_and_filed_under_the_authenticated_tenant() {
         "{rows:?}"
     );
 }
+
+/// A flood of refused requests (a stale token retried in a loop, a stranger guessing) is
+/// counted per tenant, source and minute, with one row per minute as a sample that explains it,
+/// not a row per request (issue 12).
+#[tokio::test]
+async fn refused_requests_are_counted_not_stored_one_row_each() {
+    let s = TestServer::start_with(&["--rate-limit-auth-failures", "0/s"]).await;
+    let key = s.admin_key();
+    let forged = "rsct_Forged12_0123456789abcdefghij0123456789ABCDEFGHIJ";
+    for _ in 0..60 {
+        s.send(
+            s.client
+                .get(format!("{}/Users", s.base))
+                .bearer_auth(forged),
+        )
+        .await
+        .expect(401);
+    }
+    let page = reads_of(&s, &key, "refused from 127.0.0.1", 60).await;
+    let counted: Vec<&Value> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["route"] == "refused from 127.0.0.1")
+        .collect();
+    assert!(counted.iter().all(|e| e["last_status"] == 401), "{page}");
+    // One row per minute the loop spanned (one, or two across a minute's turn).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rows = s.provisioning(&key, "outcome=failure", 1).await;
+    assert!(
+        (1..=counted.len()).contains(&rows.len()),
+        "{} rows for 60 refused requests",
+        rows.len()
+    );
+    assert_eq!(rows[0]["token_prefix"], "rsct_Forged12");
+}
