@@ -85,6 +85,14 @@ pub trait ConsoleStore: Send + Sync {
         hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<SetupLink>>;
+    /// Ends a tenant's setup links that are still unused (they answer "expired" from `now`)
+    /// and the console sessions opened with any of its links, in one transaction. Returns
+    /// (links ended, sessions ended).
+    async fn revoke_setup_links(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<(u64, u64)>;
 
     /// Creates an operator. `Conflict("operator")` when the email is taken.
     async fn create_operator(&self, op: &Operator) -> StoreResult<()>;

@@ -29,6 +29,20 @@ const IDPS: [&str; 7] = [
 ];
 
 /// `roster tenant …`
+/// What `roster tenant setup-link` does besides creating a link.
+#[derive(Subcommand, Debug)]
+pub enum SetupLinkAction {
+    /// End the tenant's unused setup links (they answer "expired") and sign out every session
+    /// opened with one of its links.
+    Revoke {
+        /// Tenant id.
+        tenant: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TenantCommand {
     /// Create a tenant and print its SCIM base URL and a new token (shown once).
@@ -60,10 +74,15 @@ pub enum TenantCommand {
         json: bool,
     },
     /// Print a one-time, time-limited link that opens the web console for this tenant only
-    /// (for the customer's IT admin). Shown once.
+    /// (for the customer's IT admin). Shown once. `setup-link revoke TENANT` ends the tenant's
+    /// unused links and every session opened with one.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     SetupLink {
+        #[command(subcommand)]
+        action: Option<SetupLinkAction>,
         /// Tenant id.
-        tenant: String,
+        #[arg(required = true)]
+        tenant: Option<String>,
         /// Lifetime: `7d`, `12h` or `30m` (at most 90 days).
         #[arg(long, default_value = "7d")]
         expires: String,
@@ -329,9 +348,38 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             }
         }
         TenantCommand::SetupLink {
-            tenant,
+            action: Some(SetupLinkAction::Revoke { tenant, json }),
+            ..
+        } => {
+            if s.get_tenant(&tenant).await?.is_none() {
+                bail!("no tenant \"{tenant}\"");
+            }
+            let (links, sessions) = s.revoke_setup_links(&tenant, now).await?;
+            audit(
+                s,
+                "console.setup_links_revoked",
+                Some(&tenant),
+                None,
+                json!({"links": links, "sessions": sessions}),
+            )
+            .await;
+            if json {
+                println!(
+                    "{}",
+                    json!({"tenant": tenant, "links_revoked": links, "sessions_ended": sessions})
+                );
+            } else {
+                println!("{links} unused setup link(s) revoked, {sessions} session(s) ended for {tenant}");
+            }
+        }
+        TenantCommand::SetupLink { tenant: None, .. } => {
+            bail!("name the tenant: roster tenant setup-link TENANT")
+        }
+        TenantCommand::SetupLink {
+            tenant: Some(tenant),
             expires,
             json,
+            ..
         } => {
             let ttl =
                 roster_server::console::parse_ttl(&expires).map_err(|e| anyhow::anyhow!(e))?;

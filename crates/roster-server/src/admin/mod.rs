@@ -74,7 +74,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/tenants/{tenant}/setup-link",
-            post(setup_link::create_handler),
+            post(setup_link::create_handler).delete(setup_link::revoke_handler),
         )
         .route("/audit-log", get(logs::audit_log))
         .route(

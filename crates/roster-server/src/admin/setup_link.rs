@@ -1,5 +1,6 @@
 //! `POST /api/v1/tenants/{tenant}/setup-link`: a one-time, time-limited console link for a
-//! tenant's IT admin (the same function `roster tenant setup-link` calls).
+//! tenant's IT admin (the same function `roster tenant setup-link` calls); `DELETE` ends the
+//! tenant's unused links and the sessions opened with one (`roster tenant setup-link revoke`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -53,5 +54,32 @@ pub async fn create_handler(
     Ok((
         StatusCode::CREATED,
         Json(json!({"tenant": tenant, "url": url, "expires_at": fmt_time(expires_at)})),
+    ))
+}
+
+/// Ends the tenant's unused setup links and every console session opened with one.
+///
+/// # Errors
+/// 404 for an unknown tenant.
+pub async fn revoke_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let now = state.clock.now();
+    let (links, sessions) = state.store.revoke_setup_links(&tenant, now).await?;
+    audit(
+        state.store.as_ref(),
+        now,
+        &auth.actor(),
+        "console.setup_links_revoked",
+        Some(&tenant),
+        None,
+        json!({"links": links, "sessions": sessions}),
+    )
+    .await;
+    Ok(Json(
+        json!({"tenant": tenant, "links_revoked": links, "sessions_ended": sessions}),
     ))
 }

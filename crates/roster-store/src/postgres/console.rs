@@ -141,6 +141,35 @@ impl ConsoleStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn revoke_setup_links(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<(u64, u64)> {
+        let mut tx = self.write_global().await?;
+        let links = db::query(
+            "UPDATE console_setup_links SET expires_at = ? \
+             WHERE tenant_id = ? AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(to_ms(now))
+        .bind(tenant)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        // The actor of every session a setup link opens (see the console's `setup_use`).
+        let sessions = db::query("DELETE FROM console_sessions WHERE actor = ?")
+            .bind(format!("setup-link:{tenant}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok((links, sessions))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn consume_setup_link(
         &self,
         hash: &str,

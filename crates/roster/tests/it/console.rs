@@ -1370,3 +1370,87 @@ async fn the_guard_is_decided_from_the_console() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// Revoking a tenant's setup links ends the unused ones and signs out the IT admin sessions
+/// opened with any of them, from the admin API and the CLI (issue 12).
+#[tokio::test]
+async fn setup_links_and_their_sessions_can_be_revoked() {
+    let s = TestServer::start().await;
+    let o = s.origin.clone();
+    let key = s.admin_key();
+    let used = setup_link(&s, &s.tenant);
+    let unused = setup_link(&s, &s.tenant);
+    // The IT admin opens the first link.
+    let r = http().get(&used).send().await.unwrap();
+    let pre = set_cookie(&r).unwrap();
+    let pre_csrf = csrf_of(&r.text().await.unwrap());
+    let r = http()
+        .post(format!("{o}/console/setup"))
+        .header("cookie", &pre)
+        .form(&[
+            ("token", used.rsplit('/').next().unwrap()),
+            ("csrf", pre_csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let jar = set_cookie(&r).unwrap();
+    let page = format!("/console/t/{}", s.tenant);
+    assert_eq!(get(&o, &page, &jar).await.status().as_u16(), 200);
+
+    let r = s
+        .admin(
+            &key,
+            reqwest::Method::DELETE,
+            &format!("/tenants/{}/setup-link", s.tenant),
+            None,
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["links_revoked"], 1, "{}", r.text);
+    assert_eq!(r.json["sessions_ended"], 1, "{}", r.text);
+    assert_eq!(
+        get(&o, &page, &jar).await.status().as_u16(),
+        303,
+        "signed out"
+    );
+    // The unused link no longer opens anything (the page itself checks nothing: only using
+    // the link does, so that a mail scanner's prefetch cannot spend it).
+    let r = http().get(&unused).send().await.unwrap();
+    let pre = set_cookie(&r).unwrap_or_default();
+    let html = r.text().await.unwrap();
+    let r = http()
+        .post(format!("{o}/console/setup"))
+        .header("cookie", &pre)
+        .form(&[
+            ("token", unused.rsplit('/').next().unwrap()),
+            ("csrf", csrf_of(&html).as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status().as_u16(), 303, "a revoked link signed in");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("expired"), "{html}");
+
+    // The CLI does the same; nothing is left to end.
+    let out = s.cli_ok(&["tenant", "setup-link", "revoke", &s.tenant, "--json"]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["links_revoked"].as_u64(), v["sessions_ended"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(!s
+        .cli(&["tenant", "setup-link", "revoke", "nope"])
+        .status
+        .success());
+    let audit = s
+        .admin(&key, reqwest::Method::GET, "/audit-log", None)
+        .await;
+    assert!(
+        audit.text.contains("console.setup_links_revoked"),
+        "{}",
+        audit.text
+    );
+}
