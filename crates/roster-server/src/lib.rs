@@ -35,6 +35,7 @@ pub mod dialect;
 pub mod discovery;
 pub mod error;
 pub mod jobs;
+pub mod metrics;
 pub mod provlog;
 pub mod ratelimit;
 pub mod scim;
@@ -143,6 +144,8 @@ pub struct AppState {
     pub node: Arc<str>,
     /// Rate-limit budgets of this process.
     pub limiters: Arc<ratelimit::Limiters>,
+    /// Request counts and latencies for `/metrics`.
+    pub metrics: metrics::Metrics,
     /// Password hashes computed at once (console sign-in, SCIM `password`): about one per
     /// core, so that a flood of sign-ins cannot take every core and the memory Argon2 needs.
     pub hashing: Arc<tokio::sync::Semaphore>,
@@ -160,6 +163,7 @@ impl AppState {
             provlog: Arc::new(provlog::Recorder::default()),
             node: jobs::node_name().into(),
             limiters: Arc::new(ratelimit::Limiters::default()),
+            metrics: metrics::Metrics::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),
@@ -173,6 +177,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.settings.limits.request;
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route("/readyz", get(metrics::readyz))
+        .route("/metrics", get(metrics::metrics_with_key))
         .nest(
             "/scim/v2/{tenant}",
             scim::routes(state.clone()).layer(axum::middleware::from_fn_with_state(
@@ -183,6 +189,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", admin::routes())
         .nest("/console", console::routes())
         .fallback(|| async { error::HttpError::status(404, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
             // Each exempt route has its own bound: the event feed's long poll (`wait` ≤ 30 s),
             // and an import of app users (its 16 MiB body; a large one may take longer than
@@ -214,6 +224,28 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Serves the operations endpoints ([`metrics::ops_router`]: `/metrics`, `/readyz`,
+/// `/healthz`, without authentication) on `listener`, the `--admin-listen` address, until
+/// `shutdown` resolves.
+///
+/// # Errors
+/// When accepting connections fails.
+pub async fn serve_ops(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.settings.limits;
+    conn::serve(
+        listener,
+        metrics::ops_router(state),
+        limits,
+        shutdown,
+        Duration::from_secs(5),
+    )
+    .await
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then lets in-flight

@@ -533,6 +533,12 @@ impl Recorder {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Entries waiting for the writer now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     fn take_counts(&self) -> (Vec<ReadCount>, Vec<DroppedCount>) {
         self.tally.lock().map(|mut t| t.take()).unwrap_or_default()
     }
@@ -599,7 +605,13 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let notes = Arc::new(Mutex::new(Notes::default()));
     let resp = NOTES.scope(notes.clone(), next.run(req)).await;
 
+    let mut resp = resp;
     let mut n = notes.lock().map(|n| n.clone()).unwrap_or_default();
+    if let Some(t) = &n.tenant {
+        // For the request metrics (`crate::metrics::track`), which count by tenant.
+        resp.extensions_mut()
+            .insert(crate::metrics::AuthedTenant(t.clone()));
+    }
     // The accepted token's tenant: `/scim/v2/ac%6De/…` authenticates as `acme`.
     let tenant = n.tenant.take().unwrap_or(tenant);
     let status = resp.status().as_u16();

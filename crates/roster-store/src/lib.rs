@@ -81,6 +81,19 @@ pub enum StoreError {
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// One connection pool of a store (see [`Store::pool_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Which pool: `read` (SQLite's read-only connections), `main` (PostgreSQL).
+    pub name: &'static str,
+    /// Most connections it may hold.
+    pub size: usize,
+    /// Connections taken now.
+    pub in_use: usize,
+    /// Callers waiting for one.
+    pub waiting: usize,
+}
+
 /// Result alias for store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -455,6 +468,12 @@ pub trait Store:
     /// costs an atomic load, so a cache can check it on every request and drop what it holds
     /// at once when a change of its own process committed.
     fn auth_changes(&self) -> u64;
+
+    /// The connection pools this store holds, for metrics: how many connections each may
+    /// open and how many are taken now.
+    fn pool_status(&self) -> Vec<PoolStatus> {
+        Vec::new()
+    }
 
     /// Creates a resource, or restores a deprovisioned User with the same userName; emits
     /// `user.created`, `user.restored` or `group.created` (+ `group.members_added`), then

@@ -451,6 +451,16 @@ impl Store for PostgresStore {
         self.auth_changes.load(Ordering::Acquire)
     }
 
+    fn pool_status(&self) -> Vec<crate::PoolStatus> {
+        let (size, in_use, waiting) = self.pool.usage();
+        vec![crate::PoolStatus {
+            name: "main",
+            size,
+            in_use,
+            waiting,
+        }]
+    }
+
     #[tracing::instrument(skip_all)]
     async fn create_resource(
         &self,

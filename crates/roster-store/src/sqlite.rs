@@ -484,6 +484,16 @@ impl Store for SqliteStore {
         self.auth_changes.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    fn pool_status(&self) -> Vec<crate::PoolStatus> {
+        let (size, in_use) = self.reader.usage();
+        vec![crate::PoolStatus {
+            name: "read",
+            size,
+            in_use,
+            waiting: 0,
+        }]
+    }
+
     #[tracing::instrument(skip_all)]
     async fn create_resource(
         &self,

@@ -163,6 +163,12 @@ pub struct ServeSettings {
     #[arg(long, env = "ROSTER_INSECURE_DEV", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insecure_dev: Option<bool>,
+    /// A second address serving /metrics, /readyz and /healthz without authentication (bind
+    /// it to an internal network); on the public address /metrics needs an admin key
+    /// [default: none].
+    #[arg(long, env = "ROSTER_ADMIN_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl ServeSettings {
@@ -198,6 +204,7 @@ impl ServeSettings {
             max_filter_candidates: Some(50_000),
             trusted_proxy: Some(Vec::new()),
             insecure_dev: Some(false),
+            admin_listen: None,
         }
     }
 
@@ -247,6 +254,7 @@ impl ServeSettings {
             max_filter_candidates: self.max_filter_candidates.or(below.max_filter_candidates),
             trusted_proxy: self.trusted_proxy.or(below.trusted_proxy),
             insecure_dev: self.insecure_dev.or(below.insecure_dev),
+            admin_listen: self.admin_listen.or(below.admin_listen),
         }
     }
 

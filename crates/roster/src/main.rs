@@ -534,8 +534,28 @@ async fn run(cli: Cli) -> Result<()> {
             settings.insecure_dev = s.insecure_dev.unwrap_or(false);
             println!("listening on http://{addr}");
             tracing::info!(%addr, database = %redact(&url), public_url = ?public_url, "roster is serving");
-            roster_server::serve(listener, AppState::new(store, settings), shutdown_signal())
-                .await?;
+            let state = AppState::new(store, settings);
+            let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
+            let ops = match s.admin_listen {
+                Some(at) => {
+                    let l = tokio::net::TcpListener::bind(at)
+                        .await
+                        .with_context(|| format!("binding the admin address {at}"))?;
+                    let ops_addr = l.local_addr()?;
+                    println!("operations endpoints on http://{ops_addr}");
+                    tracing::info!(%ops_addr, "serving /metrics, /readyz and /healthz without authentication");
+                    Some(tokio::spawn(roster_server::serve_ops(
+                        l,
+                        state.clone(),
+                        shutdown.clone(),
+                    )))
+                }
+                None => None,
+            };
+            roster_server::serve(listener, state, shutdown).await?;
+            if let Some(ops) = ops {
+                let _ = ops.await;
+            }
             tracing::info!("stopped");
         }
         Command::CheckConfig { config } => check_config(&config)?,

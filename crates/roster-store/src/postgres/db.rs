@@ -753,6 +753,13 @@ impl Pool {
         })
     }
 
+    /// (most connections, connections taken now, callers waiting).
+    pub(crate) fn usage(&self) -> (usize, usize, usize) {
+        let st = self.inner.status();
+        let idle = st.available;
+        (st.max_size, st.size.saturating_sub(idle), st.waiting)
+    }
+
     /// What this pool's connections sent to the server.
     pub(crate) fn stats(&self) -> &Arc<Stats> {
         &self.stats

@@ -449,6 +449,7 @@ struct PoolInner {
     options: Options,
     idle: Mutex<Vec<Connection>>,
     permits: tokio::sync::Semaphore,
+    size: usize,
 }
 
 impl std::fmt::Debug for Pool {
@@ -467,8 +468,15 @@ impl Pool {
                 options,
                 idle: Mutex::new(Vec::with_capacity(size)),
                 permits: tokio::sync::Semaphore::new(size),
+                size,
             }),
         }
+    }
+
+    /// (most connections, connections taken now).
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let free = self.inner.permits.available_permits();
+        (self.inner.size, self.inner.size.saturating_sub(free))
     }
 
     /// How its connections are opened.

@@ -27,6 +27,7 @@ mod lifecycle;
 mod limits;
 mod listing;
 mod login;
+mod observability;
 mod patch;
 mod provlog;
 mod ratelimits;
