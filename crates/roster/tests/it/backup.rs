@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{bin, user_body, TestServer};
+use crate::harness::{bin, user_body, TestServer, UNLIMITED};
 
 /// Concurrent writers (so that creates share group commits, as under an identity provider).
 const WRITERS: usize = 4;
@@ -104,7 +104,8 @@ async fn wait_for(acked: &Mutex<Vec<String>>, n: usize, deadline: Instant) {
 async fn a_backup_under_write_load_restores_every_create_acknowledged_before_it() {
     let started = Instant::now();
     let deadline = started + MAX_TIME;
-    let mut server = TestServer::start_sqlite().await;
+    // As fast as four writers can go: no rate limit in the way.
+    let mut server = TestServer::start_sqlite_with(UNLIMITED).await;
     let server_db = server.db_url.clone();
     let server_file = server.dir.path().join("roster.db");
     let work = tempfile::tempdir().unwrap();
