@@ -17,7 +17,7 @@ use crate::{redact, DbArgs};
 pub struct BackupArgs {
     /// The file to write the backup to (written beside it under a temporary name, then
     /// renamed, so it is never half written).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
     /// Replace the file if it exists.
     #[arg(long)]
@@ -37,7 +37,7 @@ pub struct BackupArgs {
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
     /// The backup file (made by `roster backup`).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub from: PathBuf,
     /// Replace the database if it exists (the server must be stopped).
     #[arg(long)]
