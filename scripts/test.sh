@@ -15,6 +15,8 @@
 #                  scripts/upgrade.sh (the previous release's binary beside this one on a
 #                  schema this one migrated: a mixed-version check, then scim2-tester)
 #                  scripts/docs.sh (relative links; the docs' shell examples against a server)
+#                  scripts/fuzz.sh (each cargo-fuzz target for FUZZ_SECONDS, 60 by default, on
+#                  the stable toolchain; installs the pinned cargo-fuzz when missing)
 #                  scripts/conformance.sh (scim2-tester against a live server, on
 #                  PostgreSQL and on SQLite)
 #                  scripts/schemathesis.sh (the admin API against docs/openapi.json)
@@ -23,6 +25,8 @@
 #   CI=true                  also run the fmt and clippy gates
 #   ROSTER_SKIP_CONFORMANCE=1  skip the conformance and schemathesis steps (local use only;
 #                              ignored when CI=true)
+#   ROSTER_SKIP_FUZZ=1       skip the fuzzing step (local use only; ignored when CI=true)
+#   FUZZ_SECONDS             seconds per fuzz target (default 60)
 #   CARGO_TARGET_DIR         honoured (shared build cache)
 #   ROSTER_TEST_POSTGRES     the PostgreSQL server the tests create their databases on
 #                            [postgres://postgres@127.0.0.1:5432/postgres; started when none answers]
@@ -106,6 +110,14 @@ timed bash "$ROOT/scripts/upgrade.sh"
 
 step "docs (links and shell examples)"
 timed bash "$ROOT/scripts/docs.sh"
+
+if [ "${ROSTER_SKIP_FUZZ:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then
+  step "fuzzing (SKIPPED: ROSTER_SKIP_FUZZ=1)"
+  echo "WARNING: the fuzz targets were not run on request" >&2
+else
+  step "fuzzing (each target ${FUZZ_SECONDS:-60}s)"
+  timed bash "$ROOT/scripts/fuzz.sh"
+fi
 
 if [ "${ROSTER_SKIP_CONFORMANCE:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then
   step "conformance and schemathesis (SKIPPED: ROSTER_SKIP_CONFORMANCE=1)"

@@ -32,6 +32,7 @@ use crate::stored_form::{
     TokenRow, RESOURCE_COLS, TOKEN_COLS,
 };
 mod app;
+pub mod backup;
 mod checkpoint;
 mod console;
 pub(crate) mod db;

@@ -23,6 +23,7 @@ use roster_store::sqlite::SqliteStore;
 use roster_store::Store;
 
 mod app_cli;
+mod backup_cli;
 mod config;
 mod cycle;
 mod database;
@@ -209,6 +210,23 @@ enum Command {
     Db {
         #[command(subcommand)]
         command: db_cli::DbCommand,
+    },
+    /// Copy the SQLite database to a file while the server runs: a consistent snapshot
+    /// (SQLite's online backup API) of the moment it starts. For PostgreSQL, use pg_dump.
+    Backup {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        args: backup_cli::BackupArgs,
+    },
+    /// Put a backup made by `roster backup` in place of the SQLite database: the file is
+    /// checked first (integrity check, Roster's migrations), and a database that a running
+    /// server has open is refused.
+    Restore {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        args: backup_cli::RestoreArgs,
     },
     /// Print a tenant's events as JSON lines, in seq order.
     Events {
@@ -616,6 +634,8 @@ async fn run(cli: Cli) -> Result<()> {
             follow,
         } => ops::events(db.open().await?, &tenant, after, follow).await?,
         Command::Db { command } => db_cli::db(command).await?,
+        Command::Backup { db, args } => backup_cli::backup(&db, args).await?,
+        Command::Restore { db, args } => backup_cli::restore(&db, args).await?,
         Command::Users { db, command } => app_cli::users(db.open().await?, command).await?,
         Command::Guard { db, command } => app_cli::guard(db.open().await?, command).await?,
         Command::DevSettings {

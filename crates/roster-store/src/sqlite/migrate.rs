@@ -87,6 +87,37 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
         )",
     )
     .map_err(backend)?;
+    let applied = check_applied(conn)?;
+    for (version, description, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let tx = conn.transaction().map_err(backend)?;
+        db::script(&tx, sql).map_err(|e| {
+            StoreError::Backend(format!("migration {version} ({description}): {e}").into())
+        })?;
+        tx.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (?1, ?2, 1, ?3, ?4)",
+            rusqlite::params![
+                version,
+                description,
+                Sha384::digest(sql.as_bytes()).as_slice(),
+                i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX)
+            ],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(version, description, "applied a database migration");
+    }
+    Ok(())
+}
+
+/// The versions of the migrations the database has applied (its `_sqlx_migrations` table
+/// must exist), checked against this build's: each one known, successful and unchanged.
+/// Refuses a database that a newer Roster migrated further.
+pub(super) fn check_applied(conn: &Connection) -> StoreResult<Vec<i64>> {
     let applied: Vec<(i64, bool, Vec<u8>)> = {
         let mut st = conn
             .prepare("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
@@ -119,30 +150,12 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
             ));
         }
     }
-    for (version, description, sql) in MIGRATIONS {
-        if applied.iter().any(|(v, ..)| v == version) {
-            continue;
-        }
-        let started = std::time::Instant::now();
-        let tx = conn.transaction().map_err(backend)?;
-        db::script(&tx, sql).map_err(|e| {
-            StoreError::Backend(format!("migration {version} ({description}): {e}").into())
-        })?;
-        tx.execute(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
-             execution_time) VALUES (?1, ?2, 1, ?3, ?4)",
-            rusqlite::params![
-                version,
-                description,
-                Sha384::digest(sql.as_bytes()).as_slice(),
-                i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX)
-            ],
-        )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        tracing::info!(version, description, "applied a database migration");
-    }
-    Ok(())
+    Ok(applied.into_iter().map(|(v, ..)| v).collect())
+}
+
+/// The version of this build's latest migration.
+pub(super) fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, ..)| *v)
 }
 
 #[cfg(test)]

@@ -264,9 +264,14 @@ impl TestServer {
     /// Starts a server on a SQLite file whatever [`on_postgres`] says (for tests about SQLite
     /// itself) and creates tenant `acme`.
     pub async fn start_sqlite() -> Self {
+        Self::start_sqlite_with(&[]).await
+    }
+
+    /// [`Self::start_sqlite`] with extra `serve` arguments.
+    pub async fn start_sqlite_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_url = format!("sqlite://{}", dir.path().join("roster.db").display());
-        let mut server = Self::launch(dir, db_url, None, &[]).await;
+        let mut server = Self::launch(dir, db_url, None, extra).await;
         server.add_tenant_acme();
         server
     }

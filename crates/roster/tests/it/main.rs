@@ -9,6 +9,7 @@ mod harness;
 
 mod appusers;
 mod auth;
+mod backup;
 mod cli;
 mod cluster;
 mod config;

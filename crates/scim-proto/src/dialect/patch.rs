@@ -201,6 +201,9 @@ fn split_pathless(
         ctx.fired(PATHLESS_ATTRIBUTE_PATHS);
     }
     fix_resource(kind, value, ctx);
+    if let Some(doc) = sim.as_deref_mut() {
+        track_pathless(kind, op, value, doc);
+    }
     let emptied = value.is_empty() && !split.is_empty();
     let mut out = Vec::with_capacity(split.len() + 1);
     if !emptied {
@@ -269,8 +272,77 @@ fn fix_path_op(
         }
     }
     match sim {
-        Some(doc) => value_path_create(kind, o, p, &r, doc, entra_case, ctx),
+        Some(doc) => {
+            let o = value_path_create(kind, o, p, &r, doc, entra_case, ctx);
+            track_whole_attribute(&o, p, &r, doc);
+            o
+        }
         None => o,
+    }
+}
+
+/// Keeps the simulated document up to date with an operation on a whole multi-valued complex
+/// attribute (`add addresses [...]`, `replace emails [...]`, `remove phoneNumbers`), so that a
+/// later `attr[filter].sub` of the same request finds the elements it added, as the core will
+/// when it applies them in order. Without it, a request that adds a work address and then sets
+/// its `locality` by a filter became two work addresses; the fuzzer found it by normalising
+/// [`VALUE_PATH_CREATE`]'s own output again, which has that shape.
+fn track_whole_attribute(
+    o: &Map<String, Value>,
+    p: &PatchPath,
+    r: &ResolvedAttr<'static>,
+    doc: &mut Value,
+) {
+    if p.filter.is_some()
+        || r.sub.is_some()
+        || !r.attr.multi_valued
+        || r.attr.attr_type != AttrType::Complex
+    {
+        return;
+    }
+    let elements = match get_ci(o, "value") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(v @ Value::Object(_)) => vec![v.clone()],
+        _ => Vec::new(),
+    };
+    match op_name(o) {
+        Some("add") => {}
+        Some("replace") => forget(doc, r),
+        Some("remove") => {
+            forget(doc, r);
+            return;
+        }
+        _ => return,
+    }
+    for e in elements {
+        remember(doc, r, e);
+    }
+}
+
+/// [`track_whole_attribute`] for the attributes of a path-less `add` or `replace`'s value.
+fn track_pathless(kind: ResourceKind, op: &str, value: &Map<String, Value>, doc: &mut Value) {
+    for (key, v) in value {
+        let Ok(p) = parse_path(key) else {
+            continue;
+        };
+        let Some(r) = resolve(kind, &p) else {
+            continue;
+        };
+        let mut o = Map::new();
+        o.insert("op".into(), Value::String(op.to_owned()));
+        o.insert("value".into(), v.clone());
+        track_whole_attribute(&o, &p, &r, doc);
+    }
+}
+
+/// Removes a whole attribute from the simulated document.
+fn forget(doc: &mut Value, r: &ResolvedAttr<'static>) {
+    let container = match r.extension {
+        None => Some(doc),
+        Some(u) => doc.get_mut(u),
+    };
+    if let Some(Value::Object(c)) = container {
+        c.retain(|k, _| !k.eq_ignore_ascii_case(r.attr.name));
     }
 }
 

@@ -396,6 +396,69 @@ fn value_path_create_needs_an_eq_filter_and_a_sub_attribute() {
 }
 
 #[test]
+fn value_path_create_finds_elements_an_earlier_whole_attribute_operation_added() {
+    // Found by the `dialect_normalize` fuzz target on the recorded Entra cycle: normalising
+    // the rule's own output again (`add addresses [{type: work, ...}]`, then
+    // `addresses[type eq "work"].locality`) turned the second operation into a second work
+    // address, where the core sets `locality` on the one the first operation added.
+    let cur = stored_user();
+    let once = user_patch(Idp::Entra, entra_profile_ops(), Some(&cur));
+    let twice = normalize_body(
+        Idp::Entra,
+        BodyKind::Patch,
+        ResourceKind::User,
+        once.request.clone(),
+        Some(&cur),
+    );
+    assert_eq!(twice.request, once.request);
+
+    for ops in [
+        json!([
+            {"op": "add", "path": "addresses", "value": [{"type": "work", "streetAddress": "1 Main St"}]},
+            {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Springfield"}
+        ]),
+        json!([
+            {"op": "Add", "value": {"addresses": [{"type": "work", "streetAddress": "1 Main St"}]}},
+            {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Springfield"}
+        ]),
+        json!([
+            {"op": "add", "path": "addresses", "value": {"type": "home", "locality": "Elsewhere"}},
+            {"op": "replace", "path": "addresses", "value": [{"type": "work", "streetAddress": "1 Main St"}]},
+            {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Springfield"}
+        ]),
+    ] {
+        let n = user_patch(Idp::Entra, ops.clone(), Some(&cur));
+        let last = n.request["Operations"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            last["path"], "addresses[type eq \"work\"].locality",
+            "the element exists by then: {ops}"
+        );
+        assert_eq!(
+            apply(&cur, &n.request)["addresses"],
+            json!([{"streetAddress": "1 Main St", "locality": "Springfield", "type": "work"}]),
+            "{ops}"
+        );
+    }
+
+    // And once removed, it is gone again: the filtered add creates it.
+    let ops = json!([
+        {"op": "add", "path": "addresses", "value": [{"type": "work", "streetAddress": "1 Main St"}]},
+        {"op": "remove", "path": "addresses"},
+        {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Springfield"}
+    ]);
+    let n = user_patch(Idp::Entra, ops, Some(&cur));
+    assert_eq!(
+        apply(&cur, &n.request)["addresses"],
+        json!([{"locality": "Springfield", "type": "work"}])
+    );
+}
+
+#[test]
 fn value_path_create_with_pathless_filtered_keys() {
     let cur = stored_user();
     let ops = json!([{"op": "Replace", "value": {"phoneNumbers[type eq \"work\"].value": "2"}}]);
