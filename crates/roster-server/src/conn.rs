@@ -18,7 +18,8 @@
 //!   in flight finish (bounded by the caller).
 //!
 //! HTTP/1.1 only: identity providers speak it, and HTTP/2 without TLS (h2c) is not something
-//! they send.
+//! they send. With `--tls-cert`, each connection's TLS handshake runs in its own task, bounded
+//! by the header deadline ([`crate::tls`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -76,6 +77,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send,
     drain_for: Duration,
 ) -> std::io::Result<()> {
@@ -121,10 +123,37 @@ pub async fn serve(
                 )
             }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let done = match tls {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    // The handshake has the header deadline too: a client that opens a TLS
+                    // connection and sends nothing is closed like one that sends no headers.
+                    match tokio::time::timeout(limits.header_read, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            watcher
+                                .watch(builder.serve_connection(TokioIo::new(tls), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, client = %addr, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(client = %addr, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = done {
                 tracing::debug!(error = %e, client = %addr, "connection ended with an error");
             }
             drop(permit);

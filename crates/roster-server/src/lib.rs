@@ -40,6 +40,7 @@ pub mod provlog;
 pub mod ratelimit;
 pub mod scim;
 pub mod service;
+pub mod tls;
 pub mod tokens;
 pub mod webhooks;
 
@@ -75,6 +76,8 @@ pub struct Settings {
     /// Run for local development (`--insecure-dev`): session cookies without `Secure` even
     /// under a public URL that is not loopback.
     pub insecure_dev: bool,
+    /// Roster terminates TLS itself (`--tls-cert`): responses carry HSTS.
+    pub tls: Option<Arc<tls::CertStore>>,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Largest page size (`count`), advertised as `filter.maxResults`.
@@ -108,6 +111,7 @@ impl Default for Settings {
             public_url: None,
             local_origin: None,
             insecure_dev: false,
+            tls: None,
             max_body_bytes: 1024 * 1024,
             max_page_size: 1000,
             default_page_size: 100,
@@ -175,6 +179,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let limit = state.settings.limits.request;
+    let hsts = state.settings.tls.is_some();
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(metrics::readyz))
@@ -192,6 +197,18 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::map_response(
+            move |mut resp: axum::response::Response| async move {
+                if hsts {
+                    // Served over TLS: browsers use https for this host from now on (a year).
+                    resp.headers_mut().insert(
+                        axum::http::header::STRICT_TRANSPORT_SECURITY,
+                        axum::http::HeaderValue::from_static("max-age=31536000"),
+                    );
+                }
+                resp
+            },
         ))
         .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
             // Each exempt route has its own bound: the event feed's long poll (`wait` ≤ 30 s),
@@ -242,6 +259,7 @@ pub async fn serve_ops(
         listener,
         metrics::ops_router(state),
         limits,
+        None,
         shutdown,
         Duration::from_secs(5),
     )
@@ -287,16 +305,26 @@ pub async fn serve(
         state.settings.token_use_flush_interval,
         stop_rx.clone(),
     ));
+    let reload = tokio::spawn(tls::reload_on_sighup(
+        state.settings.tls.clone(),
+        stop_rx.clone(),
+    ));
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop_rx));
     let limits = state.settings.limits;
+    let acceptor = match &state.settings.tls {
+        Some(certs) => Some(tls::acceptor(certs.clone()).map_err(std::io::Error::other)?),
+        None => None,
+    };
     let result = conn::serve(
         listener,
         router(state),
         limits,
+        acceptor,
         shutdown,
         Duration::from_secs(30),
     )
     .await;
+    reload.abort();
     let _ = stop_tx.send(true);
     // The writer drains what the finished requests queued; bounded so shutdown cannot hang.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;

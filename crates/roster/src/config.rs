@@ -169,6 +169,16 @@ pub struct ServeSettings {
     #[arg(long, env = "ROSTER_ADMIN_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<SocketAddr>,
+    /// Serve TLS (1.2 and 1.3) with this certificate chain, PEM; with --tls-key. SIGHUP
+    /// re-reads both files without dropping connections [default: plain HTTP, for a TLS
+    /// proxy in front].
+    #[arg(long, env = "ROSTER_TLS_CERT", requires = "tls_key")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ROSTER_TLS_KEY", requires = "tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -205,6 +215,8 @@ impl ServeSettings {
             trusted_proxy: Some(Vec::new()),
             insecure_dev: Some(false),
             admin_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -255,6 +267,8 @@ impl ServeSettings {
             trusted_proxy: self.trusted_proxy.or(below.trusted_proxy),
             insecure_dev: self.insecure_dev.or(below.insecure_dev),
             admin_listen: self.admin_listen.or(below.admin_listen),
+            tls_cert: self.tls_cert.or(below.tls_cert),
+            tls_key: self.tls_key.or(below.tls_key),
         }
     }
 

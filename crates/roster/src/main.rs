@@ -326,15 +326,16 @@ async fn origin(store: &dyn Store, db: &DbArgs, url: &UrlArgs) -> Result<String>
     Ok(assumed)
 }
 
-/// `http://ADDR` for a listening address; an unspecified address (`0.0.0.0`, `::`) is
-/// reachable on loopback.
-fn listen_url(addr: SocketAddr) -> String {
+/// `http://ADDR` (or `https://` when serving TLS) for a listening address; an unspecified
+/// address (`0.0.0.0`, `::`) is reachable on loopback.
+fn listen_url(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Checks the database URL ([`database::check`]), then opens the store.
@@ -379,6 +380,15 @@ fn checked(s: &config::ServeSettings) -> Result<(String, Option<String>)> {
     database::check(&url).map_err(|e| anyhow!(e))?;
     rate_settings(s)?;
     trusted_proxies(s)?;
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            bail!("--tls-cert and --tls-key go together: give both files (PEM), or neither")
+        }
+        (Some(cert), Some(key)) => {
+            roster_server::tls::CertStore::load(cert, key).map_err(|e| anyhow!(e))?;
+        }
+        (None, None) => {}
+    }
     if s.public_url.is_none() {
         if let Some(listen) = s.listen.filter(|l| !l.ip().is_loopback()) {
             bail!(
@@ -509,6 +519,12 @@ async fn run(cli: Cli) -> Result<()> {
                 token_use_flush_interval: ms(s.token_use_flush_ms, 10),
                 ..Settings::default()
             };
+            settings.tls = match (&s.tls_cert, &s.tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(roster_server::tls::CertStore::load(cert, key).map_err(|e| anyhow!(e))?)
+                }
+                _ => None,
+            };
             settings.rate = rate_settings(&s)?;
             settings.trusted_proxies = trusted_proxies(&s)?;
             settings.limits = roster_server::conn::Limits {
@@ -543,14 +559,19 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .context("recording the public URL")?;
             store
-                .set_meta(LISTEN_URL, Some(&listen_url(addr)))
+                .set_meta(LISTEN_URL, Some(&listen_url(addr, settings.tls.is_some())))
                 .await
                 .context("recording the listen address")?;
             if public_url.is_none() {
-                settings.local_origin = Some(listen_url(addr));
+                settings.local_origin = Some(listen_url(addr, settings.tls.is_some()));
             }
             settings.insecure_dev = s.insecure_dev.unwrap_or(false);
-            println!("listening on http://{addr}");
+            let scheme = if settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            println!("listening on {scheme}://{addr}");
             tracing::info!(%addr, database = %redact(&url), public_url = ?public_url, "roster is serving");
             let state = AppState::new(store, settings);
             let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));

@@ -351,11 +351,17 @@ impl TestServer {
                 panic!("unexpected first stdout line {line:?}; stderr:\n{log}");
             }
         };
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("client");
+            .timeout(Duration::from_secs(60));
+        // Served over TLS (`--tls-cert FILE`): the client trusts that certificate, and only it.
+        if let Some(i) = extra.iter().position(|a| *a == "--tls-cert") {
+            let pem = std::fs::read(extra[i + 1]).expect("the test's certificate");
+            client = client
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM"));
+        }
+        let client = client.build().expect("client");
         let server = Self {
             child: Some(child),
             dir,

@@ -36,5 +36,6 @@ mod roles;
 mod server;
 mod simulate;
 mod tenants;
+mod tls;
 mod users;
 mod webhooks;
