@@ -283,8 +283,8 @@ impl Default for RateSettings {
         Self {
             // Entra ID and Okta send a few requests per second per app (Okta up to about 10
             // at once on a large push); these leave room for several times that.
-            scim_per_token: Rate::per_second(100, 500),
-            scim_per_tenant: Rate::per_second(200, 1000),
+            scim_per_token: Rate::per_second(250, 2500),
+            scim_per_tenant: Rate::per_second(500, 5000),
             scim_auth_failures: Rate::per_minute(30, 30),
             admin_per_key: Rate::per_second(2000, 4000),
             admin_auth_failures: Rate::per_minute(30, 30),

@@ -124,12 +124,12 @@ pub struct ServeSettings {
     pub webhook_allow_private_addresses: Option<bool>,
     /// SCIM requests per token, as N/s, N/min or N/h with an optional :BURST; beyond it 429
     /// with Retry-After; a tenant's `settings.rate_limit.per_token` overrides it; `0/s` turns
-    /// it off [default: 100/s:500].
+    /// it off [default: 250/s:2500].
     #[arg(long, env = "ROSTER_RATE_LIMIT_PER_TOKEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_token: Option<String>,
     /// SCIM requests per tenant, all its tokens together (`settings.rate_limit.per_tenant`
-    /// overrides it) [default: 200/s:1000].
+    /// overrides it) [default: 500/s:5000].
     #[arg(long, env = "ROSTER_RATE_LIMIT_PER_TENANT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_tenant: Option<String>,
@@ -206,8 +206,8 @@ impl ServeSettings {
             webhook_poll_ms: Some(1000),
             webhook_lease_ms: Some(30_000),
             webhook_allow_private_addresses: Some(false),
-            rate_limit_per_token: Some("100/s:500".into()),
-            rate_limit_per_tenant: Some("200/s:1000".into()),
+            rate_limit_per_token: Some("250/s:2500".into()),
+            rate_limit_per_tenant: Some("500/s:5000".into()),
             rate_limit_auth_failures: Some("30/min:30".into()),
             rate_limit_admin_key: Some("2000/s:4000".into()),
             rate_limit_sign_in: Some("5/min:10".into()),
