@@ -280,6 +280,8 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             last_used_at: None,
             revoked_at: None,
+            expires_at: None,
+            scopes: None,
         })
     }
 

@@ -22,6 +22,10 @@ pub struct AdminKeyRecord {
     pub last_used_at: Option<OffsetDateTime>,
     /// When revoked.
     pub revoked_at: Option<OffsetDateTime>,
+    /// When it stops working; `None`: never.
+    pub expires_at: Option<OffsetDateTime>,
+    /// What it may do (scope names, checked by the server); `None`: everything.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A webhook endpoint.
@@ -489,6 +493,13 @@ pub trait LogStore: Send + Sync {
     async fn find_admin_key(&self, prefix: &str) -> StoreResult<Option<AdminKeyRecord>>;
     /// Revokes an admin key. `NotFound` if there is no live key with that prefix.
     async fn revoke_admin_key(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()>;
+    /// The live keys that expire within `within` of `now` and were not warned about yet,
+    /// marked as warned in the same statement, so that each is announced once (by one node).
+    async fn claim_admin_key_expiry_warnings(
+        &self,
+        now: OffsetDateTime,
+        within: time::Duration,
+    ) -> StoreResult<Vec<AdminKeyRecord>>;
     /// Records a successful use.
     async fn touch_admin_key(&self, prefix: &str, now: OffsetDateTime) -> StoreResult<()>;
     /// Records successful uses of many keys in one transaction, like

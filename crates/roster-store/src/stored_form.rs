@@ -206,7 +206,8 @@ pub(crate) fn opt_json(text: Option<String>) -> StoreResult<Option<Value>> {
         .transpose()
 }
 
-pub(crate) const KEY_COLS: &str = "prefix, hash, name, created_at, last_used_at, revoked_at";
+pub(crate) const KEY_COLS: &str =
+    "prefix, hash, name, created_at, last_used_at, revoked_at, expires_at, scopes";
 pub(crate) type KeyRow = (
     String,
     String,
@@ -214,10 +215,12 @@ pub(crate) type KeyRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<i64>,
+    Option<String>,
 );
 
 pub(crate) fn key_from(row: KeyRow) -> StoreResult<AdminKeyRecord> {
-    let (prefix, hash, name, created, used, revoked) = row;
+    let (prefix, hash, name, created, used, revoked, expires, scopes) = row;
     Ok(AdminKeyRecord {
         prefix,
         hash,
@@ -225,7 +228,16 @@ pub(crate) fn key_from(row: KeyRow) -> StoreResult<AdminKeyRecord> {
         created_at: from_ms(created)?,
         last_used_at: opt_from_ms(used)?,
         revoked_at: opt_from_ms(revoked)?,
+        expires_at: opt_from_ms(expires)?,
+        scopes: scopes
+            .map(|s| serde_json::from_str(&s).map_err(backend))
+            .transpose()?,
     })
+}
+
+/// An admin key's scopes as stored: a JSON array, or NULL for every scope.
+pub(crate) fn scopes_text(scopes: Option<&Vec<String>>) -> Option<String> {
+    scopes.map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".to_owned()))
 }
 
 /// `webhook_streams` columns read for a [`WebhookStream`].

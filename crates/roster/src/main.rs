@@ -175,8 +175,8 @@ enum Command {
         /// and how many log rows were dropped because the log's queue stayed full.
         #[arg(long, conflicts_with_all = ["follow", "failures"])]
         reads: bool,
-        /// How many of the latest requests to show first.
-        #[arg(long, default_value_t = 50)]
+        /// How many of the latest requests to show first (1–10000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         limit: u64,
         /// One JSON object per line.
         #[arg(long)]
@@ -234,8 +234,8 @@ enum Command {
         db: DbArgs,
         /// Tenant id.
         tenant: String,
-        /// Only events with a seq greater than this.
-        #[arg(long, default_value_t = 0)]
+        /// Only events with a seq greater than this (0 or more).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
         after: i64,
         /// Keep printing new events as they are committed.
         #[arg(long)]
@@ -255,13 +255,13 @@ struct SimulateArgs {
     #[arg(long, env = "ROSTER_SIMULATE_TOKEN", hide_env_values = true)]
     token: String,
     /// Users to provision (default: the recorded cycle's).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| usize::try_from(v).unwrap_or(usize::MAX)))]
     users: Option<usize>,
     /// Groups to provision (default: the recorded cycle's).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100_000).map(|v| usize::try_from(v).unwrap_or(usize::MAX)))]
     groups: Option<usize>,
     /// Members per group, taken from the users (default: the recorded cycle's).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000).map(|v| usize::try_from(v).unwrap_or(usize::MAX)))]
     members_per_group: Option<usize>,
     /// Requests in flight within a step that the identity provider runs in parallel (each
     /// user's, group's or membership's request is independent: creating users, adding
@@ -273,8 +273,8 @@ struct SimulateArgs {
     /// of the updates and deletes, so that what it created stays on the server.
     #[arg(long)]
     initial: bool,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 30)]
+    /// Per-request timeout in seconds (1–3600).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout_secs: u64,
     /// Print one JSON report instead of text.
     #[arg(long)]
@@ -378,6 +378,7 @@ fn redact(url: &str) -> String {
 fn checked(s: &config::ServeSettings) -> Result<(String, Option<String>)> {
     let url = s.database_url()?;
     database::check(&url).map_err(|e| anyhow!(e))?;
+    check_ranges(s)?;
     rate_settings(s)?;
     trusted_proxies(s)?;
     match (&s.tls_cert, &s.tls_key) {
@@ -404,6 +405,38 @@ fn checked(s: &config::ServeSettings) -> Result<(String, Option<String>)> {
         None => None,
     };
     Ok((url, public))
+}
+
+/// Every number of `serve`'s settings within its range, whichever layer set it (a flag's
+/// parser does not see `roster.toml`).
+fn check_ranges(s: &config::ServeSettings) -> Result<()> {
+    const HOUR_MS: u64 = 3_600_000;
+    let u = |v: Option<usize>| v.map(|v| u64::try_from(v).unwrap_or(u64::MAX));
+    let checks: [(&str, Option<u64>, u64, u64); 14] = [
+        ("max_body_bytes", u(s.max_body_bytes), 1, 1 << 30),
+        ("header_read_timeout_ms", s.header_read_timeout_ms, 100, HOUR_MS),
+        ("body_read_timeout_ms", s.body_read_timeout_ms, 100, HOUR_MS),
+        ("request_timeout_ms", s.request_timeout_ms, 100, HOUR_MS),
+        ("max_connections", u(s.max_connections), 1, 1_000_000),
+        ("log_retention_days", s.log_retention_days, 1, 3650),
+        ("token_check_interval_ms", s.token_check_interval_ms, 10, 24 * HOUR_MS),
+        ("token_use_flush_ms", s.token_use_flush_ms, 10, HOUR_MS),
+        ("webhook_retry_base_ms", s.webhook_retry_base_ms, 1, HOUR_MS),
+        ("webhook_retry_max_ms", s.webhook_retry_max_ms, 1, 24 * HOUR_MS),
+        ("webhook_retry_horizon_secs", s.webhook_retry_horizon_secs, 1, 30 * 86_400),
+        ("webhook_timeout_ms", s.webhook_timeout_ms, 1, 10 * 60_000),
+        ("webhook_poll_ms", s.webhook_poll_ms, 10, HOUR_MS),
+        ("webhook_lease_ms", s.webhook_lease_ms, 1, HOUR_MS),
+    ];
+    for (name, value, min, max) in checks {
+        if let Some(v) = value.filter(|v| !(min..=max).contains(v)) {
+            bail!("{name} must be {min}–{max}, not {v}");
+        }
+    }
+    if let Some(n) = s.max_filter_candidates.filter(|n| !(1..=10_000_000).contains(n)) {
+        bail!("max_filter_candidates must be 1–10000000, not {n}");
+    }
+    Ok(())
 }
 
 /// The rate limits of `serve`'s settings (defaults layered under them), checked.

@@ -25,7 +25,16 @@ pub enum AdminKeyCommand {
         /// A label for the key.
         #[arg(long)]
         name: Option<String>,
-        /// Print one JSON object `{"key": …, "prefix": …}`.
+        /// Days until the key stops working (0–3650; 0 = at once, for tests); announced in the
+        /// audit log and the server log 14 days before [default: never].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=3650))]
+        expires_in_days: Option<u32>,
+        /// Limit the key to these scopes (repeat or comma-separate): login-decision,
+        /// events:read, users:read, users:write, tenants:admin, metrics:read [default: every
+        /// scope; only such a key signs in to the console].
+        #[arg(long = "scope", value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Print one JSON object `{"key": …, "prefix": …, "expires_at": …, "scopes": …}`.
         #[arg(long)]
         json: bool,
     },
@@ -83,8 +92,8 @@ pub enum WebhookCommand {
         /// Only this tenant's stream (default: all of the webhook's streams).
         #[arg(long)]
         tenant: Option<String>,
-        /// Re-send events from this seq on.
-        #[arg(long)]
+        /// Re-send events from this seq on (1 or more).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
         from_seq: Option<i64>,
     },
     /// Remove a webhook.
@@ -130,25 +139,47 @@ pub async fn audit(
 /// Runs `roster admin-key …`.
 pub async fn admin_key(store: Arc<dyn Store>, cmd: AdminKeyCommand) -> Result<()> {
     match cmd {
-        AdminKeyCommand::Create { name, json } => {
-            let issued = keys::issue(name.clone(), SystemClock.now());
+        AdminKeyCommand::Create {
+            name,
+            expires_in_days,
+            scopes,
+            json,
+        } => {
+            keys::check_scopes(&scopes).map_err(|e| anyhow::anyhow!(e))?;
+            let now = SystemClock.now();
+            // At most 3650 days (clap checked): no overflow.
+            let expires_at = expires_in_days.map(|d| now + time::Duration::days(i64::from(d)));
+            let scopes = (!scopes.is_empty()).then(|| {
+                let mut s = scopes;
+                s.sort();
+                s.dedup();
+                s
+            });
+            let issued = keys::issue_limited(name.clone(), now, expires_at, scopes.clone());
             store.insert_admin_key(&issued.record).await?;
+            let expires = expires_at.map(fmt);
             audit(
                 store.as_ref(),
                 "admin_key.create",
                 None,
                 Some(&issued.record.prefix),
-                json!({"name": name}),
+                json!({"name": name, "expires_at": expires, "scopes": scopes}),
             )
             .await;
             if json {
                 println!(
                     "{}",
-                    json!({"key": issued.secret, "prefix": issued.record.prefix})
+                    json!({"key": issued.secret, "prefix": issued.record.prefix,
+                           "expires_at": expires, "scopes": scopes})
                 );
             } else {
                 println!("admin key: {}", issued.secret);
                 println!("prefix:    {}", issued.record.prefix);
+                println!("expires:   {}", expires.as_deref().unwrap_or("never"));
+                println!(
+                    "scopes:    {}",
+                    scopes.map_or_else(|| "all".to_owned(), |s| s.join(", "))
+                );
                 println!("The key is shown only once: store it in your secret manager now.");
             }
         }
@@ -164,26 +195,34 @@ pub async fn admin_key(store: Arc<dyn Store>, cmd: AdminKeyCommand) -> Result<()
                             "created_at": fmt(k.created_at),
                             "last_used_at": k.last_used_at.map(fmt),
                             "revoked_at": k.revoked_at.map(fmt),
+                            "expires_at": k.expires_at.map(fmt),
+                            "scopes": k.scopes,
                         })
                     })
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 println!(
-                    "{:<14} {:<26} {:<26} {:<8} NAME",
-                    "PREFIX", "CREATED", "LAST USED", "STATUS"
+                    "{:<14} {:<26} {:<26} {:<26} {:<8} {:<24} NAME",
+                    "PREFIX", "CREATED", "LAST USED", "EXPIRES", "STATUS", "SCOPES"
                 );
+                let now = SystemClock.now();
                 for k in list {
+                    let status = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.expires_at.is_some_and(|e| e <= now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
                     println!(
-                        "{:<14} {:<26} {:<26} {:<8} {}",
+                        "{:<14} {:<26} {:<26} {:<26} {:<8} {:<24} {}",
                         k.prefix,
                         fmt(k.created_at),
                         k.last_used_at.map_or_else(|| "never".to_owned(), fmt),
-                        if k.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        },
+                        k.expires_at.map_or_else(|| "never".to_owned(), fmt),
+                        status,
+                        k.scopes.map_or_else(|| "all".to_owned(), |s| s.join(",")),
                         k.name.unwrap_or_default()
                     );
                 }

@@ -30,9 +30,89 @@ pub struct IssuedKey {
     pub record: AdminKeyRecord,
 }
 
-/// Issues a new admin key.
+/// The scopes an admin key may be limited to, with what each allows. A key without scopes may
+/// do everything (and sign in to the console).
+pub const SCOPES: &[(&str, &str)] = &[
+    ("login-decision", "POST /tenants/{tenant}/login-decision"),
+    ("events:read", "the event feed and the snapshot"),
+    (
+        "users:read",
+        "read users, groups, members, role mappings, the guard's state and the provisioning log",
+    ),
+    (
+        "users:write",
+        "change app users (and import them), groups, role mappings, decide the guard; includes users:read",
+    ),
+    (
+        "tenants:admin",
+        "tenants, settings, SCIM enablement, tokens, setup links, webhooks, the audit log",
+    ),
+    ("metrics:read", "GET /metrics"),
+];
+
+/// Checks scope names (for `roster admin-key create --scope`).
+///
+/// # Errors
+/// A message naming the unknown scope and listing the known ones.
+pub fn check_scopes(scopes: &[String]) -> Result<(), String> {
+    for s in scopes {
+        if !SCOPES.iter().any(|(n, _)| n == s) {
+            let known: Vec<&str> = SCOPES.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "{s:?} is not a scope; the scopes are {}",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The scope a request needs, from its method and route template (`/api/v1/tenants/{tenant}/…`
+/// or `/metrics`). What is not named below needs `tenants:admin`.
+#[must_use]
+pub fn required_scope(method: &axum::http::Method, route: &str) -> &'static str {
+    let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+    let directory = ["/users", "/user-imports", "/groups", "/role-mappings", "/deprovision-guard", "/provisioning-log"];
+    if route == "/metrics" {
+        "metrics:read"
+    } else if route.ends_with("/login-decision") {
+        "login-decision"
+    } else if route.ends_with("/events") || route.ends_with("/snapshot") {
+        "events:read"
+    } else if directory.iter().any(|d| route.contains(d)) {
+        if read {
+            "users:read"
+        } else {
+            "users:write"
+        }
+    } else {
+        "tenants:admin"
+    }
+}
+
+/// Whether a key with `scopes` (`None`: every scope) may act with `needed`.
+#[must_use]
+pub fn allows(scopes: Option<&[String]>, needed: &str) -> bool {
+    scopes.is_none_or(|s| {
+        s.iter()
+            .any(|g| g == needed || (needed == "users:read" && g == "users:write"))
+    })
+}
+
+/// Issues a new admin key that never expires and may do everything.
 #[must_use]
 pub fn issue(name: Option<String>, now: OffsetDateTime) -> IssuedKey {
+    issue_limited(name, now, None, None)
+}
+
+/// Issues a new admin key, with an expiry and scopes when given.
+#[must_use]
+pub fn issue_limited(
+    name: Option<String>,
+    now: OffsetDateTime,
+    expires_at: Option<OffsetDateTime>,
+    scopes: Option<Vec<String>>,
+) -> IssuedKey {
     let prefix = format!("{KEY_MARKER}{}", random_alnum(ID_LEN));
     let secret = format!("{prefix}_{}", random_alnum(SECRET_LEN));
     IssuedKey {
@@ -43,6 +123,8 @@ pub fn issue(name: Option<String>, now: OffsetDateTime) -> IssuedKey {
             created_at: now,
             last_used_at: None,
             revoked_at: None,
+            expires_at,
+            scopes,
         },
         secret,
     }
@@ -86,7 +168,25 @@ impl FromRequestParts<AppState> for AdminAuth {
         let rates = &state.settings.rate;
         let now = Instant::now();
         match authenticate(parts, state).await {
-            Ok(prefix) => {
+            Ok((prefix, scopes)) => {
+                let route = parts
+                    .extensions
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("", axum::extract::MatchedPath::as_str);
+                let needed = required_scope(&parts.method, route);
+                if !allows(scopes.as_deref(), needed) {
+                    tracing::info!(key_prefix = %prefix, scope = needed, "admin key lacks the scope");
+                    return Err(ApiError {
+                        status: StatusCode::FORBIDDEN,
+                        code: "forbidden",
+                        message: format!(
+                            "this admin key may not do that: it needs the scope {needed:?} and \
+                             has {}; create a key with `roster admin-key create --scope {needed}`",
+                            scopes.unwrap_or_default().join(", ")
+                        ),
+                    }
+                    .into_response());
+                }
                 let rate = rates.admin_per_key;
                 if let Err(wait) = state.limiters.admin.check(&prefix, rate, 1, now) {
                     state.limiters.note_refused("admin_key");
@@ -134,12 +234,15 @@ fn rate_limited(what: &str, rate: ratelimit::Rate, wait: std::time::Duration) ->
     resp
 }
 
-/// The key check: the key's prefix, or the 401.
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
+/// The key check: the key's prefix and scopes, or the 401.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<(String, Option<Vec<String>>), ApiError> {
     let refused = || {
         ApiError::unauthorized(
-            "send a live operator API key as \"Authorization: Bearer rsak_…\" \
-             (create one with `roster admin-key create`)",
+            "send a live (unrevoked, unexpired) operator API key as \"Authorization: Bearer \
+             rsak_…\" (create one with `roster admin-key create`)",
         )
     };
     let value = parts
@@ -159,17 +262,53 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<String, ApiErro
         .admin_key(state.store.as_ref(), prefix)
         .await?
         .ok_or_else(refused)?;
-    if record.revoked_at.is_some() || !digests_equal(&hash_token(key), &record.hash) {
+    let now = state.clock.now();
+    if record.revoked_at.is_some()
+        || record.expires_at.is_some_and(|e| e <= now)
+        || !digests_equal(&hash_token(key), &record.hash)
+    {
         tracing::info!(key_prefix = %prefix, "admin key refused");
         return Err(refused());
     }
-    state.token_uses.key_used(prefix, state.clock.now());
-    Ok(prefix.to_owned())
+    state.token_uses.key_used(prefix, now);
+    Ok((prefix.to_owned(), record.scopes.clone()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_need_their_scope() {
+        use axum::http::Method;
+        let t = "/api/v1/tenants/{tenant}";
+        for (method, route, scope) in [
+            (Method::POST, format!("{t}/login-decision"), "login-decision"),
+            (Method::GET, format!("{t}/events"), "events:read"),
+            (Method::GET, format!("{t}/snapshot"), "events:read"),
+            (Method::GET, format!("{t}/users/{{id}}"), "users:read"),
+            (Method::PATCH, format!("{t}/users/{{id}}"), "users:write"),
+            (Method::POST, format!("{t}/user-imports"), "users:write"),
+            (Method::GET, format!("{t}/provisioning-log"), "users:read"),
+            (Method::POST, format!("{t}/deprovision-guard/confirm"), "users:write"),
+            (Method::GET, t.to_owned(), "tenants:admin"),
+            (Method::POST, format!("{t}/tokens/rotate"), "tenants:admin"),
+            (Method::GET, "/api/v1/webhooks".to_owned(), "tenants:admin"),
+            (Method::GET, "/metrics".to_owned(), "metrics:read"),
+            (Method::GET, String::new(), "tenants:admin"),
+        ] {
+            assert_eq!(required_scope(&method, &route), scope, "{method} {route}");
+        }
+        let write = vec!["users:write".to_owned()];
+        assert!(allows(Some(&write), "users:read"));
+        assert!(!allows(Some(&write), "events:read"));
+        assert!(allows(None, "tenants:admin"));
+        assert!(!allows(Some(&[]), "login-decision"));
+        assert!(check_scopes(&["users:write".to_owned()]).is_ok());
+        assert!(check_scopes(&["users".to_owned()])
+            .unwrap_err()
+            .contains("login-decision"));
+    }
 
     #[test]
     fn keys_parse_and_hash() {

@@ -359,6 +359,43 @@ pub async fn expiry_warnings(state: AppState) {
     if let Err(e) = check_expiring(state.store.as_ref(), state.clock.now()).await {
         tracing::error!(error = %e, "checking for expiring tokens failed; retrying later");
     }
+    if let Err(e) = admin_keys_expiring(state.store.as_ref(), state.clock.now()).await {
+        tracing::error!(error = %e, "checking for expiring admin keys failed; retrying later");
+    }
+}
+
+/// How long before an admin key expires it is announced.
+pub const ADMIN_KEY_WARNING: time::Duration = time::Duration::days(14);
+
+/// Announces, once each, the admin keys that expire within [`ADMIN_KEY_WARNING`]: an
+/// `admin_key.expiring` entry in the audit log (admin keys belong to no tenant, so there is no
+/// tenant feed to put an event in) and a warning in the server log, naming the prefix only.
+/// Returns how many were announced.
+///
+/// # Errors
+/// When the store fails.
+pub async fn admin_keys_expiring(
+    store: &dyn roster_store::Store,
+    now: OffsetDateTime,
+) -> roster_store::StoreResult<usize> {
+    let keys = store
+        .claim_admin_key_expiry_warnings(now, ADMIN_KEY_WARNING)
+        .await?;
+    for k in &keys {
+        let at = k.expires_at.map(super::fmt_time).unwrap_or_default();
+        tracing::warn!(key_prefix = %k.prefix, expires_at = %at, "an admin key expires soon: create its successor and revoke it");
+        super::audit(
+            store,
+            now,
+            "roster",
+            "admin_key.expiring",
+            None,
+            Some(&k.prefix),
+            serde_json::json!({"expires_at": at, "name": k.name}),
+        )
+        .await;
+    }
+    Ok(keys.len())
 }
 
 #[cfg(test)]

@@ -286,7 +286,13 @@ pub async fn sign_in_key(
     let key = f.key.trim();
     let live = match keys::prefix_of(key) {
         Some(prefix) => match state.store.find_admin_key(prefix).await? {
-            Some(r) if r.revoked_at.is_none() && digests_equal(&hash_token(key), &r.hash) => {
+            // Only a key that may do everything signs in: the console is every operation.
+            Some(r)
+                if r.revoked_at.is_none()
+                    && r.expires_at.is_none_or(|e| e > state.clock.now())
+                    && r.scopes.is_none()
+                    && digests_equal(&hash_token(key), &r.hash) =>
+            {
                 Some(r.prefix)
             }
             _ => None,
@@ -304,8 +310,8 @@ pub async fn sign_in_key(
             StatusCode::UNAUTHORIZED,
             SignInPage {
                 error: Some(
-                    "That key was not accepted: it is not a live admin API key. Check it, or \
-                     create a new one with `roster admin-key create`."
+                    "That key was not accepted: it is not a live admin API key without scopes. \
+                     Check it, or create a new one with `roster admin-key create`."
                         .to_owned(),
                 ),
                 key_open: true,

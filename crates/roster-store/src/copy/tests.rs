@@ -372,6 +372,8 @@ async fn fill(s: &SqliteStore) {
         created_at: at(26),
         last_used_at: None,
         revoked_at: None,
+        expires_at: None,
+        scopes: None,
     })
     .await
     .unwrap();
@@ -653,6 +655,8 @@ async fn a_whole_installation_reads_back_the_same_from_postgres() {
         created_at: at(53),
         last_used_at: None,
         revoked_at: None,
+        expires_at: None,
+        scopes: None,
     })
     .await
     .unwrap();

@@ -792,8 +792,8 @@ impl LogStore for PostgresStore {
     async fn insert_admin_key(&self, key: &AdminKeyRecord) -> StoreResult<()> {
         let mut tx = self.write_global().await?;
         db::query(
-            "INSERT INTO admin_keys (prefix, hash, name, created_at, last_used_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO admin_keys (prefix, hash, name, created_at, last_used_at, revoked_at, \
+             expires_at, scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.prefix)
         .bind(&key.hash)
@@ -801,11 +801,38 @@ impl LogStore for PostgresStore {
         .bind(to_ms(key.created_at))
         .bind(key.last_used_at.map(to_ms))
         .bind(key.revoked_at.map(to_ms))
+        .bind(key.expires_at.map(to_ms))
+        .bind(crate::stored_form::scopes_text(key.scopes.as_ref()))
         .execute(&mut *tx)
         .await
         .map_err(|e| db_err(e, "admin key"))?;
         let _auth = self.auth_change();
         tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn claim_admin_key_expiry_warnings(
+        &self,
+        now: OffsetDateTime,
+        within: time::Duration,
+    ) -> StoreResult<Vec<AdminKeyRecord>> {
+        let mut tx = self.write_global().await?;
+        let rows: Vec<KeyRow> = db::query_as(&format!(
+            "UPDATE admin_keys SET expiry_warned_at = ? \
+             WHERE revoked_at IS NULL AND expiry_warned_at IS NULL \
+               AND expires_at IS NOT NULL AND expires_at > ? AND expires_at <= ? \
+             RETURNING {KEY_COLS}"
+        ))
+        .bind(to_ms(now))
+        .bind(to_ms(now))
+        .bind(to_ms(now + within))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        let mut keys = rows.into_iter().map(key_from).collect::<StoreResult<Vec<_>>>()?;
+        keys.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        Ok(keys)
     }
 
     #[tracing::instrument(skip_all)]

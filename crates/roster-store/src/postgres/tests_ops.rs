@@ -325,6 +325,8 @@ async fn audit_log_and_admin_keys() {
         created_at: at(secs),
         last_used_at: None,
         revoked_at: None,
+        expires_at: None,
+        scopes: None,
     };
     let auth = || s.auth_changes.load(Ordering::Acquire);
     let changes = auth();

@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster",
         include_str!("../../migrations/sqlite/0012_cluster.sql"),
     ),
+    (
+        13,
+        "admin key limits",
+        include_str!("../../migrations/sqlite/0013_admin_key_limits.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

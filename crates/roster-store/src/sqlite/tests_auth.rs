@@ -75,6 +75,8 @@ fn key(prefix: &str) -> AdminKeyRecord {
         created_at: T0,
         last_used_at: None,
         revoked_at: None,
+        expires_at: None,
+        scopes: None,
     }
 }
 

@@ -629,7 +629,63 @@ impl Drop for TestServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Every test's server log, checked black-box for secrets (issue 12): no token, admin
+        // key, setup link, webhook secret, session cookie or password hash in any line. Not
+        // while a test is already failing: its own panic says more.
+        if !std::thread::panicking() {
+            let log = self.stderr();
+            if let Some(found) = secret_in(&log) {
+                panic!("a secret reached the server log: {found:?}\n{log}");
+            }
+        }
     }
+}
+
+/// The first secret-looking string in `text`: a whole SCIM token (`rsct_ID_SECRET`; its
+/// public prefix `rsct_ID` alone is fine), a whole admin key (`rsak_ID_SECRET`), a setup-link
+/// token (`rssl_…`), a webhook secret (`whsec_…`), a console session cookie's value, or an
+/// Argon2 hash.
+pub fn secret_in(text: &str) -> Option<String> {
+    let alnum_run = |s: &str| s.bytes().take_while(u8::is_ascii_alphanumeric).count();
+    for (marker, id_len, min_secret) in [("rsct_", 8, 20), ("rsak_", 8, 20)] {
+        for (i, _) in text.match_indices(marker) {
+            let rest = &text[i + marker.len()..];
+            if alnum_run(rest) == id_len && rest[id_len..].starts_with('_') {
+                let secret = alnum_run(&rest[id_len + 1..]);
+                if secret >= min_secret {
+                    return Some(text[i..i + marker.len() + id_len + 1 + secret].to_owned());
+                }
+            }
+        }
+    }
+    for (marker, min) in [
+        ("rssl_", 20),
+        ("whsec_", 16),
+        ("roster_console=", 16),
+        ("roster_console_pre=", 16),
+    ] {
+        for (i, _) in text.match_indices(marker) {
+            let run = alnum_run(&text[i + marker.len()..]);
+            if run >= min {
+                // ASCII up to the end of the run: a valid slice.
+                return Some(text[i..i + marker.len() + run].to_owned());
+            }
+        }
+    }
+    text.contains("$argon2id$").then(|| "$argon2id$".to_owned())
+}
+
+#[test]
+fn the_secret_scan_finds_secrets_and_lets_prefixes_through() {
+    assert_eq!(secret_in("token refused token_prefix=rsct_AbCd1234 tenant=acme"), None);
+    assert!(secret_in("Bearer rsct_AbCd1234_0123456789abcdefghijABCDEFGHIJ").is_some());
+    assert!(secret_in("key rsak_AbCd1234_0123456789abcdefghijABCDEFGHIJ0123456789").is_some());
+    assert_eq!(secret_in("key_prefix=rsak_AbCd1234 admin key refused"), None);
+    assert!(secret_in("GET /console/setup/rssl_0123456789abcdefghijABCDEFGHIJ").is_some());
+    assert_eq!(secret_in("path=/console/setup/rssl_…"), None);
+    assert!(secret_in("secret whsec_0123456789abcdef0123").is_some());
+    assert!(secret_in("cookie: roster_console=0123456789abcdef0123456789").is_some());
+    assert!(secret_in("$argon2id$v=19$m=19456").is_some());
 }
 
 /// A minimal User body.

@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod adminkeys;
 mod appusers;
 mod auth;
 mod backup;
