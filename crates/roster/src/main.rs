@@ -255,13 +255,13 @@ struct SimulateArgs {
     #[arg(long, env = "ROSTER_SIMULATE_TOKEN", hide_env_values = true)]
     token: String,
     /// Users to provision (default: the recorded cycle's).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| usize::try_from(v).unwrap_or(usize::MAX)))]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     users: Option<usize>,
     /// Groups to provision (default: the recorded cycle's).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100_000).map(|v| usize::try_from(v).unwrap_or(usize::MAX)))]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100_000))]
     groups: Option<usize>,
     /// Members per group, taken from the users (default: the recorded cycle's).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000).map(|v| usize::try_from(v).unwrap_or(usize::MAX)))]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1_000_000))]
     members_per_group: Option<usize>,
     /// Requests in flight within a step that the identity provider runs in parallel (each
     /// user's, group's or membership's request is independent: creating users, adding
@@ -414,16 +414,36 @@ fn check_ranges(s: &config::ServeSettings) -> Result<()> {
     let u = |v: Option<usize>| v.map(|v| u64::try_from(v).unwrap_or(u64::MAX));
     let checks: [(&str, Option<u64>, u64, u64); 14] = [
         ("max_body_bytes", u(s.max_body_bytes), 1, 1 << 30),
-        ("header_read_timeout_ms", s.header_read_timeout_ms, 100, HOUR_MS),
+        (
+            "header_read_timeout_ms",
+            s.header_read_timeout_ms,
+            100,
+            HOUR_MS,
+        ),
         ("body_read_timeout_ms", s.body_read_timeout_ms, 100, HOUR_MS),
         ("request_timeout_ms", s.request_timeout_ms, 100, HOUR_MS),
         ("max_connections", u(s.max_connections), 1, 1_000_000),
         ("log_retention_days", s.log_retention_days, 1, 3650),
-        ("token_check_interval_ms", s.token_check_interval_ms, 10, 24 * HOUR_MS),
+        (
+            "token_check_interval_ms",
+            s.token_check_interval_ms,
+            10,
+            24 * HOUR_MS,
+        ),
         ("token_use_flush_ms", s.token_use_flush_ms, 10, HOUR_MS),
         ("webhook_retry_base_ms", s.webhook_retry_base_ms, 1, HOUR_MS),
-        ("webhook_retry_max_ms", s.webhook_retry_max_ms, 1, 24 * HOUR_MS),
-        ("webhook_retry_horizon_secs", s.webhook_retry_horizon_secs, 1, 30 * 86_400),
+        (
+            "webhook_retry_max_ms",
+            s.webhook_retry_max_ms,
+            1,
+            24 * HOUR_MS,
+        ),
+        (
+            "webhook_retry_horizon_secs",
+            s.webhook_retry_horizon_secs,
+            1,
+            30 * 86_400,
+        ),
         ("webhook_timeout_ms", s.webhook_timeout_ms, 1, 10 * 60_000),
         ("webhook_poll_ms", s.webhook_poll_ms, 10, HOUR_MS),
         ("webhook_lease_ms", s.webhook_lease_ms, 1, HOUR_MS),
@@ -433,7 +453,10 @@ fn check_ranges(s: &config::ServeSettings) -> Result<()> {
             bail!("{name} must be {min}–{max}, not {v}");
         }
     }
-    if let Some(n) = s.max_filter_candidates.filter(|n| !(1..=10_000_000).contains(n)) {
+    if let Some(n) = s
+        .max_filter_candidates
+        .filter(|n| !(1..=10_000_000).contains(n))
+    {
         bail!("max_filter_candidates must be 1–10000000, not {n}");
     }
     Ok(())

@@ -72,7 +72,14 @@ pub fn check_scopes(scopes: &[String]) -> Result<(), String> {
 #[must_use]
 pub fn required_scope(method: &axum::http::Method, route: &str) -> &'static str {
     let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
-    let directory = ["/users", "/user-imports", "/groups", "/role-mappings", "/deprovision-guard", "/provisioning-log"];
+    let directory = [
+        "/users",
+        "/user-imports",
+        "/groups",
+        "/role-mappings",
+        "/deprovision-guard",
+        "/provisioning-log",
+    ];
     if route == "/metrics" {
         "metrics:read"
     } else if route.ends_with("/login-decision") {
@@ -283,14 +290,22 @@ mod tests {
         use axum::http::Method;
         let t = "/api/v1/tenants/{tenant}";
         for (method, route, scope) in [
-            (Method::POST, format!("{t}/login-decision"), "login-decision"),
+            (
+                Method::POST,
+                format!("{t}/login-decision"),
+                "login-decision",
+            ),
             (Method::GET, format!("{t}/events"), "events:read"),
             (Method::GET, format!("{t}/snapshot"), "events:read"),
             (Method::GET, format!("{t}/users/{{id}}"), "users:read"),
             (Method::PATCH, format!("{t}/users/{{id}}"), "users:write"),
             (Method::POST, format!("{t}/user-imports"), "users:write"),
             (Method::GET, format!("{t}/provisioning-log"), "users:read"),
-            (Method::POST, format!("{t}/deprovision-guard/confirm"), "users:write"),
+            (
+                Method::POST,
+                format!("{t}/deprovision-guard/confirm"),
+                "users:write",
+            ),
             (Method::GET, t.to_owned(), "tenants:admin"),
             (Method::POST, format!("{t}/tokens/rotate"), "tenants:admin"),
             (Method::GET, "/api/v1/webhooks".to_owned(), "tenants:admin"),

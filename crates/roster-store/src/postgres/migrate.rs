@@ -34,11 +34,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "tenant keyed indexes",
         include_str!("../../migrations/postgres/0003_tenant_keyed_indexes.sql"),
+    ),
     (
         4,
         "admin key limits",
         include_str!("../../migrations/postgres/0004_admin_key_limits.sql"),
-    ),
     ),
 ];
 

@@ -830,7 +830,10 @@ impl LogStore for PostgresStore {
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        let mut keys = rows.into_iter().map(key_from).collect::<StoreResult<Vec<_>>>()?;
+        let mut keys = rows
+            .into_iter()
+            .map(key_from)
+            .collect::<StoreResult<Vec<_>>>()?;
         keys.sort_by(|a, b| a.prefix.cmp(&b.prefix));
         Ok(keys)
     }

@@ -39,8 +39,15 @@ async fn scoped_keys_do_only_what_their_scopes_allow() {
     ] {
         let r = s.admin(&login, method.clone(), &path, None).await;
         r.expect(403);
-        assert_eq!(r.json["error"]["code"], "forbidden", "{method} {path}: {}", r.text);
-        assert!(r.json["error"]["message"].as_str().unwrap().contains("--scope"));
+        assert_eq!(
+            r.json["error"]["code"], "forbidden",
+            "{method} {path}: {}",
+            r.text
+        );
+        assert!(r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--scope"));
     }
     // users:write includes reading users, not the feed; events:read reads the feed only.
     let writer = create_key(&s, &["--scope", "users:write,events:read"]);
@@ -82,7 +89,8 @@ async fn scoped_keys_do_only_what_their_scopes_allow() {
         let out = s.cli(bad);
         assert!(!out.status.success(), "{bad:?}");
     }
-    let list: Value = serde_json::from_str(s.cli_ok(&["admin-key", "list", "--json"]).trim()).unwrap();
+    let list: Value =
+        serde_json::from_str(s.cli_ok(&["admin-key", "list", "--json"]).trim()).unwrap();
     let scoped = list
         .as_array()
         .unwrap()
@@ -99,7 +107,13 @@ async fn scoped_keys_do_only_what_their_scopes_allow() {
         .send()
         .await
         .unwrap();
-    let cookie = html.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = html.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let page = html.text().await.unwrap();
     let csrf = page
         .split("name=\"csrf\" value=\"")
@@ -128,7 +142,12 @@ async fn expired_keys_are_refused_and_expiring_ones_announced_once() {
     let full = s.admin_key();
     let expired = create_key(&s, &["--expires-in-days", "0"]);
     let r = s
-        .admin(expired["key"].as_str().unwrap(), Method::GET, "/tenants", None)
+        .admin(
+            expired["key"].as_str().unwrap(),
+            Method::GET,
+            "/tenants",
+            None,
+        )
         .await;
     r.expect(401);
     assert!(r.text.contains("unexpired"), "{}", r.text);
@@ -166,5 +185,8 @@ async fn expired_keys_are_refused_and_expiring_ones_announced_once() {
     assert_eq!(n, 1, "announced once: {}", audit.text);
     let log = s.stderr();
     assert!(log.contains("an admin key expires soon"), "{log}");
-    assert!(!log.contains(soon["key"].as_str().unwrap()), "the key itself was logged");
+    assert!(
+        !log.contains(soon["key"].as_str().unwrap()),
+        "the key itself was logged"
+    );
 }

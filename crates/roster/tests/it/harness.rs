@@ -677,10 +677,16 @@ pub fn secret_in(text: &str) -> Option<String> {
 
 #[test]
 fn the_secret_scan_finds_secrets_and_lets_prefixes_through() {
-    assert_eq!(secret_in("token refused token_prefix=rsct_AbCd1234 tenant=acme"), None);
+    assert_eq!(
+        secret_in("token refused token_prefix=rsct_AbCd1234 tenant=acme"),
+        None
+    );
     assert!(secret_in("Bearer rsct_AbCd1234_0123456789abcdefghijABCDEFGHIJ").is_some());
     assert!(secret_in("key rsak_AbCd1234_0123456789abcdefghijABCDEFGHIJ0123456789").is_some());
-    assert_eq!(secret_in("key_prefix=rsak_AbCd1234 admin key refused"), None);
+    assert_eq!(
+        secret_in("key_prefix=rsak_AbCd1234 admin key refused"),
+        None
+    );
     assert!(secret_in("GET /console/setup/rssl_0123456789abcdefghijABCDEFGHIJ").is_some());
     assert_eq!(secret_in("path=/console/setup/rssl_…"), None);
     assert!(secret_in("secret whsec_0123456789abcdef0123").is_some());

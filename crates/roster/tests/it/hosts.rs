@@ -130,11 +130,26 @@ async fn console_cookies_are_secure_unless_run_for_local_development() {
 #[test]
 fn serve_numbers_are_range_checked_in_every_layer() {
     for (toml, name) in [
-        ("max_connections = 0\n", "max_connections must be 1–1000000, not 0"),
-        ("log_retention_days = 0\n", "log_retention_days must be 1–3650"),
-        ("header_read_timeout_ms = 99999999\n", "header_read_timeout_ms must be"),
-        ("webhook_retry_horizon_secs = 0\n", "webhook_retry_horizon_secs must be"),
-        ("max_filter_candidates = 0\n", "max_filter_candidates must be"),
+        (
+            "max_connections = 0\n",
+            "max_connections must be 1–1000000, not 0",
+        ),
+        (
+            "log_retention_days = 0\n",
+            "log_retention_days must be 1–3650",
+        ),
+        (
+            "header_read_timeout_ms = 99999999\n",
+            "header_read_timeout_ms must be",
+        ),
+        (
+            "webhook_retry_horizon_secs = 0\n",
+            "webhook_retry_horizon_secs must be",
+        ),
+        (
+            "max_filter_candidates = 0\n",
+            "max_filter_candidates must be",
+        ),
     ] {
         let (ok, err) = check_config(toml);
         assert!(!ok, "{toml}");
