@@ -302,7 +302,7 @@ pub struct Redeliver {
 /// `POST /api/v1/webhooks/{id}/redeliver`: reactivates parked or failing streams now.
 ///
 /// # Errors
-/// 400, 401, 404.
+/// 400 for a bad body, 401, 404 for an unknown webhook or a tenant it does not serve.
 pub async fn redeliver_handler(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -318,7 +318,12 @@ pub async fn redeliver_handler(
         .store
         .redeliver(&id, req.tenant.as_deref(), req.from_seq)
         .await
-        .map_err(|e| not_found(e, &id))?;
+        .map_err(|e| match e {
+            // A webhook scoped to another tenant has no stream of this one: a missing
+            // sub-resource, like an unknown webhook.
+            roster_store::StoreError::Invalid(m) => ApiError::not_found(m),
+            e => not_found(e, &id),
+        })?;
     audit(
         state.store.as_ref(),
         state.clock.now(),
