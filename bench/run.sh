@@ -212,7 +212,7 @@ section "bench: build (release)"
 # Rate limiting stays on (every request takes from its token's and tenant's budgets, as in
 # production), with budgets a single benchmark client cannot spend: the bench measures the
 # request path, not the limit.
-SERVE_FLAGS=(--rate-limit-per-token 1000000/s --rate-limit-per-tenant 1000000/s)
+SERVE_FLAGS=(--rate-limit-per-token 1000000/s --rate-limit-per-tenant 1000000/s --rate-limit-admin-key 1000000/s)
 
 if [ -n "${BENCH_ROSTER_BIN:-}" ]; then
   BIN="$BENCH_ROSTER_BIN"
