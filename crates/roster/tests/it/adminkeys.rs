@@ -134,6 +134,50 @@ async fn scoped_keys_do_only_what_their_scopes_allow() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(r.text().await.unwrap().contains("without scopes"));
+
+    // Operators see every key's scopes and state in the console (never the key).
+    let full = s.admin_key();
+    let html = s
+        .client
+        .get(format!("{}/console/sign-in", s.origin))
+        .send()
+        .await
+        .unwrap();
+    let cookie = html.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = html.text().await.unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap()
+        .to_owned();
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .post(format!("{}/console/sign-in/key", s.origin))
+        .header("cookie", cookie)
+        .form(&[("key", full.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let session = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = no_redirect
+        .get(format!("{}/console/tenants", s.origin))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let keys = page.split("id=\"admin-keys\"").nth(1).expect("the keys table");
+    assert!(keys.contains("sign-in path") && keys.contains("login-decision"), "{keys}");
+    assert!(keys.contains("all (console sign-in too)"), "{keys}");
+    assert!(!page.contains(&login), "a key was shown");
 }
 
 #[tokio::test]

@@ -279,6 +279,23 @@ fn operator(s: &TestServer, email: &str) -> String {
     v["password"].as_str().unwrap().to_owned()
 }
 
+/// Opens a setup link as an IT admin would: its page, then *Continue* (the POST that uses it).
+async fn use_setup_link(o: &str, link: &str) -> reqwest::Response {
+    let r = http().get(link).send().await.unwrap();
+    let pre = set_cookie(&r).unwrap();
+    let pre_csrf = csrf_of(&r.text().await.unwrap());
+    http()
+        .post(format!("{o}/console/setup"))
+        .header("cookie", &pre)
+        .form(&[
+            ("token", link.rsplit('/').next().unwrap()),
+            ("csrf", pre_csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 fn setup_link(s: &TestServer, tenant: &str) -> String {
     let out = s.cli_ok(&["tenant", "setup-link", tenant, "--expires", "1h", "--json"]);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
@@ -1145,19 +1162,7 @@ async fn console_sessions_csrf_and_scope() {
         cli_link.starts_with(&format!("{o}/console/setup/rssl_")),
         "{cli_link}"
     );
-    let r = http().get(&cli_link).send().await.unwrap();
-    let pre = set_cookie(&r).unwrap();
-    let pre_csrf = csrf_of(&r.text().await.unwrap());
-    let r = http()
-        .post(format!("{o}/console/setup"))
-        .header("cookie", &pre)
-        .form(&[
-            ("token", cli_link.rsplit('/').next().unwrap()),
-            ("csrf", pre_csrf.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = use_setup_link(&o, &cli_link).await;
     assert_eq!(r.headers()["location"], "/console/t/globex");
     for bad in [
         &["tenant", "setup-link", "nope"][..],
@@ -1381,19 +1386,7 @@ async fn setup_links_and_their_sessions_can_be_revoked() {
     let used = setup_link(&s, &s.tenant);
     let unused = setup_link(&s, &s.tenant);
     // The IT admin opens the first link.
-    let r = http().get(&used).send().await.unwrap();
-    let pre = set_cookie(&r).unwrap();
-    let pre_csrf = csrf_of(&r.text().await.unwrap());
-    let r = http()
-        .post(format!("{o}/console/setup"))
-        .header("cookie", &pre)
-        .form(&[
-            ("token", used.rsplit('/').next().unwrap()),
-            ("csrf", pre_csrf.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = use_setup_link(&o, &used).await;
     assert_eq!(r.status().as_u16(), 303);
     let jar = set_cookie(&r).unwrap();
     let page = format!("/console/t/{}", s.tenant);

@@ -28,6 +28,15 @@ struct TenantRow {
     created: String,
 }
 
+struct KeyRow {
+    prefix: String,
+    name: String,
+    scopes: String,
+    status: &'static str,
+    expires: String,
+    last_used: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/tenants.html")]
 struct TenantsPage {
@@ -37,6 +46,36 @@ struct TenantsPage {
     rows: Vec<TenantRow>,
     total: usize,
     pager: Pager,
+    keys: Vec<KeyRow>,
+}
+
+/// The admin API keys as operators see them: never the key, only its prefix, scopes and state.
+async fn key_rows(state: &AppState) -> Result<Vec<KeyRow>, ConsoleError> {
+    let now = state.clock.now();
+    Ok(state
+        .store
+        .list_admin_keys()
+        .await?
+        .into_iter()
+        .map(|k| KeyRow {
+            status: if k.revoked_at.is_some() {
+                "revoked"
+            } else if k.expires_at.is_some_and(|e| e <= now) {
+                "expired"
+            } else {
+                "active"
+            },
+            scopes: k
+                .scopes
+                .map_or_else(|| "all (console sign-in too)".to_owned(), |s| s.join(", ")),
+            expires: k.expires_at.map_or_else(|| "never".to_owned(), fmt_when),
+            last_used: k
+                .last_used_at
+                .map_or_else(|| "never".to_owned(), |t| fmt_ago(t, now)),
+            name: k.name.unwrap_or_default(),
+            prefix: k.prefix,
+        })
+        .collect())
 }
 
 /// `GET /console/tenants`: every tenant, searchable, 50 a page.
@@ -110,6 +149,7 @@ pub async fn list(
         rows,
         total,
         pager,
+        keys: key_rows(&state).await?,
     })
 }
 
