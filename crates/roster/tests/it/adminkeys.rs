@@ -143,7 +143,13 @@ async fn scoped_keys_do_only_what_their_scopes_allow() {
         .send()
         .await
         .unwrap();
-    let cookie = html.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = html.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let page = html.text().await.unwrap();
     let csrf = page
         .split("name=\"csrf\" value=\"")
@@ -164,7 +170,13 @@ async fn scoped_keys_do_only_what_their_scopes_allow() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 303);
-    let session = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let session = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let page = no_redirect
         .get(format!("{}/console/tenants", s.origin))
         .header("cookie", session)
@@ -174,8 +186,14 @@ async fn scoped_keys_do_only_what_their_scopes_allow() {
         .text()
         .await
         .unwrap();
-    let keys = page.split("id=\"admin-keys\"").nth(1).expect("the keys table");
-    assert!(keys.contains("sign-in path") && keys.contains("login-decision"), "{keys}");
+    let keys = page
+        .split("id=\"admin-keys\"")
+        .nth(1)
+        .expect("the keys table");
+    assert!(
+        keys.contains("sign-in path") && keys.contains("login-decision"),
+        "{keys}"
+    );
     assert!(keys.contains("all (console sign-in too)"), "{keys}");
     assert!(!page.contains(&login), "a key was shown");
 }
