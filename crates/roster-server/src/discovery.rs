@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Authed;
 use crate::error::{scim_json, HttpError};
-use crate::scim::base_url;
+use crate::urls::base_url;
 use crate::AppState;
 
 /// `GET /ServiceProviderConfig` (RFC 7643 §5, RFC 9865 §4).
@@ -30,7 +30,12 @@ pub async fn service_provider_config(
         "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
         "documentationUri": "https://github.com/roster-scim/roster#readme",
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        // A Bulk request is one request body: the body limit is its maxPayloadSize.
+        "bulk": {
+            "supported": true,
+            "maxOperations": s.bulk_max_operations,
+            "maxPayloadSize": s.max_body_bytes,
+        },
         "filter": {"supported": true, "maxResults": s.max_page_size},
         "changePassword": {"supported": true},
         "sort": {"supported": true},

@@ -62,6 +62,14 @@ impl From<StoreError> for HttpError {
             )
             .into(),
             StoreError::Invalid(detail) => ScimError::invalid_value(detail).into(),
+            StoreError::EmailTaken(value) => {
+                ScimError::uniqueness(email_taken_detail(&value)).into()
+            }
+            StoreError::EmailDuplicates(d) => ScimError::uniqueness(format!(
+                "{} emails are shared by several users of this tenant",
+                d.total
+            ))
+            .into(),
             StoreError::TooMany { candidates, limit } => ScimError::bad_request(
                 scim_proto::ScimType::TooMany,
                 too_many_detail(candidates, limit),
@@ -92,6 +100,20 @@ impl From<StoreError> for HttpError {
             }
         }
     }
+}
+
+/// The start of the detail of a write refused by the tenant's `email_uniqueness` (the
+/// provisioning log's hint recognises it).
+pub const EMAIL_TAKEN_PREFIX: &str = "emails: \"";
+
+/// The detail of a write refused by the tenant's `email_uniqueness`: it names the attribute and
+/// the value.
+#[must_use]
+pub fn email_taken_detail(value: &str) -> String {
+    format!(
+        "{EMAIL_TAKEN_PREFIX}{value}\" is already the email of another user of this tenant \
+         (emails are compared case-insensitively, and this tenant requires them to be unique)"
+    )
 }
 
 /// What to do about a filter or sort that would evaluate too many resources in memory.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use roster_store::Store;
 use time::OffsetDateTime;
@@ -28,6 +28,7 @@ pub mod admin;
 pub mod auth;
 pub mod auth_cache;
 pub mod body;
+pub mod bulk;
 pub mod changes;
 pub mod conn;
 pub mod console;
@@ -39,9 +40,12 @@ pub mod metrics;
 pub mod provlog;
 pub mod ratelimit;
 pub mod scim;
+pub mod secretbox;
 pub mod service;
+pub mod setup_links;
 pub mod tls;
 pub mod tokens;
+pub mod urls;
 pub mod webhooks;
 
 /// Where "now" comes from; injected so tests can control time.
@@ -82,6 +86,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest page size (`count`), advertised as `filter.maxResults`.
     pub max_page_size: u64,
+    /// The most operations one Bulk request may have (`maxOperations`).
+    pub bulk_max_operations: usize,
     /// Page size when the client gives no `count`.
     pub default_page_size: u64,
     /// Webhook delivery settings.
@@ -103,6 +109,8 @@ pub struct Settings {
     pub rate: ratelimit::RateSettings,
     /// Peers trusted to say who the client is (`X-Forwarded-For`), e.g. the TLS proxy.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The keys that seal webhook signing secrets at rest (`--secret-key-file`).
+    pub secret_keys: Arc<secretbox::KeyRing>,
 }
 
 impl Default for Settings {
@@ -114,6 +122,7 @@ impl Default for Settings {
             tls: None,
             max_body_bytes: 1024 * 1024,
             max_page_size: 1000,
+            bulk_max_operations: 1000,
             default_page_size: 100,
             webhooks: webhooks::WebhookSettings::default(),
             log_retention: Duration::from_secs(90 * 24 * 3600),
@@ -124,6 +133,7 @@ impl Default for Settings {
             limits: conn::Limits::default(),
             rate: ratelimit::RateSettings::default(),
             trusted_proxies: Vec::new(),
+            secret_keys: Arc::new(secretbox::KeyRing::ephemeral()),
         }
     }
 }
@@ -175,6 +185,26 @@ impl AppState {
     }
 }
 
+/// A tenant's SCIM routes with the provisioning log around them.
+fn scim_routes(state: &AppState) -> Router<AppState> {
+    scim::routes(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        provlog::middleware,
+    ))
+}
+
+/// The SCIM routes alone, under `/scim/v2/{tenant}`, as one service: what a Bulk operation is
+/// dispatched through, exactly as if it had come as a request of its own.
+pub(crate) fn scim_service(state: AppState) -> Router {
+    Router::new()
+        .nest("/scim/v2/{tenant}", scim_routes(&state))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
@@ -184,13 +214,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(metrics::readyz))
         .route("/metrics", get(metrics::metrics_with_key))
-        .nest(
-            "/scim/v2/{tenant}",
-            scim::routes(state.clone()).layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                provlog::middleware,
-            )),
-        )
+        // Bulk runs its operations through the same SCIM routes (and log), so it sits beside
+        // them rather than among them; its own request is not a log row, its operations are.
+        .route("/scim/v2/{tenant}/Bulk", any(bulk::handler))
+        .nest("/scim/v2/{tenant}", scim_routes(&state))
         .nest("/api/v1", admin::routes())
         .nest("/console", console::routes())
         .fallback(|| async { error::HttpError::status(404, "no such endpoint") })
@@ -307,6 +334,7 @@ pub async fn serve(
     ));
     let reload = tokio::spawn(tls::reload_on_sighup(
         state.settings.tls.clone(),
+        state.settings.secret_keys.clone(),
         stop_rx.clone(),
     ));
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop_rx));

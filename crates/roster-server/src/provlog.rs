@@ -214,11 +214,29 @@ fn clip_to(mut s: String, max: usize) -> String {
 }
 
 /// What an IT admin can do about a failed request, in words; `None` when the detail says it
-/// all.
+/// all. `detail` is the error's detail, which tells a taken email from a taken userName.
 #[must_use]
-pub fn hint(status: u16, scim_type: Option<&str>, name: Option<&str>) -> Option<String> {
+pub fn hint(
+    status: u16,
+    scim_type: Option<&str>,
+    name: Option<&str>,
+    detail: Option<&str>,
+) -> Option<String> {
     let who = name.map_or_else(String::new, |n| format!(" \"{n}\""));
+    let taken_email = detail
+        .and_then(|d| d.strip_prefix(crate::error::EMAIL_TAKEN_PREFIX))
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(email, _)| email);
     let text = match (status, scim_type) {
+        (409, Some("uniqueness")) if taken_email.is_some() => format!(
+            "Another user of this organisation already has the email \"{}\" (compared \
+             case-insensitively; this tenant requires unique emails, setting \
+             email_uniqueness). In the identity provider, find the other account with this \
+             email (a duplicate, or a former employee whose address was reused) and change or \
+             remove the email of one of them, or have an operator deprovision the other user \
+             in Roster; then retry the provisioning of this user{who}.",
+            taken_email.unwrap_or_default()
+        ),
         (401, _) => "The identity provider sent a missing, malformed, expired or revoked token, \
             or a token of another tenant. Issue a new token (Regenerate token on the console's \
             SCIM settings page, or `roster token rotate TENANT`) and paste it into the identity \
@@ -411,6 +429,8 @@ pub struct Recorder {
     /// The minute of the last refused request with a row of its own, per (tenant, source).
     refused_rows: Mutex<HashMap<(String, String), OffsetDateTime>>,
     dropped: AtomicU64,
+    /// Entries queued or being written (a data-protection erase waits for them).
+    pending: AtomicU64,
     /// When the last "rows dropped" warning was logged, and the total it reported.
     warned: Mutex<Option<(Instant, u64)>>,
     /// How long a request waits for room in a full queue.
@@ -434,6 +454,7 @@ impl Recorder {
             tally: Mutex::new(Tally::default()),
             refused_rows: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
             warned: Mutex::new(None),
             wait,
         }
@@ -443,6 +464,8 @@ impl Recorder {
     /// is none by then (or the writer is gone), the entry is dropped, counted for its tenant
     /// and minute, and warned about.
     pub async fn record(&self, entry: ProvisioningEntry) {
+        // Counted before the send, so that the writer never counts it out first.
+        self.pending.fetch_add(1, Ordering::AcqRel);
         let entry = match self.tx.try_send(entry) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(e)) => {
@@ -456,7 +479,21 @@ impl Recorder {
             }
             Err(mpsc::error::TrySendError::Closed(e)) => e,
         };
+        self.pending.fetch_sub(1, Ordering::AcqRel);
         self.drop_entry(&entry);
+    }
+
+    /// Waits until every entry queued so far is written (or given up on), at most `within`;
+    /// returns whether it was.
+    pub async fn settle(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while self.pending.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     fn drop_entry(&self, entry: &ProvisioningEntry) {
@@ -660,6 +697,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
                     status,
                     err.and_then(|e| e.scim_type).map(|t| t.as_str()),
                     name.as_deref(),
+                    err.map(|e| e.detail.as_str()),
                 )
             })
             .flatten(),
@@ -712,7 +750,9 @@ pub async fn run_writer(state: AppState, mut shutdown: tokio::sync::watch::Recei
             }
         }
         if !buf.is_empty() {
+            let n = buf.len() as u64;
             write_batch(state.store.as_ref(), &mut buf, &mut known).await;
+            state.provlog.pending.fetch_sub(n, Ordering::AcqRel);
         }
         if flush {
             flush_counts(&state, &mut known).await;
@@ -996,9 +1036,17 @@ mod tests {
 
     #[test]
     fn hints_name_the_user() {
-        let h = hint(409, Some("uniqueness"), Some("bjensen")).unwrap();
+        let h = hint(409, Some("uniqueness"), Some("bjensen"), None).unwrap();
         assert!(h.contains("\"bjensen\""));
-        assert!(hint(401, None, None).unwrap().contains("token"));
-        assert!(hint(200, None, None).is_none());
+        assert!(h.contains("userName"));
+        let detail = crate::error::email_taken_detail("Ann@Example.com");
+        let h = hint(409, Some("uniqueness"), Some("ann"), Some(&detail)).unwrap();
+        assert!(
+            h.contains("already has the email \"Ann@Example.com\""),
+            "{h}"
+        );
+        assert!(h.contains("\"ann\""), "{h}");
+        assert!(hint(401, None, None, None).unwrap().contains("token"));
+        assert!(hint(200, None, None, None).is_none());
     }
 }

@@ -98,20 +98,24 @@ pub fn acceptor(certs: Arc<CertStore>) -> Result<tokio_rustls::TlsAcceptor, Stri
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Re-reads the certificate (if any) on every SIGHUP until `stop` turns true. Without TLS the
-/// signal is only logged: SIGHUP's default action would end the process, and a unit file's
-/// `ExecReload` must not stop the server.
+/// Re-reads the certificate (if any) and the secret key file (if any) on every SIGHUP until
+/// `stop` turns true. Without either the signal is only logged: SIGHUP's default action would
+/// end the process, and a unit file's `ExecReload` must not stop the server.
 pub async fn reload_on_sighup(
     certs: Option<Arc<CertStore>>,
+    keys: Arc<crate::secretbox::KeyRing>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP: the certificate will not be reloaded");
+            tracing::warn!(
+                "cannot listen for SIGHUP: the certificate and keys will not be reloaded"
+            );
             return;
         };
+        let key_file = matches!(keys.source(), crate::secretbox::KeySource::File(_));
         loop {
             tokio::select! {
                 got = hup.recv() => {
@@ -121,7 +125,14 @@ pub async fn reload_on_sighup(
                     match certs.as_ref().map(|c| (c, c.reload())) {
                         Some((c, Ok(()))) => tracing::info!(cert = %c.cert.display(), "TLS certificate reloaded"),
                         Some((_, Err(e))) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the current one"),
-                        None => tracing::info!("SIGHUP: nothing to reload (no --tls-cert)"),
+                        None if !key_file => tracing::info!("SIGHUP: nothing to reload (no --tls-cert, no --secret-key-file)"),
+                        None => {}
+                    }
+                    if key_file {
+                        match keys.reload() {
+                            Ok(n) => tracing::info!(keys = n, key_ids = ?keys.key_ids(), "secret key file reloaded"),
+                            Err(e) => tracing::error!(error = %e, "secret key file reload failed; keeping the keys held"),
+                        }
                     }
                 }
                 r = stop.changed() => {
@@ -134,6 +145,6 @@ pub async fn reload_on_sighup(
     }
     #[cfg(not(unix))]
     {
-        let _ = (certs, stop.changed().await);
+        let _ = (certs, keys, stop.changed().await);
     }
 }

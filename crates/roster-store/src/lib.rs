@@ -33,13 +33,14 @@ pub mod tenants;
 
 pub use app::AppStore;
 pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
+pub use domain::erasure::Erasure;
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
 pub use meta::MetaStore;
 pub use ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LastRequest, LogQuery,
-    LogStore, Outcome, ProvisioningEntry, ReadCount, ReadQuery, StreamState, Webhook, WebhookStore,
-    WebhookStream,
+    LogStore, Outcome, ProvisioningEntry, ReadCount, ReadQuery, SecretTexts, StreamState, Webhook,
+    WebhookStore, WebhookStream,
 };
 pub use tenants::{TenantAdminStore, TenantDataMode, TenantEdit, TenantState};
 
@@ -79,6 +80,40 @@ pub enum StoreError {
     /// wait): nothing was written, and the same request may succeed later.
     #[error("the database is unavailable: {0}")]
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
+    /// The tenant's `email_uniqueness` refused the write: another user of the tenant already
+    /// has this email (the value as the written document gives it). Nothing was written.
+    #[error("the email \"{0}\" is already the email of another user of this tenant")]
+    EmailTaken(String),
+    /// A change of `email_uniqueness` was refused: users of the tenant share emails that the
+    /// new setting would count. Nothing was written.
+    #[error("{} emails are shared by several users of this tenant", .0.total)]
+    EmailDuplicates(Box<EmailDuplicates>),
+}
+
+/// The emails that users of a tenant share, as a change of `email_uniqueness` finds them
+/// (see [`StoreError::EmailDuplicates`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailDuplicates {
+    /// The setting asked for.
+    pub mode: EmailUniqueness,
+    /// How many emails are shared in all.
+    pub total: u64,
+    /// The first of them (by email), at most [`EmailDuplicates::SHOWN`].
+    pub shown: Vec<EmailDuplicate>,
+}
+
+impl EmailDuplicates {
+    /// Most duplicates listed.
+    pub const SHOWN: u64 = 20;
+}
+
+/// One email that several users share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailDuplicate {
+    /// The email, folded.
+    pub email: String,
+    /// The users that have it: `(id, userName folded)`, by id.
+    pub users: Vec<(String, String)>,
 }
 
 /// One connection pool of a store (see [`Store::pool_status`]).
@@ -118,6 +153,42 @@ pub enum ExistingUserMode {
     Match,
     /// 409 `uniqueness` naming the conflict.
     Reject,
+}
+
+/// Whether two users of a tenant may have the same email (compared case-insensitively). Users
+/// that count: active and deactivated ones, and app users not managed by SCIM; deprovisioned
+/// ones do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailUniqueness {
+    /// They may (the default).
+    #[default]
+    Off,
+    /// No two users may have the same primary email: a user's element marked
+    /// `"primary": true`, or, when none is marked, its email if all its elements have the
+    /// same one (typically: it has exactly one). A user with several different emails, none
+    /// marked primary, has no primary email.
+    Primary,
+    /// No two users may have an email in common, whichever element it is.
+    Any,
+}
+
+impl EmailUniqueness {
+    /// Whether it is [`EmailUniqueness::Off`].
+    #[must_use]
+    pub fn is_off(&self) -> bool {
+        *self == Self::Off
+    }
+
+    /// Its name in the settings: `off`, `primary`, `any`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Primary => "primary",
+            Self::Any => "any",
+        }
+    }
 }
 
 /// The mass-deprovisioning guard: refuse further deactivations and deletions once, within
@@ -174,6 +245,10 @@ pub struct TenantSettings {
     /// reads the tenant during a rolling upgrade.
     #[serde(skip_serializing_if = "RateLimitOverride::is_empty")]
     pub rate_limit: RateLimitOverride,
+    /// Whether two users may share an email. Not stored while `off`, for the same reason as
+    /// `rate_limit`.
+    #[serde(skip_serializing_if = "EmailUniqueness::is_off")]
+    pub email_uniqueness: EmailUniqueness,
 }
 
 /// A tenant's own SCIM rate limits, as rates such as `50/s:200` (N per s, min or h, with an
@@ -208,6 +283,7 @@ impl Default for TenantSettings {
             token_expiry_warning_days: 30,
             deprovision_guard: DeprovisionGuard::default(),
             rate_limit: RateLimitOverride::default(),
+            email_uniqueness: EmailUniqueness::Off,
         }
     }
 }
@@ -479,6 +555,7 @@ pub trait Store:
     /// `user.created`, `user.restored` or `group.created` (+ `group.members_added`), then
     /// `new.events`.
     /// `Conflict("userName")` when a live User has the userName (case-insensitively);
+    /// `EmailTaken` when the tenant's `email_uniqueness` counts an email another user has;
     /// `Invalid` when a member id is not a User of the tenant.
     async fn create_resource(
         &self,
@@ -504,6 +581,7 @@ pub trait Store:
     /// Replaces a resource's state if its version is still `expected_version` (`Stale`
     /// otherwise), bumping the version and `lastModified`; appends `update.events`, then
     /// `group.members_added`/`group.members_removed` for the member rows that really changed.
+    /// `EmailTaken` when the tenant's `email_uniqueness` counts an email another user has.
     async fn update_resource(
         &self,
         tenant: &str,

@@ -30,8 +30,11 @@ pub struct AdminKeyRecord {
 
 /// A webhook endpoint.
 ///
-/// The secrets are stored recoverably: signing with HMAC needs the secret itself. They must
-/// never be logged nor returned after creation or rotation; `Debug` redacts them.
+/// The secrets are stored recoverably: signing with HMAC needs the secret itself. The store
+/// keeps whatever text it is given: the server seals secrets before they are written (with the
+/// key of `--secret-key-file`) and opens them where it signs; rows written before that hold
+/// them in clear. They must never be logged nor returned after creation or rotation; `Debug`
+/// redacts them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Webhook {
     /// Id (`wh_…`).
@@ -83,10 +86,35 @@ impl Webhook {
         out
     }
 
+    /// The stored texts of its secrets, for [`WebhookStore::replace_webhook_secrets`].
+    #[must_use]
+    pub fn secret_texts(&self) -> SecretTexts {
+        SecretTexts {
+            secret: self.secret.clone(),
+            previous_secret: self.previous_secret.clone(),
+        }
+    }
+
     /// Whether the webhook receives events of this type.
     #[must_use]
     pub fn wants(&self, event_type: &str) -> bool {
         self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type)
+    }
+}
+
+/// The stored texts of a webhook's secrets: the current one and the previous one (sealed, or
+/// in clear in rows written before secrets were sealed). `Debug` redacts them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretTexts {
+    /// The text of [`Webhook::secret`].
+    pub secret: String,
+    /// The text of [`Webhook::previous_secret`].
+    pub previous_secret: Option<String>,
+}
+
+impl std::fmt::Debug for SecretTexts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretTexts").finish_non_exhaustive()
     }
 }
 
@@ -184,6 +212,16 @@ pub trait WebhookStore: Send + Sync {
         secret: &str,
         previous_until: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Replaces the stored texts of a webhook's secrets with `new` (re-sealed with another
+    /// key), only if they still are `old`: a compare-and-set, so that a rotation made since
+    /// `old` was read is not overwritten. When the previous secret stops signing is kept.
+    /// Returns whether they were replaced: `false` when they changed or the webhook is gone.
+    async fn replace_webhook_secrets(
+        &self,
+        id: &str,
+        old: &SecretTexts,
+        new: &SecretTexts,
+    ) -> StoreResult<bool>;
     /// The stream of (webhook, tenant), created at seq 0 if missing.
     async fn ensure_stream(&self, webhook_id: &str, tenant: &str) -> StoreResult<WebhookStream>;
     /// Streams, of one webhook or all.

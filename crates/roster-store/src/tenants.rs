@@ -126,4 +126,15 @@ pub trait TenantAdminStore: Send + Sync {
     /// for each group that loses it, then `user.erased`. `NotFound` if there is no such live
     /// User.
     async fn erase_user(&self, tenant: &str, id: &str, now: OffsetDateTime) -> StoreResult<()>;
+
+    /// A data-protection erase of one deprovisioned User (see
+    /// [`crate::domain::erasure::erase_personal_data`]): its record goes and the events and
+    /// provisioning-log rows that name it lose their personal fields, in one transaction.
+    /// `Invalid` while the user is live; `NotFound` when nothing names it.
+    async fn erase_personal_data(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<crate::Erasure>;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
-use roster_server::admin::{guard, import};
+use roster_server::admin::{guard, import, users};
 use roster_server::{AppState, Clock, Settings, SystemClock};
 use roster_store::app::GuardDecision;
 use roster_store::{Store, StoreError, TenantSettings};
@@ -43,6 +43,23 @@ pub enum UsersCommand {
         #[arg(long, value_parser = ["csv", "jsonl"])]
         format: Option<String>,
         /// Print one JSON object (imported, skipped, errors) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase one deprovisioned user's personal data everywhere Roster keeps it (a
+    /// data-protection request): its record, the personal fields of the events about it, and
+    /// the bodies, names and details of its provisioning-log rows. Ids stay; audited.
+    ///
+    /// Refused while the user is live: its identity provider deprovisions it first.
+    Erase {
+        /// Tenant id.
+        tenant: String,
+        /// The user's id.
+        id: String,
+        /// Erase without asking (the erase cannot be undone).
+        #[arg(long)]
+        yes: bool,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -162,6 +179,39 @@ pub async fn users(store: Arc<dyn Store>, cmd: UsersCommand) -> Result<()> {
                 }
             }
         }
+        UsersCommand::Erase {
+            tenant,
+            id,
+            yes,
+            json: json_out,
+        } => {
+            require_tenant(store.as_ref(), &tenant).await?;
+            if !yes {
+                bail!(
+                    "erasing user \"{id}\" of \"{tenant}\" removes its personal data for good; \
+                     run again with --yes to do it"
+                );
+            }
+            let state = AppState::new(store.clone(), Settings::default());
+            let v = users::erase_personal_data(&state, &cli_actor(), &tenant, &id)
+                .await
+                .map_err(|e| anyhow!("{}", e.message))?;
+            if json_out {
+                out!("{v}");
+            } else {
+                out!(
+                    "erased user \"{id}\" of \"{tenant}\": record {}, {} events and {} \
+                     provisioning-log rows rewritten without personal data",
+                    if v["record_erased"] == json!(true) {
+                        "removed"
+                    } else {
+                        "already gone"
+                    },
+                    v["events_rewritten"],
+                    v["log_rows_rewritten"]
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -278,7 +328,16 @@ pub async fn set_settings(store: Arc<dyn Store>, tenant: &str, patch: &str) -> R
     }
     let settings: TenantSettings =
         serde_json::from_value(merged).context("invalid tenant settings")?;
-    store.put_tenant_settings(tenant, &settings).await?;
+    match store.put_tenant_settings(tenant, &settings).await {
+        Ok(()) => {}
+        Err(StoreError::EmailDuplicates(d)) => {
+            bail!(
+                "{}",
+                roster_server::admin::error::email_duplicates_message(&d)
+            )
+        }
+        Err(e) => return Err(e.into()),
+    }
     audit(
         store.as_ref(),
         "tenant.settings",

@@ -50,6 +50,11 @@ pub struct ServeSettings {
     #[arg(long, env = "ROSTER_MAX_BODY_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
+    /// Most operations in one SCIM Bulk request (`maxOperations`; more is a 413)
+    /// [default: 1000].
+    #[arg(long, env = "ROSTER_BULK_MAX_OPERATIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk_max_operations: Option<usize>,
     /// Time a client has to send a request's headers, in milliseconds, counted from when
     /// the connection waits for them: also how long an idle connection stays open
     /// [default: 10000].
@@ -179,6 +184,14 @@ pub struct ServeSettings {
     #[arg(long, env = "ROSTER_TLS_KEY", requires = "tls_cert")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// The key file that seals webhook signing secrets in the database: one key per line, 64
+    /// hex characters, the first seals, every one opens; re-read before sealing, on SIGHUP and
+    /// when a secret names a key not held. Every node of a PostgreSQL deployment needs the same
+    /// file, and the CLI too [default: `<database file>.key` beside a SQLite database, created
+    /// if missing; none for PostgreSQL: creating or rotating a webhook is refused].
+    #[arg(long, env = "ROSTER_SECRET_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -191,6 +204,7 @@ impl ServeSettings {
             database_file: None,
             public_url: None,
             max_body_bytes: Some(1024 * 1024),
+            bulk_max_operations: Some(1000),
             header_read_timeout_ms: Some(10_000),
             body_read_timeout_ms: Some(30_000),
             request_timeout_ms: Some(60_000),
@@ -217,6 +231,7 @@ impl ServeSettings {
             admin_listen: None,
             tls_cert: None,
             tls_key: None,
+            secret_key_file: None,
         }
     }
 
@@ -235,6 +250,7 @@ impl ServeSettings {
             database_file,
             public_url: self.public_url.or(below.public_url),
             max_body_bytes: self.max_body_bytes.or(below.max_body_bytes),
+            bulk_max_operations: self.bulk_max_operations.or(below.bulk_max_operations),
             header_read_timeout_ms: self.header_read_timeout_ms.or(below.header_read_timeout_ms),
             body_read_timeout_ms: self.body_read_timeout_ms.or(below.body_read_timeout_ms),
             request_timeout_ms: self.request_timeout_ms.or(below.request_timeout_ms),
@@ -269,6 +285,7 @@ impl ServeSettings {
             admin_listen: self.admin_listen.or(below.admin_listen),
             tls_cert: self.tls_cert.or(below.tls_cert),
             tls_key: self.tls_key.or(below.tls_key),
+            secret_key_file: self.secret_key_file.or(below.secret_key_file),
         }
     }
 

@@ -69,6 +69,21 @@ async fn copy(from: &str, to: &str) -> Result<()> {
          {:.1} s",
         report.elapsed.as_secs_f64()
     );
+    if report
+        .tables
+        .iter()
+        .any(|t| t.table == "webhooks" && t.target > 0)
+    {
+        let beside = match database::parse(from) {
+            Ok(Target::SqliteFile(p)) => format!("{}.key", p.display()),
+            _ => "<database file>.key".to_owned(),
+        };
+        println!(
+            "webhook signing secrets were copied sealed: give every PostgreSQL node (and the \
+             CLI) the key file that sealed them with --secret-key-file: {beside} beside the \
+             SQLite database, unless its server was given another"
+        );
+    }
     Ok(())
 }
 

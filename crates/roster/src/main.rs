@@ -30,6 +30,7 @@ mod database;
 mod db_cli;
 mod operator_cli;
 mod ops;
+mod secret_key_cli;
 mod simulate;
 mod tenants_cli;
 
@@ -77,6 +78,17 @@ impl DbArgs {
 
     async fn open(&self) -> Result<Arc<dyn Store>> {
         open(&self.settings()?.database_url()?).await
+    }
+
+    /// The key file given (`--secret-key-file`, else `secret_key_file` in the config file)
+    /// and the database it is for.
+    fn key_file(
+        &self,
+        keys: &secret_key_cli::KeyArgs,
+    ) -> Result<(Option<PathBuf>, database::Target)> {
+        let s = self.settings()?;
+        let target = database::parse(&s.database_url()?).map_err(|e| anyhow!(e))?;
+        Ok((keys.secret_key_file.clone().or(s.secret_key_file), target))
     }
 }
 
@@ -155,8 +167,20 @@ enum Command {
     Webhook {
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        keys: secret_key_cli::KeyArgs,
         #[command(subcommand)]
         command: ops::WebhookCommand,
+    },
+    /// The key file that seals webhook signing secrets at rest: rotate its key, re-seal the
+    /// stored secrets, show which keys they use (docs/security.md, "Secrets at rest").
+    SecretKey {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        keys: secret_key_cli::KeyArgs,
+        #[command(subcommand)]
+        command: secret_key_cli::SecretKeyCommand,
     },
     /// Show a tenant's provisioning log (one line per write or failed SCIM request), oldest
     /// first; with `--reads`, the successful reads counted per route and minute.
@@ -182,7 +206,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Existing app users: import them (not managed by SCIM).
+    /// Users: import existing app users (not managed by SCIM); erase one's personal data.
+    #[command(alias = "user")]
     Users {
         #[command(flatten)]
         db: DbArgs,
@@ -338,6 +363,48 @@ fn listen_url(addr: SocketAddr, tls: bool) -> String {
     format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
+/// What `serve` says at start about the keys of webhook secrets: the key file, and the stored
+/// secrets that are in clear (for `roster secret-key reseal`, which `serve` does not run
+/// itself: in a rolling upgrade, nodes of the previous version would sign with the sealed
+/// text) or sealed with a key this node does not hold.
+async fn secret_keys_at_start(
+    store: &dyn Store,
+    keys: &roster_server::secretbox::KeyRing,
+) -> Result<()> {
+    use roster_server::secretbox::KeySource;
+    match keys.source() {
+        KeySource::File(f) => {
+            tracing::info!(file = %f.display(), key_ids = ?keys.key_ids(), "webhook secrets are sealed with the secret key file");
+        }
+        KeySource::Memory => {}
+        KeySource::Absent => tracing::warn!(
+            "no --secret-key-file: creating or rotating a webhook is refused until every node              is given the same key file (docs/security.md, \"Secrets at rest\")"
+        ),
+    }
+    let hooks = store
+        .list_webhooks()
+        .await
+        .context("reading the webhooks")?;
+    let (clear, by_key) = secret_key_cli::usage(&hooks);
+    if clear > 0 {
+        tracing::warn!(
+            secrets = clear,
+            "webhook signing secrets are stored in clear (written before they were sealed); \
+             once every node runs this version, run `roster secret-key reseal`"
+        );
+    }
+    let held = keys.key_ids();
+    let missing: Vec<&String> = by_key.keys().filter(|id| !held.contains(id)).collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            key_ids = ?missing,
+            "webhook secrets are sealed with keys this node's key file does not hold: their \
+             deliveries fail until those keys are added back to the file"
+        );
+    }
+    Ok(())
+}
+
 /// Checks the database URL ([`database::check`]), then opens the store.
 async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let target = database::check(url).map_err(|e| anyhow!(e))?;
@@ -390,6 +457,9 @@ fn checked(s: &config::ServeSettings) -> Result<(String, Option<String>)> {
         }
         (None, None) => {}
     }
+    if let Some(f) = &s.secret_key_file {
+        roster_server::secretbox::KeyRing::load(f).map_err(|e| anyhow!("{e} (secret_key_file)"))?;
+    }
     if s.public_url.is_none() {
         if let Some(listen) = s.listen.filter(|l| !l.ip().is_loopback()) {
             bail!(
@@ -412,8 +482,9 @@ fn checked(s: &config::ServeSettings) -> Result<(String, Option<String>)> {
 fn check_ranges(s: &config::ServeSettings) -> Result<()> {
     const HOUR_MS: u64 = 3_600_000;
     let u = |v: Option<usize>| v.map(|v| u64::try_from(v).unwrap_or(u64::MAX));
-    let checks: [(&str, Option<u64>, u64, u64); 14] = [
+    let checks: [(&str, Option<u64>, u64, u64); 15] = [
         ("max_body_bytes", u(s.max_body_bytes), 1, 1 << 30),
+        ("bulk_max_operations", u(s.bulk_max_operations), 1, 100_000),
         (
             "header_read_timeout_ms",
             s.header_read_timeout_ms,
@@ -568,9 +639,15 @@ async fn run(cli: Cli) -> Result<()> {
                 |v: Option<u64>, min: u64| Duration::from_millis(v.unwrap_or_default().max(min));
             init_logging(s.log_format.unwrap_or(config::LogFormat::Text));
             let store = open(&url).await?;
+            let target = database::parse(&url).map_err(|e| anyhow!(e))?;
+            let keys = secret_key_cli::ring(s.secret_key_file.as_deref(), &target, |w| {
+                tracing::warn!("{w}");
+            })?;
+            secret_keys_at_start(store.as_ref(), &keys).await?;
             let mut settings = Settings {
                 public_url: public_url.clone(),
                 max_body_bytes: s.max_body_bytes.unwrap_or_default(),
+                bulk_max_operations: s.bulk_max_operations.unwrap_or(1000),
                 token_check_interval: ms(s.token_check_interval_ms, 10),
                 token_use_flush_interval: ms(s.token_use_flush_ms, 10),
                 ..Settings::default()
@@ -581,6 +658,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 _ => None,
             };
+            settings.secret_keys = Arc::new(keys);
             settings.rate = rate_settings(&s)?;
             settings.trusted_proxies = trusted_proxies(&s)?;
             settings.limits = roster_server::conn::Limits {
@@ -673,7 +751,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Operator { db, command } => {
             operator_cli::operator(db.open().await?, command).await?
         }
-        Command::Webhook { db, command } => {
+        Command::SecretKey { db, keys, command } => {
+            let (file, target) = db.key_file(&keys)?;
+            let store = db.open().await?;
+            secret_key_cli::secret_key(store, file.as_deref(), &target, command).await?;
+        }
+        Command::Webhook { db, keys, command } => {
             // The server's setting, as the server would read it: its variable, else roster.toml.
             let from_env = std::env::var("ROSTER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES")
                 .ok()
@@ -685,7 +768,21 @@ async fn run(cli: Cli) -> Result<()> {
                     .webhook_allow_private_addresses
                     .unwrap_or(false),
             };
-            ops::webhook(db.open().await?, command, allow_private).await?;
+            // The database first: its URL is checked before a key file is made beside it.
+            let store = db.open().await?;
+            // Only the commands that write a secret read (or create) the key file.
+            let ring = if matches!(
+                command,
+                ops::WebhookCommand::Add { .. } | ops::WebhookCommand::RotateSecret { .. }
+            ) {
+                let (file, target) = db.key_file(&keys)?;
+                secret_key_cli::ring(file.as_deref(), &target, |w| {
+                    eprintln!("warning: {w}");
+                })?
+            } else {
+                roster_server::secretbox::KeyRing::absent()
+            };
+            ops::webhook(store, &ring, command, allow_private).await?;
         }
         Command::Log {
             db,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use roster_server::admin::{self, keys, logs, webhooks};
+use roster_server::secretbox::KeyRing;
 use roster_server::{Clock, SystemClock};
 use roster_store::{LogQuery, Outcome, ReadQuery, Store, StoreError};
 use serde_json::json;
@@ -248,9 +249,10 @@ pub async fn admin_key(store: Arc<dyn Store>, cmd: AdminKeyCommand) -> Result<()
     Ok(())
 }
 
-/// Runs `roster webhook …`.
+/// Runs `roster webhook …`; new secrets are sealed with `keys`.
 pub async fn webhook(
     store: Arc<dyn Store>,
+    keys: &KeyRing,
     cmd: WebhookCommand,
     allow_private: bool,
 ) -> Result<()> {
@@ -265,6 +267,7 @@ pub async fn webhook(
         } => {
             let hook = webhooks::create(
                 s,
+                keys,
                 SystemClock.now(),
                 webhooks::NewWebhook {
                     url,
@@ -339,6 +342,7 @@ pub async fn webhook(
         WebhookCommand::RotateSecret { id, json } => {
             let (secret, until) = webhooks::rotate(
                 s,
+                keys,
                 SystemClock.now(),
                 &id,
                 roster_server::webhooks::WebhookSettings::default().rotation_overlap,

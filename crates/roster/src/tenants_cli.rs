@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use roster_server::admin::{tenants, tokens};
+use roster_server::admin::{self, tenants, tokens};
 use roster_server::{Clock, SystemClock};
 use roster_store::{Store, TenantDataMode};
 use serde_json::{json, Map, Value};
@@ -382,15 +382,14 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             ..
         } => {
             let ttl =
-                roster_server::console::parse_ttl(&expires).map_err(|e| anyhow::anyhow!(e))?;
-            let (token, expires_at) = match roster_server::console::create_setup_link(
-                s, now, &tenant, ttl, "cli",
-            )
-            .await
-            {
-                Err(roster_store::StoreError::NotFound) => bail!("no tenant \"{tenant}\""),
-                r => r?,
-            };
+                roster_server::setup_links::parse_ttl(&expires).map_err(|e| anyhow::anyhow!(e))?;
+            let (token, expires_at) =
+                match roster_server::setup_links::create_setup_link(s, now, &tenant, ttl, "cli")
+                    .await
+                {
+                    Err(roster_store::StoreError::NotFound) => bail!("no tenant \"{tenant}\""),
+                    r => r?,
+                };
             let at = roster_server::admin::fmt_time(expires_at);
             audit(
                 s,
@@ -400,7 +399,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 json!({"expires_at": at}),
             )
             .await;
-            let url = roster_server::console::setup_url(origin, &token);
+            let url = roster_server::setup_links::setup_url(origin, &token);
             if json {
                 println!(
                     "{}",
@@ -448,7 +447,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             }
         }
         TenantCommand::Show { tenant, json } => {
-            let t = tenants::live_tenant(s, &tenant).await?;
+            let t = admin::live_tenant(s, &tenant).await?;
             print_tenant(json, origin, &t);
         }
         TenantCommand::Update {
@@ -496,7 +495,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
         }
         TenantCommand::Settings { tenant, set, json } => {
             let t = if set.is_empty() {
-                tenants::live_tenant(s, &tenant).await?
+                admin::live_tenant(s, &tenant).await?
             } else {
                 let patch = settings_patch(&set)?;
                 let req = tenants::TenantUpdate {
@@ -539,7 +538,7 @@ pub async fn scim(store: Arc<dyn Store>, origin: &str, cmd: ScimCommand) -> Resu
             print_token(json, origin, &issued);
         }
         ScimCommand::Disable { tenant, yes } => {
-            tenants::live_tenant(s, &tenant).await?;
+            admin::live_tenant(s, &tenant).await?;
             if !yes {
                 bail!(
                     "disabling SCIM for \"{tenant}\" stops every one of its tokens at once and \

@@ -18,12 +18,16 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, in words.
     pub message: String,
+    /// What a program needs to act on the error beyond the words (for example the emails that
+    /// keep `email_uniqueness` from being turned on); absent from most errors.
+    pub details: Option<Box<serde_json::Value>>,
 }
 
 impl ApiError {
     /// 400 `invalid_request`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self {
+            details: None,
             status: StatusCode::BAD_REQUEST,
             code: "invalid_request",
             message: message.into(),
@@ -33,6 +37,7 @@ impl ApiError {
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
+            details: None,
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message: message.into(),
@@ -42,6 +47,7 @@ impl ApiError {
     /// 401 `unauthorized`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self {
+            details: None,
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
             message: message.into(),
@@ -51,6 +57,7 @@ impl ApiError {
     /// 500 `internal`; the cause is logged, never sent.
     pub fn internal() -> Self {
         Self {
+            details: None,
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
             message: "internal error; see the server log".into(),
@@ -63,20 +70,38 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => Self::not_found("not found"),
             StoreError::Conflict(what) => Self {
+                details: None,
                 status: StatusCode::CONFLICT,
                 code: "conflict",
                 message: format!("{what} already exists"),
             },
             StoreError::Stale => Self {
+                details: None,
                 status: StatusCode::CONFLICT,
                 code: "conflict",
                 message: "modified concurrently; retry".into(),
             },
             StoreError::Invalid(m) => Self::invalid(m),
+            StoreError::EmailTaken(value) => Self {
+                details: None,
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message: format!(
+                    "the email \"{value}\" is already the email of another user of this tenant, \
+                     and the tenant requires unique emails (setting email_uniqueness)"
+                ),
+            },
+            StoreError::EmailDuplicates(d) => Self {
+                details: Some(Box::new(email_duplicates_details(&d))),
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message: email_duplicates_message(&d),
+            },
             StoreError::TooMany { candidates, limit } => {
                 Self::invalid(crate::error::too_many_detail(candidates, limit))
             }
             StoreError::GuardRefused(_) => Self {
+                details: None,
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "guard_refused",
                 message: "the mass-deprovisioning guard is holding deactivations; an operator \
@@ -90,12 +115,93 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "the database is unavailable");
                 Self {
+                    details: None,
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     code: "unavailable",
                     message: "the database cannot be reached right now; nothing was changed; \
                               retry later"
                         .into(),
                 }
+            }
+        }
+    }
+}
+
+/// The shared emails as data: `{"total": n, "duplicates": [{"email", "users": [{"id",
+/// "user_name"}]}]}` (the first [`roster_store::EmailDuplicates::SHOWN`] emails).
+#[must_use]
+pub fn email_duplicates_details(d: &roster_store::EmailDuplicates) -> serde_json::Value {
+    let duplicates: Vec<serde_json::Value> = d
+        .shown
+        .iter()
+        .map(|dup| {
+            let users: Vec<serde_json::Value> = dup
+                .users
+                .iter()
+                .map(|(id, name)| json!({"id": id, "user_name": name}))
+                .collect();
+            json!({"email": dup.email, "users": users})
+        })
+        .collect();
+    json!({"total": d.total, "duplicates": duplicates})
+}
+
+/// Why `email_uniqueness` cannot be turned on: the shared emails, each with its users.
+#[must_use]
+pub fn email_duplicates_message(d: &roster_store::EmailDuplicates) -> String {
+    let list: Vec<String> = d
+        .shown
+        .iter()
+        .map(|dup| {
+            let users: Vec<String> = dup
+                .users
+                .iter()
+                .map(|(id, name)| {
+                    if name.is_empty() {
+                        id.clone()
+                    } else {
+                        format!("{name} ({id})")
+                    }
+                })
+                .collect();
+            format!("\"{}\": {}", dup.email, users.join(", "))
+        })
+        .collect();
+    let more = usize::try_from(d.total)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(d.shown.len());
+    let more = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "email_uniqueness cannot be set to {}: {} email{} {} shared by several users of this \
+         tenant (active, deactivated or app users), compared case-insensitively: {}{more}. \
+         Give each user its own email (in the identity provider, or through the app API for app \
+         users), or deprovision the duplicates, then try again",
+        d.mode.as_str(),
+        d.total,
+        if d.total == 1 { "" } else { "s" },
+        if d.total == 1 { "is" } else { "are" },
+        list.join("; ")
+    )
+}
+
+impl From<crate::secretbox::SecretError> for ApiError {
+    fn from(e: crate::secretbox::SecretError) -> Self {
+        use crate::secretbox::SecretError;
+        match e {
+            // The request is fine; this server cannot store a secret until it has a key.
+            SecretError::NoKey => Self {
+                details: None,
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message: e.to_string(),
+            },
+            SecretError::UnknownKey { .. } | SecretError::Damaged { .. } | SecretError::Random => {
+                tracing::error!(error = %e, "webhook secret");
+                Self::internal()
             }
         }
     }
@@ -121,7 +227,11 @@ impl From<PathRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(d) = self.details {
+            error["details"] = *d;
+        }
+        let body = json!({ "error": error });
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.code == "unavailable" {
             resp.headers_mut().insert(

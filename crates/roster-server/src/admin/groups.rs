@@ -17,10 +17,9 @@ use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::users::{
-    add_changes, blank, conflict, nullable, page_limit, present, valid_metadata, ApiObject,
-};
+use super::users::{add_changes, blank, nullable, valid_metadata, ApiObject};
 use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use super::{conflict, page_limit, present};
 use crate::changes::change_events;
 use crate::AppState;
 

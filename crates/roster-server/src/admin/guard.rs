@@ -153,6 +153,7 @@ pub async fn decide(
         }
         Err(StoreError::Invalid(m)) => {
             return Err(ApiError {
+                details: None,
                 status: StatusCode::CONFLICT,
                 code: "conflict",
                 message: m,

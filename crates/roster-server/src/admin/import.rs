@@ -161,6 +161,9 @@ fn to_user(r: Record) -> Result<ImportUser, String> {
         doc.insert("displayName".into(), json!(d));
     }
     if let Some(e) = text("email", r.email)? {
+        if !super::users::looks_like_email(&e) {
+            return Err(super::users::not_an_email("email", &e));
+        }
         doc.insert(
             "emails".into(),
             json!([{"value": e, "type": "work", "primary": true}]),
@@ -504,6 +507,7 @@ pub async fn handler(
             .and_then(|v| v.to_str().ok())
             .and_then(Format::of_media_type)
             .ok_or_else(|| ApiError {
+                details: None,
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 code: "invalid_request",
                 message: "send Content-Type text/csv or application/x-ndjson (JSON lines), or \
@@ -514,6 +518,7 @@ pub async fn handler(
     let bytes = axum::body::to_bytes(body, MAX_IMPORT_BYTES)
         .await
         .map_err(|_| ApiError {
+            details: None,
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "invalid_request",
             message: format!(

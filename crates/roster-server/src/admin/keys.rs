@@ -86,6 +86,9 @@ pub fn required_scope(method: &axum::http::Method, route: &str) -> &'static str 
         "login-decision"
     } else if route.ends_with("/events") || route.ends_with("/snapshot") {
         "events:read"
+    } else if route.ends_with("/erasure") {
+        // It rewrites the provisioning log and the event history: not the app's everyday key.
+        "tenants:admin"
     } else if directory.iter().any(|d| route.contains(d)) {
         if read {
             "users:read"
@@ -184,6 +187,7 @@ impl FromRequestParts<AppState> for AdminAuth {
                 if !allows(scopes.as_deref(), needed) {
                     tracing::info!(key_prefix = %prefix, scope = needed, "admin key lacks the scope");
                     return Err(ApiError {
+                        details: None,
                         status: StatusCode::FORBIDDEN,
                         code: "forbidden",
                         message: format!(
@@ -230,6 +234,7 @@ impl FromRequestParts<AppState> for AdminAuth {
 fn rate_limited(what: &str, rate: ratelimit::Rate, wait: std::time::Duration) -> Response {
     let scim = ratelimit::too_many(what, rate, wait);
     let mut resp = ApiError {
+        details: None,
         status: StatusCode::TOO_MANY_REQUESTS,
         code: "rate_limited",
         message: scim.error.detail,
@@ -299,6 +304,11 @@ mod tests {
             (Method::GET, format!("{t}/snapshot"), "events:read"),
             (Method::GET, format!("{t}/users/{{id}}"), "users:read"),
             (Method::PATCH, format!("{t}/users/{{id}}"), "users:write"),
+            (
+                Method::POST,
+                format!("{t}/users/{{id}}/erasure"),
+                "tenants:admin",
+            ),
             (Method::POST, format!("{t}/user-imports"), "users:write"),
             (Method::GET, format!("{t}/provisioning-log"), "users:read"),
             (

@@ -20,7 +20,8 @@ use roster_store::app::{LoginKey, LoginRecord, UserStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::users::{present, ApiObject};
+use super::present;
+use super::users::ApiObject;
 use super::{AdminAuth, ApiError, ApiPath};
 use crate::AppState;
 

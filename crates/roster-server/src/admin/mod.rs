@@ -97,6 +97,7 @@ pub fn routes() -> Router<AppState> {
         .fallback(|| async { ApiError::not_found("no such admin API endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError {
+                details: None,
                 status: StatusCode::METHOD_NOT_ALLOWED,
                 code: "method_not_allowed",
                 message: "this endpoint does not support that HTTP method".into(),
@@ -156,6 +157,10 @@ fn app_routes() -> Router<AppState> {
                 .delete(users::delete_handler),
         )
         .route(
+            "/tenants/{tenant}/users/{id}/erasure",
+            post(users::erasure_handler),
+        )
+        .route(
             "/tenants/{tenant}/groups",
             get(groups::list_handler).post(groups::create_handler),
         )
@@ -203,10 +208,18 @@ async fn openapi() -> impl IntoResponse {
 /// # Errors
 /// 404 for an unknown tenant; 500 when the store fails.
 pub async fn require_tenant(state: &AppState, tenant: &str) -> Result<(), ApiError> {
-    match state.store.get_tenant(tenant).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found(format!("no tenant \"{tenant}\""))),
-    }
+    live_tenant(state.store.as_ref(), tenant).await.map(|_| ())
+}
+
+/// The live tenant `id`, or a 404 naming it.
+///
+/// # Errors
+/// 404, or 500 when the store fails.
+pub async fn live_tenant(store: &dyn Store, id: &str) -> Result<roster_store::Tenant, ApiError> {
+    store
+        .get_tenant(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant \"{id}\"")))
 }
 
 /// Appends an audit entry. A failure is logged and does not undo the action it records.
@@ -252,6 +265,30 @@ pub fn page_limit(requested: Option<u64>) -> Result<u64, ApiError> {
             "limit must be 1–{MAX_LIMIT}, not {n}"
         ))),
     }
+}
+
+/// A 409 `conflict`.
+pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
+    ApiError {
+        details: None,
+        status: StatusCode::CONFLICT,
+        code: "conflict",
+        message: message.into(),
+    }
+}
+
+/// Deserialises a field that may be absent (`None`) or a value, but not `null` (with
+/// `#[serde(default, deserialize_with = "present")]`): an explicit `null` is refused instead of
+/// being taken for an absent field, as `docs/openapi.json` says.
+///
+/// # Errors
+/// When the value does not deserialise as `T`.
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Formats an instant as the API does (RFC 3339, milliseconds, UTC).

@@ -14,7 +14,8 @@ use roster_store::StoreError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::users::{conflict, valid_roles, ApiObject};
+use super::conflict;
+use super::users::{valid_roles, ApiObject};
 use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath};
 use crate::AppState;
 

@@ -3,14 +3,14 @@
 //! tenant's unused links and the sessions opened with one (`roster tenant setup-link revoke`).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
-use crate::console;
+use crate::setup_links;
 use crate::AppState;
 
 /// Query parameters of the endpoint.
@@ -28,18 +28,18 @@ pub struct SetupLinkParams {
 pub async fn create_handler(
     State(state): State<AppState>,
     auth: AdminAuth,
-    headers: HeaderMap,
     ApiPath(tenant): ApiPath<String>,
     ApiQuery(p): ApiQuery<SetupLinkParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_tenant(&state, &tenant).await?;
     let ttl = match p.expires.as_deref() {
-        Some(s) => console::parse_ttl(s).map_err(ApiError::invalid)?,
-        None => console::DEFAULT_SETUP_LINK_TTL,
+        Some(s) => setup_links::parse_ttl(s).map_err(ApiError::invalid)?,
+        None => setup_links::DEFAULT_SETUP_LINK_TTL,
     };
     let now = state.clock.now();
     let (token, expires_at) =
-        console::create_setup_link(state.store.as_ref(), now, &tenant, ttl, &auth.actor()).await?;
+        setup_links::create_setup_link(state.store.as_ref(), now, &tenant, ttl, &auth.actor())
+            .await?;
     audit(
         state.store.as_ref(),
         now,
@@ -50,7 +50,7 @@ pub async fn create_handler(
         json!({"expires_at": fmt_time(expires_at)}),
     )
     .await;
-    let url = console::setup_url(&console::origin(&state, &headers), &token);
+    let url = setup_links::setup_url(&crate::urls::origin(&state), &token);
     Ok((
         StatusCode::CREATED,
         Json(json!({"tenant": tenant, "url": url, "expires_at": fmt_time(expires_at)})),

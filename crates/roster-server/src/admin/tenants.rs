@@ -16,9 +16,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
+pub use super::live_tenant;
 use super::tokens::{issue_first, issued_json, IssuedToken};
 use super::{audit, fmt_time, page_limit, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
-use crate::scim::base_url;
+use super::{conflict, present};
+use crate::urls::base_url;
 use crate::AppState;
 
 /// Longest tenant id, in characters (fits a DNS label, so it can become a subdomain).
@@ -35,29 +37,6 @@ pub const MAX_GUARD_WINDOW_MINUTES: u32 = 7 * 24 * 60;
 const SCIM_ENABLED_READ_ONLY: &str = "settings.scim_enabled changes only through POST \
     …/scim/enable and …/scim/disable (`roster scim enable|disable`), which also issue or revoke \
     tokens";
-
-/// Deserialises an optional field that, when present, must not be `null` (`#[serde(default,
-/// deserialize_with = "present")]`): an explicit `null` is refused instead of being taken for
-/// an absent field, as `docs/openapi.json` says.
-///
-/// # Errors
-/// When the value does not deserialise as `T`.
-pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
-
-/// A 409 `conflict`.
-pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::CONFLICT,
-        code: "conflict",
-        message: message.into(),
-    }
-}
 
 /// Derives a tenant id from a name: `Acme Corp` → `acme-corp`, `Société Générale` →
 /// `societe-generale` (transliterated to ASCII by deunicode, then lowercase ASCII letters and
@@ -166,8 +145,8 @@ pub fn validate_settings(s: &TenantSettings) -> Result<(), String> {
     Ok(())
 }
 
-/// The settings' shape as the API shows them: every setting, `rate_limit` included while it is
-/// empty (storage leaves an empty one out).
+/// The settings' shape as the API shows them: every setting, `rate_limit` and `email_uniqueness`
+/// included while empty or `off` (storage leaves them out then).
 fn settings_shape(settings: &TenantSettings) -> Result<Value, String> {
     let mut v = serde_json::to_value(settings).map_err(|e| e.to_string())?;
     if let Value::Object(m) = &mut v {
@@ -175,6 +154,9 @@ fn settings_shape(settings: &TenantSettings) -> Result<Value, String> {
             let empty = serde_json::to_value(roster_store::RateLimitOverride::default())
                 .map_err(|e| e.to_string())?;
             m.insert("rate_limit".into(), empty);
+        }
+        if !m.contains_key("email_uniqueness") {
+            m.insert("email_uniqueness".into(), Value::from("off"));
         }
     }
     Ok(v)
@@ -299,17 +281,6 @@ pub fn tenant_json(t: &Tenant, scim_base_url: &str) -> Value {
         "scim_base_url": scim_base_url,
         "settings": settings_json(t),
     })
-}
-
-/// The live tenant `id`, or a 404 naming it.
-///
-/// # Errors
-/// 404, or 500 when the store fails.
-pub async fn live_tenant(store: &dyn Store, id: &str) -> Result<Tenant, ApiError> {
-    store
-        .get_tenant(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant \"{id}\"")))
 }
 
 /// What a new tenant gets.

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::tenants::{conflict, live_tenant};
 use super::{audit, fmt_time, AdminAuth, ApiError, ApiPath};
-use crate::scim::base_url;
+use super::{conflict, live_tenant};
 pub use crate::tokens::IssuedToken;
+use crate::urls::base_url;
 use crate::AppState;
 
 /// Most live (unrevoked, unexpired) tokens a tenant may have at once.
@@ -260,7 +260,7 @@ pub async fn create_handler(
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
     /// Replace only this token (default: every live token).
-    #[serde(default, deserialize_with = "super::tenants::present")]
+    #[serde(default, deserialize_with = "super::present")]
     pub prefix: Option<String>,
 }
 

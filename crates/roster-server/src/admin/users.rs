@@ -23,6 +23,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 
 use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
+use super::{conflict, page_limit, present};
 use crate::changes::change_events;
 use crate::error::HttpError;
 use crate::AppState;
@@ -91,25 +92,6 @@ where
     }
 }
 
-/// A 409 `conflict`.
-pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::CONFLICT,
-        code: "conflict",
-        message: message.into(),
-    }
-}
-
-/// Deserialises a field that may be absent (`None`) or a value, but not `null` (which the
-/// OpenAPI schema does not allow either).
-pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
-
 /// Whether `c` is white space as ECMAScript's `\s` (and so the OpenAPI patterns) defines it.
 #[must_use]
 pub fn is_js_space(c: char) -> bool {
@@ -130,22 +112,6 @@ pub fn is_js_space(c: char) -> bool {
 #[must_use]
 pub fn blank(s: &str) -> bool {
     s.chars().all(is_js_space)
-}
-
-/// The page size of an admin-API list: 1 to [`super::MAX_LIMIT`], default
-/// [`super::DEFAULT_LIMIT`].
-///
-/// # Errors
-/// 400 outside that range.
-pub fn page_limit(requested: Option<u64>) -> Result<u64, ApiError> {
-    match requested {
-        None => Ok(super::DEFAULT_LIMIT),
-        Some(n) if (1..=super::MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::invalid(format!(
-            "limit must be 1 to {}, not {n}",
-            super::MAX_LIMIT
-        ))),
-    }
 }
 
 /// Deserialises a field that may be absent (`None`), `null` (`Some(None)`) or a value.
@@ -363,6 +329,33 @@ pub struct UserPatch {
     /// App metadata (app-owned), replacing the previous object.
     #[serde(default, deserialize_with = "present")]
     pub metadata: Option<Value>,
+    /// The version the change was made against (`version` of the user as read): when the
+    /// user has changed since, the change is refused rather than written over the other one.
+    #[serde(default, deserialize_with = "present")]
+    pub version: Option<i64>,
+}
+
+/// Whether `s` looks like an email address, as `docs/openapi.json`'s pattern
+/// `^[^@\s]+@[^@\s]+\.[^@\s]+$` says: one `@`, something before it, a dot with something on
+/// both sides after it, no white space. Only for what operators type (the admin API, the
+/// console, imports); an identity provider's email is never refused for its shape.
+#[must_use]
+pub fn looks_like_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let clean = |p: &str| !p.is_empty() && !p.contains('@') && !p.chars().any(is_js_space);
+    clean(local)
+        && clean(domain)
+        && domain
+            .char_indices()
+            .any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())
+}
+
+/// The 400 for an email an operator typed that is not one.
+#[must_use]
+pub fn not_an_email(field: &str, value: &str) -> String {
+    format!("{field} {value:?} is not an email address (like name@example.com)")
 }
 
 fn set_opt(doc: &mut Map<String, Value>, key: &str, v: &Option<Option<String>>) {
@@ -484,6 +477,14 @@ pub async fn patch_handler(
     Ok(Json(user_json(&u)))
 }
 
+/// The 409 for a change made against a version that is no longer the user's.
+fn stale(sent: i64, now: i64) -> ApiError {
+    conflict(format!(
+        "this user changed since it was read (version {sent}, now {now}): nothing was saved; \
+         read it again and make the change on the current values"
+    ))
+}
+
 /// Changes a user (the operation behind `PATCH /users/{id}` and the console's user page),
 /// audited as `actor`. On a SCIM-managed user only the app-owned fields may change.
 ///
@@ -500,6 +501,11 @@ pub async fn update(
     if p.user_name.as_deref().is_some_and(str::is_empty) {
         return Err(ApiError::invalid("user_name must not be empty"));
     }
+    if let Some(Some(e)) = &p.email {
+        if !looks_like_email(e) {
+            return Err(ApiError::invalid(not_an_email("email", e)));
+        }
+    }
     let roles = p
         .roles
         .as_deref()
@@ -514,6 +520,9 @@ pub async fn update(
         .map_err(ApiError::invalid)?;
     for _ in 0..ATTEMPTS {
         let cur = fetch_user(state, tenant, id).await?;
+        if let Some(v) = p.version.filter(|v| *v != cur.resource.version) {
+            return Err(stale(v, cur.resource.version));
+        }
         let mut new_doc = apply(&cur.resource.doc, p);
         let changed = changed_attributes(&cur.resource.doc, &new_doc);
         if !changed.is_empty() && cur.managed {
@@ -586,6 +595,12 @@ pub async fn update(
                 .await;
                 return Ok(u);
             }
+            // Changed between the read and the write: a change made against a version the
+            // caller named is refused; one without is applied to the new state.
+            Err(StoreError::Stale) if p.version.is_some() => {
+                let now = fetch_user(state, tenant, id).await?.resource.version;
+                return Err(stale(p.version.unwrap_or_default(), now));
+            }
             Err(StoreError::Stale) => {}
             Err(StoreError::Conflict("userName")) => {
                 return Err(conflict(format!(
@@ -644,9 +659,94 @@ pub async fn delete_handler(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `POST /api/v1/tenants/{tenant}/users/{id}/erasure`: a data-protection erase of one
+/// deprovisioned user's personal data (record, event payloads, provisioning-log bodies and
+/// names); ids stay. Answers what was erased.
+///
+/// # Errors
+/// 401, 403, 404 (nothing names the user), 409 (the user is live: deprovision it first).
+pub async fn erasure_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let erased = erase_personal_data(&state, &auth.actor(), &tenant, &id).await?;
+    Ok(Json(erased))
+}
+
+/// Erases one deprovisioned user's personal data and audits it (the admin API and the CLI).
+///
+/// # Errors
+/// 404 when nothing names the user, 409 while it is live, and store failures.
+pub async fn erase_personal_data(
+    state: &AppState,
+    actor: &str,
+    tenant: &str,
+    id: &str,
+) -> Result<Value, ApiError> {
+    // Rows still queued for the provisioning log would be written after the erase.
+    state
+        .provlog
+        .settle(std::time::Duration::from_secs(2))
+        .await;
+    let erased = match state
+        .store
+        .erase_personal_data(tenant, id, state.clock.now())
+        .await
+    {
+        Ok(e) => e,
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::not_found(format!(
+                "nothing of this tenant names a user \"{id}\""
+            )))
+        }
+        Err(StoreError::Invalid(m)) => return Err(conflict(m)),
+        Err(e) => return Err(e.into()),
+    };
+    let body = json!({
+        "id": id,
+        "record_erased": erased.record,
+        "events_rewritten": erased.events,
+        "log_rows_rewritten": erased.log_rows,
+    });
+    audit(
+        state.store.as_ref(),
+        state.clock.now(),
+        actor,
+        "user.erase_personal_data",
+        Some(tenant),
+        Some(id),
+        body.clone(),
+    )
+    .await;
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_emails_need_an_address_shape() {
+        for good in ["a@b.c", "ann.lee+x@example.co.uk", "ü@bücher.de"] {
+            assert!(looks_like_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.c",
+            "a@.c",
+            "a@b.",
+            "a@@b.c",
+            "a b@c.d",
+            "a@b.c\u{3000}",
+            "a@b@c.d",
+        ] {
+            assert!(!looks_like_email(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn patch_applies_to_the_document() {
@@ -678,6 +778,7 @@ mod tests {
             ("/tenants/{tenant}/users", &["get"][..]),
             ("/tenants/{tenant}/user-imports", &["post"]),
             ("/tenants/{tenant}/users/{id}", &["get", "patch", "delete"]),
+            ("/tenants/{tenant}/users/{id}/erasure", &["post"]),
             ("/tenants/{tenant}/groups", &["get", "post"]),
             ("/tenants/{tenant}/groups/{id}", &["get", "patch", "delete"]),
             ("/tenants/{tenant}/groups/{id}/members", &["get"]),

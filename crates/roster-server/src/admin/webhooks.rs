@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::feed::parse_types;
 use super::{audit, fmt_time, AdminAuth, ApiError, ApiJson, ApiPath};
+use crate::secretbox::KeyRing;
 use crate::webhooks::signature::new_secret;
 use crate::AppState;
 
@@ -30,12 +31,15 @@ pub struct NewWebhook {
     pub description: Option<String>,
 }
 
-/// Validates and stores a webhook; returns it with its secret (to show once).
+/// Validates and stores a webhook, its secret sealed with `keys`; returns it with its secret
+/// in clear (to show once).
 ///
 /// # Errors
-/// 400 for a bad URL or an unknown event type, 404 for an unknown tenant.
+/// 400 for a bad URL or an unknown event type, 404 for an unknown tenant, 409 without a key
+/// to seal with (PostgreSQL without `--secret-key-file`).
 pub async fn create(
     store: &dyn Store,
+    keys: &KeyRing,
     now: OffsetDateTime,
     req: NewWebhook,
     allow_private: bool,
@@ -77,40 +81,109 @@ pub async fn create(
             return Err(ApiError::not_found(format!("no tenant \"{t}\"")));
         }
     }
-    let hook = Webhook {
-        id: format!("wh_{}", crate::tokens::random_alnum(16)),
+    let id = format!("wh_{}", crate::tokens::random_alnum(16));
+    let secret = new_secret();
+    let mut hook = Webhook {
+        secret: keys.seal(&secret, &id)?,
+        id,
         tenant_id: req.tenant,
         url: req.url,
         description: req.description,
         event_types: types,
-        secret: new_secret(),
         previous_secret: None,
         previous_expires_at: None,
         enabled: true,
         created_at: now,
     };
     store.create_webhook(&hook).await?;
+    hook.secret = secret;
     Ok(hook)
 }
 
-/// Replaces a webhook's secret; the old one keeps signing for `overlap`. Returns the new
-/// secret and when the old one stops.
+/// Replaces a webhook's secret (stored sealed with `keys`); the old one keeps signing for
+/// `overlap`. Returns the new secret in clear and when the old one stops.
 ///
 /// # Errors
-/// 404 for an unknown webhook.
+/// 404 for an unknown webhook, 409 without a key to seal with.
 pub async fn rotate(
     store: &dyn Store,
+    keys: &KeyRing,
     now: OffsetDateTime,
     id: &str,
     overlap: std::time::Duration,
 ) -> Result<(String, OffsetDateTime), ApiError> {
     let secret = new_secret();
+    let sealed = keys.seal(&secret, id)?;
     let until = now + overlap;
     store
-        .rotate_webhook_secret(id, &secret, until)
+        .rotate_webhook_secret(id, &sealed, until)
         .await
         .map_err(|e| not_found(e, id))?;
     Ok((secret, until))
+}
+
+/// What [`reseal_all`] did.
+#[derive(Debug, Default)]
+pub struct ResealReport {
+    /// The webhooks whose secrets were re-sealed.
+    pub resealed: Vec<String>,
+    /// How many were sealed with the first key already.
+    pub current: usize,
+    /// The webhooks that could not be, and why (a key missing from the file, say).
+    pub failed: Vec<(String, String)>,
+}
+
+/// Re-seals every webhook's stored secrets (current and previous; in clear, or sealed with
+/// another key) with the first key of `keys` (`roster secret-key reseal`). Each webhook's
+/// texts are replaced only if they are still the ones read; one rotated meanwhile is read
+/// again, so that a rotation is never undone.
+///
+/// # Errors
+/// 409 without a key; a storage failure. A webhook whose secrets do not open is reported in
+/// [`ResealReport::failed`] and the others are still re-sealed.
+pub async fn reseal_all(store: &dyn Store, keys: &KeyRing) -> Result<ResealReport, ApiError> {
+    const TRIES: usize = 5;
+    if keys.key_ids().is_empty() {
+        return Err(crate::secretbox::SecretError::NoKey.into());
+    }
+    let mut report = ResealReport::default();
+    for mut hook in store.list_webhooks().await? {
+        let mut tries = 0;
+        loop {
+            let new = match keys.resealed(&hook) {
+                Ok(Some(new)) => new,
+                Ok(None) => {
+                    report.current += 1;
+                    break;
+                }
+                Err(e) => {
+                    report.failed.push((hook.id.clone(), e.to_string()));
+                    break;
+                }
+            };
+            if store
+                .replace_webhook_secrets(&hook.id, &hook.secret_texts(), &new)
+                .await?
+            {
+                report.resealed.push(hook.id.clone());
+                break;
+            }
+            tries += 1;
+            match store.get_webhook(&hook.id).await? {
+                // Deleted meanwhile: nothing left to seal.
+                None => break,
+                Some(_) if tries >= TRIES => {
+                    report.failed.push((
+                        hook.id.clone(),
+                        "its secret kept changing while it was re-sealed; run reseal again".into(),
+                    ));
+                    break;
+                }
+                Some(again) => hook = again,
+            }
+        }
+    }
+    Ok(report)
 }
 
 fn not_found(e: roster_store::StoreError, id: &str) -> ApiError {
@@ -189,6 +262,7 @@ pub async fn create_handler(
     let now = state.clock.now();
     let hook = create(
         state.store.as_ref(),
+        &state.settings.secret_keys,
         now,
         req,
         state.settings.webhooks.allow_private,
@@ -267,6 +341,7 @@ pub async fn rotate_handler(
     let now = state.clock.now();
     let (secret, until) = rotate(
         state.store.as_ref(),
+        &state.settings.secret_keys,
         now,
         &id,
         state.settings.webhooks.rotation_overlap,

@@ -6,26 +6,22 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use roster_store::{SetupLink, Store, StoreError};
 use serde::Deserialize;
 use serde_json::json;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use super::session::{self, pre_token, PrePosted};
 use super::view::{render, tenant_href, Chrome};
 use super::{operators, redirect, ConsoleError, Posted, Session};
 use crate::admin::keys;
-use crate::tokens::{digests_equal, hash_token, random_alnum};
+use crate::setup_links::SETUP_MARKER;
+use crate::tokens::{digests_equal, hash_token};
 use crate::AppState;
 
 /// How long an operator session lasts.
 pub const OPERATOR_SESSION: Duration = Duration::hours(12);
 /// How long a setup-link session lasts.
 pub const SETUP_SESSION: Duration = Duration::hours(8);
-/// Default lifetime of a setup link.
-pub const DEFAULT_SETUP_LINK_TTL: Duration = Duration::days(7);
-/// The marker of setup-link tokens, so that a leaked one is recognisable.
-pub const SETUP_MARKER: &str = "rssl_";
 
 /// `/console`: the tenant list for operators, the tenant's page for an IT admin.
 pub async fn home(session: Result<Session, ConsoleError>) -> Response {
@@ -338,78 +334,6 @@ pub async fn sign_out(
     Ok(r)
 }
 
-// ---------------------------------------------------------------- setup links
-
-/// Creates a one-time setup link for `tenant`, valid for `ttl`; returns the link's token
-/// (shown once; only its hash is stored) and its expiry. The URL is
-/// [`setup_url`]`(origin, token)`.
-///
-/// # Errors
-/// `NotFound` for an unknown tenant; a store failure.
-pub async fn create_setup_link(
-    store: &dyn Store,
-    now: OffsetDateTime,
-    tenant: &str,
-    ttl: Duration,
-    created_by: &str,
-) -> Result<(String, OffsetDateTime), StoreError> {
-    if store.get_tenant(tenant).await?.is_none() {
-        return Err(StoreError::NotFound);
-    }
-    let token = format!("{SETUP_MARKER}{}", random_alnum(40));
-    let expires_at = now + ttl;
-    store
-        .insert_setup_link(&SetupLink {
-            hash: hash_token(&token),
-            tenant_id: tenant.to_owned(),
-            created_by: created_by.to_owned(),
-            created_at: now,
-            expires_at,
-            used_at: None,
-        })
-        .await?;
-    Ok((token, expires_at))
-}
-
-/// The URL of a setup link: `{origin}/console/setup/{token}`.
-#[must_use]
-pub fn setup_url(origin: &str, token: &str) -> String {
-    format!("{}/console/setup/{token}", origin.trim_end_matches('/'))
-}
-
-/// The server's public origin: `--public-url`, else `http://` and the request's `Host`.
-#[must_use]
-pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
-    let base = crate::scim::base_url(state, headers, "x");
-    base.trim_end_matches("/scim/v2/x").to_owned()
-}
-
-/// Parses `7d`, `12h`, `30m` (or a bare number of days), written exactly so: digits without
-/// a leading zero, then the unit (as the admin API's description says).
-///
-/// # Errors
-/// A message for anything else, or a duration outside 1 minute to 90 days.
-pub fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration such as 7d, 12h or 30m");
-    let (num, unit) = match s.as_bytes().last() {
-        Some(b'd' | b'h' | b'm') => (&s[..s.len() - 1], &s[s.len() - 1..]),
-        _ => (s, "d"),
-    };
-    if num.is_empty() || num.starts_with('0') || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let minutes = match unit {
-        "d" => n.checked_mul(24 * 60),
-        "h" => n.checked_mul(60),
-        _ => Some(n),
-    };
-    match minutes {
-        Some(m) if (1..=90 * 24 * 60).contains(&m) => Ok(Duration::minutes(m)),
-        _ => Err("a setup link lasts between 1 minute and 90 days".to_owned()),
-    }
-}
-
 #[derive(Template)]
 #[template(path = "console/setup.html")]
 struct SetupPage {
@@ -493,32 +417,6 @@ pub async fn setup_use(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_ttls() {
-        assert_eq!(parse_ttl("7d"), Ok(Duration::days(7)));
-        assert_eq!(parse_ttl("12h"), Ok(Duration::hours(12)));
-        assert_eq!(parse_ttl("3"), Ok(Duration::days(3)));
-        assert_eq!(parse_ttl("90d"), Ok(Duration::days(90)));
-        assert_eq!(parse_ttl("129600m"), Ok(Duration::days(90)));
-        for bad in [
-            "0m",
-            "91d",
-            "1y",
-            "x",
-            "",
-            "-5d",
-            "+5d",
-            " 7d",
-            "07d",
-            "d",
-            "99999999999999999d",
-            "é",
-            "2161h",
-        ] {
-            assert!(parse_ttl(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn next_stays_in_the_console() {

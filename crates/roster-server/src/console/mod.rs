@@ -40,10 +40,7 @@ mod pages;
 mod session;
 pub mod view;
 
-pub use auth::{
-    create_setup_link, origin, parse_ttl, setup_url, DEFAULT_SETUP_LINK_TTL, OPERATOR_SESSION,
-    SETUP_MARKER, SETUP_SESSION,
-};
+pub use auth::{OPERATOR_SESSION, SETUP_SESSION};
 pub use session::{Posted, Session, COOKIE_NAME};
 
 const CSS: &str = include_str!("assets/console.css");

@@ -118,7 +118,7 @@ impl Session {
         if self.record.tenant_id.as_deref().is_some_and(|s| s != id) {
             return Err(ConsoleError::NotFound);
         }
-        Ok(crate::admin::tenants::live_tenant(state.store.as_ref(), id).await?)
+        Ok(crate::admin::live_tenant(state.store.as_ref(), id).await?)
     }
 }
 
@@ -141,7 +141,7 @@ fn secure(state: &AppState) -> bool {
     !s.insecure_dev
         && s.public_url
             .as_deref()
-            .is_some_and(|u| !crate::scim::is_loopback_url(u))
+            .is_some_and(|u| !crate::urls::is_loopback_url(u))
 }
 
 /// A `Set-Cookie` value: `HttpOnly` (no script reads it), `SameSite=Strict` (no request from
@@ -256,7 +256,7 @@ fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     if origin == "null" {
         return false;
     }
-    let own = crate::scim::origin(state);
+    let own = crate::urls::origin(state);
     let (got, want) = (authority(origin), authority(&own));
     if got == want {
         return true;
@@ -265,7 +265,7 @@ fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     // same server, on the same port.
     let port = |a: &str| a.rsplit_once(':').map(|(_, p)| p.to_owned());
     state.settings.public_url.is_none()
-        && crate::scim::is_loopback_url(origin)
+        && crate::urls::is_loopback_url(origin)
         && port(&got).is_some()
         && port(&got) == port(&want)
 }

@@ -284,7 +284,9 @@ async fn stream_task(
             continue;
         };
         let allow_private = state.settings.webhooks.allow_private;
-        let result = match deliver(&client, &hook, &event, state.clock.now(), allow_private).await {
+        let keys = &state.settings.secret_keys;
+        let now = state.clock.now();
+        let result = match deliver(&client, keys, &hook, &event, now, allow_private).await {
             Ok(()) => DeliveryResult::Delivered { seq: event.seq },
             Err(error) => {
                 let now = state.clock.now();
@@ -327,10 +329,13 @@ async fn stream_task(
     }
 }
 
-/// POSTs one event; `Err` describes the failure in words (never the URL, which may hold a
-/// credential).
+/// POSTs one event, signed with the webhook's secrets opened with `keys`; `Err` describes the
+/// failure in words (never the URL, which may hold a credential, nor a secret). A secret that
+/// does not open fails the attempt before anything is sent: nothing is ever signed with a
+/// sealed text.
 async fn deliver(
     client: &reqwest::Client,
+    keys: &crate::secretbox::KeyRing,
     hook: &Webhook,
     event: &Event,
     now: OffsetDateTime,
@@ -342,9 +347,13 @@ async fn deliver(
     if !destination::literal_allowed(&url, allow_private) {
         return Err(destination::NOT_ALLOWED.to_owned());
     }
+    // Wiped when the attempt ends.
+    let secrets =
+        zeroize::Zeroizing::new(keys.signing_secrets(hook, now).map_err(|e| e.to_string())?);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let body = serde_json::to_vec(&payload(event)).map_err(|e| e.to_string())?;
     let t = now.unix_timestamp();
-    let sig = signature::header_value(&hook.signing_secrets(now), t, &body);
+    let sig = signature::header_value(&secrets, t, &body);
     let resp = client
         .post(&hook.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

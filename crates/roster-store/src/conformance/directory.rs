@@ -1042,3 +1042,180 @@ pub async fn writers_and_readers_share_a_database(b: &dyn Backend) {
         20
     );
 }
+
+/// A data-protection erase: refused while the user is live; afterwards its record is gone
+/// (the same userName makes a new user), no event payload or provisioning-log row holds its
+/// personal data, ids stay, other users' rows are untouched, and `user.erased` says so.
+pub async fn a_deprovisioned_users_personal_data_is_erased(b: &dyn Backend) {
+    use crate::ops::{LogQuery, ProvisioningEntry};
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant(s, "t").await;
+    let doc = json!({
+        "schemas": [USER_SCHEMA], "userName": "bjensen@example.com", "active": true,
+        "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [{"value": "Barbara.Jensen@Example.com", "primary": true}],
+    });
+    add_user(s, "t", "u1", doc).await;
+    add_user(s, "t", "u2", user_doc("other@example.com")).await;
+    add_group(s, "t", "g1", "Admins", &["u1", "u2"]).await;
+    let row = |i: i64, id: Option<&str>, name: &str, body: Value, detail: Option<&str>| {
+        ProvisioningEntry {
+            id: 0,
+            at: at(i),
+            tenant_id: "t".into(),
+            request_id: format!("r{i}"),
+            idp: None,
+            user_agent: None,
+            method: "POST".into(),
+            path: "/scim/v2/t/Users".into(),
+            resource_type: Some("User".into()),
+            resource_id: id.map(str::to_owned),
+            name: Some(name.into()),
+            status: if detail.is_some() { 409 } else { 201 },
+            scim_type: None,
+            detail: detail.map(str::to_owned),
+            hint: None,
+            changed: vec![],
+            duration_ms: 1,
+            body: Some(body),
+            source_addr: None,
+            token_prefix: None,
+        }
+    };
+    s.append_provisioning(&[
+        row(
+            1,
+            Some("u1"),
+            "bjensen@example.com",
+            json!({"userName": "bjensen@example.com"}),
+            None,
+        ),
+        row(
+            2,
+            None,
+            "BJensen@example.com",
+            json!({"userName": "BJensen@example.com"}),
+            Some("userName \"BJensen@example.com\" is already taken"),
+        ),
+        row(
+            3,
+            Some("g1"),
+            "Admins",
+            json!({"members": [{"value": "u1", "display": "barbara.jensen@example.com"}]}),
+            None,
+        ),
+        row(
+            4,
+            Some("u2"),
+            "other@example.com",
+            json!({"userName": "other@example.com"}),
+            None,
+        ),
+    ])
+    .await
+    .unwrap();
+
+    assert!(
+        matches!(
+            s.erase_personal_data("t", "u1", at(5)).await,
+            Err(StoreError::Invalid(_))
+        ),
+        "a live user is refused"
+    );
+    s.delete_resource(
+        "t",
+        ResourceKind::User,
+        "u1",
+        crate::Deletion::default(),
+        at(6),
+    )
+    .await
+    .unwrap();
+    let erased = s.erase_personal_data("t", "u1", at(7)).await.unwrap();
+    assert!(erased.record);
+    assert_eq!(erased.log_rows, 3, "{erased:?}");
+    assert!(
+        erased.events >= 2,
+        "user.created and user.deprovisioned: {erased:?}"
+    );
+
+    let personal = |text: &str| {
+        let t = text.to_lowercase();
+        t.contains("bjensen") || t.contains("barbara") || t.contains("jensen")
+    };
+    let events = s.list_events("t", 0, &[], 1000).await.unwrap();
+    for e in &events {
+        assert!(
+            !personal(&e.data.to_string()),
+            "{} {}",
+            e.event_type,
+            e.data
+        );
+    }
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type, "user.erased");
+    assert_eq!(
+        last.data,
+        json!({"user": {"id": "u1"}, "personal_data": true})
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "user.created" && e.data["user"]["id"] == "u1"),
+        "ids stay"
+    );
+    let log = s
+        .list_provisioning(
+            "t",
+            &LogQuery {
+                limit: 10,
+                ..LogQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 4);
+    for r in &log {
+        let text = format!("{:?} {:?} {:?}", r.name, r.body, r.detail);
+        assert!(!personal(&text), "{text}");
+    }
+    let other = log
+        .iter()
+        .find(|r| r.resource_id.as_deref() == Some("u2"))
+        .unwrap();
+    assert_eq!(
+        other.name.as_deref(),
+        Some("other@example.com"),
+        "others untouched"
+    );
+    assert!(other.body.is_some());
+    assert_eq!(
+        log.iter()
+            .find(|r| r.request_id == "r1")
+            .unwrap()
+            .resource_id
+            .as_deref(),
+        Some("u1")
+    );
+
+    // Nothing left to erase; the same userName is a new user, not a restore.
+    assert!(matches!(
+        s.erase_personal_data("t", "u1", at(8)).await,
+        Err(StoreError::NotFound)
+    ));
+    let again = s
+        .create_resource(
+            "t",
+            ResourceKind::User,
+            new("u3", user_doc("bjensen@example.com")),
+            at(9),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, CreateOutcome::Created(r) if r.id == "u3"));
+    assert!(matches!(
+        s.erase_personal_data("t", "nobody", at(9)).await,
+        Err(StoreError::NotFound)
+    ));
+}

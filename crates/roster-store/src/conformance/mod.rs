@@ -39,6 +39,7 @@ use crate::Store;
 
 pub mod app;
 pub mod directory;
+pub mod emails;
 pub mod listing;
 pub mod ops;
 pub mod outbox;
@@ -83,6 +84,7 @@ macro_rules! conformance_tests {
                 membership_operations,
                 tenants_are_isolated,
                 a_leaving_user_leaves_its_groups_first,
+                a_deprovisioned_users_personal_data_is_erased,
                 writers_and_readers_share_a_database,
             }
             listing {
@@ -106,6 +108,7 @@ macro_rules! conformance_tests {
             }
             ops {
                 webhook_streams_start_at_the_current_seq_and_redeliver,
+                webhook_secrets_are_replaced_only_if_unchanged,
                 provisioning_log_filters_pages_and_prunes,
                 meta_values_are_shared_replaced_and_cleared,
                 webhook_streams_are_leased_to_one_node_at_a_time,
@@ -121,6 +124,11 @@ macro_rules! conformance_tests {
                 effective_roles_follow_mappings_and_status,
                 search_matches_user_name_or_email_prefixes,
                 member_counts_follow_every_membership_change,
+            }
+            emails {
+                each_mode_refuses_what_it_counts,
+                turning_it_on_over_duplicates_is_refused_with_the_list,
+                concurrent_creates_of_one_email_admit_one,
             }
         }
     };

@@ -5,7 +5,8 @@ use serde_json::json;
 use super::support::{add_user, at, tenant, user_doc};
 use super::Backend;
 use crate::{
-    DeliveryResult, LogQuery, Outcome, ProvisioningEntry, StoreError, StreamState, Webhook,
+    DeliveryResult, LogQuery, Outcome, ProvisioningEntry, SecretTexts, StoreError, StreamState,
+    Webhook,
 };
 
 /// A webhook's streams start at each existing tenant's current seq (0 for later tenants); a
@@ -81,6 +82,96 @@ pub async fn webhook_streams_start_at_the_current_seq_and_redeliver(b: &dyn Back
         s.delete_webhook("wh_1").await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// A webhook's secret texts are replaced (re-sealed) only while they still are the ones read:
+/// a rotation in between wins, the previous secret's expiry stays, a missing previous secret
+/// compares equal to a missing one, and a deleted webhook is not an error.
+pub async fn webhook_secrets_are_replaced_only_if_unchanged(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant(s, "acme").await;
+    let hook = Webhook {
+        id: "wh_1".into(),
+        tenant_id: Some("acme".into()),
+        url: "http://127.0.0.1:9/hook".into(),
+        description: None,
+        event_types: Vec::new(),
+        secret: "clear1".into(),
+        previous_secret: None,
+        previous_expires_at: None,
+        enabled: true,
+        created_at: at(0),
+    };
+    s.create_webhook(&hook).await.unwrap();
+    let read = s.get_webhook("wh_1").await.unwrap().unwrap().secret_texts();
+    assert_eq!(read.previous_secret, None);
+    let sealed = SecretTexts {
+        secret: "sealed1".into(),
+        previous_secret: None,
+    };
+    assert!(s
+        .replace_webhook_secrets("wh_1", &read, &sealed)
+        .await
+        .unwrap());
+    let w = s.get_webhook("wh_1").await.unwrap().unwrap();
+    assert_eq!(w.secret_texts(), sealed);
+    // Stale: what was read first is no longer stored.
+    assert!(!s
+        .replace_webhook_secrets(
+            "wh_1",
+            &read,
+            &SecretTexts {
+                secret: "lost".into(),
+                previous_secret: None,
+            }
+        )
+        .await
+        .unwrap());
+    // A rotation between the read and the write wins.
+    let before = s.get_webhook("wh_1").await.unwrap().unwrap().secret_texts();
+    s.rotate_webhook_secret("wh_1", "sealed2", at(100))
+        .await
+        .unwrap();
+    let resealed = SecretTexts {
+        secret: "resealed1".into(),
+        previous_secret: None,
+    };
+    assert!(!s
+        .replace_webhook_secrets("wh_1", &before, &resealed)
+        .await
+        .unwrap());
+    let w = s.get_webhook("wh_1").await.unwrap().unwrap();
+    assert_eq!(w.secret, "sealed2");
+    assert_eq!(w.previous_secret.as_deref(), Some("sealed1"));
+    // Both texts are replaced together; the previous secret's expiry is kept.
+    let both = SecretTexts {
+        secret: "sealed2b".into(),
+        previous_secret: Some("sealed1b".into()),
+    };
+    assert!(s
+        .replace_webhook_secrets("wh_1", &w.secret_texts(), &both)
+        .await
+        .unwrap());
+    let w = s.get_webhook("wh_1").await.unwrap().unwrap();
+    assert_eq!(w.secret_texts(), both);
+    assert_eq!(w.previous_expires_at, Some(at(100)));
+    assert_eq!(w.signing_secrets(at(50)), ["sealed2b", "sealed1b"]);
+    // A previous text that differs is stale too.
+    let wrong_previous = SecretTexts {
+        secret: "sealed2b".into(),
+        previous_secret: Some("other".into()),
+    };
+    assert!(!s
+        .replace_webhook_secrets("wh_1", &wrong_previous, &sealed)
+        .await
+        .unwrap());
+    s.delete_webhook("wh_1").await.unwrap();
+    assert!(!s
+        .replace_webhook_secrets("wh_1", &both, &sealed)
+        .await
+        .unwrap());
+    assert!(!format!("{both:?}").contains("sealed"), "Debug redacts");
 }
 
 /// The provisioning log lists a tenant's entries newest first, filters by outcome and name,

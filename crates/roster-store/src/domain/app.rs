@@ -13,7 +13,7 @@ use super::members::{apply_member_ops, remove_user, Eligible};
 use super::outbox::append_events;
 use super::roles::{finish, group_watch, RoleWatch};
 use super::rows::AppChange;
-use super::{stored_time, Derived, GroupSel, Rows};
+use super::{emails, stored_time, Derived, GroupSel, Rows};
 use crate::app::{
     AppGroupUpdate, AppUserUpdate, ImportResult, ImportUser, MatchBy, NewAppGroup, RoleMapping,
 };
@@ -43,8 +43,9 @@ type Assignment = (i64, String, Value, Vec<String>);
 /// Imports existing app users as unmanaged records (SCIM does not see them until a create
 /// matches one), each with its roles, metadata and app groups (created, unmanaged, when no
 /// group has that displayName). A record is skipped, with the reason, when its userName or id
-/// is taken or it names a SCIM-managed group. Events: `group.created` of the groups made, then
-/// `user.imported` (in parts), then the groups' members added.
+/// is taken, when the tenant's `email_uniqueness` counts an email another user (or an earlier
+/// record) has, or when it names a SCIM-managed group. Events: `group.created` of the groups
+/// made, then `user.imported` (in parts), then the groups' members added.
 ///
 /// Concurrency: reads, per record, the User with its userName, the User with its id and the
 /// groups it names, then inserts; none of those may appear in between (the unique indexes on
@@ -56,7 +57,10 @@ pub async fn import_users<R: Rows + ?Sized>(
     now: OffsetDateTime,
 ) -> StoreResult<Vec<ImportResult>> {
     let now = stored_time(now);
-    tenant_exists(rows, tenant).await?;
+    let Some(settings) = rows.tenant_settings(tenant).await? else {
+        return Err(StoreError::NotFound);
+    };
+    let mode = settings.email_uniqueness;
     let mut results = Vec::with_capacity(users.len());
     let mut imported: Vec<Value> = Vec::new();
     let mut created_groups: Vec<NewEvent> = Vec::new();
@@ -95,6 +99,14 @@ pub async fn import_users<R: Rows + ?Sized>(
             )));
             continue;
         }
+        if let Some(email) = emails::taken(rows, tenant, mode, &u.doc, &d.emails).await? {
+            results.push(ImportResult::Skipped(format!(
+                "email \"{email}\" already belongs to another user, and this tenant requires \
+                 unique emails (email_uniqueness = {})",
+                mode.as_str()
+            )));
+            continue;
+        }
         // The groups, before anything is written for this record: a SCIM-managed group's
         // members come from the identity provider only.
         let mut targets: Vec<Result<usize, String>> = Vec::new();
@@ -125,17 +137,19 @@ pub async fn import_users<R: Rows + ?Sized>(
             results.push(ImportResult::Skipped(msg));
             continue;
         }
-        rows.insert_app_resource(
-            tenant,
-            ResourceKind::User,
-            &u.id,
-            &u.doc,
-            &d,
-            &u.roles,
-            &u.metadata,
-            now,
-        )
-        .await?;
+        let pk = rows
+            .insert_app_resource(
+                tenant,
+                ResourceKind::User,
+                &u.id,
+                &u.doc,
+                &d,
+                &u.roles,
+                &u.metadata,
+                now,
+            )
+            .await?;
+        emails::claim(rows, tenant, mode, pk, &u.doc, &d.emails).await?;
         for t in targets {
             let i = match t {
                 Ok(i) => i,
@@ -244,6 +258,14 @@ pub async fn update_app_user<R: Rows + ?Sized>(
     if !change.is_empty() {
         rows.change_app_resource(tenant, row.pk, &change, now)
             .await?;
+    }
+    if let (Some(doc), Some(d)) = (&update.doc, &derived) {
+        let old = Derived::of(ResourceKind::User, &row.doc);
+        if old.emails != d.emails {
+            let settings = rows.tenant_settings(tenant).await?;
+            let mode = settings.map(|s| s.email_uniqueness).unwrap_or_default();
+            emails::claim(rows, tenant, mode, row.pk, doc, &d.emails).await?;
+        }
     }
     let mut events = update.events;
     events.extend(finish(watch, rows).await?);

@@ -8,11 +8,11 @@ use super::members::{apply_member_ops, Eligible};
 use super::outbox::append_events;
 use super::roles::{finish, group_watch, RoleWatch};
 use super::rows::{Candidate, NamedRow, Rewrite};
-use super::{primary_email, Derived, GroupSel, Rows};
+use super::{emails, primary_email, Derived, GroupSel, Rows};
 use crate::events::{resource_body, resource_ref};
 use crate::{
-    CreateOutcome, EventType, ExistingUserMode, MemberOp, NewEvent, StoreError, StoreResult,
-    StoredResource,
+    CreateOutcome, EmailUniqueness, EventType, ExistingUserMode, MemberOp, NewEvent, StoreError,
+    StoreResult, StoredResource,
 };
 
 /// The parts of a SCIM create that [`claim`] needs, already derived by the create.
@@ -42,6 +42,8 @@ pub enum Claim {
         /// The User with the new userName, when [`claim`] already looked it up (`Some(None)`:
         /// there is none), so that the create does not read the same row again.
         by_name: Option<Option<NamedRow>>,
+        /// The tenant's `email_uniqueness` setting.
+        emails: EmailUniqueness,
     },
 }
 
@@ -73,10 +75,16 @@ pub async fn claim<R: Rows + ?Sized>(
         return Ok(Claim::NotClaimed {
             welcome: false,
             by_name: None,
+            emails: EmailUniqueness::Off,
         });
     };
     let welcome = settings.welcome_email;
-    let not_claimed = |by_name| Claim::NotClaimed { welcome, by_name };
+    let mode = settings.email_uniqueness;
+    let not_claimed = |by_name| Claim::NotClaimed {
+        welcome,
+        by_name,
+        emails: mode,
+    };
     match kind {
         ResourceKind::User => {
             let Some(user_name) = new.derived.user_name_lc.as_deref() else {
@@ -130,7 +138,7 @@ pub async fn claim<R: Rows + ?Sized>(
             } else {
                 "email"
             };
-            claim_user(rows, tenant, new, candidate, matched_by, now).await
+            claim_user(rows, tenant, new, candidate, (matched_by, mode), now).await
         }
         ResourceKind::Group => {
             let Some(display_name) = new.derived.display_name_lc.as_deref() else {
@@ -149,7 +157,7 @@ async fn claim_user<R: Rows + ?Sized>(
     tenant: &str,
     new: &ClaimInput<'_>,
     c: Candidate,
-    matched_by: &str,
+    (matched_by, mode): (&str, EmailUniqueness),
     now: OffsetDateTime,
 ) -> StoreResult<Claim> {
     let watch = RoleWatch::start(rows, tenant, vec![c.pk]).await?;
@@ -162,6 +170,8 @@ async fn claim_user<R: Rows + ?Sized>(
     let version = rows
         .rewrite_resource(tenant, c.pk, new.doc, new.derived, how, now)
         .await?;
+    // The app user held its emails' claims; SCIM's document may bring others.
+    emails::claim(rows, tenant, mode, c.pk, new.doc, &new.derived.emails).await?;
     let old_doc = c.doc.unwrap_or(Value::Null);
     let mut events = vec![NewEvent::new(
         EventType::UserMatched,

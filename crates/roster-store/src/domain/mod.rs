@@ -12,6 +12,8 @@
 
 pub mod app;
 pub mod claim;
+pub mod emails;
+pub mod erasure;
 pub mod guard;
 pub mod list;
 pub mod members;

@@ -7,6 +7,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::claim::{claim, Claim, ClaimInput};
+use super::emails;
 use super::guard;
 use super::members::{apply_member_ops, remove_user, Eligible};
 use super::outbox::append_events;
@@ -16,8 +17,8 @@ use super::{stored_time, strip, Derived, GroupSel, Rows};
 use crate::app::{GuardStatus, GuardVerdict};
 use crate::events::{resource_body, resource_ref, UserExit};
 use crate::{
-    CreateOutcome, Deletion, DeprovisionMode, EventType, MemberOp, NewEvent, NewResource,
-    ResourceUpdate, StoreError, StoreResult, StoredResource,
+    CreateOutcome, Deletion, DeprovisionMode, EmailUniqueness, EventType, MemberOp, NewEvent,
+    NewResource, ResourceUpdate, StoreError, StoreResult, StoredResource,
 };
 
 fn members_of_users(kind: ResourceKind, members: bool) -> StoreResult<()> {
@@ -59,9 +60,13 @@ pub async fn create_resource<R: Rows + ?Sized>(
         members: &new.members,
         events: &new.events,
     };
-    let (welcome, by_name) = match claim(rows, tenant, kind, &input, now).await? {
+    let (welcome, by_name, mode) = match claim(rows, tenant, kind, &input, now).await? {
         Claim::Done(outcome) => return Ok(outcome),
-        Claim::NotClaimed { welcome, by_name } => (welcome, by_name),
+        Claim::NotClaimed {
+            welcome,
+            by_name,
+            emails,
+        } => (welcome, by_name, emails),
     };
 
     if let Some(user_name) = &d.user_name_lc {
@@ -77,8 +82,13 @@ pub async fn create_resource<R: Rows + ?Sized>(
                     json!({"user": resource_body(&row.id, &doc)}),
                 )];
                 events.extend(new.events);
-                return restore_user(rows, tenant, row, doc, &d, new.password_hash, events, now)
-                    .await;
+                let user = Restore {
+                    row,
+                    doc,
+                    password_hash: new.password_hash,
+                    emails: mode,
+                };
+                return restore_user(rows, tenant, user, &d, events, now).await;
             }
             None => {}
         }
@@ -102,6 +112,9 @@ pub async fn create_resource<R: Rows + ?Sized>(
             now,
         )
         .await?;
+    if kind == ResourceKind::User {
+        emails::claim(rows, tenant, mode, pk, &doc, &d.emails).await?;
+    }
     let body = resource_body(&new.id, &doc);
     let mut events = vec![match kind {
         ResourceKind::User => NewEvent::new(EventType::UserCreated, json!({ "user": body })),
@@ -132,18 +145,32 @@ pub async fn create_resource<R: Rows + ?Sized>(
     }))
 }
 
-/// Restores the deprovisioned User `row` with the new document (see [`create_resource`]).
-#[allow(clippy::too_many_arguments)] // The create's parts, passed on.
+/// A deprovisioned User to restore, with the create's document.
+struct Restore {
+    row: NamedRow,
+    doc: serde_json::Value,
+    password_hash: Option<String>,
+    /// The tenant's `email_uniqueness`.
+    emails: EmailUniqueness,
+}
+
+/// Restores the deprovisioned User `row` with the new document (see [`create_resource`]); it
+/// counts again for `email_uniqueness`, so an email another user has taken meanwhile refuses
+/// the restore.
 async fn restore_user<R: Rows + ?Sized>(
     rows: &mut R,
     tenant: &str,
-    row: NamedRow,
-    doc: serde_json::Value,
+    user: Restore,
     d: &Derived,
-    password_hash: Option<String>,
     mut events: Vec<NewEvent>,
     now: OffsetDateTime,
 ) -> StoreResult<CreateOutcome> {
+    let Restore {
+        row,
+        doc,
+        password_hash,
+        emails: mode,
+    } = user;
     let watch = RoleWatch::start(rows, tenant, vec![row.pk]).await?;
     let how = Rewrite {
         password_hash: password_hash.as_deref(),
@@ -154,6 +181,7 @@ async fn restore_user<R: Rows + ?Sized>(
     let version = rows
         .rewrite_resource(tenant, row.pk, &doc, d, how, now)
         .await?;
+    emails::claim(rows, tenant, mode, row.pk, &doc, &d.emails).await?;
     events.extend(finish(watch, rows).await?);
     append_events(rows, tenant, now, events).await?;
     Ok(CreateOutcome::Restored(StoredResource {
@@ -222,6 +250,13 @@ pub async fn update_resource<R: Rows + ?Sized>(
     let version = rows
         .rewrite_resource(tenant, current.pk, &doc, &d, how, now)
         .await?;
+    if emails && kind == ResourceKind::User {
+        // Only a change of the emails can change what the user claims (a deactivated user
+        // counts as an active one does): the setting is read only then.
+        let settings = rows.tenant_settings(tenant).await?;
+        let mode = settings.map(|s| s.email_uniqueness).unwrap_or_default();
+        emails::claim(rows, tenant, mode, current.pk, &doc, &d.emails).await?;
+    }
     let mut events = update.events;
     if !update.members.is_empty() {
         events.extend(
@@ -321,6 +356,10 @@ pub async fn delete_resource<R: Rows + ?Sized>(
         ResourceKind::User => rows.tenant_settings(tenant).await?,
         ResourceKind::Group => None,
     };
+    let mode = settings
+        .as_ref()
+        .map(|s| s.email_uniqueness)
+        .unwrap_or_default();
     if let (Some(subject), Some(settings)) = (&deletion.guard, &settings) {
         let g = &settings.deprovision_guard;
         if let GuardVerdict::Refused(status) =
@@ -352,7 +391,14 @@ pub async fn delete_resource<R: Rows + ?Sized>(
         }
     };
     let mut events = match exit {
-        Some(exit) => remove_user(rows, tenant, row.pk, id, &doc, exit, now).await?,
+        Some(exit) => {
+            let events = remove_user(rows, tenant, row.pk, id, &doc, exit, now).await?;
+            if exit == UserExit::Deprovision {
+                // An erased user's claims went with its row.
+                emails::release(rows, tenant, mode, row.pk).await?;
+            }
+            events
+        }
         None => {
             rows.delete_resource(tenant, row.pk).await?;
             vec![NewEvent::new(

@@ -21,7 +21,7 @@ use super::query::{Arg, Dialect, Key};
 use super::{Derived, GroupSel};
 use crate::app::{GuardSubject, HeldOperation, MatchBy, RoleMapping};
 use crate::events::Event;
-use crate::{StoreResult, StoredResource, Tenant, TenantSettings, TokenRecord};
+use crate::{EmailUniqueness, StoreResult, StoredResource, Tenant, TenantSettings, TokenRecord};
 
 /// A resource found by its folded userName (managed or not, live or deprovisioned), or a
 /// candidate for matching on a SCIM create.
@@ -89,6 +89,10 @@ pub struct RoleRow {
     /// Roles the app gave the user directly.
     pub roles: Vec<String>,
 }
+
+/// One user of an email several users share: `(email folded, user id, userName folded or
+/// empty)` (see [`Rows::email_duplicates`]).
+pub type DuplicateRow = (String, String, String);
 
 /// How [`Rows::rewrite_resource`] treats the row besides its document and derived columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -656,4 +660,81 @@ pub trait Rows: Send {
         before: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<Vec<TokenRecord>>> + Send;
+
+    /// The User `id` in any state, managed or not: its pk, whether it is deprovisioned, and its
+    /// document.
+    fn user_state(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<(i64, bool, Value)>>> + Send;
+
+    /// The tenant's events whose payload holds the string `id` (a scan of its events; for the
+    /// rare data-protection erase), as `(seq, data)`.
+    fn events_naming(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<(i64, Value)>>> + Send;
+
+    /// Replaces the payload of the tenant's event `seq`.
+    fn rewrite_event_data(
+        &mut self,
+        tenant: &str,
+        seq: i64,
+        data: &Value,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Removes from the tenant's provisioning log what names the user `id`: rows about it (its
+    /// resource id, or a userName/displayName among `needles`) lose body and name; any row whose
+    /// body, detail or hint holds one of `needles` (folded, matched case-insensitively) loses
+    /// that body, detail or hint. Returns the rows changed. A scan of the tenant's log.
+    fn scrub_log(
+        &mut self,
+        tenant: &str,
+        id: &str,
+        needles: &[String],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Forgets the userName the guard keeps beside a held operation of user `id`.
+    fn guard_forget_name(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Replaces the email claims of the user `pk` (see [`super::emails`]) with `values`
+    /// (folded, each once): its rows go, then each value is inserted unless another user of the
+    /// tenant holds it (that insert does nothing). Returns the values inserted.
+    fn replace_email_claims(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+        values: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// Of these folded values, those some user of the tenant holds a claim on.
+    fn claimed_emails(
+        &mut self,
+        tenant: &str,
+        values: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// The emails that several users share among the pairs [`super::emails::counted_sql`]
+    /// selects for `mode`: how many in all, and `(email, user id, userName folded or empty)`
+    /// of the first `limit` of them, by email, then id.
+    fn email_duplicates(
+        &mut self,
+        tenant: &str,
+        mode: EmailUniqueness,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<(u64, Vec<DuplicateRow>)>> + Send;
+
+    /// Replaces every email claim of the tenant with the pairs
+    /// [`super::emails::counted_sql`] selects for `mode` (none for `off`).
+    fn refill_email_claims(
+        &mut self,
+        tenant: &str,
+        mode: EmailUniqueness,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::outbox::append_events;
-use super::{stored_time, Rows};
+use super::{emails, stored_time, Rows};
 use crate::tenants::{
     TenantDataMode, TenantEdit, CONFLICT_SCIM_DISABLED, CONFLICT_SCIM_ENABLED, CONFLICT_TOKEN_LIMIT,
 };
@@ -37,9 +37,13 @@ async fn scim_tenant<R: Rows + ?Sized>(rows: &mut R, id: &str) -> StoreResult<Te
 
 /// Applies an operator's edit to a live tenant: its name, identity provider and settings, but
 /// never its id, creation time or `scim_enabled` (which change only through
-/// [`enable_scim`] and [`disable_scim`]).
+/// [`enable_scim`] and [`disable_scim`]). A change of `email_uniqueness` rebuilds the tenant's
+/// email claims, or is refused ([`StoreError::EmailDuplicates`]) while users share emails the
+/// new setting counts (see [`emails::change_mode`]).
 ///
-/// Concurrency: reads the tenant's row, then writes it; it must not change in between.
+/// Concurrency: reads the tenant's row, then writes it; it must not change in between. A
+/// change of `email_uniqueness` also reads the tenant's emails: no user may be written in
+/// between (a backend without SQLite's write lock holds the tenant's write lock).
 pub async fn update_tenant<R: Rows + ?Sized>(
     rows: &mut R,
     id: &str,
@@ -58,8 +62,29 @@ pub async fn update_tenant<R: Rows + ?Sized>(
             "scim_enabled changes only through enabling or disabling SCIM".to_owned(),
         ));
     }
+    let (from, to) = (
+        before.settings.email_uniqueness,
+        after.settings.email_uniqueness,
+    );
+    emails::change_mode(rows, id, from, to).await?;
     rows.write_tenant(&after).await?;
     Ok(after)
+}
+
+/// The check before the tenant's settings are replaced whole (the development command's
+/// path): a change of `email_uniqueness` rebuilds the email claims or is refused, as in
+/// [`update_tenant`]. `NotFound` for an unknown tenant. The caller then writes the settings.
+///
+/// Concurrency: as [`update_tenant`].
+pub async fn before_settings<R: Rows + ?Sized>(
+    rows: &mut R,
+    id: &str,
+    settings: &crate::TenantSettings,
+) -> StoreResult<()> {
+    let Some(before) = rows.tenant_settings(id).await? else {
+        return Err(StoreError::NotFound);
+    };
+    emails::change_mode(rows, id, before.email_uniqueness, settings.email_uniqueness).await
 }
 
 /// Enables SCIM for the token's tenant with its first token. `Conflict(CONFLICT_SCIM_ENABLED)`

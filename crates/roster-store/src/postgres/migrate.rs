@@ -40,6 +40,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin key limits",
         include_str!("../../migrations/postgres/0004_admin_key_limits.sql"),
     ),
+    (
+        5,
+        "email claims",
+        include_str!("../../migrations/postgres/0005_email_claims.sql"),
+    ),
 ];
 
 /// The marker line of a migration that only adds to the schema (see the module docs).

@@ -16,7 +16,8 @@ use super::query::to_ms;
 use super::{backend, db_err, from_ms, opt_from_ms, to_i64, Conn, PostgresStore};
 use crate::ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LogQuery, LogStore,
-    Outcome, ProvisioningEntry, ReadCount, ReadQuery, Webhook, WebhookStore, WebhookStream,
+    Outcome, ProvisioningEntry, ReadCount, ReadQuery, SecretTexts, Webhook, WebhookStore,
+    WebhookStream,
 };
 use crate::stored_form::{
     key_from, stream_from, KeyRow, StreamRow, KEY_COLS, LEASE_STREAM_SQL, RELEASE_LEASES_SQL,
@@ -201,6 +202,30 @@ impl WebhookStore for PostgresStore {
             return Err(StoreError::NotFound);
         }
         tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn replace_webhook_secrets(
+        &self,
+        id: &str,
+        old: &SecretTexts,
+        new: &SecretTexts,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_global().await?;
+        let done = db::query(
+            "UPDATE webhooks SET secret = ?, previous_secret = ? \
+             WHERE id = ? AND secret = ? AND previous_secret IS NOT DISTINCT FROM ?",
+        )
+        .bind(&new.secret)
+        .bind(&new.previous_secret)
+        .bind(id)
+        .bind(&old.secret)
+        .bind(&old.previous_secret)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected() == 1)
     }
 
     #[tracing::instrument(skip_all)]

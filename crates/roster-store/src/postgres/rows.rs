@@ -24,7 +24,7 @@ use crate::domain::guard::GuardRow;
 use crate::domain::query::{Dialect, Key};
 use crate::domain::rows::Where;
 use crate::domain::rows::{
-    AppChange, AppRow, Candidate, LiveRow, NamedRow, Rewrite, RoleRow, Rows,
+    AppChange, AppRow, Candidate, DuplicateRow, LiveRow, NamedRow, Rewrite, RoleRow, Rows,
 };
 use crate::domain::{Derived, EmailKey, GroupSel};
 use crate::events::Event;
@@ -35,7 +35,7 @@ pub(super) use crate::stored_form::{
     mapped_roles_sql, parse_roles, roles_text, GROUP_MAPPINGS_SQL,
 };
 use crate::StoredResource;
-use crate::{StoreResult, Tenant, TenantSettings, TokenRecord};
+use crate::{EmailUniqueness, StoreResult, Tenant, TenantSettings, TokenRecord};
 
 /// Inserts the email rows of a resource that has none: one statement per `CHUNK / 5` emails.
 async fn insert_emails(
@@ -1206,5 +1206,194 @@ impl Rows for Conn {
         now: OffsetDateTime,
     ) -> StoreResult<Vec<TokenRecord>> {
         tenants::mark_expiring(self, tenant, before, now).await
+    }
+
+    async fn user_state(
+        &mut self,
+        tenant: &str,
+        id: &str,
+    ) -> StoreResult<Option<(i64, bool, Value)>> {
+        let row: Option<(i64, bool, String)> = db::query_as(
+            "SELECT pk, deleted, doc FROM resources WHERE tenant_id = ? AND kind = 'User' AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(backend)?;
+        row.map(|(pk, deleted, doc)| Ok((pk, deleted, parse_doc(&doc)?)))
+            .transpose()
+    }
+
+    async fn events_naming(&mut self, tenant: &str, id: &str) -> StoreResult<Vec<(i64, Value)>> {
+        let rows: Vec<(i64, String)> = db::query_as(
+            "SELECT seq, data FROM events WHERE tenant_id = ? AND strpos(data, ?) > 0 ORDER BY seq",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(backend)?;
+        rows.into_iter()
+            .map(|(seq, data)| Ok((seq, parse_doc(&data)?)))
+            .collect()
+    }
+
+    async fn rewrite_event_data(
+        &mut self,
+        tenant: &str,
+        seq: i64,
+        data: &Value,
+    ) -> StoreResult<()> {
+        db::query("UPDATE events SET data = ? WHERE tenant_id = ? AND seq = ?")
+            .bind(json_text(data)?)
+            .bind(tenant)
+            .bind(seq)
+            .execute(&mut *self)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn scrub_log(&mut self, tenant: &str, id: &str, needles: &[String]) -> StoreResult<u64> {
+        let (sql, args) = crate::domain::erasure::scrub_log_statement(tenant, id, needles, |c| {
+            format!("strpos(lower({c}), ?) > 0")
+        });
+        let mut q = db::query(&sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        Ok(q.execute(&mut *self)
+            .await
+            .map_err(backend)?
+            .rows_affected())
+    }
+
+    async fn guard_forget_name(&mut self, tenant: &str, id: &str) -> StoreResult<()> {
+        db::query(
+            "UPDATE deprovision_guard_held SET user_name = NULL WHERE tenant_id = ? AND user_id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut *self)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn replace_email_claims(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+        values: &[String],
+    ) -> StoreResult<Vec<String>> {
+        // Two statements: in one (a data-modifying CTE), the insert's conflict check would
+        // still see the user's own rows that the delete removes.
+        db::query("DELETE FROM email_claims WHERE tenant_id = ? AND resource_pk = ?")
+            .bind(tenant)
+            .bind(pk)
+            .execute(&mut *self)
+            .await
+            .map_err(backend)?;
+        let mut inserted = Vec::with_capacity(values.len());
+        for chunk in values.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO email_claims (tenant_id, value_lc, resource_pk) \
+                 SELECT ?1::text, v, ?2::bigint FROM (VALUES {}) AS t(v) \
+                 ON CONFLICT DO NOTHING RETURNING value_lc",
+                (0..chunk.len())
+                    .map(|i| format!("(?{}::text)", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = db::query_scalar(&sql).bind(tenant).bind(pk);
+            for v in chunk {
+                q = q.bind(v);
+            }
+            let done: Vec<String> = q.fetch_all(&mut *self).await.map_err(backend)?;
+            inserted.extend(done);
+        }
+        Ok(inserted)
+    }
+
+    async fn claimed_emails(
+        &mut self,
+        tenant: &str,
+        values: &[String],
+    ) -> StoreResult<Vec<String>> {
+        let mut held = Vec::new();
+        for chunk in values.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT value_lc FROM email_claims WHERE tenant_id = ? AND value_lc IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = db::query_scalar(&sql).bind(tenant);
+            for v in chunk {
+                q = q.bind(v);
+            }
+            let found: Vec<String> = q.fetch_all(&mut *self).await.map_err(backend)?;
+            held.extend(found);
+        }
+        Ok(held)
+    }
+
+    async fn email_duplicates(
+        &mut self,
+        tenant: &str,
+        mode: EmailUniqueness,
+        limit: u64,
+    ) -> StoreResult<(u64, Vec<DuplicateRow>)> {
+        let Some(counted) = crate::domain::emails::counted_sql(mode) else {
+            return Ok((0, Vec::new()));
+        };
+        let total: i64 = db::query_scalar(&format!(
+            "SELECT COUNT(*) FROM (SELECT value_lc FROM ({counted}) AS c \
+             GROUP BY value_lc HAVING COUNT(*) > 1) AS d"
+        ))
+        .bind(tenant)
+        .fetch_one(&mut *self)
+        .await
+        .map_err(backend)?;
+        if total == 0 {
+            return Ok((0, Vec::new()));
+        }
+        let found: Vec<DuplicateRow> = db::query_as(&format!(
+            "WITH c AS ({counted}), \
+             d AS (SELECT value_lc FROM c GROUP BY value_lc HAVING COUNT(*) > 1 \
+                   ORDER BY value_lc LIMIT ?2) \
+             SELECT c.value_lc, r.id, COALESCE(r.user_name_lc, '') FROM c \
+             JOIN d ON d.value_lc = c.value_lc \
+             JOIN resources r ON r.tenant_id = ?1 AND r.pk = c.resource_pk \
+             ORDER BY c.value_lc, r.id"
+        ))
+        .bind(tenant)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self)
+        .await
+        .map_err(backend)?;
+        Ok((u64::try_from(total).unwrap_or(0), found))
+    }
+
+    async fn refill_email_claims(
+        &mut self,
+        tenant: &str,
+        mode: EmailUniqueness,
+    ) -> StoreResult<()> {
+        db::query("DELETE FROM email_claims WHERE tenant_id = ?")
+            .bind(tenant)
+            .execute(&mut *self)
+            .await
+            .map_err(backend)?;
+        if let Some(counted) = crate::domain::emails::counted_sql(mode) {
+            db::query(&format!(
+                "INSERT INTO email_claims (tenant_id, value_lc, resource_pk) \
+                 SELECT ?1::text, c.value_lc, c.resource_pk FROM ({counted}) AS c"
+            ))
+            .bind(tenant)
+            .execute(&mut *self)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(())
     }
 }

@@ -273,6 +273,19 @@ impl TenantAdminStore for PostgresStore {
         crate::domain::resources::erase_user(&mut *tx, tenant, id, now).await?;
         self.commit_events(tx).await
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_personal_data(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<crate::Erasure> {
+        let mut tx = self.write(tenant).await?;
+        let erased = crate::domain::erasure::erase_personal_data(&mut *tx, tenant, id, now).await?;
+        self.commit_events(tx).await?;
+        Ok(erased)
+    }
 }
 
 /// Removes every row that names the tenant, in every table with a `tenant_id` column except

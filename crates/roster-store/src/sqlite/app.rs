@@ -263,6 +263,7 @@ impl AppStore for SqliteStore {
         settings: &TenantSettings,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
+        crate::domain::tenants::before_settings(&mut *tx, tenant, settings).await?;
         let done = db::query("UPDATE tenants SET settings = ? WHERE id = ?")
             .bind(serde_json::to_string(settings).map_err(backend)?)
             .bind(tenant)

@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin key limits",
         include_str!("../../migrations/sqlite/0013_admin_key_limits.sql"),
     ),
+    (
+        14,
+        "email claims",
+        include_str!("../../migrations/sqlite/0014_email_claims.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

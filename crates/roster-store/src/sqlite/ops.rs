@@ -10,7 +10,8 @@ use super::query::to_ms;
 use super::{backend, db_err, from_ms, opt_from_ms, to_i64, SqliteStore, Tx};
 use crate::ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LogQuery, LogStore,
-    Outcome, ProvisioningEntry, ReadCount, ReadQuery, Webhook, WebhookStore, WebhookStream,
+    Outcome, ProvisioningEntry, ReadCount, ReadQuery, SecretTexts, Webhook, WebhookStore,
+    WebhookStream,
 };
 use crate::stored_form::{
     key_from, stream_from, KeyRow, StreamRow, KEY_COLS, LEASE_STREAM_SQL, RELEASE_LEASES_SQL,
@@ -193,6 +194,30 @@ impl WebhookStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn replace_webhook_secrets(
+        &self,
+        id: &str,
+        old: &SecretTexts,
+        new: &SecretTexts,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let done = db::query(
+            "UPDATE webhooks SET secret = ?, previous_secret = ? \
+             WHERE id = ? AND secret = ? AND previous_secret IS ?",
+        )
+        .bind(&new.secret)
+        .bind(&new.previous_secret)
+        .bind(id)
+        .bind(&old.secret)
+        .bind(&old.previous_secret)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected() == 1)
     }
 
     #[tracing::instrument(skip_all)]

@@ -279,6 +279,48 @@ impl TenantAdminStore for SqliteStore {
         crate::domain::resources::erase_user(&mut *tx, tenant, id, now).await?;
         self.commit(tx).await
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_personal_data(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<crate::Erasure> {
+        let mut tx = self.write().await?;
+        // Overwrite what the erase deletes with zeros, overflow pages included, rather than
+        // leave it in free space of the file; then back to the writer's usual setting.
+        db::query("PRAGMA secure_delete = ON")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let erased = crate::domain::erasure::erase_personal_data(&mut *tx, tenant, id, now).await;
+        db::query("PRAGMA secure_delete = FAST")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let erased = erased?;
+        self.commit(tx).await?;
+        // The write-ahead log still holds the pages as they were before the erase until it is
+        // overwritten; copy it into the file and empty it now (best effort: a long reader may
+        // keep it from finishing, and the checkpointer's next rounds overwrite it anyway).
+        if let Some(options) = self.file_options() {
+            let done = tokio::task::spawn_blocking(move || {
+                let c = options.open_writer()?;
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .await;
+            if !matches!(done, Ok(Ok(0))) {
+                tracing::warn!(
+                    "after erasing personal data the write-ahead log could not be emptied at \
+                     once; it is overwritten as writes go on"
+                );
+            }
+        }
+        Ok(erased)
+    }
 }
 
 /// Removes every row that names the tenant, in every table with a `tenant_id` column except

@@ -806,3 +806,101 @@ async fn welcome_event_on_create_when_enabled() {
     let pos = |t: &str| events.iter().position(|e| e["type"] == t).unwrap();
     assert_eq!(pos("user.welcome"), pos("user.restored") - 2);
 }
+
+/// Two editors of one app user: the second save, made against the version both read, is
+/// refused instead of overwriting the first (issue 14); what an operator types as an email is
+/// checked for an email's shape, in edits and imports alike.
+#[tokio::test]
+async fn stale_edits_are_refused_and_typed_emails_are_checked() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    s.import(
+        &key,
+        &s.tenant,
+        "application/x-ndjson",
+        &jsonl(&[json!({"id": "app-1", "user_name": "ann@example.com"})]),
+    )
+    .await
+    .expect(200);
+    let path = format!("/tenants/{}/users/app-1", s.tenant);
+    let read = s.app_user(&key, "app-1").await;
+    let v = read["version"].as_i64().unwrap();
+    // The first editor saves against the version read: fine.
+    let first = s
+        .admin(
+            &key,
+            Method::PATCH,
+            &path,
+            Some(json!({"display_name": "Ann", "version": v})),
+        )
+        .await;
+    first.expect(200);
+    // The second, against the same version: refused, nothing written.
+    let second = s
+        .admin(
+            &key,
+            Method::PATCH,
+            &path,
+            Some(json!({"display_name": "Anne", "version": v})),
+        )
+        .await;
+    second.expect(409);
+    let m = second.json["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("changed since it was read") && m.contains("nothing was saved"),
+        "{m}"
+    );
+    assert_eq!(s.app_user(&key, "app-1").await["display_name"], "Ann");
+    // Without a version the change applies to the current state, as before.
+    s.admin(
+        &key,
+        Method::PATCH,
+        &path,
+        Some(json!({"display_name": "Anne"})),
+    )
+    .await
+    .expect(200);
+
+    for bad in [
+        "not-an-email",
+        "a@b",
+        "a b@example.com",
+        "@example.com",
+        "a@@example.com",
+    ] {
+        let r = s
+            .admin(&key, Method::PATCH, &path, Some(json!({"email": bad})))
+            .await;
+        r.expect(400);
+        assert!(r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not an email"));
+    }
+    s.admin(
+        &key,
+        Method::PATCH,
+        &path,
+        Some(json!({"email": "ann@example.co.uk"})),
+    )
+    .await
+    .expect(200);
+    let r = s
+        .import(
+            &key,
+            &s.tenant,
+            "application/x-ndjson",
+            &jsonl(&[json!({"user_name": "bo@example.com", "email": "not-an-email"})]),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["imported"], 0);
+    assert!(
+        r.json["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_else(|| r.json["errors"][0]["error"].as_str().unwrap_or(""))
+            .contains("not an email"),
+        "{}",
+        r.json
+    );
+}

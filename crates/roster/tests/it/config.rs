@@ -317,10 +317,12 @@ fn check_config_validates_a_file_before_a_deploy() {
 async fn serve_reads_roster_toml_from_roster_config() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
+    crate::harness::new_key_file(dir.path());
     std::fs::write(
         dir.path().join("roster.toml"),
         format!(
-            "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite://{}\"\n",
+            "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite://{}\"\n\
+             secret_key_file = \"secret.key\"\n",
             db.display()
         ),
     )
@@ -352,6 +354,30 @@ async fn serve_reads_roster_toml_from_roster_config() {
     let _ = child.wait();
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
     assert!(db.exists(), "the database named in roster.toml was created");
+    // The CLI seals webhook secrets with the key file roster.toml names, as `serve` does.
+    let env = [("ROSTER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true")];
+    let args = [
+        "webhook",
+        "add",
+        "http://127.0.0.1:9/hook",
+        "--config",
+        "roster.toml",
+    ];
+    let out = roster_env(&args, dir.path(), &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = roster(
+        &["secret-key", "status", "--json", "--config", "roster.toml"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["key_file"], "secret.key", "{status}");
+    let id = status["key_ids"][0].as_str().unwrap();
+    assert_eq!(status["sealed_by_key"], json!({id: 1}), "{status}");
+    assert!(
+        !dir.path().join("r.db.key").exists(),
+        "no default key file beside the database when one is configured"
+    );
 }
 
 #[test]
@@ -384,6 +410,10 @@ fn help_lists_only_the_options_a_command_uses() {
     ] {
         assert!(serve.contains(flag), "{flag}: {serve}");
     }
+    assert!(serve.contains("--secret-key-file"), "{serve}");
+    assert!(help(&["webhook", "add"]).contains("--secret-key-file"));
+    assert!(help(&["secret-key", "reseal"]).contains("--secret-key-file"));
+    assert!(!create.contains("--secret-key-file"), "{create}");
     let top = help(&[]);
     assert!(!top.contains("--database"), "{top}");
 }

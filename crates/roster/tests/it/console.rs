@@ -573,6 +573,30 @@ async fn console_end_to_end_in_chromium() {
     assert_eq!(text(&c, "#member-count").await, "3");
     shoot(&c, "11-group").await;
 
+    // A group without roles links to the role-mapping form, filled in with its name.
+    let support: Value = s
+        .client
+        .post(format!("{base}/Groups"))
+        .bearer_auth(&token)
+        .header("content-type", SCIM_JSON)
+        .json(&json!({"schemas": [GROUP_URN], "displayName": "Support & Care"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    c.goto(&format!(
+        "{o}/console/t/initech/groups/{}",
+        support["id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    click(&c, "#map-roles").await;
+    css(&c, "#new-value").await;
+    assert_eq!(value(&c, "#new-value").await, "Support & Care");
+    assert_eq!(path(&c).await, "/console/t/initech");
+
     // Regenerate: a modal confirmation (Escape cancels), then the old token dies at once.
     c.goto(&format!("{o}/console/t/initech")).await.unwrap();
     click(&c, "#regenerate").await;
@@ -1050,6 +1074,58 @@ async fn console_sessions_csrf_and_scope() {
         let html = r.text().await.unwrap();
         assert!(!html.contains("<script>"), "input is escaped");
     }
+    // Unique emails (issue 13): the select is on the page, and turning it on while two users
+    // share an email is refused on the page with the list; nothing changes.
+    let html = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
+    assert!(
+        html.contains("id=\"email_uniqueness\"")
+            && html.contains("<option value=\"off\" selected>"),
+        "the select shows the setting"
+    );
+    // (App users count too; the tenant's token was rotated above.)
+    let csv = "id,user_name,email\ndup-1,dup-one,dup@example.com\ndup-2,dup-two,DUP@example.com\n";
+    let r = s.import(&key, "acme", "text/csv", csv).await;
+    assert_eq!(r.json["imported"], 2, "{}", r.text);
+    let settings = |mode: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("deprovision_on_delete", "retain".to_owned()),
+            ("on_existing_user", "match".to_owned()),
+            ("email_uniqueness", mode.to_owned()),
+            ("token_ttl_days", "365".to_owned()),
+            ("guard_enabled", "on".to_owned()),
+            ("guard_max_percent", "20".to_owned()),
+            ("guard_min_count", "10".to_owned()),
+            ("guard_window_minutes", "15".to_owned()),
+        ]
+    };
+    let r = http()
+        .post(format!("{o}/console/t/acme/settings"))
+        .header("cookie", &jar)
+        .form(&settings("primary"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("email_uniqueness cannot be set to primary")
+            && html.contains("dup@example.com")
+            && html.contains("dup-one")
+            && html.contains("dup-two"),
+        "the refusal lists the duplicates"
+    );
+    let st = s.admin_get(&key, "/tenants/acme/settings").await;
+    assert_eq!(st["email_uniqueness"], "off");
+    let r = http()
+        .post(format!("{o}/console/t/acme/settings"))
+        .header("cookie", &jar)
+        .form(&settings("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
     for bad in [
         "/console/t/acme/log?since=yesterday",
         "/console/t/acme/users?cursor=%%%",

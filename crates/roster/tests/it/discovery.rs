@@ -20,7 +20,9 @@ async fn service_provider_config() {
     assert!(c["filter"]["maxResults"].as_u64().is_some_and(|m| m > 0));
     assert_eq!(c["sort"]["supported"], true);
     assert_eq!(c["etag"]["supported"], true);
-    assert_eq!(c["bulk"]["supported"], false);
+    assert_eq!(c["bulk"]["supported"], true);
+    assert_eq!(c["bulk"]["maxOperations"], 1000);
+    assert_eq!(c["bulk"]["maxPayloadSize"], 1024 * 1024);
     assert_eq!(c["changePassword"]["supported"], true);
     assert_eq!(c["authenticationSchemes"][0]["type"], "oauthbearertoken");
     assert_eq!(c["pagination"]["cursor"], true);

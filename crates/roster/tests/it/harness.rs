@@ -200,6 +200,32 @@ fn psql(sql: &str) {
     );
 }
 
+/// Writes a key file with one new key (mode 0600) in `dir`; returns its path.
+pub fn new_key_file(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("secret.key");
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    write_private(&path, &format!("# the test's key\n{key}\n"));
+    path
+}
+
+/// Writes a file readable by its owner only.
+pub fn write_private(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("write the key file");
+    f.write_all(text.as_bytes()).expect("write the key file");
+}
+
 /// `serve` flags that turn the SCIM rate limits off, for tests that create a thousand users
 /// as fast as they can (the limits have their own tests, in `ratelimits.rs`).
 pub const UNLIMITED: &[&str] = &[
@@ -218,6 +244,10 @@ pub struct TestServer {
     pub db_url: String,
     /// The PostgreSQL database, when the suite runs on PostgreSQL.
     pub pg: Option<PgDb>,
+    /// The key file that seals webhook secrets, given to the server and to the CLI's webhook
+    /// and secret-key commands with `--secret-key-file`; `None`: the default (SQLite:
+    /// `roster.db.key` beside the database).
+    pub key_file: Option<PathBuf>,
     /// `http://127.0.0.1:PORT`
     pub origin: String,
     /// The tenant id.
@@ -244,7 +274,8 @@ impl TestServer {
             Some(db) => db.url.clone(),
             None => format!("sqlite://{}", dir.path().join("roster.db").display()),
         };
-        let mut server = Self::launch(dir, db_url, pg, extra).await;
+        let key_file = Some(new_key_file(dir.path()));
+        let mut server = Self::launch(dir, db_url, pg, extra, key_file).await;
         server.add_tenant_acme();
         server
     }
@@ -254,7 +285,8 @@ impl TestServer {
     /// same token. The database stays this server's: it goes when this server is dropped.
     pub async fn another_node(&self, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut node = Self::launch(dir, self.db_url.clone(), None, extra).await;
+        let key_file = self.key_file.clone();
+        let mut node = Self::launch(dir, self.db_url.clone(), None, extra, key_file).await;
         node.tenant = self.tenant.clone();
         node.token = self.token.clone();
         node.base = self.base.replacen(&self.origin, &node.origin, 1);
@@ -271,7 +303,23 @@ impl TestServer {
     pub async fn start_sqlite_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_url = format!("sqlite://{}", dir.path().join("roster.db").display());
-        let mut server = Self::launch(dir, db_url, None, extra).await;
+        let key_file = Some(new_key_file(dir.path()));
+        let mut server = Self::launch(dir, db_url, None, extra, key_file).await;
+        server.add_tenant_acme();
+        server
+    }
+
+    /// [`Self::start_with`], but neither the server nor the CLI is given a key file: on
+    /// SQLite both use the default one beside the database (`roster.db.key`); on PostgreSQL
+    /// there is none.
+    pub async fn start_without_key_file(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pg = on_postgres().then(PgDb::create);
+        let db_url = match &pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("roster.db").display()),
+        };
+        let mut server = Self::launch(dir, db_url, pg, extra, None).await;
         server.add_tenant_acme();
         server
     }
@@ -280,7 +328,8 @@ impl TestServer {
     /// `token` (one a copy filled), creating nothing.
     pub async fn start_on(db_url: String, pg: Option<PgDb>, tenant: &str, token: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = Self::launch(dir, db_url, pg, &[]).await;
+        let key_file = Some(new_key_file(dir.path()));
+        let mut server = Self::launch(dir, db_url, pg, &[], key_file).await;
         server.tenant = tenant.to_owned();
         server.base = format!("{}/scim/v2/{tenant}", server.origin);
         server.token = token.to_owned();
@@ -295,15 +344,26 @@ impl TestServer {
     }
 
     /// Starts `roster serve` on `db_url` and waits until it is healthy; no tenant yet.
-    async fn launch(dir: TempDir, db_url: String, pg: Option<PgDb>, extra: &[&str]) -> Self {
+    async fn launch(
+        dir: TempDir,
+        db_url: String,
+        pg: Option<PgDb>,
+        extra: &[&str],
+        key_file: Option<PathBuf>,
+    ) -> Self {
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
-        let mut child = Command::new(bin())
-            .arg("serve")
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--database")
-            .arg(&db_url)
+            .arg(&db_url);
+        if let Some(f) = &key_file {
+            cmd.arg("--secret-key-file").arg(f);
+        }
+        let mut child = cmd
             .args(extra)
+            .env_remove("ROSTER_SECRET_KEY_FILE")
             .env_remove("ROSTER_DATABASE_URL")
             .env_remove("ROSTER_DATABASE_URL_FILE")
             .env_remove("ROSTER_CONFIG")
@@ -367,6 +427,7 @@ impl TestServer {
             dir,
             db_url,
             pg,
+            key_file,
             origin,
             tenant: String::new(),
             base: String::new(),
@@ -414,6 +475,25 @@ impl TestServer {
         bytes
     }
 
+    /// The key file in use: the one given, else the default beside the SQLite database.
+    pub fn key_file_in_use(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("roster.db.key"))
+    }
+
+    /// The keys (hex) of the key file in use.
+    pub fn secret_keys(&self) -> Vec<String> {
+        std::fs::read_to_string(self.key_file_in_use())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split('#').next())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Runs the CLI against this server's database (and public URL, for the commands that
     /// print base URLs and links: `tenant`, `scim`, `token`).
     pub fn cli(&self, args: &[&str]) -> Output {
@@ -422,7 +502,15 @@ impl TestServer {
         if matches!(args.first(), Some(&("tenant" | "scim" | "token"))) {
             cmd.arg("--public-url").arg(&self.origin);
         }
+        if let Some(f) = self
+            .key_file
+            .as_ref()
+            .filter(|_| matches!(args.first(), Some(&("webhook" | "secret-key"))))
+        {
+            cmd.arg("--secret-key-file").arg(f);
+        }
         cmd.env_remove("ROSTER_DATABASE_URL")
+            .env_remove("ROSTER_SECRET_KEY_FILE")
             .env_remove("ROSTER_DATABASE_URL_FILE")
             .env_remove("ROSTER_CONFIG")
             .env("ROSTER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true")
@@ -636,6 +724,13 @@ impl Drop for TestServer {
             let log = self.stderr();
             if let Some(found) = secret_in(&log) {
                 panic!("a secret reached the server log: {found:?}\n{log}");
+            }
+            // Nor a key of the key file that seals webhook secrets.
+            for key in self.secret_keys() {
+                assert!(
+                    !log.contains(&key) && !log.contains(&key.to_uppercase()),
+                    "a key of the secret key file reached the server log:\n{log}"
+                );
             }
         }
     }

@@ -602,3 +602,289 @@ async fn webhooks_to_private_addresses_are_refused_and_never_delivered() {
     );
     running.stop().await;
 }
+
+// ---- Secrets at rest (issue 12): sealed with the key file, never stored in clear. ----
+
+/// `roster secret-key status --json`, parsed.
+fn key_status(s: &TestServer) -> Value {
+    serde_json::from_str(s.cli_ok(&["secret-key", "status", "--json"]).trim()).unwrap()
+}
+
+/// Whether `bytes` contain `needle`.
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Waits until the receiver holds an event of `seq` whose signature verifies with `secret`.
+async fn verified_delivery(recv: &Receiver, secret: &str, seq: i64) {
+    recv.wait_for_seq(seq, Duration::from_secs(30)).await;
+    let got = recv.got.lock().unwrap().clone();
+    let d = got
+        .iter()
+        .find(|d| d.event["seq"].as_i64() == Some(seq))
+        .expect("the delivery");
+    assert!(verify_signature(secret, &d.signature, &d.body, unix_now()));
+}
+
+/// A secret made through the admin API is stored sealed (it is nowhere in the database's
+/// bytes; the stored text names the key), deliveries verify with the secret shown at
+/// creation, and after `secret-key rotate` and `reseal` every stored text names the new key,
+/// the running server opens them without a restart, and the old key's line can go.
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
+    let s = TestServer::start_with(FAST_RETRIES).await;
+    let key = s.admin_key();
+    let recv = Receiver::new();
+    let (addr, running) = recv.start("127.0.0.1:0".parse().unwrap()).await;
+    let created = s
+        .admin(
+            &key,
+            Method::POST,
+            "/webhooks",
+            Some(json!({"url": format!("http://{addr}/hook"), "tenant": "acme"})),
+        )
+        .await;
+    created.expect(201);
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    let secret = created.json["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    *recv.secret.lock().unwrap() = secret.clone();
+    let bytes = s.database_bytes();
+    assert!(!holds(&bytes, &secret), "the secret is stored in clear");
+    let status = key_status(&s);
+    let first = status["key_ids"][0].as_str().unwrap().to_owned();
+    assert_eq!(status["in_clear"], 0, "{status}");
+    assert_eq!(
+        status["sealed_by_key"],
+        json!({first.clone(): 1}),
+        "{status}"
+    );
+    assert!(holds(&bytes, &format!("rsenc1:{first}:")));
+
+    s.user("alice").await;
+    let seq = s.feed(&key, 0).await.len() as i64;
+    verified_delivery(&recv, &secret, seq).await;
+
+    // A new key first in the file, then every secret re-sealed with it.
+    let out = s.cli_ok(&["secret-key", "rotate"]);
+    assert!(out.contains("new key"), "{out}");
+    let keys = s.secret_keys();
+    assert_eq!(keys.len(), 2, "the old key stays below the new one");
+    let resealed: Value =
+        serde_json::from_str(s.cli_ok(&["secret-key", "reseal", "--json"]).trim()).unwrap();
+    let second = resealed["key_id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(resealed["resealed"], json!([id.clone()]), "{resealed}");
+    assert_eq!(key_status(&s)["sealed_by_key"], json!({second.clone(): 1}));
+    // Again: nothing left to do.
+    let again: Value =
+        serde_json::from_str(s.cli_ok(&["secret-key", "reseal", "--json"]).trim()).unwrap();
+    assert_eq!(again["resealed"], json!([]), "{again}");
+    assert_eq!(again["already_current"], 1, "{again}");
+
+    // The running server meets the new key id and reads the file again: still verified.
+    s.user("bob").await;
+    let seq = s.feed(&key, 0).await.len() as i64;
+    verified_delivery(&recv, &secret, seq).await;
+
+    // A rotation of the webhook's secret through the API seals with the new key at once.
+    let rotated = s
+        .admin(
+            &key,
+            Method::POST,
+            &format!("/webhooks/{id}/rotate-secret"),
+            None,
+        )
+        .await;
+    rotated.expect(200);
+    let new_secret = rotated.json["secret"].as_str().unwrap().to_owned();
+    assert_eq!(key_status(&s)["sealed_by_key"], json!({second.clone(): 2}));
+    assert!(!holds(&s.database_bytes(), &new_secret));
+
+    // The old key's line removed: nothing needs it any more.
+    crate::harness::write_private(s.key_file.as_ref().unwrap(), &format!("{}\n", keys[0]));
+    *recv.secret.lock().unwrap() = new_secret.clone();
+    s.user("carol").await;
+    let seq = s.feed(&key, 0).await.len() as i64;
+    verified_delivery(&recv, &new_secret, seq).await;
+    verified_delivery(&recv, &secret, seq).await;
+    assert_eq!(recv.bad_signatures(), 0);
+    running.stop().await;
+}
+
+/// A node whose key file lacks the key a secret was sealed with never signs with the sealed
+/// text: the attempt fails with an error naming the key and what to do, recorded on the
+/// stream, while the admin API keeps working; once the key is back in the file (SIGHUP), the
+/// delivery goes through.
+#[tokio::test]
+async fn a_key_missing_from_the_file_fails_deliveries_with_a_clear_error() {
+    let mut s = TestServer::start_with(FAST_RETRIES).await;
+    let key = s.admin_key();
+    let recv = Receiver::new();
+    let (addr, running) = recv.start("127.0.0.1:0".parse().unwrap()).await;
+    let out = s.cli_ok(&[
+        "webhook",
+        "add",
+        &format!("http://{addr}/hook"),
+        "--tenant",
+        "acme",
+        "--json",
+    ]);
+    let hook: Value = serde_json::from_str(out.trim()).unwrap();
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    *recv.secret.lock().unwrap() = secret.clone();
+    let sealed_with = key_status(&s)["key_ids"][0].as_str().unwrap().to_owned();
+    let old_keys = s.secret_keys();
+
+    // The server stops; its key file now holds another key only, and a node starts on it.
+    s.terminate(Duration::from_secs(30));
+    let key_file = s.key_file.clone().unwrap();
+    let other_dir = s.dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    std::fs::copy(crate::harness::new_key_file(&other_dir), &key_file).unwrap();
+    let b = s.another_node(FAST_RETRIES).await;
+    assert!(
+        b.stderr()
+            .contains("keys this node's key file does not hold"),
+        "{}",
+        b.stderr()
+    );
+    b.user("alice").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        let w = b.admin_get(&key, &format!("/webhooks/{id}")).await;
+        if let Some(e) = w["streams"][0]["last_error"].as_str() {
+            break e.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no failed attempt recorded: {w}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        err.contains(&format!("sealed with key {sealed_with}"))
+            && err.contains(&key_file.display().to_string())
+            && err.contains("add that key back to the file"),
+        "{err}"
+    );
+    assert!(
+        recv.events().is_empty() && recv.bad_signatures() == 0,
+        "nothing was sent"
+    );
+    let list = b.admin(&key, Method::GET, "/webhooks", None).await;
+    list.expect(200);
+    assert!(!list.text.contains("rsenc1:") && !list.text.contains(&secret));
+
+    // The key is added back; SIGHUP re-reads the file; the delivery goes through.
+    let mut text = std::fs::read_to_string(&key_file).unwrap();
+    text.push_str(&old_keys.join("\n"));
+    text.push('\n');
+    crate::harness::write_private(&key_file, &text);
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &b.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let seq = b.feed(&key, 0).await.len() as i64;
+    verified_delivery(&recv, &secret, seq).await;
+    assert!(
+        b.stderr().contains("secret key file reloaded"),
+        "{}",
+        b.stderr()
+    );
+    running.stop().await;
+}
+
+/// Without `--secret-key-file`: on SQLite the server and the CLI share a key file created
+/// beside the database (mode 0600), so the two-command start keeps working and secrets are
+/// still sealed; on PostgreSQL creating or rotating a webhook is refused with what to do.
+#[tokio::test]
+async fn without_a_key_file_sqlite_keeps_one_beside_the_database_and_postgres_refuses() {
+    let s = TestServer::start_without_key_file(FAST_RETRIES).await;
+    let key = s.admin_key();
+    let url = "http://127.0.0.1:9/hook";
+    if crate::harness::on_postgres() {
+        let r = s
+            .admin(&key, Method::POST, "/webhooks", Some(json!({"url": url})))
+            .await;
+        r.expect(409);
+        let msg = r.json["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("--secret-key-file"), "{msg}");
+        let out = s.cli(&["webhook", "add", url]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--secret-key-file"), "{err}");
+        return;
+    }
+    let file = s.dir.path().join("roster.db.key");
+    assert!(file.exists(), "created at start");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let recv = Receiver::new();
+    let (addr, running) = recv.start("127.0.0.1:0".parse().unwrap()).await;
+    let out = s.cli_ok(&["webhook", "add", &format!("http://{addr}/hook"), "--json"]);
+    let hook: Value = serde_json::from_str(out.trim()).unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    *recv.secret.lock().unwrap() = secret.clone();
+    assert!(!holds(&s.database_bytes(), &secret));
+    let status = key_status(&s);
+    assert_eq!(status["key_file"], file.display().to_string(), "{status}");
+    assert!(s.stderr().contains(status["key_ids"][0].as_str().unwrap()));
+    s.user("alice").await;
+    let seq = s.feed(&key, 0).await.len() as i64;
+    verified_delivery(&recv, &secret, seq).await;
+    // A backup carries the sealed text only.
+    let backup = s.dir.path().join("backup.db");
+    s.cli_ok(&["backup", "--to", backup.to_str().unwrap()]);
+    assert!(!holds(&std::fs::read(&backup).unwrap(), &secret));
+    running.stop().await;
+}
+
+/// A secret stored in clear (written before secrets were sealed) keeps signing; `serve` warns
+/// about it at start without sealing it itself, and `secret-key reseal` seals it.
+#[tokio::test]
+async fn a_secret_stored_in_clear_keeps_working_until_reseal_seals_it() {
+    let mut s = TestServer::start_sqlite_with(FAST_RETRIES).await;
+    let key = s.admin_key();
+    let recv = Receiver::new();
+    let (addr, running) = recv.start("127.0.0.1:0".parse().unwrap()).await;
+    let out = s.cli_ok(&["webhook", "add", &format!("http://{addr}/hook"), "--json"]);
+    let id = serde_json::from_str::<Value>(out.trim()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.terminate(Duration::from_secs(30));
+    // As an earlier version stored it.
+    let legacy = "whsec_StoredInClearByAnEarlierVersion";
+    let db = rusqlite::Connection::open(s.dir.path().join("roster.db")).unwrap();
+    db.execute(
+        "UPDATE webhooks SET secret = ?1 WHERE id = ?2",
+        (legacy, id.as_str()),
+    )
+    .unwrap();
+    drop(db);
+    *recv.secret.lock().unwrap() = legacy.to_owned();
+    let b = s.another_node(FAST_RETRIES).await;
+    assert!(b.stderr().contains("stored in clear"), "{}", b.stderr());
+    assert!(!b.stderr().contains(legacy));
+    b.user("alice").await;
+    let seq = b.feed(&key, 0).await.len() as i64;
+    verified_delivery(&recv, legacy, seq).await;
+    assert_eq!(
+        key_status(&b)["in_clear"],
+        1,
+        "serve does not seal it itself"
+    );
+
+    let resealed: Value =
+        serde_json::from_str(b.cli_ok(&["secret-key", "reseal", "--json"]).trim()).unwrap();
+    assert_eq!(resealed["resealed"], json!([id]), "{resealed}");
+    assert_eq!(key_status(&b)["in_clear"], 0);
+    b.user("bob").await;
+    let seq = b.feed(&key, 0).await.len() as i64;
+    verified_delivery(&recv, legacy, seq).await;
+    running.stop().await;
+}

@@ -112,6 +112,8 @@ struct GroupPage {
     managed: bool,
     member_count: u64,
     roles: Vec<String>,
+    /// The tenant page's role-mapping form, filled in with this group.
+    map_roles_href: String,
     created: String,
     last_modified: String,
     rows: Vec<UserRow>,
@@ -169,6 +171,11 @@ pub async fn detail(
         managed: g.managed,
         member_count: g.member_count,
         roles: g.roles.clone(),
+        map_roles_href: format!(
+            "{}?{}#h-roles",
+            tenant_href(&t.id),
+            view::query(&[("map", name.as_str())])
+        ),
         created: view::fmt_when(g.resource.created),
         last_modified: view::fmt_when(g.resource.last_modified),
         name,

@@ -70,6 +70,8 @@ struct SettingsView {
     groups: bool,
     retain: bool,
     match_existing: bool,
+    /// `email_uniqueness`: `off`, `primary` or `any`.
+    emails: &'static str,
     welcome: bool,
     sso: bool,
     ttl_days: u32,
@@ -116,6 +118,8 @@ struct ScimPage {
     settings: SettingsView,
     mappings: Vec<MappingRow>,
     by_options: Vec<Opt>,
+    /// The new mapping's group, prefilled from the group page.
+    new_value: String,
     group_names: Vec<String>,
 }
 
@@ -139,6 +143,8 @@ struct Extra<'a> {
     idp_choice: Option<&'a str>,
     confirm: Option<&'a str>,
     edit: Option<&'a str>,
+    /// A group to prefill the new role mapping with ("Map roles to this group").
+    map: Option<&'a str>,
     new_token: Option<String>,
     notice: Option<Notice>,
 }
@@ -250,6 +256,7 @@ async fn render_page(
         groups: s.groups_enabled,
         retain: s.deprovision_on_delete == DeprovisionMode::Retain,
         match_existing: s.on_existing_user == ExistingUserMode::Match,
+        emails: s.email_uniqueness.as_str(),
         welcome: s.welcome_email,
         sso: s.sso_enforced,
         ttl_days: s.token_ttl_days,
@@ -300,7 +307,7 @@ async fn render_page(
 
     render(&ScimPage {
         chrome: Chrome::tenant(session, t, TabId::Scim, "SCIM settings").with(extra.notice),
-        base_url: crate::scim::base_url(state, headers, &t.id),
+        base_url: crate::urls::base_url(state, headers, &t.id),
         connection,
         failures_24h,
         failures_href,
@@ -316,6 +323,7 @@ async fn render_page(
         settings,
         mappings,
         by_options: options(&BY, "displayName"),
+        new_value: extra.map.unwrap_or("").to_owned(),
         group_names,
         tenant_href: href,
     })
@@ -440,6 +448,7 @@ pub async fn page(
         idp_choice: param(&p, "idp"),
         confirm: param(&p, "confirm"),
         edit: param(&p, "edit"),
+        map: param(&p, "map"),
         notice: done_notice(param(&p, "done")),
         new_token: None,
     })
@@ -557,6 +566,8 @@ pub struct SettingsForm {
     groups_enabled: Option<String>,
     deprovision_on_delete: String,
     on_existing_user: String,
+    /// Absent from a form of an older page: the setting is then left as it is.
+    email_uniqueness: Option<String>,
     welcome_email: Option<String>,
     sso_enforced: Option<String>,
     token_ttl_days: String,
@@ -581,7 +592,7 @@ impl SettingsForm {
                 Err(format!("{what} must be {} or {}", allowed[0], allowed[1]))
             }
         };
-        Ok(json!({
+        let mut patch = json!({
             "groups_enabled": self.groups_enabled.is_some(),
             "deprovision_on_delete": pick(&self.deprovision_on_delete, "What a deletion does", ["retain", "erase"])?,
             "on_existing_user": pick(&self.on_existing_user, "What a match with an existing user does", ["match", "reject"])?,
@@ -594,7 +605,14 @@ impl SettingsForm {
                 "min_count": num(&self.guard_min_count, "The guard's number of users")?,
                 "window_minutes": num(&self.guard_window_minutes, "The guard's window")?,
             },
-        }))
+        });
+        if let Some(v) = &self.email_uniqueness {
+            if !["off", "primary", "any"].contains(&v.as_str()) {
+                return Err("Unique emails must be off, primary or any".to_owned());
+            }
+            patch["email_uniqueness"] = json!(v);
+        }
+        Ok(patch)
     }
 }
 

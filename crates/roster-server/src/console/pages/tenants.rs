@@ -2,7 +2,6 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -222,17 +221,21 @@ pub struct SetupLinkForm {
 /// `POST /console/t/{tenant}/setup-link`: creates the link and shows it, once.
 pub async fn setup_link_create(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(tenant): Path<String>,
     Posted { session, form }: Posted<SetupLinkForm>,
 ) -> Result<Response, ConsoleError> {
     session.require_operator()?;
     let t = session.tenant(&state, &tenant).await?;
-    let ttl = super::super::parse_ttl(&form.expires).map_err(ConsoleError::Invalid)?;
+    let ttl = crate::setup_links::parse_ttl(&form.expires).map_err(ConsoleError::Invalid)?;
     let now = state.clock.now();
-    let (token, expires) =
-        super::super::create_setup_link(state.store.as_ref(), now, &t.id, ttl, &session.actor())
-            .await?;
+    let (token, expires) = crate::setup_links::create_setup_link(
+        state.store.as_ref(),
+        now,
+        &t.id,
+        ttl,
+        &session.actor(),
+    )
+    .await?;
     session
         .audit(
             &state,
@@ -242,7 +245,7 @@ pub async fn setup_link_create(
             json!({"expires_at": admin::fmt_time(expires)}),
         )
         .await;
-    let url = super::super::setup_url(&super::super::origin(&state, &headers), &token);
+    let url = crate::setup_links::setup_url(&crate::urls::origin(&state), &token);
     let html = render(&SetupLinkPage {
         chrome: Chrome::signed_in(&session, format!("Setup link · {}", t.name)),
         action: String::new(),

@@ -372,6 +372,8 @@ pub struct UserForm {
     family_name: String,
     email: String,
     active: Option<String>,
+    /// The version the form was rendered from: a save over a newer one is refused.
+    version: Option<i64>,
 }
 
 fn opt(s: &str) -> Option<Option<String>> {
@@ -402,6 +404,7 @@ pub async fn save(
         family_name: opt(&form.family_name),
         email: opt(&form.email),
         active: Some(form.active.is_some()),
+        version: form.version,
         ..UserPatch::default()
     };
     apply(&state, &session, &t, &id, &patch, "saved").await
