@@ -178,6 +178,14 @@ pub struct Authed {
     pub prefix: String,
 }
 
+impl Authed {
+    /// The tenant's definition of `kind`, with its custom schema extensions.
+    #[must_use]
+    pub fn def(&self, kind: scim_proto::schema::ResourceKind) -> scim_proto::schema::TypeDef {
+        self.tenant.def(kind)
+    }
+}
+
 fn bearer(parts: &Parts) -> Result<&str, HttpError> {
     let value = parts
         .headers

@@ -8,7 +8,7 @@
 use roster_store::events::resource_ref;
 use roster_store::{EventType, NewEvent};
 use scim_proto::diff::diff;
-use scim_proto::schema::ResourceKind;
+use scim_proto::schema::{ResourceKind, TypeDef};
 use serde_json::{json, Value};
 
 /// A User without `active` counts as active (docs/scim.md).
@@ -24,13 +24,14 @@ fn is_active(doc: &Value) -> bool {
 /// `active` flipped. A Group gets `group.updated`. Nothing changed, nothing emitted.
 #[must_use]
 pub fn change_events(
-    kind: ResourceKind,
+    def: TypeDef,
     id: &str,
     old: &Value,
     new: &Value,
     password_changed: bool,
 ) -> (Vec<NewEvent>, Vec<String>) {
-    let changes = diff(kind, old, new);
+    let kind = def.kind;
+    let changes = diff(def, old, new);
     let mut names: Vec<String> = changes.iter().map(|c| c.attribute.clone()).collect();
     let mut listed: Vec<Value> = changes
         .iter()
@@ -89,7 +90,7 @@ mod tests {
     #[test]
     fn deactivation_alone_is_one_event() {
         let (e, names) = change_events(
-            ResourceKind::User,
+            ResourceKind::User.def(),
             "u1",
             &json!({"userName": "a", "active": true}),
             &json!({"userName": "a", "active": false}),
@@ -103,7 +104,7 @@ mod tests {
     #[test]
     fn updates_list_old_and_new_values_and_name_the_password_only() {
         let (e, names) = change_events(
-            ResourceKind::User,
+            ResourceKind::User.def(),
             "u1",
             &json!({"userName": "a", "active": false, "title": "x"}),
             &json!({"userName": "b", "active": true, "title": "x"}),
@@ -120,7 +121,7 @@ mod tests {
     #[test]
     fn absent_active_counts_as_active_and_no_change_is_silent() {
         let (e, _) = change_events(
-            ResourceKind::User,
+            ResourceKind::User.def(),
             "u1",
             &json!({"userName": "a", "active": true}),
             &json!({"userName": "a"}),
@@ -128,7 +129,7 @@ mod tests {
         );
         assert!(e.is_empty(), "{e:?}");
         let (g, _) = change_events(
-            ResourceKind::Group,
+            ResourceKind::Group.def(),
             "g",
             &json!({"displayName": "A"}),
             &json!({"displayName": "B"}),

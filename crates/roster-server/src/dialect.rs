@@ -35,7 +35,7 @@ fn log<T>(auth: &Authed, what: &str, n: &Normalized<T>) {
 /// Normalises a POST or PUT body.
 #[must_use]
 pub fn resource_body(auth: &Authed, req: BodyKind, kind: ResourceKind, body: Value) -> Value {
-    let n = dialect::normalize_body(idp_of(auth), req, kind, body, None);
+    let n = dialect::normalize_body(idp_of(auth), req, auth.def(kind), body, None);
     log(auth, "body", &n);
     n.request
 }
@@ -54,12 +54,12 @@ pub async fn patch_body(
     body: Value,
 ) -> Result<Value, HttpError> {
     let idp = idp_of(auth);
-    let current = if dialect::patch_needs_current(idp, kind, &body) {
+    let current = if dialect::patch_needs_current(idp, ctx.def(kind), &body) {
         Some(service::fetch(state, ctx, kind, id).await?.doc)
     } else {
         None
     };
-    let n = dialect::normalize_body(idp, BodyKind::Patch, kind, body, current.as_ref());
+    let n = dialect::normalize_body(idp, BodyKind::Patch, ctx.def(kind), body, current.as_ref());
     log(auth, "patch", &n);
     Ok(n.request)
 }

@@ -7,8 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use scim_proto::schema::{
-    all_schemas, ResourceKind, SchemaDef, GROUP_SCHEMA, LIST_RESPONSE_SCHEMA,
-    SERVICE_PROVIDER_CONFIG_SCHEMA,
+    ResourceKind, SchemaDef, GROUP_SCHEMA, LIST_RESPONSE_SCHEMA, SERVICE_PROVIDER_CONFIG_SCHEMA,
 };
 use scim_proto::ScimError;
 use serde_json::{json, Value};
@@ -85,11 +84,13 @@ pub fn require(auth: &Authed, kind: ResourceKind) -> Result<(), HttpError> {
     }
 }
 
-/// The schemas the tenant offers: without the Group schema when groups are not synced.
+/// The schemas the tenant offers, its custom extensions included: without the Group schema
+/// (and Group extensions) when groups are not synced.
 fn offered_schemas(auth: &Authed) -> Vec<&'static SchemaDef> {
-    all_schemas()
+    ResourceKind::ALL
         .into_iter()
-        .filter(|s| offers(auth, ResourceKind::Group) || s.id != GROUP_SCHEMA)
+        .filter(|k| offers(auth, *k))
+        .flat_map(|k| auth.def(k).schemas())
         .collect()
 }
 
@@ -142,7 +143,7 @@ pub async fn resource_types(
     let all = ResourceKind::ALL
         .iter()
         .filter(|k| offers(&auth, **k))
-        .map(|k| k.def().to_json(&base))
+        .map(|k| auth.def(*k).to_json(&base))
         .collect();
     scim_json(StatusCode::OK, &list_response(all))
 }
@@ -160,5 +161,5 @@ pub async fn resource_type(
         .find(|k| k.as_str().eq_ignore_ascii_case(&name))
         .ok_or_else(|| ScimError::not_found(format!("no resource type \"{name}\"")))?;
     require(&auth, kind)?;
-    Ok(scim_json(StatusCode::OK, &kind.def().to_json(&base)))
+    Ok(scim_json(StatusCode::OK, &auth.def(kind).to_json(&base)))
 }

@@ -8,7 +8,7 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use scim_proto::dialect::BodyKind;
 use scim_proto::projection::Projection;
-use scim_proto::schema::{ResourceKind, SEARCH_REQUEST_SCHEMA};
+use scim_proto::schema::{ResourceKind, TypeDef, SEARCH_REQUEST_SCHEMA};
 use scim_proto::ScimError;
 use serde_json::Value;
 
@@ -81,6 +81,8 @@ fn ctx(state: &AppState, headers: &HeaderMap, auth: &Authed) -> Ctx {
     Ctx {
         tenant: auth.tenant.id.clone(),
         base: base_url(state, headers, &auth.tenant.id),
+        user: auth.def(ResourceKind::User),
+        group: auth.def(ResourceKind::Group),
     }
 }
 
@@ -113,9 +115,9 @@ impl Params {
             .transpose()
     }
 
-    fn projection(&self, kind: ResourceKind) -> Result<Projection, HttpError> {
+    fn projection(&self, def: TypeDef) -> Result<Projection, HttpError> {
         Ok(Projection::parse(
-            kind,
+            def,
             self.get("attributes"),
             self.get("excludedAttributes"),
         )?)
@@ -276,7 +278,7 @@ async fn do_create(
     body: Value,
 ) -> Result<Response, HttpError> {
     discovery::require(&auth, kind)?;
-    let proj = Params::parse(query)?.projection(kind)?;
+    let proj = Params::parse(query)?.projection(auth.def(kind))?;
     let c = ctx(&state, &headers, &auth);
     let body = dialect::resource_body(&auth, BodyKind::Create, kind, body);
     let r = service::create(&state, &c, kind, &body, &proj).await?;
@@ -292,7 +294,7 @@ async fn do_get(
     query: Option<String>,
 ) -> Result<Response, HttpError> {
     discovery::require(&auth, kind)?;
-    let proj = Params::parse(query)?.projection(kind)?;
+    let proj = Params::parse(query)?.projection(auth.def(kind))?;
     let c = ctx(&state, &headers, &auth);
     let inm = header_str(&headers, header::IF_NONE_MATCH);
     let (status, tag, body) = match service::get(&state, &c, kind, &id, &proj, inm).await? {
@@ -323,7 +325,7 @@ async fn do_put(
     body: Value,
 ) -> Result<Response, HttpError> {
     discovery::require(&auth, kind)?;
-    let proj = Params::parse(query)?.projection(kind)?;
+    let proj = Params::parse(query)?.projection(auth.def(kind))?;
     let c = ctx(&state, &headers, &auth);
     let if_match = header_str(&headers, header::IF_MATCH);
     let body = dialect::resource_body(&auth, BodyKind::Replace, kind, body);
@@ -341,7 +343,7 @@ async fn do_patch(
     body: Value,
 ) -> Result<Response, HttpError> {
     discovery::require(&auth, kind)?;
-    let proj = Params::parse(query)?.projection(kind)?;
+    let proj = Params::parse(query)?.projection(auth.def(kind))?;
     let c = ctx(&state, &headers, &auth);
     let if_match = header_str(&headers, header::IF_MATCH);
     let body = dialect::patch_body(&state, &c, &auth, kind, &id, body).await?;

@@ -20,7 +20,7 @@ use scim_proto::filter::{
 use scim_proto::patch::{apply_patch, parse_patch, MemberChange};
 use scim_proto::projection::Projection;
 use scim_proto::resource::normalize;
-use scim_proto::schema::{ResourceKind, LIST_RESPONSE_SCHEMA};
+use scim_proto::schema::{ResourceKind, TypeDef, LIST_RESPONSE_SCHEMA};
 use scim_proto::ScimError;
 use serde_json::{json, Map, Value};
 
@@ -42,6 +42,21 @@ pub struct Ctx {
     pub tenant: String,
     /// The absolute SCIM base URL of the tenant (`https://host/scim/v2/acme`).
     pub base: String,
+    /// The tenant's User type: the built-in schemas and its custom extensions.
+    pub user: TypeDef,
+    /// The tenant's Group type.
+    pub group: TypeDef,
+}
+
+impl Ctx {
+    /// The tenant's definition of `kind`.
+    #[must_use]
+    pub fn def(&self, kind: ResourceKind) -> TypeDef {
+        match kind {
+            ResourceKind::User => self.user,
+            ResourceKind::Group => self.group,
+        }
+    }
 }
 
 /// The weak ETag of a stored version.
@@ -141,8 +156,8 @@ fn location(ctx: &Ctx, kind: ResourceKind, id: &str) -> String {
 #[must_use]
 pub fn relations_for(kind: ResourceKind, proj: &Projection) -> Relations {
     Relations {
-        groups: kind == ResourceKind::User && proj.includes(kind, "groups"),
-        members: kind == ResourceKind::Group && proj.includes(kind, "members"),
+        groups: kind == ResourceKind::User && proj.includes(kind.def(), "groups"),
+        members: kind == ResourceKind::Group && proj.includes(kind.def(), "members"),
     }
 }
 
@@ -220,7 +235,7 @@ pub fn render_with(
     }
     full.insert("meta".into(), meta_of(ctx, res));
     Rendered {
-        body: proj.apply(kind, &Value::Object(full)),
+        body: proj.apply(ctx.def(kind), &Value::Object(full)),
         etag: etag(res.version),
         location: location(ctx, kind, &res.id),
     }
@@ -414,7 +429,7 @@ async fn get_paged(
 /// (`value`, `$ref`, `type`), so one sample decides for all.
 fn member_shape(ctx: &Ctx, proj: &Projection) -> Option<Vec<String>> {
     let sample = json!({"members": [Value::Object(member_value(ctx, "x"))]});
-    let projected = proj.apply(ResourceKind::Group, &sample);
+    let projected = proj.apply(ctx.group, &sample);
     let element = projected.get("members")?.get(0)?.as_object()?;
     Some(element.keys().cloned().collect())
 }
@@ -433,7 +448,7 @@ fn stream_members(
 ) -> BoxStream<'static, Result<Vec<u8>, StoreError>> {
     let mut full = base_repr(group);
     full.insert("meta".into(), meta_of(ctx, group));
-    let mut projected = match proj.apply(ResourceKind::Group, &Value::Object(full)) {
+    let mut projected = match proj.apply(ctx.group, &Value::Object(full)) {
         Value::Object(m) => m,
         _ => Map::new(),
     };
@@ -548,7 +563,7 @@ pub async fn create(
     body: &Value,
     proj: &Projection,
 ) -> Result<Rendered, HttpError> {
-    let n = normalize(kind, body, None)?;
+    let n = normalize(ctx.def(kind), body, None)?;
     let password_hash = match n.password.as_deref() {
         Some(p) => Some(hash_password(state, p).await?),
         None => None,
@@ -619,7 +634,7 @@ pub async fn replace(
     for _ in 0..WRITE_ATTEMPTS {
         let cur = fetch(state, ctx, kind, id).await?;
         check_if_match(if_match, &etag(cur.version))?;
-        let n = normalize(kind, body, Some(&cur.doc))?;
+        let n = normalize(ctx.def(kind), body, Some(&cur.doc))?;
         let guard = guard::change_subject(&cur, &n.doc);
         let password_hash = passwords.hash(state, n.password.as_deref()).await?;
         let members = if kind == ResourceKind::Group {
@@ -634,7 +649,7 @@ pub async fn replace(
             Vec::new()
         };
         let (events, mut changed) =
-            change_events(kind, id, &cur.doc, &n.doc, password_hash.is_some());
+            change_events(ctx.def(kind), id, &cur.doc, &n.doc, password_hash.is_some());
         if !members.is_empty() {
             changed.push("members".to_owned());
         }
@@ -783,7 +798,7 @@ async fn member_ops(
                     attr: "members".into(),
                     sub_attr: None,
                 };
-                let valid = validate_value_filter(&filter, ResourceKind::Group, &outer)?;
+                let valid = validate_value_filter(&filter, ctx.group, &outer)?;
                 let matching = all_member_ids(state, ctx, group)
                     .await?
                     .into_iter()
@@ -822,12 +837,12 @@ pub async fn patch(
         let cur = fetch(state, ctx, kind, id).await?;
         check_if_match(if_match, &etag(cur.version))?;
         let mut doc = cur.doc.clone();
-        let effects = apply_patch(kind, &mut doc, &ops)?;
+        let effects = apply_patch(ctx.def(kind), &mut doc, &ops)?;
         let guard = guard::change_subject(&cur, &doc);
         let password_hash = passwords.hash(state, effects.password.as_deref()).await?;
         let members = member_ops(state, ctx, id, effects.members).await?;
         let (events, mut changed) =
-            change_events(kind, id, &cur.doc, &doc, password_hash.is_some());
+            change_events(ctx.def(kind), id, &cur.doc, &doc, password_hash.is_some());
         if !members.is_empty() {
             changed.push("members".to_owned());
         }
@@ -923,7 +938,7 @@ pub struct ListParams {
 
 /// Parses `sortBy` into a canonical sort key; unknown attributes give `None` (no sorting),
 /// because an unknown name is never a reason to fail a request.
-fn sort_spec(kind: ResourceKind, p: &ListParams) -> Result<Option<SortSpec>, HttpError> {
+fn sort_spec(def: TypeDef, p: &ListParams) -> Result<Option<SortSpec>, HttpError> {
     let descending = match p
         .sort_order
         .as_deref()
@@ -962,11 +977,19 @@ fn sort_spec(kind: ResourceKind, p: &ListParams) -> Result<Option<SortSpec>, Htt
         Some((a, s)) => (a, Some(s)),
         None => (rest, None),
     };
-    Ok(kind.def().resolve(urn, attr, sub).map(|r| SortSpec {
+    Ok(def.resolve(urn, attr, sub).map(|r| SortSpec {
         urn: r.extension.map(str::to_owned),
         attr: r.attr.name.to_owned(),
         sub_attr: r.sub.map(|s| s.name.to_owned()),
         descending,
+        // `sortBy=emails` sorts by the primary (or first) element's `value`.
+        case_exact: if r.sub.is_none() && r.attr.multi_valued {
+            r.attr
+                .sub_attribute("value")
+                .map_or(r.attr.case_exact, |v| v.case_exact)
+        } else {
+            r.leaf().case_exact
+        },
     }))
 }
 
@@ -1023,19 +1046,19 @@ pub async fn list(
     p: &ListParams,
 ) -> Result<Listed, HttpError> {
     let proj = Projection::parse(
-        kind,
+        ctx.def(kind),
         p.attributes.as_deref(),
         p.excluded_attributes.as_deref(),
     )?;
     let filter = match p.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
-        Some(f) => Some(parse_filter(f)?.validate(kind)?),
+        Some(f) => Some(parse_filter(f)?.validate(ctx.def(kind))?),
         None => None,
     };
     let page = page_request(state, p);
     let query = ListQuery {
         max_candidates: Some(state.settings.rate.max_candidates),
         filter,
-        sort: sort_spec(kind, p)?,
+        sort: sort_spec(ctx.def(kind), p)?,
         page: page.clone(),
     };
     // One store call: the page and the relations of all its resources, in one snapshot.
@@ -1106,7 +1129,11 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<L
     let mut kinds = Vec::new();
     let mut first_err = None;
     for kind in ResourceKind::ALL {
-        match parsed.as_ref().map(|f| f.validate(kind)).transpose() {
+        match parsed
+            .as_ref()
+            .map(|f| f.validate(ctx.def(kind)))
+            .transpose()
+        {
             Ok(f) => kinds.push((kind, f)),
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -1129,14 +1156,14 @@ pub async fn search_all(state: &AppState, ctx: &Ctx, p: &ListParams) -> Result<L
     let mut want = count;
     for (kind, filter) in kinds {
         let proj = Projection::parse(
-            kind,
+            ctx.def(kind),
             p.attributes.as_deref(),
             p.excluded_attributes.as_deref(),
         )?;
         let q = ListQuery {
             max_candidates: Some(state.settings.rate.max_candidates),
             filter,
-            sort: sort_spec(kind, p)?,
+            sort: sort_spec(ctx.def(kind), p)?,
             page: PageRequest::Index {
                 start_index: skip + 1,
                 count: want,
@@ -1194,6 +1221,8 @@ mod tests {
 
     fn ctx() -> Ctx {
         Ctx {
+            user: ResourceKind::User.def(),
+            group: ResourceKind::Group.def(),
             tenant: "t".into(),
             base: "https://h/scim/v2/t".into(),
         }
@@ -1267,7 +1296,7 @@ mod tests {
             (Some("displayName"), None, false),
             (None, Some("members"), false),
         ] {
-            let proj = Projection::parse(ResourceKind::Group, attrs, excluded).unwrap();
+            let proj = Projection::parse(ResourceKind::Group.def(), attrs, excluded).unwrap();
             let got = get_paged(&state, &ctx, ResourceKind::Group, "big", &proj, None, PAGE)
                 .await
                 .unwrap();

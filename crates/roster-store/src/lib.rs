@@ -249,6 +249,12 @@ pub struct TenantSettings {
     /// `rate_limit`.
     #[serde(skip_serializing_if = "EmailUniqueness::is_off")]
     pub email_uniqueness: EmailUniqueness,
+    /// The schema extensions this tenant's host app declared for its own attributes
+    /// (`costCenter`, `region`, ...). Changed only through the custom-schema operation, which
+    /// checks what removing or retyping an attribute does to stored values; not stored while
+    /// empty, for the same reason as `rate_limit`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_schemas: Vec<scim_proto::custom::CustomSchema>,
 }
 
 /// A tenant's own SCIM rate limits, as rates such as `50/s:200` (N per s, min or h, with an
@@ -284,6 +290,7 @@ impl Default for TenantSettings {
             deprovision_guard: DeprovisionGuard::default(),
             rate_limit: RateLimitOverride::default(),
             email_uniqueness: EmailUniqueness::Off,
+            custom_schemas: Vec::new(),
         }
     }
 }
@@ -301,6 +308,14 @@ pub struct Tenant {
     pub created_at: OffsetDateTime,
     /// Settings.
     pub settings: TenantSettings,
+}
+
+impl Tenant {
+    /// The tenant's definition of `kind`: the built-in schemas with its custom extensions.
+    #[must_use]
+    pub fn def(&self, kind: scim_proto::schema::ResourceKind) -> scim_proto::schema::TypeDef {
+        scim_proto::custom::resource_type(kind, &self.settings.custom_schemas)
+    }
 }
 
 /// A bearer token's stored record. The secret itself is never stored, only its hash.
@@ -419,6 +434,9 @@ pub struct SortSpec {
     pub sub_attr: Option<String>,
     /// `sortOrder=descending`.
     pub descending: bool,
+    /// Whether strings compare case-exactly, from the attribute's definition (the store does
+    /// not know a tenant's custom attributes, so the caller, which resolved the path, says).
+    pub case_exact: bool,
 }
 
 /// Which page of results to return.

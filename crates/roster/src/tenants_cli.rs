@@ -138,6 +138,36 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show a tenant's custom schema extensions (its host app's own attributes, such as
+    /// `costCenter`), or replace them all from a JSON file (`-` for standard input): the body
+    /// of `PUT /api/v1/tenants/{tenant}/custom-schemas`, `{"schemas": [...]}`.
+    #[command(name = "custom-schemas")]
+    CustomSchemas {
+        /// Tenant id.
+        tenant: String,
+        /// Replace the declarations with those in FILE.
+        #[arg(long, value_name = "FILE", conflicts_with = "clear")]
+        set: Option<std::path::PathBuf>,
+        /// Remove every declaration (refused while attributes hold values).
+        #[arg(long)]
+        clear: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads `{"schemas": [...]}` from `path` (`-`: standard input).
+fn read_declarations(path: &std::path::Path) -> Result<Vec<scim_proto::custom::CustomSchema>> {
+    use anyhow::Context as _;
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let body: admin::custom_schemas::Declarations = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not {{\"schemas\": [...]}}", path.display()))?;
+    Ok(body.schemas)
 }
 
 /// `roster scim …`
@@ -510,6 +540,55 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 println!("{}", tenants::settings_json(&t));
             } else {
                 print_settings(&t);
+            }
+        }
+        TenantCommand::CustomSchemas {
+            tenant,
+            set,
+            clear,
+            json,
+        } => {
+            let new = match (&set, clear) {
+                (Some(path), _) => Some(read_declarations(path)?),
+                (None, true) => Some(Vec::new()),
+                (None, false) => None,
+            };
+            let t = match new {
+                None => admin::live_tenant(s, &tenant).await?,
+                Some(schemas) => {
+                    let t = admin::custom_schemas::replace(s, &tenant, schemas.clone()).await?;
+                    audit(
+                        s,
+                        "tenant.custom_schemas",
+                        Some(&tenant),
+                        Some(&tenant),
+                        json!({"schemas": schemas}),
+                    )
+                    .await;
+                    t
+                }
+            };
+            let declared = &t.settings.custom_schemas;
+            if json {
+                println!("{}", json!({"schemas": declared}));
+            } else if declared.is_empty() {
+                println!("{tenant}: no custom schemas");
+            } else {
+                for sc in declared {
+                    println!("{} ({:?})", sc.urn, sc.resource);
+                    for a in &sc.attributes {
+                        println!(
+                            "  {}: {}{}",
+                            a.name,
+                            a.attr_type.attr_type().as_str(),
+                            if a.multi_valued {
+                                " (multi-valued)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
             }
         }
     }

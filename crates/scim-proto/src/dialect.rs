@@ -34,7 +34,7 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use crate::filter::parse_filter;
-use crate::schema::ResourceKind;
+use crate::schema::TypeDef;
 
 mod filter_text;
 mod legacy_urn;
@@ -379,7 +379,7 @@ impl Ctx {
 pub fn normalize_body(
     idp: Idp,
     req: BodyKind,
-    kind: ResourceKind,
+    def: TypeDef,
     mut body: Value,
     current: Option<&Value>,
 ) -> Normalized<Value> {
@@ -388,14 +388,14 @@ pub fn normalize_body(
         BodyKind::Create | BodyKind::Replace => {
             if let Value::Object(obj) = &mut body {
                 if ctx.on(LEGACY_URN) {
-                    legacy_urn::fix_object(kind, obj, &mut ctx);
+                    legacy_urn::fix_object(def, obj, &mut ctx);
                 }
-                values::fix_resource(kind, obj, &mut ctx);
+                values::fix_resource(def, obj, &mut ctx);
             }
         }
         BodyKind::Patch => {
-            patch_envelope(kind, &mut body, &mut ctx);
-            patch::normalize_patch(kind, &mut body, current, &mut ctx);
+            patch_envelope(def, &mut body, &mut ctx);
+            patch::normalize_patch(def, &mut body, current, &mut ctx);
         }
     }
     Normalized {
@@ -406,7 +406,7 @@ pub fn normalize_body(
 
 /// The rules about a PATCH body as a whole, before its operations are looked at:
 /// [`PATCHOP_SCHEMAS_MISSING`], and [`LEGACY_URN`] in each operation's path and value.
-fn patch_envelope(kind: ResourceKind, body: &mut Value, ctx: &mut Ctx) {
+fn patch_envelope(def: TypeDef, body: &mut Value, ctx: &mut Ctx) {
     let Value::Object(obj) = body else {
         return;
     };
@@ -441,13 +441,13 @@ fn patch_envelope(kind: ResourceKind, body: &mut Value, ctx: &mut Ctx) {
         return;
     };
     for op in ops.iter_mut().filter_map(Value::as_object_mut) {
-        legacy_urn::fix_path(op, kind, ctx);
+        legacy_urn::fix_path(op, def, ctx);
         if let Some(Value::Object(value)) = op
             .iter_mut()
             .find(|(k, _)| k.eq_ignore_ascii_case("value"))
             .map(|(_, v)| v)
         {
-            legacy_urn::fix_object(kind, value, ctx);
+            legacy_urn::fix_object(def, value, ctx);
         }
     }
 }
@@ -456,9 +456,9 @@ fn patch_envelope(kind: ResourceKind, body: &mut Value, ctx: &mut Ctx) {
 /// true when a rule that reads it is in force and an operation has the shape it rewrites
 /// (`add`/`replace` of `attr[filter].sub`). Lets the caller skip the extra read otherwise.
 #[must_use]
-pub fn patch_needs_current(idp: Idp, kind: ResourceKind, body: &Value) -> bool {
+pub fn patch_needs_current(idp: Idp, def: TypeDef, body: &Value) -> bool {
     let ctx = Ctx::new(idp);
-    ctx.on(VALUE_PATH_CREATE) && patch::has_value_path_sub_op(kind, body)
+    ctx.on(VALUE_PATH_CREATE) && patch::has_value_path_sub_op(def, body)
 }
 
 /// Normalises a `filter` (query parameter or SearchRequest member).

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::schema::{ResourceKind, Returned};
+use crate::schema::{Returned, TypeDef};
 
 /// One changed attribute.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,22 +25,20 @@ pub struct AttrChange {
 /// Keys that are not attributes the client changes.
 const SKIPPED: [&str; 4] = ["schemas", "id", "meta", "password"];
 
-fn sensitive(kind: ResourceKind, urn: Option<&str>, name: &str) -> bool {
-    kind.def()
-        .resolve(urn, name, None)
+fn sensitive(def: TypeDef, urn: Option<&str>, name: &str) -> bool {
+    def.resolve(urn, name, None)
         .is_some_and(|r| r.attr.returned == Returned::Never)
 }
 
-fn is_extension(kind: ResourceKind, key: &str) -> bool {
-    kind.def()
-        .extensions
+fn is_extension(def: TypeDef, key: &str) -> bool {
+    def.extensions
         .iter()
         .any(|e| e.id.eq_ignore_ascii_case(key))
 }
 
 fn push(
     out: &mut Vec<AttrChange>,
-    kind: ResourceKind,
+    def: TypeDef,
     urn: Option<&str>,
     name: &str,
     old: Option<&Value>,
@@ -49,7 +47,7 @@ fn push(
     if old == new {
         return;
     }
-    let hidden = sensitive(kind, urn, name);
+    let hidden = sensitive(def, urn, name);
     out.push(AttrChange {
         attribute: urn.map_or_else(|| name.to_owned(), |u| format!("{u}:{name}")),
         old: if hidden { None } else { old.cloned() },
@@ -66,7 +64,7 @@ fn keys<'a>(a: &'a Map<String, Value>, b: &'a Map<String, Value>) -> Vec<&'a Str
 /// The attributes that differ between `old` and `new` (stored documents of `kind`), in the
 /// order they appear in `old`, then those only in `new`.
 #[must_use]
-pub fn diff(kind: ResourceKind, old: &Value, new: &Value) -> Vec<AttrChange> {
+pub fn diff(def: TypeDef, old: &Value, new: &Value) -> Vec<AttrChange> {
     let empty = Map::new();
     let o = old.as_object().unwrap_or(&empty);
     let n = new.as_object().unwrap_or(&empty);
@@ -76,14 +74,14 @@ pub fn diff(kind: ResourceKind, old: &Value, new: &Value) -> Vec<AttrChange> {
             continue;
         }
         let (ov, nv) = (o.get(key), n.get(key));
-        if is_extension(kind, key) {
+        if is_extension(def, key) {
             let oe = ov.and_then(Value::as_object).unwrap_or(&empty);
             let ne = nv.and_then(Value::as_object).unwrap_or(&empty);
             for sub in keys(oe, ne) {
-                push(&mut out, kind, Some(key), sub, oe.get(sub), ne.get(sub));
+                push(&mut out, def, Some(key), sub, oe.get(sub), ne.get(sub));
             }
         } else {
-            push(&mut out, kind, None, key, ov, nv);
+            push(&mut out, def, None, key, ov, nv);
         }
     }
     out
@@ -94,6 +92,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::schema::ResourceKind;
 
     const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
@@ -104,7 +103,7 @@ mod tests {
         let new = json!({"schemas": ["a", "b"], "userName": "bjensen", "active": false,
             "name": {"givenName": "Barbara"}, "nickName": "Babs",
             ENT: {"department": "Sales", "costCenter": "42"}});
-        let d = diff(ResourceKind::User, &old, &new);
+        let d = diff(ResourceKind::User.def(), &old, &new);
         let names: Vec<&str> = d.iter().map(|c| c.attribute.as_str()).collect();
         assert_eq!(
             names,
@@ -127,13 +126,13 @@ mod tests {
     #[test]
     fn equal_documents_have_no_changes_and_passwords_never_show() {
         let doc = json!({"userName": "x", "emails": [{"value": "a@b"}]});
-        assert!(diff(ResourceKind::User, &doc, &doc).is_empty());
+        assert!(diff(ResourceKind::User.def(), &doc, &doc).is_empty());
         let with_pw = json!({"userName": "x", "password": "secret"});
-        assert!(diff(ResourceKind::User, &doc, &with_pw)
+        assert!(diff(ResourceKind::User.def(), &doc, &with_pw)
             .iter()
             .all(|c| c.attribute != "password"));
         let g = diff(
-            ResourceKind::Group,
+            ResourceKind::Group.def(),
             &json!({"displayName": "A"}),
             &json!({"displayName": "B"}),
         );

@@ -52,7 +52,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::error::ScimError;
-use crate::schema::ResourceKind;
+use crate::schema::{ResourceKind, TypeDef};
 
 mod eval;
 mod parse;
@@ -247,8 +247,8 @@ impl Filter {
     ///
     /// # Errors
     /// 400 `invalidFilter` for unknown attributes or operators that do not fit the type.
-    pub fn validate(&self, kind: ResourceKind) -> Result<ValidFilter, ScimError> {
-        validate::validate(self, kind)
+    pub fn validate(&self, def: TypeDef) -> Result<ValidFilter, ScimError> {
+        validate::validate(self, def)
     }
 }
 
@@ -264,10 +264,10 @@ impl Filter {
 /// names an unknown sub-attribute or does not fit the types.
 pub fn validate_value_filter(
     filter: &Filter,
-    kind: ResourceKind,
+    def: TypeDef,
     outer: &AttrPath,
 ) -> Result<ValidFilter, ScimError> {
-    validate::validate_value_filter(filter, kind, outer)
+    validate::validate_value_filter(filter, def, outer)
 }
 
 impl ValidFilter {

@@ -3,6 +3,7 @@
 //! Nothing here performs IO or knows about HTTP or SQL: values go in, values come out. That
 //! keeps every protocol rule testable with plain data and fuzzable.
 
+pub mod custom;
 pub mod dialect;
 pub mod diff;
 pub mod error;

@@ -54,7 +54,7 @@ use crate::resource::{
     self, attr_label, canonical_single, canonical_value, classify_key, describe, get_ci,
     is_members, is_password, is_present, is_primary, values_equal, Key, MemberRef,
 };
-use crate::schema::{AttrType, AttributeDef, Mutability, ResourceKind, SchemaDef, PATCH_OP_SCHEMA};
+use crate::schema::{AttrType, AttributeDef, Mutability, SchemaDef, TypeDef, PATCH_OP_SCHEMA};
 
 #[cfg(test)]
 mod tests;
@@ -213,15 +213,14 @@ fn at(i: usize, mut e: ScimError) -> ScimError {
 /// `invalidPath`, `noTarget`, `invalidValue`, `mutability` per RFC 7644 §3.5.2; on error `doc`
 /// is unchanged.
 pub fn apply_patch(
-    kind: ResourceKind,
+    def: TypeDef,
     doc: &mut Value,
     ops: &[PatchOp],
 ) -> Result<PatchEffects, ScimError> {
-    let def = kind.def();
     let mut work = doc.as_object().cloned().unwrap_or_default();
     let mut fx = PatchEffects::default();
     for (i, op) in ops.iter().enumerate() {
-        apply_op(kind, &mut work, op, &mut fx).map_err(|e| at(i, e))?;
+        apply_op(def, &mut work, op, &mut fx).map_err(|e| at(i, e))?;
     }
     for attr in def.schema.attributes.iter().filter(|a| a.required) {
         if !is_present(get_ci(&work, attr.name)) {
@@ -236,7 +235,7 @@ pub fn apply_patch(
         "schemas".into(),
         Value::Array(vec![Value::String(def.schema.id.to_owned())]),
     );
-    let normalized = resource::normalize(kind, &Value::Object(work), Some(doc))?;
+    let normalized = resource::normalize(def, &Value::Object(work), Some(doc))?;
     *doc = normalized.doc;
     Ok(fx)
 }
@@ -277,8 +276,7 @@ impl AttrTarget<'_> {
     }
 }
 
-fn resolve_target(kind: ResourceKind, path: &PatchPath) -> Result<Target<'_>, ScimError> {
-    let def = kind.def();
+fn resolve_target(def: TypeDef, path: &PatchPath) -> Result<Target<'_>, ScimError> {
     let p = &path.attr;
     if path.filter.is_some() && p.sub_attr.is_some() {
         return Err(ScimError::invalid_path(
@@ -320,7 +318,7 @@ fn resolve_target(kind: ResourceKind, path: &PatchPath) -> Result<Target<'_>, Sc
 }
 
 fn apply_op(
-    kind: ResourceKind,
+    def: TypeDef,
     work: &mut Map<String, Value>,
     op: &PatchOp,
     fx: &mut PatchEffects,
@@ -331,10 +329,10 @@ fn apply_op(
                 "a \"remove\" operation needs a \"path\" naming what to remove \
                  (RFC 7644 §3.5.2.2)",
             )),
-            k => apply_pathless(kind, work, k, op.value.as_ref(), fx),
+            k => apply_pathless(def, work, k, op.value.as_ref(), fx),
         };
     };
-    match resolve_target(kind, path)? {
+    match resolve_target(def, path)? {
         Target::Ignore => Ok(()),
         Target::Extension(schema) => match op.op {
             OpKind::Remove => {
@@ -342,16 +340,16 @@ fn apply_op(
                 fx.touch(schema.id.to_owned());
                 Ok(())
             }
-            k => apply_extension_object(kind, work, k, schema, op.value.as_ref(), fx),
+            k => apply_extension_object(def, work, k, schema, op.value.as_ref(), fx),
         },
-        Target::Attr(t) => apply_attr(kind, work, op.op, &t, op.value.as_ref(), fx),
+        Target::Attr(t) => apply_attr(def, work, op.op, &t, op.value.as_ref(), fx),
     }
 }
 
 /// `add`/`replace` without a path: the value is an object of attributes, keyed as in a
 /// resource body.
 fn apply_pathless(
-    kind: ResourceKind,
+    def: TypeDef,
     work: &mut Map<String, Value>,
     k: OpKind,
     value: Option<&Value>,
@@ -366,20 +364,20 @@ fn apply_pathless(
         )));
     };
     for (key, v) in obj {
-        match classify_key(kind, key) {
+        match classify_key(def, key) {
             Key::Schemas | Key::Unknown => {}
             Key::Attr(attr) => {
                 if attr.mutability != Mutability::ReadOnly {
-                    apply_attr(kind, work, k, &AttrTarget::whole(None, attr), Some(v), fx)?;
+                    apply_attr(def, work, k, &AttrTarget::whole(None, attr), Some(v), fx)?;
                 }
             }
             Key::ExtAttr(schema, attr) => {
                 if attr.mutability != Mutability::ReadOnly {
                     let t = AttrTarget::whole(Some(schema.id), attr);
-                    apply_attr(kind, work, k, &t, Some(v), fx)?;
+                    apply_attr(def, work, k, &t, Some(v), fx)?;
                 }
             }
-            Key::Extension(schema) => apply_extension_object(kind, work, k, schema, Some(v), fx)?,
+            Key::Extension(schema) => apply_extension_object(def, work, k, schema, Some(v), fx)?,
         }
     }
     Ok(())
@@ -387,7 +385,7 @@ fn apply_pathless(
 
 /// `add`/`replace` of an extension object: attribute by attribute, like a complex attribute.
 fn apply_extension_object(
-    kind: ResourceKind,
+    def: TypeDef,
     work: &mut Map<String, Value>,
     k: OpKind,
     schema: &'static SchemaDef,
@@ -407,7 +405,7 @@ fn apply_extension_object(
                 if let Some(attr) = schema.attribute(key) {
                     if attr.mutability != Mutability::ReadOnly {
                         let t = AttrTarget::whole(Some(schema.id), attr);
-                        apply_attr(kind, work, k, &t, Some(v), fx)?;
+                        apply_attr(def, work, k, &t, Some(v), fx)?;
                     }
                 }
             }
@@ -422,7 +420,7 @@ fn apply_extension_object(
 }
 
 fn apply_attr(
-    kind: ResourceKind,
+    def: TypeDef,
     work: &mut Map<String, Value>,
     k: OpKind,
     t: &AttrTarget<'_>,
@@ -444,10 +442,10 @@ fn apply_attr(
         )));
     }
     fx.touch(t.top_name());
-    if is_members(kind, t.attr) {
-        return members_op(kind, k, t, value, fx);
+    if is_members(def, t.attr) {
+        return members_op(def, k, t, value, fx);
     }
-    if is_password(kind, t.attr) {
+    if is_password(def, t.attr) {
         return password_op(k, value, fx);
     }
     if k == OpKind::Remove && t.attr.required && t.sub.is_none() {
@@ -457,9 +455,9 @@ fn apply_attr(
         )));
     }
     update_attr(work, t.ext, t.attr.name, |cur| match k {
-        OpKind::Add => add_value(kind, t, cur, value),
-        OpKind::Replace => replace_value(kind, t, cur, value),
-        OpKind::Remove => remove_value(kind, t, cur, value),
+        OpKind::Add => add_value(def, t, cur, value),
+        OpKind::Replace => replace_value(def, t, cur, value),
+        OpKind::Remove => remove_value(def, t, cur, value),
     })
 }
 
@@ -535,7 +533,7 @@ fn into_object(cur: Option<Value>) -> Map<String, Value> {
 }
 
 fn add_value(
-    kind: ResourceKind,
+    def: TypeDef,
     t: &AttrTarget<'_>,
     cur: Option<Value>,
     value: Option<&Value>,
@@ -548,7 +546,7 @@ fn add_value(
     }
     let mut elems = into_elements(cur);
     if t.filter.is_some() || t.sub.is_some() {
-        set_on_elements(kind, t, &mut elems, value)?;
+        set_on_elements(def, t, &mut elems, value)?;
         return Ok(Some(Value::Array(elems)));
     }
     let Some(Value::Array(new)) = canonical_value(t.attr, &t.label(), value)? else {
@@ -578,20 +576,20 @@ fn add_value(
 }
 
 fn replace_value(
-    kind: ResourceKind,
+    def: TypeDef,
     t: &AttrTarget<'_>,
     cur: Option<Value>,
     value: Option<&Value>,
 ) -> Result<Option<Value>, ScimError> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
-        return remove_value(kind, t, cur, None);
+        return remove_value(def, t, cur, None);
     };
     if !t.attr.multi_valued {
         return set_single(t, cur, value);
     }
     if t.filter.is_some() || t.sub.is_some() {
         let mut elems = into_elements(cur);
-        set_on_elements(kind, t, &mut elems, value)?;
+        set_on_elements(def, t, &mut elems, value)?;
         return Ok(Some(Value::Array(elems)));
     }
     canonical_value(t.attr, &t.label(), value)
@@ -629,14 +627,14 @@ fn set_single(
 /// `add`/`replace` of elements selected by a value filter, or of a sub-attribute of every
 /// element: merges an object into each, or sets the sub-attribute on each.
 fn set_on_elements(
-    kind: ResourceKind,
+    def: TypeDef,
     t: &AttrTarget<'_>,
     elems: &mut Vec<Value>,
     value: &Value,
 ) -> Result<(), ScimError> {
     let mut matched: Vec<usize> = match t.filter {
         Some(f) => {
-            let m = element_matcher(kind, t, f)?;
+            let m = element_matcher(def, t, f)?;
             (0..elems.len())
                 .filter(|&i| elems.get(i).is_some_and(|e| m.matches(e)))
                 .collect()
@@ -694,7 +692,7 @@ enum SubPatch {
 }
 
 fn remove_value(
-    kind: ResourceKind,
+    def: TypeDef,
     t: &AttrTarget<'_>,
     cur: Option<Value>,
     value: Option<&Value>,
@@ -715,7 +713,7 @@ fn remove_value(
     let mut elems = into_elements(Some(cur));
     match (t.filter, t.sub) {
         (Some(f), sub) => {
-            let m = element_matcher(kind, t, f)?;
+            let m = element_matcher(def, t, f)?;
             match sub {
                 None => elems.retain(|e| !m.matches(e)),
                 Some(s) => {
@@ -806,21 +804,17 @@ fn enforce_primary(attr: &AttributeDef, elems: &mut [Value], keep: &[usize]) {
 
 /// Resolves a value filter against the elements of the targeted attribute. Errors are
 /// reported as `invalidPath`: the filter is part of the PATCH path (RFC 7644 §3.5.2).
-fn element_matcher(
-    kind: ResourceKind,
-    t: &AttrTarget<'_>,
-    f: &Filter,
-) -> Result<ValidFilter, ScimError> {
+fn element_matcher(def: TypeDef, t: &AttrTarget<'_>, f: &Filter) -> Result<ValidFilter, ScimError> {
     let outer = AttrPath {
         urn: t.ext.map(str::to_owned),
         attr: t.attr.name.to_owned(),
         sub_attr: None,
     };
-    filter::validate_value_filter(f, kind, &outer).map_err(|e| ScimError::invalid_path(e.detail))
+    filter::validate_value_filter(f, def, &outer).map_err(|e| ScimError::invalid_path(e.detail))
 }
 
 fn members_op(
-    kind: ResourceKind,
+    def: TypeDef,
     k: OpKind,
     t: &AttrTarget<'_>,
     value: Option<&Value>,
@@ -849,7 +843,7 @@ fn members_op(
         }
         OpKind::Remove => match (t.filter, value.filter(|v| !v.is_null())) {
             (Some(f), _) => {
-                element_matcher(kind, t, f)?;
+                element_matcher(def, t, f)?;
                 fx.members.push(MemberChange::Remove(Some(f.clone())));
             }
             (None, Some(listed)) => {

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ScimError;
 use crate::resource::{attr_label, classify_key, Key};
-use crate::schema::{AttrType, AttributeDef, ResourceKind, Returned};
+use crate::schema::{AttrType, AttributeDef, Returned, TypeDef};
 
 /// A parsed `attributes` / `excludedAttributes` pair.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -68,8 +68,7 @@ impl Sel {
 }
 
 /// Resolves one name from a parameter list.
-fn parse_name(kind: ResourceKind, name: &str) -> Option<Sel> {
-    let def = kind.def();
+fn parse_name(def: TypeDef, name: &str) -> Option<Sel> {
     let name = name.trim();
     if let Some(ext) = def
         .extensions
@@ -109,12 +108,12 @@ fn parse_name(kind: ResourceKind, name: &str) -> Option<Sel> {
     })
 }
 
-fn parse_list(kind: ResourceKind, list: Option<&str>) -> Vec<String> {
+fn parse_list(def: TypeDef, list: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for sel in list
         .unwrap_or("")
         .split(',')
-        .filter_map(|n| parse_name(kind, n))
+        .filter_map(|n| parse_name(def, n))
     {
         let c = sel.canonical();
         if !out.contains(&c) {
@@ -124,8 +123,8 @@ fn parse_list(kind: ResourceKind, list: Option<&str>) -> Vec<String> {
     out
 }
 
-fn resolve_list(kind: ResourceKind, list: &[String]) -> Vec<Sel> {
-    list.iter().filter_map(|n| parse_name(kind, n)).collect()
+fn resolve_list(def: TypeDef, list: &[String]) -> Vec<Sel> {
+    list.iter().filter_map(|n| parse_name(def, n)).collect()
 }
 
 impl Projection {
@@ -136,13 +135,13 @@ impl Projection {
     /// # Errors
     /// None today; the `Result` leaves room for rejecting malformed lists.
     pub fn parse(
-        kind: ResourceKind,
+        def: TypeDef,
         attributes: Option<&str>,
         excluded: Option<&str>,
     ) -> Result<Self, ScimError> {
-        let attributes = parse_list(kind, attributes);
+        let attributes = parse_list(def, attributes);
         let excluded = if attributes.is_empty() {
-            parse_list(kind, excluded)
+            parse_list(def, excluded)
         } else {
             Vec::new()
         };
@@ -154,10 +153,10 @@ impl Projection {
 
     /// The resolved selections: `(attributes, excluded)`, with `excluded` empty whenever
     /// `attributes` is not.
-    fn sels(&self, kind: ResourceKind) -> (Vec<Sel>, Vec<Sel>) {
-        let attrs = resolve_list(kind, &self.attributes);
+    fn sels(&self, def: TypeDef) -> (Vec<Sel>, Vec<Sel>) {
+        let attrs = resolve_list(def, &self.attributes);
         let excl = if attrs.is_empty() {
-            resolve_list(kind, &self.excluded)
+            resolve_list(def, &self.excluded)
         } else {
             Vec::new()
         };
@@ -167,9 +166,9 @@ impl Projection {
     /// Whether the top-level attribute `name` (canonical, e.g. `members`, `groups`) would be
     /// returned, so that the server can skip loading it.
     #[must_use]
-    pub fn includes(&self, kind: ResourceKind, name: &str) -> bool {
-        let (attrs, excl) = self.sels(kind);
-        let (ext, attr) = match classify_key(kind, name) {
+    pub fn includes(&self, def: TypeDef, name: &str) -> bool {
+        let (attrs, excl) = self.sels(def);
+        let (ext, attr) = match classify_key(def, name) {
             Key::Schemas => return true,
             Key::Unknown => return attrs.is_empty(),
             Key::Extension(s) => {
@@ -202,14 +201,14 @@ impl Projection {
 
     /// Applies the projection to a full resource representation.
     #[must_use]
-    pub fn apply(&self, kind: ResourceKind, doc: &Value) -> Value {
+    pub fn apply(&self, def: TypeDef, doc: &Value) -> Value {
         let Some(obj) = doc.as_object() else {
             return doc.clone();
         };
-        let (attrs, excl) = self.sels(kind);
+        let (attrs, excl) = self.sels(def);
         let mut out = Map::new();
         for (key, value) in obj {
-            let kept = match classify_key(kind, key) {
+            let kept = match classify_key(def, key) {
                 Key::Schemas => Some(value.clone()),
                 Key::Attr(a) => project_attr(None, a, value, &attrs, &excl, false),
                 Key::ExtAttr(s, a) => project_attr(Some(s.id), a, value, &attrs, &excl, false),
@@ -241,7 +240,6 @@ impl Projection {
                 out.insert(key.clone(), v);
             }
         }
-        let def = kind.def();
         let present: Vec<&str> = def
             .extensions
             .iter()

@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ScimError;
 use crate::filter::{fold_case, parse_datetime};
-use crate::schema::{AttrType, AttributeDef, Mutability, ResourceKind, SchemaDef};
+use crate::schema::{AttrType, AttributeDef, Mutability, ResourceKind, SchemaDef, TypeDef};
 
 /// A Group member reference taken from input (`members[].value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,17 +64,16 @@ pub struct Normalized {
 /// 400 `invalidValue` for a missing required attribute or a value of the wrong type,
 /// 400 `mutability` for a changed immutable attribute.
 pub fn normalize(
-    kind: ResourceKind,
+    def: TypeDef,
     body: &Value,
     existing: Option<&Value>,
 ) -> Result<Normalized, ScimError> {
-    let def = kind.def();
     let core_urn = def.schema.id;
     let Some(obj) = body.as_object() else {
         return Err(ScimError::invalid_syntax(format!(
             "the request body must be a JSON object with \"schemas\": [\"{core_urn}\"] and the \
              {} attributes",
-            kind.as_str()
+            def.kind.as_str()
         )));
     };
     check_schemas(obj, core_urn)?;
@@ -83,12 +82,12 @@ pub fn normalize(
     let mut password = None;
     let mut members = None;
     for (key, value) in obj {
-        match classify_key(kind, key) {
+        match classify_key(def, key) {
             Key::Schemas | Key::Unknown => {}
             Key::Attr(attr) => {
-                if is_password(kind, attr) {
+                if is_password(def, attr) {
                     password = parse_password(value)?;
-                } else if is_members(kind, attr) {
+                } else if is_members(def, attr) {
                     members = Some(parse_members(value)?);
                 } else {
                     collected.put(None, attr, value)?;
@@ -115,7 +114,7 @@ pub fn normalize(
         }
     }
 
-    if kind == ResourceKind::User
+    if def.kind == ResourceKind::User
         && existing.is_none()
         && !collected
             .core
@@ -125,7 +124,7 @@ pub fn normalize(
         collected.core.push(("active", Value::Bool(true)));
     }
 
-    let doc = collected.build(kind);
+    let doc = collected.build(def);
     for attr in &def.schema.attributes {
         if attr.required && !is_present(doc.get(attr.name)) {
             return Err(ScimError::invalid_value(format!(
@@ -135,7 +134,7 @@ pub fn normalize(
         }
     }
     if let Some(old) = existing {
-        check_immutable(kind, &doc, old)?;
+        check_immutable(def, &doc, old)?;
     }
     Ok(Normalized {
         doc,
@@ -233,8 +232,7 @@ impl Collected {
         Ok(())
     }
 
-    fn build(mut self, kind: ResourceKind) -> Value {
-        let def = kind.def();
+    fn build(mut self, def: TypeDef) -> Value {
         let mut out = Map::new();
         let mut schemas = vec![Value::String(def.schema.id.to_owned())];
         let mut ext_objects = Vec::new();
@@ -291,8 +289,7 @@ pub(crate) enum Key {
 }
 
 /// Classifies a top-level key, case-insensitively.
-pub(crate) fn classify_key(kind: ResourceKind, key: &str) -> Key {
-    let def = kind.def();
+pub(crate) fn classify_key(def: TypeDef, key: &str) -> Key {
     if key.eq_ignore_ascii_case("schemas") {
         return Key::Schemas;
     }
@@ -324,13 +321,13 @@ pub(crate) fn classify_key(kind: ResourceKind, key: &str) -> Key {
 }
 
 /// Whether `attr` is the User `password`, which is never stored in the document.
-pub(crate) fn is_password(kind: ResourceKind, attr: &AttributeDef) -> bool {
-    kind == ResourceKind::User && attr.name == "password"
+pub(crate) fn is_password(def: TypeDef, attr: &AttributeDef) -> bool {
+    def.kind == ResourceKind::User && attr.name == "password"
 }
 
 /// Whether `attr` is Group `members`, which the store keeps as rows.
-pub(crate) fn is_members(kind: ResourceKind, attr: &AttributeDef) -> bool {
-    kind == ResourceKind::Group && attr.name == "members"
+pub(crate) fn is_members(def: TypeDef, attr: &AttributeDef) -> bool {
+    def.kind == ResourceKind::Group && attr.name == "members"
 }
 
 /// Validates a password value: a string, or `null` for none.
@@ -582,8 +579,7 @@ pub(crate) fn values_equal(def: &AttributeDef, a: &Value, b: &Value) -> bool {
 /// unset. Sub-attributes are checked inside single-valued complex attributes; elements of
 /// multi-valued attributes have no identity to compare by, and the only immutable ones
 /// (Group `members`) are never part of the document.
-fn check_immutable(kind: ResourceKind, new: &Value, old: &Value) -> Result<(), ScimError> {
-    let def = kind.def();
+fn check_immutable(def: TypeDef, new: &Value, old: &Value) -> Result<(), ScimError> {
     let schemas = std::iter::once((None, &def.schema.attributes))
         .chain(std::iter::once((None, &def.common)))
         .chain(def.extensions.iter().map(|s| (Some(s.id), &s.attributes)));
@@ -633,9 +629,9 @@ mod active_default_tests {
     #[test]
     fn active_defaults_to_true_on_create_only() {
         let body = json!({"schemas": [crate::schema::USER_SCHEMA], "userName": "a"});
-        let created = normalize(ResourceKind::User, &body, None).unwrap();
+        let created = normalize(ResourceKind::User.def(), &body, None).unwrap();
         assert_eq!(created.doc["active"], true);
-        let replaced = normalize(ResourceKind::User, &body, Some(&created.doc)).unwrap();
+        let replaced = normalize(ResourceKind::User.def(), &body, Some(&created.doc)).unwrap();
         assert!(replaced.doc.get("active").is_none());
     }
 }

@@ -379,6 +379,11 @@ pub struct ResourceTypeDef {
     pub common: Vec<AttributeDef>,
 }
 
+/// A resource type as one tenant sees it: the built-in schemas ([`ResourceKind::def`]) or those
+/// with the tenant's custom extensions ([`crate::custom::resource_type`]). Definitions live for
+/// the whole process, so validated filters and PATCH targets can refer into them freely.
+pub type TypeDef = &'static ResourceTypeDef;
+
 /// Where an attribute lives in a resource document.
 #[derive(Debug, Clone, Copy)]
 pub struct ResolvedAttr<'a> {
@@ -400,6 +405,11 @@ impl ResolvedAttr<'_> {
 }
 
 impl ResourceTypeDef {
+    /// The core schema, then the extensions: what `/Schemas` publishes for this type.
+    pub fn schemas(&self) -> impl Iterator<Item = &SchemaDef> {
+        std::iter::once(&self.schema).chain(self.extensions.iter())
+    }
+
     /// Finds a schema (core or extension) by URN, case-insensitively.
     #[must_use]
     pub fn schema_by_urn(&self, urn: &str) -> Option<&SchemaDef> {

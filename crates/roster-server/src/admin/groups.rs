@@ -195,7 +195,7 @@ fn group_doc(display_name: &str, external_id: Option<&str>) -> Result<Value, Api
     if let Some(x) = external_id {
         doc["externalId"] = json!(x);
     }
-    Ok(normalize(ResourceKind::Group, &doc, None)
+    Ok(normalize(ResourceKind::Group.def(), &doc, None)
         .map_err(|e| ApiError::invalid(e.detail))?
         .doc)
 }
@@ -282,7 +282,9 @@ pub async fn patch_handler(
     ApiPath((tenant, id)): ApiPath<(String, String)>,
     ApiObject(p): ApiObject<GroupPatch>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tenant(&state, &tenant).await?;
+    let def = super::live_tenant(state.store.as_ref(), &tenant)
+        .await?
+        .def(ResourceKind::Group);
     if p.display_name.as_deref().is_some_and(blank) {
         return Err(ApiError::invalid(
             "display_name must have a character other than white space",
@@ -354,7 +356,7 @@ pub async fn patch_handler(
                 }
             }
             Some(
-                normalize(ResourceKind::Group, &d, None)
+                normalize(def, &d, None)
                     .map_err(|e| ApiError::invalid(e.detail))?
                     .doc,
             )
@@ -366,7 +368,7 @@ pub async fn patch_handler(
             return Ok(Json(group_json(&cur)));
         }
         let mut events = match &new_doc {
-            Some(n) => change_events(ResourceKind::Group, &id, doc, n, false).0,
+            Some(n) => change_events(def, &id, doc, n, false).0,
             None => Vec::new(),
         };
         if let Some(m) = &metadata {

@@ -173,7 +173,7 @@ fn to_user(r: Record) -> Result<ImportUser, String> {
         doc.insert("externalId".into(), json!(x));
     }
     doc.insert("active".into(), json!(r.active.unwrap_or(true)));
-    let doc = normalize(ResourceKind::User, &Value::Object(doc), None)
+    let doc = normalize(ResourceKind::User.def(), &Value::Object(doc), None)
         .map_err(|e| e.detail)?
         .doc;
     let roles = valid_roles("roles", &r.roles)?;

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use crate::AppState;
 
 pub mod body;
+pub mod custom_schemas;
 pub mod error;
 pub mod feed;
 pub mod groups;
@@ -122,6 +123,10 @@ fn tenant_routes() -> Router<AppState> {
         .route(
             "/tenants/{tenant}/settings",
             get(tenants::get_settings_handler).patch(tenants::update_settings_handler),
+        )
+        .route(
+            "/tenants/{tenant}/custom-schemas",
+            get(custom_schemas::get_handler).put(custom_schemas::put_handler),
         )
         .route(
             "/tenants/{tenant}/scim/enable",

@@ -497,7 +497,9 @@ pub async fn update(
     id: &str,
     p: &UserPatch,
 ) -> Result<AppUser, ApiError> {
-    require_tenant(state, tenant).await?;
+    let def = super::live_tenant(state.store.as_ref(), tenant)
+        .await?
+        .def(ResourceKind::User);
     if p.user_name.as_deref().is_some_and(str::is_empty) {
         return Err(ApiError::invalid("user_name must not be empty"));
     }
@@ -538,7 +540,7 @@ pub async fn update(
             )));
         }
         if !changed.is_empty() {
-            new_doc = normalize(ResourceKind::User, &new_doc, None)
+            new_doc = normalize(def, &new_doc, None)
                 .map_err(|e| ApiError::invalid(e.detail))?
                 .doc;
         }
@@ -549,7 +551,7 @@ pub async fn update(
             return Ok(cur);
         }
         let mut events = if doc_changed {
-            change_events(ResourceKind::User, id, &cur.resource.doc, &new_doc, false).0
+            change_events(def, id, &cur.resource.doc, &new_doc, false).0
         } else {
             Vec::new()
         };

@@ -130,7 +130,7 @@ pub fn vp(attr: &str, inner: Filter) -> Filter {
 /// `f`, validated for `kind`.
 #[must_use]
 pub fn valid(f: Filter, kind: ResourceKind) -> ValidFilter {
-    f.validate(kind).unwrap()
+    f.validate(kind.def()).unwrap()
 }
 
 /// Everything that matches `filter`, in one page.
@@ -159,6 +159,7 @@ pub fn sorted(attr: &str, descending: bool) -> Option<SortSpec> {
         attr,
         sub_attr: sub,
         descending,
+        case_exact: false,
     })
 }
 

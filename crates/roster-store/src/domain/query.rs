@@ -614,23 +614,9 @@ impl SortPlan {
                 descending: spec.descending,
             };
         }
-        let def = kind.def();
-        let case_exact = def
-            .resolve(spec.urn.as_deref(), &spec.attr, spec.sub_attr.as_deref())
-            .map(|r| {
-                // `sortBy=emails` sorts by the primary (or first) element's `value`.
-                if r.sub.is_none() && r.attr.multi_valued {
-                    r.attr
-                        .sub_attribute("value")
-                        .map_or(r.attr.case_exact, |v| v.case_exact)
-                } else {
-                    r.leaf().case_exact
-                }
-            })
-            .unwrap_or(false);
         SortPlan::Memory {
             spec: spec.clone(),
-            case_exact,
+            case_exact: spec.case_exact,
         }
     }
 

@@ -17,6 +17,7 @@ mod cluster;
 mod config;
 mod console;
 mod copy;
+mod custom_attributes;
 mod discovery;
 mod emails;
 mod erasure;

@@ -24,7 +24,7 @@
 use serde_json::{Map, Value};
 
 use super::{Ctx, LEGACY_URN};
-use crate::schema::{ResourceKind, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
+use crate::schema::{ResourceKind, TypeDef, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 
 /// What a draft URN stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +69,12 @@ fn split(s: &str) -> Option<(Target, &str)> {
 
 /// The RFC URN for a draft schema URN (a `schemas` element, an extension key); `None` for
 /// anything else.
-pub(super) fn schema_urn(s: &str, kind: ResourceKind) -> Option<&'static str> {
+pub(super) fn schema_urn(s: &str, def: TypeDef) -> Option<&'static str> {
     match split(s)? {
         (Target::Enterprise, "") => Some(ENTERPRISE_USER_SCHEMA),
         (Target::Core(Some(ResourceKind::User)), "") => Some(USER_SCHEMA),
         (Target::Core(Some(ResourceKind::Group)), "") => Some(GROUP_SCHEMA),
-        (Target::Core(None), "") => Some(kind.def().schema.id),
+        (Target::Core(None), "") => Some(def.schema.id),
         _ => None,
     }
 }
@@ -91,7 +91,7 @@ pub(super) fn attr_path(s: &str) -> Option<String> {
 }
 
 /// Rewrites the draft URNs of a resource-shaped object: a POST/PUT body, or a PATCH value.
-pub(super) fn fix_object(kind: ResourceKind, obj: &mut Map<String, Value>, ctx: &mut Ctx) {
+pub(super) fn fix_object(def: TypeDef, obj: &mut Map<String, Value>, ctx: &mut Ctx) {
     let mut changed = false;
     if let Some(Value::Array(list)) = obj
         .iter_mut()
@@ -100,7 +100,7 @@ pub(super) fn fix_object(kind: ResourceKind, obj: &mut Map<String, Value>, ctx: 
     {
         let mut out: Vec<Value> = Vec::with_capacity(list.len());
         for v in list.drain(..) {
-            let v = match v.as_str().and_then(|s| schema_urn(s, kind)) {
+            let v = match v.as_str().and_then(|s| schema_urn(s, def)) {
                 Some(rfc) => {
                     changed = true;
                     Value::String(rfc.to_owned())
@@ -117,7 +117,7 @@ pub(super) fn fix_object(kind: ResourceKind, obj: &mut Map<String, Value>, ctx: 
     let renames: Vec<(String, String)> = obj
         .keys()
         .filter_map(|k| {
-            let rfc = match schema_urn(k, kind) {
+            let rfc = match schema_urn(k, def) {
                 // A draft core URN as a key would hold core attributes: not a shape anyone
                 // sends, and not one the core reads; left alone.
                 Some(urn) if urn == ENTERPRISE_USER_SCHEMA => Some(urn.to_owned()),
@@ -153,7 +153,7 @@ pub(super) fn fix_object(kind: ResourceKind, obj: &mut Map<String, Value>, ctx: 
 }
 
 /// Rewrites draft URNs in a PATCH operation's `path`.
-pub(super) fn fix_path(op: &mut Map<String, Value>, kind: ResourceKind, ctx: &mut Ctx) {
+pub(super) fn fix_path(op: &mut Map<String, Value>, def: TypeDef, ctx: &mut Ctx) {
     let Some(Value::String(path)) = op
         .iter_mut()
         .find(|(k, _)| k.eq_ignore_ascii_case("path"))
@@ -161,7 +161,7 @@ pub(super) fn fix_path(op: &mut Map<String, Value>, kind: ResourceKind, ctx: &mu
     else {
         return;
     };
-    let rfc = attr_path(path).or_else(|| schema_urn(path, kind).map(str::to_owned));
+    let rfc = attr_path(path).or_else(|| schema_urn(path, def).map(str::to_owned));
     if let Some(rfc) = rfc {
         *path = rfc;
         ctx.fired(LEGACY_URN);
@@ -215,13 +215,13 @@ mod tests {
 
     #[test]
     fn draft_urns_map_to_one_rfc_urn_each() {
-        let k = ResourceKind::User;
+        let k = ResourceKind::User.def();
         assert_eq!(
             schema_urn("urn:scim:schemas:core:2.0", k),
             Some(USER_SCHEMA)
         );
         assert_eq!(
-            schema_urn("urn:scim:schemas:core:2.0", ResourceKind::Group),
+            schema_urn("urn:scim:schemas:core:2.0", ResourceKind::Group.def()),
             Some(GROUP_SCHEMA)
         );
         assert_eq!(

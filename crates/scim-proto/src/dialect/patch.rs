@@ -12,14 +12,14 @@ use super::{Ctx, OP_CASE, PATHLESS_ATTRIBUTE_PATHS, VALUE_PATH_CREATE};
 use crate::filter::{
     parse_path, validate_value_filter, AttrPath, CompValue, CompareOp, Filter, PatchPath,
 };
-use crate::schema::{AttrType, ResolvedAttr, ResourceKind};
+use crate::schema::{AttrType, ResolvedAttr, TypeDef};
 
 /// The operation keywords of RFC 7644 §3.5.2.
 const OPS: [&str; 3] = ["add", "remove", "replace"];
 
 /// Normalises a PatchOp body in place.
 pub(super) fn normalize_patch(
-    kind: ResourceKind,
+    def: TypeDef,
     body: &mut Value,
     current: Option<&Value>,
     ctx: &mut Ctx,
@@ -40,9 +40,9 @@ pub(super) fn normalize_patch(
         };
         let entra_case = op_case(&mut o, ctx);
         match path_of(&o) {
-            PathOf::None => out.extend(split_pathless(kind, o, sim.as_mut(), entra_case, ctx)),
+            PathOf::None => out.extend(split_pathless(def, o, sim.as_mut(), entra_case, ctx)),
             PathOf::Path(p) => {
-                let o = fix_path_op(kind, o, &p, sim.as_mut(), entra_case, ctx);
+                let o = fix_path_op(def, o, &p, sim.as_mut(), entra_case, ctx);
                 out.push(Value::Object(o));
             }
             PathOf::Other => out.push(Value::Object(o)),
@@ -53,7 +53,7 @@ pub(super) fn normalize_patch(
 
 /// Whether any operation is an `add`/`replace` of `attr[filter].sub` (in any letter case),
 /// the only shape for which the stored document matters.
-pub(super) fn has_value_path_sub_op(kind: ResourceKind, body: &Value) -> bool {
+pub(super) fn has_value_path_sub_op(def: TypeDef, body: &Value) -> bool {
     let Some(ops) = body
         .as_object()
         .and_then(|o| get_ci(o, "Operations"))
@@ -68,7 +68,7 @@ pub(super) fn has_value_path_sub_op(kind: ResourceKind, body: &Value) -> bool {
         let path_shape = |p: &PatchPath| {
             p.filter.is_some()
                 && p.sub_attr.is_some()
-                && resolve(kind, p).is_some_and(|r| r.attr.multi_valued)
+                && resolve(def, p).is_some_and(|r| r.attr.multi_valued)
         };
         let direct = match path_of(o) {
             PathOf::Path(p) => path_shape(&p),
@@ -80,7 +80,7 @@ pub(super) fn has_value_path_sub_op(kind: ResourceKind, body: &Value) -> bool {
                 .and_then(Value::as_object)
                 .is_some_and(|v| {
                     v.keys()
-                        .filter(|k| is_attribute_path_key(kind, k))
+                        .filter(|k| is_attribute_path_key(def, k))
                         .filter_map(|k| parse_path(k).ok())
                         .any(|p| path_shape(&p))
                 });
@@ -147,8 +147,7 @@ fn path_of(o: &Map<String, Value>) -> PathOf {
 /// value filter (`[`). Attribute names never contain either (RFC 7643 §2.1 `ATTRNAME`), so
 /// the reading is unambiguous; URN-qualified plain names are left to the core, which
 /// resolves them itself.
-fn is_attribute_path_key(kind: ResourceKind, key: &str) -> bool {
-    let def = kind.def();
+fn is_attribute_path_key(def: TypeDef, key: &str) -> bool {
     let rest = std::iter::once(&def.schema)
         .chain(def.extensions.iter())
         .find_map(|s| strip_prefix_ci(key, s.id).and_then(|r| r.strip_prefix(':')));
@@ -172,7 +171,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// paths as keys into the path-less remainder plus one operation per path key, then applies
 /// the value rules to each.
 fn split_pathless(
-    kind: ResourceKind,
+    def: TypeDef,
     mut o: Map<String, Value>,
     mut sim: Option<&mut Value>,
     entra_case: bool,
@@ -188,7 +187,7 @@ fn split_pathless(
     if ctx.on(PATHLESS_ATTRIBUTE_PATHS) {
         let path_keys: Vec<String> = value
             .keys()
-            .filter(|k| is_attribute_path_key(kind, k) && parse_path(k).is_ok())
+            .filter(|k| is_attribute_path_key(def, k) && parse_path(k).is_ok())
             .cloned()
             .collect();
         for key in path_keys {
@@ -200,9 +199,9 @@ fn split_pathless(
     if !split.is_empty() {
         ctx.fired(PATHLESS_ATTRIBUTE_PATHS);
     }
-    fix_resource(kind, value, ctx);
+    fix_resource(def, value, ctx);
     if let Some(doc) = sim.as_deref_mut() {
-        track_pathless(kind, op, value, doc);
+        track_pathless(def, op, value, doc);
     }
     let emptied = value.is_empty() && !split.is_empty();
     let mut out = Vec::with_capacity(split.len() + 1);
@@ -215,7 +214,7 @@ fn split_pathless(
         new.insert("path".into(), Value::String(path.clone()));
         new.insert("value".into(), v);
         let new = match parse_path(&path) {
-            Ok(p) => fix_path_op(kind, new, &p, sim.as_deref_mut(), entra_case, ctx),
+            Ok(p) => fix_path_op(def, new, &p, sim.as_deref_mut(), entra_case, ctx),
             Err(_) => new,
         };
         out.push(Value::Object(new));
@@ -223,25 +222,24 @@ fn split_pathless(
     out
 }
 
-fn resolve(kind: ResourceKind, p: &PatchPath) -> Option<ResolvedAttr<'static>> {
+fn resolve(def: TypeDef, p: &PatchPath) -> Option<ResolvedAttr<'static>> {
     let sub = if p.filter.is_some() {
         p.sub_attr.as_deref()
     } else {
         p.attr.sub_attr.as_deref()
     };
-    kind.def().resolve(p.attr.urn.as_deref(), &p.attr.attr, sub)
+    def.resolve(p.attr.urn.as_deref(), &p.attr.attr, sub)
 }
 
 /// Applies the value rules to an operation with a path, then [`VALUE_PATH_CREATE`].
 fn fix_path_op(
-    kind: ResourceKind,
+    def: TypeDef,
     mut o: Map<String, Value>,
     p: &PatchPath,
     sim: Option<&mut Value>,
     entra_case: bool,
     ctx: &mut Ctx,
 ) -> Map<String, Value> {
-    let def = kind.def();
     // A path that is exactly an extension URN: the value is that extension's object.
     if p.filter.is_none() && p.sub_attr.is_none() && p.attr.sub_attr.is_none() {
         let full = match &p.attr.urn {
@@ -259,7 +257,7 @@ fn fix_path_op(
             return o;
         }
     }
-    let Some(r) = resolve(kind, p) else {
+    let Some(r) = resolve(def, p) else {
         return o;
     };
     let ext = r
@@ -273,7 +271,7 @@ fn fix_path_op(
     }
     match sim {
         Some(doc) => {
-            let o = value_path_create(kind, o, p, &r, doc, entra_case, ctx);
+            let o = value_path_create(def, o, p, &r, doc, entra_case, ctx);
             track_whole_attribute(&o, p, &r, doc);
             o
         }
@@ -320,12 +318,12 @@ fn track_whole_attribute(
 }
 
 /// [`track_whole_attribute`] for the attributes of a path-less `add` or `replace`'s value.
-fn track_pathless(kind: ResourceKind, op: &str, value: &Map<String, Value>, doc: &mut Value) {
+fn track_pathless(def: TypeDef, op: &str, value: &Map<String, Value>, doc: &mut Value) {
     for (key, v) in value {
         let Ok(p) = parse_path(key) else {
             continue;
         };
-        let Some(r) = resolve(kind, &p) else {
+        let Some(r) = resolve(def, &p) else {
             continue;
         };
         let mut o = Map::new();
@@ -357,7 +355,7 @@ fn forget(doc: &mut Value, r: &ResolvedAttr<'static>) {
 /// Entra's signature, a capitalised `op`; a lowercase `replace` from an unknown client keeps
 /// the RFC's `noTarget`.
 fn value_path_create(
-    kind: ResourceKind,
+    def: TypeDef,
     o: Map<String, Value>,
     p: &PatchPath,
     r: &ResolvedAttr<'static>,
@@ -388,7 +386,7 @@ fn value_path_create(
         attr: r.attr.name.to_owned(),
         sub_attr: None,
     };
-    let Ok(valid) = validate_value_filter(filter, kind, &outer) else {
+    let Ok(valid) = validate_value_filter(filter, def, &outer) else {
         return o;
     };
     let container = match r.extension {

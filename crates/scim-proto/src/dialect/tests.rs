@@ -1,6 +1,7 @@
 //! Each rule with the payload shape its source shows, then the properties every rule must
 //! keep: no panic on any input, standard requests unchanged, idempotence.
 
+use crate::schema::ResourceKind;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -17,7 +18,7 @@ fn user_patch(idp: Idp, ops: Value, current: Option<&Value>) -> Normalized<Value
     normalize_body(
         idp,
         BodyKind::Patch,
-        ResourceKind::User,
+        ResourceKind::User.def(),
         patch_body(ops),
         current,
     )
@@ -27,13 +28,13 @@ fn user_patch(idp: Idp, ops: Value, current: Option<&Value>) -> Normalized<Value
 fn apply(doc: &Value, body: &Value) -> Value {
     let ops = parse_patch(body).expect("the normalised PATCH parses");
     let mut d = doc.clone();
-    apply_patch(ResourceKind::User, &mut d, &ops).expect("the normalised PATCH applies");
+    apply_patch(ResourceKind::User.def(), &mut d, &ops).expect("the normalised PATCH applies");
     d
 }
 
 fn stored_user() -> Value {
     normalize(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &json!({
             "schemas": [USER_SCHEMA],
             "userName": "bjensen@example.com",
@@ -119,7 +120,13 @@ fn string_boolean_in_create_body_and_pathless_value() {
         "emails": [{"value": "e@x", "type": "work", "primary": "true"}],
         "title": "True"
     });
-    let n = normalize_body(Idp::Entra, BodyKind::Create, ResourceKind::User, body, None);
+    let n = normalize_body(
+        Idp::Entra,
+        BodyKind::Create,
+        ResourceKind::User.def(),
+        body,
+        None,
+    );
     assert_eq!(n.applied, vec![STRING_BOOLEAN]);
     assert_eq!(n.request["active"], true);
     assert_eq!(n.request["emails"][0]["primary"], true);
@@ -127,7 +134,7 @@ fn string_boolean_in_create_body_and_pathless_value() {
         n.request["title"], "True",
         "strings stay strings where the schema says string"
     );
-    normalize(ResourceKind::User, &n.request, None).expect("the core accepts it");
+    normalize(ResourceKind::User.def(), &n.request, None).expect("the core accepts it");
 
     let n = user_patch(
         Idp::Generic,
@@ -254,7 +261,7 @@ fn manager_string_in_patch_with_extension_path() {
     let n = normalize_body(
         Idp::Entra,
         BodyKind::Replace,
-        ResourceKind::User,
+        ResourceKind::User.def(),
         body,
         None,
     );
@@ -294,7 +301,7 @@ fn value_path_create_adds_missing_elements_once() {
     let cur = stored_user();
     assert!(patch_needs_current(
         Idp::Entra,
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &patch_body(entra_profile_ops())
     ));
     let n = user_patch(Idp::Entra, entra_profile_ops(), Some(&cur));
@@ -342,7 +349,7 @@ fn value_path_create_is_entra_and_generic_only() {
         let fired = n.applied.contains(&VALUE_PATH_CREATE);
         assert_eq!(fired, matches!(idp, Idp::Entra | Idp::Generic), "{idp}");
         assert_eq!(
-            patch_needs_current(idp, ResourceKind::User, &patch_body(ops.clone())),
+            patch_needs_current(idp, ResourceKind::User.def(), &patch_body(ops.clone())),
             fired,
             "{idp}"
         );
@@ -406,7 +413,7 @@ fn value_path_create_finds_elements_an_earlier_whole_attribute_operation_added()
     let twice = normalize_body(
         Idp::Entra,
         BodyKind::Patch,
-        ResourceKind::User,
+        ResourceKind::User.def(),
         once.request.clone(),
         Some(&cur),
     );
@@ -464,7 +471,7 @@ fn value_path_create_with_pathless_filtered_keys() {
     let ops = json!([{"op": "Replace", "value": {"phoneNumbers[type eq \"work\"].value": "2"}}]);
     assert!(patch_needs_current(
         Idp::Entra,
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &patch_body(ops.clone())
     ));
     let n = user_patch(Idp::Entra, ops, Some(&cur));
@@ -551,7 +558,7 @@ fn standard_idp_shapes_pass_unchanged() {
             let n = normalize_body(
                 Idp::Generic,
                 BodyKind::Patch,
-                kind,
+                kind.def(),
                 patch_body(ops.clone()),
                 None,
             );
@@ -571,7 +578,13 @@ fn non_objects_and_junk_pass_through() {
         json!({"Operations": [1, null, {"op": 3}, {"op": "add", "path": 7}]}),
     ] {
         for req in [BodyKind::Create, BodyKind::Replace, BodyKind::Patch] {
-            let n = normalize_body(Idp::Generic, req, ResourceKind::User, body.clone(), None);
+            let n = normalize_body(
+                Idp::Generic,
+                req,
+                ResourceKind::User.def(),
+                body.clone(),
+                None,
+            );
             assert_eq!(n.request, body);
             assert!(n.applied.is_empty());
         }
@@ -702,8 +715,8 @@ proptest! {
         idp in arb_idp(), kind in arb_kind(), req in arb_req(),
         body in arb_json(), current in prop::option::of(arb_json()),
     ) {
-        let once = normalize_body(idp, req, kind, body, current.as_ref());
-        let twice = normalize_body(idp, req, kind, once.request.clone(), current.as_ref());
+        let once = normalize_body(idp, req, kind.def(), body, current.as_ref());
+        let twice = normalize_body(idp, req, kind.def(), once.request.clone(), current.as_ref());
         prop_assert_eq!(&twice.request, &once.request);
     }
 
@@ -713,9 +726,9 @@ proptest! {
         ops in prop::collection::vec(arb_json(), 0..6), current in prop::option::of(arb_json()),
     ) {
         let body = patch_body(Value::Array(ops));
-        let _ = patch_needs_current(idp, kind, &body);
-        let once = normalize_body(idp, BodyKind::Patch, kind, body, current.as_ref());
-        let twice = normalize_body(idp, BodyKind::Patch, kind, once.request.clone(), current.as_ref());
+        let _ = patch_needs_current(idp, kind.def(), &body);
+        let once = normalize_body(idp, BodyKind::Patch, kind.def(), body, current.as_ref());
+        let twice = normalize_body(idp, BodyKind::Patch, kind.def(), once.request.clone(), current.as_ref());
         prop_assert_eq!(twice.request, once.request);
     }
 
@@ -727,7 +740,7 @@ proptest! {
         let body = patch_body(Value::Array(ops));
         // The stored document has a work email, so the only value-filter path matches.
         let cur = stored_user();
-        let n = normalize_body(idp, BodyKind::Patch, kind, body.clone(), Some(&cur));
+        let n = normalize_body(idp, BodyKind::Patch, kind.def(), body.clone(), Some(&cur));
         prop_assert!(n.applied.is_empty(), "{:?}", n.applied);
         prop_assert_eq!(n.request, body);
     }
@@ -748,7 +761,7 @@ proptest! {
         if let Some(m) = manager {
             body[ENT]["manager"] = json!({"value": m});
         }
-        let n = normalize_body(idp, req, ResourceKind::User, body.clone(), None);
+        let n = normalize_body(idp, req, ResourceKind::User.def(), body.clone(), None);
         prop_assert!(n.applied.is_empty());
         prop_assert_eq!(n.request, body);
     }
@@ -801,7 +814,13 @@ fn onelogin_template() -> Value {
 fn legacy_urns_of_onelogins_template_become_the_rfc_urns() {
     for idp in Idp::ALL {
         for req in [BodyKind::Create, BodyKind::Replace] {
-            let n = normalize_body(idp, req, ResourceKind::User, onelogin_template(), None);
+            let n = normalize_body(
+                idp,
+                req,
+                ResourceKind::User.def(),
+                onelogin_template(),
+                None,
+            );
             assert_eq!(n.applied, vec![LEGACY_URN], "{idp}");
             let body = &n.request;
             assert_eq!(body["schemas"], json!([USER_SCHEMA, ENT]));
@@ -812,10 +831,10 @@ fn legacy_urns_of_onelogins_template_become_the_rfc_urns() {
             // A string value that happens to look like a URN is data, never rewritten.
             assert_eq!(body["title"], "urn:scim:schemas:core:2.0");
             // The core accepts what the normaliser made of it.
-            let doc = normalize(ResourceKind::User, body, None).expect("the core accepts it");
+            let doc = normalize(ResourceKind::User.def(), body, None).expect("the core accepts it");
             assert_eq!(doc.doc[ENT]["department"], "Sales");
             // Idempotent.
-            let again = normalize_body(idp, req, ResourceKind::User, body.clone(), None);
+            let again = normalize_body(idp, req, ResourceKind::User.def(), body.clone(), None);
             assert!(again.applied.is_empty());
             assert_eq!(&again.request, body);
         }
@@ -826,7 +845,7 @@ fn legacy_urns_of_onelogins_template_become_the_rfc_urns() {
     let n = normalize_body(
         Idp::OneLogin,
         BodyKind::Create,
-        ResourceKind::User,
+        ResourceKind::User.def(),
         both,
         None,
     );
@@ -838,7 +857,7 @@ fn legacy_urns_of_onelogins_template_become_the_rfc_urns() {
     let g = normalize_body(
         Idp::Generic,
         BodyKind::Create,
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         json!({"schemas": ["urn:scim:schemas:core:2.0:Group"], "displayName": "Ops"}),
         None,
     );
@@ -875,7 +894,7 @@ fn a_patch_without_schemas_gets_the_patchop_urn() {
         let n = normalize_body(
             idp,
             BodyKind::Patch,
-            ResourceKind::Group,
+            ResourceKind::Group.def(),
             body.clone(),
             None,
         );
@@ -889,7 +908,7 @@ fn a_patch_without_schemas_gets_the_patchop_urn() {
     let n = normalize_body(
         Idp::Generic,
         BodyKind::Patch,
-        ResourceKind::User,
+        ResourceKind::User.def(),
         wrong.clone(),
         None,
     );

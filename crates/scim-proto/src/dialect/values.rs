@@ -7,14 +7,14 @@ use serde_json::{Map, Value};
 
 use super::{Ctx, MANAGER_STRING, STRING_BOOLEAN};
 use crate::resource::{classify_key, Key};
-use crate::schema::{AttrType, AttributeDef, ResourceKind, SchemaDef, ENTERPRISE_USER_SCHEMA};
+use crate::schema::{AttrType, AttributeDef, SchemaDef, TypeDef, ENTERPRISE_USER_SCHEMA};
 
 /// Fixes the values of a resource-shaped object: a POST/PUT body, or the value of a path-less
 /// PATCH operation. Keys are classified exactly as the core does; unknown keys are left alone
 /// (the core ignores them).
-pub(super) fn fix_resource(kind: ResourceKind, obj: &mut Map<String, Value>, ctx: &mut Ctx) {
+pub(super) fn fix_resource(def: TypeDef, obj: &mut Map<String, Value>, ctx: &mut Ctx) {
     for (key, v) in obj.iter_mut() {
-        match classify_key(kind, key) {
+        match classify_key(def, key) {
             Key::Attr(attr) => fix_attr(None, attr, v, ctx),
             Key::ExtAttr(schema, attr) => fix_attr(Some(schema), attr, v, ctx),
             Key::Extension(schema) => fix_extension_object(schema, v, ctx),

@@ -1,6 +1,7 @@
 //! Tests for the filter module.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::schema::{ResourceKind, TypeDef};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -359,7 +360,7 @@ fn limits() {
     let ok = vec!["userName eq \"x\""; SCIM_FILTER_MAX_TERMS].join(" and ");
     let f = parse_filter(&ok).unwrap();
     assert_eq!(parse_filter(&f.to_string()).unwrap(), f);
-    let v = f.validate(ResourceKind::User).unwrap();
+    let v = f.validate(ResourceKind::User.def()).unwrap();
     assert!(v.matches(&json!({"userName": "X"})));
     let nested = format!(
         "{}userName pr{}",
@@ -368,7 +369,10 @@ fn limits() {
     );
     let f = parse_filter(&nested).unwrap();
     assert_eq!(parse_filter(&f.to_string()).unwrap(), f);
-    assert!(f.validate(ResourceKind::User).unwrap().matches(&user()));
+    assert!(f
+        .validate(ResourceKind::User.def())
+        .unwrap()
+        .matches(&user()));
     // The deepest trees the parser accepts, in every shape, survive the recursive walks.
     for (open, close) in [("userName pr and (", ")"), ("not (", ")"), ("((", "))")] {
         let levels = if open == "((" { 32 } else { 64 };
@@ -376,7 +380,10 @@ fn limits() {
         let text = format!("{}{mid}{}", open.repeat(levels), close.repeat(levels));
         let f = parse_filter(&text).unwrap();
         assert_eq!(parse_filter(&f.to_string()).unwrap(), f);
-        let _ = f.validate(ResourceKind::User).unwrap().matches(&user());
+        let _ = f
+            .validate(ResourceKind::User.def())
+            .unwrap()
+            .matches(&user());
     }
 }
 
@@ -573,7 +580,7 @@ proptest! {
     ) {
         if let Ok(f) = parse_filter(&input) {
             prop_assert_eq!(parse_filter(&f.to_string()), Ok(f.clone()));
-            let _ = f.validate(ResourceKind::User).map(|v| v.matches(&user()));
+            let _ = f.validate(ResourceKind::User.def()).map(|v| v.matches(&user()));
         }
         let _ = parse_path(&input);
     }
@@ -581,14 +588,14 @@ proptest! {
 
 // ---------------------------------------------------------------- validation
 
-fn valid(kind: ResourceKind, input: &str) -> ValidFilter {
+fn valid(kind: TypeDef, input: &str) -> ValidFilter {
     parse_filter(input)
         .unwrap()
         .validate(kind)
         .unwrap_or_else(|e| panic!("{input}: {e}"))
 }
 
-fn invalid(kind: ResourceKind, input: &str) -> String {
+fn invalid(kind: TypeDef, input: &str) -> String {
     let e = parse_filter(input)
         .unwrap()
         .validate(kind)
@@ -599,7 +606,7 @@ fn invalid(kind: ResourceKind, input: &str) -> String {
 
 #[test]
 fn validate_canonicalises_paths() {
-    let u = ResourceKind::User;
+    let u = ResourceKind::User.def();
     let cases = [
         ("USERNAME eq \"x\"", "userName eq \"x\""),
         (
@@ -642,7 +649,7 @@ fn validate_canonicalises_paths() {
         assert_eq!(valid(u, input).filter().to_string(), want, "{input}");
     }
     let v = valid(u, "employeeNumber pr");
-    assert_eq!(v.kind(), u);
+    assert_eq!(v.kind(), u.kind);
     assert_eq!(
         v.filter(),
         &Filter::Present(AttrPath {
@@ -652,7 +659,7 @@ fn validate_canonicalises_paths() {
         })
     );
     assert_eq!(
-        valid(ResourceKind::Group, "MEMBERS eq \"abc\"")
+        valid(ResourceKind::Group.def(), "MEMBERS eq \"abc\"")
             .filter()
             .to_string(),
         "members.value eq \"abc\""
@@ -661,7 +668,7 @@ fn validate_canonicalises_paths() {
 
 #[test]
 fn validate_rejects_with_clear_details() {
-    let u = ResourceKind::User;
+    let u = ResourceKind::User.def();
     let cases = [
         ("foo eq \"x\"", "unknown attribute \"foo\" for User"),
         ("name.nope pr", "unknown attribute \"name.nope\" for User"),
@@ -723,12 +730,12 @@ fn validate_rejects_with_clear_details() {
         let d = invalid(u, input);
         assert!(d.contains(want), "{input}: {d}");
     }
-    assert!(invalid(ResourceKind::Group, "userName pr").contains("for Group"));
+    assert!(invalid(ResourceKind::Group.def(), "userName pr").contains("for Group"));
 }
 
 #[test]
 fn value_filter_validation_and_matching() {
-    let u = ResourceKind::User;
+    let u = ResourceKind::User.def();
     let inner = parse_filter("TYPE eq \"Work\" and primary eq true").unwrap();
     let v = validate_value_filter(&inner, u, &p("EMAILS")).unwrap();
     assert_eq!(
@@ -740,7 +747,7 @@ fn value_filter_validation_and_matching() {
     assert!(!v.matches(&json!({"value": "a@x", "type": "work"})));
     assert!(!v.matches(&json!({"value": "a@x", "type": "home", "primary": true})));
 
-    let g = ResourceKind::Group;
+    let g = ResourceKind::Group.def();
     let m = validate_value_filter(
         &parse_filter("value eq \"2819c223\"").unwrap(),
         g,
@@ -828,7 +835,7 @@ fn group() -> Value {
     })
 }
 
-fn check_matches(kind: ResourceKind, doc: &Value, cases: &[(&str, bool)]) {
+fn check_matches(kind: TypeDef, doc: &Value, cases: &[(&str, bool)]) {
     for (input, want) in cases {
         let v = valid(kind, input);
         assert_eq!(v.matches(doc), *want, "{input} (canonical: {})", v.filter());
@@ -841,7 +848,7 @@ fn check_matches(kind: ResourceKind, doc: &Value, cases: &[(&str, bool)]) {
 #[test]
 fn evaluates_against_a_user() {
     check_matches(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &user(),
         &[
             // caseExact: false attributes fold case on both sides.
@@ -950,7 +957,7 @@ fn evaluates_against_a_user() {
 #[test]
 fn evaluates_against_a_group() {
     check_matches(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &group(),
         &[
             ("displayName eq \"tour guides\"", true),
@@ -983,7 +990,7 @@ fn evaluates_against_a_group() {
     );
     let empty = json!({"displayName": "Empty", "members": []});
     check_matches(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &empty,
         &[
             ("members pr", false),
@@ -997,7 +1004,7 @@ fn evaluates_against_a_group() {
 
 #[test]
 fn evaluation_is_robust_to_odd_documents() {
-    let u = ResourceKind::User;
+    let u = ResourceKind::User.def();
     // Keys are looked up case-insensitively; stored values of the wrong type never match.
     let doc = json!({
         "USERNAME": "x",

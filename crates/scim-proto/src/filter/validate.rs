@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{fold_case, parse_datetime, AttrPath, CompValue, CompareOp, Filter, ValidFilter};
 use crate::error::ScimError;
-use crate::schema::{AttrType, AttributeDef, ResourceKind, Returned};
+use crate::schema::{AttrType, AttributeDef, Returned, TypeDef};
 
 /// Where a value lives: `doc[ext]?[attr][sub]?`, or for paths inside a value filter,
 /// `element[attr]` (with `ext` and `sub` both `None`).
@@ -47,7 +47,7 @@ pub(super) enum Node {
 /// What paths are resolved against.
 #[derive(Clone, Copy)]
 enum Scope {
-    Resource(ResourceKind),
+    Resource(TypeDef),
     /// Inside `outer[…]`: paths name sub-attributes of `outer`.
     Within(&'static AttributeDef),
 }
@@ -94,7 +94,7 @@ fn leaf_of(def: &'static AttributeDef, path: AttrPath, target: Target) -> Result
 
 fn resolve(scope: Scope, path: &AttrPath) -> Result<Leaf, ScimError> {
     match scope {
-        Scope::Resource(kind) => {
+        Scope::Resource(def) => {
             // `schemas` is not described by any schema, yet RFC 7644 §3.4.2.2 filters on it.
             if path.urn.is_none()
                 && path.sub_attr.is_none()
@@ -116,13 +116,12 @@ fn resolve(scope: Scope, path: &AttrPath) -> Result<Leaf, ScimError> {
                     complex: None,
                 });
             }
-            let r = kind
-                .def()
+            let r = def
                 .resolve(path.urn.as_deref(), &path.attr, path.sub_attr.as_deref())
                 .ok_or_else(|| {
                     err(format!(
                         "unknown attribute \"{path}\" for {}",
-                        kind.as_str()
+                        def.kind.as_str()
                     ))
                 })?;
             if r.attr.returned == Returned::Never {
@@ -176,8 +175,8 @@ fn resolve(scope: Scope, path: &AttrPath) -> Result<Leaf, ScimError> {
 }
 
 /// Resolves the attribute a value filter applies to; it must be complex, without sub-attribute.
-fn complex_outer(kind: ResourceKind, path: &AttrPath) -> Result<Leaf, ScimError> {
-    let leaf = resolve(Scope::Resource(kind), path)?;
+fn complex_outer(def: TypeDef, path: &AttrPath) -> Result<Leaf, ScimError> {
+    let leaf = resolve(Scope::Resource(def), path)?;
     if leaf.complex.is_none() {
         return Err(err(format!(
             "\"{}\" is not a complex attribute; a value filter \"[…]\" needs one, such as \
@@ -327,12 +326,12 @@ fn check(f: &Filter, scope: Scope) -> Result<(Filter, Node), ScimError> {
         }
         Filter::Compare(path, op, v) => compare(scope, path, *op, v)?,
         Filter::ValuePath(path, inner) => {
-            let Scope::Resource(kind) = scope else {
+            let Scope::Resource(def) = scope else {
                 return Err(err(format!(
                     "value filters cannot be nested: \"{path}[…]\" inside another \"[…]\""
                 )));
             };
-            let outer = complex_outer(kind, path)?;
+            let outer = complex_outer(def, path)?;
             let def = outer.complex.ok_or_else(ScimError::internal)?;
             let (fi, ni) = check(inner, Scope::Within(def))?;
             (
@@ -368,10 +367,10 @@ fn check(f: &Filter, scope: Scope) -> Result<(Filter, Node), ScimError> {
     })
 }
 
-pub(super) fn validate(f: &Filter, kind: ResourceKind) -> Result<ValidFilter, ScimError> {
-    let (filter, node) = check(f, Scope::Resource(kind))?;
+pub(super) fn validate(f: &Filter, def: TypeDef) -> Result<ValidFilter, ScimError> {
+    let (filter, node) = check(f, Scope::Resource(def))?;
     Ok(ValidFilter {
-        kind,
+        kind: def.kind,
         filter,
         node,
         outer: None,
@@ -380,14 +379,14 @@ pub(super) fn validate(f: &Filter, kind: ResourceKind) -> Result<ValidFilter, Sc
 
 pub(super) fn validate_value_filter(
     f: &Filter,
-    kind: ResourceKind,
+    def: TypeDef,
     outer: &AttrPath,
 ) -> Result<ValidFilter, ScimError> {
-    let leaf = complex_outer(kind, outer)?;
-    let def = leaf.complex.ok_or_else(ScimError::internal)?;
-    let (filter, node) = check(f, Scope::Within(def))?;
+    let leaf = complex_outer(def, outer)?;
+    let within = leaf.complex.ok_or_else(ScimError::internal)?;
+    let (filter, node) = check(f, Scope::Within(within))?;
     Ok(ValidFilter {
-        kind,
+        kind: def.kind,
         filter,
         node,
         outer: Some(leaf.path),

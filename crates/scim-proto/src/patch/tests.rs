@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use crate::schema::{ResourceKind, TypeDef};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -12,7 +13,7 @@ fn body(ops: Value) -> Value {
     json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops})
 }
 
-fn run(kind: ResourceKind, doc: &mut Value, ops: Value) -> Result<PatchEffects, ScimError> {
+fn run(kind: TypeDef, doc: &mut Value, ops: Value) -> Result<PatchEffects, ScimError> {
     let ops = parse_patch(&body(ops))?;
     apply_patch(kind, doc, &ops)
 }
@@ -116,7 +117,7 @@ fn parse_accepts_standard_operations() {
 fn rfc_add_members() {
     let mut doc = tour_guides();
     let fx = run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([{
             "op": "add",
@@ -143,7 +144,7 @@ fn rfc_add_members() {
 fn rfc_add_without_path() {
     let mut doc = bjensen();
     let fx = run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{
             "op": "add",
@@ -175,7 +176,7 @@ fn rfc_add_without_path() {
 fn add_single_value_sets_and_complex_merges() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "add", "path": "title", "value": "Tour Guide"},
@@ -196,7 +197,7 @@ fn add_single_value_sets_and_complex_merges() {
 fn add_with_value_path_sets_sub_attribute_on_matches() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "add", "path": "emails[type eq \"work\"].display", "value": "Work"}]),
     )
@@ -205,7 +206,7 @@ fn add_with_value_path_sets_sub_attribute_on_matches() {
     assert!(doc["emails"][1].get("display").is_none());
     let before = doc.clone();
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "add", "path": "emails[type eq \"fax\"].display", "value": "x"}]),
     ));
@@ -217,7 +218,7 @@ fn add_with_value_path_sets_sub_attribute_on_matches() {
 fn add_existing_value_is_merged_not_duplicated() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "add", "path": "emails",
                 "value": [{"value": "BABS@jensen.org", "primary": true}]}]),
@@ -236,7 +237,7 @@ fn add_existing_value_is_merged_not_duplicated() {
 fn add_primary_clears_other_primaries() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "add", "path": "emails",
                 "value": {"value": "new@example.com", "type": "other", "primary": true}}]),
@@ -250,7 +251,7 @@ fn add_primary_clears_other_primaries() {
 
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "emails[type eq \"home\"].primary", "value": true}]),
     )
@@ -265,7 +266,7 @@ fn add_primary_clears_other_primaries() {
 fn rfc_remove_single_member() {
     let mut doc = tour_guides();
     let fx = run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([{"op": "remove",
                 "path": "members[value eq \"2819c223-7f76-...413861904646\"]"}]),
@@ -280,7 +281,7 @@ fn rfc_remove_single_member() {
 fn rfc_remove_all_members() {
     let mut doc = tour_guides();
     let fx = run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([{"op": "remove", "path": "members"}]),
     )
@@ -292,7 +293,7 @@ fn rfc_remove_all_members() {
 fn rfc_remove_all_then_add_members() {
     let mut doc = tour_guides();
     let fx = run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([
             {"op": "remove", "path": "members"},
@@ -322,7 +323,7 @@ fn rfc_remove_emails_by_filter() {
         .unwrap()
         .push(json!({"value": "b2@example.com", "type": "work"}));
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove",
                 "path": "emails[type eq \"work\" and value ew \"example.com\"]"}]),
@@ -335,7 +336,7 @@ fn rfc_remove_emails_by_filter() {
     // No match: a no-op, not an error.
     let before = doc.clone();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": "emails[type eq \"fax\"]"}]),
     )
@@ -347,7 +348,7 @@ fn rfc_remove_emails_by_filter() {
 fn remove_attribute_and_sub_attribute_idempotently() {
     let mut doc = bjensen();
     let fx = run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "remove", "path": "displayName"},
@@ -372,7 +373,7 @@ fn remove_attribute_and_sub_attribute_idempotently() {
     );
     // Removing the last sub-attribute removes the attribute.
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": "name.familyName"}]),
     )
@@ -384,7 +385,7 @@ fn remove_attribute_and_sub_attribute_idempotently() {
 fn remove_sub_attribute_of_every_element() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": "emails.type"}]),
     )
@@ -399,7 +400,7 @@ fn remove_sub_attribute_of_every_element() {
 fn remove_with_value_list_removes_only_listed() {
     let mut doc = tour_guides();
     let fx = run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([{"op": "remove", "path": "members", "value": [{"value": "id1"}, {"value": "id2"}]}]),
     )
@@ -407,7 +408,7 @@ fn remove_with_value_list_removes_only_listed() {
     let expected = parse_filter("value eq \"id1\" or value eq \"id2\"").unwrap();
     assert_eq!(fx.members, [MemberChange::Remove(Some(expected))]);
     let fx = run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([{"op": "remove", "path": "members", "value": []}]),
     )
@@ -419,7 +420,7 @@ fn remove_with_value_list_removes_only_listed() {
 
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": "emails", "value": [{"value": "BJENSEN@example.com"}]}]),
     )
@@ -429,7 +430,7 @@ fn remove_with_value_list_removes_only_listed() {
         json!([{"value": "babs@jensen.org", "type": "home"}])
     );
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": "emails", "value": [{"type": "home"}]}]),
     ));
@@ -439,7 +440,11 @@ fn remove_with_value_list_removes_only_listed() {
 #[test]
 fn remove_without_path_is_no_target() {
     let mut doc = bjensen();
-    let (t, d) = error_of(run(ResourceKind::User, &mut doc, json!([{"op": "remove"}])));
+    let (t, d) = error_of(run(
+        ResourceKind::User.def(),
+        &mut doc,
+        json!([{"op": "remove"}]),
+    ));
     assert_eq!(t, Some(ScimType::NoTarget));
     assert!(d.starts_with("Operations[0]: "), "{d}");
 }
@@ -448,26 +453,26 @@ fn remove_without_path_is_no_target() {
 fn removing_required_attribute_is_mutability() {
     let mut doc = bjensen();
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": "userName"}]),
     ));
     assert_eq!(t, Some(ScimType::Mutability));
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "userName", "value": ""}]),
     ));
     assert_eq!(t, Some(ScimType::Mutability));
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "value": {"userName": null}}]),
     ));
     assert_eq!(t, Some(ScimType::Mutability));
     let mut g = tour_guides();
     let (t, _) = error_of(run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut g,
         json!([{"op": "remove", "path": "displayName"}]),
     ));
@@ -481,7 +486,7 @@ fn removing_required_attribute_is_mutability() {
 fn rfc_replace_members() {
     let mut doc = tour_guides();
     let fx = run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([{"op": "replace", "path": "members", "value": [
             {"display": "Babs Jensen", "$ref": "https://example.com/v2/Users/2819c223",
@@ -504,7 +509,7 @@ fn rfc_replace_members() {
 fn rfc_replace_work_address() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "addresses[type eq \"work\"]", "value": {
             "type": "work",
@@ -538,7 +543,7 @@ fn rfc_replace_work_address() {
 fn rfc_replace_street_address() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "addresses[type eq \"work\"].streetAddress",
                 "value": "1010 Broadway Ave"}]),
@@ -552,7 +557,7 @@ fn rfc_replace_street_address() {
 fn rfc_replace_without_path() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "value": {
             "emails": [
@@ -567,7 +572,7 @@ fn rfc_replace_without_path() {
     assert_eq!(doc["nickName"], "Babs");
 
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "value": {"emails": [{"value": "only@example.com"}],
                                             "name": {"givenName": "Babs"}}}]),
@@ -585,7 +590,7 @@ fn rfc_replace_without_path() {
 fn replace_work_email_by_filter() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "emails[type eq \"work\"]",
                 "value": {"value": "babs@work.example.com"}}]),
@@ -596,7 +601,7 @@ fn replace_work_email_by_filter() {
         json!({"value": "babs@work.example.com", "type": "work", "primary": true})
     );
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "emails[type eq \"work\"].value",
                 "value": "b@w.example.com"}]),
@@ -604,7 +609,7 @@ fn replace_work_email_by_filter() {
     .unwrap();
     assert_eq!(doc["emails"][0]["value"], "b@w.example.com");
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "emails[type eq \"pager\"]", "value": {"value": "x"}}]),
     ));
@@ -615,7 +620,7 @@ fn replace_work_email_by_filter() {
 fn replace_family_name_and_simple_values() {
     let mut doc = bjensen();
     let fx = run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "replace", "path": "name.familyName", "value": "Jensen-Smith"},
@@ -635,14 +640,14 @@ fn replace_family_name_and_simple_values() {
 fn replace_multi_valued_attribute_whole() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "emails", "value": [{"value": "x@y"}]}]),
     )
     .unwrap();
     assert_eq!(doc["emails"], json!([{"value": "x@y"}]));
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "emails", "value": [
             {"value": "a", "primary": true}, {"value": "b", "primary": true}]}]),
@@ -654,7 +659,7 @@ fn replace_multi_valued_attribute_whole() {
 fn replace_null_unassigns() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "displayName", "value": null}]),
     )
@@ -668,7 +673,7 @@ fn replace_null_unassigns() {
 fn extension_attributes() {
     let mut doc = bjensen();
     let fx = run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "replace",
@@ -696,14 +701,14 @@ fn extension_attributes() {
         ]
     );
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "manager.displayName", "value": "Boss"}]),
     ));
     assert_eq!(t, Some(ScimType::Mutability));
 
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": ENTERPRISE_USER_SCHEMA}]),
     )
@@ -716,7 +721,7 @@ fn extension_attributes() {
 fn extension_object_targets() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "add", "path": ENTERPRISE_USER_SCHEMA,
@@ -740,7 +745,7 @@ fn read_only_targets_are_mutability_errors() {
     for path in ["id", "meta", "meta.created", "groups", "schemas"] {
         let mut doc = bjensen();
         let (t, d) = error_of(run(
-            ResourceKind::User,
+            ResourceKind::User.def(),
             &mut doc,
             json!([{"op": "replace", "path": path, "value": "x"}]),
         ));
@@ -750,7 +755,7 @@ fn read_only_targets_are_mutability_errors() {
     // In a path-less value they are ignored.
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "value": {"id": "x", "meta": {}, "groups": [], "title": "t"}}]),
     )
@@ -769,7 +774,7 @@ fn member_sub_attributes_are_immutable() {
     ] {
         let mut doc = tour_guides();
         let (t, _) = error_of(run(
-            ResourceKind::Group,
+            ResourceKind::Group.def(),
             &mut doc,
             json!([{"op": op, "path": path, "value": "b"}]),
         ));
@@ -781,14 +786,14 @@ fn member_sub_attributes_are_immutable() {
 fn member_values_are_validated() {
     let mut doc = tour_guides();
     let (t, d) = error_of(run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([{"op": "add", "value": {"members": [{"value": "g2", "type": "Group"}]}}]),
     ));
     assert_eq!(t, Some(ScimType::InvalidValue));
     assert!(d.contains("nested groups are not supported"), "{d}");
     let fx = run(
-        ResourceKind::Group,
+        ResourceKind::Group.def(),
         &mut doc,
         json!([{"op": "add", "value": {"members": [{"value": "u1"}], "displayName": "TG"}}]),
     )
@@ -809,7 +814,7 @@ fn type_errors_are_invalid_value() {
     ] {
         let mut doc = bjensen();
         let (t, d) = error_of(run(
-            ResourceKind::User,
+            ResourceKind::User.def(),
             &mut doc,
             json!([{"op": "replace", "path": path, "value": value}]),
         ));
@@ -818,7 +823,7 @@ fn type_errors_are_invalid_value() {
     }
     let mut doc = bjensen();
     let (t, d) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "active", "value": "yes"}]),
     ));
@@ -828,7 +833,7 @@ fn type_errors_are_invalid_value() {
         "Operations[0]: \"active\" must be a boolean, got the string \"yes\""
     );
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "add", "value": "not an object"}]),
     ));
@@ -839,13 +844,13 @@ fn type_errors_are_invalid_value() {
 fn value_filter_on_single_valued_attribute_is_invalid_path() {
     let mut doc = bjensen();
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "name[givenName eq \"x\"].familyName", "value": "y"}]),
     ));
     assert_eq!(t, Some(ScimType::InvalidPath));
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": "emails[nosuch eq \"x\"]"}]),
     ));
@@ -856,7 +861,7 @@ fn value_filter_on_single_valued_attribute_is_invalid_path() {
 fn unknown_attributes_are_ignored() {
     let mut doc = bjensen();
     let fx = run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "replace", "path": "favouriteColour", "value": "green"},
@@ -874,7 +879,7 @@ fn unknown_attributes_are_ignored() {
 fn multi_operation_request_is_atomic() {
     let mut doc = bjensen();
     let (t, d) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "replace", "path": "displayName", "value": "Changed"},
@@ -889,7 +894,7 @@ fn multi_operation_request_is_atomic() {
     // And a successful multi-operation request applies in order.
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "replace", "path": "displayName", "value": "A"},
@@ -911,7 +916,7 @@ fn multi_operation_request_is_atomic() {
 fn password_goes_to_effects() {
     let mut doc = bjensen();
     let fx = run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "password", "value": "t1meMa$heen"}]),
     )
@@ -919,20 +924,20 @@ fn password_goes_to_effects() {
     assert_eq!(fx.password.as_deref(), Some("t1meMa$heen"));
     assert_eq!(doc, bjensen());
     let fx = run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "add", "value": {"password": "p2"}}]),
     )
     .unwrap();
     assert_eq!(fx.password.as_deref(), Some("p2"));
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "remove", "path": "password"}]),
     ));
     assert_eq!(t, Some(ScimType::Mutability));
     let (t, _) = error_of(run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "replace", "path": "password", "value": 5}]),
     ));
@@ -943,7 +948,7 @@ fn password_goes_to_effects() {
 fn result_is_canonical() {
     let mut doc = bjensen();
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([
             {"op": "add", "value": {"NAME": {"HonorificSuffix": "III"}, "PHONENUMBERS":
@@ -958,7 +963,7 @@ fn result_is_canonical() {
         json!([{"value": "555-555-8377", "type": "work"}])
     );
     assert_eq!(doc["emails"][2], json!({"value": "c@example.com"}));
-    let n = crate::resource::normalize(ResourceKind::User, &doc, None).unwrap();
+    let n = crate::resource::normalize(ResourceKind::User.def(), &doc, None).unwrap();
     assert_eq!(
         serde_json::to_string(&n.doc).unwrap(),
         serde_json::to_string(&doc).unwrap()
@@ -969,7 +974,7 @@ fn result_is_canonical() {
 fn sub_attribute_without_filter_on_empty_attribute_creates_element() {
     let mut doc = json!({"schemas": [USER_SCHEMA], "userName": "u", "active": true});
     run(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &mut doc,
         json!([{"op": "add", "path": "emails.value", "value": "u@example.com"}]),
     )
@@ -1009,7 +1014,7 @@ proptest! {
                 }
                 _ => json!({"op": "remove", "path": path}),
             };
-            run(ResourceKind::User, &mut doc, json!([json_op])).unwrap();
+            run(ResourceKind::User.def(), &mut doc, json!([json_op])).unwrap();
             model[p] = (op < 2).then_some(val);
         }
         for (i, path) in PATHS.iter().enumerate() {
@@ -1038,7 +1043,7 @@ proptest! {
         ),
         group in any::<bool>(),
     ) {
-        let kind = if group { ResourceKind::Group } else { ResourceKind::User };
+        let kind = if group { ResourceKind::Group.def() } else { ResourceKind::User.def() };
         let mut doc = if group { tour_guides() } else { bjensen() };
         let before = doc.clone();
         let ops: Vec<Value> = ops

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use crate::schema::ResourceKind;
 use serde_json::json;
 
 use super::*;
@@ -26,7 +27,7 @@ fn full_user() -> Value {
 }
 
 fn proj(a: Option<&str>, e: Option<&str>) -> Projection {
-    Projection::parse(ResourceKind::User, a, e).unwrap()
+    Projection::parse(ResourceKind::User.def(), a, e).unwrap()
 }
 
 #[test]
@@ -59,13 +60,13 @@ fn both_parameters_honour_attributes() {
     let p = proj(Some("userName"), Some("userName"));
     assert_eq!(p.attributes, ["userName"]);
     assert!(p.excluded.is_empty());
-    let out = p.apply(ResourceKind::User, &full_user());
+    let out = p.apply(ResourceKind::User.def(), &full_user());
     assert_eq!(out["userName"], "bjensen");
 }
 
 #[test]
 fn default_drops_never_and_keeps_meta() {
-    let out = proj(None, None).apply(ResourceKind::User, &full_user());
+    let out = proj(None, None).apply(ResourceKind::User.def(), &full_user());
     assert!(out.get("password").is_none());
     assert!(out.get("meta").is_some());
     assert!(out.get("groups").is_some());
@@ -76,19 +77,19 @@ fn default_drops_never_and_keeps_meta() {
 
 #[test]
 fn attributes_returns_listed_plus_always() {
-    let out = proj(Some("userName"), None).apply(ResourceKind::User, &full_user());
+    let out = proj(Some("userName"), None).apply(ResourceKind::User.def(), &full_user());
     assert_eq!(
         out,
         json!({"schemas": [USER_SCHEMA], "id": "2819c223", "userName": "bjensen"})
     );
-    let out = proj(Some("id,password"), None).apply(ResourceKind::User, &full_user());
+    let out = proj(Some("id,password"), None).apply(ResourceKind::User.def(), &full_user());
     assert_eq!(out, json!({"schemas": [USER_SCHEMA], "id": "2819c223"}));
 }
 
 #[test]
 fn attributes_with_sub_attributes() {
     let out = proj(Some("name.givenName,emails.value,meta.lastModified"), None)
-        .apply(ResourceKind::User, &full_user());
+        .apply(ResourceKind::User.def(), &full_user());
     assert_eq!(
         out,
         json!({
@@ -103,13 +104,14 @@ fn attributes_with_sub_attributes() {
 
 #[test]
 fn attributes_with_extension() {
-    let out = proj(Some("employeeNumber"), None).apply(ResourceKind::User, &full_user());
+    let out = proj(Some("employeeNumber"), None).apply(ResourceKind::User.def(), &full_user());
     assert_eq!(
         out,
         json!({"schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA], "id": "2819c223",
                ENTERPRISE_USER_SCHEMA: {"employeeNumber": "701984"}})
     );
-    let out = proj(Some(ENTERPRISE_USER_SCHEMA), None).apply(ResourceKind::User, &full_user());
+    let out =
+        proj(Some(ENTERPRISE_USER_SCHEMA), None).apply(ResourceKind::User.def(), &full_user());
     assert_eq!(
         out[ENTERPRISE_USER_SCHEMA],
         full_user()[ENTERPRISE_USER_SCHEMA]
@@ -119,7 +121,7 @@ fn attributes_with_extension() {
         Some(&format!("{ENTERPRISE_USER_SCHEMA}:manager.value")),
         None,
     )
-    .apply(ResourceKind::User, &full_user());
+    .apply(ResourceKind::User.def(), &full_user());
     assert_eq!(
         out[ENTERPRISE_USER_SCHEMA],
         json!({"manager": {"value": "26118915"}})
@@ -132,7 +134,7 @@ fn excluded_attributes() {
         None,
         Some("emails, meta, id, schemas, name.familyName, groups"),
     )
-    .apply(ResourceKind::User, &full_user());
+    .apply(ResourceKind::User.def(), &full_user());
     assert!(out.get("emails").is_none());
     assert!(out.get("meta").is_none());
     assert!(out.get("groups").is_none());
@@ -142,8 +144,8 @@ fn excluded_attributes() {
     assert_eq!(out["name"], json!({"givenName": "Barbara"}));
     assert_eq!(out["userName"], "bjensen");
 
-    let out =
-        proj(None, Some("emails.type,emails.primary")).apply(ResourceKind::User, &full_user());
+    let out = proj(None, Some("emails.type,emails.primary"))
+        .apply(ResourceKind::User.def(), &full_user());
     assert_eq!(
         out["emails"],
         json!([{"value": "bjensen@example.com"}, {"value": "babs@jensen.org"}])
@@ -152,10 +154,12 @@ fn excluded_attributes() {
 
 #[test]
 fn empty_extension_dropped_with_its_urn() {
-    let out = proj(None, Some("employeeNumber,manager")).apply(ResourceKind::User, &full_user());
+    let out =
+        proj(None, Some("employeeNumber,manager")).apply(ResourceKind::User.def(), &full_user());
     assert!(out.get(ENTERPRISE_USER_SCHEMA).is_none());
     assert_eq!(out["schemas"], json!([USER_SCHEMA]));
-    let out = proj(None, Some(ENTERPRISE_USER_SCHEMA)).apply(ResourceKind::User, &full_user());
+    let out =
+        proj(None, Some(ENTERPRISE_USER_SCHEMA)).apply(ResourceKind::User.def(), &full_user());
     assert!(out.get(ENTERPRISE_USER_SCHEMA).is_none());
     assert_eq!(out["schemas"], json!([USER_SCHEMA]));
 }
@@ -164,22 +168,23 @@ fn empty_extension_dropped_with_its_urn() {
 fn unknown_names_only_means_default() {
     let p = proj(Some("nosuch"), None);
     assert!(p.attributes.is_empty());
-    let out = p.apply(ResourceKind::User, &full_user());
+    let out = p.apply(ResourceKind::User.def(), &full_user());
     assert_eq!(out["userName"], "bjensen");
 }
 
 #[test]
 fn includes_for_members_and_groups() {
-    let g =
-        |a: Option<&str>, e: Option<&str>| Projection::parse(ResourceKind::Group, a, e).unwrap();
-    assert!(g(None, None).includes(ResourceKind::Group, "members"));
-    assert!(!g(None, Some("members")).includes(ResourceKind::Group, "members"));
-    assert!(g(None, Some("members.display")).includes(ResourceKind::Group, "members"));
-    assert!(!g(Some("displayName"), None).includes(ResourceKind::Group, "members"));
-    assert!(g(Some("members.value"), None).includes(ResourceKind::Group, "members"));
-    assert!(g(Some("displayName"), None).includes(ResourceKind::Group, "id"));
+    let g = |a: Option<&str>, e: Option<&str>| {
+        Projection::parse(ResourceKind::Group.def(), a, e).unwrap()
+    };
+    assert!(g(None, None).includes(ResourceKind::Group.def(), "members"));
+    assert!(!g(None, Some("members")).includes(ResourceKind::Group.def(), "members"));
+    assert!(g(None, Some("members.display")).includes(ResourceKind::Group.def(), "members"));
+    assert!(!g(Some("displayName"), None).includes(ResourceKind::Group.def(), "members"));
+    assert!(g(Some("members.value"), None).includes(ResourceKind::Group.def(), "members"));
+    assert!(g(Some("displayName"), None).includes(ResourceKind::Group.def(), "id"));
 
-    let u = ResourceKind::User;
+    let u = ResourceKind::User.def();
     assert!(proj(None, None).includes(u, "groups"));
     assert!(!proj(None, Some("groups")).includes(u, "groups"));
     assert!(!proj(None, None).includes(u, "password"));
@@ -197,17 +202,17 @@ fn group_projection() {
     let doc = json!({"schemas": [GROUP_SCHEMA], "id": "e9e3", "displayName": "Tour Guides",
         "members": [{"value": "u1", "$ref": "https://x/Users/u1", "type": "User"}],
         "meta": {"resourceType": "Group"}});
-    let out = Projection::parse(ResourceKind::Group, None, Some("members"))
+    let out = Projection::parse(ResourceKind::Group.def(), None, Some("members"))
         .unwrap()
-        .apply(ResourceKind::Group, &doc);
+        .apply(ResourceKind::Group.def(), &doc);
     assert_eq!(
         out,
         json!({"schemas": [GROUP_SCHEMA], "id": "e9e3", "displayName": "Tour Guides",
                "meta": {"resourceType": "Group"}})
     );
-    let out = Projection::parse(ResourceKind::Group, Some("members.value"), None)
+    let out = Projection::parse(ResourceKind::Group.def(), Some("members.value"), None)
         .unwrap()
-        .apply(ResourceKind::Group, &doc);
+        .apply(ResourceKind::Group.def(), &doc);
     assert_eq!(
         out,
         json!({"schemas": [GROUP_SCHEMA], "id": "e9e3", "members": [{"value": "u1"}]})
@@ -217,7 +222,7 @@ fn group_projection() {
 #[test]
 fn non_object_documents_pass_through() {
     assert_eq!(
-        proj(Some("userName"), None).apply(ResourceKind::User, &json!(null)),
+        proj(Some("userName"), None).apply(ResourceKind::User.def(), &json!(null)),
         json!(null)
     );
 }

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use crate::schema::ResourceKind;
 use serde_json::json;
 
 use super::*;
@@ -7,11 +8,11 @@ use crate::error::ScimType;
 use crate::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 
 fn user(body: Value) -> Result<Normalized, ScimError> {
-    normalize(ResourceKind::User, &body, None)
+    normalize(ResourceKind::User.def(), &body, None)
 }
 
 fn group(body: Value) -> Result<Normalized, ScimError> {
-    normalize(ResourceKind::Group, &body, None)
+    normalize(ResourceKind::Group.def(), &body, None)
 }
 
 fn err_type(r: Result<Normalized, ScimError>) -> (Option<ScimType>, String) {
@@ -295,9 +296,9 @@ fn immutable_checked_against_existing() {
     // No immutable attribute is stored today; make one to exercise the generic check.
     let old = json!({"schemas": [USER_SCHEMA], "userName": "u", "active": true});
     let new = json!({"schemas": [USER_SCHEMA], "userName": "v", "active": true});
-    assert!(check_immutable(ResourceKind::User, &new, &old).is_ok());
+    assert!(check_immutable(ResourceKind::User.def(), &new, &old).is_ok());
     let n = normalize(
-        ResourceKind::User,
+        ResourceKind::User.def(),
         &json!({"schemas": [USER_SCHEMA], "userName": "v"}),
         Some(&old),
     )
@@ -330,7 +331,7 @@ fn scim_11_bodies_are_refused_with_what_to_send_instead() {
         "userName": "kim@example.com",
         "emails": {"value": "kim@example.com", "type": "work", "primary": true}
     });
-    let e = normalize(ResourceKind::User, &body, None).unwrap_err();
+    let e = normalize(ResourceKind::User.def(), &body, None).unwrap_err();
     assert_eq!(e.status, 400);
     assert!(e.detail.contains("SCIM 1.1"), "{}", e.detail);
     assert!(e.detail.contains("SCIM v2 Enterprise"), "{}", e.detail);
@@ -339,5 +340,5 @@ fn scim_11_bodies_are_refused_with_what_to_send_instead() {
         "schemas": ["urn:scim:schemas:core:1.0", "urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": "kim@example.com"
     });
-    assert!(normalize(ResourceKind::User, &both, None).is_ok());
+    assert!(normalize(ResourceKind::User.def(), &both, None).is_ok());
 }

@@ -1,0 +1,273 @@
+//! Custom attributes (issue 13, item 3) against the real binary: declared through the admin API
+//! and the CLI, published in `/Schemas` and `/ResourceTypes`, validated by type, stored,
+//! returned, filtered, sorted, patched and evented; removing or retyping one that holds values
+//! is refused with the list, and allowed once no resource holds it.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::events::types;
+use crate::harness::{Resp, TestServer, USER_URN};
+
+const ACME: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+const SITE: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:Group";
+
+fn declarations() -> Value {
+    json!({"schemas": [
+        {"urn": ACME, "resource": "User", "name": "AcmeUser", "description": "Acme's own user attributes",
+         "attributes": [
+            {"name": "costCenter", "type": "string", "description": "Finance cost center"},
+            {"name": "level", "type": "integer"},
+            {"name": "regions", "type": "string", "multiValued": true},
+            {"name": "contractor", "type": "boolean"},
+         ]},
+        {"urn": SITE, "resource": "Group", "attributes": [{"name": "site", "type": "string"}]},
+    ]})
+}
+
+async fn declare(s: &TestServer, key: &str, body: Value) -> Resp {
+    s.admin(
+        key,
+        Method::PUT,
+        &format!("/tenants/{}/custom-schemas", s.tenant),
+        Some(body),
+    )
+    .await
+}
+
+fn user(name: &str, cost: &str, level: i64) -> Value {
+    json!({
+        "schemas": [USER_URN, ACME],
+        "userName": name,
+        ACME: {"costCenter": cost, "level": level, "regions": ["emea"]},
+    })
+}
+
+#[tokio::test]
+async fn declared_attributes_are_published_validated_stored_filtered_sorted_and_evented() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+
+    // Before the declaration the extension is unknown: its attributes are dropped.
+    let before = s.create_user(&user("early", "R1", 1)).await;
+    assert!(before.get(ACME).is_none(), "{before}");
+
+    let r = declare(&s, &key, declarations()).await;
+    r.expect(200);
+    assert_eq!(r.json["schemas"][0]["urn"], ACME);
+
+    // Published.
+    let schemas = s.get("/Schemas").await;
+    schemas.expect(200);
+    let ids: Vec<&str> = schemas.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&ACME) && ids.contains(&SITE), "{ids:?}");
+    let one = s.get(&format!("/Schemas/{ACME}")).await;
+    one.expect(200);
+    assert_eq!(one.json["name"], "AcmeUser");
+    let level = one.json["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "level")
+        .unwrap();
+    assert_eq!(level["type"], "integer");
+    let rt = s.get("/ResourceTypes/User").await;
+    let exts: Vec<&str> = rt.json["schemaExtensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["schema"].as_str().unwrap())
+        .collect();
+    assert!(exts.contains(&ACME), "{exts:?}");
+    let grt = s.get("/ResourceTypes/Group").await;
+    assert_eq!(grt.json["schemaExtensions"][0]["schema"], SITE);
+
+    // Validated by type, stored and returned.
+    let bad = s
+        .post(
+            "/Users",
+            &json!({"schemas": [USER_URN, ACME], "userName": "x", ACME: {"level": "high"}}),
+        )
+        .await;
+    bad.expect_error(400, Some("invalidValue"));
+    assert!(
+        bad.json["detail"].as_str().unwrap().contains("level"),
+        "{}",
+        bad.json
+    );
+    let ann = s.create_user(&user("ann", "R&D", 3)).await;
+    assert_eq!(
+        ann[ACME],
+        json!({"costCenter": "R&D", "level": 3, "regions": ["emea"]})
+    );
+    assert!(ann["schemas"].as_array().unwrap().contains(&json!(ACME)));
+    let id = ann["id"].as_str().unwrap().to_owned();
+    let got = s.get(&format!("/Users/{id}")).await;
+    assert_eq!(got.json[ACME]["level"], 3);
+    s.create_user(&user("bob", "Sales", 1)).await;
+    s.create_user(&user("cy", "sales", 2)).await;
+
+    // Filtered (case-insensitive strings, typed comparisons) and sorted.
+    let f = s
+        .filter("/Users", &format!("{ACME}:costCenter eq \"SALES\""))
+        .await;
+    assert_eq!(f["totalResults"], 2, "{f}");
+    let f = s.filter("/Users", &format!("{ACME}:level ge 2")).await;
+    assert_eq!(f["totalResults"], 2, "{f}");
+    let sorted = s
+        .get_q(
+            "/Users",
+            &[
+                ("sortBy", &format!("{ACME}:level")),
+                ("sortOrder", "descending"),
+                ("filter", &format!("{ACME}:level pr")),
+            ],
+        )
+        .await;
+    sorted.expect(200);
+    let names: Vec<&str> = sorted.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ann", "cy", "bob"]);
+
+    // Patched, and the change is evented with old and new values.
+    let after = s.feed(&key, 0).await.last().unwrap()["seq"]
+        .as_i64()
+        .unwrap();
+    s.patch_ops(
+        &format!("/Users/{id}"),
+        json!([{"op": "replace", "path": format!("{ACME}:level"), "value": 5}]),
+    )
+    .await
+    .expect(200);
+    let events = s.feed(&key, after).await;
+    assert_eq!(types(&events), ["user.updated"]);
+    let changes = &events[0]["data"]["changes"];
+    assert!(
+        changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["attribute"] == format!("{ACME}:level") && c["old"] == 3 && c["new"] == 5),
+        "{events:?}"
+    );
+
+    // Groups carry theirs.
+    let g = s
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", SITE],
+                    "displayName": "ops", SITE: {"site": "Berlin"}}),
+        )
+        .await;
+    g.expect(201);
+    assert_eq!(g.json[SITE]["site"], "Berlin");
+}
+
+#[tokio::test]
+async fn removing_or_retyping_an_attribute_that_holds_values_is_refused_with_the_list() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    declare(&s, &key, declarations()).await.expect(200);
+    let ann = s.create_user(&user("ann", "R&D", 3)).await;
+    let id = ann["id"].as_str().unwrap().to_owned();
+
+    // `level` retyped and `costCenter` removed: both hold a value.
+    let mut changed = declarations();
+    changed["schemas"][0]["attributes"] = json!([
+        {"name": "level", "type": "string"},
+        {"name": "regions", "type": "string", "multiValued": true},
+        {"name": "contractor", "type": "boolean"},
+    ]);
+    let r = declare(&s, &key, changed.clone()).await;
+    r.expect(409);
+    let listed = r.json["error"]["details"]["attributes"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{}", r.json);
+    assert!(listed
+        .iter()
+        .any(|a| a["attribute"] == "level" && a["change"] == "retyped" && a["resources"] == 1));
+    assert!(listed
+        .iter()
+        .any(|a| a["attribute"] == "costCenter" && a["change"] == "removed"));
+    // Nothing changed: the value is still served and still typed.
+    assert_eq!(s.get(&format!("/Users/{id}")).await.json[ACME]["level"], 3);
+
+    // `contractor` holds nothing: it may go. A malformed declaration is a 400 naming it.
+    let mut fewer = declarations();
+    fewer["schemas"][0]["attributes"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    declare(&s, &key, fewer.clone()).await.expect(200);
+    let bad = declare(
+        &s,
+        &key,
+        json!({"schemas": [{"urn": ACME, "resource": "User", "attributes": [{"name": "userName", "type": "string"}]}]}),
+    )
+    .await;
+    bad.expect(400);
+    assert!(bad.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("core User attribute"));
+
+    // Once the identity provider clears the values, the change goes through.
+    s.patch_ops(
+        &format!("/Users/{id}"),
+        json!([{"op": "remove", "path": format!("{ACME}:level")},
+               {"op": "remove", "path": format!("{ACME}:costCenter")}]),
+    )
+    .await
+    .expect(200);
+    declare(&s, &key, changed).await.expect(200);
+    let typed = s
+        .patch_ops(
+            &format!("/Users/{id}"),
+            json!([{"op": "add", "path": format!("{ACME}:level"), "value": "senior"}]),
+        )
+        .await;
+    typed.expect(200);
+    assert_eq!(typed.json[ACME]["level"], "senior");
+}
+
+#[tokio::test]
+async fn the_cli_declares_shows_and_clears_custom_schemas() {
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("schemas.json");
+    std::fs::write(&file, declarations().to_string()).unwrap();
+    let out = s.cli_ok(&[
+        "tenant",
+        "custom-schemas",
+        &s.tenant,
+        "--set",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains(ACME) && out.contains("level: integer"),
+        "{out}"
+    );
+    let shown = s.cli_ok(&["tenant", "custom-schemas", &s.tenant, "--json"]);
+    let v: Value = serde_json::from_str(shown.trim()).unwrap();
+    assert_eq!(v["schemas"][1]["urn"], SITE);
+    // The CLI's change reaches the running server.
+    let mut seen = false;
+    for _ in 0..50 {
+        if s.get(&format!("/Schemas/{ACME}")).await.status == 200 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the server never published the CLI's declaration");
+    let out = s.cli_ok(&["tenant", "custom-schemas", &s.tenant, "--clear"]);
+    assert!(out.contains("no custom schemas"), "{out}");
+}
