@@ -23,10 +23,11 @@ fuzz_target!(|data: &[u8]| {
     });
     for idp in Idp::ALL {
         for kind in [ResourceKind::User, ResourceKind::Group] {
-            let _ = patch_needs_current(idp, kind, &body);
+            let _ = patch_needs_current(idp, kind.def(), &body);
             for req in [BodyKind::Create, BodyKind::Replace, BodyKind::Patch] {
-                let once = normalize_body(idp, req, kind, body.clone(), Some(&current));
-                let twice = normalize_body(idp, req, kind, once.request.clone(), Some(&current));
+                let once = normalize_body(idp, req, kind.def(), body.clone(), Some(&current));
+                let twice =
+                    normalize_body(idp, req, kind.def(), once.request.clone(), Some(&current));
                 assert_eq!(twice.request, once.request);
             }
         }

@@ -14,8 +14,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let printed = filter.to_string();
-    assert_eq!(parse_filter(&printed).ok(), Some(filter.clone()), "{printed}");
-    if let Ok(valid) = filter.validate(ResourceKind::User) {
+    assert_eq!(
+        parse_filter(&printed).ok(),
+        Some(filter.clone()),
+        "{printed}"
+    );
+    if let Ok(valid) = filter.validate(ResourceKind::User.def()) {
         let user = serde_json::json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
             "id": "2819c223", "userName": "bjensen", "active": true,

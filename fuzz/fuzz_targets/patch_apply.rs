@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             }),
         };
         let mut doc = original.clone();
-        if apply_patch(kind, &mut doc, &ops).is_err() {
+        if apply_patch(kind.def(), &mut doc, &ops).is_err() {
             assert_eq!(doc, original);
         }
     }

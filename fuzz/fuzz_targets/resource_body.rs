@@ -18,17 +18,17 @@ fuzz_target!(|data: &[u8]| {
     for kind in [ResourceKind::User, ResourceKind::Group] {
         for idp in Idp::ALL {
             for req in [BodyKind::Create, BodyKind::Replace] {
-                let request = normalize_body(idp, req, kind, body.clone(), None).request;
-                let Ok(created) = normalize(kind, &request, None) else {
+                let request = normalize_body(idp, req, kind.def(), body.clone(), None).request;
+                let Ok(created) = normalize(kind.def(), &request, None) else {
                     continue;
                 };
-                let again = normalize(kind, &created.doc, None)
+                let again = normalize(kind.def(), &created.doc, None)
                     .unwrap_or_else(|e| panic!("stored {} refused: {e:?}", created.doc));
                 assert_eq!(again.doc, created.doc, "normalising the stored document");
                 let text = serde_json::to_vec(&created.doc).expect("serialise");
                 let back: serde_json::Value = serde_json::from_slice(&text).expect("parse back");
                 assert_eq!(back, created.doc, "JSON round trip");
-                if let Err(e) = normalize(kind, &request, Some(&created.doc)) {
+                if let Err(e) = normalize(kind.def(), &request, Some(&created.doc)) {
                     panic!("PUT of the body it was created from refused: {e:?}");
                 }
             }
