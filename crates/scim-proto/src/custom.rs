@@ -153,7 +153,7 @@ fn is_attr_name(s: &str) -> bool {
 
 fn is_urn(s: &str) -> bool {
     s.len() > 4
-        && s[..4].eq_ignore_ascii_case("urn:")
+        && s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
         && !s.ends_with(':')
         && !s.contains("::")
         && s.bytes()
@@ -175,7 +175,7 @@ pub fn validate(schemas: &[CustomSchema]) -> Result<(), ScimError> {
         )));
     }
     for (i, s) in schemas.iter().enumerate() {
-        if !is_urn(&s.urn) || s.urn.len() > MAX_URN {
+        if !is_urn(&s.urn) || s.urn.chars().count() > MAX_URN {
             return Err(invalid(format!(
                 "\"{}\" is not a schema URN: use up to {MAX_URN} letters, digits, '.', '-', '_' \
                  and ':' starting with \"urn:\", such as \"{}\"",
@@ -200,7 +200,7 @@ pub fn validate(schemas: &[CustomSchema]) -> Result<(), ScimError> {
         {
             return Err(invalid(format!("schema \"{}\" is declared twice", s.urn)));
         }
-        if s.name.len() > MAX_NAME || s.description.len() > MAX_DESCRIPTION {
+        if s.name.chars().count() > MAX_NAME || s.description.chars().count() > MAX_DESCRIPTION {
             return Err(invalid(format!(
                 "schema \"{}\": the name may have up to {MAX_NAME} characters and the \
                  description up to {MAX_DESCRIPTION}",
@@ -250,9 +250,11 @@ pub fn validate(schemas: &[CustomSchema]) -> Result<(), ScimError> {
                     a.name
                 )));
             }
-            if a.description.len() > MAX_DESCRIPTION
+            if a.description.chars().count() > MAX_DESCRIPTION
                 || a.canonical_values.len() > MAX_ATTRIBUTES
-                || a.canonical_values.iter().any(|v| v.len() > MAX_NAME * 4)
+                || a.canonical_values
+                    .iter()
+                    .any(|v| v.chars().count() > MAX_NAME * 4)
             {
                 return Err(invalid(format!(
                     "\"{}\": the description may have up to {MAX_DESCRIPTION} characters and \
@@ -403,6 +405,10 @@ mod tests {
     #[test]
     fn declarations_that_break_a_rule_are_refused_with_the_reason() {
         let cases = [
+            (
+                json!({"urn": "R\u{f5}\u{a2}++n", "resource": "User", "attributes": [{"name": "a", "type": "string"}]}),
+                "not a schema URN",
+            ),
             (
                 json!({"urn": "acme", "resource": "User", "attributes": [{"name": "a", "type": "string"}]}),
                 "not a schema URN",
