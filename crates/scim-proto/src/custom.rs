@@ -163,10 +163,11 @@ fn is_urn(s: &str) -> bool {
 /// Checks one scope's declarations (a tenant's, or the global set) as a whole.
 ///
 /// # Errors
-/// 400 `invalidValue` naming the first declaration that breaks a rule: an URN that is not a
-/// URN or is a built-in schema's, a schema declared twice, an attribute name outside RFC 7643
-/// `ATTRNAME` or taken by a core or common attribute, a name declared twice in a schema,
-/// `caseExact` on a type that is not a string, or more schemas or attributes than allowed.
+/// 400 `invalidValue` naming the first declaration of the wrong shape: an URN that is not a
+/// URN, an attribute name outside RFC 7643 `ATTRNAME`, more schemas, attributes or characters
+/// than allowed. 409 `uniqueness` for a name that is taken: a built-in schema's URN, a schema
+/// declared twice, an attribute named like a core or common one, or declared twice in a schema.
+/// (`caseExact` on a type other than string is accepted and means nothing, as in RFC 7643.)
 pub fn validate(schemas: &[CustomSchema]) -> Result<(), ScimError> {
     if schemas.len() > MAX_SCHEMAS {
         return Err(invalid(format!(
@@ -188,7 +189,7 @@ pub fn validate(schemas: &[CustomSchema]) -> Result<(), ScimError> {
             .any(|b| b.eq_ignore_ascii_case(&s.urn))
             || s.urn.to_ascii_lowercase().starts_with("urn:scim:schemas:")
         {
-            return Err(invalid(format!(
+            return Err(ScimError::uniqueness(format!(
                 "\"{}\" is a built-in schema (or one of its legacy aliases); a custom schema \
                  needs a URN of its own",
                 s.urn
@@ -198,7 +199,10 @@ pub fn validate(schemas: &[CustomSchema]) -> Result<(), ScimError> {
             .iter()
             .any(|o| o.urn.eq_ignore_ascii_case(&s.urn))
         {
-            return Err(invalid(format!("schema \"{}\" is declared twice", s.urn)));
+            return Err(ScimError::uniqueness(format!(
+                "schema \"{}\" is declared twice",
+                s.urn
+            )));
         }
         if s.name.chars().count() > MAX_NAME || s.description.chars().count() > MAX_DESCRIPTION {
             return Err(invalid(format!(
@@ -229,7 +233,7 @@ pub fn validate(schemas: &[CustomSchema]) -> Result<(), ScimError> {
                 .chain(base.schema.attributes.iter())
                 .any(|c| c.name.eq_ignore_ascii_case(&a.name))
             {
-                return Err(invalid(format!(
+                return Err(ScimError::uniqueness(format!(
                     "\"{}\" is a core {} attribute; choose another name for the custom one",
                     a.name,
                     base.kind.as_str()
@@ -239,15 +243,9 @@ pub fn validate(schemas: &[CustomSchema]) -> Result<(), ScimError> {
                 .iter()
                 .any(|o| o.name.eq_ignore_ascii_case(&a.name))
             {
-                return Err(invalid(format!(
+                return Err(ScimError::uniqueness(format!(
                     "attribute \"{}\" is declared twice in \"{}\"",
                     a.name, s.urn
-                )));
-            }
-            if a.case_exact && a.attr_type != CustomType::String {
-                return Err(invalid(format!(
-                    "\"{}\": caseExact applies to string attributes only",
-                    a.name
                 )));
             }
             if a.description.chars().count() > MAX_DESCRIPTION
@@ -280,7 +278,9 @@ fn attribute_def(a: &CustomAttribute) -> AttributeDef {
         multi_valued: a.multi_valued,
         description: leak(&a.description),
         required: false,
-        case_exact: a.case_exact || a.attr_type == CustomType::Reference,
+        // caseExact means something for strings only; references always compare exactly.
+        case_exact: (a.case_exact && a.attr_type == CustomType::String)
+            || a.attr_type == CustomType::Reference,
         mutability: Mutability::ReadWrite,
         returned: Returned::Default,
         uniqueness: Uniqueness::None,
@@ -441,17 +441,24 @@ mod tests {
                 json!({"urn": "urn:x:y", "resource": "User", "attributes": [{"name": "a", "type": "string"}, {"name": "A", "type": "integer"}]}),
                 "declared twice",
             ),
-            (
-                json!({"urn": "urn:x:y", "resource": "User", "attributes": [{"name": "a", "type": "integer", "caseExact": true}]}),
-                "caseExact",
-            ),
         ];
         for (v, want) in cases {
             let d = decl(json!([v]));
             let e = validate(&d).unwrap_err();
-            assert_eq!(e.status, 400);
+            let status = if want == "built-in" || want.contains("core") || want == "declared twice"
+            {
+                409
+            } else {
+                400
+            };
+            assert_eq!(e.status, status, "{}", e.detail);
             assert!(e.detail.contains(want), "{} does not say {want}", e.detail);
         }
+        // caseExact on an integer is accepted and means nothing.
+        let ints = decl(json!([{"urn": "urn:x:y", "resource": "User",
+            "attributes": [{"name": "a", "type": "integer", "caseExact": true}]}]));
+        validate(&ints).unwrap();
+        assert!(!resource_type(ResourceKind::User, &ints).extensions[1].attributes[0].case_exact);
         let twice = decl(json!([
             {"urn": "urn:x:y", "resource": "User", "attributes": [{"name": "a", "type": "string"}]},
             {"urn": "URN:x:y", "resource": "User", "attributes": [{"name": "b", "type": "string"}]},

@@ -159,15 +159,21 @@ const MOVED: &str = "custom schemas changed while this change was checked";
 /// Replaces the tenant's custom schemas.
 ///
 /// # Errors
-/// 400 for a declaration that breaks a rule (the detail names it), 404 for an unknown tenant,
-/// 409 when a removed or retyped attribute holds values (details list them) or when the
-/// declarations changed meanwhile.
+/// 400 for a declaration of the wrong shape and 409 for a name that is taken (the detail names
+/// it, see [`custom::validate`]), 404 for an unknown tenant, 409 when a removed or retyped
+/// attribute holds values (details list them) or when the declarations changed meanwhile.
 pub async fn replace(
     store: &dyn Store,
     tenant: &str,
     schemas: Vec<CustomSchema>,
 ) -> Result<Tenant, ApiError> {
-    custom::validate(&schemas).map_err(|e| ApiError::invalid(e.detail))?;
+    custom::validate(&schemas).map_err(|e| {
+        if e.status == 409 {
+            conflict(e.detail)
+        } else {
+            ApiError::invalid(e.detail)
+        }
+    })?;
     let t = live_tenant(store, tenant).await?;
     let lost = losses(store, &t, &schemas).await?;
     if !lost.is_empty() {

@@ -200,7 +200,7 @@ async fn removing_or_retyping_an_attribute_that_holds_values_is_refused_with_the
     // Nothing changed: the value is still served and still typed.
     assert_eq!(s.get(&format!("/Users/{id}")).await.json[ACME]["level"], 3);
 
-    // `contractor` holds nothing: it may go. A malformed declaration is a 400 naming it.
+    // `contractor` holds nothing: it may go. A name taken by a core attribute is a 409 naming it.
     let mut fewer = declarations();
     fewer["schemas"][0]["attributes"]
         .as_array_mut()
@@ -213,7 +213,7 @@ async fn removing_or_retyping_an_attribute_that_holds_values_is_refused_with_the
         json!({"schemas": [{"urn": ACME, "resource": "User", "attributes": [{"name": "userName", "type": "string"}]}]}),
     )
     .await;
-    bad.expect(400);
+    bad.expect(409);
     assert!(bad.json["error"]["message"]
         .as_str()
         .unwrap()
