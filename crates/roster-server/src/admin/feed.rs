@@ -111,7 +111,9 @@ pub fn parse_types(list: Option<&str>) -> Result<Vec<String>, ApiError> {
     for t in list
         .unwrap_or("")
         .split(',')
-        .map(str::trim)
+        // Spaces only, as the documented grammar says: other white space is not a separator
+        // and makes the type unknown (schemathesis sent a vertical tab).
+        .map(|t| t.trim_matches(' '))
         .filter(|t| !t.is_empty())
     {
         if roster_store::EventType::parse(t).is_none() {
@@ -359,5 +361,21 @@ mod tests {
             write(vec![SnapshotPart::Group(g2.clone())])["groups"][0]["members"],
             json!([])
         );
+    }
+}
+
+#[cfg(test)]
+mod type_list_tests {
+    use super::parse_types;
+
+    #[test]
+    fn types_are_separated_by_commas_and_spaces_only() {
+        assert_eq!(
+            parse_types(Some(" user.created , group.deleted,")).unwrap(),
+            ["user.created", "group.deleted"]
+        );
+        assert!(parse_types(Some("")).unwrap().is_empty());
+        assert!(parse_types(Some("\u{b}")).is_err());
+        assert!(parse_types(Some("user.created\t")).is_err());
     }
 }
