@@ -27,6 +27,7 @@ pub mod events;
 pub mod meta;
 pub mod ops;
 pub mod postgres;
+pub(crate) mod review_sql;
 pub mod sqlite;
 pub(crate) mod stored_form;
 pub mod tenants;
@@ -34,6 +35,9 @@ pub mod tenants;
 pub use app::AppStore;
 pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
 pub use domain::erasure::Erasure;
+pub use domain::review::{
+    ReviewOutcome, ReviewStatus, ReviewSummary, ReviewUser, MAX_LISTED as REVIEW_MAX_LISTED,
+};
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
 pub use meta::MetaStore;
@@ -255,6 +259,10 @@ pub struct TenantSettings {
     /// empty, for the same reason as `rate_limit`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub custom_schemas: Vec<scim_proto::custom::CustomSchema>,
+    /// While on, the tenant's SCIM writes are applied but their events are held for an
+    /// operator's approval (see docs/scim.md, "First-sync review"). Not stored while off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub first_sync_review: bool,
 }
 
 /// A tenant's own SCIM rate limits, as rates such as `50/s:200` (N per s, min or h, with an
@@ -291,6 +299,7 @@ impl Default for TenantSettings {
             rate_limit: RateLimitOverride::default(),
             email_uniqueness: EmailUniqueness::Off,
             custom_schemas: Vec::new(),
+            first_sync_review: false,
         }
     }
 }

@@ -336,6 +336,17 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| db_err(e, "tenant"))?;
+        if tenant.settings.first_sync_review {
+            // A tenant created for review holds its first sync from the start.
+            let review = (false, true);
+            crate::domain::review::settings_changed(
+                &mut *tx,
+                &tenant.id,
+                review,
+                tenant.created_at,
+            )
+            .await?;
+        }
         let _auth = self.auth_change();
         self.commit(tx).await
     }

@@ -137,4 +137,29 @@ pub trait TenantAdminStore: Send + Sync {
         id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<crate::Erasure>;
+
+    /// The tenant's open first-sync review: a summary of its held events and the users they
+    /// touch after id `after` (at most `limit`). `None` while none is open.
+    async fn review_status(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Option<crate::ReviewStatus>>;
+
+    /// Approves the tenant's review (see [`crate::domain::review::approve`]): its held events
+    /// reach the feed, in order, with new seqs. `Invalid` when none is open.
+    async fn review_approve(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<crate::ReviewOutcome>;
+
+    /// Discards the tenant's review (see [`crate::domain::review::discard`]): the directory is
+    /// put back, nothing is released, SCIM is disabled. `Invalid` when none is open.
+    async fn review_discard(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<crate::ReviewOutcome>;
 }

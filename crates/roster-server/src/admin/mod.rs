@@ -23,6 +23,7 @@ pub mod body;
 pub mod custom_schemas;
 pub mod error;
 pub mod feed;
+pub mod first_sync;
 pub mod groups;
 pub mod guard;
 pub mod import;
@@ -202,6 +203,18 @@ fn app_routes() -> Router<AppState> {
             "/tenants/{tenant}/deprovision-guard/reject",
             post(guard::reject_handler),
         )
+        .route(
+            "/tenants/{tenant}/first-sync",
+            get(first_sync::status_handler),
+        )
+        .route(
+            "/tenants/{tenant}/first-sync/approve",
+            post(first_sync::approve_handler),
+        )
+        .route(
+            "/tenants/{tenant}/first-sync/discard",
+            post(first_sync::discard_handler),
+        )
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -346,6 +359,9 @@ mod tests {
             "/api/v1/webhooks/{id}/rotate-secret",
             "/api/v1/webhooks/{id}/redeliver",
             "/api/v1/tenants/{tenant}/setup-link",
+            "/api/v1/tenants/{tenant}/first-sync",
+            "/api/v1/tenants/{tenant}/first-sync/approve",
+            "/api/v1/tenants/{tenant}/first-sync/discard",
         ] {
             assert!(spec["paths"][path].is_object(), "{path} is not documented");
         }

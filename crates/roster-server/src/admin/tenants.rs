@@ -145,8 +145,8 @@ pub fn validate_settings(s: &TenantSettings) -> Result<(), String> {
     Ok(())
 }
 
-/// The settings' shape as the API shows them: every setting, `rate_limit` and `email_uniqueness`
-/// included while empty or `off` (storage leaves them out then).
+/// The settings' shape as the API shows them: every setting, `rate_limit`, `email_uniqueness`
+/// and `first_sync_review` included while empty or off (storage leaves them out then).
 fn settings_shape(settings: &TenantSettings) -> Result<Value, String> {
     let mut v = serde_json::to_value(settings).map_err(|e| e.to_string())?;
     if let Value::Object(m) = &mut v {
@@ -157,6 +157,9 @@ fn settings_shape(settings: &TenantSettings) -> Result<Value, String> {
         }
         if !m.contains_key("email_uniqueness") {
             m.insert("email_uniqueness".into(), Value::from("off"));
+        }
+        if !m.contains_key("first_sync_review") {
+            m.insert("first_sync_review".into(), Value::from(false));
         }
     }
     Ok(v)

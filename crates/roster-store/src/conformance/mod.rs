@@ -43,6 +43,7 @@ pub mod emails;
 pub mod listing;
 pub mod ops;
 pub mod outbox;
+pub mod review;
 pub mod support;
 
 /// A store implementation under test.
@@ -129,6 +130,11 @@ macro_rules! conformance_tests {
                 each_mode_refuses_what_it_counts,
                 turning_it_on_over_duplicates_is_refused_with_the_list,
                 concurrent_creates_of_one_email_admit_one,
+            }
+            review {
+                held_events_wait_for_approval_and_follow_every_seen_seq,
+                a_discarded_review_puts_the_directory_back_and_disables_scim,
+                a_review_survives_reopening_and_is_per_tenant,
             }
         }
     };

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::members::{apply_member_ops, Eligible};
-use super::outbox::append_events;
+use super::outbox::append_scim_events;
 use super::roles::{finish, group_watch, RoleWatch};
 use super::rows::{Candidate, NamedRow, Rewrite};
 use super::{emails, primary_email, Derived, GroupSel, Rows};
@@ -183,7 +183,7 @@ async fn claim_user<R: Rows + ?Sized>(
     )];
     events.extend(new.events.iter().cloned());
     events.extend(finish(watch, rows).await?);
-    append_events(rows, tenant, now, events).await?;
+    append_scim_events(rows, tenant, now, events).await?;
     Ok(Claim::Done(CreateOutcome::Matched(StoredResource {
         id: c.id,
         kind: ResourceKind::User,
@@ -238,7 +238,7 @@ async fn claim_group<R: Rows + ?Sized>(
     );
     events.extend(new.events.iter().cloned());
     events.extend(finish(watch, rows).await?);
-    append_events(rows, tenant, now, events).await?;
+    append_scim_events(rows, tenant, now, events).await?;
     Ok(Claim::Done(CreateOutcome::Matched(StoredResource {
         id: c.id,
         kind: ResourceKind::Group,

@@ -42,6 +42,9 @@ const KEPT_KEYS: [&str; 4] = ["id", "operation", "managed", "attribute"];
 /// tenant's `deprovision_on_delete` is `erase`, or the app erased it) but events or log rows
 /// still name it; `NotFound` when nothing names it at all.
 ///
+/// Refused with `Invalid` too while the tenant's first-sync review is open (its copy of the
+/// directory may hold the user).
+///
 /// Concurrency: reads the user's row and the events and log rows that name it, then rewrites
 /// them. The row must not be restored in between (a backend without SQLite's write lock takes
 /// the tenant's write lock first), and no new event or log row about an erased user carries
@@ -53,6 +56,13 @@ pub async fn erase_personal_data<R: Rows + ?Sized>(
     now: OffsetDateTime,
 ) -> StoreResult<Erasure> {
     let now = stored_time(now);
+    if rows.review_started(tenant).await?.is_some() {
+        // A discard would put the record back from the review's copy.
+        return Err(StoreError::Invalid(
+            "this tenant's first-sync review is open: approve or discard it first, then              erase the user"
+                .to_owned(),
+        ));
+    }
     let mut erasure = Erasure::default();
     let mut personal = BTreeSet::new();
     match rows.user_state(tenant, id).await? {

@@ -20,6 +20,7 @@ pub mod members;
 pub mod outbox;
 pub mod query;
 pub mod resources;
+pub mod review;
 pub mod roles;
 pub mod rows;
 pub mod tenants;

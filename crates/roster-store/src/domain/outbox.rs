@@ -28,18 +28,44 @@ pub async fn append_events<R: Rows + ?Sized>(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let mut out: Vec<Event> = events
+    let mut out = stored(tenant, now, events);
+    rows.append_events(tenant, &mut out).await?;
+    Ok(out)
+}
+
+/// Appends the events of a SCIM write, as [`append_events`], unless the tenant's first-sync
+/// review is open: then they are held for its approval (see [`super::review`]).
+///
+/// Concurrency: one more primary-key read in the write transaction (whether a review is open);
+/// approving or discarding a review takes the tenant's writes, so no write holds events into a
+/// review that is closing.
+pub async fn append_scim_events<R: Rows + ?Sized>(
+    rows: &mut R,
+    tenant: &str,
+    now: OffsetDateTime,
+    events: Vec<NewEvent>,
+) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if rows.review_started(tenant).await?.is_some() {
+        let held = stored(tenant, now, events);
+        return rows.review_hold(tenant, &held).await;
+    }
+    append_events(rows, tenant, now, events).await.map(drop)
+}
+
+/// `events` as stored, without their seqs (set when appended).
+fn stored(tenant: &str, now: OffsetDateTime, events: Vec<NewEvent>) -> Vec<Event> {
+    events
         .into_iter()
         .map(|e| Event {
             tenant: tenant.to_owned(),
-            // Set by `append_events`.
             seq: 0,
             id: uuid::Uuid::new_v4().to_string(),
             event_type: e.event_type.as_str().to_owned(),
             occurred_at: super::stored_time(now),
             data: e.data,
         })
-        .collect();
-    rows.append_events(tenant, &mut out).await?;
-    Ok(out)
+        .collect()
 }

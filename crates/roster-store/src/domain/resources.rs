@@ -10,7 +10,7 @@ use super::claim::{claim, Claim, ClaimInput};
 use super::emails;
 use super::guard;
 use super::members::{apply_member_ops, remove_user, Eligible};
-use super::outbox::append_events;
+use super::outbox::{append_events, append_scim_events};
 use super::roles::{finish, group_watch, watch_update, RoleWatch};
 use super::rows::{NamedRow, Rewrite};
 use super::{stored_time, strip, Derived, GroupSel, Rows};
@@ -134,7 +134,7 @@ pub async fn create_resource<R: Rows + ?Sized>(
     }
     events.extend(new.events);
     events.extend(finish(watch, rows).await?);
-    append_events(rows, tenant, now, events).await?;
+    append_scim_events(rows, tenant, now, events).await?;
     Ok(CreateOutcome::Created(StoredResource {
         id: new.id,
         kind,
@@ -183,7 +183,7 @@ async fn restore_user<R: Rows + ?Sized>(
         .await?;
     emails::claim(rows, tenant, mode, row.pk, &doc, &d.emails).await?;
     events.extend(finish(watch, rows).await?);
-    append_events(rows, tenant, now, events).await?;
+    append_scim_events(rows, tenant, now, events).await?;
     Ok(CreateOutcome::Restored(StoredResource {
         id: row.id,
         kind: ResourceKind::User,
@@ -273,7 +273,7 @@ pub async fn update_resource<R: Rows + ?Sized>(
         );
     }
     events.extend(finish(watch, rows).await?);
-    append_events(rows, tenant, now, events).await?;
+    append_scim_events(rows, tenant, now, events).await?;
     Ok(Ok(StoredResource {
         id: id.to_owned(),
         kind,
@@ -315,7 +315,7 @@ pub async fn update_members<R: Rows + ?Sized>(
     )
     .await?;
     events.extend(finish(watch, rows).await?);
-    append_events(rows, tenant, now, events).await?;
+    append_scim_events(rows, tenant, now, events).await?;
     Ok(StoredResource {
         id: group_id.to_owned(),
         kind: ResourceKind::Group,
@@ -408,7 +408,7 @@ pub async fn delete_resource<R: Rows + ?Sized>(
         }
     };
     events.extend(finish(watch, rows).await?);
-    append_events(rows, tenant, now, events).await?;
+    append_scim_events(rows, tenant, now, events).await?;
     Ok(Ok(()))
 }
 

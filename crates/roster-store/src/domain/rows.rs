@@ -179,6 +179,22 @@ impl Where {
     }
 }
 
+/// A User as the directory held it when the tenant's first-sync review opened (see
+/// [`super::review`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewedUser {
+    /// Whether SCIM managed it.
+    pub managed: bool,
+    /// Its `active`.
+    pub active: Option<bool>,
+    /// Deprovisioned.
+    pub deleted: bool,
+    /// Roles the app gave it directly.
+    pub roles: Vec<String>,
+    /// The groups it was a member of.
+    pub groups: Vec<GroupSel>,
+}
+
 /// Row operations of one backend connection, within the caller's transaction.
 ///
 /// What each write must not see change between its reads and its writes is stated on the core
@@ -737,4 +753,57 @@ pub trait Rows: Send {
         tenant: &str,
         mode: EmailUniqueness,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// When the tenant's first-sync review opened; `None` while none is open.
+    fn review_started(
+        &mut self,
+        tenant: &str,
+    ) -> impl Future<Output = StoreResult<Option<OffsetDateTime>>> + Send;
+
+    /// Opens the tenant's review at `now`: its row, and a copy of the tenant's resource,
+    /// member and email rows.
+    fn review_open(
+        &mut self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Holds `events` (their seqs are ignored) after the tenant's held events, in order.
+    fn review_hold(
+        &mut self,
+        tenant: &str,
+        events: &[Event],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The held events after place `after`, at most `limit`, in order; each event's `seq` is
+    /// its place among the held (1, 2, …), not a feed seq.
+    fn review_held(
+        &mut self,
+        tenant: &str,
+        after: i64,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Vec<Event>>> + Send;
+
+    /// How many events the tenant's review holds.
+    fn review_held_count(&mut self, tenant: &str) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Closes the tenant's review: its row, held events and copies go.
+    fn review_close(&mut self, tenant: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Puts the copied directory back (the statements of `review_sql`, in order): the
+    /// managed rows the copy lacks are deleted; rows that changed or went get the copy's
+    /// content, emails and pk back, at a new version and `lastModified` = `now`; the member
+    /// rows become the copy's. Returns `(deleted, restored)`. Email claims are not touched.
+    fn review_restore(
+        &mut self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<(u64, u64)>> + Send;
+
+    /// The User `pk` as the copy holds it; `None` when the copy lacks it.
+    fn reviewed_user(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+    ) -> impl Future<Output = StoreResult<Option<ReviewedUser>>> + Send;
 }

@@ -39,7 +39,8 @@ async fn scim_tenant<R: Rows + ?Sized>(rows: &mut R, id: &str) -> StoreResult<Te
 /// never its id, creation time or `scim_enabled` (which change only through
 /// [`enable_scim`] and [`disable_scim`]). A change of `email_uniqueness` rebuilds the tenant's
 /// email claims, or is refused ([`StoreError::EmailDuplicates`]) while users share emails the
-/// new setting counts (see [`emails::change_mode`]).
+/// new setting counts (see [`emails::change_mode`]); a change of `first_sync_review` opens or
+/// closes the tenant's review (see [`super::review::settings_changed`]).
 ///
 /// Concurrency: reads the tenant's row, then writes it; it must not change in between. A
 /// change of `email_uniqueness` also reads the tenant's emails: no user may be written in
@@ -67,6 +68,11 @@ pub async fn update_tenant<R: Rows + ?Sized>(
         after.settings.email_uniqueness,
     );
     emails::change_mode(rows, id, from, to).await?;
+    let review = (
+        before.settings.first_sync_review,
+        after.settings.first_sync_review,
+    );
+    super::review::settings_changed(rows, id, review, OffsetDateTime::now_utc()).await?;
     rows.write_tenant(&after).await?;
     Ok(after)
 }
@@ -84,7 +90,9 @@ pub async fn before_settings<R: Rows + ?Sized>(
     let Some(before) = rows.tenant_settings(id).await? else {
         return Err(StoreError::NotFound);
     };
-    emails::change_mode(rows, id, before.email_uniqueness, settings.email_uniqueness).await
+    emails::change_mode(rows, id, before.email_uniqueness, settings.email_uniqueness).await?;
+    let review = (before.first_sync_review, settings.first_sync_review);
+    super::review::settings_changed(rows, id, review, OffsetDateTime::now_utc()).await
 }
 
 /// Enables SCIM for the token's tenant with its first token. `Conflict(CONFLICT_SCIM_ENABLED)`

@@ -23,6 +23,7 @@ use crate::app::{
     ImportResult, ImportUser, LoginKey, LoginRecord, MatchBy, NewAppGroup, RoleMapping, UserStatus,
 };
 use crate::domain::app as domain_app;
+use crate::domain::review::{login_record, LoginRow};
 use crate::domain::roles::effective_roles;
 use crate::domain::{GroupSel, Rows};
 use crate::{StoreError, StoreResult, StoredResource, TenantSettings};
@@ -235,7 +236,8 @@ fn mapping_from(row: MappingRow) -> StoreResult<RoleMapping> {
 /// a live one before a deprovisioned one, then a managed one, then an active one, then the
 /// newest.
 pub(super) const LOGIN_BY_EMAIL_SQL: &str = "\
-    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted, \
+      EXISTS (SELECT 1 FROM review_cycles c WHERE c.tenant_id = r.tenant_id) FROM resources r \
     WHERE r.tenant_id = ?1 AND r.kind = 'User' AND r.pk IN ( \
       SELECT e.resource_pk FROM emails e WHERE e.tenant_id = ?1 AND e.value_lc = ?2 \
       UNION ALL \
@@ -244,7 +246,8 @@ pub(super) const LOGIN_BY_EMAIL_SQL: &str = "\
 
 /// The same by externalId: the `resources_external_id` index.
 pub(super) const LOGIN_BY_EXTERNAL_ID_SQL: &str = "\
-    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted, \
+      EXISTS (SELECT 1 FROM review_cycles c WHERE c.tenant_id = r.tenant_id) FROM resources r \
     WHERE r.tenant_id = ? AND r.kind = 'User' AND r.external_id = ? \
     ORDER BY r.deleted, r.managed DESC, (r.active IS FALSE), r.pk DESC LIMIT 1";
 
@@ -631,7 +634,7 @@ impl AppStore for PostgresStore {
         // and then its roles, each a committed state; a role change committed in between is
         // the answer a moment later.
         let mut tx = self.pool.get().await.map_err(backend)?;
-        let row: Option<(i64, String, i64, Option<i64>, i64)> = match key {
+        let row: Option<(i64, String, i64, Option<i64>, i64, i64)> = match key {
             LoginKey::Email(email) => {
                 db::query_as(LOGIN_BY_EMAIL_SQL)
                     .bind(tenant)
@@ -648,19 +651,18 @@ impl AppStore for PostgresStore {
             }
         }
         .map_err(backend)?;
-        let Some((pk, id, managed, active, deleted)) = row else {
+        let Some((pk, id, managed, active, deleted, reviewing)) = row else {
             return Ok(None);
         };
-        let roles = effective_roles(&mut tx, tenant, &[pk]).await?;
-        Ok(Some(LoginRecord {
+        let found = LoginRow {
+            pk,
             id,
             managed: managed == 1,
-            status: UserStatus::of(active.map(|a| a != 0), deleted == 1),
-            roles: roles
-                .get(&pk)
-                .map(|s| s.roles.iter().cloned().collect())
-                .unwrap_or_default(),
-        }))
+            active: active.map(|a| a != 0),
+            deleted: deleted == 1,
+            reviewing: reviewing == 1,
+        };
+        login_record(&mut tx, tenant, found).await
     }
 
     async fn guard_admit(

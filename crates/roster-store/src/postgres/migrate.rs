@@ -45,6 +45,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "email claims",
         include_str!("../../migrations/postgres/0005_email_claims.sql"),
     ),
+    (
+        6,
+        "first sync review",
+        include_str!("../../migrations/postgres/0006_first_sync_review.sql"),
+    ),
 ];
 
 /// The marker line of a migration that only adds to the schema (see the module docs).

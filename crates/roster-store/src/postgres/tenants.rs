@@ -286,6 +286,42 @@ impl TenantAdminStore for PostgresStore {
         self.commit_events(tx).await?;
         Ok(erased)
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn review_status(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Option<crate::ReviewStatus>> {
+        let mut tx = self.read().await?;
+        crate::domain::review::status(&mut *tx, tenant, after, limit).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn review_approve(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<crate::ReviewOutcome> {
+        let mut tx = self.write(tenant).await?;
+        let done = crate::domain::review::approve(&mut *tx, tenant, now).await?;
+        self.commit_events(tx).await?;
+        Ok(done)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn review_discard(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<crate::ReviewOutcome> {
+        let mut tx = self.write(tenant).await?;
+        let done = crate::domain::review::discard(&mut *tx, tenant, now).await?;
+        let _auth = self.auth_change();
+        self.commit_events(tx).await?;
+        Ok(done)
+    }
 }
 
 /// Removes every row that names the tenant, in every table with a `tenant_id` column except

@@ -22,6 +22,7 @@ use crate::app::{
     ImportResult, ImportUser, LoginKey, LoginRecord, MatchBy, NewAppGroup, RoleMapping, UserStatus,
 };
 use crate::domain::app as domain_app;
+use crate::domain::review::{login_record, LoginRow};
 use crate::domain::roles::effective_roles;
 use crate::domain::{GroupSel, Rows};
 use crate::{StoreError, StoreResult, StoredResource, TenantSettings};
@@ -239,7 +240,8 @@ fn mapping_from(row: MappingRow) -> StoreResult<RoleMapping> {
 /// a live one before a deprovisioned one, then a managed one, then an active one, then the
 /// newest.
 pub(super) const LOGIN_BY_EMAIL_SQL: &str = "\
-    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted, \
+      EXISTS (SELECT 1 FROM review_cycles c WHERE c.tenant_id = r.tenant_id) FROM resources r \
     WHERE r.kind = 'User' AND r.pk IN ( \
       SELECT e.resource_pk FROM emails e WHERE e.tenant_id = ?1 AND e.value_lc = ?2 \
       UNION ALL \
@@ -248,7 +250,8 @@ pub(super) const LOGIN_BY_EMAIL_SQL: &str = "\
 
 /// The same by externalId: the `resources_external_id` index.
 pub(super) const LOGIN_BY_EXTERNAL_ID_SQL: &str = "\
-    SELECT r.pk, r.id, r.managed, r.active, r.deleted FROM resources r \
+    SELECT r.pk, r.id, r.managed, r.active, r.deleted, \
+      EXISTS (SELECT 1 FROM review_cycles c WHERE c.tenant_id = r.tenant_id) FROM resources r \
     WHERE r.tenant_id = ? AND r.kind = 'User' AND r.external_id = ? \
     ORDER BY r.deleted, r.managed DESC, (r.active IS 0), r.pk DESC LIMIT 1";
 
@@ -627,7 +630,7 @@ impl AppStore for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn login_lookup(&self, tenant: &str, key: &LoginKey) -> StoreResult<Option<LoginRecord>> {
         let mut tx = self.reader.begin().await.map_err(backend)?;
-        let row: Option<(i64, String, i64, Option<i64>, i64)> = match key {
+        let row: Option<(i64, String, i64, Option<i64>, i64, i64)> = match key {
             LoginKey::Email(email) => {
                 db::query_as(LOGIN_BY_EMAIL_SQL)
                     .bind(tenant)
@@ -644,19 +647,18 @@ impl AppStore for SqliteStore {
             }
         }
         .map_err(backend)?;
-        let Some((pk, id, managed, active, deleted)) = row else {
+        let Some((pk, id, managed, active, deleted, reviewing)) = row else {
             return Ok(None);
         };
-        let roles = effective_roles(&mut *tx, tenant, &[pk]).await?;
-        Ok(Some(LoginRecord {
+        let found = LoginRow {
+            pk,
             id,
             managed: managed == 1,
-            status: UserStatus::of(active.map(|a| a != 0), deleted == 1),
-            roles: roles
-                .get(&pk)
-                .map(|s| s.roles.iter().cloned().collect())
-                .unwrap_or_default(),
-        }))
+            active: active.map(|a| a != 0),
+            deleted: deleted == 1,
+            reviewing: reviewing == 1,
+        };
+        login_record(&mut *tx, tenant, found).await
     }
 
     async fn guard_admit(

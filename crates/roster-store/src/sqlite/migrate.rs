@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "email claims",
         include_str!("../../migrations/sqlite/0014_email_claims.sql"),
     ),
+    (
+        15,
+        "first sync review",
+        include_str!("../../migrations/sqlite/0015_first_sync_review.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster
