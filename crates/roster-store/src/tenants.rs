@@ -19,6 +19,9 @@ pub const CONFLICT_TOKEN_LIMIT: &str = "live_tokens";
 pub const CONFLICT_SCIM_DISABLED: &str = "scim_disabled";
 /// `StoreError::Conflict` value: SCIM is already enabled for the tenant.
 pub const CONFLICT_SCIM_ENABLED: &str = "scim_enabled";
+/// `first_sync_review` cannot be turned off while the review holds events (they would be
+/// released unseen): approve or discard it.
+pub const CONFLICT_REVIEW_HOLDS: &str = "first_sync_review";
 
 /// What deleting a tenant does with its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,4 +1,5 @@
-//! The host app's commands: `roster users import` and `roster guard status|confirm|reject`.
+//! The host app's commands: `roster users import`, `roster guard status|confirm|reject` and
+//! `roster first-sync status|approve|discard`.
 //!
 //! Like the other administrative commands they open the database directly, so they work
 //! beside a running server, and record what they change in the audit log as `cli:<os user>`.
@@ -7,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
-use roster_server::admin::{guard, import, users};
+use roster_server::admin::{first_sync, guard, import, users};
 use roster_server::{AppState, Clock, Settings, SystemClock};
 use roster_store::app::GuardDecision;
 use roster_store::{Store, StoreError, TenantSettings};
@@ -85,6 +86,39 @@ pub enum GuardCommand {
     Reject {
         /// Tenant id.
         tenant: String,
+    },
+}
+
+/// `roster first-sync …`
+#[derive(Subcommand, Debug)]
+pub enum FirstSyncCommand {
+    /// Show a tenant's first-sync review: what its held events would do, and the users.
+    Status {
+        /// Tenant id.
+        tenant: String,
+        /// List the users after this id (the `next_after` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// Users listed (1–1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver the held events to the app, in order, and end the review.
+    Approve {
+        /// Tenant id.
+        tenant: String,
+    },
+    /// Undo what the review did (delete what it created, put back what it changed), release
+    /// nothing, and disable SCIM for the tenant (its tokens stop working).
+    Discard {
+        /// Tenant id.
+        tenant: String,
+        /// Confirm: the identity provider's ids of what it created then answer 404.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -303,6 +337,117 @@ pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
                  identity provider has sent none for {} minutes",
                 s.held_count,
                 s.settings.window_minutes
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The summary's non-zero counts as `what: n` lines.
+fn print_review(v: &Value) {
+    if v["open"] != json!(true) {
+        out!(
+            "{}: no first-sync review is open",
+            v["tenant"].as_str().unwrap_or("")
+        );
+        return;
+    }
+    out!(
+        "{}: first-sync review open since {}, {} events held",
+        v["tenant"].as_str().unwrap_or(""),
+        v["started_at"].as_str().unwrap_or(""),
+        v["held_events"]
+    );
+    if let Some(m) = v["summary"].as_object() {
+        for (k, n) in m {
+            match n {
+                Value::Number(n) if n.as_u64() != Some(0) => out!("  {k}: {n}"),
+                Value::Object(roles) => {
+                    for (role, n) in roles {
+                        out!("  role {role}: {n} users gain it");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out!("users ({} in all):", v["users_total"]);
+    for u in v["users"].as_array().into_iter().flatten() {
+        let list = |k: &str| {
+            u[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        out!(
+            "  {}\t{}\t{}\t+[{}] -[{}]",
+            u["id"].as_str().unwrap_or(""),
+            u["user_name"].as_str().unwrap_or("-"),
+            list("actions"),
+            list("roles_granted"),
+            list("roles_lost")
+        );
+    }
+    if let Some(next) = v["next_after"].as_str() {
+        out!("more: --after {next}");
+    }
+}
+
+/// Runs `roster first-sync …`.
+pub async fn first_sync(store: Arc<dyn Store>, cmd: FirstSyncCommand) -> Result<()> {
+    let state = AppState::new(store.clone(), Settings::default());
+    let decide = |tenant: String, d: first_sync::Decision| {
+        let state = state.clone();
+        async move {
+            first_sync::decide(&state, &tenant, d, &cli_actor())
+                .await
+                .map_err(|e| anyhow!("{}", e.message))
+        }
+    };
+    match cmd {
+        FirstSyncCommand::Status {
+            tenant,
+            after,
+            limit,
+            json,
+        } => {
+            require_tenant(store.as_ref(), &tenant).await?;
+            let s = store
+                .review_status(&tenant, after.as_deref(), limit)
+                .await?;
+            let v = first_sync::status_json(&tenant, s.as_ref());
+            if json {
+                out!("{v}");
+            } else {
+                print_review(&v);
+            }
+        }
+        FirstSyncCommand::Approve { tenant } => {
+            let o = decide(tenant, first_sync::Decision::Approve).await?;
+            out!(
+                "approved: {} held events delivered to the app, in order",
+                o.released
+            );
+        }
+        FirstSyncCommand::Discard { tenant, yes } => {
+            if !yes {
+                bail!(
+                    "discarding deletes what the first sync created, puts back what it changed \
+                     and disables SCIM for {tenant} (its tokens stop working); run again with \
+                     --yes"
+                );
+            }
+            let o = decide(tenant, first_sync::Decision::Discard).await?;
+            out!(
+                "discarded: {} created resources deleted, {} restored, {} held events dropped; \
+                 SCIM is disabled",
+                o.deleted,
+                o.restored,
+                o.dropped
             );
         }
     }

@@ -221,6 +221,14 @@ enum Command {
         #[command(subcommand)]
         command: app_cli::GuardCommand,
     },
+    /// The first-sync review: status, approve or discard a held first sync.
+    #[command(name = "first-sync")]
+    FirstSync {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        command: app_cli::FirstSyncCommand,
+    },
     /// Merge a JSON object into a tenant's settings (stop-gap until the tenants API).
     #[command(hide = true)]
     DevSettings {
@@ -812,6 +820,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Restore { db, args } => backup_cli::restore(&db, args).await?,
         Command::Users { db, command } => app_cli::users(db.open().await?, command).await?,
         Command::Guard { db, command } => app_cli::guard(db.open().await?, command).await?,
+        Command::FirstSync { db, command } => {
+            app_cli::first_sync(db.open().await?, command).await?;
+        }
         Command::DevSettings {
             db,
             tenant,

@@ -317,6 +317,13 @@ mod tests {
                 "users:write",
             ),
             (Method::GET, t.to_owned(), "tenants:admin"),
+            // Approving releases a whole sync; discarding disables SCIM.
+            (Method::GET, format!("{t}/first-sync"), "tenants:admin"),
+            (
+                Method::POST,
+                format!("{t}/first-sync/discard"),
+                "tenants:admin",
+            ),
             (Method::POST, format!("{t}/tokens/rotate"), "tenants:admin"),
             (Method::GET, "/api/v1/webhooks".to_owned(), "tenants:admin"),
             (Method::GET, "/metrics".to_owned(), "metrics:read"),

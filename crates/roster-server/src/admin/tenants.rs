@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use roster_store::tenants::CONFLICT_REVIEW_HOLDS;
 use roster_store::{Store, StoreError, Tenant, TenantDataMode, TenantSettings, TenantState};
 use scim_proto::dialect::Idp;
 use serde::Deserialize;
@@ -411,6 +412,11 @@ pub async fn update(store: &dyn Store, id: &str, req: TenantUpdate) -> Result<Te
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found(format!("no tenant \"{id}\"")),
+            StoreError::Conflict(CONFLICT_REVIEW_HOLDS) => conflict(
+                "first_sync_review cannot be turned off while the first-sync review holds \
+                 events: approve it (the app receives them, in order) or discard it (what the \
+                 identity provider did is undone), then the setting turns off by itself",
+            ),
             other => other.into(),
         })
 }

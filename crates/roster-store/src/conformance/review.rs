@@ -121,7 +121,7 @@ pub async fn held_events_wait_for_approval_and_follow_every_seen_seq(b: &dyn Bac
     // Turning the setting off would release them unseen.
     assert!(matches!(
         set_review(s, false).await,
-        Err(StoreError::Invalid(_))
+        Err(StoreError::Conflict(crate::tenants::CONFLICT_REVIEW_HOLDS))
     ));
 
     // Writes after the cycle began are held too, behind it.

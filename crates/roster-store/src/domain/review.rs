@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use super::roles::effective_roles;
 use super::{stored_time, Rows};
 use crate::app::{LoginRecord, UserStatus};
+use crate::tenants::CONFLICT_REVIEW_HOLDS;
 use crate::{StoreError, StoreResult, Tenant};
 
 /// Held events read per statement while a review is summarised or approved.
@@ -114,7 +115,8 @@ pub struct ReviewOutcome {
 }
 
 /// Opens or closes the tenant's review when an edit turns `first_sync_review` on or off.
-/// Turning it off while events are held is refused: they would be released unseen.
+/// Turning it off while events are held is refused with `Conflict(CONFLICT_REVIEW_HOLDS)`:
+/// they would be released unseen.
 ///
 /// Concurrency: in the tenant's write transaction, like every write of its directory.
 pub async fn settings_changed<R: Rows + ?Sized>(
@@ -129,13 +131,8 @@ pub async fn settings_changed<R: Rows + ?Sized>(
             rows.review_open(tenant, stored_time(now)).await
         }
         (true, false) => {
-            let held = rows.review_held_count(tenant).await?;
-            if held > 0 {
-                return Err(StoreError::Invalid(format!(
-                    "first_sync_review cannot be turned off while the review holds {held} \
-                     events: approve the review (they are delivered) or discard it (what it \
-                     did is undone)"
-                )));
+            if rows.review_held_count(tenant).await? > 0 {
+                return Err(StoreError::Conflict(CONFLICT_REVIEW_HOLDS));
             }
             rows.review_close(tenant).await
         }

@@ -25,6 +25,7 @@ mod errors;
 mod etag;
 mod events;
 mod filters;
+mod first_sync;
 mod groups;
 mod guard;
 mod hosts;
