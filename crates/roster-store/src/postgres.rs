@@ -339,13 +339,7 @@ impl Store for PostgresStore {
         if tenant.settings.first_sync_review {
             // A tenant created for review holds its first sync from the start.
             let review = (false, true);
-            crate::domain::review::settings_changed(
-                &mut *tx,
-                &tenant.id,
-                review,
-                tenant.created_at,
-            )
-            .await?;
+            crate::domain::review::settings_changed(&mut *tx, &tenant.id, review).await?;
         }
         let _auth = self.auth_change();
         self.commit(tx).await

@@ -12,9 +12,8 @@ pub(crate) const RESOURCE_COPY_COLS: &str = "tenant_id, pk, kind, id, version, d
     password_hash, user_name_lc, external_id, display_name_lc, active, created, last_modified, \
     deleted, managed, roles, app_metadata";
 
-/// `?2`: when the review opened (unix ms).
-pub(crate) const OPEN_SQL: &str =
-    "INSERT INTO review_cycles (tenant_id, started_at) VALUES (?1, ?2)";
+/// Opens the tenant's review.
+pub(crate) const OPEN_SQL: &str = "INSERT INTO review_cycles (tenant_id) VALUES (?1)";
 
 /// The statements that copy the tenant's directory when its review opens.
 pub(crate) fn copy_sql() -> [String; 3] {
@@ -33,8 +32,8 @@ pub(crate) fn copy_sql() -> [String; 3] {
     ]
 }
 
-/// When the tenant's review opened.
-pub(crate) const STARTED_SQL: &str = "SELECT started_at FROM review_cycles WHERE tenant_id = ?1";
+/// Whether the tenant's review is open.
+pub(crate) const IS_OPEN_SQL: &str = "SELECT 1 FROM review_cycles WHERE tenant_id = ?1";
 
 /// Everything the tenant's review keeps.
 pub(crate) const CLOSE_SQL: [&str; 5] = [

@@ -353,10 +353,13 @@ fn print_review(v: &Value) {
         return;
     }
     out!(
-        "{}: first-sync review open since {}, {} events held",
+        "{}: first-sync review open, {} events held{}",
         v["tenant"].as_str().unwrap_or(""),
-        v["started_at"].as_str().unwrap_or(""),
-        v["held_events"]
+        v["held_events"],
+        v["held_since"]
+            .as_str()
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default()
     );
     if let Some(m) = v["summary"].as_object() {
         for (k, n) in m {

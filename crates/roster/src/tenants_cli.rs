@@ -148,9 +148,13 @@ pub enum TenantCommand {
         /// Replace the declarations with those in FILE.
         #[arg(long, value_name = "FILE", conflicts_with = "clear")]
         set: Option<std::path::PathBuf>,
-        /// Remove every declaration (refused while attributes hold values).
+        /// Remove every declaration (refused while attributes hold values, unless forced).
         #[arg(long)]
         clear: bool,
+        /// Make the change even when removed or retyped attributes hold values: those values
+        /// are converted to the new type where they keep their meaning, and erased otherwise.
+        #[arg(long)]
+        force: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -546,6 +550,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             tenant,
             set,
             clear,
+            force,
             json,
         } => {
             let new = match (&set, clear) {
@@ -556,15 +561,25 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             let t = match new {
                 None => admin::live_tenant(s, &tenant).await?,
                 Some(schemas) => {
-                    let t = admin::custom_schemas::replace(s, &tenant, schemas.clone()).await?;
+                    let now = SystemClock.now();
+                    let (t, lost) =
+                        admin::custom_schemas::replace(s, &tenant, schemas.clone(), force, now)
+                            .await?;
+                    let values = admin::custom_schemas::values_json(&lost);
                     audit(
                         s,
                         "tenant.custom_schemas",
                         Some(&tenant),
                         Some(&tenant),
-                        json!({"schemas": schemas}),
+                        json!({"schemas": schemas, "force": force, "values": values}),
                     )
                     .await;
+                    for l in &lost {
+                        eprintln!(
+                            "{}:{} {}: {} resources, {} values converted, {} erased",
+                            l.urn, l.attribute, l.change, l.resources, l.converted, l.erased
+                        );
+                    }
                     t
                 }
             };

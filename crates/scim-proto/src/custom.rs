@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::ScimError;
 use crate::schema::{
@@ -351,6 +352,67 @@ pub fn resource_type(kind: ResourceKind, declared: &[CustomSchema]) -> &'static 
     def
 }
 
+/// A stored value of an attribute declared as `from`, converted for the declaration `to` that
+/// replaces it (a forced retype, `PUT …/custom-schemas?force=true`); `None` when it cannot be
+/// (a forced removal, `to` = `None`, never keeps a value). The rules, as the docs state them:
+/// a value keeps its meaning or goes. Single to multi-valued wraps it in a list; multi to
+/// single keeps the first element that converts. A string becomes an integer, decimal,
+/// boolean (`true`/`false`, any case) or dateTime when it parses as one, and a reference as
+/// it is; anything becomes a string as its JSON text (a string as itself); an integer becomes
+/// a decimal; a decimal with no fraction an integer.
+#[must_use]
+pub fn convert(
+    value: &Value,
+    from: &CustomAttribute,
+    to: Option<&CustomAttribute>,
+) -> Option<Value> {
+    let to = to?;
+    let one = |v: &Value| convert_one(v, to.attr_type);
+    match (from.multi_valued, to.multi_valued) {
+        (false, false) => one(value),
+        (false, true) => one(value).map(|v| Value::Array(vec![v])),
+        (true, true) => {
+            let all: Vec<Value> = value.as_array()?.iter().filter_map(one).collect();
+            (!all.is_empty()).then_some(Value::Array(all))
+        }
+        (true, false) => value.as_array()?.iter().find_map(one),
+    }
+}
+
+fn convert_one(v: &Value, to: CustomType) -> Option<Value> {
+    match (to, v) {
+        (CustomType::String | CustomType::Reference, Value::String(_)) => Some(v.clone()),
+        (CustomType::String, Value::Bool(_) | Value::Number(_)) => {
+            Some(Value::String(v.to_string()))
+        }
+        (CustomType::Boolean, Value::Bool(_)) => Some(v.clone()),
+        (CustomType::Boolean, Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" => Some(Value::Bool(true)),
+            "false" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        (CustomType::Integer, Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .map(Value::from),
+        (CustomType::Integer, Value::String(s)) => s.trim().parse::<i64>().ok().map(Value::from),
+        (CustomType::Decimal, Value::Number(n)) => n.as_f64().map(Value::from),
+        (CustomType::Decimal, Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Value::from),
+        (CustomType::DateTime, Value::String(s)) => crate::filter::parse_datetime(s)
+            .map(|t| Value::String(crate::filter::format_datetime(t))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,5 +601,63 @@ mod tests {
                 .unwrap();
         let out = only.apply(def, &doc);
         assert_eq!(out[urn], json!({"costCenter": "R&D"}));
+    }
+
+    #[test]
+    fn forced_retypes_keep_what_converts_and_removals_keep_nothing() {
+        let attr = |t: &str, multi: bool| -> CustomAttribute {
+            serde_json::from_value(json!({"name": "a", "type": t, "multiValued": multi})).unwrap()
+        };
+        let s = attr("string", false);
+        assert_eq!(
+            convert(&json!("42"), &s, Some(&attr("integer", false))),
+            Some(json!(42))
+        );
+        assert_eq!(
+            convert(&json!("x"), &s, Some(&attr("integer", false))),
+            None
+        );
+        assert_eq!(
+            convert(&json!("TRUE"), &s, Some(&attr("boolean", false))),
+            Some(json!(true))
+        );
+        assert_eq!(
+            convert(&json!("1.5"), &s, Some(&attr("decimal", false))),
+            Some(json!(1.5))
+        );
+        assert_eq!(convert(&json!("x"), &s, None), None);
+        let i = attr("integer", false);
+        assert_eq!(
+            convert(&json!(7), &i, Some(&attr("string", false))),
+            Some(json!("7"))
+        );
+        assert_eq!(
+            convert(&json!(7), &i, Some(&attr("decimal", false))),
+            Some(json!(7.0))
+        );
+        assert_eq!(
+            convert(&json!(7), &i, Some(&attr("string", true))),
+            Some(json!(["7"]))
+        );
+        let many = attr("string", true);
+        assert_eq!(
+            convert(
+                &json!(["x", "3", "4"]),
+                &many,
+                Some(&attr("integer", false))
+            ),
+            Some(json!(3))
+        );
+        assert_eq!(
+            convert(&json!(["x", "3"]), &many, Some(&attr("integer", true))),
+            Some(json!([3]))
+        );
+        assert_eq!(
+            convert(&json!(["x"]), &many, Some(&attr("integer", true))),
+            None
+        );
+        let d = attr("decimal", false);
+        assert_eq!(convert(&json!(2.0), &d, Some(&i)), Some(json!(2)));
+        assert_eq!(convert(&json!(2.5), &d, Some(&i)), None);
     }
 }

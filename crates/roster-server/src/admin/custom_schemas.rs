@@ -6,17 +6,27 @@
 //! tenant's resources holds a value for it: the stored values would no longer fit their
 //! declaration (a later write of that resource would be refused) or would silently vanish
 //! from SCIM. The refusal lists each such attribute with the number of resources holding it.
+//!
+//! Forced (`?force=true`, `roster tenant custom-schemas --set FILE --force`), the change is
+//! made and the stored values follow it: a removed attribute's values are erased; a retyped
+//! attribute's values are converted where they keep their meaning and erased where not
+//! ([`custom::convert`]). Each resource so changed gets a new version and the usual
+//! `user.updated`/`group.updated` event, so the host app sees the values go. The declaration
+//! is written first (from then on SCIM writes must fit it), then the resources are rewritten
+//! one by one; the answer counts what was converted and erased.
 
 use axum::extract::State;
 use axum::Json;
-use roster_store::{ListQuery, PageRequest, Store, StoreError, Tenant};
-use scim_proto::custom::{self, CustomSchema};
+use roster_store::{ListQuery, PageRequest, ResourceUpdate, Store, StoreError, Tenant};
+use scim_proto::custom::{self, CustomAttribute, CustomSchema};
 use scim_proto::filter::parse_filter;
 use scim_proto::schema::TypeDef;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
-use super::{audit, conflict, live_tenant, AdminAuth, ApiError, ApiJson, ApiPath};
+use super::{audit, conflict, live_tenant, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::changes::change_events;
 use crate::AppState;
 
 /// The body of `PUT …/custom-schemas`.
@@ -38,6 +48,10 @@ pub struct Loss {
     pub change: &'static str,
     /// Resources holding a value.
     pub resources: u64,
+    /// Of those, values converted to the new declaration (forced changes only).
+    pub converted: u64,
+    /// Of those, values erased (forced changes only).
+    pub erased: u64,
 }
 
 /// The attributes of `old` that `new` removes or retypes, with the declaration they had.
@@ -69,6 +83,24 @@ fn changed(
     out
 }
 
+fn holding_query(
+    def: TypeDef,
+    urn: &str,
+    attr: &str,
+    page: PageRequest,
+) -> Result<ListQuery, ApiError> {
+    let filter = parse_filter(&format!("{urn}:{attr} pr"))
+        .and_then(|f| f.validate(def))
+        .map_err(|_| ApiError::internal())?;
+    Ok(ListQuery {
+        filter: Some(filter),
+        sort: None,
+        page,
+        // An operator's rare change, checked over the whole directory.
+        max_candidates: None,
+    })
+}
+
 /// How many of the tenant's live resources hold a value for `urn:attr` under `def`.
 async fn holding(
     store: &dyn Store,
@@ -77,20 +109,38 @@ async fn holding(
     urn: &str,
     attr: &str,
 ) -> Result<u64, ApiError> {
-    let filter = parse_filter(&format!("{urn}:{attr} pr"))
-        .and_then(|f| f.validate(def))
-        .map_err(|_| ApiError::internal())?;
-    let q = ListQuery {
-        filter: Some(filter),
-        sort: None,
-        page: PageRequest::Index {
-            start_index: 1,
-            count: 0,
-        },
-        // An operator's rare change, checked over the whole directory.
-        max_candidates: None,
+    let page = PageRequest::Index {
+        start_index: 1,
+        count: 0,
     };
+    let q = holding_query(def, urn, attr, page)?;
     Ok(store.list_resources(tenant, def.kind, &q).await?.total)
+}
+
+/// The ids of the tenant's live resources holding a value for `urn:attr` under `def`, all of
+/// them, read before any is rewritten (a rewrite moves a resource out of the set).
+async fn holders(
+    store: &dyn Store,
+    tenant: &str,
+    def: TypeDef,
+    urn: &str,
+    attr: &str,
+) -> Result<Vec<String>, ApiError> {
+    const PAGE: u64 = 500;
+    let mut ids = Vec::new();
+    loop {
+        let page = PageRequest::Index {
+            start_index: ids.len() as u64 + 1,
+            count: PAGE,
+        };
+        let q = holding_query(def, urn, attr, page)?;
+        let got = store.list_resources(tenant, def.kind, &q).await?;
+        let n = got.items.len() as u64;
+        ids.extend(got.items.into_iter().map(|r| r.id));
+        if n < PAGE {
+            return Ok(ids);
+        }
+    }
 }
 
 /// What replacing the tenant's declarations with `new` would cost its stored values.
@@ -112,6 +162,8 @@ pub async fn losses(
                 attribute,
                 change,
                 resources,
+                converted: 0,
+                erased: 0,
             });
         }
     }
@@ -156,17 +208,22 @@ fn refused(losses: &[Loss]) -> ApiError {
 /// A sentinel the store edit returns when the declarations moved while they were checked.
 const MOVED: &str = "custom schemas changed while this change was checked";
 
-/// Replaces the tenant's custom schemas.
+/// Replaces the tenant's custom schemas; with `force`, also when removed or retyped attributes
+/// hold values, which then follow the change (see the module docs). Returns the tenant and what
+/// happened to those values.
 ///
 /// # Errors
 /// 400 for a declaration of the wrong shape and 409 for a name that is taken (the detail names
 /// it, see [`custom::validate`]), 404 for an unknown tenant, 409 when a removed or retyped
-/// attribute holds values (details list them) or when the declarations changed meanwhile.
+/// attribute holds values and `force` is off (details list them) or when the declarations
+/// changed meanwhile.
 pub async fn replace(
     store: &dyn Store,
     tenant: &str,
     schemas: Vec<CustomSchema>,
-) -> Result<Tenant, ApiError> {
+    force: bool,
+    now: OffsetDateTime,
+) -> Result<(Tenant, Vec<Loss>), ApiError> {
     custom::validate(&schemas).map_err(|e| {
         if e.status == 409 {
             conflict(e.detail)
@@ -174,13 +231,14 @@ pub async fn replace(
             ApiError::invalid(e.detail)
         }
     })?;
-    let t = live_tenant(store, tenant).await?;
-    let lost = losses(store, &t, &schemas).await?;
-    if !lost.is_empty() {
+    let before = live_tenant(store, tenant).await?;
+    let mut lost = losses(store, &before, &schemas).await?;
+    if !lost.is_empty() && !force {
         return Err(refused(&lost));
     }
-    let checked = t.settings.custom_schemas;
-    store
+    let checked = before.settings.custom_schemas.clone();
+    let declared = schemas.clone();
+    let after = store
         .update_tenant(
             tenant,
             Box::new(move |t: &mut Tenant| {
@@ -188,7 +246,7 @@ pub async fn replace(
                 if t.settings.custom_schemas != checked {
                     return Err(MOVED.to_owned());
                 }
-                t.settings.custom_schemas = schemas;
+                t.settings.custom_schemas = declared;
                 Ok(())
             }),
         )
@@ -197,7 +255,119 @@ pub async fn replace(
             StoreError::NotFound => ApiError::not_found(format!("no tenant \"{tenant}\"")),
             StoreError::Invalid(m) if m == MOVED => conflict(format!("{m}; send it again")),
             other => other.into(),
+        })?;
+    for loss in &mut lost {
+        rewrite_values(store, &before, &schemas, loss, now).await?;
+    }
+    Ok((after, lost))
+}
+
+/// The declaration of `urn:name` among `schemas` (names compare case-insensitively).
+fn declared<'a>(
+    schemas: &'a [CustomSchema],
+    urn: &str,
+    name: &str,
+) -> Option<(&'a CustomSchema, &'a CustomAttribute)> {
+    schemas
+        .iter()
+        .filter(|s| s.urn.eq_ignore_ascii_case(urn))
+        .find_map(|s| {
+            s.attributes
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(name))
+                .map(|a| (s, a))
         })
+}
+
+/// `doc` with the value of `urn:attr` converted (`Some`) or erased (`None`), and which; `None`
+/// when the document holds no value for it. An extension left empty goes, with its URN in
+/// `schemas`.
+fn follow(
+    doc: &Value,
+    urn: &str,
+    attr: &str,
+    convert: impl Fn(&Value) -> Option<Value>,
+) -> Option<(Value, bool)> {
+    let mut doc = doc.clone();
+    let root = doc.as_object_mut()?;
+    let ext_key = root.keys().find(|k| k.eq_ignore_ascii_case(urn))?.clone();
+    let ext = root.get_mut(&ext_key)?.as_object_mut()?;
+    let key = ext.keys().find(|k| k.eq_ignore_ascii_case(attr))?.clone();
+    let converted = ext.get(&key).and_then(&convert);
+    let kept = converted.is_some();
+    match converted {
+        Some(v) => {
+            ext.insert(key, v);
+        }
+        None => {
+            ext.remove(&key);
+        }
+    }
+    if ext.is_empty() {
+        root.remove(&ext_key);
+        if let Some(Value::Array(list)) = root.get_mut("schemas") {
+            list.retain(|u| !u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(urn)));
+        }
+    }
+    Some((Value::Object(std::mem::take(root)), kept))
+}
+
+/// Makes the stored values of `loss` follow a forced change to `new`, resource by resource
+/// (each a write of its own, retried when it raced another), and counts what happened.
+async fn rewrite_values(
+    store: &dyn Store,
+    before: &Tenant,
+    new: &[CustomSchema],
+    loss: &mut Loss,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let Some((schema, from)) =
+        declared(&before.settings.custom_schemas, &loss.urn, &loss.attribute)
+    else {
+        return Ok(());
+    };
+    let to = declared(new, &loss.urn, &loss.attribute)
+        .filter(|(s, _)| s.resource == schema.resource)
+        .map(|(_, a)| a.clone());
+    // The filter and the events speak of the attribute as it was declared.
+    let def = before.def(schema.resource.kind());
+    let kind = def.kind;
+    for id in holders(store, &before.id, def, &loss.urn, &loss.attribute).await? {
+        for _attempt in 0..3 {
+            let Some(cur) = store.get_resource(&before.id, kind, &id).await? else {
+                break;
+            };
+            let conv = |v: &Value| custom::convert(v, from, to.as_ref());
+            let Some((doc, kept)) = follow(&cur.doc, &loss.urn, &loss.attribute, conv) else {
+                break;
+            };
+            let (events, _) = change_events(def, &id, &cur.doc, &doc, false);
+            let update = ResourceUpdate {
+                doc,
+                password_hash: None,
+                members: vec![],
+                events,
+                guard: None,
+            };
+            match store
+                .update_resource(&before.id, kind, &id, cur.version, update, now)
+                .await
+            {
+                Ok(_) => {
+                    if kept {
+                        loss.converted += 1;
+                    } else {
+                        loss.erased += 1;
+                    }
+                    break;
+                }
+                Err(StoreError::Stale) => continue,
+                Err(StoreError::NotFound) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn declarations_json(t: &Tenant) -> Value {
@@ -223,6 +393,30 @@ pub async fn get_handler(
     Ok(Json(declarations_json(&t)))
 }
 
+/// Query of `PUT …/custom-schemas`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutQuery {
+    /// Make the change even when removed or retyped attributes hold values.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// How forced changes' effects on stored values are shown.
+#[must_use]
+pub fn values_json(lost: &[Loss]) -> Value {
+    Value::Array(
+        lost.iter()
+            .map(|l| {
+                json!({
+                    "schema": l.urn, "attribute": l.attribute, "change": l.change,
+                    "resources": l.resources, "converted": l.converted, "erased": l.erased,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// `PUT /api/v1/tenants/{tenant}/custom-schemas`
 ///
 /// # Errors
@@ -231,20 +425,32 @@ pub async fn put_handler(
     State(state): State<AppState>,
     auth: AdminAuth,
     ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PutQuery>,
     ApiJson(body): ApiJson<Declarations>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = replace(state.store.as_ref(), &tenant, body.schemas.clone()).await?;
+    let now = state.clock.now();
+    let (t, lost) = replace(
+        state.store.as_ref(),
+        &tenant,
+        body.schemas.clone(),
+        q.force,
+        now,
+    )
+    .await?;
+    let values = values_json(&lost);
     audit(
         state.store.as_ref(),
-        state.clock.now(),
+        now,
         &auth.actor(),
         "tenant.custom_schemas",
         Some(&tenant),
         Some(&tenant),
-        json!({"schemas": body.schemas}),
+        json!({"schemas": body.schemas, "force": q.force, "values": values}),
     )
     .await;
-    Ok(Json(declarations_json(&t)))
+    let mut out = declarations_json(&t);
+    out["values"] = values;
+    Ok(Json(out))
 }
 
 #[cfg(test)]

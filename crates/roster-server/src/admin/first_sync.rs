@@ -47,7 +47,7 @@ pub fn status_json(tenant: &str, s: Option<&ReviewStatus>) -> Value {
     json!({
         "tenant": tenant,
         "open": true,
-        "started_at": fmt_time(s.started_at),
+        "held_since": s.held_since.map(fmt_time),
         "held_events": s.held_events,
         "summary": s.summary,
         "users_total": s.users_total,

@@ -11,8 +11,7 @@
 -- roster: expand-only
 
 CREATE TABLE IF NOT EXISTS review_cycles (
-    tenant_id   TEXT COLLATE "C" NOT NULL PRIMARY KEY,
-    started_at  BIGINT NOT NULL
+    tenant_id   TEXT COLLATE "C" NOT NULL PRIMARY KEY
 );
 
 CREATE TABLE IF NOT EXISTS held_events (

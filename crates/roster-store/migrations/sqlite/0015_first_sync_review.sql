@@ -6,8 +6,7 @@
 -- A column added to `resources`, `members` or `emails` later must be added here too (the
 -- snapshot and the discard copy them column by column: sqlite/review.rs, postgres/review.rs).
 CREATE TABLE review_cycles (
-    tenant_id   TEXT    NOT NULL PRIMARY KEY,
-    started_at  INTEGER NOT NULL
+    tenant_id   TEXT    NOT NULL PRIMARY KEY
 ) STRICT;
 
 CREATE TABLE held_events (

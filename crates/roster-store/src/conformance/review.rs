@@ -80,6 +80,8 @@ async fn first_sync(s: &dyn Store) {
         .unwrap();
 }
 
+/// Held events stay out of the feed and the login decision until approval, then arrive in
+/// order after every seq already seen; the summary and its pages describe them.
 pub async fn held_events_wait_for_approval_and_follow_every_seen_seq(b: &dyn Backend) {
     let s = b.fresh().await;
     let s = &*s;
@@ -150,6 +152,8 @@ pub async fn held_events_wait_for_approval_and_follow_every_seen_seq(b: &dyn Bac
     assert_eq!(last.last().unwrap().event_type, "user.created");
 }
 
+/// A discard deletes what the review created, puts back what it changed or deleted, releases
+/// nothing and disables SCIM.
 pub async fn a_discarded_review_puts_the_directory_back_and_disables_scim(b: &dyn Backend) {
     let s = b.fresh().await;
     let s = &*s;
@@ -225,6 +229,8 @@ pub async fn a_discarded_review_puts_the_directory_back_and_disables_scim(b: &dy
     ));
 }
 
+/// A review is kept in the database (another store on it sees it) and holds only its
+/// tenant's events.
 pub async fn a_review_survives_reopening_and_is_per_tenant(b: &dyn Backend) {
     let db = b.shared().await;
     let s = db.open().await;

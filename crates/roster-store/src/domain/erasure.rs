@@ -56,7 +56,7 @@ pub async fn erase_personal_data<R: Rows + ?Sized>(
     now: OffsetDateTime,
 ) -> StoreResult<Erasure> {
     let now = stored_time(now);
-    if rows.review_started(tenant).await?.is_some() {
+    if rows.review_is_open(tenant).await? {
         // A discard would put the record back from the review's copy.
         return Err(StoreError::Invalid(
             "this tenant's first-sync review is open: approve or discard it first, then              erase the user"

@@ -48,7 +48,7 @@ pub async fn append_scim_events<R: Rows + ?Sized>(
     if events.is_empty() {
         return Ok(());
     }
-    if rows.review_started(tenant).await?.is_some() {
+    if rows.review_is_open(tenant).await? {
         let held = stored(tenant, now, events);
         return rows.review_hold(tenant, &held).await;
     }

@@ -86,9 +86,8 @@ pub struct ReviewUser {
 /// A tenant's open review.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReviewStatus {
-    /// When it opened.
-    #[serde(with = "time::serde::rfc3339")]
-    pub started_at: OffsetDateTime,
+    /// When it began holding: the time of its first held event (`None` while it holds none).
+    pub held_since: Option<OffsetDateTime>,
     /// How many events it holds.
     pub held_events: u64,
     /// What they would do.
@@ -123,12 +122,11 @@ pub async fn settings_changed<R: Rows + ?Sized>(
     rows: &mut R,
     tenant: &str,
     (before, after): (bool, bool),
-    now: OffsetDateTime,
 ) -> StoreResult<()> {
     match (before, after) {
         (false, true) => {
             rows.review_close(tenant).await?;
-            rows.review_open(tenant, stored_time(now)).await
+            rows.review_open(tenant).await
         }
         (true, false) => {
             if rows.review_held_count(tenant).await? > 0 {
@@ -306,10 +304,11 @@ pub async fn status<R: Rows + ?Sized>(
     after: Option<&str>,
     limit: u64,
 ) -> StoreResult<Option<ReviewStatus>> {
-    let Some(started_at) = rows.review_started(tenant).await? else {
+    if !rows.review_is_open(tenant).await? {
         return Ok(None);
-    };
+    }
     let mut tally = Tally::default();
+    let mut held_since = None;
     let mut held = 0u64;
     let mut last = 0i64;
     loop {
@@ -318,6 +317,7 @@ pub async fn status<R: Rows + ?Sized>(
             break;
         };
         held += page.len() as u64;
+        held_since = held_since.or(page.first().map(|e| e.occurred_at));
         for e in &page {
             tally.add(&e.event_type, &e.data);
         }
@@ -354,7 +354,7 @@ pub async fn status<R: Rows + ?Sized>(
         None
     };
     Ok(Some(ReviewStatus {
-        started_at,
+        held_since,
         held_events: held,
         summary,
         users_total,
@@ -368,7 +368,7 @@ async fn open_review<R: Rows + ?Sized>(rows: &mut R, tenant: &str) -> StoreResul
         .live_tenant(tenant)
         .await?
         .ok_or(StoreError::NotFound)?;
-    if rows.review_started(tenant).await?.is_none() {
+    if !rows.review_is_open(tenant).await? {
         return Err(StoreError::Invalid(format!(
             "tenant \"{tenant}\" has no first-sync review open (the setting \
              first_sync_review is off)"

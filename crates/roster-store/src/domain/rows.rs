@@ -754,19 +754,12 @@ pub trait Rows: Send {
         mode: EmailUniqueness,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// When the tenant's first-sync review opened; `None` while none is open.
-    fn review_started(
-        &mut self,
-        tenant: &str,
-    ) -> impl Future<Output = StoreResult<Option<OffsetDateTime>>> + Send;
+    /// Whether the tenant's first-sync review is open.
+    fn review_is_open(&mut self, tenant: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Opens the tenant's review at `now`: its row, and a copy of the tenant's resource,
-    /// member and email rows.
-    fn review_open(
-        &mut self,
-        tenant: &str,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Opens the tenant's review: its row, and a copy of the tenant's resource, member and
+    /// email rows.
+    fn review_open(&mut self, tenant: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Holds `events` (their seqs are ignored) after the tenant's held events, in order.
     fn review_hold(

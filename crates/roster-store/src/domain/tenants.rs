@@ -72,7 +72,7 @@ pub async fn update_tenant<R: Rows + ?Sized>(
         before.settings.first_sync_review,
         after.settings.first_sync_review,
     );
-    super::review::settings_changed(rows, id, review, OffsetDateTime::now_utc()).await?;
+    super::review::settings_changed(rows, id, review).await?;
     rows.write_tenant(&after).await?;
     Ok(after)
 }
@@ -92,7 +92,7 @@ pub async fn before_settings<R: Rows + ?Sized>(
     };
     emails::change_mode(rows, id, before.email_uniqueness, settings.email_uniqueness).await?;
     let review = (before.first_sync_review, settings.first_sync_review);
-    super::review::settings_changed(rows, id, review, OffsetDateTime::now_utc()).await
+    super::review::settings_changed(rows, id, review).await
 }
 
 /// Enables SCIM for the token's tenant with its first token. `Conflict(CONFLICT_SCIM_ENABLED)`

@@ -1265,19 +1265,18 @@ impl Rows for Connection {
         Ok(())
     }
 
-    async fn review_started(&mut self, tenant: &str) -> StoreResult<Option<OffsetDateTime>> {
-        let at: Option<i64> = db::query_scalar(review_sql::STARTED_SQL)
+    async fn review_is_open(&mut self, tenant: &str) -> StoreResult<bool> {
+        let open: Option<i64> = db::query_scalar(review_sql::IS_OPEN_SQL)
             .bind(tenant)
             .fetch_optional(&mut *self)
             .await
             .map_err(backend)?;
-        at.map(from_ms).transpose()
+        Ok(open.is_some())
     }
 
-    async fn review_open(&mut self, tenant: &str, now: OffsetDateTime) -> StoreResult<()> {
+    async fn review_open(&mut self, tenant: &str) -> StoreResult<()> {
         db::query(review_sql::OPEN_SQL)
             .bind(tenant)
-            .bind(to_ms(now))
             .execute(&mut *self)
             .await
             .map_err(backend)?;

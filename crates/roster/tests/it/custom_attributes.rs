@@ -271,3 +271,66 @@ async fn the_cli_declares_shows_and_clears_custom_schemas() {
     let out = s.cli_ok(&["tenant", "custom-schemas", &s.tenant, "--clear"]);
     assert!(out.contains("no custom schemas"), "{out}");
 }
+
+#[tokio::test]
+async fn a_forced_change_converts_what_keeps_its_meaning_and_erases_the_rest() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    declare(&s, &key, declarations()).await.expect(200);
+    let ann = s.create_user(&user("ann", "42", 3)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob = s.create_user(&user("bob", "R&D", 4)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = s.feed(&key, 0).await.last().unwrap()["seq"]
+        .as_i64()
+        .unwrap();
+
+    // costCenter becomes an integer; level goes.
+    let mut changed = declarations();
+    changed["schemas"][0]["attributes"] = json!([
+        {"name": "costCenter", "type": "integer"},
+        {"name": "regions", "type": "string", "multiValued": true},
+        {"name": "contractor", "type": "boolean"},
+    ]);
+    declare(&s, &key, changed.clone()).await.expect(409);
+    let r = s
+        .admin(
+            &key,
+            Method::PUT,
+            &format!("/tenants/{}/custom-schemas?force=true", s.tenant),
+            Some(changed),
+        )
+        .await;
+    r.expect(200);
+    let values = r.json["values"].as_array().unwrap();
+    let of = |attr: &str| values.iter().find(|v| v["attribute"] == attr).unwrap();
+    assert_eq!(
+        (
+            of("costCenter")["converted"].clone(),
+            of("costCenter")["erased"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{}",
+        r.json
+    );
+    assert_eq!(of("level")["erased"], 2);
+
+    let a = s.get(&format!("/Users/{ann}")).await.json;
+    assert_eq!(a[ACME]["costCenter"], 42);
+    assert!(a[ACME].get("level").is_none(), "{a}");
+    let b = s.get(&format!("/Users/{bob}")).await.json;
+    assert!(b[ACME].get("costCenter").is_none(), "{b}");
+    assert_eq!(b[ACME]["regions"], json!(["emea"]));
+    // The host app is told, as for any change of the attributes.
+    let after = s.feed(&key, seen).await;
+    assert_eq!(types(&after), ["user.updated"; 4]);
+    // A filter on the new type finds the converted value.
+    let found = s
+        .filter("/Users", &format!("{ACME}:costCenter eq 42"))
+        .await;
+    assert_eq!(found["totalResults"], 1);
+}
