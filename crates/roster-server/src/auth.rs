@@ -132,7 +132,9 @@ pub async fn run_use_flusher(
 /// Keeps the [`AuthCache`](crate::auth_cache::AuthCache) in step with changes made by other
 /// processes: reads the store's persistent [`auth_epoch`](roster_store::Store::auth_epoch)
 /// every `every` ([`crate::Settings::auth_sync_interval`]) and empties the cache when it moved.
-/// When the read fails the cache is emptied too: what cannot be confirmed is not served.
+/// When the read fails the cache is emptied too: what cannot be confirmed is not served. The
+/// global custom schemas are re-read on the same beat
+/// ([`roster_store::load_global_custom_schemas`]).
 pub async fn run_cache_sync(
     state: AppState,
     every: Duration,
@@ -140,7 +142,18 @@ pub async fn run_cache_sync(
 ) {
     let mut seen: Option<i64> = None;
     let mut failing = false;
+    let mut schemas_failing = false;
     loop {
+        // The custom schemas declared for every tenant, which another process may change.
+        match roster_store::load_global_custom_schemas(state.store.as_ref()).await {
+            Ok(_) => schemas_failing = false,
+            Err(e) => {
+                if !schemas_failing {
+                    tracing::warn!(error = %e, "reading the global custom schemas failed");
+                }
+                schemas_failing = true;
+            }
+        }
         match state.store.auth_epoch().await {
             Ok(n) => {
                 if seen != Some(n) {

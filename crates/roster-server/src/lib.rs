@@ -307,6 +307,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Err(e) = roster_store::load_global_custom_schemas(state.store.as_ref()).await {
+        tracing::warn!(error = %e, "reading the global custom schemas failed; retrying");
+    }
     let writer = tokio::spawn(provlog::run_writer(state.clone(), stop_rx.clone()));
     let pruner = tokio::spawn(jobs::run_periodic(
         state.clone(),

@@ -320,11 +320,69 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// The tenant's definition of `kind`: the built-in schemas with its custom extensions.
+    /// The tenant's definition of `kind`: the built-in schemas with its custom extensions (the
+    /// global ones, see [`set_global_custom_schemas`], and its own).
     #[must_use]
     pub fn def(&self, kind: scim_proto::schema::ResourceKind) -> scim_proto::schema::TypeDef {
-        scim_proto::custom::resource_type(kind, &self.settings.custom_schemas)
+        let global = global_custom_schemas();
+        if global.is_empty() {
+            return scim_proto::custom::resource_type(kind, &self.settings.custom_schemas);
+        }
+        let declared = scim_proto::custom::effective(&global, &self.settings.custom_schemas);
+        scim_proto::custom::resource_type(kind, &declared)
     }
+
+    /// The custom schemas the tenant works with: the global ones it does not override, then
+    /// its own.
+    #[must_use]
+    pub fn custom_schemas(&self) -> Vec<scim_proto::custom::CustomSchema> {
+        scim_proto::custom::effective(&global_custom_schemas(), &self.settings.custom_schemas)
+    }
+}
+
+/// The custom schemas declared for every tenant, as this process last read them from the
+/// database (meta key [`meta::GLOBAL_CUSTOM_SCHEMAS`]).
+///
+/// Why a process-wide value: one process serves one database, whose global declarations are
+/// one value, and every definition of a tenant's types ([`Tenant::def`]) needs it; the server
+/// refreshes it from the database every second so that every node follows a change.
+static GLOBAL_CUSTOM_SCHEMAS: std::sync::RwLock<
+    Option<std::sync::Arc<Vec<scim_proto::custom::CustomSchema>>>,
+> = std::sync::RwLock::new(None);
+
+/// The global custom schemas this process knows (empty until set).
+#[must_use]
+pub fn global_custom_schemas() -> std::sync::Arc<Vec<scim_proto::custom::CustomSchema>> {
+    GLOBAL_CUSTOM_SCHEMAS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .unwrap_or_default()
+}
+
+/// Replaces the global custom schemas this process knows.
+pub fn set_global_custom_schemas(schemas: Vec<scim_proto::custom::CustomSchema>) {
+    *GLOBAL_CUSTOM_SCHEMAS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::sync::Arc::new(schemas));
+}
+
+/// Reads the global custom schemas from the database into this process
+/// ([`set_global_custom_schemas`]); returns whether they changed.
+///
+/// # Errors
+/// The store's, or `Backend` when the stored value is not a list of declarations.
+pub async fn load_global_custom_schemas(store: &dyn MetaStore) -> StoreResult<bool> {
+    let stored = store.meta(meta::GLOBAL_CUSTOM_SCHEMAS).await?;
+    let schemas: Vec<scim_proto::custom::CustomSchema> = match stored {
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Backend(Box::new(e)))?,
+        None => Vec::new(),
+    };
+    if *global_custom_schemas() == schemas {
+        return Ok(false);
+    }
+    set_global_custom_schemas(schemas);
+    Ok(true)
 }
 
 /// A bearer token's stored record. The secret itself is never stored, only its hash.

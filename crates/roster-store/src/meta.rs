@@ -12,6 +12,9 @@ use crate::StoreResult;
 pub const PUBLIC_URL: &str = "public_url";
 /// The key of the address the last started `roster serve` listens on, as `http://HOST:PORT`.
 pub const LISTEN_URL: &str = "listen_url";
+/// The key of the custom schemas declared for every tenant (a JSON list of
+/// [`scim_proto::custom::CustomSchema`]), absent when there are none.
+pub const GLOBAL_CUSTOM_SCHEMAS: &str = "custom_schemas";
 
 /// A small key-value record of server-wide values (not tenant data).
 #[async_trait]

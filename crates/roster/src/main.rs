@@ -129,6 +129,28 @@ enum Command {
         #[command(subcommand)]
         command: tenants_cli::TenantCommand,
     },
+    /// Show the custom schemas declared for every tenant, or replace them all from a JSON
+    /// file (`-` for standard input): the body of `PUT /api/v1/custom-schemas`,
+    /// `{"schemas": [...]}`. A tenant's own schema with the same URN overrides a global one.
+    #[command(name = "custom-schemas")]
+    CustomSchemas {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Replace the declarations with those in FILE.
+        #[arg(long, value_name = "FILE", conflicts_with = "clear")]
+        set: Option<PathBuf>,
+        /// Remove every global declaration (refused while attributes hold values, unless
+        /// forced).
+        #[arg(long)]
+        clear: bool,
+        /// Make the change even when removed or retyped attributes hold values: those values
+        /// are converted where they keep their meaning, and erased otherwise.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Enable or disable SCIM for a tenant.
     Scim {
         #[command(flatten)]
@@ -418,7 +440,7 @@ async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let target = database::check(url).map_err(|e| anyhow!(e))?;
     // The URL may hold a password: name the database without it.
     let shown = redact(url);
-    Ok(match target {
+    let store: Arc<dyn Store> = match target {
         database::Target::Postgres => Arc::new(
             PostgresStore::open(url)
                 .await
@@ -429,7 +451,12 @@ async fn open(url: &str) -> Result<Arc<dyn Store>> {
                 .await
                 .with_context(|| format!("opening database {shown}"))?,
         ),
-    })
+    };
+    // Every tenant's types include the custom schemas declared for all of them.
+    roster_store::load_global_custom_schemas(store.as_ref())
+        .await
+        .with_context(|| format!("reading the global custom schemas of {shown}"))?;
+    Ok(store)
 }
 
 /// `url` with the password of its user info (`scheme://user:password@host`) replaced by `***`.
@@ -745,6 +772,13 @@ async fn run(cli: Cli) -> Result<()> {
             let origin = origin(&*store, &db, &url).await?;
             tenants_cli::tenant(store, &origin, command).await?
         }
+        Command::CustomSchemas {
+            db,
+            set,
+            clear,
+            force,
+            json,
+        } => tenants_cli::global_custom_schemas(db.open().await?, set, clear, force, json).await?,
         Command::Scim { db, url, command } => {
             let store = db.open().await?;
             let origin = origin(&*store, &db, &url).await?;

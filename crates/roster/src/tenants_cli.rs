@@ -586,26 +586,75 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             let declared = &t.settings.custom_schemas;
             if json {
                 println!("{}", json!({"schemas": declared}));
-            } else if declared.is_empty() {
-                println!("{tenant}: no custom schemas");
             } else {
-                for sc in declared {
-                    println!("{} ({:?})", sc.urn, sc.resource);
-                    for a in &sc.attributes {
-                        println!(
-                            "  {}: {}{}",
-                            a.name,
-                            a.attr_type.attr_type().as_str(),
-                            if a.multi_valued {
-                                " (multi-valued)"
-                            } else {
-                                ""
-                            }
-                        );
-                    }
-                }
+                print_schemas(&tenant, declared);
             }
         }
+    }
+    Ok(())
+}
+
+/// Prints declarations as `URN (resource)` lines with their attributes.
+fn print_schemas(scope: &str, declared: &[scim_proto::custom::CustomSchema]) {
+    if declared.is_empty() {
+        println!("{scope}: no custom schemas");
+    }
+    for sc in declared {
+        println!("{} ({:?})", sc.urn, sc.resource);
+        for a in &sc.attributes {
+            println!(
+                "  {}: {}{}",
+                a.name,
+                a.attr_type.attr_type().as_str(),
+                if a.multi_valued {
+                    " (multi-valued)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
+
+/// Runs `roster custom-schemas`: shows or replaces the custom schemas declared for every
+/// tenant (`PUT /api/v1/custom-schemas`).
+pub async fn global_custom_schemas(
+    store: Arc<dyn Store>,
+    set: Option<std::path::PathBuf>,
+    clear: bool,
+    force: bool,
+    json: bool,
+) -> Result<()> {
+    let s = store.as_ref();
+    let new = match (&set, clear) {
+        (Some(path), _) => Some(read_declarations(path)?),
+        (None, true) => Some(Vec::new()),
+        (None, false) => None,
+    };
+    if let Some(schemas) = new {
+        let now = SystemClock.now();
+        let lost = admin::custom_schemas::replace_global(s, schemas.clone(), force, now).await?;
+        let values = admin::custom_schemas::values_json(&lost);
+        audit(
+            s,
+            "custom_schemas",
+            None,
+            None,
+            json!({"schemas": schemas, "force": force, "values": values}),
+        )
+        .await;
+        for l in &lost {
+            eprintln!(
+                "{}: {}:{} {}: {} resources, {} values converted, {} erased",
+                l.tenant, l.urn, l.attribute, l.change, l.resources, l.converted, l.erased
+            );
+        }
+    }
+    let declared = roster_store::global_custom_schemas();
+    if json {
+        println!("{}", json!({"schemas": *declared}));
+    } else {
+        print_schemas("every tenant", &declared);
     }
     Ok(())
 }

@@ -352,6 +352,19 @@ pub fn resource_type(kind: ResourceKind, declared: &[CustomSchema]) -> &'static 
     def
 }
 
+/// The declarations a tenant works with: the global ones (declared for every tenant) whose URN
+/// the tenant does not declare itself, then the tenant's own, which override a global schema
+/// with the same URN (compared case-insensitively) whole.
+#[must_use]
+pub fn effective(global: &[CustomSchema], own: &[CustomSchema]) -> Vec<CustomSchema> {
+    global
+        .iter()
+        .filter(|g| !own.iter().any(|o| o.urn.eq_ignore_ascii_case(&g.urn)))
+        .chain(own)
+        .cloned()
+        .collect()
+}
+
 /// A stored value of an attribute declared as `from`, converted for the declaration `to` that
 /// replaces it (a forced retype, `PUT …/custom-schemas?force=true`); `None` when it cannot be
 /// (a forced removal, `to` = `None`, never keeps a value). The rules, as the docs state them:
@@ -659,5 +672,21 @@ mod tests {
         let d = attr("decimal", false);
         assert_eq!(convert(&json!(2.0), &d, Some(&i)), Some(json!(2)));
         assert_eq!(convert(&json!(2.5), &d, Some(&i)), None);
+    }
+
+    #[test]
+    fn a_tenants_own_schema_overrides_a_global_one_with_its_urn() {
+        let g = decl(json!([
+            {"urn": "urn:x:User", "resource": "User", "attributes": [{"name": "a", "type": "string"}]},
+            {"urn": "urn:y:User", "resource": "User", "attributes": [{"name": "b", "type": "string"}]},
+        ]));
+        let own = decl(json!([
+            {"urn": "URN:X:User", "resource": "User", "attributes": [{"name": "c", "type": "integer"}]},
+        ]));
+        let e = effective(&g, &own);
+        let urns: Vec<&str> = e.iter().map(|s| s.urn.as_str()).collect();
+        assert_eq!(urns, ["urn:y:User", "URN:X:User"]);
+        assert_eq!(effective(&g, &[]), g);
+        assert_eq!(effective(&[], &own), own);
     }
 }

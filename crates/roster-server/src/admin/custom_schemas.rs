@@ -17,6 +17,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use roster_store::meta::GLOBAL_CUSTOM_SCHEMAS;
 use roster_store::{ListQuery, PageRequest, ResourceUpdate, Store, StoreError, Tenant};
 use scim_proto::custom::{self, CustomAttribute, CustomSchema};
 use scim_proto::filter::parse_filter;
@@ -40,6 +41,8 @@ pub struct Declarations {
 /// What the tenant's stored resources would lose to a change of declarations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loss {
+    /// The tenant whose resources hold the values.
+    pub tenant: String,
     /// The schema URN.
     pub urn: String,
     /// The attribute.
@@ -143,21 +146,24 @@ async fn holders(
     }
 }
 
-/// What replacing the tenant's declarations with `new` would cost its stored values.
+/// What replacing the declarations `old` a tenant works with (global and its own, see
+/// [`custom::effective`]) by `new` would cost its stored values.
 ///
 /// # Errors
 /// 500 when the store fails.
 pub async fn losses(
     store: &dyn Store,
-    tenant: &Tenant,
+    tenant: &str,
+    old: &[CustomSchema],
     new: &[CustomSchema],
 ) -> Result<Vec<Loss>, ApiError> {
     let mut out = Vec::new();
-    for (schema, attribute, change) in changed(&tenant.settings.custom_schemas, new) {
-        let def = tenant.def(schema.resource.kind());
-        let resources = holding(store, &tenant.id, def, &schema.urn, &attribute).await?;
+    for (schema, attribute, change) in changed(old, new) {
+        let def = custom::resource_type(schema.resource.kind(), old);
+        let resources = holding(store, tenant, def, &schema.urn, &attribute).await?;
         if resources > 0 {
             out.push(Loss {
+                tenant: tenant.to_owned(),
                 urn: schema.urn,
                 attribute,
                 change,
@@ -176,7 +182,7 @@ fn refused(losses: &[Loss]) -> ApiError {
         .iter()
         .map(|l| {
             format!(
-                "{} {}:{} is held by {} resource{}",
+                "{} {}:{} is held by {} resource{} of tenant \"{}\"",
                 if l.change == "removed" {
                     "removing"
                 } else {
@@ -185,7 +191,8 @@ fn refused(losses: &[Loss]) -> ApiError {
                 l.urn,
                 l.attribute,
                 l.resources,
-                if l.resources == 1 { "" } else { "s" }
+                if l.resources == 1 { "" } else { "s" },
+                l.tenant
             )
         })
         .collect();
@@ -198,7 +205,7 @@ fn refused(losses: &[Loss]) -> ApiError {
     ));
     e.details = Some(Box::new(json!({
         "attributes": losses.iter().map(|l| json!({
-            "schema": l.urn, "attribute": l.attribute, "change": l.change,
+            "tenant": l.tenant, "schema": l.urn, "attribute": l.attribute, "change": l.change,
             "resources": l.resources,
         })).collect::<Vec<_>>(),
     })));
@@ -224,15 +231,11 @@ pub async fn replace(
     force: bool,
     now: OffsetDateTime,
 ) -> Result<(Tenant, Vec<Loss>), ApiError> {
-    custom::validate(&schemas).map_err(|e| {
-        if e.status == 409 {
-            conflict(e.detail)
-        } else {
-            ApiError::invalid(e.detail)
-        }
-    })?;
+    custom::validate(&schemas).map_err(invalid_declarations)?;
     let before = live_tenant(store, tenant).await?;
-    let mut lost = losses(store, &before, &schemas).await?;
+    let old = before.custom_schemas();
+    let new = custom::effective(&roster_store::global_custom_schemas(), &schemas);
+    let mut lost = losses(store, tenant, &old, &new).await?;
     if !lost.is_empty() && !force {
         return Err(refused(&lost));
     }
@@ -257,7 +260,7 @@ pub async fn replace(
             other => other.into(),
         })?;
     for loss in &mut lost {
-        rewrite_values(store, &before, &schemas, loss, now).await?;
+        rewrite_values(store, &old, &new, loss, now).await?;
     }
     Ok((after, lost))
 }
@@ -316,25 +319,24 @@ fn follow(
 /// (each a write of its own, retried when it raced another), and counts what happened.
 async fn rewrite_values(
     store: &dyn Store,
-    before: &Tenant,
+    old: &[CustomSchema],
     new: &[CustomSchema],
     loss: &mut Loss,
     now: OffsetDateTime,
 ) -> Result<(), ApiError> {
-    let Some((schema, from)) =
-        declared(&before.settings.custom_schemas, &loss.urn, &loss.attribute)
-    else {
+    let Some((schema, from)) = declared(old, &loss.urn, &loss.attribute) else {
         return Ok(());
     };
     let to = declared(new, &loss.urn, &loss.attribute)
         .filter(|(s, _)| s.resource == schema.resource)
         .map(|(_, a)| a.clone());
     // The filter and the events speak of the attribute as it was declared.
-    let def = before.def(schema.resource.kind());
+    let def = custom::resource_type(schema.resource.kind(), old);
     let kind = def.kind;
-    for id in holders(store, &before.id, def, &loss.urn, &loss.attribute).await? {
+    let tenant = loss.tenant.clone();
+    for id in holders(store, &tenant, def, &loss.urn, &loss.attribute).await? {
         for _attempt in 0..3 {
-            let Some(cur) = store.get_resource(&before.id, kind, &id).await? else {
+            let Some(cur) = store.get_resource(&tenant, kind, &id).await? else {
                 break;
             };
             let conv = |v: &Value| custom::convert(v, from, to.as_ref());
@@ -350,7 +352,7 @@ async fn rewrite_values(
                 guard: None,
             };
             match store
-                .update_resource(&before.id, kind, &id, cur.version, update, now)
+                .update_resource(&tenant, kind, &id, cur.version, update, now)
                 .await
             {
                 Ok(_) => {
@@ -370,9 +372,138 @@ async fn rewrite_values(
     Ok(())
 }
 
-fn declarations_json(t: &Tenant) -> Value {
+fn invalid_declarations(e: scim_proto::ScimError) -> ApiError {
+    if e.status == 409 {
+        conflict(e.detail)
+    } else {
+        ApiError::invalid(e.detail)
+    }
+}
+
+/// Replaces the custom schemas declared for every tenant (a tenant's own schema with the same
+/// URN overrides a global one). The losses are checked in every live tenant that does not
+/// override the schema, and handled as for one tenant ([`replace`]). Stored in the database
+/// (every process reads it, the server every second) and applied to this process at once.
+///
+/// # Errors
+/// As [`replace`], the details naming each tenant; 409 when another change of the global
+/// declarations came in meanwhile.
+pub async fn replace_global(
+    store: &dyn Store,
+    schemas: Vec<CustomSchema>,
+    force: bool,
+    now: OffsetDateTime,
+) -> Result<Vec<Loss>, ApiError> {
+    custom::validate(&schemas).map_err(invalid_declarations)?;
+    roster_store::load_global_custom_schemas(store).await?;
+    let before = roster_store::global_custom_schemas();
+    let mut lost = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_tenants_page(after.as_deref(), 200).await?;
+        let Some(last) = page.last().map(|t| t.id.clone()) else {
+            break;
+        };
+        for t in &page {
+            let own = &t.settings.custom_schemas;
+            let old = custom::effective(&before, own);
+            let new = custom::effective(&schemas, own);
+            lost.extend(losses(store, &t.id, &old, &new).await?);
+        }
+        after = Some(last);
+    }
+    if !lost.is_empty() && !force {
+        return Err(refused(&lost));
+    }
+    // Compare-and-set, as far as a key-value record allows: refused when it moved meanwhile.
+    let current: Vec<CustomSchema> = store
+        .meta(GLOBAL_CUSTOM_SCHEMAS)
+        .await?
+        .map(|c| serde_json::from_str(&c))
+        .transpose()
+        .map_err(|_| ApiError::internal())?
+        .unwrap_or_default();
+    if current != *before {
+        return Err(conflict(format!("{MOVED}; send it again")));
+    }
+    let text = serde_json::to_string(&schemas).map_err(|_| ApiError::internal())?;
+    let value = (!schemas.is_empty()).then_some(text);
+    store
+        .set_meta(GLOBAL_CUSTOM_SCHEMAS, value.as_deref())
+        .await?;
+    roster_store::set_global_custom_schemas(schemas.clone());
+    for loss in &mut lost {
+        let Some(t) = store.get_tenant(&loss.tenant).await? else {
+            continue;
+        };
+        let own = &t.settings.custom_schemas;
+        let old = custom::effective(&before, own);
+        let new = custom::effective(&schemas, own);
+        rewrite_values(store, &old, &new, loss, now).await?;
+    }
+    Ok(lost)
+}
+
+fn global_json() -> Value {
     json!({
-        "schemas": t.settings.custom_schemas,
+        "schemas": *roster_store::global_custom_schemas(),
+        "default_urn": {
+            "User": custom::default_urn("{name}", custom::CustomResource::User),
+            "Group": custom::default_urn("{name}", custom::CustomResource::Group),
+        },
+    })
+}
+
+/// `GET /api/v1/custom-schemas`: the custom schemas declared for every tenant.
+///
+/// # Errors
+/// 401, 500.
+pub async fn get_global_handler(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+) -> Result<Json<Value>, ApiError> {
+    roster_store::load_global_custom_schemas(state.store.as_ref()).await?;
+    Ok(Json(global_json()))
+}
+
+/// `PUT /api/v1/custom-schemas`
+///
+/// # Errors
+/// 400, 401, 409 (see [`replace_global`]).
+pub async fn put_global_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiQuery(q): ApiQuery<PutQuery>,
+    ApiJson(body): ApiJson<Declarations>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.clock.now();
+    let lost = replace_global(state.store.as_ref(), body.schemas.clone(), q.force, now).await?;
+    let values = values_json(&lost);
+    audit(
+        state.store.as_ref(),
+        now,
+        &auth.actor(),
+        "custom_schemas",
+        None,
+        None,
+        json!({"schemas": body.schemas, "force": q.force, "values": values}),
+    )
+    .await;
+    let mut out = global_json();
+    out["values"] = values;
+    Ok(Json(out))
+}
+
+fn declarations_json(t: &Tenant) -> Value {
+    let own = &t.settings.custom_schemas;
+    let inherited: Vec<CustomSchema> = roster_store::global_custom_schemas()
+        .iter()
+        .filter(|g| !own.iter().any(|o| o.urn.eq_ignore_ascii_case(&g.urn)))
+        .cloned()
+        .collect();
+    json!({
+        "schemas": own,
+        "inherited": inherited,
         "default_urn": {
             "User": custom::default_urn("{name}", custom::CustomResource::User),
             "Group": custom::default_urn("{name}", custom::CustomResource::Group),
@@ -409,8 +540,9 @@ pub fn values_json(lost: &[Loss]) -> Value {
         lost.iter()
             .map(|l| {
                 json!({
-                    "schema": l.urn, "attribute": l.attribute, "change": l.change,
-                    "resources": l.resources, "converted": l.converted, "erased": l.erased,
+                    "tenant": l.tenant, "schema": l.urn, "attribute": l.attribute,
+                    "change": l.change, "resources": l.resources, "converted": l.converted,
+                    "erased": l.erased,
                 })
             })
             .collect(),

@@ -126,6 +126,10 @@ fn tenant_routes() -> Router<AppState> {
             get(tenants::get_settings_handler).patch(tenants::update_settings_handler),
         )
         .route(
+            "/custom-schemas",
+            get(custom_schemas::get_global_handler).put(custom_schemas::put_global_handler),
+        )
+        .route(
             "/tenants/{tenant}/custom-schemas",
             get(custom_schemas::get_handler).put(custom_schemas::put_handler),
         )
@@ -362,6 +366,7 @@ mod tests {
             "/api/v1/tenants/{tenant}/first-sync",
             "/api/v1/tenants/{tenant}/first-sync/approve",
             "/api/v1/tenants/{tenant}/first-sync/discard",
+            "/api/v1/custom-schemas",
         ] {
             assert!(spec["paths"][path].is_object(), "{path} is not documented");
         }

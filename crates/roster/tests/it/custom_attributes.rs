@@ -334,3 +334,163 @@ async fn a_forced_change_converts_what_keeps_its_meaning_and_erases_the_rest() {
         .await;
     assert_eq!(found["totalResults"], 1);
 }
+
+const GLOBAL: &str = "urn:ietf:params:scim:schemas:extension:vendor:2.0:User";
+
+/// Waits until the server publishes (or stops publishing) `urn` in `/Schemas`.
+async fn published(s: &TestServer, urn: &str, yes: bool) {
+    for _ in 0..100 {
+        if (s.get(&format!("/Schemas/{urn}")).await.status == 200) == yes {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{urn} published: expected {yes}");
+}
+
+#[tokio::test]
+async fn global_declarations_reach_every_tenant_and_a_tenants_own_schema_overrides_them() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("global.json");
+    let global = json!({"schemas": [{"urn": GLOBAL, "resource": "User",
+        "attributes": [{"name": "region", "type": "string"}]}]});
+    std::fs::write(&file, global.to_string()).unwrap();
+    // Declared by another process (the CLI): the server follows.
+    let out = s.cli_ok(&["custom-schemas", "--set", file.to_str().unwrap()]);
+    assert!(
+        out.contains(GLOBAL) && out.contains("region: string"),
+        "{out}"
+    );
+    published(&s, GLOBAL, true).await;
+    assert_eq!(
+        s.admin_get(&key, "/custom-schemas").await["schemas"][0]["urn"],
+        GLOBAL
+    );
+    let mine = s
+        .admin_get(&key, &format!("/tenants/{}/custom-schemas", s.tenant))
+        .await;
+    assert_eq!(
+        (mine["schemas"].clone(), mine["inherited"][0]["urn"].clone()),
+        (json!([]), json!(GLOBAL))
+    );
+
+    // Every tenant has it: a second one too.
+    let beta = s.create_tenant("beta");
+    let beta_token = beta["token"].as_str().unwrap();
+    let beta_base = beta["scim_base_url"].as_str().unwrap();
+    let r = s
+        .send(
+            s.client
+                .get(format!("{beta_base}/Schemas/{GLOBAL}"))
+                .bearer_auth(beta_token),
+        )
+        .await;
+    r.expect(200);
+
+    let ann = s
+        .create_user(&json!({"schemas": [USER_URN, GLOBAL], "userName": "ann",
+                              GLOBAL: {"region": "emea"}}))
+        .await;
+    assert_eq!(ann[GLOBAL]["region"], "emea");
+    let id = ann["id"].as_str().unwrap().to_owned();
+
+    // A tenant's own schema with the URN replaces the global one for that tenant alone.
+    let own = json!({"schemas": [{"urn": GLOBAL, "resource": "User",
+        "attributes": [{"name": "region", "type": "string"}, {"name": "floor", "type": "integer"}]}]});
+    declare(&s, &key, own).await.expect(200);
+    s.patch_ops(
+        &format!("/Users/{id}"),
+        json!([{"op": "add", "path": format!("{GLOBAL}:floor"), "value": 3}]),
+    )
+    .await
+    .expect(200);
+    let r = s
+        .send(
+            s.client
+                .post(format!("{beta_base}/Users"))
+                .bearer_auth(beta_token)
+                .header("content-type", "application/scim+json")
+                .body(
+                    json!({"schemas": [USER_URN, GLOBAL], "userName": "bob",
+                           GLOBAL: {"floor": 3}})
+                    .to_string(),
+                ),
+        )
+        .await;
+    r.expect(201);
+    assert!(
+        r.json[GLOBAL].get("floor").is_none(),
+        "beta has no floor: {}",
+        r.json
+    );
+
+    // Removing the global schema strands nothing of acme (it overrides it), but beta's
+    // values would be: none are held there, so it goes.
+    let removed = s
+        .admin(
+            &key,
+            Method::PUT,
+            "/custom-schemas",
+            Some(json!({"schemas": []})),
+        )
+        .await;
+    removed.expect(200);
+    assert_eq!(
+        s.get(&format!("/Users/{id}")).await.json[GLOBAL]["floor"],
+        3
+    );
+    // Declared again and held in beta, a removal is refused with the tenant named, and forced
+    // it erases the values.
+    let r = s
+        .admin(&key, Method::PUT, "/custom-schemas", Some(global.clone()))
+        .await;
+    r.expect(200);
+    let r = s
+        .send(
+            s.client
+                .post(format!("{beta_base}/Users"))
+                .bearer_auth(beta_token)
+                .header("content-type", "application/scim+json")
+                .body(
+                    json!({"schemas": [USER_URN, GLOBAL], "userName": "cy",
+                           GLOBAL: {"region": "apac"}})
+                    .to_string(),
+                ),
+        )
+        .await;
+    r.expect(201);
+    let cy = r.json["id"].as_str().unwrap().to_owned();
+    let refused = s
+        .admin(
+            &key,
+            Method::PUT,
+            "/custom-schemas",
+            Some(json!({"schemas": []})),
+        )
+        .await;
+    refused.expect(409);
+    assert_eq!(
+        refused.json["error"]["details"]["attributes"][0]["tenant"],
+        "beta"
+    );
+    let forced = s
+        .admin(
+            &key,
+            Method::PUT,
+            "/custom-schemas?force=true",
+            Some(json!({"schemas": []})),
+        )
+        .await;
+    forced.expect(200);
+    assert_eq!(forced.json["values"][0]["erased"], 1);
+    let r = s
+        .send(
+            s.client
+                .get(format!("{beta_base}/Users/{cy}"))
+                .bearer_auth(beta_token),
+        )
+        .await;
+    assert!(r.json.get(GLOBAL).is_none(), "{}", r.json);
+}
