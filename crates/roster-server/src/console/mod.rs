@@ -91,6 +91,10 @@ pub fn routes() -> Router<AppState> {
         .route("/t/{tenant}/scim/disable", post(scim::disable))
         .route("/t/{tenant}/settings", post(scim::save_settings))
         .route("/t/{tenant}/guard/{decision}", post(scim::guard_decide))
+        .route(
+            "/t/{tenant}/first-sync/{decision}",
+            post(scim::review_decide),
+        )
         .route("/t/{tenant}/role-mappings", post(scim::add_mapping))
         .route("/t/{tenant}/role-mappings/{id}", post(scim::save_mapping))
         .route(

@@ -790,11 +790,40 @@ async fn console_end_to_end_in_chromium() {
             .as_u16(),
         201
     );
+    // The IT admin holds the next sync for review: it shows what the app would get, and
+    // approving it in its dialog delivers it.
+    click(&c, "#first_sync_review").await;
+    click(&c, "#save-settings").await;
+    wait_text(&c, "Settings saved.").await;
+    assert_eq!(
+        scim_user(&s, &base, &token3, "hank")
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    assert!(text(&c, "#review-summary")
+        .await
+        .contains("Would create 1 user"));
+    assert!(text(&c, "#review-users").await.contains("hank"));
+    shoot(&c, "21-first-sync-review").await;
+    click(&c, "#review-approve").await;
+    assert_eq!(
+        js(
+            &c,
+            "return document.getElementById('dlg-review-approve').matches(':modal')"
+        )
+        .await,
+        json!(true)
+    );
+    click(&c, "#confirm-review-approve").await;
+    wait_text(&c, "delivered to the app.").await;
     // The link works once.
     c.goto(&link).await.unwrap();
     click(&c, "#continue").await;
     wait_text(&c, "no longer works").await;
-    shoot(&c, "21-link-used").await;
+    shoot(&c, "22-link-used").await;
     c.close().await.unwrap();
 
     let log = s.stderr();
@@ -1450,6 +1479,342 @@ async fn the_guard_is_decided_from_the_console() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+}
+
+/// The settings form of the SCIM settings page, every field filled as it is by default except
+/// `first_sync_review`, which is offered (as while no review holds events) and ticked or not.
+fn settings_form(csrf: &str, review: bool) -> Vec<(&'static str, String)> {
+    let mut form = vec![
+        ("csrf", csrf.to_owned()),
+        ("groups_enabled", "on".to_owned()),
+        ("deprovision_on_delete", "retain".to_owned()),
+        ("on_existing_user", "match".to_owned()),
+        ("token_ttl_days", "365".to_owned()),
+        ("guard_max_percent", "20".to_owned()),
+        ("guard_min_count", "10".to_owned()),
+        ("guard_window_minutes", "15".to_owned()),
+        ("first_sync_review_field", "on".to_owned()),
+    ];
+    if review {
+        form.push(("first_sync_review", "on".to_owned()));
+    }
+    form
+}
+
+async fn post_form(o: &str, path: &str, jar: &str, form: &[(&str, String)]) -> reqwest::Response {
+    http()
+        .post(format!("{o}{path}"))
+        .header("cookie", jar)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The first-sync review on the SCIM settings page (operator): the setting in the settings
+/// form; while the review is open, what it would do to the app, the users it touches and the
+/// held events; approving it there delivers them to the feed.
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one review, from turning it on to approving it
+async fn the_first_sync_review_is_shown_and_approved_in_the_console() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let o = s.origin.clone();
+    let t = s.tenant.clone();
+    let page_path = format!("/console/t/{t}");
+    // An existing app user that the sync links by email, and a role for Engineering.
+    let file = s.dir.path().join("existing.jsonl");
+    std::fs::write(
+        &file,
+        "{\"user_name\": \"d.scully\", \"email\": \"dana@example.com\"}\n",
+    )
+    .unwrap();
+    s.cli_ok(&["users", "import", &t, file.to_str().unwrap()]);
+    s.map_roles(&key, "displayName", "Engineering", &["editor"])
+        .await;
+    let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
+
+    // No review: the setting, explained, in the settings form; no review section.
+    let page = get(&o, &page_path, &jar).await.text().await.unwrap();
+    assert!(
+        page.contains("Hold the first sync for review")
+            && page.contains("no users, no roles, no sign-ins")
+            && page.contains("Discarding undoes it."),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"h-review\""), "{page}");
+    let csrf = csrf_of(&page);
+    let r = post_form(
+        &o,
+        &format!("{page_path}/settings"),
+        &jar,
+        &settings_form(&csrf, true),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let st = s.admin_get(&key, &format!("/tenants/{t}/settings")).await;
+    assert_eq!(st["first_sync_review"], true, "{st}");
+    // Open, nothing held yet: the section waits, and the setting can still be turned off.
+    let page = get(&o, &page_path, &jar).await.text().await.unwrap();
+    assert!(
+        page.contains("id=\"review-state\"") && page.contains("Nothing has arrived yet"),
+        "{page}"
+    );
+    assert!(page.contains("name=\"first_sync_review\" value=\"on\" checked"));
+    assert!(
+        !page.contains("id=\"review-approve\""),
+        "nothing to approve yet"
+    );
+
+    // The identity provider's first sync: held.
+    let mut ids = Vec::new();
+    for name in ["alice", "bob", "dana"] {
+        let r = scim_user(&s, &s.base, &s.token, name).await;
+        assert_eq!(r.status().as_u16(), 201);
+        let u: Value = r.json().await.unwrap();
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    s.create_group("Engineering", &[ids[0].as_str(), ids[1].as_str()])
+        .await;
+    let before = s.feed(&key, 0).await;
+    let feed = serde_json::to_string(&before).unwrap();
+    assert!(!feed.contains("alice"), "held, not in the feed: {feed}");
+    let status = s.admin_get(&key, &format!("/tenants/{t}/first-sync")).await;
+    let held = status["held_events"].as_u64().unwrap();
+    assert!(held >= 4, "{status}");
+
+    let page = get(&o, &page_path, &jar).await.text().await.unwrap();
+    let summary = page
+        .split("id=\"review-summary\"><strong>")
+        .nth(1)
+        .and_then(|x| x.split("</strong>").next())
+        .unwrap_or_else(|| panic!("no summary: {page}"));
+    for part in [
+        "Would create 2 users, link 1 existing app user by email",
+        "create 1 group",
+        "give 2 users the role editor.",
+    ] {
+        assert!(summary.contains(part), "{part:?} not in {summary:?}");
+    }
+    assert!(
+        page.contains(&format!("{held} events held since")),
+        "{page}"
+    );
+    let table = page
+        .split("id=\"review-users\"")
+        .nth(1)
+        .and_then(|x| x.split("</table>").next())
+        .unwrap();
+    assert!(
+        table.contains(">alice</a>")
+            && table.contains(&ids[0])
+            && table.contains("Created")
+            && table.contains("+ editor"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Linked to an existing app user by email"),
+        "{table}"
+    );
+    assert!(page.contains("3 of 3 users"), "{page}");
+    assert!(!page.contains("id=\"review-next\""), "one page only");
+    // While events are held the setting is not in the form: only a decision ends the review.
+    assert!(!page.contains("id=\"first_sync_review\""), "{page}");
+    // The users after the first: a later page, with a link back to the first.
+    let first = status["users"][0]["id"].as_str().unwrap();
+    let later = get(&o, &format!("{page_path}?after={first}"), &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        later.contains("2 of 3 users") && later.contains(">First page</a>"),
+        "{later}"
+    );
+    // Approve asks first, in the console's dialog (rendered open without script).
+    assert!(page.contains("id=\"dlg-review-approve\"") && !page.contains("confirm("));
+    let dialog = get(&o, &format!("{page_path}?confirm=review-approve"), &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dialog.contains("aria-describedby=\"dlg-review-approve-d\" open"),
+        "{dialog}"
+    );
+
+    let r = post_form(
+        &o,
+        &format!("{page_path}/first-sync/approve"),
+        &jar,
+        &[("csrf", csrf.clone())],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        to,
+        format!("{page_path}?done=first-sync-approved&events={held}#main")
+    );
+    let page = get(&o, &to, &jar).await.text().await.unwrap();
+    assert!(
+        page.contains(&format!("Approved: {held} events delivered to the app.")),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"h-review\""));
+    assert!(page.contains("name=\"first_sync_review\" value=\"on\" aria-describedby"));
+    let events = s.feed(&key, 0).await;
+    assert_eq!(
+        events.len() - before.len(),
+        usize::try_from(held).unwrap(),
+        "every held event is in the feed now: {events:?}"
+    );
+    let created: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "user.created")
+        .collect();
+    assert!(
+        serde_json::to_string(&created).unwrap().contains("alice"),
+        "{events:?}"
+    );
+    let st = s.admin_get(&key, &format!("/tenants/{t}/settings")).await;
+    assert_eq!(st["first_sync_review"], false);
+    let audit = s.admin_get(&key, "/audit-log").await.to_string();
+    assert!(
+        audit.contains("first_sync.approve") && audit.contains("console:admin-key:"),
+        "{audit}"
+    );
+
+    // Nothing left to approve: refused on the page (409), as the page's other refusals are.
+    let r = post_form(
+        &o,
+        &format!("{page_path}/first-sync/approve"),
+        &jar,
+        &[("csrf", csrf.clone())],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 409);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("role=\"alert\">No first-sync review is open"),
+        "{html}"
+    );
+    let r = post_form(
+        &o,
+        &format!("{page_path}/first-sync/maybe"),
+        &jar,
+        &[("csrf", csrf.clone())],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 404);
+}
+
+/// The tenant's IT admin (setup-link session) sees the review and discards it: what the sync
+/// created is deleted and SCIM is disabled.
+#[tokio::test]
+async fn the_it_admin_discards_the_first_sync_review_in_the_console() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let o = s.origin.clone();
+    let t = s.tenant.clone();
+    let page_path = format!("/console/t/{t}");
+    s.admin(
+        &key,
+        reqwest::Method::PATCH,
+        &format!("/tenants/{t}/settings"),
+        Some(json!({"first_sync_review": true})),
+    )
+    .await
+    .expect(200);
+    let r = scim_user(&s, &s.base, &s.token, "erin").await;
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = use_setup_link(&o, &setup_link(&s, &t)).await;
+    let jar = set_cookie(&r).unwrap();
+    let page = get(&o, &format!("{page_path}?confirm=review-discard"), &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Would create 1 user."), "{page}");
+    let dialog = page
+        .split("<dialog id=\"dlg-review-discard\"")
+        .nth(1)
+        .and_then(|x| x.split("</dialog>").next())
+        .unwrap();
+    assert!(dialog.contains("aria-describedby=\"dlg-review-discard-d\" open"));
+    for words in [
+        "<strong>deleted</strong>",
+        "<strong>put back</strong>",
+        "SCIM is <strong>disabled</strong> and its token revoked",
+        "<strong>404 (not found)</strong>",
+    ] {
+        assert!(dialog.contains(words), "{words:?} not in {dialog}");
+    }
+    let csrf = csrf_of(&page);
+    let discard = format!("{page_path}/first-sync/discard");
+    // The console's CSRF protection, as for every other action of the page.
+    let r = post_form(&o, &discard, &jar, &[("csrf", "wrong".to_owned())]).await;
+    assert_eq!(r.status().as_u16(), 403);
+    let r = http()
+        .post(format!("{o}{discard}"))
+        .header("cookie", &jar)
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let status = s.admin_get(&key, &format!("/tenants/{t}/first-sync")).await;
+    assert_eq!(status["open"], true, "refused posts changed nothing");
+
+    let r = post_form(&o, &discard, &jar, &[("csrf", csrf.clone())]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        to,
+        format!("{page_path}?done=first-sync-discarded&deleted=1&restored=0#main")
+    );
+    let page = get(&o, &to, &jar).await.text().await.unwrap();
+    assert!(
+        page.contains("Discarded: 1 created resource deleted, 0 restored; SCIM is now disabled."),
+        "{page}"
+    );
+    assert!(page.contains("SCIM is <strong>off</strong>") && !page.contains("id=\"h-review\""));
+    let st = s.admin_get(&key, &format!("/tenants/{t}/settings")).await;
+    assert_eq!(
+        (&st["scim_enabled"], &st["first_sync_review"]),
+        (&json!(false), &json!(false)),
+        "{st}"
+    );
+    let r = s
+        .client
+        .get(format!("{}/Users/{id}", s.base))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the token is revoked");
+    let r = s
+        .admin(
+            &key,
+            reqwest::Method::GET,
+            &format!("/tenants/{t}/users/{id}"),
+            None,
+        )
+        .await;
+    r.expect(404);
+    let feed = serde_json::to_string(&s.feed(&key, 0).await).unwrap();
+    assert!(!feed.contains("erin"), "nothing was released: {feed}");
+    let audit = s.admin_get(&key, "/audit-log").await.to_string();
+    assert!(
+        audit.contains("first_sync.discard") && audit.contains("console:setup-link"),
+        "{audit}"
+    );
 }
 
 /// Revoking a tenant's setup links ends the unused ones and signs out the IT admin sessions

@@ -1,26 +1,30 @@
 //! A tenant's SCIM settings page: connection status, the identity provider and its setup
 //! steps, the base URL, the token (enable, regenerate, disable), the tenant settings, the
-//! mass-deprovisioning guard and the role-mapping editor. Every action calls the admin API's
-//! operation for it and is audited as the console session.
+//! mass-deprovisioning guard, the first-sync review and the role-mapping editor. Every action
+//! calls the admin API's operation for it and is audited as the console session.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use roster_store::app::{AppGroupQuery, GuardDecision, GuardState, MatchBy};
-use roster_store::{DeprovisionMode, ExistingUserMode, LastRequest, LogQuery, Outcome, Tenant};
+use roster_store::{
+    DeprovisionMode, ExistingUserMode, LastRequest, LogQuery, Outcome, ReviewStatus, ReviewSummary,
+    ReviewUser, Tenant,
+};
 use serde::Deserialize;
 use serde_json::json;
 use time::Duration;
 
 use super::super::auth::Empty;
 use super::super::view::{
-    fmt_ago, fmt_date, fmt_in, fmt_when, options, render, split_list, tenant_href, url_enc, Chrome,
-    Notice, Opt, TabId,
+    fmt_ago, fmt_date, fmt_in, fmt_when, options, query, render, split_list, tenant_href, url_enc,
+    Chrome, Notice, Opt, TabId,
 };
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
-use super::{param, Params};
+use super::{param, stale_cursor, user_href, Params};
 use crate::admin;
+use crate::admin::first_sync::{self, Decision};
 use crate::admin::roles::{GroupSelector, MappingBody};
 use crate::AppState;
 
@@ -79,6 +83,8 @@ struct SettingsView {
     guard_percent: u32,
     guard_min: u32,
     guard_window: u32,
+    /// `first_sync_review`.
+    review: bool,
 }
 
 struct MappingRow {
@@ -97,6 +103,189 @@ struct GuardView {
     summary: String,
 }
 
+/// Users of the first-sync review listed per page.
+const REVIEW_PAGE: u64 = 50;
+
+/// `1204` as `1,204`.
+#[must_use]
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1 user`, `1,204 users`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// What a review's held events would do, in one sentence with only its non-zero parts: "Would
+/// create 1,204 users, link 1,100 existing app users by email, deactivate 12 users and give
+/// 340 users the role editor."
+#[must_use]
+pub fn review_sentence(s: &ReviewSummary) -> String {
+    let (user, users) = ("user", "users");
+    let (app_user, app_users) = ("existing app user", "existing app users");
+    let (group, groups) = ("group", "groups");
+    let (membership, memberships) = ("group membership", "group memberships");
+    let counted = [
+        (s.users_created, "create", user, users, ""),
+        (
+            s.users_linked_by_email,
+            "link",
+            app_user,
+            app_users,
+            " by email",
+        ),
+        (
+            s.users_linked_by_user_name,
+            "link",
+            app_user,
+            app_users,
+            " by userName",
+        ),
+        (
+            s.users_restored,
+            "restore",
+            "deprovisioned user",
+            "deprovisioned users",
+            "",
+        ),
+        (s.users_updated, "update", user, users, ""),
+        (s.users_deactivated, "deactivate", user, users, ""),
+        (s.users_reactivated, "reactivate", user, users, ""),
+        (s.users_deprovisioned, "deprovision", user, users, ""),
+        (s.users_erased, "erase", user, users, ""),
+        (s.groups_created, "create", group, groups, ""),
+        (s.groups_updated, "update", group, groups, ""),
+        (s.groups_deleted, "delete", group, groups, ""),
+        (s.memberships_added, "add", membership, memberships, ""),
+        (s.memberships_removed, "remove", membership, memberships, ""),
+    ];
+    let mut parts: Vec<String> = counted
+        .into_iter()
+        .filter(|(n, ..)| *n > 0)
+        .map(|(n, verb, one, many, tail)| format!("{verb} {}{tail}", count(n, one, many)))
+        .collect();
+    parts.extend(
+        s.roles_granted
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(role, n)| format!("give {} the role {role}", count(*n, user, users))),
+    );
+    match parts.split_last() {
+        None => "The held events change no user and no group.".to_owned(),
+        Some((last, [])) => format!("Would {last}."),
+        Some((last, rest)) => format!("Would {} and {last}.", rest.join(", ")),
+    }
+}
+
+/// What a review does to one user, in words: "Created, then deactivated".
+fn review_actions(actions: &[String]) -> String {
+    let words: Vec<&str> = actions
+        .iter()
+        .map(|a| match a.as_str() {
+            "created" => "created",
+            "linked_by_email" => "linked to an existing app user by email",
+            "linked_by_user_name" => "linked to an existing app user by userName",
+            "restored" => "restored (it was deprovisioned)",
+            "updated" => "updated",
+            "deactivated" => "deactivated",
+            "reactivated" => "reactivated",
+            "deprovisioned" => "deprovisioned",
+            "erased" => "erased",
+            other => other,
+        })
+        .collect();
+    let text = if words.is_empty() {
+        "its roles change".to_owned()
+    } else {
+        words.join(", then ")
+    };
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
+}
+
+/// One user of the review's table.
+struct ReviewRow {
+    user_name: String,
+    id: String,
+    /// The user's page; `None` once erased.
+    href: Option<String>,
+    what: String,
+    gained: Vec<String>,
+    lost: Vec<String>,
+}
+
+impl ReviewRow {
+    fn of(tenant: &str, u: ReviewUser) -> Self {
+        let erased = u.actions.iter().any(|a| a == "erased");
+        Self {
+            href: (!erased).then(|| user_href(tenant, &u.id)),
+            what: review_actions(&u.actions),
+            user_name: u.user_name.unwrap_or_default(),
+            id: u.id,
+            gained: u.roles_granted,
+            lost: u.roles_lost,
+        }
+    }
+}
+
+/// An open first-sync review as the page shows it.
+struct ReviewView {
+    /// Nothing held yet: the section says it is waiting, and the setting stays in the form.
+    empty: bool,
+    summary: String,
+    /// "2,310 events".
+    held: String,
+    since: String,
+    since_iso: String,
+    ago: String,
+    /// "50 of 1,204 users".
+    shown: String,
+    users: Vec<ReviewRow>,
+    /// The first page, when this is a later one.
+    first_href: Option<String>,
+    next_href: Option<String>,
+}
+
+impl ReviewView {
+    fn of(tenant: &str, s: ReviewStatus, after: Option<&str>, now: time::OffsetDateTime) -> Self {
+        let href = tenant_href(tenant);
+        let users: Vec<ReviewRow> = s
+            .users
+            .into_iter()
+            .map(|u| ReviewRow::of(tenant, u))
+            .collect();
+        Self {
+            empty: s.held_events == 0,
+            summary: review_sentence(&s.summary),
+            held: count(s.held_events, "event", "events"),
+            since: s.held_since.map(fmt_when).unwrap_or_default(),
+            since_iso: s.held_since.map(admin::fmt_time).unwrap_or_default(),
+            ago: s.held_since.map(|t| fmt_ago(t, now)).unwrap_or_default(),
+            shown: format!(
+                "{} of {}",
+                thousands(users.len() as u64),
+                count(s.users_total, "user", "users")
+            ),
+            users,
+            first_href: after.map(|_| format!("{href}#h-review")),
+            next_href: s
+                .next_after
+                .map(|a| format!("{href}?{}#h-review", query(&[("after", &a)]))),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/scim.html")]
 struct ScimPage {
@@ -108,6 +297,9 @@ struct ScimPage {
     failures_href: String,
     dropped_24h: u64,
     guard: Option<GuardView>,
+    review: Option<ReviewView>,
+    /// Whether the settings form offers `first_sync_review`: while no review holds events.
+    review_field: bool,
     new_token: Option<String>,
     idp_options: Vec<Opt>,
     guides: Vec<Guide>,
@@ -145,6 +337,8 @@ struct Extra<'a> {
     edit: Option<&'a str>,
     /// A group to prefill the new role mapping with ("Map roles to this group").
     map: Option<&'a str>,
+    /// The first-sync review's users after this id.
+    after: Option<&'a str>,
     new_token: Option<String>,
     notice: Option<Notice>,
 }
@@ -219,6 +413,11 @@ async fn render_page(
         Ok(_) => None,
         Err(e) => return Err(e.into()),
     };
+    let review = store
+        .review_status(&t.id, extra.after, REVIEW_PAGE)
+        .await
+        .map_err(stale_cursor)?
+        .map(|r| ReviewView::of(&t.id, r, extra.after, now));
 
     let selected = extra
         .idp_choice
@@ -264,6 +463,7 @@ async fn render_page(
         guard_percent: s.deprovision_guard.max_percent,
         guard_min: s.deprovision_guard.min_count,
         guard_window: s.deprovision_guard.window_minutes,
+        review: s.first_sync_review,
     };
 
     let mappings = store
@@ -313,6 +513,8 @@ async fn render_page(
         failures_href,
         dropped_24h,
         guard,
+        review_field: review.as_ref().is_none_or(|r| r.empty),
+        review,
         new_token: extra.new_token,
         idp_options: options(&idp::IDPS, selected),
         guides,
@@ -342,6 +544,24 @@ fn done_notice(done: Option<&str>) -> Option<Notice> {
             "Confirmed: the held requests go through when your identity provider retries them."
         }
         "guard-reject" => "Rejected: deactivations stay refused until the guard re-arms.",
+        _ => return None,
+    };
+    Some(Notice::ok(text))
+}
+
+/// The notice after a first-sync decision, with its counts from the redirect's query.
+fn review_notice(p: &Params) -> Option<Notice> {
+    let n = |k: &str| param(p, k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let text = match param(p, "done")? {
+        "first-sync-approved" => format!(
+            "Approved: {} delivered to the app.",
+            count(n("events"), "event", "events")
+        ),
+        "first-sync-discarded" => format!(
+            "Discarded: {} deleted, {} restored; SCIM is now disabled.",
+            count(n("deleted"), "created resource", "created resources"),
+            thousands(n("restored"))
+        ),
         _ => return None,
     };
     Some(Notice::ok(text))
@@ -377,11 +597,20 @@ impl Ctx {
 
     /// The page again, with an error above it (400): the form's input was refused.
     async fn refused(&self, message: String) -> Result<Response, ConsoleError> {
+        self.refused_with(StatusCode::BAD_REQUEST, message).await
+    }
+
+    /// The page again, with an error above it, answered with `status`.
+    async fn refused_with(
+        &self,
+        status: StatusCode,
+        message: String,
+    ) -> Result<Response, ConsoleError> {
         let extra = Extra {
             notice: Some(Notice::error(message)),
             ..Extra::default()
         };
-        Ok((StatusCode::BAD_REQUEST, self.render(extra).await?).into_response())
+        Ok((status, self.render(extra).await?).into_response())
     }
 
     /// `r`'s value; an input error as the page with the error (`Err`), anything else as an
@@ -449,7 +678,8 @@ pub async fn page(
         confirm: param(&p, "confirm"),
         edit: param(&p, "edit"),
         map: param(&p, "map"),
-        notice: done_notice(param(&p, "done")),
+        after: param(&p, "after"),
+        notice: done_notice(param(&p, "done")).or_else(|| review_notice(&p)),
         new_token: None,
     })
     .await
@@ -575,6 +805,10 @@ pub struct SettingsForm {
     guard_max_percent: String,
     guard_min_count: String,
     guard_window_minutes: String,
+    /// Present when the form offered `first_sync_review` (no review holding events): the
+    /// checkbox's absence then means off; otherwise the setting is left as it is.
+    first_sync_review_field: Option<String>,
+    first_sync_review: Option<String>,
 }
 
 impl SettingsForm {
@@ -611,6 +845,9 @@ impl SettingsForm {
                 return Err("Unique emails must be off, primary or any".to_owned());
             }
             patch["email_uniqueness"] = json!(v);
+        }
+        if self.first_sync_review_field.is_some() {
+            patch["first_sync_review"] = json!(self.first_sync_review.is_some());
         }
         Ok(patch)
     }
@@ -657,6 +894,48 @@ pub async fn guard_decide(
         return Ok(page);
     }
     Ok(ctx.done(&format!("guard-{decision}"), "main"))
+}
+
+/// `POST /console/t/{tenant}/first-sync/{approve|discard}`: decides on the tenant's open
+/// first-sync review (operators and the tenant's IT admin alike: the IT admin is the one who
+/// can judge the summary). Audited by [`first_sync::decide`].
+pub async fn review_decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, decision)): Path<(String, String)>,
+    Posted { session, .. }: Posted<Empty>,
+) -> Result<Response, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let d = match decision.as_str() {
+        "approve" => Decision::Approve,
+        "discard" => Decision::Discard,
+        _ => return Err(ConsoleError::NotFound),
+    };
+    let o = match first_sync::decide(&ctx.state, &ctx.t.id, d, &ctx.session.actor()).await {
+        // 409: none is open (decided meanwhile, perhaps in another tab); the store's message
+        // names the setting, which the page calls otherwise.
+        Err(e) if e.status == StatusCode::CONFLICT => {
+            let m = "No first-sync review is open: it has been approved or discarded already.";
+            return ctx.refused_with(e.status, m.to_owned()).await;
+        }
+        r => match ctx.or_refused(r).await? {
+            Ok(o) => o,
+            Err(page) => return Ok(page),
+        },
+    };
+    let href = tenant_href(&ctx.t.id);
+    let q = match d {
+        Decision::Approve => query(&[
+            ("done", "first-sync-approved"),
+            ("events", &o.released.to_string()),
+        ]),
+        Decision::Discard => query(&[
+            ("done", "first-sync-discarded"),
+            ("deleted", &o.deleted.to_string()),
+            ("restored", &o.restored.to_string()),
+        ]),
+    };
+    Ok(redirect(&format!("{href}?{q}#main")))
 }
 
 /// The role-mapping form.
@@ -729,4 +1008,104 @@ pub async fn delete_mapping(
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     admin::roles::remove(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id).await?;
     Ok(ctx.done("mapping-deleted", "h-roles"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1204), "1,204");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(count(1, "user", "users"), "1 user");
+        assert_eq!(count(2310, "event", "events"), "2,310 events");
+    }
+
+    #[test]
+    fn the_review_summary_names_only_what_happens() {
+        let mut s = ReviewSummary {
+            users_created: 1204,
+            users_linked_by_email: 1100,
+            users_deactivated: 12,
+            ..ReviewSummary::default()
+        };
+        s.roles_granted.insert("editor".to_owned(), 340);
+        s.roles_granted.insert("viewer".to_owned(), 1);
+        assert_eq!(
+            review_sentence(&s),
+            "Would create 1,204 users, link 1,100 existing app users by email, deactivate 12 \
+             users, give 340 users the role editor and give 1 user the role viewer."
+        );
+        let one = ReviewSummary {
+            groups_created: 1,
+            ..ReviewSummary::default()
+        };
+        assert_eq!(review_sentence(&one), "Would create 1 group.");
+        assert!(review_sentence(&ReviewSummary::default()).contains("no user"));
+        assert_eq!(
+            review_actions(&["created".to_owned(), "deactivated".to_owned()]),
+            "Created, then deactivated"
+        );
+        assert_eq!(review_actions(&[]), "Its roles change");
+    }
+
+    #[test]
+    fn the_review_pages_through_its_users() {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let status = |next: Option<&str>| ReviewStatus {
+            held_since: Some(now),
+            held_events: 2310,
+            summary: ReviewSummary::default(),
+            users_total: 1204,
+            users: vec![ReviewUser {
+                id: "u 1".to_owned(),
+                user_name: None,
+                actions: vec!["erased".to_owned()],
+                roles_granted: vec![],
+                roles_lost: vec!["editor".to_owned()],
+            }],
+            next_after: next.map(str::to_owned),
+        };
+        let v = ReviewView::of("acme", status(Some("u 1")), None, now);
+        assert!(!v.empty);
+        assert_eq!(v.held, "2,310 events");
+        assert_eq!(v.shown, "1 of 1,204 users");
+        assert_eq!(v.first_href, None);
+        assert_eq!(
+            v.next_href.as_deref(),
+            Some("/console/t/acme?after=u%201#h-review")
+        );
+        assert_eq!(v.users[0].href, None, "an erased user has no page");
+        let v = ReviewView::of("acme", status(None), Some("u 0"), now);
+        assert_eq!(v.first_href.as_deref(), Some("/console/t/acme#h-review"));
+        assert_eq!(v.next_href, None);
+    }
+
+    #[test]
+    fn the_settings_form_leaves_the_review_alone_unless_it_offered_it() {
+        let form = |field: Option<&str>, review: Option<&str>| SettingsForm {
+            groups_enabled: None,
+            deprovision_on_delete: "retain".to_owned(),
+            on_existing_user: "match".to_owned(),
+            email_uniqueness: None,
+            welcome_email: None,
+            sso_enforced: None,
+            token_ttl_days: "365".to_owned(),
+            guard_enabled: None,
+            guard_max_percent: "20".to_owned(),
+            guard_min_count: "10".to_owned(),
+            guard_window_minutes: "15".to_owned(),
+            first_sync_review_field: field.map(str::to_owned),
+            first_sync_review: review.map(str::to_owned),
+        };
+        let p = form(None, None).patch().unwrap();
+        assert!(p.get("first_sync_review").is_none(), "{p}");
+        let p = form(Some("on"), None).patch().unwrap();
+        assert_eq!(p["first_sync_review"], false);
+        let p = form(Some("on"), Some("on")).patch().unwrap();
+        assert_eq!(p["first_sync_review"], true);
+    }
 }
