@@ -141,3 +141,182 @@ pub(crate) const RESTORE_MEMBERS_SQL: [&str; 2] = [
      SELECT group_pk, member_pk, tenant_id, member_id FROM review_members WHERE tenant_id = ?1 \
      ON CONFLICT DO NOTHING",
 ];
+
+/// The first-sync review's [`Rows`](crate::domain::Rows) methods, the same text on both
+/// backends: their drivers share one query API (`db::query`, `bind`, `fetch_*`) and these
+/// statements are shared SQL (above). Expanded inside each backend's `impl Rows`, where `db`,
+/// `backend`, `to_ms`, `from_ms`, `json_text`, `parse_doc`, `parse_roles` and `OVERRIDING`
+/// (what an insert with explicit pks needs there) are in scope.
+macro_rules! review_rows {
+    () => {
+        async fn review_is_open(&mut self, tenant: &str) -> StoreResult<bool> {
+            let open: Option<i64> = db::query_scalar(review_sql::IS_OPEN_SQL)
+                .bind(tenant)
+                .fetch_optional(&mut *self)
+                .await
+                .map_err(backend)?;
+            Ok(open.is_some())
+        }
+
+        async fn review_open(&mut self, tenant: &str) -> StoreResult<()> {
+            db::query(review_sql::OPEN_SQL)
+                .bind(tenant)
+                .execute(&mut *self)
+                .await
+                .map_err(backend)?;
+            for sql in review_sql::copy_sql() {
+                db::query(&sql)
+                    .bind(tenant)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(backend)?;
+            }
+            Ok(())
+        }
+
+        async fn review_hold(&mut self, tenant: &str, events: &[Event]) -> StoreResult<()> {
+            for e in events {
+                db::query(review_sql::HOLD_SQL)
+                    .bind(tenant)
+                    .bind(&e.id)
+                    .bind(&e.event_type)
+                    .bind(to_ms(e.occurred_at))
+                    .bind(json_text(&e.data)?)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(backend)?;
+            }
+            Ok(())
+        }
+
+        async fn review_held(
+            &mut self,
+            tenant: &str,
+            after: i64,
+            limit: u64,
+        ) -> StoreResult<Vec<Event>> {
+            let rows: Vec<(String, i64, String, String, i64, String)> =
+                db::query_as(review_sql::HELD_SQL)
+                    .bind(tenant)
+                    .bind(after)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&mut *self)
+                    .await
+                    .map_err(backend)?;
+            rows.into_iter()
+                .map(|(tenant, seq, id, event_type, at, data)| {
+                    Ok(Event {
+                        tenant,
+                        seq,
+                        id,
+                        event_type,
+                        occurred_at: from_ms(at)?,
+                        data: parse_doc(&data)?,
+                    })
+                })
+                .collect()
+        }
+
+        async fn review_held_count(&mut self, tenant: &str) -> StoreResult<u64> {
+            let n: i64 = db::query_scalar(review_sql::HELD_COUNT_SQL)
+                .bind(tenant)
+                .fetch_one(&mut *self)
+                .await
+                .map_err(backend)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+
+        async fn review_close(&mut self, tenant: &str) -> StoreResult<()> {
+            for sql in review_sql::CLOSE_SQL {
+                db::query(sql)
+                    .bind(tenant)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(backend)?;
+            }
+            Ok(())
+        }
+
+        async fn review_restore(
+            &mut self,
+            tenant: &str,
+            now: OffsetDateTime,
+        ) -> StoreResult<(u64, u64)> {
+            let now = to_ms(now);
+            let deleted = db::query(review_sql::DROP_CREATED_SQL)
+                .bind(tenant)
+                .execute(&mut *self)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            db::query(review_sql::FREE_NAMES_SQL)
+                .bind(tenant)
+                .execute(&mut *self)
+                .await
+                .map_err(backend)?;
+            let reinsert = review_sql::restore_deleted_sql(OVERRIDING);
+            for sql in [review_sql::RESTORE_CHANGED_SQL, reinsert.as_str()] {
+                db::query(sql)
+                    .bind(tenant)
+                    .bind(now)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(backend)?;
+            }
+            let emails = review_sql::restore_emails_sql();
+            let members = review_sql::RESTORE_MEMBERS_SQL.map(str::to_owned);
+            for sql in emails.iter().chain(members.iter()) {
+                db::query(sql)
+                    .bind(tenant)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(backend)?;
+            }
+            let restored: i64 = db::query_scalar(&review_sql::restored_count_sql())
+                .bind(tenant)
+                .fetch_one(&mut *self)
+                .await
+                .map_err(backend)?;
+            Ok((deleted, u64::try_from(restored).unwrap_or(0)))
+        }
+
+        async fn reviewed_user(
+            &mut self,
+            tenant: &str,
+            pk: i64,
+        ) -> StoreResult<Option<ReviewedUser>> {
+            let row: Option<(i64, Option<i64>, i64, String)> =
+                db::query_as(review_sql::REVIEWED_USER_SQL)
+                    .bind(tenant)
+                    .bind(pk)
+                    .fetch_optional(&mut *self)
+                    .await
+                    .map_err(backend)?;
+            let Some((managed, active, deleted, roles)) = row else {
+                return Ok(None);
+            };
+            let groups: Vec<(String, Option<String>, Option<String>)> =
+                db::query_as(review_sql::REVIEWED_GROUPS_SQL)
+                    .bind(tenant)
+                    .bind(pk)
+                    .fetch_all(&mut *self)
+                    .await
+                    .map_err(backend)?;
+            Ok(Some(ReviewedUser {
+                managed: managed != 0,
+                active: active.map(|a| a != 0),
+                deleted: deleted != 0,
+                roles: parse_roles(&roles)?,
+                groups: groups
+                    .into_iter()
+                    .map(|(id, external_id, display_name_lc)| GroupSel {
+                        id,
+                        external_id,
+                        display_name_lc,
+                    })
+                    .collect(),
+            }))
+        }
+    };
+}
+pub(crate) use review_rows;

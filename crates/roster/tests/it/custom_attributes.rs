@@ -348,6 +348,37 @@ async fn published(s: &TestServer, urn: &str, yes: bool) {
     panic!("{urn} published: expected {yes}");
 }
 
+/// A SCIM request of another tenant (`base`, `token`), with `body` when given.
+async fn scim_as(
+    s: &TestServer,
+    (base, token): (&str, &str),
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Resp {
+    let mut rb = s
+        .client
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/scim+json")
+            .body(b.to_string());
+    }
+    s.send(rb).await
+}
+
+/// `PUT /api/v1/custom-schemas` (`query` appended to the path).
+async fn declare_global(s: &TestServer, key: &str, query: &str, body: Value) -> Resp {
+    s.admin(
+        key,
+        Method::PUT,
+        &format!("/custom-schemas{query}"),
+        Some(body),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn global_declarations_reach_every_tenant_and_a_tenants_own_schema_overrides_them() {
     let s = TestServer::start().await;
@@ -378,15 +409,11 @@ async fn global_declarations_reach_every_tenant_and_a_tenants_own_schema_overrid
 
     // Every tenant has it: a second one too.
     let beta = s.create_tenant("beta");
-    let beta_token = beta["token"].as_str().unwrap();
-    let beta_base = beta["scim_base_url"].as_str().unwrap();
-    let r = s
-        .send(
-            s.client
-                .get(format!("{beta_base}/Schemas/{GLOBAL}"))
-                .bearer_auth(beta_token),
-        )
-        .await;
+    let beta = (
+        beta["scim_base_url"].as_str().unwrap(),
+        beta["token"].as_str().unwrap(),
+    );
+    let r = scim_as(&s, beta, Method::GET, &format!("/Schemas/{GLOBAL}"), None).await;
     r.expect(200);
 
     let ann = s
@@ -406,19 +433,15 @@ async fn global_declarations_reach_every_tenant_and_a_tenants_own_schema_overrid
     )
     .await
     .expect(200);
-    let r = s
-        .send(
-            s.client
-                .post(format!("{beta_base}/Users"))
-                .bearer_auth(beta_token)
-                .header("content-type", "application/scim+json")
-                .body(
-                    json!({"schemas": [USER_URN, GLOBAL], "userName": "bob",
-                           GLOBAL: {"floor": 3}})
-                    .to_string(),
-                ),
-        )
-        .await;
+    let r = scim_as(
+        &s,
+        beta,
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_URN, GLOBAL], "userName": "bob",
+                           GLOBAL: {"floor": 3}})),
+    )
+    .await;
     r.expect(201);
     assert!(
         r.json[GLOBAL].get("floor").is_none(),
@@ -428,14 +451,7 @@ async fn global_declarations_reach_every_tenant_and_a_tenants_own_schema_overrid
 
     // Removing the global schema strands nothing of acme (it overrides it), but beta's
     // values would be: none are held there, so it goes.
-    let removed = s
-        .admin(
-            &key,
-            Method::PUT,
-            "/custom-schemas",
-            Some(json!({"schemas": []})),
-        )
-        .await;
+    let removed = declare_global(&s, &key, "", json!({"schemas": []})).await;
     removed.expect(200);
     assert_eq!(
         s.get(&format!("/Users/{id}")).await.json[GLOBAL]["floor"],
@@ -443,54 +459,28 @@ async fn global_declarations_reach_every_tenant_and_a_tenants_own_schema_overrid
     );
     // Declared again and held in beta, a removal is refused with the tenant named, and forced
     // it erases the values.
-    let r = s
-        .admin(&key, Method::PUT, "/custom-schemas", Some(global.clone()))
-        .await;
+    let r = declare_global(&s, &key, "", global.clone()).await;
     r.expect(200);
-    let r = s
-        .send(
-            s.client
-                .post(format!("{beta_base}/Users"))
-                .bearer_auth(beta_token)
-                .header("content-type", "application/scim+json")
-                .body(
-                    json!({"schemas": [USER_URN, GLOBAL], "userName": "cy",
-                           GLOBAL: {"region": "apac"}})
-                    .to_string(),
-                ),
-        )
-        .await;
+    let r = scim_as(
+        &s,
+        beta,
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_URN, GLOBAL], "userName": "cy",
+                           GLOBAL: {"region": "apac"}})),
+    )
+    .await;
     r.expect(201);
     let cy = r.json["id"].as_str().unwrap().to_owned();
-    let refused = s
-        .admin(
-            &key,
-            Method::PUT,
-            "/custom-schemas",
-            Some(json!({"schemas": []})),
-        )
-        .await;
+    let refused = declare_global(&s, &key, "", json!({"schemas": []})).await;
     refused.expect(409);
     assert_eq!(
         refused.json["error"]["details"]["attributes"][0]["tenant"],
         "beta"
     );
-    let forced = s
-        .admin(
-            &key,
-            Method::PUT,
-            "/custom-schemas?force=true",
-            Some(json!({"schemas": []})),
-        )
-        .await;
+    let forced = declare_global(&s, &key, "?force=true", json!({"schemas": []})).await;
     forced.expect(200);
     assert_eq!(forced.json["values"][0]["erased"], 1);
-    let r = s
-        .send(
-            s.client
-                .get(format!("{beta_base}/Users/{cy}"))
-                .bearer_auth(beta_token),
-        )
-        .await;
+    let r = scim_as(&s, beta, Method::GET, &format!("/Users/{cy}"), None).await;
     assert!(r.json.get(GLOBAL).is_none(), "{}", r.json);
 }
