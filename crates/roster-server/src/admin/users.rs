@@ -5,8 +5,10 @@
 //! Who owns what: on a SCIM-managed user, the SCIM attributes (userName, name, displayName,
 //! emails, externalId, active) belong to the identity provider, and an attempt to change them
 //! here is a 409 that says so; the app-owned fields (directly assigned roles, metadata) can
-//! always be changed. A user that SCIM does not manage (imported, see [`super::import`]) is fully
-//! editable, and can be erased.
+//! always be changed. The tenant's custom attributes (`custom_attributes`, under each custom
+//! schema's URN) follow the same rule: the identity provider's on a managed user, editable on
+//! the others, and validated by type against the tenant's declarations. A user that SCIM does
+//! not manage (imported, see [`super::import`]) is fully editable, and can be erased.
 
 use axum::extract::State;
 use axum::extract::{FromRequest, Request};
@@ -16,7 +18,7 @@ use axum::Json;
 use roster_store::app::{AppUser, AppUserQuery, AppUserUpdate, UserStatus};
 use roster_store::{EventType, NewEvent, StoreError};
 use scim_proto::resource::normalize;
-use scim_proto::schema::ResourceKind;
+use scim_proto::schema::{ResourceKind, TypeDef, ENTERPRISE_USER_SCHEMA};
 use scim_proto::ScimError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -187,6 +189,22 @@ pub fn primary_email(doc: &Value) -> Option<&str> {
         .as_str()
 }
 
+/// The custom attributes of a User document: each custom schema extension's object under its
+/// URN (every extension key but the built-in enterprise one).
+#[must_use]
+pub fn custom_attributes(doc: &Value) -> Value {
+    let out: Map<String, Value> = doc
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| {
+            k.contains(':') && !k.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA) && v.is_object()
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Value::Object(out)
+}
+
 /// How the API shows a user.
 #[must_use]
 pub fn user_json(u: &AppUser) -> Value {
@@ -211,6 +229,7 @@ pub fn user_json(u: &AppUser) -> Value {
             "managed": g.managed,
         })).collect::<Vec<_>>(),
         "metadata": u.metadata,
+        "custom_attributes": custom_attributes(doc),
         "created": fmt_time(u.resource.created),
         "last_modified": fmt_time(u.resource.last_modified),
         "version": u.resource.version,
@@ -329,6 +348,11 @@ pub struct UserPatch {
     /// App metadata (app-owned), replacing the previous object.
     #[serde(default, deserialize_with = "present")]
     pub metadata: Option<Value>,
+    /// Custom attributes (IdP-owned on a managed user): a custom schema's URN → the attributes
+    /// to set, each validated by its declared type; `null` for an attribute removes it, `null`
+    /// for a URN removes all of that schema's. The attributes not named keep their values.
+    #[serde(default, deserialize_with = "present")]
+    pub custom_attributes: Option<Map<String, Value>>,
     /// The version the change was made against (`version` of the user as read): when the
     /// user has changed since, the change is refused rather than written over the other one.
     #[serde(default, deserialize_with = "present")]
@@ -423,6 +447,95 @@ fn apply(doc: &Value, p: &UserPatch) -> Value {
     Value::Object(m)
 }
 
+/// Custom attribute changes resolved against the tenant's definition: for each custom schema
+/// (its URN as declared), the attributes to set (`null` removes), or `None` to remove them all.
+type CustomChanges = Vec<(&'static str, Option<Vec<(&'static str, Value)>>)>;
+
+/// Resolves `custom_attributes` against `def`: every URN must be one of the tenant's custom
+/// schemas and every name one of its attributes (both case-insensitively); the values' types
+/// are checked when the document is normalised.
+fn resolve_custom(def: TypeDef, custom: &Map<String, Value>) -> Result<CustomChanges, String> {
+    let built_in = def.kind.def();
+    let schemas: Vec<_> = def
+        .extensions
+        .iter()
+        .filter(|e| !built_in.extensions.iter().any(|b| b.id == e.id))
+        .collect();
+    let mut out = Vec::new();
+    for (urn, v) in custom {
+        let Some(schema) = schemas.iter().find(|s| s.id.eq_ignore_ascii_case(urn)) else {
+            let declared: Vec<&str> = schemas.iter().map(|s| s.id).collect();
+            return Err(format!(
+                "custom_attributes: {urn:?} is not a custom schema of this tenant's users ({})",
+                if declared.is_empty() {
+                    "it declares none".to_owned()
+                } else {
+                    format!("declared: {}", declared.join(", "))
+                }
+            ));
+        };
+        match v {
+            Value::Null => out.push((schema.id, None)),
+            Value::Object(attrs) => {
+                let mut set = Vec::new();
+                for (name, value) in attrs {
+                    let Some(a) = schema.attribute(name) else {
+                        let names: Vec<&str> = schema.attributes.iter().map(|a| a.name).collect();
+                        return Err(format!(
+                            "custom_attributes: {name:?} is not an attribute of {:?} (it has {})",
+                            schema.id,
+                            names.join(", ")
+                        ));
+                    };
+                    set.push((a.name, value.clone()));
+                }
+                out.push((schema.id, Some(set)));
+            }
+            _ => {
+                return Err(format!(
+                    "custom_attributes: the value of {urn:?} must be an object of its attributes, \
+                     or null"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The document with custom attribute changes applied (the values are validated afterwards,
+/// by normalising the document against the tenant's definition).
+fn apply_custom(doc: &Value, changes: &CustomChanges) -> Value {
+    let mut m = doc.as_object().cloned().unwrap_or_default();
+    for (urn, attrs) in changes {
+        let key = m
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(urn))
+            .cloned()
+            .unwrap_or_else(|| (*urn).to_owned());
+        let mut obj = match m.get(&key) {
+            Some(Value::Object(o)) => o.clone(),
+            _ => Map::new(),
+        };
+        match attrs {
+            None => obj.clear(),
+            Some(set) => {
+                for (name, v) in set {
+                    obj.retain(|k, _| !k.eq_ignore_ascii_case(name));
+                    if !v.is_null() {
+                        obj.insert((*name).to_owned(), v.clone());
+                    }
+                }
+            }
+        }
+        if obj.is_empty() {
+            m.remove(&key);
+        } else {
+            m.insert(key, Value::Object(obj));
+        }
+    }
+    Value::Object(m)
+}
+
 /// The top-level attributes whose values differ between two documents.
 fn changed_attributes(old: &Value, new: &Value) -> Vec<String> {
     let empty = Map::new();
@@ -489,7 +602,8 @@ fn stale(sent: i64, now: i64) -> ApiError {
 /// audited as `actor`. On a SCIM-managed user only the app-owned fields may change.
 ///
 /// # Errors
-/// 404, 400 (invalid values), 409 (an IdP-owned field of a managed user; a taken userName).
+/// 404, 400 (invalid values), 409 (an IdP-owned field of a managed user; a taken userName; a
+/// custom schema or attribute the tenant does not declare).
 pub async fn update(
     state: &AppState,
     actor: &str,
@@ -525,7 +639,16 @@ pub async fn update(
         if let Some(v) = p.version.filter(|v| *v != cur.resource.version) {
             return Err(stale(v, cur.resource.version));
         }
-        let mut new_doc = apply(&cur.resource.doc, p);
+        // A schema or attribute this tenant does not declare (yet) is a conflict with its
+        // declarations, not a malformed request: the same request works once it is declared.
+        let custom = p
+            .custom_attributes
+            .as_ref()
+            .map(|c| resolve_custom(def, c))
+            .transpose()
+            .map_err(|m| conflict(format!("{m}; declare it first (PUT …/custom-schemas)")))?
+            .unwrap_or_default();
+        let mut new_doc = apply_custom(&apply(&cur.resource.doc, p), &custom);
         let changed = changed_attributes(&cur.resource.doc, &new_doc);
         if !changed.is_empty() && cur.managed {
             return Err(conflict(format!(
@@ -771,6 +894,46 @@ mod tests {
             ["active", "emails", "name", "userName"]
         );
         assert!(changed_attributes(&doc, &apply(&doc, &UserPatch::default())).is_empty());
+    }
+
+    #[test]
+    fn custom_attributes_merge_into_their_schema_and_are_validated_by_type() {
+        let urn = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+        let decl: Vec<scim_proto::custom::CustomSchema> = serde_json::from_value(json!([{
+            "urn": urn, "resource": "User",
+            "attributes": [{"name": "costCenter", "type": "string"},
+                           {"name": "level", "type": "integer"}]}]))
+        .unwrap();
+        let def = scim_proto::custom::resource_type(ResourceKind::User, &decl);
+        let doc = json!({"schemas": [scim_proto::schema::USER_SCHEMA, urn], "userName": "a",
+                         urn: {"costCenter": "R1", "level": 1}});
+        let set = |v: Value| resolve_custom(def, v.as_object().unwrap());
+        // Names are matched case-insensitively; null removes; others keep their values.
+        let c = set(json!({urn.to_uppercase(): {"LEVEL": 4, "costCenter": null}})).unwrap();
+        let new = apply_custom(&doc, &c);
+        assert_eq!(new[urn], json!({"level": 4}));
+        assert_eq!(
+            normalize(def, &new, None).unwrap().doc[urn],
+            json!({"level": 4})
+        );
+        // The whole schema's values go with a null URN.
+        let gone = apply_custom(&doc, &set(json!({urn: null})).unwrap());
+        assert!(gone.get(urn).is_none());
+        // Wrong types are refused when the document is normalised, naming the attribute.
+        let bad = apply_custom(&doc, &set(json!({urn: {"level": "abc"}})).unwrap());
+        let e = normalize(def, &bad, None).unwrap_err();
+        assert!(e.detail.contains(&format!("{urn}:level")), "{}", e.detail);
+        // Unknown schemas and attributes are named; the enterprise extension is not custom.
+        assert!(set(json!({"urn:x:y": {}})).unwrap_err().contains("urn:x:y"));
+        assert!(set(json!({urn: {"nope": 1}}))
+            .unwrap_err()
+            .contains("\"nope\""));
+        assert!(set(json!({ENTERPRISE_USER_SCHEMA: {"department": "x"}})).is_err());
+        assert!(set(json!({urn: 3})).is_err());
+        assert_eq!(
+            custom_attributes(&doc),
+            json!({urn: {"costCenter": "R1", "level": 1}})
+        );
     }
 
     #[test]

@@ -1888,3 +1888,337 @@ async fn setup_links_and_their_sessions_can_be_revoked() {
         audit.text
     );
 }
+
+/// Custom attributes on the console's user and group pages: a SCIM user's and group's values,
+/// labelled for people and marked read-only; an app user's edited in the form (a value of the
+/// wrong type refused next to its field, with what was typed kept, and nothing saved); the
+/// admin API's user PATCH that the form goes through, validating them by type.
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one tenant's custom attributes, shown then edited
+async fn custom_attributes_are_shown_and_edited_in_the_console() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let o = s.origin.clone();
+    declare_acme(&s, &key).await;
+    let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
+
+    // A SCIM user: each declared attribute in the schema's block, its value formatted by type,
+    // read-only; one without a value shows "—"; no raw URN rows among the other attributes.
+    let ada = s
+        .create_user(&json!({"schemas": [USER_URN, ACME], "userName": "ada",
+            ACME: {"costCenter": "R&D", "level": 3, "regions": ["emea", "apac"],
+                   "contractor": true, "hired": "2024-03-01T09:30:00Z"}}))
+        .await;
+    let page = get(
+        &o,
+        &format!("/console/t/acme/users/{}", ada["id"].as_str().unwrap()),
+        &jar,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("<h2 id=\"h-custom-0\">Acme HR</h2>"),
+        "{page}"
+    );
+    assert!(page.contains(&format!(
+        "<dt title=\"{ACME}:costCenter\">Cost center <span class=\"ro\""
+    )));
+    for (i, shown) in [
+        (0, "R&#38;D"),
+        (1, "3"),
+        (2, "emea, apac"),
+        (3, "Yes"),
+        (5, "—"),
+    ] {
+        assert!(
+            page.contains(&format!("id=\"custom-0-{i}-value\">{shown}</span>")),
+            "{i}: {shown} {page}"
+        );
+    }
+    assert!(page.contains(
+        "id=\"custom-0-4-value\" title=\"2024-03-01T09:30:00Z\">2024-03-01 09:30 UTC</span>"
+    ));
+    assert!(page.contains("<span class=\"mono\">costCenter</span> · Finance cost center</p>"));
+    assert!(
+        !page.contains(&format!("{ACME}.costCenter")),
+        "listed twice"
+    );
+    assert!(
+        !page.contains("id=\"edit-user\""),
+        "a managed user has no form"
+    );
+
+    // A SCIM group: its schema has no name, so the block has the default title.
+    let ops = s
+        .post(
+            "/Groups",
+            &json!({"schemas": [GROUP_URN, SITE], "displayName": "Ops", SITE: {"siteCode": "PAR-1"}}),
+        )
+        .await;
+    ops.expect(201);
+    let page = get(
+        &o,
+        &format!(
+            "/console/t/acme/groups/{}",
+            ops.json["id"].as_str().unwrap()
+        ),
+        &jar,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains("<h2 id=\"h-custom-0\">Custom attributes</h2>"));
+    assert!(page.contains(&format!(
+        "<dt title=\"{SITE}:siteCode\">Site code <span class=\"ro\""
+    )));
+    assert!(page.contains("id=\"custom-0-0-value\">PAR-1</span>"));
+
+    // An app user: the form has a field for each attribute, of the type's kind.
+    let r = s
+        .import(
+            &key,
+            "acme",
+            "text/csv",
+            "user_name,email\ndana,dana@example.com\n",
+        )
+        .await;
+    assert_eq!(r.json["imported"], 1, "{}", r.text);
+    let id = s.app_user_named(&key, "dana").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/console/t/acme/users/{id}");
+    let page = get(&o, &path, &jar).await.text().await.unwrap();
+    assert!(!page.contains("class=\"ro\""), "nothing is read-only");
+    let level = format!("{ACME}:level");
+    assert!(page.contains(&format!(
+        "<input type=\"number\" step=\"1\" id=\"custom-0-1\" name=\"{level}\" value=\"\""
+    )));
+    assert!(page.contains(&format!(
+        "<input type=\"checkbox\" id=\"custom-0-3\" name=\"{ACME}:contractor\" value=\"true\""
+    )));
+    assert!(page.contains(&format!("<select id=\"custom-0-5\" name=\"{ACME}:tier\"")));
+    assert!(page.contains("<option value=\"gold\">gold</option>"));
+    let csrf = csrf_of(&page);
+    let form = |version: i64, display: &str, lvl: &str, contractor: bool| {
+        let mut f = vec![
+            ("csrf", csrf.clone()),
+            ("version", version.to_string()),
+            ("user_name", "dana".to_owned()),
+            ("display_name", display.to_owned()),
+            ("given_name", String::new()),
+            ("family_name", String::new()),
+            ("email", "dana@example.com".to_owned()),
+            ("active", "on".to_owned()),
+            (ACME_LEVEL, lvl.to_owned()),
+            (ACME_COST, "Ops".to_owned()),
+            (ACME_REGIONS, "emea, apac".to_owned()),
+            (ACME_TIER, "gold".to_owned()),
+            (ACME_HIRED, String::new()),
+            (ACME_CONTRACTOR, String::new()),
+        ];
+        if contractor {
+            f.push((ACME_CONTRACTOR, "true".to_owned()));
+        }
+        f
+    };
+    let version = |u: &Value| u["version"].as_i64().unwrap();
+
+    // A valid save goes through the admin API's operation: the values are stored by type.
+    let before = s.app_user(&key, &id).await;
+    let r = post_form(&o, &path, &jar, &form(version(&before), "Dana", "7", true)).await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], format!("{path}?done=saved"));
+    let after = s.app_user(&key, &id).await;
+    assert_eq!(
+        after["custom_attributes"],
+        json!({ACME: {"costCenter": "Ops", "level": 7, "regions": ["emea", "apac"],
+                      "contractor": true, "tier": "gold"}})
+    );
+    let page = get(&o, &path, &jar).await.text().await.unwrap();
+    assert!(page.contains("id=\"custom-0-1-value\">7</span>"));
+    assert!(page.contains(&format!("name=\"{level}\" value=\"7\"")));
+
+    // "abc" for an integer: refused next to its field, what was typed kept, nothing saved.
+    let r = post_form(
+        &o,
+        &path,
+        &jar,
+        &form(version(&after), "Dana Typed", "abc", false),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 400);
+    let page = r.text().await.unwrap();
+    let error = "Level must be a whole number, like 42, not &#34;abc&#34;";
+    assert!(
+        page.contains(&format!(
+            "<p class=\"help danger-text\" id=\"custom-0-1-error\">{error}</p>"
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&format!(
+        "<input type=\"text\" id=\"custom-0-1\" name=\"{level}\" value=\"abc\""
+    )));
+    assert!(page.contains("aria-describedby=\"custom-0-1-error\" aria-invalid=\"true\""));
+    assert!(page.contains("<details id=\"edit-user\" open>"));
+    assert!(
+        page.contains("value=\"Dana Typed\""),
+        "the other fields as typed"
+    );
+    assert!(page.contains("Nothing was saved"));
+    assert_eq!(s.app_user(&key, &id).await, after);
+
+    // Unticking a box stores false; emptying a field removes the value.
+    let mut f = form(version(&after), "Dana", "", false);
+    f.retain(|(k, _)| *k != ACME_COST);
+    f.push((ACME_COST, String::new()));
+    let r = post_form(&o, &path, &jar, &f).await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        s.app_user(&key, &id).await["custom_attributes"],
+        json!({ACME: {"regions": ["emea", "apac"], "contractor": false, "tier": "gold"}})
+    );
+
+    // The admin API's PATCH itself: validated by type against the tenant's declarations.
+    let api = format!("/tenants/acme/users/{id}");
+    let patch = |body: Value| s.admin(&key, reqwest::Method::PATCH, &api, Some(body));
+    let r = patch(json!({"custom_attributes": {ACME: {"level": "abc"}}})).await;
+    r.expect(400);
+    assert!(r.text.contains(&level), "{}", r.text);
+    // Not declared (yet): a conflict with the tenant's declarations, naming what is missing.
+    let r = patch(json!({"custom_attributes": {ACME: {"nope": 1}}})).await;
+    r.expect(409);
+    assert!(r.text.contains("nope"), "{}", r.text);
+    let r = patch(json!({"custom_attributes": {"urn:x:y": {"level": 1}}})).await;
+    r.expect(409);
+    let r = patch(json!({"custom_attributes": {ACME: {"level": 9, "tier": null}}})).await;
+    r.expect(200);
+    assert_eq!(
+        r.json["custom_attributes"],
+        json!({ACME: {"level": 9, "regions": ["emea", "apac"], "contractor": false}})
+    );
+    // On a SCIM-managed user they are the identity provider's.
+    let r = s
+        .admin(
+            &key,
+            reqwest::Method::PATCH,
+            &format!("/tenants/acme/users/{}", ada["id"].as_str().unwrap()),
+            Some(json!({"custom_attributes": {ACME: {"level": 4}}})),
+        )
+        .await;
+    r.expect(409);
+    assert!(
+        r.text.contains("owned by the identity provider"),
+        "{}",
+        r.text
+    );
+}
+
+const ACME: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+const SITE: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:Group";
+
+/// Declares tenant acme's custom schemas: a named User one with an attribute of each kind,
+/// and an unnamed Group one.
+async fn declare_acme(s: &TestServer, key: &str) {
+    s.admin(
+        key,
+        reqwest::Method::PUT,
+        "/tenants/acme/custom-schemas",
+        Some(json!({"schemas": [
+            {"urn": ACME, "resource": "User", "name": "Acme HR", "attributes": [
+                {"name": "costCenter", "type": "string", "description": "Finance cost center"},
+                {"name": "level", "type": "integer"},
+                {"name": "regions", "type": "string", "multiValued": true},
+                {"name": "contractor", "type": "boolean"},
+                {"name": "hired", "type": "dateTime"},
+                {"name": "tier", "type": "string", "canonicalValues": ["gold", "silver"]}]},
+            {"urn": SITE, "resource": "Group", "attributes": [{"name": "siteCode", "type": "string"}]},
+        ]})),
+    )
+    .await
+    .expect(200);
+}
+
+const ACME_LEVEL: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User:level";
+const ACME_COST: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User:costCenter";
+const ACME_REGIONS: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User:regions";
+const ACME_TIER: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User:tier";
+const ACME_HIRED: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User:hired";
+const ACME_CONTRACTOR: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User:contractor";
+
+/// The custom attributes' blocks and fields in Chromium, checked like every other page (labels,
+/// unique ids, no sideways scrolling at 1280 and 390 pixels); an app user's values saved
+/// through the form as a browser sends it.
+#[tokio::test]
+async fn custom_attributes_in_chromium() {
+    let Some(driver) = start_driver() else {
+        return;
+    };
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    declare_acme(&s, &key).await;
+    let ada = s
+        .create_user(&json!({"schemas": [USER_URN, ACME], "userName": "ada",
+            ACME: {"costCenter": "R&D", "level": 3, "regions": ["emea", "apac"],
+                   "contractor": true, "hired": "2024-03-01T09:30:00Z"}}))
+        .await;
+    let r = s
+        .import(
+            &key,
+            "acme",
+            "text/csv",
+            "user_name,email\ndana,dana@example.com\n",
+        )
+        .await;
+    assert_eq!(r.json["imported"], 1, "{}", r.text);
+    let dana = s.app_user_named(&key, "dana").await;
+    let password = operator(&s, "ops@example.com");
+    let c = connect(&driver).await;
+    c.set_window_size(1280, 1000).await.unwrap();
+    let o = s.origin.clone();
+    c.goto(&format!("{o}/console/sign-in")).await.unwrap();
+    fill(&c, "#email", "ops@example.com").await;
+    fill(&c, "#password", &password).await;
+    click(&c, "#sign-in").await;
+    css(&c, "#tenants").await;
+
+    c.goto(&format!(
+        "{o}/console/t/acme/users/{}",
+        ada["id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(text(&c, "#h-custom-0").await, "Acme HR");
+    assert_eq!(text(&c, "#custom-0-4-value").await, "2024-03-01 09:30 UTC");
+    shoot(&c, "30-custom-attributes-scim-user").await;
+
+    c.goto(&format!(
+        "{o}/console/t/acme/users/{}",
+        dana["id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    click(&c, "#edit-user summary").await;
+    fill(&c, "#custom-0-0", "Ops").await;
+    fill(&c, "#custom-0-1", "12").await;
+    fill(&c, "#custom-0-2", "emea, apac").await;
+    click(&c, "#custom-0-3").await;
+    fill(&c, "#custom-0-4", "2025-01-02T08:00:00+01:00").await;
+    choose(&c, "#custom-0-5", "silver").await;
+    shoot(&c, "31-custom-attributes-form").await;
+    click(&c, "#save-user").await;
+    wait_text(&c, "User saved.").await;
+    assert_eq!(text(&c, "#custom-0-1-value").await, "12");
+    assert_eq!(text(&c, "#custom-0-3-value").await, "Yes");
+    assert_eq!(text(&c, "#custom-0-4-value").await, "2025-01-02 07:00 UTC");
+    shoot(&c, "32-custom-attributes-app-user").await;
+    c.close().await.unwrap();
+    assert_eq!(
+        s.app_user(&key, dana["id"].as_str().unwrap()).await["custom_attributes"],
+        json!({ACME: {"costCenter": "Ops", "level": 12, "regions": ["emea", "apac"],
+                      "contractor": true, "hired": "2025-01-02T07:00:00.000Z", "tier": "silver"}})
+    );
+}

@@ -1,14 +1,17 @@
 //! Groups: the list with member counts and mapped roles, and one group's page with its
-//! members, a page at a time (a group may have 100,000 members: they are never all loaded).
+//! custom attributes and its members, a page at a time (a group may have 100,000 members: they
+//! are never all loaded).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use roster_store::app::AppGroupQuery;
+use scim_proto::custom::CustomResource;
 use serde_json::Value;
 
 use super::super::view::{self, options, render, tenant_href, Chrome, Opt, Pager, TabId};
 use super::super::{idp, ConsoleError, Session};
+use super::users::{custom_blocks, CustomBlock};
 use super::{group_href, param, parse_source, stale_cursor, Params, UserRow, PAGE_SIZE, SOURCES};
 use crate::AppState;
 
@@ -112,6 +115,8 @@ struct GroupPage {
     managed: bool,
     member_count: u64,
     roles: Vec<String>,
+    /// The tenant's custom attributes for groups, one block per schema.
+    custom: Vec<CustomBlock>,
     /// The tenant page's role-mapping form, filled in with this group.
     map_roles_href: String,
     created: String,
@@ -171,6 +176,7 @@ pub async fn detail(
         managed: g.managed,
         member_count: g.member_count,
         roles: g.roles.clone(),
+        custom: custom_blocks(&t, CustomResource::Group, &g.resource.doc, g.managed, None),
         map_roles_href: format!(
             "{}?{}#h-roles",
             tenant_href(&t.id),

@@ -1,5 +1,6 @@
 //! Users: the searchable list (userName or email prefix, status, managed by), and one user's
-//! page with its attributes (read-only where the identity provider owns them), effective roles
+//! page with its attributes (read-only where the identity provider owns them), the tenant's
+//! custom attributes (one block per custom schema, editable on an app user), effective roles
 //! and where they come from, groups, and its history from the provisioning log.
 
 use std::collections::BTreeMap;
@@ -10,8 +11,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use roster_store::app::{AppUser, AppUserQuery, UserStatus};
 use roster_store::{LogQuery, Tenant};
+use scim_proto::custom::{CustomAttribute, CustomResource, CustomSchema, CustomType};
+use scim_proto::filter::{format_datetime, parse_datetime};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::super::view::{
     self, options, render, split_list, tenant_href, Chrome, Notice, Opt, Pager, TabId,
@@ -109,23 +112,82 @@ struct GroupLink {
     managed: bool,
 }
 
+/// The edit form's values: the user's, or what was typed when a save was refused.
 struct EditView {
+    user_name: String,
     display_name: String,
     given_name: String,
     family_name: String,
+    email: String,
+    active: bool,
+    version: i64,
+    /// Whether the form starts open (after a refusal).
+    open: bool,
+}
+
+/// The edit form as it was posted, shown again with the errors of a refused save.
+pub(super) struct Typed<'a> {
+    form: &'a UserForm,
+    /// Field (`{urn}:{name}`) → what is wrong with its value.
+    errors: BTreeMap<String, String>,
+}
+
+/// One custom schema's block: its attributes, shown and (on an app user) editable.
+pub(super) struct CustomBlock {
+    /// The schema's name, or "Custom attributes".
+    pub(super) title: String,
+    pub(super) urn: String,
+    /// The heading's element id.
+    pub(super) id: String,
+    pub(super) attrs: Vec<CustomAttr>,
+}
+
+/// One declared custom attribute: its value as the page shows it, and its field in the edit
+/// form.
+pub(super) struct CustomAttr {
+    /// The name made readable: `costCenter` → "Cost center".
+    pub(super) label: String,
+    /// The declared name.
+    pub(super) name: String,
+    /// `{urn}:{name}`: the form field's name, as SCIM paths and events name the attribute.
+    pub(super) key: String,
+    /// The input's element id (`…-value` is the shown value's).
+    pub(super) id: String,
+    /// The declaration's description.
+    pub(super) hint: String,
+    /// The value formatted by type; "—" when there is none.
+    pub(super) shown: String,
+    /// The stored value, when `shown` formats it (a dateTime).
+    pub(super) exact: String,
+    /// Owned by the identity provider (a SCIM-managed resource).
+    pub(super) locked: bool,
+    /// `checkbox`, `number`, `select` or `text`.
+    pub(super) input: &'static str,
+    /// A number input's `step`.
+    pub(super) step: &'static str,
+    /// The input's value: the stored one, or as typed after a refusal.
+    pub(super) value: String,
+    /// A checkbox's state.
+    pub(super) checked: bool,
+    /// A select's options.
+    pub(super) options: Vec<Opt>,
+    /// How to type it (lists, dates), under the input.
+    pub(super) format: String,
+    /// Why the typed value was refused.
+    pub(super) error: Option<String>,
+    /// The ids of the texts that describe the input.
+    pub(super) described_by: String,
 }
 
 struct UserView {
     id: String,
     href: String,
     user_name: String,
-    email: String,
     status: &'static str,
     managed: bool,
     roles: Vec<String>,
     created: String,
     last_modified: String,
-    version: i64,
 }
 
 #[derive(Template)]
@@ -136,6 +198,7 @@ struct UserPage {
     idp_name: &'static str,
     u: UserView,
     attrs: Vec<Attr>,
+    custom: Vec<CustomBlock>,
     edit: EditView,
     role_sources: Vec<(String, String)>,
     direct_roles: String,
@@ -193,6 +256,361 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// An attribute name made readable: `costCenter` → "Cost center", `employeeID` → "Employee
+/// ID", `cost_center` → "Cost center". Acronyms keep their capitals.
+pub(super) fn humanize(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '_' || c == '-' || c == ' ' {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        let prev = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let next = chars.get(i + 1).copied();
+        let boundary = c.is_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_lowercase()
+                    || p.is_ascii_digit()
+                    || (p.is_uppercase() && next.is_some_and(char::is_lowercase))
+            });
+        if boundary && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        word.push(c);
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = String::new();
+    for (i, w) in words.iter().enumerate() {
+        let acronym = w.chars().count() > 1 && w.chars().all(|c| !c.is_lowercase());
+        if i > 0 {
+            out.push(' ');
+        }
+        if acronym {
+            out.push_str(w);
+        } else if i == 0 {
+            let mut cs = w.chars();
+            out.extend(cs.next().map(|c| c.to_uppercase().collect::<String>()));
+            out.push_str(&cs.as_str().to_lowercase());
+        } else {
+            out.push_str(&w.to_lowercase());
+        }
+    }
+    out
+}
+
+/// The value of attribute `name` of the extension `urn` in a document (names compared
+/// case-insensitively); `None` when absent or null.
+fn ext_value<'a>(doc: &'a Value, urn: &str, name: &str) -> Option<&'a Value> {
+    let (_, ext) = doc
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(urn))?;
+    ext.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_null())
+}
+
+/// The values of an attribute, one per element for a multi-valued one.
+fn items(v: Option<&Value>) -> Vec<&Value> {
+    match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(x) => vec![x],
+    }
+}
+
+/// A value formatted for reading: Yes/No, a dateTime as the console shows times, lists
+/// comma-separated, "—" for none.
+fn shown(a: &CustomAttribute, v: Option<&Value>) -> String {
+    let all = items(v);
+    if all.is_empty() {
+        return "—".to_owned();
+    }
+    all.iter()
+        .map(|x| match x {
+            Value::Bool(true) => "Yes".to_owned(),
+            Value::Bool(false) => "No".to_owned(),
+            Value::String(s) if a.attr_type == CustomType::DateTime => {
+                parse_datetime(s).map_or_else(|| s.clone(), view::fmt_when)
+            }
+            other => scalar(other),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A value as the edit form's text input holds it: values as typed, comma-separated.
+fn input_text(v: Option<&Value>) -> String {
+    items(v)
+        .into_iter()
+        .map(scalar)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How to type a value that needs saying.
+fn format_help(a: &CustomAttribute) -> String {
+    let what = match a.attr_type {
+        CustomType::Integer => " (whole numbers)",
+        CustomType::Decimal => " (numbers)",
+        CustomType::Boolean => " (true or false)",
+        CustomType::DateTime => " (dates and times like 2026-11-22T08:43:00Z)",
+        CustomType::String | CustomType::Reference => "",
+    };
+    let mut out = if a.multi_valued {
+        format!("Several values{what}, separated by commas.")
+    } else if a.attr_type == CustomType::DateTime {
+        "A date and time like 2026-11-22T08:43:00Z (UTC, or with an offset).".to_owned()
+    } else {
+        String::new()
+    };
+    if a.multi_valued && !a.canonical_values.is_empty() {
+        out.push_str(&format!(" Suggested: {}.", a.canonical_values.join(", ")));
+    }
+    out
+}
+
+/// The custom schemas the tenant declares for `resource`.
+fn custom_schemas(t: &Tenant, resource: CustomResource) -> Vec<CustomSchema> {
+    t.custom_schemas()
+        .into_iter()
+        .filter(|s| s.resource == resource)
+        .collect()
+}
+
+/// The blocks of the tenant's custom attributes for `resource`, with the values of `doc`
+/// (`locked`: the identity provider owns them); `typed` gives the edit form's values and
+/// errors after a refused save.
+pub(super) fn custom_blocks(
+    t: &Tenant,
+    resource: CustomResource,
+    doc: &Value,
+    locked: bool,
+    typed: Option<&Typed<'_>>,
+) -> Vec<CustomBlock> {
+    custom_schemas(t, resource)
+        .iter()
+        .enumerate()
+        .map(|(i, s)| CustomBlock {
+            title: if s.name.trim().is_empty() {
+                "Custom attributes".to_owned()
+            } else {
+                s.name.clone()
+            },
+            urn: s.urn.clone(),
+            id: format!("h-custom-{i}"),
+            attrs: s
+                .attributes
+                .iter()
+                .enumerate()
+                .map(|(j, a)| custom_attr(s, a, format!("custom-{i}-{j}"), doc, locked, typed))
+                .collect(),
+        })
+        .collect()
+}
+
+fn custom_attr(
+    s: &CustomSchema,
+    a: &CustomAttribute,
+    id: String,
+    doc: &Value,
+    locked: bool,
+    typed: Option<&Typed<'_>>,
+) -> CustomAttr {
+    let key = format!("{}:{}", s.urn, a.name);
+    let v = ext_value(doc, &s.urn, &a.name);
+    let error = typed.and_then(|t| t.errors.get(&key)).cloned();
+    let value = typed
+        .and_then(|t| t.form.custom.get(&key))
+        .cloned()
+        .unwrap_or_else(|| input_text(v));
+    let checked = match typed.and_then(|t| t.form.custom.get(&key)) {
+        Some(x) => checked(x),
+        None => v == Some(&Value::Bool(true)),
+    };
+    let input = if a.multi_valued {
+        "text"
+    } else if a.attr_type == CustomType::Boolean {
+        "checkbox"
+    } else if !a.canonical_values.is_empty() {
+        "select"
+    } else if matches!(a.attr_type, CustomType::Integer | CustomType::Decimal) && error.is_none() {
+        // After a refusal the field is a text input, so that what was typed stays visible.
+        "number"
+    } else {
+        "text"
+    };
+    let mut options = vec![Opt {
+        value: String::new(),
+        label: "—".to_owned(),
+        selected: value.is_empty(),
+    }];
+    if input == "select" {
+        let mut values = a.canonical_values.clone();
+        // Canonical values are suggestions: a value outside them is kept, and offered.
+        if !value.is_empty() && !values.contains(&value) {
+            values.push(value.clone());
+        }
+        options.extend(values.into_iter().map(|c| Opt {
+            selected: c == value,
+            label: c.clone(),
+            value: c,
+        }));
+    }
+    let format = format_help(a);
+    let described_by = [
+        (!a.description.is_empty(), "help"),
+        (!format.is_empty(), "format"),
+        (error.is_some(), "error"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, what)| format!("{id}-{what}"))
+    .collect::<Vec<_>>()
+    .join(" ");
+    CustomAttr {
+        label: humanize(&a.name),
+        name: a.name.clone(),
+        hint: a.description.clone(),
+        shown: shown(a, v),
+        exact: if a.attr_type == CustomType::DateTime {
+            input_text(v)
+        } else {
+            String::new()
+        },
+        locked,
+        input,
+        step: if a.attr_type == CustomType::Integer {
+            "1"
+        } else {
+            "any"
+        },
+        value,
+        checked,
+        options,
+        format,
+        error,
+        described_by,
+        key,
+        id,
+    }
+}
+
+/// Whether a checkbox field was ticked (its hidden companion sends "" when it is not).
+fn checked(v: &str) -> bool {
+    matches!(v, "true" | "on")
+}
+
+/// One typed value of type `t`, as the tenant's definition will validate it.
+fn parse_one(label: &str, t: CustomType, s: &str) -> Result<Value, String> {
+    match t {
+        CustomType::String | CustomType::Reference => Ok(Value::String(s.to_owned())),
+        CustomType::Integer => s
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("{label} must be a whole number, like 42, not {s:?}")),
+        CustomType::Decimal => s
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(Value::from)
+                    .ok_or(())
+            })
+            .map_err(|()| format!("{label} must be a number, like 2.5, not {s:?}")),
+        CustomType::Boolean => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" => Ok(Value::Bool(true)),
+            "false" | "no" => Ok(Value::Bool(false)),
+            _ => Err(format!("{label} must be true or false, not {s:?}")),
+        },
+        CustomType::DateTime => parse_datetime(s)
+            .map(|d| Value::String(format_datetime(d)))
+            .ok_or_else(|| {
+                format!("{label} must be a date and time like 2026-11-22T08:43:00Z, not {s:?}")
+            }),
+    }
+}
+
+/// A custom attribute's new value from its field (`null` when emptied).
+///
+/// # Errors
+/// The field's error: a value that is not of the declared type.
+fn parse_custom(a: &CustomAttribute, text: &str) -> Result<Value, String> {
+    let label = humanize(&a.name);
+    if a.multi_valued {
+        let all = split_list(text)
+            .iter()
+            .map(|x| parse_one(&label, a.attr_type, x))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(if all.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(all)
+        });
+    }
+    if a.attr_type == CustomType::Boolean {
+        return Ok(Value::Bool(checked(text)));
+    }
+    match text.trim() {
+        "" => Ok(Value::Null),
+        s => parse_one(&label, a.attr_type, s),
+    }
+}
+
+/// The admin API's `custom_attributes` for the custom fields of the form that changed from
+/// the user's values (a field not in the form, or as it was shown, changes nothing), and the
+/// errors of the fields whose value is not of the declared type.
+fn custom_changes(
+    t: &Tenant,
+    doc: &Value,
+    fields: &BTreeMap<String, String>,
+) -> (Map<String, Value>, BTreeMap<String, String>) {
+    let mut changes = Map::new();
+    let mut errors = BTreeMap::new();
+    for s in custom_schemas(t, CustomResource::User) {
+        for a in &s.attributes {
+            let key = format!("{}:{}", s.urn, a.name);
+            let Some(text) = fields.get(&key) else {
+                continue;
+            };
+            let old = ext_value(doc, &s.urn, &a.name);
+            let unchanged = if a.attr_type == CustomType::Boolean && !a.multi_valued {
+                checked(text) == (old == Some(&Value::Bool(true)))
+            } else {
+                text.trim() == input_text(old).trim()
+            };
+            if unchanged {
+                continue;
+            }
+            match parse_custom(a, text) {
+                Ok(v) => {
+                    if let Some(m) = changes
+                        .entry(s.urn.clone())
+                        .or_insert_with(|| Value::Object(Map::new()))
+                        .as_object_mut()
+                    {
+                        m.insert(a.name.clone(), v);
+                    }
+                }
+                Err(e) => {
+                    errors.insert(key, e);
+                }
+            }
+        }
+    }
+    (changes, errors)
+}
+
 /// Each effective role with where it comes from: "assigned in the app", "from group X".
 fn role_sources(u: &AppUser, group_roles: &BTreeMap<String, Vec<String>>) -> Vec<(String, String)> {
     u.roles
@@ -218,12 +636,16 @@ async fn render_user(
     t: &Tenant,
     u: &AppUser,
     notice: Option<Notice>,
+    typed: Option<&Typed<'_>>,
 ) -> Result<Html<String>, ConsoleError> {
     let doc = &u.resource.doc;
     let mut rows = Vec::new();
     flatten("", "", doc, &mut rows);
+    let custom = custom_blocks(t, CustomResource::User, doc, u.managed, typed);
     let attrs = rows
         .into_iter()
+        // The custom attributes have blocks of their own.
+        .filter(|(top, _, _)| !custom.iter().any(|b| b.urn.eq_ignore_ascii_case(top)))
         .map(|(top, name, value)| Attr {
             locked: u.managed && IDP_OWNED.contains(&top.as_str()),
             name,
@@ -263,16 +685,35 @@ async fn render_user(
             .to_owned()
     };
     let row = UserRow::of(&t.id, u);
+    let edit = match typed {
+        Some(Typed { form: f, .. }) => EditView {
+            user_name: f.user_name.clone(),
+            display_name: f.display_name.clone(),
+            given_name: f.given_name.clone(),
+            family_name: f.family_name.clone(),
+            email: f.email.clone(),
+            active: f.active.is_some(),
+            version: f.version.unwrap_or(u.resource.version),
+            open: true,
+        },
+        None => EditView {
+            user_name: row.user_name.clone(),
+            display_name: s("/displayName"),
+            given_name: s("/name/givenName"),
+            family_name: s("/name/familyName"),
+            email: row.email.clone(),
+            active: u.status == UserStatus::Active,
+            version: u.resource.version,
+            open: false,
+        },
+    };
     let page = UserPage {
         chrome: Chrome::tenant(session, t, TabId::Users, &row.user_name).with(notice),
         tenant_href: tenant_href(&t.id),
         idp_name: idp::display(&t.idp),
         attrs,
-        edit: EditView {
-            display_name: s("/displayName"),
-            given_name: s("/name/givenName"),
-            family_name: s("/name/familyName"),
-        },
+        custom,
+        edit,
         role_sources: role_sources(u, &group_roles),
         direct_roles: u.direct_roles.join(", "),
         groups,
@@ -282,13 +723,11 @@ async fn render_user(
             id: u.resource.id.clone(),
             href: row.href,
             user_name: row.user_name,
-            email: row.email,
             status: row.status,
             managed: u.managed,
             roles: u.roles.clone(),
             created: view::fmt_when(u.resource.created),
             last_modified: view::fmt_when(u.resource.last_modified),
-            version: u.resource.version,
         },
     };
     render(&page)
@@ -316,11 +755,13 @@ pub async fn detail(
         Some("roles") => Some(Notice::ok("Roles saved.")),
         _ => None,
     };
-    render_user(&state, &session, &t, &u, notice).await
+    render_user(&state, &session, &t, &u, notice, None).await
 }
 
 /// Applies `patch` through the admin API's user operation; its refusal (a managed field, a
-/// taken userName, an invalid value) is shown above the user's page.
+/// taken userName, an invalid value) is shown above the user's page, with the edit `form` as
+/// it was typed (a custom attribute's refusal next to its field) unless the refusal is that
+/// the user changed since the form was read: then the page shows the current values.
 async fn apply(
     state: &AppState,
     session: &Session,
@@ -328,6 +769,7 @@ async fn apply(
     id: &str,
     patch: &UserPatch,
     done: &str,
+    form: Option<&UserForm>,
 ) -> Result<Response, ConsoleError> {
     match admin::users::update(state, &session.actor(), &t.id, id, patch).await {
         Ok(_) => Ok(redirect(&format!(
@@ -336,7 +778,19 @@ async fn apply(
         ))),
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let u = fetch(state, t, id).await?;
-            let html = render_user(state, session, t, &u, Some(Notice::error(e.message))).await?;
+            let typed = form
+                .filter(|f| f.version.is_none_or(|v| v == u.resource.version))
+                .map(|f| Typed {
+                    form: f,
+                    errors: f
+                        .custom
+                        .keys()
+                        .filter(|k| k.starts_with("urn:") && e.message.contains(k.as_str()))
+                        .map(|k| (k.clone(), e.message.clone()))
+                        .collect(),
+                });
+            let notice = Some(Notice::error(e.message));
+            let html = render_user(state, session, t, &u, notice, typed.as_ref()).await?;
             Ok((StatusCode::BAD_REQUEST, html).into_response())
         }
         Err(e) => Err(e.into()),
@@ -360,7 +814,7 @@ pub async fn save_roles(
         roles: Some(split_list(&form.roles)),
         ..UserPatch::default()
     };
-    apply(&state, &session, &t, &id, &patch, "roles").await
+    apply(&state, &session, &t, &id, &patch, "roles", None).await
 }
 
 /// The form of an app user (one SCIM does not manage).
@@ -374,6 +828,9 @@ pub struct UserForm {
     active: Option<String>,
     /// The version the form was rendered from: a save over a newer one is refused.
     version: Option<i64>,
+    /// The other fields: the custom attributes', named `{urn}:{name}` (and the CSRF token).
+    #[serde(flatten)]
+    custom: BTreeMap<String, String>,
 }
 
 fn opt(s: &str) -> Option<Option<String>> {
@@ -381,7 +838,9 @@ fn opt(s: &str) -> Option<Option<String>> {
     Some((!s.is_empty()).then(|| s.to_owned()))
 }
 
-/// `POST /console/t/{tenant}/users/{id}`: changes an app user's attributes. For a
+/// `POST /console/t/{tenant}/users/{id}`: changes an app user's attributes, custom ones
+/// included (each checked against its declared type here, so that a wrong one is shown next
+/// to its field with what was typed, then validated by the admin API's operation). For a
 /// SCIM-managed user any change is refused by the same rule as the admin API (409: the
 /// identity provider owns them).
 pub async fn save(
@@ -397,6 +856,19 @@ pub async fn save(
                 .to_owned(),
         ));
     }
+    let (custom, errors) = custom_changes(&t, &cur.resource.doc, &form.custom);
+    if !errors.is_empty() {
+        let notice = Notice::error(format!(
+            "Nothing was saved: {}.",
+            errors.values().cloned().collect::<Vec<_>>().join("; ")
+        ));
+        let typed = Typed {
+            form: &form,
+            errors,
+        };
+        let html = render_user(&state, &session, &t, &cur, Some(notice), Some(&typed)).await?;
+        return Ok((StatusCode::BAD_REQUEST, html).into_response());
+    }
     let patch = UserPatch {
         user_name: Some(form.user_name.trim().to_owned()),
         display_name: opt(&form.display_name),
@@ -405,9 +877,10 @@ pub async fn save(
         email: opt(&form.email),
         active: Some(form.active.is_some()),
         version: form.version,
+        custom_attributes: (!custom.is_empty()).then_some(custom),
         ..UserPatch::default()
     };
-    apply(&state, &session, &t, &id, &patch, "saved").await
+    apply(&state, &session, &t, &id, &patch, "saved", Some(&form)).await
 }
 
 #[cfg(test)]
@@ -440,5 +913,79 @@ mod tests {
             ]
         );
         assert_eq!(out[4].2, "r1, r2");
+    }
+
+    #[test]
+    fn attribute_names_are_made_readable() {
+        for (name, label) in [
+            ("costCenter", "Cost center"),
+            ("level", "Level"),
+            ("employeeID", "Employee ID"),
+            ("isVIPCustomer", "Is VIP customer"),
+            ("cost_center", "Cost center"),
+            ("x-Region2Code", "X region2 code"),
+            ("SKU", "SKU"),
+        ] {
+            assert_eq!(humanize(name), label, "{name}");
+        }
+    }
+
+    fn attr(v: Value) -> CustomAttribute {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn typed_values_are_read_by_their_declared_type() {
+        let int = attr(json!({"name": "level", "type": "integer"}));
+        assert_eq!(parse_custom(&int, " 4 "), Ok(json!(4)));
+        assert_eq!(parse_custom(&int, ""), Ok(Value::Null));
+        assert_eq!(
+            parse_custom(&int, "abc"),
+            Err("Level must be a whole number, like 42, not \"abc\"".to_owned())
+        );
+        let dec = attr(json!({"name": "rate", "type": "decimal"}));
+        assert_eq!(parse_custom(&dec, "2.5"), Ok(json!(2.5)));
+        assert_eq!(parse_custom(&dec, "2"), Ok(json!(2)));
+        assert!(parse_custom(&dec, "NaN").is_err());
+        let regions = attr(json!({"name": "regions", "type": "string", "multiValued": true}));
+        assert_eq!(
+            parse_custom(&regions, "emea, apac,"),
+            Ok(json!(["emea", "apac"]))
+        );
+        assert_eq!(parse_custom(&regions, " "), Ok(Value::Null));
+        let flag = attr(json!({"name": "contractor", "type": "boolean"}));
+        assert_eq!(parse_custom(&flag, "true"), Ok(json!(true)));
+        assert_eq!(parse_custom(&flag, ""), Ok(json!(false)));
+        let when = attr(json!({"name": "hired", "type": "dateTime"}));
+        assert_eq!(
+            parse_custom(&when, "2026-11-22T08:43:00+01:00"),
+            Ok(json!("2026-11-22T07:43:00.000Z"))
+        );
+        assert!(parse_custom(&when, "yesterday").is_err());
+        assert_eq!(
+            shown(&when, Some(&json!("2026-11-22T07:43:00.000Z"))),
+            "2026-11-22 07:43 UTC"
+        );
+        assert_eq!(shown(&flag, Some(&json!(false))), "No");
+        assert_eq!(
+            shown(&regions, Some(&json!(["emea", "apac"]))),
+            "emea, apac"
+        );
+        assert_eq!(shown(&int, None), "—");
+    }
+
+    #[test]
+    fn the_user_form_keeps_its_custom_fields() {
+        let f: UserForm = serde_urlencoded::from_str(
+            "csrf=x&user_name=a&display_name=&given_name=&family_name=&email=&version=3\
+             &urn%3Aacme%3AUser%3Alevel=4&urn%3Aacme%3AUser%3Aflag=&urn%3Aacme%3AUser%3Aflag=true",
+        )
+        .unwrap();
+        assert_eq!(f.version, Some(3));
+        assert_eq!(f.custom["urn:acme:User:level"], "4");
+        assert_eq!(
+            f.custom["urn:acme:User:flag"], "true",
+            "the checkbox after its hidden field"
+        );
     }
 }
