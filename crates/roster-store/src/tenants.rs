@@ -152,11 +152,7 @@ pub trait TenantAdminStore: Send + Sync {
 
     /// Approves the tenant's review (see [`crate::domain::review::approve`]): its held events
     /// reach the feed, in order, with new seqs. `Invalid` when none is open.
-    async fn review_approve(
-        &self,
-        tenant: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<crate::ReviewOutcome>;
+    async fn review_approve(&self, tenant: &str) -> StoreResult<crate::ReviewOutcome>;
 
     /// Discards the tenant's review (see [`crate::domain::review::discard`]): the directory is
     /// put back, nothing is released, SCIM is disabled. `Invalid` when none is open.

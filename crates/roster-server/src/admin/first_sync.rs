@@ -8,13 +8,14 @@
 //! is put back as it was, SCIM is disabled). See `roster_store::domain::review`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
-use roster_store::{ReviewOutcome, ReviewStatus, StoreError};
+use roster_store::{ReviewOutcome, ReviewStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use super::{
+    audit, decision_error, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery,
+};
 use crate::AppState;
 
 /// Users listed per page unless asked otherwise.
@@ -85,24 +86,10 @@ pub async fn decide(
 ) -> Result<ReviewOutcome, ApiError> {
     let now = state.clock.now();
     let done = match decision {
-        Decision::Approve => state.store.review_approve(tenant, now).await,
+        Decision::Approve => state.store.review_approve(tenant).await,
         Decision::Discard => state.store.review_discard(tenant, now).await,
-    };
-    let done = match done {
-        Ok(d) => d,
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::not_found(format!("no tenant \"{tenant}\"")))
-        }
-        Err(StoreError::Invalid(m)) => {
-            return Err(ApiError {
-                details: None,
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message: m,
-            })
-        }
-        Err(e) => return Err(e.into()),
-    };
+    }
+    .map_err(|e| decision_error(tenant, e))?;
     audit(
         state.store.as_ref(),
         now,

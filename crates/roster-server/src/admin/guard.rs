@@ -15,15 +15,15 @@
 //! as a conformance test run, does not trip it).
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::Json;
 use roster_store::app::{GuardDecision, GuardOperation, GuardState, GuardStatus, GuardSubject};
-use roster_store::{StoreError, StoredResource};
+use roster_store::StoredResource;
 use scim_proto::schema::ResourceKind;
 use scim_proto::ScimError;
 use serde_json::{json, Value};
 
-use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath};
+use super::{audit, decision_error, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath};
 use crate::error::HttpError;
 use crate::AppState;
 
@@ -146,21 +146,11 @@ pub async fn decide(
     actor: &str,
 ) -> Result<GuardStatus, ApiError> {
     let now = state.clock.now();
-    let status = match state.store.guard_decide(tenant, decision, actor, now).await {
-        Ok(s) => s,
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::not_found(format!("no tenant \"{tenant}\"")))
-        }
-        Err(StoreError::Invalid(m)) => {
-            return Err(ApiError {
-                details: None,
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message: m,
-            })
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let status = state
+        .store
+        .guard_decide(tenant, decision, actor, now)
+        .await
+        .map_err(|e| decision_error(tenant, e))?;
     let action = match decision {
         GuardDecision::Confirm => "deprovision_guard.confirm",
         GuardDecision::Reject => "deprovision_guard.reject",

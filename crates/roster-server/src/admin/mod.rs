@@ -289,6 +289,19 @@ pub fn page_limit(requested: Option<u64>) -> Result<u64, ApiError> {
     }
 }
 
+/// How an operator's decision on a tenant's held state (the guard, the first-sync review)
+/// reports the store's refusal: an unknown tenant is a 404, a state that leaves nothing to
+/// decide (the store's `Invalid`) a 409 with the store's words.
+pub(crate) fn decision_error(tenant: &str, e: roster_store::StoreError) -> ApiError {
+    match e {
+        roster_store::StoreError::NotFound => {
+            ApiError::not_found(format!("no tenant \"{tenant}\""))
+        }
+        roster_store::StoreError::Invalid(m) => conflict(m),
+        other => other.into(),
+    }
+}
+
 /// A 409 `conflict`.
 pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
     ApiError {

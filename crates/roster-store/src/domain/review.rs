@@ -384,11 +384,7 @@ async fn open_review<R: Rows + ?Sized>(rows: &mut R, tenant: &str) -> StoreResul
 ///
 /// Concurrency: one write transaction, holding the tenant's writes for its length (a review of
 /// a million events holds them for seconds; split, a reader could see half of it).
-pub async fn approve<R: Rows + ?Sized>(
-    rows: &mut R,
-    tenant: &str,
-    _now: OffsetDateTime,
-) -> StoreResult<ReviewOutcome> {
+pub async fn approve<R: Rows + ?Sized>(rows: &mut R, tenant: &str) -> StoreResult<ReviewOutcome> {
     let mut t = open_review(rows, tenant).await?;
     let mut released = 0u64;
     let mut last = 0i64;

@@ -299,13 +299,9 @@ impl TenantAdminStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn review_approve(
-        &self,
-        tenant: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<crate::ReviewOutcome> {
+    async fn review_approve(&self, tenant: &str) -> StoreResult<crate::ReviewOutcome> {
         let mut tx = self.write(tenant).await?;
-        let done = crate::domain::review::approve(&mut *tx, tenant, now).await?;
+        let done = crate::domain::review::approve(&mut *tx, tenant).await?;
         self.commit_events(tx).await?;
         Ok(done)
     }

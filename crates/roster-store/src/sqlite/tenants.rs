@@ -334,13 +334,9 @@ impl TenantAdminStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn review_approve(
-        &self,
-        tenant: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<crate::ReviewOutcome> {
+    async fn review_approve(&self, tenant: &str) -> StoreResult<crate::ReviewOutcome> {
         let mut tx = self.write().await?;
-        let done = crate::domain::review::approve(&mut *tx, tenant, now).await?;
+        let done = crate::domain::review::approve(&mut *tx, tenant).await?;
         self.commit(tx).await?;
         Ok(done)
     }

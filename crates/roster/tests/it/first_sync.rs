@@ -47,16 +47,7 @@ async fn held_events_reach_webhooks_and_the_feed_only_when_approved() {
     let key = s.admin_key();
     let recv = Receiver::new();
     let (addr, _running) = recv.start("127.0.0.1:0".parse().unwrap()).await;
-    let out = s.cli_ok(&[
-        "webhook",
-        "add",
-        &format!("http://{addr}/hook"),
-        "--tenant",
-        "acme",
-        "--json",
-    ]);
-    let hook: Value = serde_json::from_str(out.trim()).unwrap();
-    *recv.secret.lock().unwrap() = hook["secret"].as_str().unwrap().to_owned();
+    recv.subscribe(&s, addr);
     review(&s, &key, true).await;
     let seen = s.feed(&key, 0).await.last().unwrap()["seq"]
         .as_i64()

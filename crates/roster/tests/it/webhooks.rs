@@ -159,6 +159,22 @@ impl Receiver {
         }
     }
 
+    /// Subscribes this receiver, listening on `addr`, to tenant `acme` of `s` (`roster webhook
+    /// add`), takes the webhook's secret for verifying, and returns the webhook as printed.
+    pub fn subscribe(&self, s: &TestServer, addr: SocketAddr) -> Value {
+        let out = s.cli_ok(&[
+            "webhook",
+            "add",
+            &format!("http://{addr}/hook"),
+            "--tenant",
+            "acme",
+            "--json",
+        ]);
+        let hook: Value = serde_json::from_str(out.trim()).unwrap();
+        *self.secret.lock().unwrap() = hook["secret"].as_str().unwrap().to_owned();
+        hook
+    }
+
     /// The most deliveries that were ever being handled at once.
     pub fn most_in_flight(&self) -> usize {
         self.in_flight.lock().unwrap().1
@@ -261,18 +277,9 @@ async fn receiver_outage_loses_nothing_and_order_holds_and_feed_agrees() {
     let key = s.admin_key();
     let recv = Receiver::new();
     let (addr, running) = recv.start("127.0.0.1:0".parse().unwrap()).await;
-    let out = s.cli_ok(&[
-        "webhook",
-        "add",
-        &format!("http://{addr}/hook"),
-        "--tenant",
-        "acme",
-        "--json",
-    ]);
-    let hook: Value = serde_json::from_str(out.trim()).unwrap();
+    let hook = recv.subscribe(&s, addr);
     let secret = hook["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
-    *recv.secret.lock().unwrap() = secret.clone();
     let first = s.feed(&key, 0).await.len() as i64; // the webhook starts after these
 
     for i in 0..5 {
