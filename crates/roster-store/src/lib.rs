@@ -22,6 +22,7 @@ pub mod app;
 pub mod conformance;
 pub mod console;
 pub mod copy;
+pub(crate) mod custom_index_sql;
 pub(crate) mod domain;
 pub mod events;
 pub mod meta;
@@ -34,6 +35,7 @@ pub mod tenants;
 
 pub use app::AppStore;
 pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
+pub use domain::custom_index::{wanted as indexed_attributes, CustomIndex, IndexSpec, IndexState};
 pub use domain::erasure::Erasure;
 pub use domain::review::{
     ReviewOutcome, ReviewStatus, ReviewSummary, ReviewUser, MAX_LISTED as REVIEW_MAX_LISTED,

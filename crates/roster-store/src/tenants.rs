@@ -161,4 +161,23 @@ pub trait TenantAdminStore: Send + Sync {
         tenant: &str,
         now: OffsetDateTime,
     ) -> StoreResult<crate::ReviewOutcome>;
+
+    /// The tenant's custom-attribute indexes and their state.
+    async fn custom_indexes(&self, tenant: &str) -> StoreResult<Vec<crate::CustomIndex>>;
+
+    /// Makes the tenant's custom-attribute indexes those of `wanted` (see
+    /// [`crate::domain::custom_index::sync`]), in the tenant's write transaction, so that every
+    /// later write indexes its values. Returns whether anything changed.
+    async fn sync_custom_indexes(
+        &self,
+        tenant: &str,
+        wanted: &[crate::IndexSpec],
+    ) -> StoreResult<bool>;
+
+    /// One backfill step of the tenant's first building index: at most `limit` resources, in
+    /// one write transaction. Returns how many it indexed (0: nothing is building).
+    async fn backfill_custom_index(&self, tenant: &str, limit: u64) -> StoreResult<u64>;
+
+    /// The tenants that have an index being built.
+    async fn building_custom_indexes(&self) -> StoreResult<Vec<String>>;
 }

@@ -38,6 +38,7 @@ use async_trait::async_trait;
 use crate::Store;
 
 pub mod app;
+pub mod custom;
 pub mod directory;
 pub mod emails;
 pub mod listing;
@@ -130,6 +131,10 @@ macro_rules! conformance_tests {
                 each_mode_refuses_what_it_counts,
                 turning_it_on_over_duplicates_is_refused_with_the_list,
                 concurrent_creates_of_one_email_admit_one,
+            }
+            custom {
+                custom_indexes_answer_like_the_evaluator,
+                custom_indexes_follow_writes,
             }
             review {
                 held_events_wait_for_approval_and_follow_every_seen_seq,

@@ -9,6 +9,7 @@ use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::custom_index;
 use super::members::{apply_member_ops, remove_user, Eligible};
 use super::outbox::append_events;
 use super::roles::{finish, group_watch, RoleWatch};
@@ -149,6 +150,7 @@ pub async fn import_users<R: Rows + ?Sized>(
                 now,
             )
             .await?;
+        custom_index::maintain(rows, tenant, ResourceKind::User, pk, None, &u.doc, true).await?;
         emails::claim(rows, tenant, mode, pk, &u.doc, &d.emails).await?;
         for t in targets {
             let i = match t {
@@ -259,6 +261,10 @@ pub async fn update_app_user<R: Rows + ?Sized>(
         rows.change_app_resource(tenant, row.pk, &change, now)
             .await?;
     }
+    if let Some(doc) = &update.doc {
+        let old = Some(&row.doc);
+        custom_index::maintain(rows, tenant, ResourceKind::User, row.pk, old, doc, false).await?;
+    }
     if let (Some(doc), Some(d)) = (&update.doc, &derived) {
         let old = Derived::of(ResourceKind::User, &row.doc);
         if old.emails != d.emails {
@@ -335,6 +341,7 @@ pub async fn create_app_group<R: Rows + ?Sized>(
             now,
         )
         .await?;
+    custom_index::maintain(rows, tenant, ResourceKind::Group, pk, None, &new.doc, true).await?;
     let mut events = vec![NewEvent::new(
         EventType::GroupCreated,
         json!({"group": resource_body(&new.id, &new.doc), "managed": false}),
@@ -413,6 +420,19 @@ pub async fn update_app_group<R: Rows + ?Sized>(
     if !change.is_empty() || !update.members.is_empty() {
         rows.change_app_resource(tenant, row.pk, &change, now)
             .await?;
+    }
+    if let Some(new_doc) = &update.doc {
+        let old = Some(&row.doc);
+        custom_index::maintain(
+            rows,
+            tenant,
+            ResourceKind::Group,
+            row.pk,
+            old,
+            new_doc,
+            false,
+        )
+        .await?;
     }
     events.extend(finish(watch, rows).await?);
     append_events(rows, tenant, now, events).await?;

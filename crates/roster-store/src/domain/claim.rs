@@ -4,6 +4,7 @@ use scim_proto::schema::ResourceKind;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::custom_index;
 use super::members::{apply_member_ops, Eligible};
 use super::outbox::append_scim_events;
 use super::roles::{finish, group_watch, RoleWatch};
@@ -170,6 +171,8 @@ async fn claim_user<R: Rows + ?Sized>(
     let version = rows
         .rewrite_resource(tenant, c.pk, new.doc, new.derived, how, now)
         .await?;
+    let old = c.doc.as_ref();
+    custom_index::maintain(rows, tenant, ResourceKind::User, c.pk, old, new.doc, false).await?;
     // The app user held its emails' claims; SCIM's document may bring others.
     emails::claim(rows, tenant, mode, c.pk, new.doc, &new.derived.emails).await?;
     let old_doc = c.doc.unwrap_or(Value::Null);
@@ -220,6 +223,16 @@ async fn claim_group<R: Rows + ?Sized>(
     let version = rows
         .rewrite_resource(tenant, c.pk, new.doc, d, how, now)
         .await?;
+    custom_index::maintain(
+        rows,
+        tenant,
+        ResourceKind::Group,
+        c.pk,
+        None,
+        new.doc,
+        false,
+    )
+    .await?;
     let mut events = vec![NewEvent::new(
         EventType::GroupMatched,
         json!({"group": resource_body(&c.id, new.doc), "previous_members": previous}),

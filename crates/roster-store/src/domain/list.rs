@@ -7,9 +7,10 @@ use scim_proto::filter::format_datetime;
 use scim_proto::schema::ResourceKind;
 use serde_json::{json, Map, Value};
 
+use super::custom_index::{IndexSpec, IndexState};
 use super::query::{
-    cmp_keys, decode_cursor, encode_cursor, mentions, query_hash, CursorPos, Fragment, Key,
-    SortPlan, Translator,
+    cmp_keys, decode_cursor, encode_cursor, mentions, mentions_extension, query_hash, CursorPos,
+    Fragment, Key, SortPlan, Translator,
 };
 use super::rows::Where;
 use super::Rows;
@@ -78,6 +79,19 @@ pub async fn list<R: Rows + ?Sized>(
         }
     }
     let filter = query.filter.as_ref().map(|f| f.filter());
+    // Only an extension attribute can be custom: the tenant's ready indexes are read then.
+    let extension = filter.is_some_and(mentions_extension)
+        || query.sort.as_ref().is_some_and(|s| s.urn.is_some());
+    let custom: Vec<IndexSpec> = if extension {
+        rows.custom_indexes(tenant)
+            .await?
+            .into_iter()
+            .filter(|ix| ix.state == IndexState::Ready && ix.spec.kind == kind)
+            .map(|ix| ix.spec)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let frag = match filter {
         Some(_) if force_memory => Fragment {
             sql: "TRUE".to_owned(),
@@ -88,6 +102,7 @@ pub async fn list<R: Rows + ?Sized>(
             tenant,
             kind,
             dialect: rows.dialect(),
+            custom: &custom,
         }
         .translate(f),
         None => Fragment {
@@ -96,7 +111,7 @@ pub async fn list<R: Rows + ?Sized>(
             exact: true,
         },
     };
-    let plan = SortPlan::new(kind, query.sort.as_ref());
+    let plan = SortPlan::new(kind, query.sort.as_ref(), &custom);
     let memory = !frag.exact || matches!(plan, SortPlan::Memory { .. });
     // Only a cursor page needs the query's fingerprint (a digest of the filter's text): an
     // index page skips it.
@@ -151,7 +166,7 @@ pub async fn list<R: Rows + ?Sized>(
                 };
                 let paged = after.as_ref().unwrap_or(&w);
                 let key = match &plan {
-                    SortPlan::Column { expr, int, .. } => Some((*expr, *int)),
+                    SortPlan::Column { expr, int, .. } => Some((expr.as_ref(), *int)),
                     _ => None,
                 };
                 let mut items = Vec::new();

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod claim;
+pub mod custom_index;
 pub mod emails;
 pub mod erasure;
 pub mod guard;

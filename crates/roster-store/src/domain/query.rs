@@ -16,14 +16,17 @@
 //! few string functions that differ come from the backend's [`Dialect`]. Timestamps are stored
 //! and compared as Unix milliseconds ([`to_ms`]) and booleans as 0/1 on every backend.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use scim_proto::custom::CustomType;
 use scim_proto::filter::{fold_case, parse_datetime, AttrPath, CompValue, CompareOp, Filter};
 use scim_proto::schema::ResourceKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::custom_index::{enc_f64, enc_int, number_i128, sort_key, IndexSpec};
 use crate::{SortSpec, StoreError};
 
 /// The string tests whose SQL differs between backends. Each returns the condition on `col` and
@@ -288,6 +291,82 @@ pub(crate) struct Translator<'a> {
     pub tenant: &'a str,
     pub kind: ResourceKind,
     pub dialect: &'a dyn Dialect,
+    /// The tenant's ready custom-attribute indexes of this kind.
+    pub custom: &'a [IndexSpec],
+}
+
+/// The ready index of the custom attribute `p` names, if there is one.
+fn custom_for<'s>(custom: &'s [IndexSpec], p: &AttrPath) -> Option<&'s IndexSpec> {
+    let urn = p.urn.as_deref()?;
+    if p.sub_attr.is_some() {
+        return None;
+    }
+    custom.iter().find(|s| s.is(urn, &p.attr))
+}
+
+/// `r.pk [NOT] IN (the resources with a value row of `spec` satisfying `cond`)`; the tenant and
+/// the attribute are its first parameters.
+fn custom_wrap(spec: &IndexSpec, tenant: &str, cond: &str, negate: bool) -> (String, Vec<Arg>) {
+    let not = if negate { "NOT " } else { "" };
+    (
+        format!(
+            "r.pk {not}IN (SELECT x.resource_pk FROM custom_values x \
+             WHERE x.tenant_id = ? AND x.attr = ? AND {cond})"
+        ),
+        vec![Arg::Text(tenant.to_owned()), Arg::Text(spec.key())],
+    )
+}
+
+/// The comparison of one value row's `x.v` with an operand, for `spec`'s type: the condition,
+/// its parameters, and whether it is exact (`None`: SQL cannot express it).
+fn custom_cond(
+    dialect: &dyn Dialect,
+    spec: &IndexSpec,
+    op: CompareOp,
+    v: &CompValue,
+) -> Option<(String, Vec<Arg>, bool)> {
+    let ordered = |op: CompareOp, enc: String| {
+        let sql_op = match op {
+            CompareOp::Eq => "=",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+            _ => return None,
+        };
+        Some((format!("x.v {sql_op} ?"), vec![Arg::Text(enc)], true))
+    };
+    match (spec.ty, v) {
+        (CustomType::String | CustomType::Reference, CompValue::Str(_)) => {
+            let ty = Ty::Text { fold: spec.folds() };
+            compare(dialect, "x.v", ty, true, op, v).map(|(sql, args)| (sql, args, true))
+        }
+        (CustomType::Boolean, CompValue::Bool(b)) if op == CompareOp::Eq => Some((
+            "x.v = ?".to_owned(),
+            vec![Arg::Text(if *b { "1" } else { "0" }.to_owned())],
+            true,
+        )),
+        (CustomType::Integer, CompValue::Number(n)) => ordered(op, enc_int(number_i128(n)?)),
+        (CustomType::DateTime, CompValue::Str(s)) => {
+            ordered(op, enc_int(parse_datetime(s)?.unix_timestamp_nanos()))
+        }
+        (CustomType::Decimal, CompValue::Number(n)) => {
+            // Decimals are indexed as f64 while the evaluator compares two integers exactly:
+            // rounding is monotonic, so the non-strict comparison selects a superset.
+            let sql_op = match op {
+                CompareOp::Eq => "=",
+                CompareOp::Gt | CompareOp::Ge => ">=",
+                CompareOp::Lt | CompareOp::Le => "<=",
+                _ => return None,
+            };
+            Some((
+                format!("x.v {sql_op} ?"),
+                vec![Arg::Text(enc_f64(n.as_f64()?))],
+                false,
+            ))
+        }
+        _ => None,
+    }
 }
 
 impl Translator<'_> {
@@ -307,7 +386,46 @@ impl Translator<'_> {
         Arg::Text(self.tenant.to_owned())
     }
 
+    /// `pr` on an indexed custom attribute: a value row that counts as present.
+    fn custom_present(&self, spec: &IndexSpec) -> Fragment {
+        let (sql, args) = custom_wrap(spec, self.tenant, "x.present = TRUE", false);
+        Fragment {
+            sql,
+            args,
+            exact: true,
+        }
+    }
+
+    /// A comparison on an indexed custom attribute: some value matches; `ne` is "no value is
+    /// equal", `eq null` "none is present".
+    fn custom_compare(&self, spec: &IndexSpec, op: CompareOp, v: &CompValue) -> Fragment {
+        if matches!(v, CompValue::Null) {
+            return match op {
+                CompareOp::Eq => not(self.custom_present(spec)),
+                CompareOp::Ne => self.custom_present(spec),
+                _ => Fragment::anything(),
+            };
+        }
+        let (negate, op) = if op == CompareOp::Ne {
+            (true, CompareOp::Eq)
+        } else {
+            (false, op)
+        };
+        match custom_cond(self.dialect, spec, op, v) {
+            // The complement of a superset is not a superset.
+            Some((cond, cargs, exact)) if exact || !negate => {
+                let (sql, mut args) = custom_wrap(spec, self.tenant, &cond, negate);
+                args.extend(cargs);
+                Fragment { sql, args, exact }
+            }
+            _ => Fragment::anything(),
+        }
+    }
+
     fn present(&self, p: &AttrPath) -> Fragment {
+        if let Some(spec) = custom_for(self.custom, p) {
+            return self.custom_present(spec);
+        }
         if let Some((col, ty, nullable)) = column_for(self.kind, p) {
             let sql = match (ty, nullable) {
                 (_, false) => "TRUE".to_owned(),
@@ -357,6 +475,9 @@ impl Translator<'_> {
     }
 
     fn compare(&self, p: &AttrPath, op: CompareOp, v: &CompValue) -> Fragment {
+        if let Some(spec) = custom_for(self.custom, p) {
+            return self.custom_compare(spec, op, v);
+        }
         if let Some((col, ty, nullable)) = column_for(self.kind, p) {
             return match compare(self.dialect, col, ty, nullable, op, v) {
                 Some((sql, args)) => Fragment {
@@ -541,6 +662,15 @@ pub(crate) fn mentions(f: &Filter, attr: &str) -> bool {
     }
 }
 
+/// Whether the filter names an extension attribute anywhere (only those may be custom).
+pub(crate) fn mentions_extension(f: &Filter) -> bool {
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => mentions_extension(a) || mentions_extension(b),
+        Filter::Not(a) => mentions_extension(a),
+        Filter::Present(p) | Filter::Compare(p, ..) | Filter::ValuePath(p, _) => p.urn.is_some(),
+    }
+}
+
 /// A sort key value. Missing values are `None` and sort after every present value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Key {
@@ -585,19 +715,21 @@ pub(crate) fn cmp_keys(a: Option<&Key>, b: Option<&Key>) -> Ordering {
 pub(crate) enum SortPlan {
     /// Creation order (no `sortBy`).
     Pk,
-    /// An indexed column of `resources`.
+    /// An indexed column of `resources`, or (with `custom`) the first value of an indexed
+    /// custom attribute.
     Column {
-        expr: &'static str,
+        expr: Cow<'static, str>,
         int: bool,
         nullable: bool,
         descending: bool,
+        custom: Option<IndexSpec>,
     },
     /// Any other attribute: sorted in memory.
     Memory { spec: SortSpec, case_exact: bool },
 }
 
 impl SortPlan {
-    pub fn new(kind: ResourceKind, sort: Option<&SortSpec>) -> Self {
+    pub fn new(kind: ResourceKind, sort: Option<&SortSpec>, custom: &[IndexSpec]) -> Self {
         let Some(spec) = sort else {
             return SortPlan::Pk;
         };
@@ -608,10 +740,28 @@ impl SortPlan {
         };
         if let Some((expr, ty, nullable)) = column_for(kind, &path) {
             return SortPlan::Column {
-                expr,
+                expr: Cow::Borrowed(expr),
                 int: !matches!(ty, Ty::Text { .. }),
                 nullable,
                 descending: spec.descending,
+                custom: None,
+            };
+        }
+        if let Some(ix) = custom_for(custom, &path) {
+            // The key is a validated URN and attribute name (letters, digits, `.:-_`), safe
+            // as a literal; a literal keeps the expression free of parameters, which every
+            // clause it appears in (select list, ORDER BY, keyset condition) would repeat.
+            let expr = format!(
+                "(SELECT x.v FROM custom_values x WHERE x.tenant_id = r.tenant_id \
+                 AND x.attr = '{}' AND x.resource_pk = r.pk AND x.ord = 0)",
+                ix.key()
+            );
+            return SortPlan::Column {
+                expr: Cow::Owned(expr),
+                int: false,
+                nullable: true,
+                descending: spec.descending,
+                custom: Some(ix.clone()),
             };
         }
         SortPlan::Memory {
@@ -690,7 +840,10 @@ impl SortPlan {
     pub fn key_of(&self, repr: &Value) -> Option<Key> {
         match self {
             SortPlan::Pk => None,
-            SortPlan::Column { expr, .. } => match *expr {
+            SortPlan::Column {
+                custom: Some(ix), ..
+            } => sort_key(ix, repr).map(Key::Text),
+            SortPlan::Column { expr, .. } => match expr.as_ref() {
                 "r.id" => repr
                     .get("id")
                     .and_then(Value::as_str)

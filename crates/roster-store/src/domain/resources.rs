@@ -7,6 +7,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::claim::{claim, Claim, ClaimInput};
+use super::custom_index;
 use super::emails;
 use super::guard;
 use super::members::{apply_member_ops, remove_user, Eligible};
@@ -112,6 +113,7 @@ pub async fn create_resource<R: Rows + ?Sized>(
             now,
         )
         .await?;
+    custom_index::maintain(rows, tenant, kind, pk, None, &doc, true).await?;
     if kind == ResourceKind::User {
         emails::claim(rows, tenant, mode, pk, &doc, &d.emails).await?;
     }
@@ -181,6 +183,7 @@ async fn restore_user<R: Rows + ?Sized>(
     let version = rows
         .rewrite_resource(tenant, row.pk, &doc, d, how, now)
         .await?;
+    custom_index::maintain(rows, tenant, ResourceKind::User, row.pk, None, &doc, false).await?;
     emails::claim(rows, tenant, mode, row.pk, &doc, &d.emails).await?;
     events.extend(finish(watch, rows).await?);
     append_scim_events(rows, tenant, now, events).await?;
@@ -250,6 +253,8 @@ pub async fn update_resource<R: Rows + ?Sized>(
     let version = rows
         .rewrite_resource(tenant, current.pk, &doc, &d, how, now)
         .await?;
+    let old = current.doc.as_ref();
+    custom_index::maintain(rows, tenant, kind, current.pk, old, &doc, false).await?;
     if emails && kind == ResourceKind::User {
         // Only a change of the emails can change what the user claims (a deactivated user
         // counts as an active one does): the setting is read only then.

@@ -424,6 +424,9 @@ pub async fn discard<R: Rows + ?Sized>(
     let (deleted, restored) = rows.review_restore(tenant, now).await?;
     rows.refill_email_claims(tenant, t.settings.email_uniqueness)
         .await?;
+    // The rows came back wholesale, not through the writes that keep the custom indexes:
+    // those are built again (filters evaluate in memory meanwhile).
+    super::custom_index::rebuild_all(rows, tenant).await?;
     rows.review_close(tenant).await?;
     t.settings.first_sync_review = false;
     rows.write_tenant(&t).await?;

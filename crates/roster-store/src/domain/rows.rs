@@ -16,6 +16,7 @@ use scim_proto::schema::ResourceKind;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::custom_index::{CustomIndex, ValueRow};
 use super::guard::GuardRow;
 use super::query::{Arg, Dialect, Key};
 use super::{Derived, GroupSel};
@@ -221,7 +222,7 @@ pub trait Rows: Send {
     fn keyset_page(
         &mut self,
         w: &Where,
-        key: Option<(&'static str, bool)>,
+        key: Option<(&str, bool)>,
         order: &str,
         limit: u64,
     ) -> impl Future<Output = StoreResult<Vec<(Option<Key>, i64, StoredResource)>>> + Send;
@@ -799,4 +800,46 @@ pub trait Rows: Send {
         tenant: &str,
         pk: i64,
     ) -> impl Future<Output = StoreResult<Option<ReviewedUser>>> + Send;
+
+    /// The tenant's custom-attribute indexes (see [`super::custom_index`]), every state.
+    fn custom_indexes(
+        &mut self,
+        tenant: &str,
+    ) -> impl Future<Output = StoreResult<Vec<CustomIndex>>> + Send;
+
+    /// Inserts or replaces the tenant's index of `index.spec` (its row only; values stay).
+    fn put_custom_index(
+        &mut self,
+        tenant: &str,
+        index: &CustomIndex,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Removes the tenant's index of attribute `attr` of `kind`, with its value rows.
+    fn drop_custom_index(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        attr: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Replaces resource `pk`'s value rows of the attributes `attrs` with `values` (whose
+    /// attributes are among `attrs`); `fresh`: it has none yet, nothing to delete.
+    fn replace_custom_values(
+        &mut self,
+        tenant: &str,
+        pk: i64,
+        attrs: &[String],
+        values: &[ValueRow],
+        fresh: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The tenant's resources of `kind` (any state) with a pk above `after`, in pk order, at
+    /// most `limit`: pk and document.
+    fn resources_after(
+        &mut self,
+        tenant: &str,
+        kind: ResourceKind,
+        after: i64,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Vec<(i64, Value)>>> + Send;
 }

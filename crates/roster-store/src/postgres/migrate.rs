@@ -50,6 +50,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "first sync review",
         include_str!("../../migrations/postgres/0006_first_sync_review.sql"),
     ),
+    (
+        7,
+        "custom indexes",
+        include_str!("../../migrations/postgres/0007_custom_indexes.sql"),
+    ),
 ];
 
 /// The marker line of a migration that only adds to the schema (see the module docs).

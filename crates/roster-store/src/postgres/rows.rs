@@ -29,7 +29,6 @@ use crate::domain::rows::{
 };
 use crate::domain::{Derived, EmailKey, GroupSel};
 use crate::events::Event;
-use crate::review_sql;
 use crate::stored_form::{
     app_row, candidate, json_text, live, marks, parse_doc, AppCols, CandidateRow, LiveCols,
 };
@@ -37,6 +36,7 @@ pub(super) use crate::stored_form::{
     mapped_roles_sql, parse_roles, roles_text, GROUP_MAPPINGS_SQL,
 };
 use crate::StoredResource;
+use crate::{custom_index_sql, review_sql};
 use crate::{EmailUniqueness, StoreResult, Tenant, TenantSettings, TokenRecord};
 
 /// Inserts the email rows of a resource that has none: one statement per `CHUNK / 5` emails.
@@ -195,7 +195,7 @@ impl Rows for Conn {
     async fn keyset_page(
         &mut self,
         w: &Where,
-        key: Option<(&'static str, bool)>,
+        key: Option<(&str, bool)>,
         order: &str,
         limit: u64,
     ) -> StoreResult<Vec<(Option<Key>, i64, StoredResource)>> {
@@ -1403,4 +1403,6 @@ impl Rows for Conn {
     }
 
     crate::review_sql::review_rows!();
+
+    crate::custom_index_sql::custom_index_rows!();
 }

@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "first sync review",
         include_str!("../../migrations/sqlite/0015_first_sync_review.sql"),
     ),
+    (
+        16,
+        "custom indexes",
+        include_str!("../../migrations/sqlite/0016_custom_indexes.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

@@ -353,6 +353,41 @@ impl TenantAdminStore for SqliteStore {
         self.commit(tx).await?;
         Ok(done)
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn custom_indexes(&self, tenant: &str) -> StoreResult<Vec<crate::CustomIndex>> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        crate::domain::Rows::custom_indexes(&mut *tx, tenant).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn sync_custom_indexes(
+        &self,
+        tenant: &str,
+        wanted: &[crate::IndexSpec],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let changed = crate::domain::custom_index::sync(&mut *tx, tenant, wanted).await?;
+        self.commit(tx).await?;
+        Ok(changed)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn backfill_custom_index(&self, tenant: &str, limit: u64) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let done = crate::domain::custom_index::backfill(&mut *tx, tenant, limit).await?;
+        self.commit(tx).await?;
+        Ok(done)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn building_custom_indexes(&self) -> StoreResult<Vec<String>> {
+        let mut tx = self.reader.begin().await.map_err(backend)?;
+        db::query_scalar(crate::custom_index_sql::BUILDING_SQL)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)
+    }
 }
 
 /// Removes every row that names the tenant, in every table with a `tenant_id` column except

@@ -182,6 +182,7 @@ async fn sql_and_in_memory_filters_agree() {
                 tenant: "t",
                 kind,
                 dialect: &SqliteDialect,
+                custom: &[],
             }
             .translate(vf.filter())
             .exact,
@@ -235,6 +236,7 @@ async fn indexed_filters_use_indexes() {
             tenant: "t",
             kind,
             dialect: &SqliteDialect,
+            custom: &[],
         }
         .translate(&f);
         assert!(frag.exact);
@@ -266,6 +268,7 @@ async fn translator_marks_exact_and_partial_translations() {
             tenant: "t",
             kind: ResourceKind::User,
             dialect: &SqliteDialect,
+            custom: &[],
         }
         .translate(&f)
     };
