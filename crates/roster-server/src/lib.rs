@@ -32,6 +32,7 @@ pub mod bulk;
 pub mod changes;
 pub mod conn;
 pub mod console;
+pub mod custom_indexes;
 pub mod dialect;
 pub mod discovery;
 pub mod error;
@@ -295,8 +296,8 @@ pub async fn serve_ops(
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (bounded by a 30-second grace period). Runs the background tasks beside it
-/// (webhook delivery, provisioning-log writer and pruning, token-expiry warnings, the auth
-/// cache's sync and the last-use flush) and stops them after the requests, flushing the
+/// (webhook delivery, provisioning-log writer and pruning, token-expiry warnings, the builds of
+/// custom-attribute indexes, the auth cache's sync and the last-use flush) and stops them after the requests, flushing the
 /// provisioning log and the last uses.
 ///
 /// # Errors
@@ -324,6 +325,20 @@ pub async fn serve(
         state.settings.token_check_interval,
         stop_rx.clone(),
         admin::tokens::expiry_warnings,
+    ));
+    let index_backfill = tokio::spawn(jobs::run_periodic(
+        state.clone(),
+        "custom-index-backfill",
+        Duration::from_secs(10),
+        stop_rx.clone(),
+        custom_indexes::backfill_job,
+    ));
+    let index_reconcile = tokio::spawn(jobs::run_periodic(
+        state.clone(),
+        "custom-index-reconcile",
+        Duration::from_secs(60),
+        stop_rx.clone(),
+        custom_indexes::reconcile_job,
     ));
     let auth_sync = tokio::spawn(auth::run_cache_sync(
         state.clone(),
@@ -366,5 +381,7 @@ pub async fn serve(
     auth_sync.abort();
     pruner.abort();
     expiry.abort();
+    index_backfill.abort();
+    index_reconcile.abort();
     result
 }

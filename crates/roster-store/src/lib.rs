@@ -35,7 +35,10 @@ pub mod tenants;
 
 pub use app::AppStore;
 pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
-pub use domain::custom_index::{wanted as indexed_attributes, CustomIndex, IndexSpec, IndexState};
+pub use domain::custom_index::{
+    matches_wanted as custom_indexes_match, wanted as indexed_attributes, CustomIndex, IndexSpec,
+    IndexState,
+};
 pub use domain::erasure::Erasure;
 pub use domain::review::{
     ReviewOutcome, ReviewStatus, ReviewSummary, ReviewUser, MAX_LISTED as REVIEW_MAX_LISTED,

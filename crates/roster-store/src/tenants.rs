@@ -167,11 +167,13 @@ pub trait TenantAdminStore: Send + Sync {
 
     /// Makes the tenant's custom-attribute indexes those of `wanted` (see
     /// [`crate::domain::custom_index::sync`]), in the tenant's write transaction, so that every
-    /// later write indexes its values. Returns whether anything changed.
+    /// later write indexes its values; with `retry_failed`, failed builds start over. Returns
+    /// whether anything changed.
     async fn sync_custom_indexes(
         &self,
         tenant: &str,
         wanted: &[crate::IndexSpec],
+        retry_failed: bool,
     ) -> StoreResult<bool>;
 
     /// One backfill step of the tenant's first building index: at most `limit` resources, in

@@ -259,6 +259,8 @@ pub async fn replace(
             StoreError::Invalid(m) if m == MOVED => conflict(format!("{m}; send it again")),
             other => other.into(),
         })?;
+    // Before the values follow: their rewrites then keep the new indexes too.
+    crate::custom_indexes::sync(store, &after, true).await?;
     for loss in &mut lost {
         rewrite_values(store, &old, &new, loss, now).await?;
     }
@@ -432,6 +434,17 @@ pub async fn replace_global(
         .set_meta(GLOBAL_CUSTOM_SCHEMAS, value.as_deref())
         .await?;
     roster_store::set_global_custom_schemas(schemas.clone());
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_tenants_page(after.as_deref(), 200).await?;
+        let Some(last) = page.last().map(|t| t.id.clone()) else {
+            break;
+        };
+        for t in &page {
+            crate::custom_indexes::sync(store, t, true).await?;
+        }
+        after = Some(last);
+    }
     for loss in &mut lost {
         let Some(t) = store.get_tenant(&loss.tenant).await? else {
             continue;
@@ -478,6 +491,7 @@ pub async fn put_global_handler(
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
     let lost = replace_global(state.store.as_ref(), body.schemas.clone(), q.force, now).await?;
+    tokio::spawn(crate::custom_indexes::backfill_job(state.clone()));
     let values = values_json(&lost);
     audit(
         state.store.as_ref(),
@@ -521,7 +535,29 @@ pub async fn get_handler(
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let t = live_tenant(state.store.as_ref(), &tenant).await?;
-    Ok(Json(declarations_json(&t)))
+    let mut out = declarations_json(&t);
+    out["indexes"] = indexes_json(state.store.as_ref(), &tenant).await?;
+    Ok(Json(out))
+}
+
+/// The tenant's indexes of attributes declared `indexed`, with the state of their build.
+///
+/// # Errors
+/// As the store's.
+pub async fn indexes_json(store: &dyn Store, tenant: &str) -> Result<Value, ApiError> {
+    let indexes = store.custom_indexes(tenant).await?;
+    Ok(Value::Array(
+        indexes
+            .iter()
+            .map(|ix| {
+                json!({
+                    "resource": ix.spec.kind.as_str(), "schema": ix.spec.urn,
+                    "attribute": ix.spec.name, "state": ix.state.as_str(),
+                    "failed_values": ix.failed_values,
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// Query of `PUT …/custom-schemas`.
@@ -580,8 +616,10 @@ pub async fn put_handler(
         json!({"schemas": body.schemas, "force": q.force, "values": values}),
     )
     .await;
+    crate::custom_indexes::start_backfill(&state, &tenant);
     let mut out = declarations_json(&t);
     out["values"] = values;
+    out["indexes"] = indexes_json(state.store.as_ref(), &tenant).await?;
     Ok(Json(out))
 }
 

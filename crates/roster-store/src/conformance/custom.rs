@@ -195,7 +195,7 @@ async fn listed(s: &dyn Store, q: &ListQuery) -> Result<(Vec<String>, u64, u64),
 }
 
 async fn build(s: &dyn Store) {
-    s.sync_custom_indexes("t", &indexed_attributes(&schemas()))
+    s.sync_custom_indexes("t", &indexed_attributes(&schemas()), false)
         .await
         .unwrap();
     let mut steps = 0;
@@ -247,11 +247,11 @@ pub async fn custom_indexes_answer_like_the_evaluator(b: &dyn Backend) {
     }
 
     assert!(s
-        .sync_custom_indexes("t", &indexed_attributes(&schemas()))
+        .sync_custom_indexes("t", &indexed_attributes(&schemas()), false)
         .await
         .unwrap());
     assert!(!s
-        .sync_custom_indexes("t", &indexed_attributes(&schemas()))
+        .sync_custom_indexes("t", &indexed_attributes(&schemas()), false)
         .await
         .unwrap());
     let ix = s.custom_indexes("t").await.unwrap();
@@ -381,7 +381,7 @@ pub async fn custom_indexes_follow_writes(b: &dyn Backend) {
     let mut fewer = schemas();
     fewer[0].attributes.retain(|a| a.name != "costCenter");
     assert!(s
-        .sync_custom_indexes("t", &indexed_attributes(&fewer))
+        .sync_custom_indexes("t", &indexed_attributes(&fewer), false)
         .await
         .unwrap());
     assert_eq!(s.custom_indexes("t").await.unwrap().len(), 6);
@@ -389,4 +389,71 @@ pub async fn custom_indexes_follow_writes(b: &dyn Backend) {
     let (got, _, examined) = listed(s, &query(Some(&f), None, None)).await.unwrap();
     assert_eq!(got, ["u02"]);
     assert!(examined > 0);
+}
+
+/// A stored value too long to be an index key fails the build (the index is not used, and says
+/// how many values it could not index); once the value is shortened, a retry builds it.
+pub async fn an_index_over_values_too_long_fails_until_they_are_shortened(b: &dyn Backend) {
+    use CompareOp::Eq;
+    let s = b.fresh().await;
+    let s = &*s;
+    tenant(s, "t").await;
+    let mut d = doc(1);
+    d[URN]["costCenter"] = json!("y".repeat(crate::domain::MAX_INDEXED_BYTES + 1));
+    add_user(s, "t", "long", d).await;
+    add_user(s, "t", "short", doc(2)).await;
+    s.sync_custom_indexes("t", &indexed_attributes(&schemas()), false)
+        .await
+        .unwrap();
+    while s.backfill_custom_index("t", 10).await.unwrap() > 0 {}
+    let cc = |ix: &[crate::CustomIndex]| {
+        ix.iter()
+            .find(|ix| ix.spec.name == "costCenter")
+            .map(|ix| (ix.state, ix.failed_values))
+    };
+    let ix = s.custom_indexes("t").await.unwrap();
+    assert_eq!(cc(&ix), Some((IndexState::Failed, 1)));
+    assert_eq!(
+        ix.iter().filter(|ix| ix.state == IndexState::Ready).count(),
+        6
+    );
+    // Failed: not used (evaluated in memory).
+    let f = ext("costCenter", Eq, "r&d");
+    let (_, _, examined) = listed(s, &query(Some(&f), None, None)).await.unwrap();
+    assert!(examined > 0);
+    // A reconciliation leaves it; a retry after the value was shortened builds it.
+    assert!(!s
+        .sync_custom_indexes("t", &indexed_attributes(&schemas()), false)
+        .await
+        .unwrap());
+    let cur = s
+        .get_resource("t", ResourceKind::User, "long")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut d = cur.doc.clone();
+    d[URN]["costCenter"] = json!("R&D");
+    let update = ResourceUpdate {
+        doc: d,
+        password_hash: None,
+        members: vec![],
+        events: vec![],
+        guard: None,
+    };
+    s.update_resource("t", ResourceKind::User, "long", cur.version, update, at(5))
+        .await
+        .unwrap();
+    assert!(s
+        .sync_custom_indexes("t", &indexed_attributes(&schemas()), true)
+        .await
+        .unwrap());
+    while s.backfill_custom_index("t", 10).await.unwrap() > 0 {}
+    assert_eq!(
+        cc(&s.custom_indexes("t").await.unwrap()),
+        Some((IndexState::Ready, 0))
+    );
+    let (got, _, examined) = listed(s, &query(Some(&f), None, None)).await.unwrap();
+    assert_eq!(got, evaluated(s, &f).await);
+    assert!(got.contains(&"long".to_owned()));
+    assert_eq!(examined, 0);
 }

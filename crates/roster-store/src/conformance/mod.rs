@@ -135,6 +135,7 @@ macro_rules! conformance_tests {
             custom {
                 custom_indexes_answer_like_the_evaluator,
                 custom_indexes_follow_writes,
+                an_index_over_values_too_long_fails_until_they_are_shortened,
             }
             review {
                 held_events_wait_for_approval_and_follow_every_seen_seq,

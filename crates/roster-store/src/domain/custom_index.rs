@@ -365,8 +365,9 @@ pub async fn maintain<R: Rows + ?Sized>(
 }
 
 /// Makes the tenant's indexes those of `wanted`: an index no longer wanted goes with its rows,
-/// a new one (or one whose type, caseExact or multiValued changed) starts building. Returns
-/// whether anything changed.
+/// a new one (or one whose type, caseExact or multiValued changed) starts building, and with
+/// `retry_failed` a failed one starts over (after the values it could not index were
+/// shortened). Returns whether anything changed.
 ///
 /// # Errors
 /// As the backend's.
@@ -374,9 +375,22 @@ pub async fn sync<R: Rows + ?Sized>(
     rows: &mut R,
     tenant: &str,
     wanted: &[IndexSpec],
+    retry_failed: bool,
 ) -> StoreResult<bool> {
-    let current = rows.custom_indexes(tenant).await?;
+    let mut current = rows.custom_indexes(tenant).await?;
     let mut changed = false;
+    if retry_failed {
+        for ix in current
+            .iter_mut()
+            .filter(|ix| ix.state == IndexState::Failed)
+        {
+            ix.state = IndexState::Building;
+            ix.after = 0;
+            ix.failed_values = 0;
+            rows.put_custom_index(tenant, ix).await?;
+            changed = true;
+        }
+    }
     for ix in &current {
         let keep = wanted
             .iter()
@@ -406,6 +420,18 @@ pub async fn sync<R: Rows + ?Sized>(
         }
     }
     Ok(changed)
+}
+
+/// Whether `current` (a tenant's indexes) are those `wanted` asks for, so that [`sync`] would
+/// change nothing: a cheap read-only check before a write.
+#[must_use]
+pub fn matches_wanted(current: &[CustomIndex], wanted: &[IndexSpec]) -> bool {
+    current.len() == wanted.len()
+        && wanted.iter().all(|w| {
+            current
+                .iter()
+                .any(|ix| ix.spec.kind == w.kind && ix.spec.key() == w.key() && same(w, &ix.spec))
+        })
 }
 
 /// Whether two specs encode alike (the declared spelling of names may differ).

@@ -330,9 +330,11 @@ impl TenantAdminStore for PostgresStore {
         &self,
         tenant: &str,
         wanted: &[crate::IndexSpec],
+        retry_failed: bool,
     ) -> StoreResult<bool> {
         let mut tx = self.write(tenant).await?;
-        let changed = crate::domain::custom_index::sync(&mut *tx, tenant, wanted).await?;
+        let changed =
+            crate::domain::custom_index::sync(&mut *tx, tenant, wanted, retry_failed).await?;
         self.commit(tx).await?;
         Ok(changed)
     }

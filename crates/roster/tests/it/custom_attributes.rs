@@ -484,3 +484,147 @@ async fn global_declarations_reach_every_tenant_and_a_tenants_own_schema_overrid
     let r = scim_as(&s, beta, Method::GET, &format!("/Users/{cy}"), None).await;
     assert!(r.json.get(GLOBAL).is_none(), "{}", r.json);
 }
+
+/// The state of the tenant's index of `attribute`, as `GET …/custom-schemas` shows it.
+async fn index_state(s: &TestServer, key: &str, attribute: &str) -> Option<String> {
+    let r = s
+        .admin(
+            key,
+            Method::GET,
+            &format!("/tenants/{}/custom-schemas", s.tenant),
+            None,
+        )
+        .await;
+    r.expect(200);
+    r.json["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ix| ix["attribute"] == attribute)
+        .map(|ix| ix["state"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn an_index_declared_later_is_built_online_and_then_answers_filters_and_sorts() {
+    let s = TestServer::start_with(&["--max-filter-candidates", "5"]).await;
+    let key = s.admin_key();
+    declare(&s, &key, declarations()).await.expect(200);
+    let centers = ["Sales", "R&D", "Ops"];
+    for i in 0..12_i64 {
+        let center = centers[usize::try_from(i).unwrap() % 3];
+        s.create_user(&user(&format!("u{i:02}"), center, i)).await;
+    }
+    let by_center = format!("{ACME}:costCenter eq \"sales\"");
+    let by_level = format!("{ACME}:level");
+    // Not indexed: evaluated in memory, so over the candidate cap.
+    let r = s.get_q("/Users", &[("filter", by_center.as_str())]).await;
+    r.expect_error(400, Some("tooMany"));
+    assert_eq!(index_state(&s, &key, "costCenter").await, None);
+
+    // Declared indexed: built in the background, while the server keeps answering.
+    let mut indexed = declarations();
+    indexed["schemas"][0]["attributes"][0]["indexed"] = json!(true);
+    indexed["schemas"][0]["attributes"][1]["indexed"] = json!(true);
+    let r = declare(&s, &key, indexed.clone()).await;
+    r.expect(200);
+    assert_eq!(r.json["indexes"].as_array().unwrap().len(), 2, "{}", r.json);
+    let mut ready = false;
+    for _ in 0..100 {
+        if index_state(&s, &key, "costCenter").await.as_deref() == Some("ready")
+            && index_state(&s, &key, "level").await.as_deref() == Some("ready")
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the indexes were not built within 10 s");
+
+    // Ready: answered by the index, whatever the cap.
+    let f = s.filter("/Users", &by_center).await;
+    assert_eq!(f["totalResults"], 4, "{f}");
+    let r = s
+        .get_q(
+            "/Users",
+            &[
+                ("sortBy", by_level.as_str()),
+                ("sortOrder", "descending"),
+                ("count", "3"),
+            ],
+        )
+        .await;
+    r.expect(200);
+    let names: Vec<&str> = r.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["u11", "u10", "u09"]);
+    let f = s.filter("/Users", &format!("{ACME}:level ge 10")).await;
+    assert_eq!(f["totalResults"], 2, "{f}");
+
+    // Writes keep it: a new user, and a PATCH that moves one out of Sales.
+    s.create_user(&user("new", "SALES", 99)).await;
+    let u00 = s.filter("/Users", "userName eq \"u00\"").await;
+    let id = u00["Resources"][0]["id"].as_str().unwrap().to_owned();
+    s.patch_ops(
+        &format!("/Users/{id}"),
+        json!([{"op": "replace", "path": format!("{ACME}:costCenter"), "value": "Ops"}]),
+    )
+    .await
+    .expect(200);
+    let f = s.filter("/Users", &by_center).await;
+    let mut names: Vec<&str> = f["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["new", "u03", "u06", "u09"]);
+
+    // A value too long to be an index key is refused, naming the attribute.
+    let long = s.post("/Users", &user("long", &"x".repeat(1100), 1)).await;
+    long.expect_error(400, Some("invalidValue"));
+    assert!(
+        long.json["detail"].as_str().unwrap().contains("costCenter"),
+        "{}",
+        long.json
+    );
+
+    // No longer indexed: the index goes, and the filter is evaluated in memory again.
+    declare(&s, &key, declarations()).await.expect(200);
+    assert_eq!(index_state(&s, &key, "costCenter").await, None);
+    let r = s.get_q("/Users", &[("filter", by_center.as_str())]).await;
+    r.expect_error(400, Some("tooMany"));
+}
+
+#[tokio::test]
+async fn an_index_declared_globally_is_built_for_every_tenant() {
+    let s = TestServer::start_with(&["--max-filter-candidates", "2"]).await;
+    let key = s.admin_key();
+    declare_global(&s, &key, "", declarations())
+        .await
+        .expect(200);
+    for (name, center) in [("a", "Sales"), ("b", "Ops"), ("c", "sales")] {
+        s.create_user(&user(name, center, 1)).await;
+    }
+    let by_center = format!("{ACME}:costCenter eq \"SALES\"");
+    let r = s.get_q("/Users", &[("filter", by_center.as_str())]).await;
+    r.expect_error(400, Some("tooMany"));
+    let mut indexed = declarations();
+    indexed["schemas"][0]["attributes"][0]["indexed"] = json!(true);
+    declare_global(&s, &key, "", indexed).await.expect(200);
+    let mut ready = false;
+    for _ in 0..100 {
+        if index_state(&s, &key, "costCenter").await.as_deref() == Some("ready") {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the index was not built within 10 s");
+    let f = s.filter("/Users", &by_center).await;
+    assert_eq!(f["totalResults"], 2, "{f}");
+}
