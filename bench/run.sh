@@ -32,6 +32,8 @@
 #                              login_decision create patch_active put_user patch_big_group
 #                              patch_small_group get_big_group console_scim console_users
 #                              console_user console_group console_log entra_initial million
+#                              custom_filter (opt-in: a custom attribute filtered in memory,
+#                              then indexed; BENCH_CUSTOM_REQUESTS [200] sequential filters)
 #   BENCH_PROFILE [none]       space-separated scenarios to sample with perf record -g while
 #                              wrk runs; the report goes to perf-NAME.txt beside the results
 #   BENCH_PERF_CALLGRAPH [dwarf,16384]  perf --call-graph mode (fp needs frame pointers)
@@ -598,6 +600,32 @@ run_big_group() {
   result "$line"
 }
 
+# custom_filter: a filter on a custom attribute of every loaded user, evaluated in memory and
+# then by its index (declared afterwards and built online); last, as it changes the users.
+run_custom_filter() {
+  local name=custom_filter
+  section "bench: $name (${BENCH_CUSTOM_REQUESTS:-200} sequential filters, without and with the index)"
+  settle
+  local out="$BENCH_OUT/$name.txt"
+  set +e
+  BENCH_ADMIN_KEY="$KEY" timeout --kill-after=10 900 python3 "$BENCH_DIR/custom_index.py" \
+    --url "$SCIM_BASE_URL" --api "$ROSTER_URL/api/v1" --tenant bench \
+    --ids "$BENCH_DATA/user_ids.txt" --requests "${BENCH_CUSTOM_REQUESTS:-200}" </dev/null >"$out" 2>&1
+  local rc=$?
+  set -e
+  cat "$out"
+  local line
+  line="$(grep -m1 '^RESULT ' "$out" || true)"
+  if [ -z "$line" ]; then
+    result "RESULT scenario=$name failed=exit_$rc"
+    return 0
+  fi
+  kv() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<"$line"; }
+  ROWS+=("| $name (in memory) | $(kv memory_rps) | $(kv memory_p50_ms) | | ${BENCH_CUSTOM_REQUESTS:-200} | 0 | 0 | |")
+  ROWS+=("| $name (indexed, built in $(kv build_s) s) | $(kv indexed_rps) | $(kv indexed_p50_ms) | | ${BENCH_CUSTOM_REQUESTS:-200} | 0 | 0 | |")
+  result "$line"
+}
+
 # entra_initial: the initial cycle of an Entra-shaped tenant through `roster simulate
 # --concurrency N`, into a tenant of its own (set to idp entra), timed by simulate itself.
 run_entra_initial() {
@@ -689,6 +717,7 @@ run_million() {
 # the server), wherever they are listed.
 RUN_ENTRA=0
 RUN_MILLION=0
+RUN_CUSTOM=0
 for s in $BENCH_SCENARIOS; do
   case "$s" in
     filter) run_scenario filter filter_username.lua ;;
@@ -700,6 +729,7 @@ for s in $BENCH_SCENARIOS; do
     get_big_group) run_big_group ;;
     entra_initial) RUN_ENTRA=1 ;;
     million) RUN_MILLION=1 ;;
+    custom_filter) RUN_CUSTOM=1 ;;
     patch_big_group) run_scenario patch_big_group patch_members.lua BENCH_GROUP_FILE="$BENCH_DATA/big_group_id.txt" ;;
     patch_small_group) run_scenario patch_small_group patch_members.lua BENCH_GROUP_FILE="$BENCH_DATA/small_group_id.txt" ;;
     console_scim) run_scenario console_scim console.lua BENCH_CONSOLE_PAGE=scim ;;
@@ -712,6 +742,7 @@ for s in $BENCH_SCENARIOS; do
 done
 [ "$RUN_ENTRA" = "1" ] && run_entra_initial
 [ "$RUN_MILLION" = "1" ] && run_million
+[ "$RUN_CUSTOM" = "1" ] && run_custom_filter
 
 PEAK_KIB="$(mem_kib VmHWM)"
 DB_MIB="$(db_size_mib)"
