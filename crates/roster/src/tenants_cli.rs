@@ -584,10 +584,23 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 }
             };
             let declared = &t.settings.custom_schemas;
+            let indexes = admin::custom_schemas::indexes_json(s, &tenant).await?;
             if json {
-                println!("{}", json!({"schemas": declared}));
+                println!("{}", json!({"schemas": declared, "indexes": indexes}));
             } else {
                 print_schemas(&tenant, declared);
+                for ix in indexes.as_array().into_iter().flatten() {
+                    println!(
+                        "index of {}:{}: {}{}",
+                        ix["schema"].as_str().unwrap_or_default(),
+                        ix["attribute"].as_str().unwrap_or_default(),
+                        ix["state"].as_str().unwrap_or_default(),
+                        match ix["failed_values"].as_i64() {
+                            Some(n) if n > 0 => format!(" ({n} values too long to index)"),
+                            _ => String::new(),
+                        }
+                    );
+                }
             }
         }
     }
@@ -603,14 +616,15 @@ fn print_schemas(scope: &str, declared: &[scim_proto::custom::CustomSchema]) {
         println!("{} ({:?})", sc.urn, sc.resource);
         for a in &sc.attributes {
             println!(
-                "  {}: {}{}",
+                "  {}: {}{}{}",
                 a.name,
                 a.attr_type.attr_type().as_str(),
                 if a.multi_valued {
                     " (multi-valued)"
                 } else {
                     ""
-                }
+                },
+                if a.indexed { " (indexed)" } else { "" }
             );
         }
     }

@@ -268,7 +268,35 @@ async fn the_cli_declares_shows_and_clears_custom_schemas() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(seen, "the server never published the CLI's declaration");
-    let out = s.cli_ok(&["tenant", "custom-schemas", &s.tenant, "--clear"]);
+    // An index declared by the CLI is built by the server's periodic job.
+    s.create_user(&user("ann", "R&D", 3)).await;
+    let mut indexed = declarations();
+    indexed["schemas"][0]["attributes"][1]["indexed"] = json!(true);
+    std::fs::write(&file, indexed.to_string()).unwrap();
+    let args = [
+        "tenant",
+        "custom-schemas",
+        &s.tenant,
+        "--set",
+        file.to_str().unwrap(),
+    ];
+    let out = s.cli_ok(&args);
+    assert!(out.contains("level: integer (indexed)"), "{out}");
+    assert!(out.contains(&format!("index of {ACME}:level: ")), "{out}");
+    let key = s.admin_key();
+    let mut ready = false;
+    for _ in 0..300 {
+        if index_state(&s, &key, "level").await.as_deref() == Some("ready") {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        ready,
+        "the server's job did not build the CLI's index within 30 s"
+    );
+    let out = s.cli_ok(&["tenant", "custom-schemas", &s.tenant, "--clear", "--force"]);
     assert!(out.contains("no custom schemas"), "{out}");
 }
 
