@@ -2,7 +2,7 @@
 //! request logging and graceful shutdown; the admin API under `/api/v1` ([`admin`]); and the
 //! background tasks [`serve`] runs beside the requests: webhook delivery ([`webhooks`]), the
 //! provisioning-log writer and its pruning ([`provlog`]), token-expiry warnings
-//! ([`admin::tokens`]), and the authentication cache's sync and last-use flush ([`auth`],
+//! ([`ops::tokens`]), and the authentication cache's sync and last-use flush ([`auth`],
 //! [`auth_cache`]).
 //!
 //! Handlers are thin: they parse HTTP into protocol values, call [`service`], and turn the
@@ -37,6 +37,7 @@ pub mod discovery;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod ops;
 pub mod provlog;
 pub mod ratelimit;
 pub mod scim;
@@ -323,7 +324,7 @@ pub async fn serve(
         "token-expiry-warnings",
         state.settings.token_check_interval,
         stop_rx.clone(),
-        admin::tokens::expiry_warnings,
+        ops::tokens::expiry_warnings,
     ));
     let auth_sync = tokio::spawn(auth::run_cache_sync(
         state.clone(),

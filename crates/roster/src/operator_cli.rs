@@ -109,7 +109,7 @@ pub async fn operator(store: Arc<dyn Store>, cmd: OperatorCommand) -> Result<()>
         }
         OperatorCommand::List { json } => {
             let list = s.list_operators().await?;
-            let fmt = roster_server::admin::fmt_time;
+            let fmt = roster_server::ops::fmt_time;
             if json {
                 let v: Vec<_> = list
                     .iter()

@@ -1,7 +1,7 @@
 //! `roster tenant …`, `roster scim …` and `roster token …`: the tenant lifecycle, SCIM
 //! enablement and tokens from the command line.
 //!
-//! Every command runs the same operation as the admin API (`roster_server::admin::tenants` and
+//! Every command runs the same operation as the admin API (`roster_server::ops::tenants` and
 //! `::tokens`) on the database directly, so the rules are the same (at most two live tokens,
 //! the tenant's token lifetime, confirmation before disabling) and each change is recorded in
 //! the audit log as `cli:<os user>`.
@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use roster_server::admin::{self, tenants, tokens};
+use roster_server::admin;
+use roster_server::ops::{self as shared, tenants, tokens};
 use roster_server::{Clock, SystemClock};
 use roster_store::{Store, TenantDataMode};
 use serde_json::{json, Map, Value};
@@ -248,7 +249,7 @@ pub enum TokenCommand {
 }
 
 fn fmt(t: time::OffsetDateTime) -> String {
-    roster_server::admin::fmt_time(t)
+    shared::fmt_time(t)
 }
 
 fn base_url(origin: &str, tenant: &str) -> String {
@@ -280,7 +281,10 @@ fn print_token(json_out: bool, origin: &str, issued: &tokens::IssuedToken) {
 
 fn print_tenant(json_out: bool, origin: &str, t: &roster_store::Tenant) {
     if json_out {
-        println!("{}", tenants::tenant_json(t, &base_url(origin, &t.id)));
+        println!(
+            "{}",
+            admin::tenants::tenant_json(t, &base_url(origin, &t.id))
+        );
     } else {
         println!("id:            {}", t.id);
         println!("name:          {}", t.name);
@@ -293,7 +297,7 @@ fn print_tenant(json_out: bool, origin: &str, t: &roster_store::Tenant) {
 }
 
 fn print_settings(t: &roster_store::Tenant) {
-    if let Value::Object(m) = tenants::settings_json(t) {
+    if let Value::Object(m) = admin::tenants::settings_json(t) {
         for (k, v) in m {
             println!("  {k}: {v}");
         }
@@ -424,7 +428,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                     Err(roster_store::StoreError::NotFound) => bail!("no tenant \"{tenant}\""),
                     r => r?,
                 };
-            let at = roster_server::admin::fmt_time(expires_at);
+            let at = shared::fmt_time(expires_at);
             audit(
                 s,
                 "console.setup_link_created",
@@ -481,7 +485,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             }
         }
         TenantCommand::Show { tenant, json } => {
-            let t = admin::live_tenant(s, &tenant).await?;
+            let t = shared::live_tenant(s, &tenant).await?;
             print_tenant(json, origin, &t);
         }
         TenantCommand::Update {
@@ -504,7 +508,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             print_tenant(json, origin, &t);
         }
         TenantCommand::Delete { tenant, data, yes } => {
-            let mode = tenants::data_mode(Some(&data))?;
+            let mode = admin::tenants::data_mode(Some(&data))?;
             if !yes {
                 bail!(
                     "deleting tenant \"{tenant}\" stops every one of its tokens at once{}; \
@@ -529,7 +533,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
         }
         TenantCommand::Settings { tenant, set, json } => {
             let t = if set.is_empty() {
-                admin::live_tenant(s, &tenant).await?
+                shared::live_tenant(s, &tenant).await?
             } else {
                 let patch = settings_patch(&set)?;
                 let req = tenants::TenantUpdate {
@@ -541,7 +545,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 t
             };
             if json {
-                println!("{}", tenants::settings_json(&t));
+                println!("{}", admin::tenants::settings_json(&t));
             } else {
                 print_settings(&t);
             }
@@ -559,7 +563,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 (None, false) => None,
             };
             let t = match new {
-                None => admin::live_tenant(s, &tenant).await?,
+                None => shared::live_tenant(s, &tenant).await?,
                 Some(schemas) => {
                     let now = SystemClock.now();
                     let (t, lost) =
@@ -681,7 +685,7 @@ pub async fn scim(store: Arc<dyn Store>, origin: &str, cmd: ScimCommand) -> Resu
             print_token(json, origin, &issued);
         }
         ScimCommand::Disable { tenant, yes } => {
-            admin::live_tenant(s, &tenant).await?;
+            shared::live_tenant(s, &tenant).await?;
             if !yes {
                 bail!(
                     "disabling SCIM for \"{tenant}\" stops every one of its tokens at once and \
@@ -720,7 +724,10 @@ pub async fn token(store: Arc<dyn Store>, origin: &str, cmd: TokenCommand) -> Re
         TokenCommand::List { tenant, json } => {
             let list = tokens::list(s, &tenant).await?;
             if json {
-                let v: Vec<_> = list.iter().map(|t| tokens::token_json(t, now)).collect();
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|t| admin::tokens::token_json(t, now))
+                    .collect();
                 println!("{}", Value::Array(v));
             } else {
                 println!(

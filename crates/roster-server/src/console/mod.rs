@@ -2,8 +2,8 @@
 //! admin (by setup link) to set up SCIM and watch users, groups and the provisioning log.
 //!
 //! The console is another front end to the operations the admin API uses (STYLE §1, kanidm's
-//! views): it changes nothing the API could not, through the same functions, validated and
-//! audited the same way. Pages are askama templates and one CSS and one JS file, all compiled
+//! views): it changes nothing the API could not, through the same functions ([`crate::ops`]),
+//! validated and audited the same way. Pages are askama templates and one CSS and one JS file, all compiled
 //! into the binary; nothing is fetched from elsewhere. Every page works without JavaScript;
 //! the script adds copy buttons, modal confirmation dialogs and the live identity-provider
 //! picker.
@@ -186,14 +186,22 @@ impl From<StoreError> for ConsoleError {
     }
 }
 
-/// The admin API's operations return [`crate::admin::ApiError`]; the console shows its message
-/// for input errors and hides server errors (already logged there).
-impl From<crate::admin::ApiError> for ConsoleError {
-    fn from(e: crate::admin::ApiError) -> Self {
-        match e.status.as_u16() {
-            404 => Self::NotFound,
-            400..=499 => Self::Invalid(e.message),
-            _ => Self::Internal,
+/// The one place the console turns an operation's refusal into what it shows: input and state
+/// problems in the operation's words (the form's page shows them), a missing thing as the
+/// console's plain 404, and a store failure (logged) as the generic error page.
+impl From<crate::ops::OpError> for ConsoleError {
+    fn from(e: crate::ops::OpError) -> Self {
+        use crate::ops::OpError;
+        match e {
+            OpError::NotFound { .. } => Self::NotFound,
+            e @ OpError::Invalid { .. } => Self::Invalid(e.to_string()),
+            OpError::Conflict { message, .. } => Self::Invalid(message),
+            OpError::Forbidden { .. } => Self::Forbidden,
+            // A store refusal built by hand still reads as the operation's words.
+            OpError::Store(e) => match OpError::from(e) {
+                OpError::Store(e) => e.into(),
+                other => other.into(),
+            },
         }
     }
 }

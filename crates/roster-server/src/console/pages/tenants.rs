@@ -11,7 +11,7 @@ use super::super::view::{
 };
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
 use super::{param, Params};
-use crate::admin;
+use crate::ops;
 use crate::AppState;
 
 /// Tenants per page.
@@ -167,12 +167,12 @@ pub async fn create(
 ) -> Result<Response, ConsoleError> {
     session.require_operator()?;
     let now = state.clock.now();
-    let req = admin::tenants::NewTenant {
+    let req = ops::tenants::NewTenant {
         name: form.name,
         idp: Some(form.idp),
-        ..admin::tenants::NewTenant::default()
+        ..ops::tenants::NewTenant::default()
     };
-    let (t, _) = admin::tenants::create(state.store.as_ref(), now, req, None).await?;
+    let (t, _) = ops::tenants::create(state.store.as_ref(), now, req, None).await?;
     session
         .audit(
             &state,
@@ -242,7 +242,7 @@ pub async fn setup_link_create(
             "console.setup_link_created",
             &t.id,
             None,
-            json!({"expires_at": admin::fmt_time(expires)}),
+            json!({"expires_at": ops::fmt_time(expires)}),
         )
         .await;
     let url = crate::setup_links::setup_url(&crate::urls::origin(&state), &token);
