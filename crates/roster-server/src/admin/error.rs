@@ -182,3 +182,151 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::FieldError;
+    use roster_store::app::{GuardState, GuardStatus};
+    use roster_store::{DeprovisionGuard, EmailDuplicate, EmailDuplicates, EmailUniqueness};
+    use serde_json::Value;
+
+    /// What a client receives for `e`: the status, the `Retry-After` header, and the body.
+    async fn sent(e: OpError) -> (StatusCode, Option<String>, Value) {
+        let resp = ApiError::from(e).into_response();
+        let status = resp.status();
+        let retry = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, retry, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn guard_status() -> GuardStatus {
+        GuardStatus {
+            settings: DeprovisionGuard::default(),
+            state: GuardState::Tripped,
+            window_count: 0,
+            window_start: None,
+            active_users: 0,
+            threshold: 0,
+            tripped_at: None,
+            decided_at: None,
+            decided_by: None,
+            until: None,
+            trips: 1,
+            held_count: 0,
+            held: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn each_operation_error_has_its_status_and_body() {
+        let (s, _, b) = sent(OpError::no_tenant("acme")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(
+            b,
+            json!({"error": {"code": "not_found", "message": "no tenant \"acme\""}})
+        );
+
+        let two = OpError::Invalid {
+            errors: vec![
+                FieldError {
+                    field: Some("name".into()),
+                    message: "name must be 1–200 characters".into(),
+                },
+                FieldError {
+                    field: Some("idp".into()),
+                    message: "idp must be one of okta, entra".into(),
+                },
+            ],
+        };
+        let (s, _, b) = sent(two).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(b["error"]["code"], "invalid_request");
+        assert_eq!(
+            b["error"]["message"],
+            "name must be 1–200 characters; idp must be one of okta, entra"
+        );
+
+        let (s, _, b) = sent(OpError::conflict(
+            "a tenant with id \"acme\" already exists",
+        ))
+        .await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(
+            b,
+            json!({"error": {"code": "conflict", "message": "a tenant with id \"acme\" already exists"}})
+        );
+
+        let (s, _, b) = sent(OpError::Forbidden {
+            message: "not yours".into(),
+        })
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(b["error"]["code"], "forbidden");
+
+        let (s, _, b) = sent(OpError::Store(StoreError::GuardRefused(Box::new(
+            guard_status(),
+        ))))
+        .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(b["error"]["code"], "guard_refused");
+
+        let (s, retry, b) = sent(OpError::Store(StoreError::Unavailable("down".into()))).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(b["error"]["code"], "unavailable");
+        assert_eq!(retry.as_deref(), Some(crate::error::RETRY_AFTER));
+
+        let (s, _, b) = sent(OpError::Store(StoreError::Backend("disk on fire".into()))).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(b["error"]["code"], "internal");
+        assert!(
+            !b.to_string().contains("fire"),
+            "the cause is logged, not sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stores_refusals_keep_their_words() {
+        // Built by hand rather than through `OpError::from`: still worded as a conflict.
+        let (s, _, b) = sent(OpError::Store(StoreError::Conflict("userName"))).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(b["error"]["message"], "userName already exists");
+
+        let d = EmailDuplicates {
+            mode: EmailUniqueness::Primary,
+            total: 1,
+            shown: vec![EmailDuplicate {
+                email: "a@x.test".into(),
+                users: vec![("u1".into(), "a".into()), ("u2".into(), "b".into())],
+            }],
+        };
+        let (s, _, b) = sent(StoreError::EmailDuplicates(Box::new(d)).into()).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(b["error"]["details"]["total"], 1);
+        assert_eq!(b["error"]["details"]["duplicates"][0]["email"], "a@x.test");
+        assert!(b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("email_uniqueness cannot be set to primary"));
+
+        let api = ApiError::from(StoreError::Stale);
+        assert_eq!(
+            (api.status, api.code, api.message.as_str()),
+            (
+                StatusCode::CONFLICT,
+                "conflict",
+                "modified concurrently; retry"
+            )
+        );
+        let api = ApiError::from(StoreError::NotFound);
+        assert_eq!(
+            (api.status, api.message.as_str()),
+            (StatusCode::NOT_FOUND, "not found")
+        );
+    }
+}

@@ -290,6 +290,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_operation_error_has_its_page() {
+        use crate::ops::{FieldError, OpError};
+        assert!(matches!(
+            ConsoleError::from(OpError::no_tenant("acme")),
+            ConsoleError::NotFound
+        ));
+        let two = OpError::Invalid {
+            errors: vec![
+                FieldError {
+                    field: Some("group.value".into()),
+                    message: "group.value must have 1 to 1024 characters".into(),
+                },
+                FieldError {
+                    field: Some("roles".into()),
+                    message: "roles must name at least one role".into(),
+                },
+            ],
+        };
+        assert!(matches!(
+            ConsoleError::from(two),
+            ConsoleError::Invalid(m) if m == "group.value must have 1 to 1024 characters; \
+                                           roles must name at least one role"
+        ));
+        assert!(matches!(
+            ConsoleError::from(OpError::conflict("taken")),
+            ConsoleError::Invalid(m) if m == "taken"
+        ));
+        assert!(matches!(
+            ConsoleError::from(OpError::Forbidden {
+                message: "no".into()
+            }),
+            ConsoleError::Forbidden
+        ));
+        for e in [
+            StoreError::Backend("disk".into()),
+            StoreError::Unavailable("down".into()),
+        ] {
+            assert!(matches!(
+                ConsoleError::from(OpError::Store(e)),
+                ConsoleError::Internal
+            ));
+        }
+        // The store's refusals read as the operation's words, as the admin API shows them.
+        assert!(matches!(
+            ConsoleError::from(OpError::Store(StoreError::Conflict("userName"))),
+            ConsoleError::Invalid(m) if m == "userName already exists"
+        ));
+    }
+
+    #[test]
     fn setup_tokens_stay_out_of_the_request_log() {
         assert_eq!(loggable_path("/console/setup/rssl_abc"), "/console/setup/…");
         assert_eq!(loggable_path("/console/setup"), "/console/setup");
