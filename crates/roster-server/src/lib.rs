@@ -43,7 +43,6 @@ pub mod ratelimit;
 pub mod scim;
 pub mod secretbox;
 pub mod service;
-pub mod setup_links;
 pub mod tls;
 pub mod tokens;
 pub mod urls;

@@ -16,7 +16,7 @@ use roster_server::{Clock, SystemClock};
 use roster_store::{Store, TenantDataMode};
 use serde_json::{json, Map, Value};
 
-use crate::ops::audit;
+use crate::ops::{audit, cli_actor};
 
 /// The identity providers `--idp` accepts.
 const IDPS: [&str; 7] = [
@@ -389,18 +389,8 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             action: Some(SetupLinkAction::Revoke { tenant, json }),
             ..
         } => {
-            if s.get_tenant(&tenant).await?.is_none() {
-                bail!("no tenant \"{tenant}\"");
-            }
-            let (links, sessions) = s.revoke_setup_links(&tenant, now).await?;
-            audit(
-                s,
-                "console.setup_links_revoked",
-                Some(&tenant),
-                None,
-                json!({"links": links, "sessions": sessions}),
-            )
-            .await;
+            let (links, sessions) =
+                shared::setup_links::revoke(s, now, &tenant, &cli_actor()).await?;
             if json {
                 println!(
                     "{}",
@@ -419,25 +409,12 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             json,
             ..
         } => {
-            let ttl =
-                roster_server::setup_links::parse_ttl(&expires).map_err(|e| anyhow::anyhow!(e))?;
+            let ttl = shared::setup_links::parse_ttl(&expires).map_err(|e| anyhow::anyhow!(e))?;
             let (token, expires_at) =
-                match roster_server::setup_links::create_setup_link(s, now, &tenant, ttl, "cli")
-                    .await
-                {
-                    Err(roster_store::StoreError::NotFound) => bail!("no tenant \"{tenant}\""),
-                    r => r?,
-                };
+                shared::setup_links::create_setup_link(s, now, &tenant, ttl, "cli", &cli_actor())
+                    .await?;
             let at = shared::fmt_time(expires_at);
-            audit(
-                s,
-                "console.setup_link_created",
-                Some(&tenant),
-                None,
-                json!({"expires_at": at}),
-            )
-            .await;
-            let url = roster_server::setup_links::setup_url(origin, &token);
+            let url = shared::setup_links::setup_url(origin, &token);
             if json {
                 println!(
                     "{}",

@@ -12,9 +12,10 @@ use time::Duration;
 
 use super::session::{self, pre_token, PrePosted};
 use super::view::{render, tenant_href, Chrome};
-use super::{operators, redirect, ConsoleError, Posted, Session};
+use super::{redirect, ConsoleError, Posted, Session};
 use crate::ops::keys;
-use crate::setup_links::SETUP_MARKER;
+use crate::ops::operators;
+use crate::ops::setup_links::SETUP_MARKER;
 use crate::tokens::{digests_equal, hash_token};
 use crate::AppState;
 

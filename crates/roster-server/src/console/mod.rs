@@ -35,7 +35,6 @@ use crate::AppState;
 
 mod auth;
 mod idp;
-pub mod operators;
 mod pages;
 mod session;
 pub mod view;

@@ -12,6 +12,7 @@ use super::super::view::{
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
 use super::{param, Params};
 use crate::ops;
+use crate::ops::setup_links;
 use crate::AppState;
 
 /// Tenants per page.
@@ -226,26 +227,13 @@ pub async fn setup_link_create(
 ) -> Result<Response, ConsoleError> {
     session.require_operator()?;
     let t = session.tenant(&state, &tenant).await?;
-    let ttl = crate::setup_links::parse_ttl(&form.expires).map_err(ConsoleError::Invalid)?;
+    let ttl = setup_links::parse_ttl(&form.expires).map_err(ConsoleError::Invalid)?;
     let now = state.clock.now();
-    let (token, expires) = crate::setup_links::create_setup_link(
-        state.store.as_ref(),
-        now,
-        &t.id,
-        ttl,
-        &session.actor(),
-    )
-    .await?;
-    session
-        .audit(
-            &state,
-            "console.setup_link_created",
-            &t.id,
-            None,
-            json!({"expires_at": ops::fmt_time(expires)}),
-        )
-        .await;
-    let url = crate::setup_links::setup_url(&crate::urls::origin(&state), &token);
+    let actor = session.actor();
+    let (token, expires) =
+        setup_links::create_setup_link(state.store.as_ref(), now, &t.id, ttl, &actor, &actor)
+            .await?;
+    let url = setup_links::setup_url(&crate::urls::origin(&state), &token);
     let html = render(&SetupLinkPage {
         chrome: Chrome::signed_in(&session, format!("Setup link · {}", t.name)),
         action: String::new(),
