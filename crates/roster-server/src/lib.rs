@@ -1,5 +1,6 @@
 //! Roster's HTTP server: SCIM 2.0 endpoints per tenant, bearer-token auth, input limits,
-//! request logging and graceful shutdown; the admin API under `/api/v1` ([`admin`]); and the
+//! request logging and graceful shutdown; the admin API under `/api/v1` ([`admin`]) and the
+//! web console ([`console`]), both on the operations they share with the CLI ([`ops`]); and the
 //! background tasks [`serve`] runs beside the requests: webhook delivery ([`webhooks`]), the
 //! provisioning-log writer and its pruning ([`provlog`]), token-expiry warnings
 //! ([`ops::tokens`]), and the authentication cache's sync and last-use flush ([`auth`],

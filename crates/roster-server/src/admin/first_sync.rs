@@ -14,8 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
-use crate::ops::first_sync::decide;
-pub use crate::ops::first_sync::Decision;
+use crate::ops::first_sync::{decide, Decision};
 use crate::AppState;
 
 /// Users listed per page unless asked otherwise.

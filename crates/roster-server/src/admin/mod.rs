@@ -5,8 +5,11 @@
 //! This module is the foundation issue 4 extends (tenants, tokens, settings, users, groups,
 //! roles, login decision): add a sub-module with its handlers, merge its routes in
 //! [`routes`], describe them in `docs/openapi.json`, and record administrative actions with
-//! [`audit`]. Errors are [`ApiError`]s; JSON bodies and query strings go through [`ApiJson`]
-//! and [`ApiQuery`] so that malformed input is a JSON 400 too.
+//! [`crate::ops::audit`]. An operation the console or the CLI also needs belongs in
+//! [`crate::ops`]: the handler parses, calls it, and shows the result. Errors are
+//! [`ApiError`]s (an operation's [`crate::ops::OpError`] becomes one in `error.rs`); JSON
+//! bodies and query strings go through [`ApiJson`] and [`ApiQuery`] so that malformed input is
+//! a JSON 400 too.
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, StatusCode};

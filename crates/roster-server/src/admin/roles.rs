@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 
 use super::users::ApiObject;
 use super::{require_tenant, AdminAuth, ApiError, ApiPath};
-pub use crate::ops::roles::mapping_json;
-use crate::ops::roles::{create, fetch, remove, replace, MappingBody};
+use crate::ops::roles::{create, fetch, mapping_json, remove, replace, MappingBody};
 use crate::AppState;
 
 /// `GET /api/v1/tenants/{tenant}/role-mappings`

@@ -23,8 +23,9 @@ use serde_json::{json, Value};
 
 use super::{audit, conflict, fmt_time, page_limit, require_tenant};
 use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
-pub use crate::ops::users::erase_personal_data;
-use crate::ops::users::{custom_attributes, fetch_user, primary_email, update, UserPatch};
+use crate::ops::users::{
+    custom_attributes, erase_personal_data, fetch_user, primary_email, update, UserPatch,
+};
 use crate::AppState;
 
 /// A JSON request body that must be an object (serde would also read a struct from an array,

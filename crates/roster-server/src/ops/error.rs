@@ -4,8 +4,7 @@
 //! (`impl From<OpError> for crate::console::ConsoleError`), the command line to its message.
 //!
 //! The words of the store's refusals (a taken name, a stale version, shared emails) are written
-//! here, once, in [`From<StoreError>`](OpError#impl-From<StoreError>-for-OpError), so that
-//! every surface says the same thing.
+//! here, once, in `OpError`'s `From<StoreError>`, so that every surface says the same thing.
 
 use roster_store::StoreError;
 use serde_json::{json, Value};

@@ -734,11 +734,7 @@ async fn render_user(
 }
 
 async fn fetch(state: &AppState, t: &Tenant, id: &str) -> Result<AppUser, ConsoleError> {
-    state
-        .store
-        .get_app_user(&t.id, id)
-        .await?
-        .ok_or(ConsoleError::NotFound)
+    Ok(ops::users::fetch_user(state, &t.id, id).await?)
 }
 
 /// `GET /console/t/{tenant}/users/{id}`.
