@@ -497,15 +497,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                     }
                 );
             }
-            tenants::delete(s, now, &tenant, mode).await?;
-            audit(
-                s,
-                "tenant.delete",
-                Some(&tenant),
-                Some(&tenant),
-                json!({"data": mode}),
-            )
-            .await;
+            tenants::delete(s, now, &tenant, mode, &cli_actor()).await?;
             println!("deleted tenant {tenant} (data: {data})");
         }
         TenantCommand::Settings { tenant, set, json } => {
@@ -650,15 +642,8 @@ pub async fn scim(store: Arc<dyn Store>, origin: &str, cmd: ScimCommand) -> Resu
             json,
             expires_in_days,
         } => {
-            let issued = tenants::enable_scim(s, now, &tenant, expires_in_days).await?;
-            audit(
-                s,
-                "scim.enable",
-                Some(&tenant),
-                Some(&issued.record.prefix),
-                json!({"expires_at": fmt(issued.record.expires_at)}),
-            )
-            .await;
+            let issued =
+                tenants::enable_scim(s, now, &tenant, expires_in_days, &cli_actor()).await?;
             print_token(json, origin, &issued);
         }
         ScimCommand::Disable { tenant, yes } => {
@@ -670,15 +655,7 @@ pub async fn scim(store: Arc<dyn Store>, origin: &str, cmd: ScimCommand) -> Resu
                      with --yes to confirm"
                 );
             }
-            let revoked = tenants::disable_scim(s, now, &tenant).await?;
-            audit(
-                s,
-                "scim.disable",
-                Some(&tenant),
-                Some(&tenant),
-                json!({"revoked": revoked}),
-            )
-            .await;
+            let revoked = tenants::disable_scim(s, now, &tenant, &cli_actor()).await?;
             println!(
                 "SCIM disabled for {tenant}; revoked {} token(s){}",
                 revoked.len(),
@@ -728,15 +705,7 @@ pub async fn token(store: Arc<dyn Store>, origin: &str, cmd: TokenCommand) -> Re
             json,
             expires_in_days,
         } => {
-            let issued = tokens::create(s, now, &tenant, expires_in_days).await?;
-            audit(
-                s,
-                "token.create",
-                Some(&tenant),
-                Some(&issued.record.prefix),
-                json!({"expires_at": fmt(issued.record.expires_at)}),
-            )
-            .await;
+            let issued = tokens::create(s, now, &tenant, expires_in_days, &cli_actor()).await?;
             print_token(json, origin, &issued);
         }
         TokenCommand::Rotate {
@@ -745,21 +714,19 @@ pub async fn token(store: Arc<dyn Store>, origin: &str, cmd: TokenCommand) -> Re
             json,
             expires_in_days,
         } => {
-            let (issued, revoked) =
-                tokens::rotate(s, now, &tenant, prefix.as_deref(), expires_in_days).await?;
-            audit(
+            let (issued, _revoked) = tokens::rotate(
                 s,
-                "token.rotate",
-                Some(&tenant),
-                Some(&issued.record.prefix),
-                json!({"revoked": revoked}),
+                now,
+                &tenant,
+                prefix.as_deref(),
+                expires_in_days,
+                &cli_actor(),
             )
-            .await;
+            .await?;
             print_token(json, origin, &issued);
         }
         TokenCommand::Revoke { tenant, prefix } => {
-            tokens::revoke(s, now, &tenant, &prefix).await?;
-            audit(s, "token.revoke", Some(&tenant), Some(&prefix), json!({})).await;
+            tokens::revoke(s, now, &tenant, &prefix, &cli_actor()).await?;
             println!("revoked {prefix}");
         }
     }

@@ -195,17 +195,7 @@ pub async fn delete_handler(
 ) -> Result<StatusCode, ApiError> {
     let mode = data_mode(q.data.as_deref())?;
     let now = state.clock.now();
-    delete(state.store.as_ref(), now, &id, mode).await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "tenant.delete",
-        Some(&id),
-        Some(&id),
-        json!({"data": mode}),
-    )
-    .await;
+    delete(state.store.as_ref(), now, &id, mode, &auth.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,17 +257,7 @@ pub async fn enable_handler(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
-    let issued = enable_scim(state.store.as_ref(), now, &id, None).await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "scim.enable",
-        Some(&id),
-        Some(&issued.record.prefix),
-        json!({"expires_at": fmt_time(issued.record.expires_at)}),
-    )
-    .await;
+    let issued = enable_scim(state.store.as_ref(), now, &id, None, &auth.actor()).await?;
     Ok(Json(issued_json(&issued, &base_url(&state, &headers, &id))))
 }
 
@@ -315,17 +295,7 @@ pub async fn disable_handler(
         return Err(unconfirmed());
     }
     let now = state.clock.now();
-    let revoked = disable_scim(state.store.as_ref(), now, &id).await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "scim.disable",
-        Some(&id),
-        Some(&id),
-        json!({"revoked": revoked}),
-    )
-    .await;
+    let revoked = disable_scim(state.store.as_ref(), now, &id, &auth.actor()).await?;
     Ok(Json(
         json!({"tenant": id, "scim_enabled": false, "revoked": revoked}),
     ))

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::{audit, fmt_time, AdminAuth, ApiError, ApiPath};
+use super::{fmt_time, AdminAuth, ApiError, ApiPath};
 use crate::ops::tokens::{create, list, revoke, rotate, status, MAX_LIVE_TOKENS};
 pub use crate::tokens::IssuedToken;
 use crate::urls::base_url;
@@ -72,17 +72,7 @@ pub async fn create_handler(
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let issued = create(state.store.as_ref(), now, &tenant, None).await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "token.create",
-        Some(&tenant),
-        Some(&issued.record.prefix),
-        json!({"expires_at": fmt_time(issued.record.expires_at)}),
-    )
-    .await;
+    let issued = create(state.store.as_ref(), now, &tenant, None, &auth.actor()).await?;
     let body = issued_json(&issued, &base_url(&state, &headers, &tenant));
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -117,18 +107,9 @@ pub async fn rotate_handler(
         &tenant,
         req.prefix.as_deref(),
         None,
+        &auth.actor(),
     )
     .await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "token.rotate",
-        Some(&tenant),
-        Some(&issued.record.prefix),
-        json!({"revoked": revoked}),
-    )
-    .await;
     let mut body = issued_json(&issued, &base_url(&state, &headers, &tenant));
     body["revoked"] = json!(revoked);
     Ok(Json(body))
@@ -144,17 +125,7 @@ pub async fn revoke_handler(
     ApiPath((tenant, prefix)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.now();
-    revoke(state.store.as_ref(), now, &tenant, &prefix).await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "token.revoke",
-        Some(&tenant),
-        Some(&prefix),
-        json!({}),
-    )
-    .await;
+    revoke(state.store.as_ref(), now, &tenant, &prefix, &auth.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,11 +9,11 @@ use roster_store::tenants::CONFLICT_REVIEW_HOLDS;
 use roster_store::{Store, StoreError, Tenant, TenantDataMode, TenantSettings, TenantState};
 use scim_proto::dialect::Idp;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::tokens::{issue_first, IssuedToken};
-use super::{fmt_time, live_tenant, present, OpError};
+use super::{audit, fmt_time, live_tenant, present, OpError};
 
 /// Longest tenant id, in characters (fits a DNS label, so it can become a subdomain).
 pub const MAX_ID_LEN: usize = 63;
@@ -386,15 +386,17 @@ pub async fn update(store: &dyn Store, id: &str, req: TenantUpdate) -> Result<Te
         })
 }
 
-/// Deletes a tenant (or erases one deleted earlier with its data retained).
+/// Deletes a tenant (or erases one deleted earlier with its data retained), audited as
+/// `actor`.
 ///
 /// # Errors
-/// 404 when there is no such tenant (for `retain`: no live one).
+/// [`OpError::NotFound`] when there is no such tenant (for `retain`: no live one).
 pub async fn delete(
     store: &dyn Store,
     now: OffsetDateTime,
     id: &str,
     mode: TenantDataMode,
+    actor: &str,
 ) -> Result<(), OpError> {
     store
         .delete_tenant(id, mode, now)
@@ -402,18 +404,31 @@ pub async fn delete(
         .map_err(|e| match e {
             StoreError::NotFound => OpError::no_tenant(id),
             other => other.into(),
-        })
+        })?;
+    audit(
+        store,
+        now,
+        actor,
+        "tenant.delete",
+        Some(id),
+        Some(id),
+        json!({"data": mode}),
+    )
+    .await;
+    Ok(())
 }
 
-/// Enables SCIM and issues the first token.
+/// Enables SCIM and issues the first token, audited as `actor`.
 ///
 /// # Errors
-/// 404 for an unknown tenant, 409 when SCIM is already enabled.
+/// [`OpError::NotFound`] for an unknown tenant, [`OpError::Conflict`] when SCIM is already
+/// enabled.
 pub async fn enable_scim(
     store: &dyn Store,
     now: OffsetDateTime,
     id: &str,
     ttl_days: Option<u32>,
+    actor: &str,
 ) -> Result<IssuedToken, OpError> {
     let t = live_tenant(store, id).await?;
     let issued = super::tokens::new_token(&t, now, ttl_days);
@@ -427,23 +442,45 @@ pub async fn enable_scim(
             StoreError::NotFound => OpError::no_tenant(id),
             other => other.into(),
         })?;
+    audit(
+        store,
+        now,
+        actor,
+        "scim.enable",
+        Some(id),
+        Some(&issued.record.prefix),
+        json!({"expires_at": fmt_time(issued.record.expires_at)}),
+    )
+    .await;
     Ok(issued)
 }
 
-/// Disables SCIM: every token of the tenant stops working at once. Returns the revoked
-/// prefixes.
+/// Disables SCIM, audited as `actor`: every token of the tenant stops working at once.
+/// Returns the revoked prefixes.
 ///
 /// # Errors
-/// 404 for an unknown tenant.
+/// [`OpError::NotFound`] for an unknown tenant.
 pub async fn disable_scim(
     store: &dyn Store,
     now: OffsetDateTime,
     id: &str,
+    actor: &str,
 ) -> Result<Vec<String>, OpError> {
-    store.disable_scim(id, now).await.map_err(|e| match e {
+    let revoked = store.disable_scim(id, now).await.map_err(|e| match e {
         StoreError::NotFound => OpError::no_tenant(id),
         other => other.into(),
-    })
+    })?;
+    audit(
+        store,
+        now,
+        actor,
+        "scim.disable",
+        Some(id),
+        Some(id),
+        json!({"revoked": revoked}),
+    )
+    .await;
+    Ok(revoked)
 }
 
 /// Body of `PATCH /tenants/{tenant}`.

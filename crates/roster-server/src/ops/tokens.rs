@@ -10,9 +10,10 @@
 
 use roster_store::tenants::{CONFLICT_SCIM_DISABLED, CONFLICT_TOKEN_LIMIT};
 use roster_store::{Store, StoreError, StoreResult, Tenant, TokenRecord};
+use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{fmt_time, live_tenant, OpError};
+use super::{audit, fmt_time, live_tenant, OpError};
 pub use crate::tokens::IssuedToken;
 use crate::AppState;
 
@@ -100,47 +101,71 @@ pub async fn list(store: &dyn Store, tenant: &str) -> Result<Vec<TokenRecord>, O
     Ok(store.list_tokens(tenant).await?)
 }
 
-/// Issues a new token beside the live ones.
+/// Issues a new token beside the live ones, audited as `actor`.
 ///
 /// # Errors
-/// 404 for an unknown tenant; 409 at [`MAX_LIVE_TOKENS`] live tokens or when SCIM is
-/// disabled.
+/// [`OpError::NotFound`] for an unknown tenant; [`OpError::Conflict`] at [`MAX_LIVE_TOKENS`]
+/// live tokens or when SCIM is disabled.
 pub async fn create(
     store: &dyn Store,
     now: OffsetDateTime,
     tenant: &str,
     ttl_days: Option<u32>,
+    actor: &str,
 ) -> Result<IssuedToken, OpError> {
     let t = live_tenant(store, tenant).await?;
-    issue_first(store, &t, now, ttl_days).await
+    let issued = issue_first(store, &t, now, ttl_days).await?;
+    audit(
+        store,
+        now,
+        actor,
+        "token.create",
+        Some(tenant),
+        Some(&issued.record.prefix),
+        json!({"expires_at": fmt_time(issued.record.expires_at)}),
+    )
+    .await;
+    Ok(issued)
 }
 
-/// Issues a new token and revokes `replace` (or, with `None`, every live token) at once.
-/// Returns the new token and the revoked prefixes.
+/// Issues a new token and revokes `replace` (or, with `None`, every live token) at once,
+/// audited as `actor`. Returns the new token and the revoked prefixes.
 ///
 /// # Errors
-/// 404 for an unknown tenant or when `replace` is not one of its tokens; 409 when SCIM is
-/// disabled or `replace` was already revoked.
+/// [`OpError::NotFound`] for an unknown tenant or when `replace` is not one of its tokens;
+/// [`OpError::Conflict`] when SCIM is disabled or `replace` was already revoked.
 pub async fn rotate(
     store: &dyn Store,
     now: OffsetDateTime,
     tenant: &str,
     replace: Option<&str>,
     ttl_days: Option<u32>,
+    actor: &str,
 ) -> Result<(IssuedToken, Vec<String>), OpError> {
     let t = live_tenant(store, tenant).await?;
     let issued = new_token(&t, now, ttl_days);
-    match store.rotate_token(&issued.record, replace, now).await {
-        Ok(revoked) => Ok((issued, revoked)),
+    let revoked = match store.rotate_token(&issued.record, replace, now).await {
+        Ok(revoked) => revoked,
         Err(StoreError::NotFound) => {
-            Err(not_live(store, tenant, replace.unwrap_or_default()).await)
+            return Err(not_live(store, tenant, replace.unwrap_or_default()).await)
         }
-        Err(e) => Err(store_error(store, now, tenant, e).await),
-    }
+        Err(e) => return Err(store_error(store, now, tenant, e).await),
+    };
+    audit(
+        store,
+        now,
+        actor,
+        "token.rotate",
+        Some(tenant),
+        Some(&issued.record.prefix),
+        json!({"revoked": revoked}),
+    )
+    .await;
+    Ok((issued, revoked))
 }
 
-/// Why `prefix` is not a live token of `tenant`: 409 when it was (it is still listed, as
-/// revoked), 404 when the tenant never had it.
+/// Why `prefix` is not a live token of `tenant`: a conflict when it was (it is still listed,
+/// as revoked), not found when the tenant never had it.
 async fn not_live(store: &dyn Store, tenant: &str, prefix: &str) -> OpError {
     match store.find_token(prefix).await {
         Ok(Some(t)) if t.tenant_id == tenant => match t.revoked_at {
@@ -159,22 +184,35 @@ async fn not_live(store: &dyn Store, tenant: &str, prefix: &str) -> OpError {
     }
 }
 
-/// Revokes one token; it stops working at once.
+/// Revokes one token, audited as `actor`; it stops working at once.
 ///
 /// # Errors
-/// 404 for an unknown tenant or token, 409 when the token was already revoked.
+/// [`OpError::NotFound`] for an unknown tenant or token, [`OpError::Conflict`] when the token
+/// was already revoked.
 pub async fn revoke(
     store: &dyn Store,
     now: OffsetDateTime,
     tenant: &str,
     prefix: &str,
+    actor: &str,
 ) -> Result<(), OpError> {
     live_tenant(store, tenant).await?;
     match store.revoke_token(tenant, prefix, now).await {
-        Ok(()) => Ok(()),
-        Err(StoreError::NotFound) => Err(not_live(store, tenant, prefix).await),
-        Err(e) => Err(e.into()),
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(not_live(store, tenant, prefix).await),
+        Err(e) => return Err(e.into()),
     }
+    audit(
+        store,
+        now,
+        actor,
+        "token.revoke",
+        Some(tenant),
+        Some(prefix),
+        json!({}),
+    )
+    .await;
+    Ok(())
 }
 
 /// Announces, once each, the live tokens of every tenant that expire within the tenant's
@@ -235,14 +273,14 @@ pub async fn admin_keys_expiring(
     for k in &keys {
         let at = k.expires_at.map(super::fmt_time).unwrap_or_default();
         tracing::warn!(key_prefix = %k.prefix, expires_at = %at, "an admin key expires soon: create its successor and revoke it");
-        super::audit(
+        audit(
             store,
             now,
             "roster",
             "admin_key.expiring",
             None,
             Some(&k.prefix),
-            serde_json::json!({"expires_at": at, "name": k.name}),
+            json!({"expires_at": at, "name": k.name}),
         )
         .await;
     }

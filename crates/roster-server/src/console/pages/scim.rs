@@ -717,15 +717,12 @@ pub async fn enable(
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let now = ctx.state.clock.now();
-    let r = ops::tenants::enable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, None).await;
+    let actor = ctx.session.actor();
+    let r = ops::tenants::enable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, None, &actor).await;
     let issued = match ctx.or_refused(r).await? {
         Ok(i) => i,
         Err(page) => return Ok(page),
     };
-    let prefix = Some(issued.record.prefix.as_str());
-    ctx.session
-        .audit(&ctx.state, "scim.enable", &ctx.t.id, prefix, json!({}))
-        .await;
     ctx.show_token(
         issued.secret,
         "SCIM is enabled. Copy the token below into your identity provider.",
@@ -743,21 +740,12 @@ pub async fn regenerate(
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let now = ctx.state.clock.now();
-    let r = ops::tokens::rotate(ctx.state.store.as_ref(), now, &ctx.t.id, None, None).await;
-    let (issued, revoked) = match ctx.or_refused(r).await? {
-        Ok(x) => x,
+    let actor = ctx.session.actor();
+    let r = ops::tokens::rotate(ctx.state.store.as_ref(), now, &ctx.t.id, None, None, &actor).await;
+    let issued = match ctx.or_refused(r).await? {
+        Ok((issued, _revoked)) => issued,
         Err(page) => return Ok(page),
     };
-    let prefix = Some(issued.record.prefix.as_str());
-    ctx.session
-        .audit(
-            &ctx.state,
-            "token.rotate",
-            &ctx.t.id,
-            prefix,
-            json!({"revoked": revoked}),
-        )
-        .await;
     ctx.show_token(
         issued.secret,
         "A new token is ready. The old one stopped working: paste this one into your identity \
@@ -775,16 +763,8 @@ pub async fn disable(
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let now = ctx.state.clock.now();
-    let revoked = ops::tenants::disable_scim(ctx.state.store.as_ref(), now, &ctx.t.id).await?;
-    ctx.session
-        .audit(
-            &ctx.state,
-            "scim.disable",
-            &ctx.t.id,
-            None,
-            json!({"revoked": revoked}),
-        )
-        .await;
+    let actor = ctx.session.actor();
+    ops::tenants::disable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, &actor).await?;
     Ok(ctx.done("disabled", "h-token"))
 }
 
