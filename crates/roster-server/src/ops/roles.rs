@@ -85,7 +85,8 @@ fn duplicate(b: &MappingBody) -> OpError {
 /// role-mapping editor), audited as `actor`.
 ///
 /// # Errors
-/// 404 (tenant), 400, 409 (the group already has a mapping of that kind).
+/// [`OpError::NotFound`] (tenant), [`OpError::Invalid`], [`OpError::Conflict`] (the group
+/// already has a mapping of that kind).
 pub async fn create(
     state: &AppState,
     actor: &str,
@@ -124,7 +125,7 @@ pub async fn create(
 /// Replaces a mapping's selector and roles, audited as `actor`.
 ///
 /// # Errors
-/// 404 (tenant or mapping), 400, 409.
+/// [`OpError::NotFound`] (tenant or mapping), [`OpError::Invalid`], [`OpError::Conflict`].
 pub async fn replace(
     state: &AppState,
     actor: &str,
@@ -167,7 +168,7 @@ pub async fn replace(
 /// Deletes a mapping, audited as `actor`.
 ///
 /// # Errors
-/// 404 (tenant or mapping).
+/// [`OpError::NotFound`] (tenant or mapping).
 pub async fn remove(state: &AppState, actor: &str, tenant: &str, id: &str) -> Result<(), OpError> {
     require_tenant(state, tenant).await?;
     let now = state.clock.now();

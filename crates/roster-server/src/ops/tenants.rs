@@ -276,8 +276,8 @@ pub struct NewTenant {
 /// issued (and returned, to show once).
 ///
 /// # Errors
-/// 400 for invalid input, 409 when the id is taken (also by a deleted tenant whose data is
-/// retained).
+/// [`OpError::Invalid`] for invalid input, [`OpError::Conflict`] when the id is taken (also
+/// by a deleted tenant whose data is retained).
 pub async fn create(
     store: &dyn Store,
     now: OffsetDateTime,
@@ -343,7 +343,7 @@ pub async fn create(
 /// Applies an update (name, identity provider, settings patch) in one store transaction.
 ///
 /// # Errors
-/// 400 for invalid values, 404 for an unknown tenant.
+/// [`OpError::Invalid`] for invalid values, [`OpError::NotFound`] for an unknown tenant.
 pub async fn update(store: &dyn Store, id: &str, req: TenantUpdate) -> Result<Tenant, OpError> {
     let name = req
         .name

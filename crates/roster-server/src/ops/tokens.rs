@@ -95,7 +95,7 @@ pub async fn issue_first(
 /// The tenant's tokens, newest first, revoked and expired ones included.
 ///
 /// # Errors
-/// 404 for an unknown tenant.
+/// [`OpError::NotFound`] for an unknown tenant.
 pub async fn list(store: &dyn Store, tenant: &str) -> Result<Vec<TokenRecord>, OpError> {
     live_tenant(store, tenant).await?;
     Ok(store.list_tokens(tenant).await?)

@@ -203,7 +203,7 @@ pub fn looks_like_email(s: &str) -> bool {
             .any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())
 }
 
-/// The 400 for an email an operator typed that is not one.
+/// The refusal of an email an operator typed that is not one.
 #[must_use]
 pub fn not_an_email(field: &str, value: &str) -> String {
     format!("{field} {value:?} is not an email address (like name@example.com)")
@@ -402,7 +402,7 @@ pub fn add_changes(
     );
 }
 
-/// The 409 for a change made against a version that is no longer the user's.
+/// The conflict of a change made against a version that is no longer the user's.
 fn stale(sent: i64, now: i64) -> OpError {
     OpError::conflict(format!(
         "this user changed since it was read (version {sent}, now {now}): nothing was saved; \
@@ -414,8 +414,9 @@ fn stale(sent: i64, now: i64) -> OpError {
 /// audited as `actor`. On a SCIM-managed user only the app-owned fields may change.
 ///
 /// # Errors
-/// 404, 400 (invalid values), 409 (an IdP-owned field of a managed user; a taken userName; a
-/// custom schema or attribute the tenant does not declare).
+/// [`OpError::NotFound`]; [`OpError::Invalid`] (invalid values); [`OpError::Conflict`] (an
+/// IdP-owned field of a managed user; a taken userName; a custom schema or attribute the
+/// tenant does not declare; a stale `version`).
 pub async fn update(
     state: &AppState,
     actor: &str,
@@ -568,7 +569,8 @@ pub async fn update(
 /// Erases one deprovisioned user's personal data and audits it (the admin API and the CLI).
 ///
 /// # Errors
-/// 404 when nothing names the user, 409 while it is live, and store failures.
+/// [`OpError::NotFound`] when nothing names the user, [`OpError::Conflict`] while it is live,
+/// and store failures.
 pub async fn erase_personal_data(
     state: &AppState,
     actor: &str,
