@@ -1,11 +1,5 @@
 //! The first-sync review's admin API (`/tenants/{tenant}/first-sync`, `…/approve`,
-//! `…/discard`); the decision is [`crate::ops::first_sync`]'s.
-//!
-//! While a tenant's setting `first_sync_review` is on, its identity provider's writes are
-//! applied (it sees normal answers and ids) but their events are held: the host app sees
-//! nothing, and the login decision treats the users as not yet provisioned. An operator looks
-//! at the summary and approves (the events are delivered, in order) or discards (the directory
-//! is put back as it was, SCIM is disabled). See `roster_store::domain::review`.
+//! `…/discard`); what a review is, and the decision, are [`crate::ops::first_sync`]'s.
 
 use axum::extract::State;
 use axum::Json;

@@ -1,7 +1,8 @@
 //! Tenants through the admin API (`/api/v1/tenants…`): create, list (paged), get, update
 //! (name, identity provider, settings), delete (retaining or erasing the data), and SCIM
-//! enablement. The operations are [`crate::ops::tenants`]'s (re-exported here for the
-//! command line); this module parses the requests, audits, and shows the results as JSON.
+//! enablement. The operations are [`crate::ops::tenants`]'s, which the console and the command
+//! line call too; this module parses the requests, audits creation and updates (whose action
+//! names follow the endpoint), and shows the results as JSON.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

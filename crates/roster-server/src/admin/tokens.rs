@@ -1,6 +1,7 @@
 //! A tenant's SCIM bearer tokens through the admin API (`/api/v1/tenants/{tenant}/tokens…`):
 //! list, create, rotate, revoke. The operations and their rules are
-//! [`crate::ops::tokens`]'s; this module parses the requests, audits, and shows tokens as JSON.
+//! [`crate::ops::tokens`]'s (which also audit them); this module parses the requests and shows
+//! tokens as JSON.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
