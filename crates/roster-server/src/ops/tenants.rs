@@ -284,7 +284,7 @@ pub async fn create(
     req: NewTenant,
     ttl_days: Option<u32>,
 ) -> Result<(Tenant, Option<IssuedToken>), OpError> {
-    let name = check_name(&req.name).map_err(OpError::invalid)?;
+    let name = check_name(&req.name).map_err(|m| OpError::invalid_field("name", m))?;
     let id = match &req.id {
         Some(id) => id.clone(),
         None => match slug(&name) {
@@ -297,8 +297,9 @@ pub async fn create(
             s => s,
         },
     };
-    check_id(&id).map_err(OpError::invalid)?;
-    let idp = check_idp(req.idp.as_deref().unwrap_or("generic")).map_err(OpError::invalid)?;
+    check_id(&id).map_err(|m| OpError::invalid_field("id", m))?;
+    let idp = check_idp(req.idp.as_deref().unwrap_or("generic"))
+        .map_err(|m| OpError::invalid_field("idp", m))?;
     let mut tenant = Tenant {
         id: id.clone(),
         name,
@@ -311,11 +312,13 @@ pub async fn create(
     };
     if let Some(patch) = &req.settings {
         if patch.get("scim_enabled").is_some() {
-            return Err(OpError::invalid(
+            return Err(OpError::invalid_field(
+                "settings.scim_enabled",
                 "settings.scim_enabled is not set at creation: use enable_scim",
             ));
         }
-        apply_settings_patch(&mut tenant, patch).map_err(OpError::invalid)?;
+        apply_settings_patch(&mut tenant, patch)
+            .map_err(|m| OpError::invalid_field("settings", m))?;
     }
     tenant.settings.scim_enabled = req.enable_scim;
     match store.create_tenant(&tenant).await {
@@ -350,13 +353,13 @@ pub async fn update(store: &dyn Store, id: &str, req: TenantUpdate) -> Result<Te
         .as_deref()
         .map(check_name)
         .transpose()
-        .map_err(OpError::invalid)?;
+        .map_err(|m| OpError::invalid_field("name", m))?;
     let idp = req
         .idp
         .as_deref()
         .map(check_idp)
         .transpose()
-        .map_err(OpError::invalid)?;
+        .map_err(|m| OpError::invalid_field("idp", m))?;
     let settings = req.settings;
     store
         .update_tenant(
@@ -624,5 +627,49 @@ mod tests {
             assert!(err.contains(says), "{patch}: {err}");
         }
         assert_eq!(t, before);
+    }
+
+    /// The operations against a real (SQLite) store: refusals name their field, and a change
+    /// is audited as the actor the surface passed, whichever surface it is.
+    #[tokio::test]
+    async fn operations_refuse_by_field_and_audit_as_the_actor() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = roster_store::sqlite::SqliteStore::open(&url).await.unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let blank = NewTenant {
+            name: "   ".into(),
+            ..NewTenant::default()
+        };
+        match create(&store, now, blank, None).await {
+            Err(OpError::Invalid { errors }) => {
+                assert_eq!(errors.len(), 1);
+                assert_eq!(errors[0].field.as_deref(), Some("name"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let acme = NewTenant {
+            name: "Acme".into(),
+            ..NewTenant::default()
+        };
+        let (t, issued) = create(&store, now, acme.clone(), None).await.unwrap();
+        assert!(issued.is_none());
+        assert!(matches!(
+            create(&store, now, acme, None).await,
+            Err(OpError::Conflict { .. })
+        ));
+        assert!(matches!(
+            enable_scim(&store, now, "nope", None, "cli:ann").await,
+            Err(OpError::NotFound { message }) if message == "no tenant \"nope\""
+        ));
+        let issued = enable_scim(&store, now, &t.id, None, "console:operator:ann")
+            .await
+            .unwrap();
+        let audit = roster_store::LogStore::list_audit(&store, None, 10)
+            .await
+            .unwrap();
+        let e = audit.iter().find(|e| e.action == "scim.enable").unwrap();
+        assert_eq!(e.actor, "console:operator:ann");
+        assert_eq!(e.target.as_deref(), Some(issued.record.prefix.as_str()));
     }
 }
