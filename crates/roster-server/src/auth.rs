@@ -265,7 +265,7 @@ impl FromRequestParts<AppState> for Authed {
                     .map_or_else(|| "-".to_owned(), |a| a.to_string());
                 // Tenant ids are at most 63 characters: a longer segment names no tenant, and
                 // must not make the key (kept in memory) as long as the URL.
-                let tenant_key = if tenant_id.len() <= crate::admin::tenants::MAX_ID_LEN {
+                let tenant_key = if tenant_id.len() <= crate::ops::tenants::MAX_ID_LEN {
                     tenant_id.as_str()
                 } else {
                     "-"

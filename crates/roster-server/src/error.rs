@@ -5,6 +5,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use roster_store::app::{GuardState, GuardStatus};
 use roster_store::StoreError;
 use scim_proto::ScimError;
 
@@ -80,7 +81,7 @@ impl From<StoreError> for HttpError {
                     state = status.state.as_str(),
                     "mass-deprovisioning guard refused a deactivation or deletion"
                 );
-                crate::admin::guard::refusal(&status)
+                guard_refusal(&status)
             }
             StoreError::Backend(cause) => {
                 tracing::error!(error = %cause, "storage failure");
@@ -100,6 +101,38 @@ impl From<StoreError> for HttpError {
             }
         }
     }
+}
+
+/// The `Retry-After` of a mass-deprovisioning guard's refusal, in seconds: long enough not to hammer the server while an
+/// operator looks, short enough that a confirmed batch resumes soon.
+pub const GUARD_RETRY_AFTER_SECS: u64 = 300;
+
+/// The SCIM 503 of a mass-deprovisioning guard's refusal (see [`crate::ops::guard`]).
+#[must_use]
+pub fn guard_refusal(s: &GuardStatus) -> HttpError {
+    let g = &s.settings;
+    let detail = if s.state == GuardState::Rejected {
+        format!(
+            "an operator of this app rejected a mass deactivation from this identity provider \
+             (the mass-deprovisioning guard); deactivations and deletions are refused until \
+             none has been sent for {} minutes. Check the identity provider's assignments and \
+             group rules",
+            g.window_minutes
+        )
+    } else {
+        format!(
+            "the mass-deprovisioning guard is holding deactivations and deletions: more than \
+             {}% of the {} active users (and more than {}) were to lose access within {} \
+             minutes. An operator of this app must confirm or reject the batch; retry later",
+            g.max_percent, s.active_users, g.min_count, g.window_minutes
+        )
+    };
+    let mut e = HttpError::from(ScimError::new(503, None, detail));
+    e.headers.push((
+        header::RETRY_AFTER,
+        HeaderValue::from(GUARD_RETRY_AFTER_SECS),
+    ));
+    e
 }
 
 /// The start of the detail of a write refused by the tenant's `email_uniqueness` (the

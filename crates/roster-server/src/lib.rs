@@ -1,8 +1,9 @@
 //! Roster's HTTP server: SCIM 2.0 endpoints per tenant, bearer-token auth, input limits,
-//! request logging and graceful shutdown; the admin API under `/api/v1` ([`admin`]); and the
+//! request logging and graceful shutdown; the admin API under `/api/v1` ([`admin`]) and the
+//! web console ([`console`]), both on the operations they share with the CLI ([`ops`]); and the
 //! background tasks [`serve`] runs beside the requests: webhook delivery ([`webhooks`]), the
 //! provisioning-log writer and its pruning ([`provlog`]), token-expiry warnings
-//! ([`admin::tokens`]), and the authentication cache's sync and last-use flush ([`auth`],
+//! ([`ops::tokens`]), and the authentication cache's sync and last-use flush ([`auth`],
 //! [`auth_cache`]).
 //!
 //! Handlers are thin: they parse HTTP into protocol values, call [`service`], and turn the
@@ -38,12 +39,12 @@ pub mod discovery;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod ops;
 pub mod provlog;
 pub mod ratelimit;
 pub mod scim;
 pub mod secretbox;
 pub mod service;
-pub mod setup_links;
 pub mod tls;
 pub mod tokens;
 pub mod urls;
@@ -324,7 +325,7 @@ pub async fn serve(
         "token-expiry-warnings",
         state.settings.token_check_interval,
         stop_rx.clone(),
-        admin::tokens::expiry_warnings,
+        ops::tokens::expiry_warnings,
     ));
     let index_backfill = tokio::spawn(jobs::run_periodic(
         state.clone(),

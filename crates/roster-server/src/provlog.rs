@@ -667,7 +667,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     // counted (the writer keeps only tenants that exist).
     if matches!(status, 401 | 429) {
         let from = source_addr.as_deref().unwrap_or("an unknown address");
-        let sample = crate::admin::tenants::check_id(&tenant).is_ok()
+        let sample = crate::ops::tenants::check_id(&tenant).is_ok()
             && state.provlog.count_refused(&tenant, from, at, status);
         if !sample {
             return resp;

@@ -24,9 +24,9 @@ use scim_proto::schema::{ResourceKind, TypeDef, LIST_RESPONSE_SCHEMA};
 use scim_proto::ScimError;
 use serde_json::{json, Map, Value};
 
-use crate::admin::guard;
 use crate::changes::change_events;
 use crate::error::HttpError;
+use crate::ops::guard;
 use crate::{provlog, AppState};
 
 /// How many times a write is retried after losing an optimistic-concurrency race.
@@ -534,6 +534,28 @@ pub fn etag_list_matches(header: &str, current: &str) -> bool {
         .any(|t| t.trim() == "*" || strip(t) == cur)
 }
 
+/// The SCIM 409 of a create that matches an existing app user while the tenant's
+/// `on_existing_user` setting is `reject`; `which` is the store's conflict name.
+#[must_use]
+fn existing_user_conflict(which: &str, doc: &Value) -> HttpError {
+    let (what, value) = if which == "existing email" {
+        let email = crate::ops::users::primary_email(doc).unwrap_or("");
+        ("the primary email", email)
+    } else {
+        (
+            "userName",
+            doc.get("userName").and_then(Value::as_str).unwrap_or(""),
+        )
+    };
+    ScimError::uniqueness(format!(
+        "{what} \"{value}\" matches an existing user of the app that is not managed by SCIM \
+         (same userName or primary email), and this tenant is set to reject such matches \
+         (on_existing_user = reject): remove or rename that user in the app, or set \
+         on_existing_user to match to link it"
+    ))
+    .into()
+}
+
 fn store_conflict(e: StoreError, kind: ResourceKind, doc: &Value) -> HttpError {
     match e {
         StoreError::Conflict("userName") => {
@@ -545,7 +567,7 @@ fn store_conflict(e: StoreError, kind: ResourceKind, doc: &Value) -> HttpError {
             .into()
         }
         StoreError::Conflict(c @ ("existing userName" | "existing email")) => {
-            crate::admin::users::existing_user_conflict(c, doc)
+            existing_user_conflict(c, doc)
         }
         other => other.into(),
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
-use roster_server::admin::{first_sync, guard, import, users};
+use roster_server::admin::{self, import};
+use roster_server::ops::{first_sync, guard, users};
 use roster_server::{AppState, Clock, Settings, SystemClock};
 use roster_store::app::GuardDecision;
 use roster_store::{Store, StoreError, TenantSettings};
@@ -229,7 +230,7 @@ pub async fn users(store: Arc<dyn Store>, cmd: UsersCommand) -> Result<()> {
             let state = AppState::new(store.clone(), Settings::default());
             let v = users::erase_personal_data(&state, &cli_actor(), &tenant, &id)
                 .await
-                .map_err(|e| anyhow!("{}", e.message))?;
+                .map_err(anyhow::Error::from)?;
             if json_out {
                 out!("{v}");
             } else {
@@ -311,7 +312,7 @@ pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
         GuardCommand::Status { tenant, json } => {
             require_tenant(store.as_ref(), &tenant).await?;
             let s = store.guard_status(&tenant, SystemClock.now()).await?;
-            let v = guard::status_json(&tenant, &s);
+            let v = admin::guard::status_json(&tenant, &s);
             if json {
                 out!("{v}");
             } else {
@@ -321,7 +322,7 @@ pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
         GuardCommand::Confirm { tenant } => {
             let s = guard::decide(&state, &tenant, GuardDecision::Confirm, &cli_actor())
                 .await
-                .map_err(|e| anyhow!("{}", e.message))?;
+                .map_err(anyhow::Error::from)?;
             out!(
                 "confirmed: the held deactivations may proceed when the identity provider \
                  retries them; the guard re-arms after {} quiet minutes",
@@ -331,7 +332,7 @@ pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
         GuardCommand::Reject { tenant } => {
             let s = guard::decide(&state, &tenant, GuardDecision::Reject, &cli_actor())
                 .await
-                .map_err(|e| anyhow!("{}", e.message))?;
+                .map_err(anyhow::Error::from)?;
             out!(
                 "rejected: {} held deactivations stay refused; the guard re-arms after the \
                  identity provider has sent none for {} minutes",
@@ -408,7 +409,7 @@ pub async fn first_sync(store: Arc<dyn Store>, cmd: FirstSyncCommand) -> Result<
         async move {
             first_sync::decide(&state, &tenant, d, &cli_actor())
                 .await
-                .map_err(|e| anyhow!("{}", e.message))
+                .map_err(anyhow::Error::from)
         }
     };
     match cmd {
@@ -422,7 +423,7 @@ pub async fn first_sync(store: Arc<dyn Store>, cmd: FirstSyncCommand) -> Result<
             let s = store
                 .review_status(&tenant, after.as_deref(), limit)
                 .await?;
-            let v = first_sync::status_json(&tenant, s.as_ref());
+            let v = admin::first_sync::status_json(&tenant, s.as_ref());
             if json {
                 out!("{v}");
             } else {
@@ -481,7 +482,7 @@ pub async fn set_settings(store: Arc<dyn Store>, tenant: &str, patch: &str) -> R
         Err(StoreError::EmailDuplicates(d)) => {
             bail!(
                 "{}",
-                roster_server::admin::error::email_duplicates_message(&d)
+                roster_server::ops::error::email_duplicates_message(&d)
             )
         }
         Err(e) => return Err(e.into()),

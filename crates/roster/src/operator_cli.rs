@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use roster_server::console::operators::{self, OperatorError};
+use roster_server::ops::operators;
 use roster_server::{Clock, SystemClock};
 use roster_store::Store;
 use serde_json::json;
@@ -68,13 +68,6 @@ fn password(from_stdin: bool) -> Result<(String, bool)> {
     Ok((p, false))
 }
 
-fn fail(e: OperatorError) -> anyhow::Error {
-    match e {
-        OperatorError::Store(e) => anyhow::Error::new(e),
-        other => anyhow::anyhow!("{other}"),
-    }
-}
-
 fn print_password(json: bool, email: &str, password: &str, generated: bool) {
     if json {
         let mut v = json!({"email": email});
@@ -101,15 +94,13 @@ pub async fn operator(store: Arc<dyn Store>, cmd: OperatorCommand) -> Result<()>
             json,
         } => {
             let (pw, generated) = password(password_stdin)?;
-            let op = operators::add(s, SystemClock.now(), &email, &pw)
-                .await
-                .map_err(fail)?;
+            let op = operators::add(s, SystemClock.now(), &email, &pw).await?;
             audit(s, "operator.create", None, Some(&op.email), json!({})).await;
             print_password(json, &op.email, &pw, generated);
         }
         OperatorCommand::List { json } => {
             let list = s.list_operators().await?;
-            let fmt = roster_server::admin::fmt_time;
+            let fmt = roster_server::ops::fmt_time;
             if json {
                 let v: Vec<_> = list
                     .iter()
@@ -143,15 +134,13 @@ pub async fn operator(store: Arc<dyn Store>, cmd: OperatorCommand) -> Result<()>
             json,
         } => {
             let (pw, generated) = password(password_stdin)?;
-            operators::set_password(s, SystemClock.now(), &email, &pw)
-                .await
-                .map_err(fail)?;
+            operators::set_password(s, SystemClock.now(), &email, &pw).await?;
             let email = operators::normalize_email(&email).unwrap_or(email);
             audit(s, "operator.set_password", None, Some(&email), json!({})).await;
             print_password(json, &email, &pw, generated);
         }
         OperatorCommand::Remove { email } => {
-            operators::remove(s, &email).await.map_err(fail)?;
+            operators::remove(s, &email).await?;
             let email = operators::normalize_email(&email).unwrap_or(email);
             audit(s, "operator.remove", None, Some(&email), json!({})).await;
             println!("removed {email}; its console sessions have ended");

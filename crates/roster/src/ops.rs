@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
-use roster_server::admin::{self, keys, logs, webhooks};
+use roster_server::admin::{logs, webhooks};
+use roster_server::ops::keys;
 use roster_server::secretbox::KeyRing;
 use roster_server::{Clock, SystemClock};
 use roster_store::{LogQuery, Outcome, ReadQuery, Store, StoreError};
@@ -114,7 +115,7 @@ pub fn cli_actor() -> String {
 }
 
 fn fmt(t: time::OffsetDateTime) -> String {
-    admin::fmt_time(t)
+    roster_server::ops::fmt_time(t)
 }
 
 /// Records an action of the command line in the audit log.
@@ -125,7 +126,7 @@ pub async fn audit(
     target: Option<&str>,
     details: serde_json::Value,
 ) {
-    admin::audit(
+    roster_server::ops::audit(
         store,
         SystemClock.now(),
         &cli_actor(),

@@ -136,7 +136,7 @@ pub async fn secret_key(
             };
             let note = format!(
                 "added by `roster secret-key rotate` on {}",
-                roster_server::admin::fmt_time(SystemClock.now())
+                roster_server::ops::fmt_time(SystemClock.now())
             );
             let id = secretbox::rotate_file(&file, &note).map_err(|e| anyhow!(e))?;
             let ring = ring(Some(&file), target, warn)?;

@@ -1,7 +1,7 @@
 //! `roster tenant …`, `roster scim …` and `roster token …`: the tenant lifecycle, SCIM
 //! enablement and tokens from the command line.
 //!
-//! Every command runs the same operation as the admin API (`roster_server::admin::tenants` and
+//! Every command runs the same operation as the admin API (`roster_server::ops::tenants` and
 //! `::tokens`) on the database directly, so the rules are the same (at most two live tokens,
 //! the tenant's token lifetime, confirmation before disabling) and each change is recorded in
 //! the audit log as `cli:<os user>`.
@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use roster_server::admin::{self, tenants, tokens};
+use roster_server::admin;
+use roster_server::ops::{self as shared, tenants, tokens};
 use roster_server::{Clock, SystemClock};
 use roster_store::{Store, TenantDataMode};
 use serde_json::{json, Map, Value};
 
-use crate::ops::audit;
+use crate::ops::{audit, cli_actor};
 
 /// The identity providers `--idp` accepts.
 const IDPS: [&str; 7] = [
@@ -248,7 +249,7 @@ pub enum TokenCommand {
 }
 
 fn fmt(t: time::OffsetDateTime) -> String {
-    roster_server::admin::fmt_time(t)
+    shared::fmt_time(t)
 }
 
 fn base_url(origin: &str, tenant: &str) -> String {
@@ -280,7 +281,10 @@ fn print_token(json_out: bool, origin: &str, issued: &tokens::IssuedToken) {
 
 fn print_tenant(json_out: bool, origin: &str, t: &roster_store::Tenant) {
     if json_out {
-        println!("{}", tenants::tenant_json(t, &base_url(origin, &t.id)));
+        println!(
+            "{}",
+            admin::tenants::tenant_json(t, &base_url(origin, &t.id))
+        );
     } else {
         println!("id:            {}", t.id);
         println!("name:          {}", t.name);
@@ -293,7 +297,7 @@ fn print_tenant(json_out: bool, origin: &str, t: &roster_store::Tenant) {
 }
 
 fn print_settings(t: &roster_store::Tenant) {
-    if let Value::Object(m) = tenants::settings_json(t) {
+    if let Value::Object(m) = admin::tenants::settings_json(t) {
         for (k, v) in m {
             println!("  {k}: {v}");
         }
@@ -385,18 +389,8 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             action: Some(SetupLinkAction::Revoke { tenant, json }),
             ..
         } => {
-            if s.get_tenant(&tenant).await?.is_none() {
-                bail!("no tenant \"{tenant}\"");
-            }
-            let (links, sessions) = s.revoke_setup_links(&tenant, now).await?;
-            audit(
-                s,
-                "console.setup_links_revoked",
-                Some(&tenant),
-                None,
-                json!({"links": links, "sessions": sessions}),
-            )
-            .await;
+            let (links, sessions) =
+                shared::setup_links::revoke(s, now, &tenant, &cli_actor()).await?;
             if json {
                 println!(
                     "{}",
@@ -415,25 +409,12 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             json,
             ..
         } => {
-            let ttl =
-                roster_server::setup_links::parse_ttl(&expires).map_err(|e| anyhow::anyhow!(e))?;
+            let ttl = shared::setup_links::parse_ttl(&expires).map_err(|e| anyhow::anyhow!(e))?;
             let (token, expires_at) =
-                match roster_server::setup_links::create_setup_link(s, now, &tenant, ttl, "cli")
-                    .await
-                {
-                    Err(roster_store::StoreError::NotFound) => bail!("no tenant \"{tenant}\""),
-                    r => r?,
-                };
-            let at = roster_server::admin::fmt_time(expires_at);
-            audit(
-                s,
-                "console.setup_link_created",
-                Some(&tenant),
-                None,
-                json!({"expires_at": at}),
-            )
-            .await;
-            let url = roster_server::setup_links::setup_url(origin, &token);
+                shared::setup_links::create_setup_link(s, now, &tenant, ttl, "cli", &cli_actor())
+                    .await?;
+            let at = shared::fmt_time(expires_at);
+            let url = shared::setup_links::setup_url(origin, &token);
             if json {
                 println!(
                     "{}",
@@ -481,7 +462,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             }
         }
         TenantCommand::Show { tenant, json } => {
-            let t = admin::live_tenant(s, &tenant).await?;
+            let t = shared::live_tenant(s, &tenant).await?;
             print_tenant(json, origin, &t);
         }
         TenantCommand::Update {
@@ -504,7 +485,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             print_tenant(json, origin, &t);
         }
         TenantCommand::Delete { tenant, data, yes } => {
-            let mode = tenants::data_mode(Some(&data))?;
+            let mode = admin::tenants::data_mode(Some(&data))?;
             if !yes {
                 bail!(
                     "deleting tenant \"{tenant}\" stops every one of its tokens at once{}; \
@@ -516,20 +497,12 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                     }
                 );
             }
-            tenants::delete(s, now, &tenant, mode).await?;
-            audit(
-                s,
-                "tenant.delete",
-                Some(&tenant),
-                Some(&tenant),
-                json!({"data": mode}),
-            )
-            .await;
+            tenants::delete(s, now, &tenant, mode, &cli_actor()).await?;
             println!("deleted tenant {tenant} (data: {data})");
         }
         TenantCommand::Settings { tenant, set, json } => {
             let t = if set.is_empty() {
-                admin::live_tenant(s, &tenant).await?
+                shared::live_tenant(s, &tenant).await?
             } else {
                 let patch = settings_patch(&set)?;
                 let req = tenants::TenantUpdate {
@@ -541,7 +514,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 t
             };
             if json {
-                println!("{}", tenants::settings_json(&t));
+                println!("{}", admin::tenants::settings_json(&t));
             } else {
                 print_settings(&t);
             }
@@ -559,7 +532,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 (None, false) => None,
             };
             let t = match new {
-                None => admin::live_tenant(s, &tenant).await?,
+                None => shared::live_tenant(s, &tenant).await?,
                 Some(schemas) => {
                     let now = SystemClock.now();
                     let (t, lost) =
@@ -683,19 +656,12 @@ pub async fn scim(store: Arc<dyn Store>, origin: &str, cmd: ScimCommand) -> Resu
             json,
             expires_in_days,
         } => {
-            let issued = tenants::enable_scim(s, now, &tenant, expires_in_days).await?;
-            audit(
-                s,
-                "scim.enable",
-                Some(&tenant),
-                Some(&issued.record.prefix),
-                json!({"expires_at": fmt(issued.record.expires_at)}),
-            )
-            .await;
+            let issued =
+                tenants::enable_scim(s, now, &tenant, expires_in_days, &cli_actor()).await?;
             print_token(json, origin, &issued);
         }
         ScimCommand::Disable { tenant, yes } => {
-            admin::live_tenant(s, &tenant).await?;
+            shared::live_tenant(s, &tenant).await?;
             if !yes {
                 bail!(
                     "disabling SCIM for \"{tenant}\" stops every one of its tokens at once and \
@@ -703,15 +669,7 @@ pub async fn scim(store: Arc<dyn Store>, origin: &str, cmd: ScimCommand) -> Resu
                      with --yes to confirm"
                 );
             }
-            let revoked = tenants::disable_scim(s, now, &tenant).await?;
-            audit(
-                s,
-                "scim.disable",
-                Some(&tenant),
-                Some(&tenant),
-                json!({"revoked": revoked}),
-            )
-            .await;
+            let revoked = tenants::disable_scim(s, now, &tenant, &cli_actor()).await?;
             println!(
                 "SCIM disabled for {tenant}; revoked {} token(s){}",
                 revoked.len(),
@@ -734,7 +692,10 @@ pub async fn token(store: Arc<dyn Store>, origin: &str, cmd: TokenCommand) -> Re
         TokenCommand::List { tenant, json } => {
             let list = tokens::list(s, &tenant).await?;
             if json {
-                let v: Vec<_> = list.iter().map(|t| tokens::token_json(t, now)).collect();
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|t| admin::tokens::token_json(t, now))
+                    .collect();
                 println!("{}", Value::Array(v));
             } else {
                 println!(
@@ -758,15 +719,7 @@ pub async fn token(store: Arc<dyn Store>, origin: &str, cmd: TokenCommand) -> Re
             json,
             expires_in_days,
         } => {
-            let issued = tokens::create(s, now, &tenant, expires_in_days).await?;
-            audit(
-                s,
-                "token.create",
-                Some(&tenant),
-                Some(&issued.record.prefix),
-                json!({"expires_at": fmt(issued.record.expires_at)}),
-            )
-            .await;
+            let issued = tokens::create(s, now, &tenant, expires_in_days, &cli_actor()).await?;
             print_token(json, origin, &issued);
         }
         TokenCommand::Rotate {
@@ -775,21 +728,19 @@ pub async fn token(store: Arc<dyn Store>, origin: &str, cmd: TokenCommand) -> Re
             json,
             expires_in_days,
         } => {
-            let (issued, revoked) =
-                tokens::rotate(s, now, &tenant, prefix.as_deref(), expires_in_days).await?;
-            audit(
+            let (issued, _revoked) = tokens::rotate(
                 s,
-                "token.rotate",
-                Some(&tenant),
-                Some(&issued.record.prefix),
-                json!({"revoked": revoked}),
+                now,
+                &tenant,
+                prefix.as_deref(),
+                expires_in_days,
+                &cli_actor(),
             )
-            .await;
+            .await?;
             print_token(json, origin, &issued);
         }
         TokenCommand::Revoke { tenant, prefix } => {
-            tokens::revoke(s, now, &tenant, &prefix).await?;
-            audit(s, "token.revoke", Some(&tenant), Some(&prefix), json!({})).await;
+            tokens::revoke(s, now, &tenant, &prefix, &cli_actor()).await?;
             println!("revoked {prefix}");
         }
     }

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use roster_store::StoreError;
 use serde_json::json;
 
+use crate::ops::OpError;
+
 /// An admin API error.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -65,42 +67,23 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+/// The one place the admin API turns an operation's refusal into a status and a body.
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
         match e {
-            StoreError::NotFound => Self::not_found("not found"),
-            StoreError::Conflict(what) => Self {
+            OpError::NotFound { message } => Self::not_found(message),
+            e @ OpError::Invalid { .. } => Self::invalid(e.to_string()),
+            OpError::Conflict { message, details } => Self {
+                details,
+                ..super::conflict(message)
+            },
+            OpError::Forbidden { message } => Self {
                 details: None,
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message: format!("{what} already exists"),
+                status: StatusCode::FORBIDDEN,
+                code: "forbidden",
+                message,
             },
-            StoreError::Stale => Self {
-                details: None,
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message: "modified concurrently; retry".into(),
-            },
-            StoreError::Invalid(m) => Self::invalid(m),
-            StoreError::EmailTaken(value) => Self {
-                details: None,
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message: format!(
-                    "the email \"{value}\" is already the email of another user of this tenant, \
-                     and the tenant requires unique emails (setting email_uniqueness)"
-                ),
-            },
-            StoreError::EmailDuplicates(d) => Self {
-                details: Some(Box::new(email_duplicates_details(&d))),
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message: email_duplicates_message(&d),
-            },
-            StoreError::TooMany { candidates, limit } => {
-                Self::invalid(crate::error::too_many_detail(candidates, limit))
-            }
-            StoreError::GuardRefused(_) => Self {
+            OpError::Store(StoreError::GuardRefused(_)) => Self {
                 details: None,
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "guard_refused",
@@ -108,11 +91,7 @@ impl From<StoreError> for ApiError {
                           must confirm or reject the batch"
                     .into(),
             },
-            StoreError::Backend(cause) => {
-                tracing::error!(error = %cause, "storage failure");
-                Self::internal()
-            }
-            StoreError::Unavailable(cause) => {
+            OpError::Store(StoreError::Unavailable(cause)) => {
                 tracing::error!(error = %cause, "the database is unavailable");
                 Self {
                     details: None,
@@ -123,69 +102,21 @@ impl From<StoreError> for ApiError {
                         .into(),
                 }
             }
+            OpError::Store(StoreError::Backend(cause)) => {
+                tracing::error!(error = %cause, "storage failure");
+                Self::internal()
+            }
+            // The store's refusals have their words in `OpError::from`.
+            OpError::Store(other) => OpError::from(other).into(),
         }
     }
 }
 
-/// The shared emails as data: `{"total": n, "duplicates": [{"email", "users": [{"id",
-/// "user_name"}]}]}` (the first [`roster_store::EmailDuplicates::SHOWN`] emails).
-#[must_use]
-pub fn email_duplicates_details(d: &roster_store::EmailDuplicates) -> serde_json::Value {
-    let duplicates: Vec<serde_json::Value> = d
-        .shown
-        .iter()
-        .map(|dup| {
-            let users: Vec<serde_json::Value> = dup
-                .users
-                .iter()
-                .map(|(id, name)| json!({"id": id, "user_name": name}))
-                .collect();
-            json!({"email": dup.email, "users": users})
-        })
-        .collect();
-    json!({"total": d.total, "duplicates": duplicates})
-}
-
-/// Why `email_uniqueness` cannot be turned on: the shared emails, each with its users.
-#[must_use]
-pub fn email_duplicates_message(d: &roster_store::EmailDuplicates) -> String {
-    let list: Vec<String> = d
-        .shown
-        .iter()
-        .map(|dup| {
-            let users: Vec<String> = dup
-                .users
-                .iter()
-                .map(|(id, name)| {
-                    if name.is_empty() {
-                        id.clone()
-                    } else {
-                        format!("{name} ({id})")
-                    }
-                })
-                .collect();
-            format!("\"{}\": {}", dup.email, users.join(", "))
-        })
-        .collect();
-    let more = usize::try_from(d.total)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(d.shown.len());
-    let more = if more > 0 {
-        format!("; and {more} more")
-    } else {
-        String::new()
-    };
-    format!(
-        "email_uniqueness cannot be set to {}: {} email{} {} shared by several users of this \
-         tenant (active, deactivated or app users), compared case-insensitively: {}{more}. \
-         Give each user its own email (in the identity provider, or through the app API for app \
-         users), or deprovision the duplicates, then try again",
-        d.mode.as_str(),
-        d.total,
-        if d.total == 1 { "" } else { "s" },
-        if d.total == 1 { "is" } else { "are" },
-        list.join("; ")
-    )
+/// The admin API's own reads call the store directly; their refusals read as an operation's.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        OpError::from(e).into()
+    }
 }
 
 impl From<crate::secretbox::SecretError> for ApiError {
@@ -193,12 +124,7 @@ impl From<crate::secretbox::SecretError> for ApiError {
         use crate::secretbox::SecretError;
         match e {
             // The request is fine; this server cannot store a secret until it has a key.
-            SecretError::NoKey => Self {
-                details: None,
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message: e.to_string(),
-            },
+            SecretError::NoKey => super::conflict(e.to_string()),
             SecretError::UnknownKey { .. } | SecretError::Damaged { .. } | SecretError::Random => {
                 tracing::error!(error = %e, "webhook secret");
                 Self::internal()
@@ -256,3 +182,151 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::FieldError;
+    use roster_store::app::{GuardState, GuardStatus};
+    use roster_store::{DeprovisionGuard, EmailDuplicate, EmailDuplicates, EmailUniqueness};
+    use serde_json::Value;
+
+    /// What a client receives for `e`: the status, the `Retry-After` header, and the body.
+    async fn sent(e: OpError) -> (StatusCode, Option<String>, Value) {
+        let resp = ApiError::from(e).into_response();
+        let status = resp.status();
+        let retry = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, retry, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn guard_status() -> GuardStatus {
+        GuardStatus {
+            settings: DeprovisionGuard::default(),
+            state: GuardState::Tripped,
+            window_count: 0,
+            window_start: None,
+            active_users: 0,
+            threshold: 0,
+            tripped_at: None,
+            decided_at: None,
+            decided_by: None,
+            until: None,
+            trips: 1,
+            held_count: 0,
+            held: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn each_operation_error_has_its_status_and_body() {
+        let (s, _, b) = sent(OpError::no_tenant("acme")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(
+            b,
+            json!({"error": {"code": "not_found", "message": "no tenant \"acme\""}})
+        );
+
+        let two = OpError::Invalid {
+            errors: vec![
+                FieldError {
+                    field: Some("name".into()),
+                    message: "name must be 1–200 characters".into(),
+                },
+                FieldError {
+                    field: Some("idp".into()),
+                    message: "idp must be one of okta, entra".into(),
+                },
+            ],
+        };
+        let (s, _, b) = sent(two).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(b["error"]["code"], "invalid_request");
+        assert_eq!(
+            b["error"]["message"],
+            "name must be 1–200 characters; idp must be one of okta, entra"
+        );
+
+        let (s, _, b) = sent(OpError::conflict(
+            "a tenant with id \"acme\" already exists",
+        ))
+        .await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(
+            b,
+            json!({"error": {"code": "conflict", "message": "a tenant with id \"acme\" already exists"}})
+        );
+
+        let (s, _, b) = sent(OpError::Forbidden {
+            message: "not yours".into(),
+        })
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(b["error"]["code"], "forbidden");
+
+        let (s, _, b) = sent(OpError::Store(StoreError::GuardRefused(Box::new(
+            guard_status(),
+        ))))
+        .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(b["error"]["code"], "guard_refused");
+
+        let (s, retry, b) = sent(OpError::Store(StoreError::Unavailable("down".into()))).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(b["error"]["code"], "unavailable");
+        assert_eq!(retry.as_deref(), Some(crate::error::RETRY_AFTER));
+
+        let (s, _, b) = sent(OpError::Store(StoreError::Backend("disk on fire".into()))).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(b["error"]["code"], "internal");
+        assert!(
+            !b.to_string().contains("fire"),
+            "the cause is logged, not sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stores_refusals_keep_their_words() {
+        // Built by hand rather than through `OpError::from`: still worded as a conflict.
+        let (s, _, b) = sent(OpError::Store(StoreError::Conflict("userName"))).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(b["error"]["message"], "userName already exists");
+
+        let d = EmailDuplicates {
+            mode: EmailUniqueness::Primary,
+            total: 1,
+            shown: vec![EmailDuplicate {
+                email: "a@x.test".into(),
+                users: vec![("u1".into(), "a".into()), ("u2".into(), "b".into())],
+            }],
+        };
+        let (s, _, b) = sent(StoreError::EmailDuplicates(Box::new(d)).into()).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(b["error"]["details"]["total"], 1);
+        assert_eq!(b["error"]["details"]["duplicates"][0]["email"], "a@x.test");
+        assert!(b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("email_uniqueness cannot be set to primary"));
+
+        let api = ApiError::from(StoreError::Stale);
+        assert_eq!(
+            (api.status, api.code, api.message.as_str()),
+            (
+                StatusCode::CONFLICT,
+                "conflict",
+                "modified concurrently; retry"
+            )
+        );
+        let api = ApiError::from(StoreError::NotFound);
+        assert_eq!(
+            (api.status, api.message.as_str()),
+            (StatusCode::NOT_FOUND, "not found")
+        );
+    }
+}

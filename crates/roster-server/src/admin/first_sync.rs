@@ -1,11 +1,5 @@
 //! The first-sync review's admin API (`/tenants/{tenant}/first-sync`, `…/approve`,
-//! `…/discard`), which the console and `roster tenant first-sync` share.
-//!
-//! While a tenant's setting `first_sync_review` is on, its identity provider's writes are
-//! applied (it sees normal answers and ids) but their events are held: the host app sees
-//! nothing, and the login decision treats the users as not yet provisioned. An operator looks
-//! at the summary and approves (the events are delivered, in order) or discards (the directory
-//! is put back as it was, SCIM is disabled). See `roster_store::domain::review`.
+//! `…/discard`); what a review is, and the decision, are [`crate::ops::first_sync`]'s.
 
 use axum::extract::State;
 use axum::Json;
@@ -13,31 +7,12 @@ use roster_store::{ReviewOutcome, ReviewStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    audit, decision_error, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery,
-};
+use super::{fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use crate::ops::first_sync::{decide, Decision};
 use crate::AppState;
 
 /// Users listed per page unless asked otherwise.
 pub const DEFAULT_LISTED: u64 = 100;
-
-/// An operator's decision on a review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Deliver the held events.
-    Approve,
-    /// Undo what the review did and disable SCIM.
-    Discard,
-}
-
-impl Decision {
-    fn action(self) -> &'static str {
-        match self {
-            Self::Approve => "first_sync.approve",
-            Self::Discard => "first_sync.discard",
-        }
-    }
-}
 
 /// How the API and `roster tenant first-sync --json` show a review (or its absence).
 #[must_use]
@@ -71,41 +46,6 @@ pub fn outcome_json(tenant: &str, decision: Decision, o: &ReviewOutcome) -> Valu
         "deleted_resources": o.deleted,
         "restored_resources": o.restored,
     })
-}
-
-/// Approves or discards the tenant's review and records who did; shared by the API, the
-/// console and the CLI.
-///
-/// # Errors
-/// 404 for an unknown tenant; 409 when no review is open.
-pub async fn decide(
-    state: &AppState,
-    tenant: &str,
-    decision: Decision,
-    actor: &str,
-) -> Result<ReviewOutcome, ApiError> {
-    let now = state.clock.now();
-    let done = match decision {
-        Decision::Approve => state.store.review_approve(tenant).await,
-        Decision::Discard => state.store.review_discard(tenant, now).await,
-    }
-    .map_err(|e| decision_error(tenant, e))?;
-    audit(
-        state.store.as_ref(),
-        now,
-        actor,
-        decision.action(),
-        Some(tenant),
-        Some(tenant),
-        json!({
-            "released_events": done.released,
-            "dropped_events": done.dropped,
-            "deleted_resources": done.deleted,
-            "restored_resources": done.restored,
-        }),
-    )
-    .await;
-    Ok(done)
 }
 
 /// Query of `GET …/first-sync`.

@@ -17,10 +17,12 @@ use scim_proto::schema::{ResourceKind, GROUP_SCHEMA};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::users::{add_changes, blank, nullable, valid_metadata, ApiObject};
+use super::users::ApiObject;
 use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
 use super::{conflict, page_limit, present};
 use crate::changes::change_events;
+use crate::ops::nullable;
+use crate::ops::users::{add_changes, blank, valid_metadata};
 use crate::AppState;
 
 /// At most this many member ids in one request.

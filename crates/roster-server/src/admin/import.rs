@@ -22,8 +22,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::users::{valid_metadata, valid_roles};
 use super::{audit, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use crate::ops::users::{looks_like_email, not_an_email, valid_metadata, valid_roles};
 use crate::AppState;
 
 /// Largest import body the API accepts; larger files go through `roster users import`.
@@ -161,8 +161,8 @@ fn to_user(r: Record) -> Result<ImportUser, String> {
         doc.insert("displayName".into(), json!(d));
     }
     if let Some(e) = text("email", r.email)? {
-        if !super::users::looks_like_email(&e) {
-            return Err(super::users::not_an_email("email", &e));
+        if !looks_like_email(&e) {
+            return Err(not_an_email("email", &e));
         }
         doc.insert(
             "emails".into(),

@@ -5,16 +5,17 @@
 //! This module is the foundation issue 4 extends (tenants, tokens, settings, users, groups,
 //! roles, login decision): add a sub-module with its handlers, merge its routes in
 //! [`routes`], describe them in `docs/openapi.json`, and record administrative actions with
-//! [`audit`]. Errors are [`ApiError`]s; JSON bodies and query strings go through [`ApiJson`]
-//! and [`ApiQuery`] so that malformed input is a JSON 400 too.
+//! [`crate::ops::audit`]. An operation the console or the CLI also needs belongs in
+//! [`crate::ops`]: the handler parses, calls it, and shows the result. Errors are
+//! [`ApiError`]s (an operation's [`crate::ops::OpError`] becomes one in `error.rs`); JSON
+//! bodies and query strings go through [`ApiJson`] and [`ApiQuery`] so that malformed input is
+//! a JSON 400 too.
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use roster_store::{AuditEntry, Store};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::AppState;
@@ -37,17 +38,15 @@ pub mod tokens;
 pub mod users;
 pub mod webhooks;
 
+pub(crate) use crate::ops::present;
 pub use body::{from_json, optional_json, ApiJson};
+// The shared helpers, under the names this module's handlers have always used.
+pub(crate) use crate::ops::{audit, fmt_time, live_tenant, page_limit, require_tenant};
 pub use error::ApiError;
 pub use keys::AdminAuth;
 
 /// The OpenAPI 3.1 description of this API, kept in the repository.
 pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
-
-/// Default page size of list endpoints.
-pub const DEFAULT_LIMIT: u64 = 100;
-/// Largest page size of list endpoints.
-pub const MAX_LIMIT: u64 = 1000;
 
 /// Query parameters; malformed ones are a JSON 400.
 #[derive(Debug, FromRequestParts)]
@@ -225,83 +224,6 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-/// Answers 404 unless the tenant exists: every tenant-scoped handler calls this first.
-///
-/// # Errors
-/// 404 for an unknown tenant; 500 when the store fails.
-pub async fn require_tenant(state: &AppState, tenant: &str) -> Result<(), ApiError> {
-    live_tenant(state.store.as_ref(), tenant).await.map(|_| ())
-}
-
-/// The live tenant `id`, or a 404 naming it.
-///
-/// # Errors
-/// 404, or 500 when the store fails.
-pub async fn live_tenant(store: &dyn Store, id: &str) -> Result<roster_store::Tenant, ApiError> {
-    store
-        .get_tenant(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant \"{id}\"")))
-}
-
-/// Appends an audit entry. A failure is logged and does not undo the action it records.
-pub async fn audit(
-    store: &dyn Store,
-    now: OffsetDateTime,
-    actor: &str,
-    action: &str,
-    tenant: Option<&str>,
-    target: Option<&str>,
-    details: Value,
-) {
-    let entry = AuditEntry {
-        id: 0,
-        at: now,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        tenant_id: tenant.map(str::to_owned),
-        target: target.map(str::to_owned),
-        details,
-    };
-    if let Err(e) = store.append_audit(&entry).await {
-        tracing::error!(error = %e, action, "writing the audit log failed");
-    }
-}
-
-/// Clamps a requested page size.
-#[must_use]
-pub fn limit(requested: Option<u64>) -> u64 {
-    requested.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
-}
-
-/// A requested page size: 1–[`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent. Out of range is a
-/// 400 rather than clamped, so that the API does exactly what `docs/openapi.json` says.
-///
-/// # Errors
-/// 400 outside 1–[`MAX_LIMIT`].
-pub fn page_limit(requested: Option<u64>) -> Result<u64, ApiError> {
-    match requested {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::invalid(format!(
-            "limit must be 1–{MAX_LIMIT}, not {n}"
-        ))),
-    }
-}
-
-/// How an operator's decision on a tenant's held state (the guard, the first-sync review)
-/// reports the store's refusal: an unknown tenant is a 404, a state that leaves nothing to
-/// decide (the store's `Invalid`) a 409 with the store's words.
-pub(crate) fn decision_error(tenant: &str, e: roster_store::StoreError) -> ApiError {
-    match e {
-        roster_store::StoreError::NotFound => {
-            ApiError::not_found(format!("no tenant \"{tenant}\""))
-        }
-        roster_store::StoreError::Invalid(m) => conflict(m),
-        other => other.into(),
-    }
-}
-
 /// A 409 `conflict`.
 pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
     ApiError {
@@ -310,26 +232,6 @@ pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
         code: "conflict",
         message: message.into(),
     }
-}
-
-/// Deserialises a field that may be absent (`None`) or a value, but not `null` (with
-/// `#[serde(default, deserialize_with = "present")]`): an explicit `null` is refused instead of
-/// being taken for an absent field, as `docs/openapi.json` says.
-///
-/// # Errors
-/// When the value does not deserialise as `T`.
-pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
-
-/// Formats an instant as the API does (RFC 3339, milliseconds, UTC).
-#[must_use]
-pub fn fmt_time(t: OffsetDateTime) -> String {
-    scim_proto::filter::format_datetime(t)
 }
 
 /// Parses an RFC 3339 query parameter.
@@ -350,15 +252,7 @@ pub fn parse_time(name: &str, v: Option<&str>) -> Result<Option<OffsetDateTime>,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn page_limits() {
-        assert_eq!(page_limit(None).unwrap(), DEFAULT_LIMIT);
-        assert_eq!(page_limit(Some(1)).unwrap(), 1);
-        assert_eq!(page_limit(Some(MAX_LIMIT)).unwrap(), MAX_LIMIT);
-        assert!(page_limit(Some(0)).is_err());
-        assert!(page_limit(Some(MAX_LIMIT + 1)).is_err());
-    }
+    use serde_json::Value;
 
     #[test]
     fn openapi_file_is_json_and_documents_every_route() {

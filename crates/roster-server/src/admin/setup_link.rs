@@ -9,8 +9,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{audit, fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
-use crate::setup_links;
+use super::{fmt_time, require_tenant, AdminAuth, ApiError, ApiPath, ApiQuery};
+use crate::ops::setup_links;
 use crate::AppState;
 
 /// Query parameters of the endpoint.
@@ -37,19 +37,10 @@ pub async fn create_handler(
         None => setup_links::DEFAULT_SETUP_LINK_TTL,
     };
     let now = state.clock.now();
+    let actor = auth.actor();
     let (token, expires_at) =
-        setup_links::create_setup_link(state.store.as_ref(), now, &tenant, ttl, &auth.actor())
+        setup_links::create_setup_link(state.store.as_ref(), now, &tenant, ttl, &actor, &actor)
             .await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "console.setup_link_created",
-        Some(&tenant),
-        None,
-        json!({"expires_at": fmt_time(expires_at)}),
-    )
-    .await;
     let url = setup_links::setup_url(&crate::urls::origin(&state), &token);
     Ok((
         StatusCode::CREATED,
@@ -66,19 +57,9 @@ pub async fn revoke_handler(
     auth: AdminAuth,
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_tenant(&state, &tenant).await?;
     let now = state.clock.now();
-    let (links, sessions) = state.store.revoke_setup_links(&tenant, now).await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "console.setup_links_revoked",
-        Some(&tenant),
-        None,
-        json!({"links": links, "sessions": sessions}),
-    )
-    .await;
+    let (links, sessions) =
+        setup_links::revoke(state.store.as_ref(), now, &tenant, &auth.actor()).await?;
     Ok(Json(
         json!({"tenant": tenant, "links_revoked": links, "sessions_ended": sessions}),
     ))

@@ -12,9 +12,10 @@ use time::Duration;
 
 use super::session::{self, pre_token, PrePosted};
 use super::view::{render, tenant_href, Chrome};
-use super::{operators, redirect, ConsoleError, Posted, Session};
-use crate::admin::keys;
-use crate::setup_links::SETUP_MARKER;
+use super::{redirect, ConsoleError, Posted, Session};
+use crate::ops::keys;
+use crate::ops::operators;
+use crate::ops::setup_links::SETUP_MARKER;
 use crate::tokens::{digests_equal, hash_token};
 use crate::AppState;
 
@@ -121,7 +122,7 @@ async fn signed_in(
     audit_details: serde_json::Value,
 ) -> Result<Response, ConsoleError> {
     let cookie = session::start(state, None, actor.clone(), OPERATOR_SESSION).await?;
-    crate::admin::audit(
+    crate::ops::audit(
         state.store.as_ref(),
         state.clock.now(),
         &format!("console:{actor}"),
@@ -399,7 +400,7 @@ pub async fn setup_use(
         SETUP_SESSION,
     )
     .await?;
-    crate::admin::audit(
+    crate::ops::audit(
         state.store.as_ref(),
         now,
         &format!("console:{actor}"),

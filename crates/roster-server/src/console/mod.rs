@@ -2,8 +2,8 @@
 //! admin (by setup link) to set up SCIM and watch users, groups and the provisioning log.
 //!
 //! The console is another front end to the operations the admin API uses (STYLE §1, kanidm's
-//! views): it changes nothing the API could not, through the same functions, validated and
-//! audited the same way. Pages are askama templates and one CSS and one JS file, all compiled
+//! views): it changes nothing the API could not, through the same functions ([`crate::ops`]),
+//! validated and audited the same way. Pages are askama templates and one CSS and one JS file, all compiled
 //! into the binary; nothing is fetched from elsewhere. Every page works without JavaScript;
 //! the script adds copy buttons, modal confirmation dialogs and the live identity-provider
 //! picker.
@@ -35,7 +35,6 @@ use crate::AppState;
 
 mod auth;
 mod idp;
-pub mod operators;
 mod pages;
 mod session;
 pub mod view;
@@ -186,14 +185,22 @@ impl From<StoreError> for ConsoleError {
     }
 }
 
-/// The admin API's operations return [`crate::admin::ApiError`]; the console shows its message
-/// for input errors and hides server errors (already logged there).
-impl From<crate::admin::ApiError> for ConsoleError {
-    fn from(e: crate::admin::ApiError) -> Self {
-        match e.status.as_u16() {
-            404 => Self::NotFound,
-            400..=499 => Self::Invalid(e.message),
-            _ => Self::Internal,
+/// The one place the console turns an operation's refusal into what it shows: input and state
+/// problems in the operation's words (the form's page shows them), a missing thing as the
+/// console's plain 404, and a store failure (logged) as the generic error page.
+impl From<crate::ops::OpError> for ConsoleError {
+    fn from(e: crate::ops::OpError) -> Self {
+        use crate::ops::OpError;
+        match e {
+            OpError::NotFound { .. } => Self::NotFound,
+            e @ OpError::Invalid { .. } => Self::Invalid(e.to_string()),
+            OpError::Conflict { message, .. } => Self::Invalid(message),
+            OpError::Forbidden { .. } => Self::Forbidden,
+            // A store refusal built by hand still reads as the operation's words.
+            OpError::Store(e) => match OpError::from(e) {
+                OpError::Store(e) => e.into(),
+                other => other.into(),
+            },
         }
     }
 }
@@ -280,6 +287,56 @@ pub fn redirect(to: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_operation_error_has_its_page() {
+        use crate::ops::{FieldError, OpError};
+        assert!(matches!(
+            ConsoleError::from(OpError::no_tenant("acme")),
+            ConsoleError::NotFound
+        ));
+        let two = OpError::Invalid {
+            errors: vec![
+                FieldError {
+                    field: Some("group.value".into()),
+                    message: "group.value must have 1 to 1024 characters".into(),
+                },
+                FieldError {
+                    field: Some("roles".into()),
+                    message: "roles must name at least one role".into(),
+                },
+            ],
+        };
+        assert!(matches!(
+            ConsoleError::from(two),
+            ConsoleError::Invalid(m) if m == "group.value must have 1 to 1024 characters; \
+                                           roles must name at least one role"
+        ));
+        assert!(matches!(
+            ConsoleError::from(OpError::conflict("taken")),
+            ConsoleError::Invalid(m) if m == "taken"
+        ));
+        assert!(matches!(
+            ConsoleError::from(OpError::Forbidden {
+                message: "no".into()
+            }),
+            ConsoleError::Forbidden
+        ));
+        for e in [
+            StoreError::Backend("disk".into()),
+            StoreError::Unavailable("down".into()),
+        ] {
+            assert!(matches!(
+                ConsoleError::from(OpError::Store(e)),
+                ConsoleError::Internal
+            ));
+        }
+        // The store's refusals read as the operation's words, as the admin API shows them.
+        assert!(matches!(
+            ConsoleError::from(OpError::Store(StoreError::Conflict("userName"))),
+            ConsoleError::Invalid(m) if m == "userName already exists"
+        ));
+    }
 
     #[test]
     fn setup_tokens_stay_out_of_the_request_log() {

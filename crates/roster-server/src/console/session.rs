@@ -73,7 +73,7 @@ impl Session {
         target: Option<&str>,
         details: serde_json::Value,
     ) {
-        crate::admin::audit(
+        crate::ops::audit(
             state.store.as_ref(),
             state.clock.now(),
             &self.actor(),
@@ -118,7 +118,7 @@ impl Session {
         if self.record.tenant_id.as_deref().is_some_and(|s| s != id) {
             return Err(ConsoleError::NotFound);
         }
-        Ok(crate::admin::live_tenant(state.store.as_ref(), id).await?)
+        Ok(crate::ops::live_tenant(state.store.as_ref(), id).await?)
     }
 }
 

@@ -87,7 +87,7 @@ async fn tenant_crud_with_pagination_and_audit() {
     );
 
     // Ids: explicit, derived, and made up for a name without letters or digits (a non-ASCII
-    // name is transliterated: `株式会社` is `zhu-shi-hui-she`, see `admin::tenants::slug`).
+    // name is transliterated: `株式会社` is `zhu-shi-hui-she`, see `ops::tenants::slug`).
     for body in [
         json!({"name": "Initech", "id": "initech-eu"}),
         json!({"name": "Umbrella"}),

@@ -64,7 +64,7 @@ pub fn entry_row(tenant: &str, e: &ProvisioningEntry, now: OffsetDateTime) -> En
     });
     EntryRow {
         at: fmt_when(e.at),
-        at_iso: crate::admin::fmt_time(e.at),
+        at_iso: crate::ops::fmt_time(e.at),
         ago: fmt_ago(e.at, now),
         method: e.method.clone(),
         path: e.path.clone(),

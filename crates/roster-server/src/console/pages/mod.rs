@@ -83,7 +83,7 @@ impl UserRow {
                 .unwrap_or("")
                 .to_owned(),
             name: display_name(doc),
-            email: crate::admin::users::primary_email(doc)
+            email: crate::ops::users::primary_email(doc)
                 .unwrap_or("")
                 .to_owned(),
             status: u.status.as_str(),

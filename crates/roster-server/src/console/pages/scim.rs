@@ -1,7 +1,7 @@
 //! A tenant's SCIM settings page: connection status, the identity provider and its setup
 //! steps, the base URL, the token (enable, regenerate, disable), the tenant settings, the
 //! mass-deprovisioning guard, the first-sync review and the role-mapping editor. Every action
-//! calls the admin API's operation for it and is audited as the console session.
+//! calls the shared operation for it ([`crate::ops`]) and is audited as the console session.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -23,9 +23,9 @@ use super::super::view::{
 };
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
 use super::{param, stale_cursor, user_href, Params};
-use crate::admin;
-use crate::admin::first_sync::{self, Decision};
-use crate::admin::roles::{GroupSelector, MappingBody};
+use crate::ops;
+use crate::ops::first_sync::{self, Decision};
+use crate::ops::roles::{GroupSelector, MappingBody};
 use crate::AppState;
 
 struct Connection {
@@ -270,7 +270,7 @@ impl ReviewView {
             summary: review_sentence(&s.summary),
             held: count(s.held_events, "event", "events"),
             since: s.held_since.map(fmt_when).unwrap_or_default(),
-            since_iso: s.held_since.map(admin::fmt_time).unwrap_or_default(),
+            since_iso: s.held_since.map(ops::fmt_time).unwrap_or_default(),
             ago: s.held_since.map(|t| fmt_ago(t, now)).unwrap_or_default(),
             shown: format!(
                 "{} of {}",
@@ -360,7 +360,7 @@ async fn render_page(
         let at = last.at();
         Connection {
             at: fmt_when(at),
-            at_iso: admin::fmt_time(at),
+            at_iso: ops::fmt_time(at),
             ago: fmt_ago(at, now),
             status: last.status(),
             ok: last.status() < 400,
@@ -389,7 +389,7 @@ async fn render_page(
         n => n.to_string(),
     };
     let dropped_24h = store.count_dropped(&t.id, Some(day_ago), None).await?;
-    let since = admin::fmt_time(day_ago);
+    let since = ops::fmt_time(day_ago);
     let failures_href = format!(
         "{href}/log?outcome=failure&since={}",
         url_enc(since.get(..16).unwrap_or(&since))
@@ -617,14 +617,12 @@ impl Ctx {
     /// error page.
     async fn or_refused<T>(
         &self,
-        r: Result<T, admin::ApiError>,
+        r: Result<T, ops::OpError>,
     ) -> Result<Result<T, Response>, ConsoleError> {
-        match r {
+        match r.map_err(ConsoleError::from) {
             Ok(v) => Ok(Ok(v)),
-            Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
-                Ok(Err(self.refused(e.message).await?))
-            }
-            Err(e) => Err(e.into()),
+            Err(ConsoleError::Invalid(m)) => Ok(Err(self.refused(m).await?)),
+            Err(e) => Err(e),
         }
     }
 
@@ -636,11 +634,11 @@ impl Ctx {
     /// Applies a tenant update as `PATCH /api/v1/tenants/{tenant}` does, and audits it.
     async fn update_tenant(
         &self,
-        update: admin::tenants::TenantUpdate,
+        update: ops::tenants::TenantUpdate,
         action: &str,
         details: serde_json::Value,
     ) -> Result<Option<Response>, ConsoleError> {
-        let r = admin::tenants::update(self.state.store.as_ref(), &self.t.id, update).await;
+        let r = ops::tenants::update(self.state.store.as_ref(), &self.t.id, update).await;
         if let Err(page) = self.or_refused(r).await? {
             return Ok(Some(page));
         }
@@ -699,9 +697,9 @@ pub async fn save_idp(
     Posted { session, form }: Posted<IdpForm>,
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
-    let update = admin::tenants::TenantUpdate {
+    let update = ops::tenants::TenantUpdate {
         idp: Some(form.idp.clone()),
-        ..admin::tenants::TenantUpdate::default()
+        ..ops::tenants::TenantUpdate::default()
     };
     let details = json!({"idp": form.idp});
     if let Some(page) = ctx.update_tenant(update, "tenant.update", details).await? {
@@ -719,15 +717,12 @@ pub async fn enable(
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let now = ctx.state.clock.now();
-    let r = admin::tenants::enable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, None).await;
+    let actor = ctx.session.actor();
+    let r = ops::tenants::enable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, None, &actor).await;
     let issued = match ctx.or_refused(r).await? {
         Ok(i) => i,
         Err(page) => return Ok(page),
     };
-    let prefix = Some(issued.record.prefix.as_str());
-    ctx.session
-        .audit(&ctx.state, "scim.enable", &ctx.t.id, prefix, json!({}))
-        .await;
     ctx.show_token(
         issued.secret,
         "SCIM is enabled. Copy the token below into your identity provider.",
@@ -745,21 +740,12 @@ pub async fn regenerate(
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let now = ctx.state.clock.now();
-    let r = admin::tokens::rotate(ctx.state.store.as_ref(), now, &ctx.t.id, None, None).await;
-    let (issued, revoked) = match ctx.or_refused(r).await? {
-        Ok(x) => x,
+    let actor = ctx.session.actor();
+    let r = ops::tokens::rotate(ctx.state.store.as_ref(), now, &ctx.t.id, None, None, &actor).await;
+    let issued = match ctx.or_refused(r).await? {
+        Ok((issued, _revoked)) => issued,
         Err(page) => return Ok(page),
     };
-    let prefix = Some(issued.record.prefix.as_str());
-    ctx.session
-        .audit(
-            &ctx.state,
-            "token.rotate",
-            &ctx.t.id,
-            prefix,
-            json!({"revoked": revoked}),
-        )
-        .await;
     ctx.show_token(
         issued.secret,
         "A new token is ready. The old one stopped working: paste this one into your identity \
@@ -777,16 +763,8 @@ pub async fn disable(
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let now = ctx.state.clock.now();
-    let revoked = admin::tenants::disable_scim(ctx.state.store.as_ref(), now, &ctx.t.id).await?;
-    ctx.session
-        .audit(
-            &ctx.state,
-            "scim.disable",
-            &ctx.t.id,
-            None,
-            json!({"revoked": revoked}),
-        )
-        .await;
+    let actor = ctx.session.actor();
+    ops::tenants::disable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, &actor).await?;
     Ok(ctx.done("disabled", "h-token"))
 }
 
@@ -866,9 +844,9 @@ pub async fn save_settings(
         Ok(p) => p,
         Err(m) => return ctx.refused(m).await,
     };
-    let update = admin::tenants::TenantUpdate {
+    let update = ops::tenants::TenantUpdate {
         settings: Some(patch.clone()),
-        ..admin::tenants::TenantUpdate::default()
+        ..ops::tenants::TenantUpdate::default()
     };
     if let Some(page) = ctx.update_tenant(update, "tenant.settings", patch).await? {
         return Ok(page);
@@ -889,7 +867,7 @@ pub async fn guard_decide(
         "reject" => GuardDecision::Reject,
         _ => return Err(ConsoleError::NotFound),
     };
-    let r = admin::guard::decide(&ctx.state, &ctx.t.id, d, &ctx.session.actor()).await;
+    let r = ops::guard::decide(&ctx.state, &ctx.t.id, d, &ctx.session.actor()).await;
     if let Err(page) = ctx.or_refused(r).await? {
         return Ok(page);
     }
@@ -912,11 +890,11 @@ pub async fn review_decide(
         _ => return Err(ConsoleError::NotFound),
     };
     let o = match first_sync::decide(&ctx.state, &ctx.t.id, d, &ctx.session.actor()).await {
-        // 409: none is open (decided meanwhile, perhaps in another tab); the store's message
+        // None is open (decided meanwhile, perhaps in another tab); the store's message
         // names the setting, which the page calls otherwise.
-        Err(e) if e.status == StatusCode::CONFLICT => {
+        Err(ops::OpError::Conflict { .. }) => {
             let m = "No first-sync review is open: it has been approved or discarded already.";
-            return ctx.refused_with(e.status, m.to_owned()).await;
+            return ctx.refused_with(StatusCode::CONFLICT, m.to_owned()).await;
         }
         r => match ctx.or_refused(r).await? {
             Ok(o) => o,
@@ -972,7 +950,7 @@ pub async fn add_mapping(
         Ok(b) => b,
         Err(m) => return ctx.refused(m).await,
     };
-    let r = admin::roles::create(&ctx.state, &ctx.session.actor(), &ctx.t.id, &body).await;
+    let r = ops::roles::create(&ctx.state, &ctx.session.actor(), &ctx.t.id, &body).await;
     if let Err(page) = ctx.or_refused(r).await? {
         return Ok(page);
     }
@@ -991,7 +969,7 @@ pub async fn save_mapping(
         Ok(b) => b,
         Err(m) => return ctx.refused(m).await,
     };
-    let r = admin::roles::replace(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id, &body).await;
+    let r = ops::roles::replace(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id, &body).await;
     if let Err(page) = ctx.or_refused(r).await? {
         return Ok(page);
     }
@@ -1006,7 +984,7 @@ pub async fn delete_mapping(
     Posted { session, .. }: Posted<Empty>,
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
-    admin::roles::remove(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id).await?;
+    ops::roles::remove(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id).await?;
     Ok(ctx.done("mapping-deleted", "h-roles"))
 }
 

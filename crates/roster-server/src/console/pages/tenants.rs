@@ -11,7 +11,8 @@ use super::super::view::{
 };
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
 use super::{param, Params};
-use crate::admin;
+use crate::ops;
+use crate::ops::setup_links;
 use crate::AppState;
 
 /// Tenants per page.
@@ -167,12 +168,12 @@ pub async fn create(
 ) -> Result<Response, ConsoleError> {
     session.require_operator()?;
     let now = state.clock.now();
-    let req = admin::tenants::NewTenant {
+    let req = ops::tenants::NewTenant {
         name: form.name,
         idp: Some(form.idp),
-        ..admin::tenants::NewTenant::default()
+        ..ops::tenants::NewTenant::default()
     };
-    let (t, _) = admin::tenants::create(state.store.as_ref(), now, req, None).await?;
+    let (t, _) = ops::tenants::create(state.store.as_ref(), now, req, None).await?;
     session
         .audit(
             &state,
@@ -226,26 +227,13 @@ pub async fn setup_link_create(
 ) -> Result<Response, ConsoleError> {
     session.require_operator()?;
     let t = session.tenant(&state, &tenant).await?;
-    let ttl = crate::setup_links::parse_ttl(&form.expires).map_err(ConsoleError::Invalid)?;
+    let ttl = setup_links::parse_ttl(&form.expires).map_err(ConsoleError::Invalid)?;
     let now = state.clock.now();
-    let (token, expires) = crate::setup_links::create_setup_link(
-        state.store.as_ref(),
-        now,
-        &t.id,
-        ttl,
-        &session.actor(),
-    )
-    .await?;
-    session
-        .audit(
-            &state,
-            "console.setup_link_created",
-            &t.id,
-            None,
-            json!({"expires_at": admin::fmt_time(expires)}),
-        )
-        .await;
-    let url = crate::setup_links::setup_url(&crate::urls::origin(&state), &token);
+    let actor = session.actor();
+    let (token, expires) =
+        setup_links::create_setup_link(state.store.as_ref(), now, &t.id, ttl, &actor, &actor)
+            .await?;
+    let url = setup_links::setup_url(&crate::urls::origin(&state), &token);
     let html = render(&SetupLinkPage {
         chrome: Chrome::signed_in(&session, format!("Setup link · {}", t.name)),
         action: String::new(),

@@ -22,8 +22,8 @@ use super::super::view::{
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
 use super::log::{entry_row, EntryRow};
 use super::{group_href, param, parse_source, parse_status, Params, UserRow, PAGE_SIZE, SOURCES};
-use crate::admin;
-use crate::admin::users::UserPatch;
+use crate::ops;
+use crate::ops::users::UserPatch;
 use crate::AppState;
 
 const STATUSES: [(&str, &str); 4] = [
@@ -208,7 +208,7 @@ struct UserPage {
 }
 
 /// The top-level attributes the identity provider owns on a managed user (the admin API's
-/// rule, see [`crate::admin::users`]).
+/// rule, see [`crate::ops::users`]).
 const IDP_OWNED: [&str; 6] = [
     "userName",
     "name",
@@ -734,11 +734,7 @@ async fn render_user(
 }
 
 async fn fetch(state: &AppState, t: &Tenant, id: &str) -> Result<AppUser, ConsoleError> {
-    state
-        .store
-        .get_app_user(&t.id, id)
-        .await?
-        .ok_or(ConsoleError::NotFound)
+    Ok(ops::users::fetch_user(state, &t.id, id).await?)
 }
 
 /// `GET /console/t/{tenant}/users/{id}`.
@@ -758,7 +754,7 @@ pub async fn detail(
     render_user(&state, &session, &t, &u, notice, None).await
 }
 
-/// Applies `patch` through the admin API's user operation; its refusal (a managed field, a
+/// Applies `patch` through the shared user operation ([`ops::users::update`]); its refusal (a managed field, a
 /// taken userName, an invalid value) is shown above the user's page, with the edit `form` as
 /// it was typed (a custom attribute's refusal next to its field) unless the refusal is that
 /// the user changed since the form was read: then the page shows the current values.
@@ -771,12 +767,15 @@ async fn apply(
     done: &str,
     form: Option<&UserForm>,
 ) -> Result<Response, ConsoleError> {
-    match admin::users::update(state, &session.actor(), &t.id, id, patch).await {
+    match ops::users::update(state, &session.actor(), &t.id, id, patch)
+        .await
+        .map_err(ConsoleError::from)
+    {
         Ok(_) => Ok(redirect(&format!(
             "{}?done={done}",
             super::user_href(&t.id, id)
         ))),
-        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+        Err(ConsoleError::Invalid(message)) => {
             let u = fetch(state, t, id).await?;
             let typed = form
                 .filter(|f| f.version.is_none_or(|v| v == u.resource.version))
@@ -785,15 +784,15 @@ async fn apply(
                     errors: f
                         .custom
                         .keys()
-                        .filter(|k| k.starts_with("urn:") && e.message.contains(k.as_str()))
-                        .map(|k| (k.clone(), e.message.clone()))
+                        .filter(|k| k.starts_with("urn:") && message.contains(k.as_str()))
+                        .map(|k| (k.clone(), message.clone()))
                         .collect(),
                 });
-            let notice = Some(Notice::error(e.message));
+            let notice = Some(Notice::error(message));
             let html = render_user(state, session, t, &u, notice, typed.as_ref()).await?;
             Ok((StatusCode::BAD_REQUEST, html).into_response())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Operator accounts: people who run Roster sign in to the console with an email and a
-//! password, created from the command line (`roster operator add`). Passwords are stored as
+//! password, created from the command line (`roster operator add`); the console checks them. Passwords are stored as
 //! Argon2id hashes; ten wrong passwords in a row lock the account for fifteen minutes, and a
 //! new password or a removed account ends its sessions at once.
 
@@ -9,6 +9,8 @@ use argon2::Argon2;
 use roster_store::{Operator, Store, StoreError};
 use time::{Duration, OffsetDateTime};
 
+use super::OpError;
+
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Longest password accepted (hashing is the cost, so bound it).
@@ -17,23 +19,6 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_FAILURES: u32 = 10;
 /// How long a locked account stays locked.
 pub const LOCK_FOR: Duration = Duration::minutes(15);
-
-/// Why an operator command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OperatorError {
-    /// Bad input, with a message for the user.
-    #[error("{0}")]
-    Invalid(String),
-    /// The email is taken.
-    #[error("an operator with email {0:?} exists already")]
-    Exists(String),
-    /// No such operator.
-    #[error("no operator with email {0:?}")]
-    NotFound(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(StoreError),
-}
 
 /// The sign-in name: trimmed and lower-cased; must look like an email address.
 ///
@@ -108,18 +93,19 @@ pub fn generate_password() -> String {
 /// Creates an operator account.
 ///
 /// # Errors
-/// Invalid email or password; `Exists`; a store failure.
+/// [`OpError::Invalid`] for the email or password; [`OpError::Conflict`] when the email is
+/// taken; a store failure.
 pub async fn add(
     store: &dyn Store,
     now: OffsetDateTime,
     email: &str,
     password: &str,
-) -> Result<Operator, OperatorError> {
-    let email = normalize_email(email).map_err(OperatorError::Invalid)?;
-    check_password(password).map_err(OperatorError::Invalid)?;
+) -> Result<Operator, OpError> {
+    let email = normalize_email(email).map_err(|m| OpError::invalid_field("email", m))?;
+    check_password(password).map_err(|m| OpError::invalid_field("password", m))?;
     let op = Operator {
         email: email.clone(),
-        password_hash: hash_password(password).map_err(OperatorError::Invalid)?,
+        password_hash: hash_password(password).map_err(OpError::invalid)?,
         created_at: now,
         password_changed_at: now,
         last_sign_in_at: None,
@@ -128,41 +114,47 @@ pub async fn add(
     };
     match store.create_operator(&op).await {
         Ok(()) => Ok(op),
-        Err(StoreError::Conflict(_)) => Err(OperatorError::Exists(email)),
-        Err(e) => Err(OperatorError::Store(e)),
+        Err(StoreError::Conflict(_)) => Err(OpError::conflict(format!(
+            "an operator with email {email:?} exists already"
+        ))),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Sets a new password; the operator's sessions end at once.
 ///
 /// # Errors
-/// Invalid email or password; `NotFound`; a store failure.
+/// [`OpError::Invalid`] for the email or password; [`OpError::NotFound`]; a store failure.
 pub async fn set_password(
     store: &dyn Store,
     now: OffsetDateTime,
     email: &str,
     password: &str,
-) -> Result<(), OperatorError> {
-    let email = normalize_email(email).map_err(OperatorError::Invalid)?;
-    check_password(password).map_err(OperatorError::Invalid)?;
-    let hash = hash_password(password).map_err(OperatorError::Invalid)?;
+) -> Result<(), OpError> {
+    let email = normalize_email(email).map_err(|m| OpError::invalid_field("email", m))?;
+    check_password(password).map_err(|m| OpError::invalid_field("password", m))?;
+    let hash = hash_password(password).map_err(OpError::invalid)?;
     match store.set_operator_password(&email, &hash, now).await {
         Ok(()) => Ok(()),
-        Err(StoreError::NotFound) => Err(OperatorError::NotFound(email)),
-        Err(e) => Err(OperatorError::Store(e)),
+        Err(StoreError::NotFound) => Err(OpError::not_found(format!(
+            "no operator with email {email:?}"
+        ))),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Removes an operator; its sessions end at once.
 ///
 /// # Errors
-/// `NotFound`; a store failure.
-pub async fn remove(store: &dyn Store, email: &str) -> Result<(), OperatorError> {
-    let email = normalize_email(email).map_err(OperatorError::Invalid)?;
+/// [`OpError::NotFound`]; a store failure.
+pub async fn remove(store: &dyn Store, email: &str) -> Result<(), OpError> {
+    let email = normalize_email(email).map_err(|m| OpError::invalid_field("email", m))?;
     match store.delete_operator(&email).await {
         Ok(()) => Ok(()),
-        Err(StoreError::NotFound) => Err(OperatorError::NotFound(email)),
-        Err(e) => Err(OperatorError::Store(e)),
+        Err(StoreError::NotFound) => Err(OpError::not_found(format!(
+            "no operator with email {email:?}"
+        ))),
+        Err(e) => Err(e.into()),
     }
 }
 

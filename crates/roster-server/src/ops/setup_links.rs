@@ -1,9 +1,12 @@
 //! One-time setup links: how an operator hands a customer's IT admin the console for one
-//! tenant. Made here for the admin API, the console and the CLI alike; the console redeems them.
+//! tenant. Made and revoked here for the admin API, the console and the CLI alike; the console
+//! redeems them.
 
-use roster_store::{SetupLink, Store, StoreError};
+use roster_store::{SetupLink, Store};
+use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
+use super::{audit, fmt_time, live_tenant, OpError};
 use crate::tokens::{hash_token, random_alnum};
 
 /// Default lifetime of a setup link.
@@ -11,22 +14,22 @@ pub const DEFAULT_SETUP_LINK_TTL: Duration = Duration::days(7);
 /// The marker of setup-link tokens, so that a leaked one is recognisable.
 pub const SETUP_MARKER: &str = "rssl_";
 
-/// Creates a one-time setup link for `tenant`, valid for `ttl`; returns the link's token
-/// (shown once; only its hash is stored) and its expiry. The URL is
-/// [`setup_url`]`(origin, token)`.
+/// Creates a one-time setup link for `tenant`, valid for `ttl`, and audits it as `actor`;
+/// returns the link's token (shown once; only its hash is stored) and its expiry. The URL is
+/// [`setup_url`]`(origin, token)`. `created_by` is what the link records (and the audit entry
+/// of its use shows).
 ///
 /// # Errors
-/// `NotFound` for an unknown tenant; a store failure.
+/// [`OpError::NotFound`] for an unknown tenant; a store failure.
 pub async fn create_setup_link(
     store: &dyn Store,
     now: OffsetDateTime,
     tenant: &str,
     ttl: Duration,
     created_by: &str,
-) -> Result<(String, OffsetDateTime), StoreError> {
-    if store.get_tenant(tenant).await?.is_none() {
-        return Err(StoreError::NotFound);
-    }
+    actor: &str,
+) -> Result<(String, OffsetDateTime), OpError> {
+    live_tenant(store, tenant).await?;
     let token = format!("{SETUP_MARKER}{}", random_alnum(40));
     let expires_at = now + ttl;
     store
@@ -39,7 +42,43 @@ pub async fn create_setup_link(
             used_at: None,
         })
         .await?;
+    audit(
+        store,
+        now,
+        actor,
+        "console.setup_link_created",
+        Some(tenant),
+        None,
+        json!({"expires_at": fmt_time(expires_at)}),
+    )
+    .await;
     Ok((token, expires_at))
+}
+
+/// Ends the tenant's unused setup links and every console session opened with one, and audits
+/// it as `actor`; returns how many links and sessions ended.
+///
+/// # Errors
+/// [`OpError::NotFound`] for an unknown tenant; a store failure.
+pub async fn revoke(
+    store: &dyn Store,
+    now: OffsetDateTime,
+    tenant: &str,
+    actor: &str,
+) -> Result<(u64, u64), OpError> {
+    live_tenant(store, tenant).await?;
+    let (links, sessions) = store.revoke_setup_links(tenant, now).await?;
+    audit(
+        store,
+        now,
+        actor,
+        "console.setup_links_revoked",
+        Some(tenant),
+        None,
+        json!({"links": links, "sessions": sessions}),
+    )
+    .await;
+    Ok((links, sessions))
 }
 
 /// The URL of a setup link: `{origin}/console/setup/{token}`.
