@@ -170,7 +170,7 @@ fn read_declarations(path: &std::path::Path) -> Result<Vec<scim_proto::custom::C
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
     };
-    let body: admin::custom_schemas::Declarations = serde_json::from_str(&text)
+    let body: roster_server::ops::custom_schemas::Declarations = serde_json::from_str(&text)
         .with_context(|| format!("{} is not {{\"schemas\": [...]}}", path.display()))?;
     Ok(body.schemas)
 }
@@ -535,9 +535,14 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 None => shared::live_tenant(s, &tenant).await?,
                 Some(schemas) => {
                     let now = SystemClock.now();
-                    let (t, lost) =
-                        admin::custom_schemas::replace(s, &tenant, schemas.clone(), force, now)
-                            .await?;
+                    let (t, lost) = roster_server::ops::custom_schemas::replace(
+                        s,
+                        &tenant,
+                        schemas.clone(),
+                        force,
+                        now,
+                    )
+                    .await?;
                     let values = admin::custom_schemas::values_json(&lost);
                     audit(
                         s,
@@ -620,7 +625,9 @@ pub async fn global_custom_schemas(
     };
     if let Some(schemas) = new {
         let now = SystemClock.now();
-        let lost = admin::custom_schemas::replace_global(s, schemas.clone(), force, now).await?;
+        let lost =
+            roster_server::ops::custom_schemas::replace_global(s, schemas.clone(), force, now)
+                .await?;
         let values = admin::custom_schemas::values_json(&lost);
         audit(
             s,
