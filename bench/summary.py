@@ -142,6 +142,16 @@ def verdict(name: str, kv: dict[str, str], ceiling: dict | None, by_name: dict[s
         )
         if secs is not None:
             out["met"] = secs < ENTRA_SECONDS and kv.get("ok") == "true"
+    elif name == "custom_filter":
+        out["target"] = "indexed ≫ in memory"
+        out["notes"].append(
+            f"{kv.get('users', '?')} users: in memory p50 {kv.get('memory_p50_ms', '?')} ms, "
+            f"indexed p50 {kv.get('indexed_p50_ms', '?')} ms ({kv.get('speedup', '?')}×), "
+            f"index built online in {kv.get('build_s', '?')} s"
+        )
+        speedup = num(kv, "speedup")
+        if speedup is not None:
+            out["met"] = speedup >= 10 and not kv.get("failed")
     elif name == "million_rss":
         out["target"] = f"RSS ≤ {MILLION_RSS_MIB:.0f} MiB"
         peak = num(kv, "rss_peak_mib")
