@@ -394,6 +394,33 @@ impl fmt::Display for PatchPath {
     }
 }
 
+/// Object member lookup as filters do it: the exact key first, then ASCII case-insensitively,
+/// because attribute names are case-insensitive (RFC 7643 §2.1) even though Roster stores
+/// canonical keys. Shared with the store's index of custom attributes, so both find the same
+/// value.
+#[must_use]
+pub fn member<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
+    let obj = v.as_object()?;
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// RFC 7644 §3.4.2.2 `pr`: the value is neither null nor empty. Shared with the store's index
+/// of custom attributes, so `pr` means the same in SQL and in memory.
+#[must_use]
+pub fn is_present(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
 /// The case folding used wherever a `caseExact: false` string is compared: in filters, in
 /// uniqueness checks and in the store's indexed columns. One function, so that SQL and
 /// in-memory evaluation agree.

@@ -21,7 +21,7 @@
 //! through, the index is `ready` and the translator uses it. Writes never wait for a build.
 
 use scim_proto::custom::{CustomSchema, CustomType};
-use scim_proto::filter::{fold_case, parse_datetime};
+use scim_proto::filter::{fold_case, is_present, member as get, parse_datetime};
 use scim_proto::schema::{ResourceKind, ENTERPRISE_USER_SCHEMA};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -229,27 +229,6 @@ fn encode(spec: &IndexSpec, v: &Value) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// RFC 7644 §3.4.2.2 `pr`, as the in-memory evaluator decides it.
-fn is_present(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-        Value::Bool(_) | Value::Number(_) => true,
-    }
-}
-
-/// Object member lookup as the evaluator does it: the exact key, else ASCII case-insensitively.
-fn get<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
-    let obj = v.as_object()?;
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
 }
 
 /// The value a document holds for `spec` (`doc[urn][name]`), if any.

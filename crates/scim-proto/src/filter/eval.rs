@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use serde_json::{Number, Value};
 
 use super::validate::{Node, Operand, Target};
-use super::{fold_case, parse_datetime, CompareOp};
+use super::{fold_case, is_present, member as get, parse_datetime, CompareOp};
 
 pub(super) fn eval(node: &Node, ctx: &Value) -> bool {
     match node {
@@ -37,17 +37,6 @@ pub(super) fn eval(node: &Node, ctx: &Value) -> bool {
             acc
         }
     }
-}
-
-/// Object member lookup: exact key first, then ASCII case-insensitively, because attribute
-/// names are case-insensitive (RFC 7643 §2.1) even though Roster stores canonical keys.
-fn get<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
-    let obj = v.as_object()?;
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
 }
 
 /// The values of a multi-valued attribute are its array's elements; a single value is itself.
@@ -96,17 +85,6 @@ fn elements<'v>(t: &Target, ctx: &'v Value) -> Vec<&'v Value> {
     }
     out.retain(|v| v.is_object());
     out
-}
-
-/// RFC 7644 §3.4.2.2 `pr`: the value is neither null nor empty.
-fn is_present(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-        Value::Bool(_) | Value::Number(_) => true,
-    }
 }
 
 fn ordered(op: CompareOp, ord: Ordering) -> bool {
