@@ -18,12 +18,12 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::Request;
+use axum::extract::{OriginalUri, Request};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +31,7 @@ use axum::Router;
 use roster_store::StoreError;
 use sha2::{Digest, Sha256};
 
+use crate::ops::FieldError;
 use crate::AppState;
 
 mod auth;
@@ -109,8 +110,100 @@ pub fn routes() -> Router<AppState> {
         .route("/t/{tenant}/groups", get(groups::list))
         .route("/t/{tenant}/groups/{id}", get(groups::detail))
         .route("/t/{tenant}/log", get(log::list))
-        .fallback(|| async { ConsoleError::NotFound })
+        .fallback(not_found)
+        .layer(middleware::from_fn(navigation))
         .layer(middleware::from_fn(security_headers))
+}
+
+/// The console's 404 page; the session is read (when there is one) only so that the page
+/// has the console's navigation (see [`navigation`]).
+async fn not_found(_session: Result<Session, ConsoleError>) -> ConsoleError {
+    ConsoleError::NotFound
+}
+
+/// What every error page and every stray GET gets, in one place rather than in each handler:
+///
+/// - a GET (a reload, a bookmark, a pasted address) of a path that only takes POSTs answers
+///   303 to the page the form is on, never axum's blank 405;
+/// - an error page ([`ConsoleError`]) shown to a signed-in user gets the console's navigation
+///   (account links, and the tenant's tabs when the session may see that tenant), so that no
+///   error is a dead end. `ConsoleError` renders without a session (it cannot know one); this
+///   layer renders it again with the session and tenant the handler's extractors found,
+///   which they leave in a [`session::Seen`] this layer puts in the request. (The layer has
+///   no state of its own to look the session up with: the router takes none.)
+async fn navigation(mut req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path(), |o| o.0.path())
+        .to_owned();
+    let seen = session::Seen::default();
+    req.extensions_mut().insert(seen.clone());
+    let r = next.run(req).await;
+    if r.status() == StatusCode::METHOD_NOT_ALLOWED
+        && (method == Method::GET || method == Method::HEAD)
+    {
+        return redirect(&page_of(&path));
+    }
+    let Some(info) = r.extensions().get::<ErrorInfo>().cloned() else {
+        return r;
+    };
+    let Some((session, tenant)) = seen.get() else {
+        return r;
+    };
+    // The tenant's tabs only for the tenant the page is about, and only when the handler
+    // found that the session may see it.
+    let chrome = match (tenant, tenant_tab(&path)) {
+        (Some(t), Some((id, tab))) if t.id == id => {
+            view::Chrome::tenant(&session, &t, tab, info.heading)
+        }
+        _ => view::Chrome::signed_in(&session, info.heading),
+    };
+    let page = ErrorPage {
+        chrome,
+        heading: info.heading,
+        message: info.message,
+        back: "/console",
+        back_label: "Back to the console",
+    };
+    match view::render(&page) {
+        Ok(html) => (info.status, html).into_response(),
+        Err(_) => r,
+    }
+}
+
+/// The tenant a console path is about (its path segment, still percent-encoded), and the tab
+/// it belongs to.
+fn tenant_tab(path: &str) -> Option<(&str, view::TabId)> {
+    let rest = path.strip_prefix("/console/t/")?;
+    let mut segs = rest.split('/');
+    let id = segs.next().filter(|s| !s.is_empty())?;
+    let tab = match segs.next() {
+        Some("users") => view::TabId::Users,
+        Some("groups") => view::TabId::Groups,
+        Some("log") => view::TabId::Log,
+        _ => view::TabId::Scim,
+    };
+    Some((id, tab))
+}
+
+/// The page a POST-only path's form is on, at the form's section: where a GET of that path
+/// (a reload after a refused form) is sent.
+fn page_of(path: &str) -> String {
+    let rest = path.strip_prefix("/console").unwrap_or(path);
+    let segs: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    // The segments come from the request's own (valid) URI: reused as they are, still encoded.
+    match segs.as_slice() {
+        ["t", t, "users", id, ..] => format!("/console/t/{t}/users/{id}"),
+        ["t", t, "idp"] => format!("/console/t/{t}#h-idp"),
+        ["t", t, "scim", ..] => format!("/console/t/{t}#h-token"),
+        ["t", t, "settings"] => format!("/console/t/{t}#h-settings"),
+        ["t", t, "role-mappings", ..] => format!("/console/t/{t}#h-roles"),
+        ["t", t, ..] => format!("/console/t/{t}"),
+        ["sign-in", ..] => "/console/sign-in".to_owned(),
+        _ => "/console".to_owned(),
+    }
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -166,8 +259,14 @@ pub enum ConsoleError {
     Csrf,
     /// The request is not allowed for this session (an operator page from a setup link).
     Forbidden,
-    /// Bad input, with a message for the user.
+    /// Bad input that belongs to no form (a page address, a filter), with a message for the
+    /// user.
     Invalid(String),
+    /// An operation refused a form's input: every problem, each with its field when there is
+    /// one. A form's handler catches it and shows the form again with each error next to its
+    /// field ([`view::FormState`]); one that reaches [`IntoResponse`] is an error page listing
+    /// them.
+    Refused(Vec<FieldError>),
     /// The store failed (logged, never shown).
     Internal,
 }
@@ -193,8 +292,11 @@ impl From<crate::ops::OpError> for ConsoleError {
         use crate::ops::OpError;
         match e {
             OpError::NotFound { .. } => Self::NotFound,
-            e @ OpError::Invalid { .. } => Self::Invalid(e.to_string()),
-            OpError::Conflict { message, .. } => Self::Invalid(message),
+            OpError::Invalid { errors } => Self::Refused(errors),
+            OpError::Conflict { message, .. } => Self::Refused(vec![FieldError {
+                field: None,
+                message,
+            }]),
             OpError::Forbidden { .. } => Self::Forbidden,
             // A store refusal built by hand still reads as the operation's words.
             OpError::Store(e) => match OpError::from(e) {
@@ -203,6 +305,15 @@ impl From<crate::ops::OpError> for ConsoleError {
             },
         }
     }
+}
+
+/// What an error page says, kept on its response so that [`navigation`] can render it again
+/// with the signed-in user's navigation.
+#[derive(Debug, Clone)]
+struct ErrorInfo {
+    status: StatusCode,
+    heading: &'static str,
+    message: String,
 }
 
 /// A page with a heading, a message and one link onwards.
@@ -244,12 +355,21 @@ impl IntoResponse for ConsoleError {
                 "This page is for operators only.".to_owned(),
             ),
             Self::Invalid(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
+            Self::Refused(errors) => {
+                let all: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+                (StatusCode::BAD_REQUEST, "That did not work", all.join("; "))
+            }
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "The server could not complete the request. Try again; the server log has details."
                     .to_owned(),
             ),
+        };
+        let info = ErrorInfo {
+            status,
+            heading,
+            message: message.clone(),
         };
         let page = ErrorPage {
             chrome: view::Chrome::anonymous(heading),
@@ -258,10 +378,12 @@ impl IntoResponse for ConsoleError {
             back: "/console",
             back_label: "Back to the console",
         };
-        match view::render(&page) {
+        let mut r = match view::render(&page) {
             Ok(html) => (status, html).into_response(),
             Err(_) => status.into_response(),
-        }
+        };
+        r.extensions_mut().insert(info);
+        r
     }
 }
 
@@ -307,14 +429,14 @@ mod tests {
                 },
             ],
         };
+        // Every problem stays apart, with its field, for the form to place each one.
         assert!(matches!(
             ConsoleError::from(two),
-            ConsoleError::Invalid(m) if m == "group.value must have 1 to 1024 characters; \
-                                           roles must name at least one role"
+            ConsoleError::Refused(e) if e.len() == 2 && e[1].field.as_deref() == Some("roles")
         ));
         assert!(matches!(
             ConsoleError::from(OpError::conflict("taken")),
-            ConsoleError::Invalid(m) if m == "taken"
+            ConsoleError::Refused(e) if e[0].message == "taken" && e[0].field.is_none()
         ));
         assert!(matches!(
             ConsoleError::from(OpError::Forbidden {
@@ -334,8 +456,36 @@ mod tests {
         // The store's refusals read as the operation's words, as the admin API shows them.
         assert!(matches!(
             ConsoleError::from(OpError::Store(StoreError::Conflict("userName"))),
-            ConsoleError::Invalid(m) if m == "userName already exists"
+            ConsoleError::Refused(e) if e[0].message == "userName already exists"
         ));
+    }
+
+    #[test]
+    fn a_get_of_a_form_address_goes_to_its_page() {
+        assert_eq!(
+            page_of("/console/t/acme/scim/enable"),
+            "/console/t/acme#h-token"
+        );
+        assert_eq!(
+            page_of("/console/t/acme/settings"),
+            "/console/t/acme#h-settings"
+        );
+        assert_eq!(
+            page_of("/console/t/acme/role-mappings/m1/delete"),
+            "/console/t/acme#h-roles"
+        );
+        assert_eq!(
+            page_of("/console/t/acme/users/u%201/roles"),
+            "/console/t/acme/users/u%201"
+        );
+        assert_eq!(page_of("/console/t/acme/guard/confirm"), "/console/t/acme");
+        assert_eq!(page_of("/console/sign-in/key"), "/console/sign-in");
+        assert_eq!(page_of("/console/sign-out"), "/console");
+        assert!(matches!(
+            tenant_tab("/console/t/acme/log"),
+            Some(("acme", view::TabId::Log))
+        ));
+        assert!(tenant_tab("/console/tenants").is_none());
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! enforce same-origin posts ([`Posted`] for signed-in pages, [`PrePosted`] for the sign-in
 //! and setup-link forms).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::header::{COOKIE, ORIGIN};
@@ -29,6 +32,61 @@ pub struct Session {
     pub record: ConsoleSession,
     /// The CSRF token every form of this session carries.
     pub csrf: String,
+    /// Where this request's session and tenant are left for the error page's navigation.
+    seen: Option<Seen>,
+}
+
+/// The session (and the tenant it was allowed to see) that a request's handler found: the
+/// console's `navigation` layer puts one in each request, [`Session`] fills it, and the layer
+/// reads it to give an error page the signed-in user's navigation.
+#[derive(Debug, Clone, Default)]
+pub struct Seen(Arc<Mutex<Option<Found>>>);
+
+/// A request's session, and the tenant it was allowed to see.
+type Found = (Session, Option<Tenant>);
+
+impl Seen {
+    /// The session and tenant found, if any.
+    pub(super) fn get(&self) -> Option<Found> {
+        self.0.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn set_session(&self, s: &Session) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some((
+                Session {
+                    seen: None,
+                    ..s.clone()
+                },
+                None,
+            ));
+        }
+    }
+
+    fn set_tenant(&self, t: &Tenant) {
+        if let Ok(mut g) = self.0.lock() {
+            if let Some((_, tenant)) = g.as_mut() {
+                *tenant = Some(t.clone());
+            }
+        }
+    }
+}
+
+/// How long a value kept for the next page waits for it.
+const ONCE_TTL: Duration = Duration::minutes(10);
+/// At most this many values wait at once (a bound on memory, whatever posts arrive).
+const ONCE_MAX: usize = 10_000;
+
+/// Values a session's next page shows once (a new SCIM token, a setup link): in this
+/// process's memory, keyed by the session's id hash, taken (removed) by the GET that shows
+/// them. Never in a URL (logs, history, Referer) nor a cookie (kept on disk by some browsers).
+/// With several nodes, the GET after the POST must reach the same node (session affinity);
+/// on another node the page says that the value cannot be shown again.
+type OnceMap = HashMap<(String, String), (String, time::OffsetDateTime)>;
+
+fn once_map() -> &'static Mutex<OnceMap> {
+    static M: OnceLock<Mutex<OnceMap>> = OnceLock::new();
+    M.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// The CSRF token of a session: a digest of the session id, which only the browser holding
@@ -43,6 +101,28 @@ impl Session {
     #[must_use]
     pub fn is_operator(&self) -> bool {
         self.record.tenant_id.is_none()
+    }
+
+    /// Keeps `value` for this session's next GET that asks for `key` (see [`Self::take_once`]).
+    pub fn put_once(&self, now: time::OffsetDateTime, key: &str, value: String) {
+        let Ok(mut m) = once_map().lock() else { return };
+        m.retain(|_, (_, until)| *until > now);
+        if m.len() >= ONCE_MAX {
+            tracing::warn!("console: too many one-time values waiting; one dropped");
+            return;
+        }
+        m.insert(
+            (self.record.id_hash.clone(), key.to_owned()),
+            (value, now + ONCE_TTL),
+        );
+    }
+
+    /// The value kept for `key` by [`Self::put_once`], removed: a second GET gets `None`.
+    pub fn take_once(&self, now: time::OffsetDateTime, key: &str) -> Option<String> {
+        let mut m = once_map().lock().ok()?;
+        m.remove(&(self.record.id_hash.clone(), key.to_owned()))
+            .filter(|(_, until)| *until > now)
+            .map(|(v, _)| v)
     }
 
     /// Who is signed in, for the page header.
@@ -118,7 +198,11 @@ impl Session {
         if self.record.tenant_id.as_deref().is_some_and(|s| s != id) {
             return Err(ConsoleError::NotFound);
         }
-        Ok(crate::ops::live_tenant(state.store.as_ref(), id).await?)
+        let t = crate::ops::live_tenant(state.store.as_ref(), id).await?;
+        if let Some(seen) = &self.seen {
+            seen.set_tenant(&t);
+        }
+        Ok(t)
     }
 }
 
@@ -225,10 +309,16 @@ impl FromRequestParts<AppState> for Session {
             state.store.delete_session(&record.id_hash).await?;
             return Err(sign_in());
         }
-        Ok(Self {
+        let seen = parts.extensions.get::<Seen>().cloned();
+        let session = Self {
             record,
             csrf: csrf_for(&id),
-        })
+            seen,
+        };
+        if let Some(seen) = &session.seen {
+            seen.set_session(&session);
+        }
+        Ok(session)
     }
 }
 

@@ -5,11 +5,14 @@
 //! escapes every value it interpolates, so page code never builds HTML from strings (the one
 //! exception, the identity-provider steps, is built from our own docs by [`super::idp`]).
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::response::Html;
 use time::OffsetDateTime;
 
 use super::{ConsoleError, Session};
+use crate::ops::FieldError;
 use roster_store::Tenant;
 
 /// The layout's data: title, who is signed in, the tenant's tabs, notices.
@@ -149,6 +152,154 @@ impl Chrome {
     pub fn with(mut self, notice: Option<Notice>) -> Self {
         self.notices.extend(notice);
         self
+    }
+}
+
+/// A form as it is shown again after a refusal: what was typed, and every problem, each next
+/// to its field. The pattern of every console form: the handler collects all the problems it
+/// can find (its own parsing and the operation's [`crate::ops::OpError::Invalid`]), answers the
+/// page again (400) with this, and the template shows a summary at the top of the form's
+/// section (each item a link to its field), the message under each field with
+/// `aria-invalid` and `aria-describedby`, and every field as typed. Nothing was saved, so
+/// reloading that answer is a new POST the browser asks about, never a silent one; a GET of the
+/// form's address is sent back to the form (see `navigation` in the console's router).
+#[derive(Debug, Clone, Default)]
+pub struct FormState {
+    /// The prefix of the form's element ids (`new-` for `new-roles`), so that two forms of one
+    /// page keep their ids apart.
+    pub prefix: &'static str,
+    /// The fields as typed; empty when the form is shown fresh.
+    pub values: BTreeMap<String, String>,
+    /// Every problem, with its form field (`None`: about the whole form).
+    pub errors: Vec<FieldError>,
+}
+
+impl FormState {
+    /// A fresh form whose elements' ids start with `prefix`.
+    #[must_use]
+    pub fn new(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            ..Self::default()
+        }
+    }
+
+    /// The form refused: `values` as typed, and `errors`.
+    #[must_use]
+    pub fn refused<'a>(
+        prefix: &'static str,
+        values: impl IntoIterator<Item = (&'a str, &'a str)>,
+        errors: Vec<FieldError>,
+    ) -> Self {
+        Self {
+            prefix,
+            values: values
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            errors,
+        }
+    }
+
+    /// Adds an operation's refusals, in the form's words: each `(op field, form field, label)`
+    /// names where an operation's field is shown, and its message's leading field name (the
+    /// operation names it for the admin API and the command line) becomes the form's label
+    /// (`settings.token_ttl_days must be …` → `The token lifetime must be …`). A field not
+    /// listed stays about the whole form.
+    #[must_use]
+    pub fn with_op_errors(
+        mut self,
+        errors: Vec<FieldError>,
+        fields: &[(&str, &str, &str)],
+    ) -> Self {
+        for e in errors {
+            let known = fields.iter().find(|(op, _, _)| {
+                e.field.as_deref() == Some(*op)
+                    || (e.field.is_none() && e.message.starts_with(&format!("{op} ")))
+            });
+            self.errors.push(match known {
+                Some((op, form, label)) => FieldError {
+                    field: Some((*form).to_owned()),
+                    message: e
+                        .message
+                        .strip_prefix(op)
+                        .map_or_else(|| e.message.clone(), |rest| format!("{label}{rest}")),
+                },
+                None => e,
+            });
+        }
+        self
+    }
+
+    /// Whether the form was refused.
+    #[must_use]
+    pub fn is_refused(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The message(s) about `field`.
+    #[must_use]
+    pub fn error(&self, field: &str) -> Option<String> {
+        let all: Vec<&str> = self
+            .errors
+            .iter()
+            .filter(|e| e.field.as_deref() == Some(field))
+            .map(|e| e.message.as_str())
+            .collect();
+        (!all.is_empty()).then(|| all.join(" "))
+    }
+
+    /// The element id of `field`.
+    #[must_use]
+    pub fn id(&self, field: &str) -> String {
+        format!("{}{field}", self.prefix)
+    }
+
+    /// The id of `field`'s error message (its `aria-describedby`).
+    #[must_use]
+    pub fn error_id(&self, field: &str) -> String {
+        format!("{}{field}-error", self.prefix)
+    }
+
+    /// What `field` shows: as typed when the form was refused, otherwise `stored`.
+    #[must_use]
+    pub fn value(&self, field: &str, stored: &str) -> String {
+        if self.is_refused() {
+            self.values.get(field).cloned().unwrap_or_default()
+        } else {
+            stored.to_owned()
+        }
+    }
+
+    /// Whether checkbox `field` is ticked: as sent when the form was refused (an unticked box
+    /// is not sent), otherwise `stored`.
+    #[must_use]
+    pub fn checked(&self, field: &str, stored: bool) -> bool {
+        if self.is_refused() {
+            self.values.contains_key(field)
+        } else {
+            stored
+        }
+    }
+
+    /// The summary's items: the message, and the id of its field to link to (empty when the
+    /// problem is about the whole form).
+    #[must_use]
+    pub fn summary(&self) -> Vec<(String, &str)> {
+        self.errors
+            .iter()
+            .map(|e| {
+                let href = e.field.as_deref().map(|f| self.id(f)).unwrap_or_default();
+                (href, e.message.as_str())
+            })
+            .collect()
+    }
+
+    /// "1 problem", "3 problems".
+    #[must_use]
+    pub fn count(&self) -> String {
+        let n = self.errors.len();
+        format!("{n} problem{}", if n == 1 { "" } else { "s" })
     }
 }
 
@@ -344,6 +495,56 @@ mod tests {
         assert_eq!(fmt_in(t + Duration::seconds(30), t), "in 1 minute");
         assert_eq!(fmt_in(t, t + Duration::seconds(1)), "expired");
         assert_eq!(fmt_when(t), "1970-01-01 00:00 UTC");
+    }
+
+    #[test]
+    fn a_refused_form_keeps_what_was_typed_and_places_each_error() {
+        let fresh = FormState::new("new-");
+        assert_eq!(fresh.value("roles", "editor"), "editor");
+        assert!(fresh.checked("x", true));
+        let f = FormState::refused(
+            "new-",
+            [("value", " Eng "), ("roles", "")],
+            vec![FieldError {
+                field: None,
+                message: "a mapping exists already".into(),
+            }],
+        )
+        .with_op_errors(
+            vec![FieldError {
+                field: Some("group.value".into()),
+                message: "group.value must have 1 to 1024 characters".into(),
+            }],
+            &[("group.value", "value", "The group")],
+        );
+        assert_eq!(f.value("value", "stored"), " Eng ");
+        assert!(!f.checked("x", true), "an unticked box is not sent");
+        assert_eq!(
+            f.error("value").as_deref(),
+            Some("The group must have 1 to 1024 characters")
+        );
+        assert_eq!(f.error("roles"), None);
+        assert_eq!(f.error_id("value"), "new-value-error");
+        let s = f.summary();
+        assert_eq!(s[0].0, "");
+        assert_eq!(s[1].0, "new-value");
+        assert_eq!(f.count(), "2 problems");
+        // A refusal naming its field only in its words lands at that field too.
+        let g = FormState::refused("", [], vec![]).with_op_errors(
+            vec![FieldError {
+                field: None,
+                message: "settings.token_ttl_days must be 1–3650, not 0".into(),
+            }],
+            &[(
+                "settings.token_ttl_days",
+                "token_ttl_days",
+                "The token lifetime",
+            )],
+        );
+        assert_eq!(
+            g.error("token_ttl_days").as_deref(),
+            Some("The token lifetime must be 1–3650, not 0")
+        );
     }
 
     #[test]

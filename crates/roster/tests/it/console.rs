@@ -708,24 +708,66 @@ async fn console_end_to_end_in_chromium() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404, "groups are off");
-    // A bad value is refused on the page, and nothing changes.
+    // A refused form keeps its input and shows the field error: two bad values are both
+    // reported, each next to its field, with what was typed still in it; nothing changes.
     css(&c, "#token_ttl_days").await.clear().await.unwrap();
     fill(&c, "#token_ttl_days", "0").await;
-    js(
+    css(&c, "#guard_max_percent").await.clear().await.unwrap();
+    fill(&c, "#guard_max_percent", "150").await;
+    click(&c, "#welcome_email").await;
+    let welcome = js(
         &c,
-        "document.getElementById('token_ttl_days').removeAttribute('min')",
+        "return document.getElementById('welcome_email').checked",
     )
     .await;
     click(&c, "#save-settings").await;
-    // The refusal's own words: the form's field id is in the page before the answer too.
-    wait_text(&c, "token_ttl_days must be").await;
+    wait_text(&c, "Nothing was saved: 2 problems to fix.").await;
+    assert_eq!(value(&c, "#token_ttl_days").await, "0");
+    assert_eq!(value(&c, "#guard_max_percent").await, "150");
     assert_eq!(
         js(
             &c,
-            "return document.querySelector('.alert.error').getAttribute('role')"
+            "return document.getElementById('welcome_email').checked"
         )
         .await,
-        json!("alert")
+        welcome,
+        "a ticked or unticked box stays as it was sent"
+    );
+    assert!(text(&c, "#token_ttl_days-error")
+        .await
+        .contains("The token lifetime (days) must be a whole number from 1 to 3,650"));
+    assert!(text(&c, "#guard_max_percent-error")
+        .await
+        .contains("from 1 to 100"));
+    assert_eq!(
+        js(
+            &c,
+            "var i = document.getElementById('token_ttl_days'); \
+             return [i.getAttribute('aria-invalid'), i.getAttribute('aria-describedby')]"
+        )
+        .await,
+        json!(["true", "token_ttl_days-error"])
+    );
+    // The summary is an alert at the top of the settings section, not of the page.
+    assert_eq!(
+        js(
+            &c,
+            "var e = document.getElementById('form-errors'); \
+             return [e.getAttribute('role'), e.closest('section').getAttribute('aria-labelledby')]"
+        )
+        .await,
+        json!(["alert", "h-settings"])
+    );
+    shoot(&c, "14b-settings-refused").await;
+    // Reloading that answer's address (a POST-only path) goes back to the form.
+    c.goto(&format!("{o}/console/t/initech/settings"))
+        .await
+        .unwrap();
+    assert_eq!(path(&c).await, "/console/t/initech");
+    assert_eq!(
+        value(&c, "#token_ttl_days").await,
+        "365",
+        "nothing was saved"
     );
 
     // Disable SCIM, confirmed in its dialog: every token stops working.
@@ -1007,9 +1049,31 @@ async fn console_sessions_csrf_and_scope() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let page = r.text().await.unwrap();
+    // Post, redirect, get: the token is not in the address, and shown by the GET, once.
+    assert_eq!(r.status().as_u16(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/console/t/acme?done=regenerated#h-new-token");
+    let page = get(&o, to.split('#').next().unwrap(), &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("id=\"new-token\""));
+    // The notice sits in the token's section, not above the page.
+    let section = page
+        .split("aria-labelledby=\"h-new-token\"")
+        .nth(1)
+        .and_then(|x| x.split("</section>").next())
+        .unwrap();
+    assert!(section.contains("A new token is ready."), "{section}");
+    // A reload does not show it again, and says why.
+    let again = get(&o, to.split('#').next().unwrap(), &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!again.contains("id=\"new-token\""));
+    assert!(again.contains("was shown once and is not kept"));
     assert_eq!(
         scim_user(&s, &s.base, &s.token, "late")
             .await
@@ -1138,7 +1202,7 @@ async fn console_sessions_csrf_and_scope() {
     assert_eq!(r.status().as_u16(), 400);
     let html = r.text().await.unwrap();
     assert!(
-        html.contains("email_uniqueness cannot be set to primary")
+        html.contains("id=\"email_uniqueness-error\">Unique emails cannot be set to primary")
             && html.contains("dup@example.com")
             && html.contains("dup-one")
             && html.contains("dup-two"),
@@ -2221,4 +2285,206 @@ async fn custom_attributes_in_chromium() {
         json!({ACME: {"costCenter": "Ops", "level": 12, "regions": ["emea", "apac"],
                       "contractor": true, "hired": "2025-01-02T07:00:00.000Z", "tier": "silver"}})
     );
+}
+
+/// The section of `page` under the heading with id `h`.
+fn section<'a>(page: &'a str, h: &str) -> &'a str {
+    page.split(&format!("aria-labelledby=\"{h}\""))
+        .nth(1)
+        .and_then(|x| x.split("</section>").next())
+        .unwrap_or_else(|| panic!("no section {h} in {page}"))
+}
+
+/// Every form: post, redirect, get on success with the notice in the section saved; a refusal
+/// shows the page with what was typed and every error next to its field; a GET of a form's
+/// address goes back to the form; an error page keeps the console's navigation.
+#[tokio::test]
+#[allow(clippy::too_many_lines)]
+async fn forms_keep_their_input_and_never_dead_end() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let o = s.origin.clone();
+    let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
+    let page = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
+    let csrf = csrf_of(&page);
+
+    // Success: 303 to the page, at the section, whose notice is in that section.
+    let r = post_form(
+        &o,
+        "/console/t/acme/settings",
+        &jar,
+        &settings_form(&csrf, false),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/console/t/acme?done=settings#h-settings"
+    );
+    let page = get(&o, "/console/t/acme?done=settings", &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(section(&page, "h-settings").contains("Settings saved."));
+    assert!(!section(&page, "h-conn").contains("Settings saved."));
+
+    // Refused: every problem at once, each next to its field, the form as typed; nothing saved.
+    let mut form = settings_form(&csrf, false);
+    for (k, v) in &mut form {
+        match *k {
+            "token_ttl_days" => *v = "0".to_owned(),
+            "guard_window_minutes" => *v = "abc".to_owned(),
+            "groups_enabled" => *v = "on".to_owned(),
+            _ => {}
+        }
+    }
+    form.retain(|(k, _)| *k != "groups_enabled");
+    let r = post_form(&o, "/console/t/acme/settings", &jar, &form).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    let settings = section(&html, "h-settings");
+    assert!(
+        settings.contains("Nothing was saved: 2 problems to fix."),
+        "{settings}"
+    );
+    assert!(
+        settings.contains(
+            "<input type=\"number\" id=\"token_ttl_days\" name=\"token_ttl_days\" min=\"1\" \
+         max=\"3650\" value=\"0\" inputmode=\"numeric\" aria-invalid=\"true\" \
+         aria-describedby=\"token_ttl_days-error\">"
+        ),
+        "{settings}"
+    );
+    assert!(settings.contains(
+        "<p class=\"field-error\" id=\"token_ttl_days-error\">The token lifetime (days) must be \
+         a whole number from 1 to 3,650, not &#34;0&#34;.</p>"
+    ) || settings.contains("id=\"token_ttl_days-error\">The token lifetime (days) must be"),
+        "{settings}");
+    assert!(
+        settings.contains("value=\"abc\""),
+        "typed text stays: {settings}"
+    );
+    assert!(settings.contains("id=\"guard_window_minutes-error\""));
+    assert!(settings.contains("<a href=\"#guard_window_minutes\">"));
+    assert!(
+        !settings.contains("id=\"groups_enabled\" name=\"groups_enabled\" value=\"on\" checked"),
+        "the unticked box stays unticked: {settings}"
+    );
+    assert!(
+        !html.contains("settings.token_ttl_days"),
+        "no internal names"
+    );
+    let t: Value = s
+        .client
+        .get(format!("{}/api/v1/tenants/acme", s.origin))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        t["settings"]["token_ttl_days"], 365,
+        "nothing was saved: {t}"
+    );
+    assert_eq!(t["settings"]["groups_enabled"], true);
+
+    // A refused role mapping keeps the group and roles typed, with the error at the field.
+    let r = post_form(
+        &o,
+        "/console/t/acme/role-mappings",
+        &jar,
+        &[
+            ("csrf", csrf.clone()),
+            ("by", "displayName".to_owned()),
+            ("value", "Engineering".to_owned()),
+            ("roles", " , ".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    let roles = section(&html, "h-roles");
+    assert!(
+        roles.contains("id=\"new-value\" name=\"value\" value=\"Engineering\""),
+        "{roles}"
+    );
+    assert!(
+        roles.contains("id=\"new-roles-error\">Roles must name at least one role"),
+        "{roles}"
+    );
+    assert!(roles.contains("aria-describedby=\"new-roles-error\""));
+    // Its delete asks in the console's dialog, not the browser's confirm().
+    let page = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
+    assert!(page.contains("<dialog id=\"dlg-confirm\""));
+
+    // A duplicate or blank tenant name: the new-tenant form again, the error at the name.
+    for (name, words) in [
+        ("   ", "The organisation name must be"),
+        ("Acme", "already exists"),
+    ] {
+        let r = post_form(
+            &o,
+            "/console/tenants",
+            &jar,
+            &[
+                ("csrf", csrf.clone()),
+                ("name", name.to_owned()),
+                ("idp", "okta".to_owned()),
+            ],
+        )
+        .await;
+        assert_eq!(r.status().as_u16(), 400, "{name:?}");
+        let html = r.text().await.unwrap();
+        let new = section(&html, "h-new-tenant");
+        assert!(new.contains("id=\"new-name-error\""), "{new}");
+        assert!(new.contains(words), "{words:?} in {new}");
+        assert!(
+            new.contains(&format!("value=\"{name}\"")),
+            "typed name kept: {new}"
+        );
+        assert!(new.contains("<option value=\"okta\" selected>"), "{new}");
+    }
+
+    // A GET of a POST-only address (a reload) goes to the form's page, never a blank 405.
+    for (path, to) in [
+        ("/console/t/acme/scim/enable", "/console/t/acme#h-token"),
+        ("/console/t/acme/settings", "/console/t/acme#h-settings"),
+        ("/console/t/acme/role-mappings", "/console/t/acme#h-roles"),
+        (
+            "/console/t/acme/role-mappings/x/delete",
+            "/console/t/acme#h-roles",
+        ),
+        ("/console/t/acme/guard/confirm", "/console/t/acme"),
+        ("/console/sign-out", "/console"),
+    ] {
+        let r = get(&o, path, &jar).await;
+        assert_eq!(r.status().as_u16(), 303, "{path}");
+        assert_eq!(r.headers()["location"], to, "{path}");
+    }
+
+    // Error pages keep the console's navigation: the tenant's tabs and the account links.
+    let r = get(&o, "/console/t/acme/log?since=yesterday", &jar).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"sign-out\""), "{html}");
+    assert!(html.contains("href=\"/console/t/acme/users\""), "{html}");
+    assert!(
+        html.contains("href=\"/console/tenants\">All tenants"),
+        "{html}"
+    );
+    let r = get(&o, "/console/t/acme/nowhere", &jar).await;
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.text().await.unwrap().contains("id=\"sign-out\""));
+    // Another tenant's page: navigation, but not that tenant's tabs.
+    let r = get(&o, "/console/t/nobody/users", &jar).await;
+    assert_eq!(r.status().as_u16(), 404);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"sign-out\"") && !html.contains("/console/t/nobody"));
+    // Without a session an error page stays anonymous.
+    let r = get(&o, "/console/nowhere", "").await;
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(!r.text().await.unwrap().contains("id=\"sign-out\""));
 }

@@ -1,6 +1,6 @@
 // Roster console: progressive enhancement only. Every page works without this file; it adds
-// copy buttons, modal confirmation dialogs, the live identity-provider guide, and confirm()
-// before deleting a role mapping.
+// copy buttons, modal confirmation dialogs (the server renders them open without script; a
+// form marked data-confirm gets the layout's dialog), and the live identity-provider guide.
 "use strict";
 (function () {
   function copy(button) {
@@ -42,9 +42,29 @@
     if (o && openDialog(o.getAttribute("data-open"))) e.preventDefault();
   });
 
+  // A form with data-confirm asks first, in the console's own dialog (dlg-confirm, in the
+  // layout) like every other confirmation, never the browser's confirm(): its text is the
+  // attribute, its button's label data-confirm-action.
+  var pending = null;
   document.addEventListener("submit", function (e) {
-    var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
-    if (msg && !window.confirm(msg)) e.preventDefault();
+    var f = e.target;
+    var msg = f.getAttribute && f.getAttribute("data-confirm");
+    var d = document.getElementById("dlg-confirm");
+    if (!msg || !d || !d.showModal) return;
+    e.preventDefault();
+    document.getElementById("dlg-confirm-d").textContent = msg;
+    document.getElementById("dlg-confirm-ok").textContent =
+      f.getAttribute("data-confirm-action") || "Confirm";
+    pending = f;
+    openDialog("dlg-confirm");
+  });
+  document.addEventListener("click", function (e) {
+    if (!e.target.closest("#dlg-confirm-ok") || !pending) return;
+    var f = pending;
+    pending = null;
+    document.getElementById("dlg-confirm").close();
+    // submit() sends the form without another submit event, so without asking again.
+    f.submit();
   });
 
   function showGuide(select) {

@@ -19,13 +19,14 @@ use time::Duration;
 use super::super::auth::Empty;
 use super::super::view::{
     fmt_ago, fmt_date, fmt_in, fmt_when, options, query, render, split_list, tenant_href, url_enc,
-    Chrome, Notice, Opt, TabId,
+    Chrome, FormState, Notice, Opt, TabId,
 };
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
 use super::{param, stale_cursor, user_href, Params};
 use crate::ops;
 use crate::ops::first_sync::{self, Decision};
 use crate::ops::roles::{GroupSelector, MappingBody};
+use crate::ops::FieldError;
 use crate::AppState;
 
 struct Connection {
@@ -70,21 +71,57 @@ struct TokenRow {
     last_used: String,
 }
 
+/// The settings form's values: the stored ones, or those typed into a refused form (numbers
+/// as text, so that "abc" is shown as typed).
 struct SettingsView {
     groups: bool,
     retain: bool,
     match_existing: bool,
     /// `email_uniqueness`: `off`, `primary` or `any`.
-    emails: &'static str,
+    emails: String,
     welcome: bool,
     sso: bool,
-    ttl_days: u32,
+    ttl_days: String,
     guard_enabled: bool,
-    guard_percent: u32,
-    guard_min: u32,
-    guard_window: u32,
+    guard_percent: String,
+    guard_min: String,
+    guard_window: String,
     /// `first_sync_review`.
     review: bool,
+}
+
+impl SettingsView {
+    fn of(s: &roster_store::TenantSettings, f: &FormState) -> Self {
+        let g = &s.deprovision_guard;
+        Self {
+            groups: f.checked("groups_enabled", s.groups_enabled),
+            retain: f.value(
+                "deprovision_on_delete",
+                if s.deprovision_on_delete == DeprovisionMode::Retain {
+                    "retain"
+                } else {
+                    "erase"
+                },
+            ) == "retain",
+            match_existing: f.value(
+                "on_existing_user",
+                if s.on_existing_user == ExistingUserMode::Match {
+                    "match"
+                } else {
+                    "reject"
+                },
+            ) == "match",
+            emails: f.value("email_uniqueness", s.email_uniqueness.as_str()),
+            welcome: f.checked("welcome_email", s.welcome_email),
+            sso: f.checked("sso_enforced", s.sso_enforced),
+            ttl_days: f.value("token_ttl_days", &s.token_ttl_days.to_string()),
+            guard_enabled: f.checked("guard_enabled", g.enabled),
+            guard_percent: f.value("guard_max_percent", &g.max_percent.to_string()),
+            guard_min: f.value("guard_min_count", &g.min_count.to_string()),
+            guard_window: f.value("guard_window_minutes", &g.window_minutes.to_string()),
+            review: f.checked("first_sync_review", s.first_sync_review),
+        }
+    }
 }
 
 struct MappingRow {
@@ -301,18 +338,38 @@ struct ScimPage {
     /// Whether the settings form offers `first_sync_review`: while no review holds events.
     review_field: bool,
     new_token: Option<String>,
+    /// The notice of the last action, shown in the section it was about: (section heading's
+    /// id, notice).
+    notice: Option<(&'static str, Notice)>,
     idp_options: Vec<Opt>,
     guides: Vec<Guide>,
     scim_on: bool,
     groups_on: bool,
     tokens: Vec<TokenRow>,
     confirm: String,
+    /// The token lifetime stored, for the sentence about enabling SCIM.
+    stored_ttl_days: u32,
     settings: SettingsView,
+    settings_form: FormState,
     mappings: Vec<MappingRow>,
+    /// The mapping form being edited (its errors when refused).
+    edit_form: FormState,
     by_options: Vec<Opt>,
-    /// The new mapping's group, prefilled from the group page.
+    /// The new mapping's group, prefilled from the group page, or as typed.
     new_value: String,
+    new_roles: String,
+    new_form: FormState,
     group_names: Vec<String>,
+}
+
+impl ScimPage {
+    /// The notice for the section whose heading has id `section`.
+    fn notice_in(&self, section: &str) -> Option<&Notice> {
+        self.notice
+            .as_ref()
+            .filter(|(s, _)| *s == section)
+            .map(|(_, n)| n)
+    }
 }
 
 const BY: [(&str, &str); 3] = [
@@ -340,7 +397,14 @@ struct Extra<'a> {
     /// The first-sync review's users after this id.
     after: Option<&'a str>,
     new_token: Option<String>,
-    notice: Option<Notice>,
+    /// The notice, and the section (its heading's id) it is shown in.
+    notice: Option<(&'static str, Notice)>,
+    /// The settings form as refused.
+    settings_form: Option<FormState>,
+    /// The new role mapping's form as refused.
+    new_form: Option<FormState>,
+    /// The edited role mapping's form as refused (with `edit`).
+    edit_form: Option<FormState>,
 }
 
 #[allow(clippy::too_many_lines)] // one page, top to bottom
@@ -451,20 +515,10 @@ async fn render_page(
         .collect();
 
     let s = &t.settings;
-    let settings = SettingsView {
-        groups: s.groups_enabled,
-        retain: s.deprovision_on_delete == DeprovisionMode::Retain,
-        match_existing: s.on_existing_user == ExistingUserMode::Match,
-        emails: s.email_uniqueness.as_str(),
-        welcome: s.welcome_email,
-        sso: s.sso_enforced,
-        ttl_days: s.token_ttl_days,
-        guard_enabled: s.deprovision_guard.enabled,
-        guard_percent: s.deprovision_guard.max_percent,
-        guard_min: s.deprovision_guard.min_count,
-        guard_window: s.deprovision_guard.window_minutes,
-        review: s.first_sync_review,
-    };
+    let settings_form = extra.settings_form.unwrap_or_default();
+    let settings = SettingsView::of(s, &settings_form);
+    let edit_form = extra.edit_form.unwrap_or_else(|| FormState::new("edit-"));
+    let new_form = extra.new_form.unwrap_or_else(|| FormState::new("new-"));
 
     let mappings = store
         .list_role_mappings(&t.id)
@@ -472,13 +526,28 @@ async fn render_page(
         .into_iter()
         .map(|m| {
             let mid = url_enc(&m.id);
+            let edit = extra.edit == Some(m.id.as_str());
+            // The edited row shows what was typed into it when its save was refused.
+            let (by, value, roles) = if edit {
+                (
+                    edit_form.value("by", m.by.as_str()),
+                    edit_form.value("value", &m.value),
+                    edit_form.value("roles", &m.roles.join(", ")),
+                )
+            } else {
+                (
+                    m.by.as_str().to_owned(),
+                    m.value.clone(),
+                    m.roles.join(", "),
+                )
+            };
             MappingRow {
-                edit: extra.edit == Some(m.id.as_str()),
+                edit,
                 by_label: by_label(m.by),
-                by_options: options(&BY, m.by.as_str()),
-                roles: m.roles.join(", "),
+                by_options: options(&BY, &by),
+                roles,
                 role_list: m.roles,
-                value: m.value,
+                value,
                 action: format!("{href}/role-mappings/{mid}"),
                 edit_href: format!("{href}?edit={mid}#h-roles"),
                 delete_action: format!("{href}/role-mappings/{mid}/delete"),
@@ -506,7 +575,8 @@ async fn render_page(
         .collect();
 
     render(&ScimPage {
-        chrome: Chrome::tenant(session, t, TabId::Scim, "SCIM settings").with(extra.notice),
+        chrome: Chrome::tenant(session, t, TabId::Scim, "SCIM settings"),
+        notice: extra.notice,
         base_url: crate::urls::base_url(state, headers, &t.id),
         connection,
         failures_24h,
@@ -522,35 +592,69 @@ async fn render_page(
         groups_on: s.groups_enabled,
         tokens,
         confirm: extra.confirm.unwrap_or("").to_owned(),
+        stored_ttl_days: s.token_ttl_days,
         settings,
+        settings_form,
         mappings,
-        by_options: options(&BY, "displayName"),
-        new_value: extra.map.unwrap_or("").to_owned(),
+        edit_form,
+        by_options: options(&BY, &new_form.value("by", "displayName")),
+        new_value: new_form.value("value", extra.map.unwrap_or("")),
+        new_roles: new_form.value("roles", ""),
+        new_form,
         group_names,
         tenant_href: href,
     })
 }
 
-fn done_notice(done: Option<&str>) -> Option<Notice> {
-    let text = match done? {
-        "created" => "Tenant created. Enable SCIM to get its token.",
-        "idp" => "Identity provider saved.",
-        "disabled" => "SCIM is disabled: every token stopped working.",
-        "settings" => "Settings saved.",
-        "mapping-added" => "Role mapping added.",
-        "mapping-saved" => "Role mapping saved.",
-        "mapping-deleted" => "Role mapping deleted.",
-        "guard-confirm" => {
-            "Confirmed: the held requests go through when your identity provider retries them."
-        }
-        "guard-reject" => "Rejected: deactivations stay refused until the guard re-arms.",
+/// The notice after an action (`?done=…` of the redirect: no secret, only which action), and
+/// the section it is shown in (its heading's id, where the redirect's anchor points).
+fn done_notice(done: Option<&str>) -> Option<(&'static str, Notice)> {
+    let (section, text) = match done? {
+        "created" => ("h-token", "Tenant created. Enable SCIM to get its token."),
+        "idp" => ("h-idp", "Identity provider saved."),
+        "disabled" => ("h-token", "SCIM is disabled: every token stopped working."),
+        "settings" => ("h-settings", "Settings saved."),
+        "mapping-added" => ("h-roles", "Role mapping added."),
+        "mapping-saved" => ("h-roles", "Role mapping saved."),
+        "mapping-deleted" => ("h-roles", "Role mapping deleted."),
+        "guard-confirm" => (
+            "page",
+            "Confirmed: the held requests go through when your identity provider retries them.",
+        ),
+        "guard-reject" => (
+            "page",
+            "Rejected: deactivations stay refused until the guard re-arms.",
+        ),
         _ => return None,
     };
-    Some(Notice::ok(text))
+    Some((section, Notice::ok(text)))
+}
+
+/// The session's key of the token shown once on `tenant`'s page.
+fn token_key(tenant: &str) -> String {
+    format!("scim-token:{tenant}")
+}
+
+/// The notice after enabling SCIM or regenerating the token: the token is on the page this
+/// once (`shown`); a second GET of the same address (a reload) no longer has it.
+fn token_notice(done: &str, shown: bool) -> Option<(&'static str, Notice)> {
+    let text = match (done, shown) {
+        ("enabled", true) => "SCIM is enabled. Copy the token below into your identity provider.",
+        ("regenerated", true) => {
+            "A new token is ready. The old one stopped working: paste this one into your \
+             identity provider now."
+        }
+        ("enabled" | "regenerated", false) => {
+            "The new token was shown once and is not kept. If you did not copy it, regenerate \
+             the token."
+        }
+        _ => return None,
+    };
+    Some(("h-token", Notice::ok(text)))
 }
 
 /// The notice after a first-sync decision, with its counts from the redirect's query.
-fn review_notice(p: &Params) -> Option<Notice> {
+fn review_notice(p: &Params) -> Option<(&'static str, Notice)> {
     let n = |k: &str| param(p, k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let text = match param(p, "done")? {
         "first-sync-approved" => format!(
@@ -564,7 +668,7 @@ fn review_notice(p: &Params) -> Option<Notice> {
         ),
         _ => return None,
     };
-    Some(Notice::ok(text))
+    Some(("page", Notice::ok(text)))
 }
 
 /// What every action of this page works with.
@@ -595,33 +699,42 @@ impl Ctx {
         render_page(&self.state, &self.headers, &self.session, &self.t, extra).await
     }
 
-    /// The page again, with an error above it (400): the form's input was refused.
-    async fn refused(&self, message: String) -> Result<Response, ConsoleError> {
-        self.refused_with(StatusCode::BAD_REQUEST, message).await
+    /// The page again (400) with a refused form: `extra` carries it (see [`FormState`]).
+    async fn refused_form(&self, extra: Extra<'_>) -> Result<Response, ConsoleError> {
+        Ok((StatusCode::BAD_REQUEST, self.render(extra).await?).into_response())
     }
 
-    /// The page again, with an error above it, answered with `status`.
-    async fn refused_with(
+    /// The page again, answered with `status`, with an error in `section` (a heading's id):
+    /// the refusal of an action that has no fields (enable, a guard decision).
+    async fn refused_in(
         &self,
+        section: &'static str,
         status: StatusCode,
         message: String,
     ) -> Result<Response, ConsoleError> {
         let extra = Extra {
-            notice: Some(Notice::error(message)),
+            notice: Some((section, Notice::error(message))),
             ..Extra::default()
         };
         Ok((status, self.render(extra).await?).into_response())
     }
 
-    /// `r`'s value; an input error as the page with the error (`Err`), anything else as an
-    /// error page.
+    /// `r`'s value; a refusal as the page with the error in `section` (`Err`), anything else
+    /// as an error page.
     async fn or_refused<T>(
         &self,
+        section: &'static str,
         r: Result<T, ops::OpError>,
     ) -> Result<Result<T, Response>, ConsoleError> {
         match r.map_err(ConsoleError::from) {
             Ok(v) => Ok(Ok(v)),
-            Err(ConsoleError::Invalid(m)) => Ok(Err(self.refused(m).await?)),
+            Err(ConsoleError::Refused(errors)) => {
+                let all: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+                let page = self
+                    .refused_in(section, StatusCode::BAD_REQUEST, all.join(" "))
+                    .await?;
+                Ok(Err(page))
+            }
             Err(e) => Err(e),
         }
     }
@@ -631,34 +744,32 @@ impl Ctx {
         redirect(&format!("{}?done={done}#{anchor}", tenant_href(&self.t.id)))
     }
 
-    /// Applies a tenant update as `PATCH /api/v1/tenants/{tenant}` does, and audits it.
+    /// Applies a tenant update as `PATCH /api/v1/tenants/{tenant}` does, and audits it; its
+    /// refusal as the problems found (`Err`), for the form to show.
     async fn update_tenant(
         &self,
         update: ops::tenants::TenantUpdate,
         action: &str,
         details: serde_json::Value,
-    ) -> Result<Option<Response>, ConsoleError> {
+    ) -> Result<Result<(), Vec<FieldError>>, ConsoleError> {
         let r = ops::tenants::update(self.state.store.as_ref(), &self.t.id, update).await;
-        if let Err(page) = self.or_refused(r).await? {
-            return Ok(Some(page));
+        match r.map_err(ConsoleError::from) {
+            Ok(_) => {}
+            Err(ConsoleError::Refused(errors)) => return Ok(Err(errors)),
+            Err(e) => return Err(e),
         }
         self.session
             .audit(&self.state, action, &self.t.id, Some(&self.t.id), details)
             .await;
-        Ok(None)
+        Ok(Ok(()))
     }
 
-    /// The page with a new token, shown this once (and not cached: see `security_headers`).
-    async fn show_token(&self, token: String, notice: &str) -> Result<Response, ConsoleError> {
-        let t = self.session.tenant(&self.state, &self.t.id).await?;
-        let extra = Extra {
-            new_token: Some(token),
-            notice: Some(Notice::ok(notice)),
-            ..Extra::default()
-        };
-        render_page(&self.state, &self.headers, &self.session, &t, extra)
-            .await
-            .map(IntoResponse::into_response)
+    /// Keeps a new token for the page's next GET and sends the browser there (post, redirect,
+    /// get): the token is shown once, from the session, never in the address.
+    fn show_token(&self, token: String, done: &str) -> Response {
+        let now = self.state.clock.now();
+        self.session.put_once(now, &token_key(&self.t.id), token);
+        self.done(done, "h-new-token")
     }
 }
 
@@ -671,14 +782,27 @@ pub async fn page(
     Query(p): Query<Params>,
 ) -> Result<Html<String>, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let done = param(&p, "done");
+    // A token waiting for this page is taken only when the address says one was just issued.
+    let new_token = done
+        .filter(|d| matches!(*d, "enabled" | "regenerated"))
+        .and_then(|_| {
+            ctx.session
+                .take_once(ctx.state.clock.now(), &token_key(&ctx.t.id))
+        });
+    let notice = match done {
+        Some(d @ ("enabled" | "regenerated")) => token_notice(d, new_token.is_some()),
+        d => done_notice(d).or_else(|| review_notice(&p)),
+    };
     ctx.render(Extra {
         idp_choice: param(&p, "idp"),
         confirm: param(&p, "confirm"),
         edit: param(&p, "edit"),
         map: param(&p, "map"),
         after: param(&p, "after"),
-        notice: done_notice(param(&p, "done")).or_else(|| review_notice(&p)),
-        new_token: None,
+        notice,
+        new_token,
+        ..Extra::default()
     })
     .await
 }
@@ -702,8 +826,11 @@ pub async fn save_idp(
         ..ops::tenants::TenantUpdate::default()
     };
     let details = json!({"idp": form.idp});
-    if let Some(page) = ctx.update_tenant(update, "tenant.update", details).await? {
-        return Ok(page);
+    if let Err(errors) = ctx.update_tenant(update, "tenant.update", details).await? {
+        let all: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        return ctx
+            .refused_in("h-idp", StatusCode::BAD_REQUEST, all.join(" "))
+            .await;
     }
     Ok(ctx.done("idp", "h-idp"))
 }
@@ -719,15 +846,11 @@ pub async fn enable(
     let now = ctx.state.clock.now();
     let actor = ctx.session.actor();
     let r = ops::tenants::enable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, None, &actor).await;
-    let issued = match ctx.or_refused(r).await? {
+    let issued = match ctx.or_refused("h-token", r).await? {
         Ok(i) => i,
         Err(page) => return Ok(page),
     };
-    ctx.show_token(
-        issued.secret,
-        "SCIM is enabled. Copy the token below into your identity provider.",
-    )
-    .await
+    Ok(ctx.show_token(issued.secret, "enabled"))
 }
 
 /// `POST /console/t/{tenant}/scim/regenerate`: a new token; every earlier one stops working
@@ -742,16 +865,11 @@ pub async fn regenerate(
     let now = ctx.state.clock.now();
     let actor = ctx.session.actor();
     let r = ops::tokens::rotate(ctx.state.store.as_ref(), now, &ctx.t.id, None, None, &actor).await;
-    let issued = match ctx.or_refused(r).await? {
+    let issued = match ctx.or_refused("h-token", r).await? {
         Ok((issued, _revoked)) => issued,
         Err(page) => return Ok(page),
     };
-    ctx.show_token(
-        issued.secret,
-        "A new token is ready. The old one stopped working: paste this one into your identity \
-         provider now.",
-    )
-    .await
+    Ok(ctx.show_token(issued.secret, "regenerated"))
 }
 
 /// `POST /console/t/{tenant}/scim/disable`: every token stops working at once.
@@ -789,39 +907,154 @@ pub struct SettingsForm {
     first_sync_review: Option<String>,
 }
 
+/// Where the settings operation's refusals are shown on the form, and the words for each
+/// (the operation names the setting's path, for the admin API and the command line).
+const SETTINGS_FIELDS: [(&str, &str, &str); 5] = [
+    (
+        "settings.token_ttl_days",
+        "token_ttl_days",
+        "The token lifetime",
+    ),
+    (
+        "settings.deprovision_guard.max_percent",
+        "guard_max_percent",
+        "The guard's share of active users",
+    ),
+    (
+        "settings.deprovision_guard.window_minutes",
+        "guard_window_minutes",
+        "The guard's window",
+    ),
+    ("email_uniqueness", "email_uniqueness", "Unique emails"),
+    (
+        "settings.email_uniqueness",
+        "email_uniqueness",
+        "Unique emails",
+    ),
+];
+
 impl SettingsForm {
-    /// The form as a settings merge patch, as the admin API takes it.
-    fn patch(&self) -> Result<serde_json::Value, String> {
-        let num = |v: &str, what: &str| {
-            v.trim()
-                .parse::<u32>()
-                .map_err(|_| format!("{what} must be a whole number, not {v:?}"))
-        };
-        let pick = |v: &str, what: &str, allowed: [&str; 2]| {
-            if allowed.contains(&v) {
-                Ok(v.to_owned())
-            } else {
-                Err(format!("{what} must be {} or {}", allowed[0], allowed[1]))
+    /// The fields as typed, for the form shown again (an unticked box is absent, as sent).
+    fn typed(&self) -> Vec<(&str, &str)> {
+        let mut v = vec![
+            ("deprovision_on_delete", self.deprovision_on_delete.as_str()),
+            ("on_existing_user", self.on_existing_user.as_str()),
+            ("token_ttl_days", self.token_ttl_days.as_str()),
+            ("guard_max_percent", self.guard_max_percent.as_str()),
+            ("guard_min_count", self.guard_min_count.as_str()),
+            ("guard_window_minutes", self.guard_window_minutes.as_str()),
+        ];
+        let opt = [
+            ("groups_enabled", &self.groups_enabled),
+            ("email_uniqueness", &self.email_uniqueness),
+            ("welcome_email", &self.welcome_email),
+            ("sso_enforced", &self.sso_enforced),
+            ("guard_enabled", &self.guard_enabled),
+            ("first_sync_review", &self.first_sync_review),
+        ];
+        v.extend(
+            opt.iter()
+                .filter_map(|(k, x)| x.as_deref().map(|x| (*k, x))),
+        );
+        v
+    }
+
+    /// The form as a settings merge patch, as the admin API takes it; otherwise every problem
+    /// found, each with its field. The ranges are checked here, with the operation's own
+    /// bounds, because the operation stops at the first problem and a form shows them all; the
+    /// operation checks them again.
+    fn patch(&self) -> Result<serde_json::Value, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut num =
+            |field: &str, v: &str, what: &str, min: u32, max: u32| match v.trim().parse::<u32>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    let range = if max == u32::MAX {
+                        format!("{min} or more")
+                    } else {
+                        format!("from {min} to {}", thousands(u64::from(max)))
+                    };
+                    errors.push(FieldError {
+                        field: Some(field.to_owned()),
+                        message: format!("{what} must be a whole number {range}, not \"{v}\"."),
+                    });
+                    min
+                }
+            };
+        let ttl = num(
+            "token_ttl_days",
+            &self.token_ttl_days,
+            "The token lifetime (days)",
+            1,
+            ops::tenants::MAX_TTL_DAYS,
+        );
+        let percent = num(
+            "guard_max_percent",
+            &self.guard_max_percent,
+            "The share of active users",
+            1,
+            100,
+        );
+        let min_count = num(
+            "guard_min_count",
+            &self.guard_min_count,
+            "The number of users",
+            0,
+            u32::MAX,
+        );
+        let window = num(
+            "guard_window_minutes",
+            &self.guard_window_minutes,
+            "The window (minutes)",
+            1,
+            ops::tenants::MAX_GUARD_WINDOW_MINUTES,
+        );
+        let mut pick = |field: &str, v: &str, allowed: &[&str], what: &str| {
+            if !allowed.contains(&v) {
+                errors.push(FieldError {
+                    field: Some(field.to_owned()),
+                    message: format!("Choose {what} from the list."),
+                });
             }
         };
+        pick(
+            "deprovision_on_delete",
+            &self.deprovision_on_delete,
+            &["retain", "erase"],
+            "what a deletion does",
+        );
+        pick(
+            "on_existing_user",
+            &self.on_existing_user,
+            &["match", "reject"],
+            "what a match with an existing user does",
+        );
+        if let Some(v) = &self.email_uniqueness {
+            pick(
+                "email_uniqueness",
+                v,
+                &["off", "primary", "any"],
+                "whether emails must be unique",
+            );
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let mut patch = json!({
             "groups_enabled": self.groups_enabled.is_some(),
-            "deprovision_on_delete": pick(&self.deprovision_on_delete, "What a deletion does", ["retain", "erase"])?,
-            "on_existing_user": pick(&self.on_existing_user, "What a match with an existing user does", ["match", "reject"])?,
+            "deprovision_on_delete": self.deprovision_on_delete,
+            "on_existing_user": self.on_existing_user,
             "welcome_email": self.welcome_email.is_some(),
             "sso_enforced": self.sso_enforced.is_some(),
-            "token_ttl_days": num(&self.token_ttl_days, "The token lifetime")?,
+            "token_ttl_days": ttl,
             "deprovision_guard": {
                 "enabled": self.guard_enabled.is_some(),
-                "max_percent": num(&self.guard_max_percent, "The guard's share of active users")?,
-                "min_count": num(&self.guard_min_count, "The guard's number of users")?,
-                "window_minutes": num(&self.guard_window_minutes, "The guard's window")?,
+                "max_percent": percent,
+                "min_count": min_count,
+                "window_minutes": window,
             },
         });
         if let Some(v) = &self.email_uniqueness {
-            if !["off", "primary", "any"].contains(&v.as_str()) {
-                return Err("Unique emails must be off, primary or any".to_owned());
-            }
             patch["email_uniqueness"] = json!(v);
         }
         if self.first_sync_review_field.is_some() {
@@ -832,7 +1065,8 @@ impl SettingsForm {
 }
 
 /// `POST /console/t/{tenant}/settings`: validated and applied like
-/// `PATCH /api/v1/tenants/{tenant}/settings`.
+/// `PATCH /api/v1/tenants/{tenant}/settings`. A refusal answers the page with the form as
+/// typed and every problem next to its field.
 pub async fn save_settings(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -840,16 +1074,23 @@ pub async fn save_settings(
     Posted { session, form }: Posted<SettingsForm>,
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let refused = |errors: Vec<FieldError>| Extra {
+        settings_form: Some(
+            FormState::refused("", form.typed(), Vec::new())
+                .with_op_errors(errors, &SETTINGS_FIELDS),
+        ),
+        ..Extra::default()
+    };
     let patch = match form.patch() {
         Ok(p) => p,
-        Err(m) => return ctx.refused(m).await,
+        Err(errors) => return ctx.refused_form(refused(errors)).await,
     };
     let update = ops::tenants::TenantUpdate {
         settings: Some(patch.clone()),
         ..ops::tenants::TenantUpdate::default()
     };
-    if let Some(page) = ctx.update_tenant(update, "tenant.settings", patch).await? {
-        return Ok(page);
+    if let Err(errors) = ctx.update_tenant(update, "tenant.settings", patch).await? {
+        return ctx.refused_form(refused(errors)).await;
     }
     Ok(ctx.done("settings", "h-settings"))
 }
@@ -868,7 +1109,7 @@ pub async fn guard_decide(
         _ => return Err(ConsoleError::NotFound),
     };
     let r = ops::guard::decide(&ctx.state, &ctx.t.id, d, &ctx.session.actor()).await;
-    if let Err(page) = ctx.or_refused(r).await? {
+    if let Err(page) = ctx.or_refused("page", r).await? {
         return Ok(page);
     }
     Ok(ctx.done(&format!("guard-{decision}"), "main"))
@@ -894,9 +1135,11 @@ pub async fn review_decide(
         // names the setting, which the page calls otherwise.
         Err(ops::OpError::Conflict { .. }) => {
             let m = "No first-sync review is open: it has been approved or discarded already.";
-            return ctx.refused_with(StatusCode::CONFLICT, m.to_owned()).await;
+            return ctx
+                .refused_in("page", StatusCode::CONFLICT, m.to_owned())
+                .await;
         }
-        r => match ctx.or_refused(r).await? {
+        r => match ctx.or_refused("page", r).await? {
             Ok(o) => o,
             Err(page) => return Ok(page),
         },
@@ -924,10 +1167,29 @@ pub struct MappingForm {
     roles: String,
 }
 
+/// Where the role-mapping operation's refusals are shown on its form, and their words.
+const MAPPING_FIELDS: [(&str, &str, &str); 3] = [
+    ("group.value", "value", "The group"),
+    ("group.by", "by", "How the group is matched"),
+    ("roles", "roles", "Roles"),
+];
+
 impl MappingForm {
-    fn body(&self) -> Result<MappingBody, String> {
-        let by = MatchBy::parse(&self.by)
-            .ok_or_else(|| "choose how the group is matched: name, externalId or id".to_owned())?;
+    fn typed(&self) -> [(&str, &str); 3] {
+        [
+            ("by", self.by.as_str()),
+            ("value", self.value.as_str()),
+            ("roles", self.roles.as_str()),
+        ]
+    }
+
+    fn body(&self) -> Result<MappingBody, Vec<FieldError>> {
+        let by = MatchBy::parse(&self.by).ok_or_else(|| {
+            vec![FieldError {
+                field: Some("by".to_owned()),
+                message: "Choose how the group is matched: name, externalId or id.".to_owned(),
+            }]
+        })?;
         Ok(MappingBody {
             group: GroupSelector {
                 by,
@@ -935,6 +1197,11 @@ impl MappingForm {
             },
             roles: split_list(&self.roles),
         })
+    }
+
+    /// The form as refused: what was typed, every problem in the form's words.
+    fn refused(&self, prefix: &'static str, errors: Vec<FieldError>) -> FormState {
+        FormState::refused(prefix, self.typed(), Vec::new()).with_op_errors(errors, &MAPPING_FIELDS)
     }
 }
 
@@ -946,15 +1213,23 @@ pub async fn add_mapping(
     Posted { session, form }: Posted<MappingForm>,
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
-    let body = match form.body() {
-        Ok(b) => b,
-        Err(m) => return ctx.refused(m).await,
+    let r = match form.body() {
+        Ok(body) => ops::roles::create(&ctx.state, &ctx.session.actor(), &ctx.t.id, &body)
+            .await
+            .map_err(ConsoleError::from),
+        Err(errors) => Err(ConsoleError::Refused(errors)),
     };
-    let r = ops::roles::create(&ctx.state, &ctx.session.actor(), &ctx.t.id, &body).await;
-    if let Err(page) = ctx.or_refused(r).await? {
-        return Ok(page);
+    match r {
+        Ok(_) => Ok(ctx.done("mapping-added", "h-roles")),
+        Err(ConsoleError::Refused(errors)) => {
+            let extra = Extra {
+                new_form: Some(form.refused("new-", errors)),
+                ..Extra::default()
+            };
+            ctx.refused_form(extra).await
+        }
+        Err(e) => Err(e),
     }
-    Ok(ctx.done("mapping-added", "h-roles"))
 }
 
 /// `POST /console/t/{tenant}/role-mappings/{id}`.
@@ -965,15 +1240,24 @@ pub async fn save_mapping(
     Posted { session, form }: Posted<MappingForm>,
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
-    let body = match form.body() {
-        Ok(b) => b,
-        Err(m) => return ctx.refused(m).await,
+    let r = match form.body() {
+        Ok(body) => ops::roles::replace(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id, &body)
+            .await
+            .map_err(ConsoleError::from),
+        Err(errors) => Err(ConsoleError::Refused(errors)),
     };
-    let r = ops::roles::replace(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id, &body).await;
-    if let Err(page) = ctx.or_refused(r).await? {
-        return Ok(page);
+    match r {
+        Ok(_) => Ok(ctx.done("mapping-saved", "h-roles")),
+        Err(ConsoleError::Refused(errors)) => {
+            let extra = Extra {
+                edit: Some(&id),
+                edit_form: Some(form.refused("edit-", errors)),
+                ..Extra::default()
+            };
+            ctx.refused_form(extra).await
+        }
+        Err(e) => Err(e),
     }
-    Ok(ctx.done("mapping-saved", "h-roles"))
 }
 
 /// `POST /console/t/{tenant}/role-mappings/{id}/delete`.

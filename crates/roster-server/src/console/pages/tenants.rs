@@ -2,12 +2,13 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::super::view::{
-    self, fmt_ago, fmt_when, options, render, tenant_href, Chrome, Opt, Pager,
+    self, fmt_ago, fmt_when, options, render, tenant_href, Chrome, FormState, Notice, Opt, Pager,
 };
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
 use super::{param, Params};
@@ -47,6 +48,10 @@ struct TenantsPage {
     total: usize,
     pager: Pager,
     keys: Vec<KeyRow>,
+    /// The new-tenant form (as typed, with its errors, when refused).
+    new_form: FormState,
+    new_name: String,
+    notice: Option<Notice>,
 }
 
 /// The admin API keys as operators see them: never the key, only its prefix, scopes and state.
@@ -84,7 +89,18 @@ pub async fn list(
     session: Session,
     Query(p): Query<Params>,
 ) -> Result<Html<String>, ConsoleError> {
+    list_page(&state, &session, &p, FormState::new("new-")).await
+}
+
+/// The tenants page, with the new-tenant form `new_form`.
+async fn list_page(
+    state: &AppState,
+    session: &Session,
+    p: &Params,
+    new_form: FormState,
+) -> Result<Html<String>, ConsoleError> {
     session.require_operator()?;
+    let p = p.clone();
     let q = param(&p, "q").unwrap_or("").to_owned();
     let needle = q.to_lowercase();
     let all: Vec<_> = state
@@ -143,13 +159,16 @@ pub async fn list(
         _ => None,
     };
     render(&TenantsPage {
-        chrome: Chrome::signed_in(&session, "Tenants").with(notice),
-        idps: options(&idp::IDPS, "generic"),
+        chrome: Chrome::signed_in(session, "Tenants"),
+        notice,
+        idps: options(&idp::IDPS, &new_form.value("idp", "generic")),
+        new_name: new_form.value("name", ""),
+        new_form,
         q,
         rows,
         total,
         pager,
-        keys: key_rows(&state).await?,
+        keys: key_rows(state).await?,
     })
 }
 
@@ -169,11 +188,39 @@ pub async fn create(
     session.require_operator()?;
     let now = state.clock.now();
     let req = ops::tenants::NewTenant {
-        name: form.name,
-        idp: Some(form.idp),
+        name: form.name.clone(),
+        idp: Some(form.idp.clone()),
         ..ops::tenants::NewTenant::default()
     };
-    let (t, _) = ops::tenants::create(state.store.as_ref(), now, req, None).await?;
+    let t = match ops::tenants::create(state.store.as_ref(), now, req, None)
+        .await
+        .map_err(ConsoleError::from)
+    {
+        Ok((t, _)) => t,
+        Err(ConsoleError::Refused(errors)) => {
+            // The id is made from the name: a taken id is the name's problem.
+            let errors = errors
+                .into_iter()
+                .map(|mut e| {
+                    if e.field.as_deref().is_none_or(|f| f == "id") {
+                        e.field = Some("name".to_owned());
+                    }
+                    e
+                })
+                .collect();
+            let typed = [("name", form.name.as_str()), ("idp", form.idp.as_str())];
+            let new_form = FormState::refused("new-", typed, Vec::new()).with_op_errors(
+                errors,
+                &[
+                    ("name", "name", "The organisation name"),
+                    ("idp", "idp", "The identity provider"),
+                ],
+            );
+            let html = list_page(&state, &session, &Params::new(), new_form).await?;
+            return Ok((StatusCode::BAD_REQUEST, html).into_response());
+        }
+        Err(e) => return Err(e),
+    };
     session
         .audit(
             &state,
@@ -196,20 +243,42 @@ struct SetupLinkPage {
     expires: String,
 }
 
-/// `GET /console/t/{tenant}/setup-link`: the form that creates a setup link.
+/// The session's key of the setup link shown once: `(url, expires)`, tab-separated.
+fn link_key(tenant: &str) -> String {
+    format!("setup-link:{tenant}")
+}
+
+/// `GET /console/t/{tenant}/setup-link`: the form that creates a setup link; after creating
+/// one (`?done=created`), the link, shown this once (kept in the session for this GET only).
 pub async fn setup_link_form(
     State(state): State<AppState>,
     session: Session,
     Path(tenant): Path<String>,
+    Query(p): Query<Params>,
 ) -> Result<Html<String>, ConsoleError> {
     session.require_operator()?;
     let t = session.tenant(&state, &tenant).await?;
+    let created = param(&p, "done") == Some("created");
+    let shown = created
+        .then(|| session.take_once(state.clock.now(), &link_key(&t.id)))
+        .flatten();
+    let (url, expires) = match shown.as_deref().and_then(|v| v.split_once('\t')) {
+        Some((u, e)) => (Some(u.to_owned()), e.to_owned()),
+        None => (None, String::new()),
+    };
+    // A reload after the link was shown: say so rather than offer a new one silently.
+    let notice = (created && url.is_none()).then(|| {
+        Notice::ok(
+            "The setup link was shown once and is not kept. If it was not sent, create a new \
+             one: the earlier one still works until it expires or is used.",
+        )
+    });
     render(&SetupLinkPage {
-        chrome: Chrome::signed_in(&session, format!("Setup link · {}", t.name)),
+        chrome: Chrome::signed_in(&session, format!("Setup link · {}", t.name)).with(notice),
         action: format!("{}/setup-link", tenant_href(&t.id)),
         tenant_name: t.name,
-        url: None,
-        expires: String::new(),
+        url,
+        expires,
     })
 }
 
@@ -219,7 +288,8 @@ pub struct SetupLinkForm {
     expires: String,
 }
 
-/// `POST /console/t/{tenant}/setup-link`: creates the link and shows it, once.
+/// `POST /console/t/{tenant}/setup-link`: creates the link and sends the browser to the page
+/// that shows it, once (post, redirect, get: the link never travels in an address).
 pub async fn setup_link_create(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -227,6 +297,7 @@ pub async fn setup_link_create(
 ) -> Result<Response, ConsoleError> {
     session.require_operator()?;
     let t = session.tenant(&state, &tenant).await?;
+    // Only a hand-made request sends another lifetime: the page's error has its navigation.
     let ttl = setup_links::parse_ttl(&form.expires).map_err(ConsoleError::Invalid)?;
     let now = state.clock.now();
     let actor = session.actor();
@@ -234,12 +305,13 @@ pub async fn setup_link_create(
         setup_links::create_setup_link(state.store.as_ref(), now, &t.id, ttl, &actor, &actor)
             .await?;
     let url = setup_links::setup_url(&crate::urls::origin(&state), &token);
-    let html = render(&SetupLinkPage {
-        chrome: Chrome::signed_in(&session, format!("Setup link · {}", t.name)),
-        action: String::new(),
-        tenant_name: t.name,
-        url: Some(url),
-        expires: fmt_when(expires),
-    })?;
-    Ok(html.into_response())
+    session.put_once(
+        now,
+        &link_key(&t.id),
+        format!("{url}\t{}", fmt_when(expires)),
+    );
+    Ok(redirect(&format!(
+        "{}/setup-link?done=created",
+        tenant_href(&t.id)
+    )))
 }

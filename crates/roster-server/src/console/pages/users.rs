@@ -17,13 +17,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::super::view::{
-    self, options, render, split_list, tenant_href, Chrome, Notice, Opt, Pager, TabId,
+    self, options, render, split_list, tenant_href, Chrome, FormState, Notice, Opt, Pager, TabId,
 };
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
 use super::log::{entry_row, EntryRow};
 use super::{group_href, param, parse_source, parse_status, Params, UserRow, PAGE_SIZE, SOURCES};
 use crate::ops;
 use crate::ops::users::UserPatch;
+use crate::ops::FieldError;
 use crate::AppState;
 
 const STATUSES: [(&str, &str); 4] = [
@@ -194,6 +195,12 @@ struct UserView {
 #[template(path = "console/user.html")]
 struct UserPage {
     chrome: Chrome,
+    /// The notice of the last action, in the section it was about (its heading's id).
+    notice: Option<(&'static str, Notice)>,
+    /// The edit form's refusal (the custom attributes' errors are on their fields).
+    edit_form: FormState,
+    /// The roles form, as typed and refused.
+    roles_form: FormState,
     tenant_href: String,
     idp_name: &'static str,
     u: UserView,
@@ -206,6 +213,32 @@ struct UserPage {
     entries: Vec<EntryRow>,
     retention_days: u64,
 }
+
+impl UserPage {
+    /// The notice for the section whose heading has id `section`.
+    fn notice_in(&self, section: &str) -> Option<&Notice> {
+        self.notice
+            .as_ref()
+            .filter(|(s, _)| *s == section)
+            .map(|(_, n)| n)
+    }
+}
+
+/// What a user page shows beyond the user: the last action's notice, refused forms.
+#[derive(Default)]
+struct Shown {
+    notice: Option<(&'static str, Notice)>,
+    edit_form: FormState,
+    roles_form: FormState,
+}
+
+/// Where the user operation's refusals are shown on the edit and roles forms, and their words.
+const USER_FIELDS: [(&str, &str, &str); 4] = [
+    ("user_name", "user_name", "The userName"),
+    ("userName", "user_name", "The userName"),
+    ("email", "email", "The email"),
+    ("roles", "roles", "Roles"),
+];
 
 /// The top-level attributes the identity provider owns on a managed user (the admin API's
 /// rule, see [`crate::ops::users`]).
@@ -635,7 +668,7 @@ async fn render_user(
     session: &Session,
     t: &Tenant,
     u: &AppUser,
-    notice: Option<Notice>,
+    shown: Shown,
     typed: Option<&Typed<'_>>,
 ) -> Result<Html<String>, ConsoleError> {
     let doc = &u.resource.doc;
@@ -708,14 +741,17 @@ async fn render_user(
         },
     };
     let page = UserPage {
-        chrome: Chrome::tenant(session, t, TabId::Users, &row.user_name).with(notice),
+        chrome: Chrome::tenant(session, t, TabId::Users, &row.user_name),
+        notice: shown.notice,
+        direct_roles: shown.roles_form.value("roles", &u.direct_roles.join(", ")),
+        edit_form: shown.edit_form,
+        roles_form: shown.roles_form,
         tenant_href: tenant_href(&t.id),
         idp_name: idp::display(&t.idp),
         attrs,
         custom,
         edit,
         role_sources: role_sources(u, &group_roles),
-        direct_roles: u.direct_roles.join(", "),
         groups,
         entries: history.iter().map(|e| entry_row(&t.id, e, now)).collect(),
         retention_days: state.settings.log_retention.as_secs() / 86_400,
@@ -747,17 +783,23 @@ pub async fn detail(
     let t = session.tenant(&state, &tenant).await?;
     let u = fetch(&state, &t, &id).await?;
     let notice = match param(&p, "done") {
-        Some("saved") => Some(Notice::ok("User saved.")),
-        Some("roles") => Some(Notice::ok("Roles saved.")),
+        Some("saved") => Some(("h-attrs", Notice::ok("User saved."))),
+        Some("roles") => Some(("h-roles", Notice::ok("Roles saved."))),
         _ => None,
     };
-    render_user(&state, &session, &t, &u, notice, None).await
+    let shown = Shown {
+        notice,
+        ..Shown::default()
+    };
+    render_user(&state, &session, &t, &u, shown, None).await
 }
 
-/// Applies `patch` through the shared user operation ([`ops::users::update`]); its refusal (a managed field, a
-/// taken userName, an invalid value) is shown above the user's page, with the edit `form` as
-/// it was typed (a custom attribute's refusal next to its field) unless the refusal is that
-/// the user changed since the form was read: then the page shows the current values.
+/// Applies `patch` through the shared user operation ([`ops::users::update`]); its refusal (a
+/// managed field, a taken userName, an invalid value) is shown at the top of the form's
+/// section and next to each field, with the edit `form` as it was typed, unless the refusal
+/// is that the user changed since the form was read: then the page shows the current values.
+/// Without `form` it is the roles form's (`roles` as typed).
+#[allow(clippy::too_many_arguments)] // one call per form; a struct would only rename them
 async fn apply(
     state: &AppState,
     session: &Session,
@@ -766,6 +808,7 @@ async fn apply(
     patch: &UserPatch,
     done: &str,
     form: Option<&UserForm>,
+    roles: Option<&str>,
 ) -> Result<Response, ConsoleError> {
     match ops::users::update(state, &session.actor(), &t.id, id, patch)
         .await
@@ -775,8 +818,13 @@ async fn apply(
             "{}?done={done}",
             super::user_href(&t.id, id)
         ))),
-        Err(ConsoleError::Invalid(message)) => {
+        Err(ConsoleError::Refused(errors)) => {
             let u = fetch(state, t, id).await?;
+            let message = errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
             let typed = form
                 .filter(|f| f.version.is_none_or(|v| v == u.resource.version))
                 .map(|f| Typed {
@@ -788,8 +836,20 @@ async fn apply(
                         .map(|k| (k.clone(), message.clone()))
                         .collect(),
                 });
-            let notice = Some(Notice::error(message));
-            let html = render_user(state, session, t, &u, notice, typed.as_ref()).await?;
+            let state_of = |prefix, values: Vec<(&str, &str)>| {
+                FormState::refused(prefix, values, Vec::new()).with_op_errors(errors, &USER_FIELDS)
+            };
+            let shown = match roles {
+                Some(r) => Shown {
+                    roles_form: state_of("direct-", vec![("roles", r)]),
+                    ..Shown::default()
+                },
+                None => Shown {
+                    edit_form: state_of("", Vec::new()),
+                    ..Shown::default()
+                },
+            };
+            let html = render_user(state, session, t, &u, shown, typed.as_ref()).await?;
             Ok((StatusCode::BAD_REQUEST, html).into_response())
         }
         Err(e) => Err(e),
@@ -813,7 +873,17 @@ pub async fn save_roles(
         roles: Some(split_list(&form.roles)),
         ..UserPatch::default()
     };
-    apply(&state, &session, &t, &id, &patch, "roles", None).await
+    apply(
+        &state,
+        &session,
+        &t,
+        &id,
+        &patch,
+        "roles",
+        None,
+        Some(&form.roles),
+    )
+    .await
 }
 
 /// The form of an app user (one SCIM does not manage).
@@ -857,15 +927,23 @@ pub async fn save(
     }
     let (custom, errors) = custom_changes(&t, &cur.resource.doc, &form.custom);
     if !errors.is_empty() {
-        let notice = Notice::error(format!(
-            "Nothing was saved: {}.",
-            errors.values().cloned().collect::<Vec<_>>().join("; ")
-        ));
+        // Each wrong value is next to its field; the summary lists them all.
+        let summary = errors
+            .values()
+            .map(|m| FieldError {
+                field: None,
+                message: m.clone(),
+            })
+            .collect();
+        let shown = Shown {
+            edit_form: FormState::refused("", [], summary),
+            ..Shown::default()
+        };
         let typed = Typed {
             form: &form,
             errors,
         };
-        let html = render_user(&state, &session, &t, &cur, Some(notice), Some(&typed)).await?;
+        let html = render_user(&state, &session, &t, &cur, shown, Some(&typed)).await?;
         return Ok((StatusCode::BAD_REQUEST, html).into_response());
     }
     let patch = UserPatch {
@@ -879,7 +957,17 @@ pub async fn save(
         custom_attributes: (!custom.is_empty()).then_some(custom),
         ..UserPatch::default()
     };
-    apply(&state, &session, &t, &id, &patch, "saved", Some(&form)).await
+    apply(
+        &state,
+        &session,
+        &t,
+        &id,
+        &patch,
+        "saved",
+        Some(&form),
+        None,
+    )
+    .await
 }
 
 #[cfg(test)]
