@@ -438,13 +438,41 @@ async fn console_end_to_end_in_chromium() {
     .unwrap();
     s.cli_ok(&["users", "import", "initech", file.to_str().unwrap()]);
 
-    // A role mapping from the console: Engineering's members become engineers.
+    // A role mapping from the console: Engineering's members become engineers. Without
+    // roles it is refused, and the group typed stays, the error at the roles field.
     c.goto(&format!("{o}/console/t/initech")).await.unwrap();
     fill(&c, "#new-value", "Engineering").await;
+    fill(&c, "#new-roles", " , ").await;
+    click(&c, "#add-mapping").await;
+    wait_text(&c, "Nothing was saved: 1 problem to fix.").await;
+    assert_eq!(value(&c, "#new-value").await, "Engineering");
+    assert!(text(&c, "#new-roles-error")
+        .await
+        .contains("Roles must name at least one role"));
+    css(&c, "#new-roles").await.clear().await.unwrap();
     fill(&c, "#new-roles", "engineer, deploy").await;
     click(&c, "#add-mapping").await;
     wait_text(&c, "Role mapping added.").await;
     assert!(text(&c, "#mappings").await.contains("engineer"));
+    // Deleting a mapping asks in the console's dialog (Cancel keeps it), never confirm().
+    fill(&c, "#new-value", "Temporary").await;
+    fill(&c, "#new-roles", "temp").await;
+    click(&c, "#add-mapping").await;
+    wait_text(&c, "Temporary").await;
+    let delete = "button[aria-label='Delete the mapping of Temporary']";
+    click(&c, delete).await;
+    assert_eq!(
+        js(&c, "return document.getElementById('dlg-confirm').open").await,
+        json!(true)
+    );
+    assert!(text(&c, "#dlg-confirm-d").await.contains("Delete the mapping of Temporary?"));
+    shoot(&c, "07b-mapping-delete-dialog").await;
+    click(&c, "#dlg-confirm button[value=cancel]").await;
+    assert!(text(&c, "#mappings").await.contains("Temporary"));
+    click(&c, delete).await;
+    click(&c, "#dlg-confirm-ok").await;
+    wait_text(&c, "Role mapping deleted.").await;
+    assert!(!text(&c, "#mappings").await.contains("Temporary"));
     // Connection status: the newest request (the log is written asynchronously).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
