@@ -465,7 +465,9 @@ async fn console_end_to_end_in_chromium() {
         js(&c, "return document.getElementById('dlg-confirm').open").await,
         json!(true)
     );
-    assert!(text(&c, "#dlg-confirm-d").await.contains("Delete the mapping of Temporary?"));
+    assert!(text(&c, "#dlg-confirm-d")
+        .await
+        .contains("Delete the mapping of Temporary?"));
     shoot(&c, "07b-mapping-delete-dialog").await;
     click(&c, "#dlg-confirm button[value=cancel]").await;
     assert!(text(&c, "#mappings").await.contains("Temporary"));
