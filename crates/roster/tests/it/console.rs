@@ -2478,6 +2478,59 @@ async fn forms_keep_their_input_and_never_dead_end() {
         assert!(new.contains("<option value=\"okta\" selected>"), "{new}");
     }
 
+    // An app user's edit: a refused email is shown at its field, with what was typed.
+    let csv = "user_name,email\napp-one,app@example.com\n";
+    let r = s.import(&key, "acme", "text/csv", csv).await;
+    assert_eq!(r.json["imported"], 1, "{}", r.text);
+    let list = get(&o, "/console/t/acme/users?q=app-one", &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let href = list
+        .split("href=\"/console/t/acme/users/")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .unwrap();
+    let user_path = format!("/console/t/acme/users/{href}");
+    let page = get(&o, &user_path, &jar).await.text().await.unwrap();
+    let version = page
+        .split("name=\"version\" value=\"")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = post_form(
+        &o,
+        &user_path,
+        &jar,
+        &[
+            ("csrf", csrf.clone()),
+            ("user_name", "app-one".to_owned()),
+            ("display_name", "App One".to_owned()),
+            ("given_name", String::new()),
+            ("family_name", String::new()),
+            ("email", "not-an-email".to_owned()),
+            ("active", "on".to_owned()),
+            ("version", version),
+        ],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    let attrs = section(&html, "h-attrs");
+    assert!(attrs.contains("value=\"not-an-email\""), "{attrs}");
+    assert!(attrs.contains("value=\"App One\""), "{attrs}");
+    assert!(
+        attrs.contains("aria-describedby=\"email-error\""),
+        "{attrs}"
+    );
+    assert!(attrs.contains("id=\"email-error\">The email"), "{attrs}");
+    assert!(
+        attrs.contains("Nothing was saved: 1 problem to fix."),
+        "{attrs}"
+    );
+
     // A GET of a POST-only address (a reload) goes to the form's page, never a blank 405.
     for (path, to) in [
         ("/console/t/acme/scim/enable", "/console/t/acme#h-token"),
