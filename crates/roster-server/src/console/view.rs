@@ -172,6 +172,8 @@ pub struct FormState {
     pub values: BTreeMap<String, String>,
     /// Every problem, with its form field (`None`: about the whole form).
     pub errors: Vec<FieldError>,
+    /// The summary's first words ("Nothing was saved"; a filter form says otherwise).
+    pub lead: &'static str,
 }
 
 impl FormState {
@@ -198,7 +200,15 @@ impl FormState {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
             errors,
+            lead: "Nothing was saved",
         }
+    }
+
+    /// The same form, its summary starting with `lead`.
+    #[must_use]
+    pub fn with_lead(mut self, lead: &'static str) -> Self {
+        self.lead = lead;
+        self
     }
 
     /// Adds an operation's refusals, in the form's words: each `(op field, form field, label)`

@@ -2549,7 +2549,29 @@ async fn forms_keep_their_input_and_never_dead_end() {
     }
 
     // Error pages keep the console's navigation: the tenant's tabs and the account links.
-    let r = get(&o, "/console/t/acme/log?since=yesterday", &jar).await;
+    // A bad date in the log filter is an error at its field, the filters as typed.
+    let r = get(&o, "/console/t/acme/log?since=yesterday&user=ann", &jar).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    let filters = section(&html, "h-log-filters");
+    assert!(
+        filters.contains("Nothing is listed: 1 problem to fix."),
+        "{filters}"
+    );
+    assert!(
+        filters.contains("id=\"since-error\">&#34;From&#34; must be a date"),
+        "{filters}"
+    );
+    assert!(
+        filters.contains("aria-describedby=\"since-error\""),
+        "{filters}"
+    );
+    assert!(
+        filters.contains("id=\"user\" name=\"user\" value=\"ann\""),
+        "{filters}"
+    );
+    // A stale page link is an error page with the tabs and the account links.
+    let r = get(&o, "/console/t/acme/groups?cursor=zz", &jar).await;
     assert_eq!(r.status().as_u16(), 400);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"sign-out\""), "{html}");

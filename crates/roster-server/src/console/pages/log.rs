@@ -4,15 +4,17 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::Html;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use roster_store::{LogQuery, Outcome, ProvisioningEntry};
 use time::OffsetDateTime;
 
 use super::super::view::{
-    self, fmt_ago, fmt_when, options, render, tenant_href, Chrome, Opt, Pager, TabId,
+    self, fmt_ago, fmt_when, options, render, tenant_href, Chrome, FormState, Opt, Pager, TabId,
 };
 use super::super::{ConsoleError, Session};
 use super::{group_href, param, user_href, Params};
+use crate::ops::FieldError;
 use crate::AppState;
 
 /// Rows per page of the log.
@@ -103,6 +105,8 @@ struct LogPage {
     user: String,
     entries: Vec<EntryRow>,
     pager: Pager,
+    /// The filter form's refused times, each at its field.
+    form: FormState,
 }
 
 /// `2026-11-22T08:00` (an `<input type=datetime-local>`, taken as UTC) or RFC 3339.
@@ -117,27 +121,32 @@ fn parse_local(s: &str) -> Option<OffsetDateTime> {
 
 const OUTCOMES: [(&str, &str); 3] = [("", "Any"), ("success", "Succeeded"), ("failure", "Failed")];
 
-/// `GET /console/t/{tenant}/log`.
+/// `GET /console/t/{tenant}/log`. A time the filter cannot read answers the page (400) with
+/// the filters as typed and the error at that field, and no rows.
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
     Path(tenant): Path<String>,
     Query(p): Query<Params>,
-) -> Result<Html<String>, ConsoleError> {
+) -> Result<Response, ConsoleError> {
     let t = session.tenant(&state, &tenant).await?;
-    let time = |k: &str, label: &str| {
-        param(&p, k)
-            .map(|s| {
-                parse_local(s).ok_or_else(|| {
-                    ConsoleError::Invalid(format!(
-                        "\"{label}\" must be a date and time such as 2026-01-31T09:00, not {s:?}"
-                    ))
-                })
-            })
-            .transpose()
+    let mut errors = Vec::new();
+    let mut time = |k: &str, label: &str| {
+        let s = param(&p, k)?;
+        let t = parse_local(s);
+        if t.is_none() {
+            errors.push(FieldError {
+                field: Some(k.to_owned()),
+                message: format!(
+                    "\"{label}\" must be a date and time such as 2026-01-31T09:00, not {s:?}."
+                ),
+            });
+        }
+        t
     };
-    let since = time("since", "From")?;
-    let until = time("until", "To")?;
+    let since = time("since", "From");
+    let until = time("until", "To");
+    let form = FormState::refused("", [], errors).with_lead("Nothing is listed");
     let outcome_s = param(&p, "outcome").unwrap_or("");
     let outcome = match outcome_s {
         "success" => Some(Outcome::Success),
@@ -146,23 +155,29 @@ pub async fn list(
     };
     let user = param(&p, "user").unwrap_or("").to_owned();
     let before = param(&p, "before").and_then(|s| s.parse::<i64>().ok());
-    let entries = state
-        .store
-        .list_provisioning(
-            &t.id,
-            &LogQuery {
-                since,
-                until,
-                outcome,
-                name: Some(user.clone()).filter(|u| !u.is_empty()),
-                before,
-                limit: LOG_PAGE,
-                ..LogQuery::default()
-            },
-        )
-        .await?;
-    // Dropped rows are counted per minute: those of the minutes in the period shown.
-    let dropped = state.store.count_dropped(&t.id, since, until).await?;
+    // A refused filter lists nothing rather than rows the filter did not ask for.
+    let (entries, dropped) = if form.is_refused() {
+        (Vec::new(), 0)
+    } else {
+        let entries = state
+            .store
+            .list_provisioning(
+                &t.id,
+                &LogQuery {
+                    since,
+                    until,
+                    outcome,
+                    name: Some(user.clone()).filter(|u| !u.is_empty()),
+                    before,
+                    limit: LOG_PAGE,
+                    ..LogQuery::default()
+                },
+            )
+            .await?;
+        // Dropped rows are counted per minute: those of the minutes in the period shown.
+        let dropped = state.store.count_dropped(&t.id, since, until).await?;
+        (entries, dropped)
+    };
     let now = state.clock.now();
     let href = tenant_href(&t.id);
     let keep = [
@@ -187,8 +202,14 @@ pub async fn list(
         next_label: "Older requests",
         summary: view::shown(entries.len(), "request"),
     };
-    render(&LogPage {
+    let status = if form.is_refused() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let html = render(&LogPage {
         chrome: Chrome::tenant(&session, &t, TabId::Log, "Provisioning log"),
+        form,
         tenant_href: href,
         tenant_id: t.id.clone(),
         retention_days: state.settings.log_retention.as_secs() / 86_400,
@@ -205,7 +226,8 @@ pub async fn list(
         user,
         entries: entries.iter().map(|e| entry_row(&t.id, e, now)).collect(),
         pager,
-    })
+    })?;
+    Ok((status, html).into_response())
 }
 
 #[cfg(test)]
