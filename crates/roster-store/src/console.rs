@@ -73,6 +73,24 @@ pub trait ConsoleStore: Send + Sync {
     ) -> StoreResult<Option<ConsoleSession>>;
     /// Removes a session (sign-out).
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Keeps `sealed` for the session's next page that takes `key` (replacing one kept
+    /// before), until `expires_at`; also prunes the values expired at `now`.
+    async fn put_once(
+        &self,
+        id_hash: &str,
+        key: &str,
+        sealed: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Takes (removes) the value kept for the session and `key`, if it has not expired by
+    /// `now`: a second call finds nothing.
+    async fn take_once(
+        &self,
+        id_hash: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>>;
     /// Removes every session of `actor`; returns how many there were.
     async fn delete_sessions_of(&self, actor: &str) -> StoreResult<u64>;
 

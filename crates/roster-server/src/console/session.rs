@@ -3,14 +3,17 @@
 //! enforce same-origin posts ([`Posted`] for signed-in pages, [`PrePosted`] for the sign-in
 //! and setup-link forms).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::header::{COOKIE, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
 use roster_store::{ConsoleSession, Tenant};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -34,6 +37,8 @@ pub struct Session {
     pub csrf: String,
     /// Where this request's session and tenant are left for the error page's navigation.
     seen: Option<Seen>,
+    /// Seals the values this session's next page shows once.
+    once_key: OnceKey,
 }
 
 /// The session (and the tenant it was allowed to see) that a request's handler found: the
@@ -74,19 +79,62 @@ impl Seen {
 
 /// How long a value kept for the next page waits for it.
 const ONCE_TTL: Duration = Duration::minutes(10);
-/// At most this many values wait at once (a bound on memory, whatever posts arrive).
-const ONCE_MAX: usize = 10_000;
 
-/// Values a session's next page shows once (a new SCIM token, a setup link): in this
-/// process's memory, keyed by the session's id hash, taken (removed) by the GET that shows
-/// them. Never in a URL (logs, history, Referer) nor a cookie (kept on disk by some browsers).
-/// With several nodes, the GET after the POST must reach the same node (session affinity);
-/// on another node the page says that the value cannot be shown again.
-type OnceMap = HashMap<(String, String), (String, time::OffsetDateTime)>;
+/// The key that seals a session's one-time values: derived from the session's id, which only
+/// the browser's (HttpOnly) cookie holds; the database keeps the id's hash, so a sealed value
+/// in it opens for that browser's next request, on any node, and for nobody else.
+#[derive(Clone)]
+struct OnceKey([u8; 32]);
 
-fn once_map() -> &'static Mutex<OnceMap> {
-    static M: OnceLock<Mutex<OnceMap>> = OnceLock::new();
-    M.get_or_init(|| Mutex::new(HashMap::new()))
+impl std::fmt::Debug for OnceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnceKey(..)")
+    }
+}
+
+impl OnceKey {
+    fn of(session_id: &str) -> Self {
+        Self(Sha256::digest(format!("roster-console-once\0{session_id}").as_bytes()).into())
+    }
+
+    fn aead(&self) -> Option<LessSafeKey> {
+        UnboundKey::new(&AES_256_GCM, &self.0)
+            .ok()
+            .map(LessSafeKey::new)
+    }
+
+    /// `value` sealed (AES-256-GCM, the name as associated data, so a value moved to another
+    /// name does not open): base64url of nonce || ciphertext || tag.
+    fn seal(&self, name: &str, value: &str) -> Option<String> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce).ok()?;
+        let mut data = value.as_bytes().to_vec();
+        self.aead()?
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(name.as_bytes()),
+                &mut data,
+            )
+            .ok()?;
+        let mut out = nonce.to_vec();
+        out.extend(data);
+        Some(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    fn open(&self, name: &str, sealed: &str) -> Option<String> {
+        let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        if raw.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, rest) = raw.split_at(NONCE_LEN);
+        let mut data = rest.to_vec();
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let plain = self
+            .aead()?
+            .open_in_place(nonce, Aad::from(name.as_bytes()), &mut data)
+            .ok()?;
+        String::from_utf8(plain.to_vec()).ok()
+    }
 }
 
 /// The CSRF token of a session: a digest of the session id, which only the browser holding
@@ -103,26 +151,33 @@ impl Session {
         self.record.tenant_id.is_none()
     }
 
-    /// Keeps `value` for this session's next GET that asks for `key` (see [`Self::take_once`]).
-    pub fn put_once(&self, now: time::OffsetDateTime, key: &str, value: String) {
-        let Ok(mut m) = once_map().lock() else { return };
-        m.retain(|_, (_, until)| *until > now);
-        if m.len() >= ONCE_MAX {
-            tracing::warn!("console: too many one-time values waiting; one dropped");
+    /// Keeps `value` for this session's next GET that asks for `key` (see [`Self::take_once`]):
+    /// sealed with the session's key, in the database, so that the GET may reach any node.
+    /// A failure is logged and the page then says the value cannot be shown again.
+    pub async fn put_once(&self, state: &AppState, key: &str, value: &str) {
+        let now = state.clock.now();
+        let Some(sealed) = self.once_key.seal(key, value) else {
+            tracing::error!("console: sealing a one-time value failed");
             return;
+        };
+        if let Err(e) = state
+            .store
+            .put_once(&self.record.id_hash, key, &sealed, now, now + ONCE_TTL)
+            .await
+        {
+            tracing::error!(error = %e, "console: keeping a one-time value failed");
         }
-        m.insert(
-            (self.record.id_hash.clone(), key.to_owned()),
-            (value, now + ONCE_TTL),
-        );
     }
 
     /// The value kept for `key` by [`Self::put_once`], removed: a second GET gets `None`.
-    pub fn take_once(&self, now: time::OffsetDateTime, key: &str) -> Option<String> {
-        let mut m = once_map().lock().ok()?;
-        m.remove(&(self.record.id_hash.clone(), key.to_owned()))
-            .filter(|(_, until)| *until > now)
-            .map(|(v, _)| v)
+    pub async fn take_once(&self, state: &AppState, key: &str) -> Option<String> {
+        let sealed = state
+            .store
+            .take_once(&self.record.id_hash, key, state.clock.now())
+            .await
+            .map_err(|e| tracing::error!(error = %e, "console: taking a one-time value failed"))
+            .ok()??;
+        self.once_key.open(key, &sealed)
     }
 
     /// Who is signed in, for the page header.
@@ -314,6 +369,7 @@ impl FromRequestParts<AppState> for Session {
             record,
             csrf: csrf_for(&id),
             seen,
+            once_key: OnceKey::of(&id),
         };
         if let Some(seen) = &session.seen {
             seen.set_session(&session);
@@ -438,6 +494,20 @@ pub fn pre_token(state: &AppState, headers: &HeaderMap) -> (String, Option<Heade
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_time_values_open_only_with_their_session_and_name() {
+        let a = OnceKey::of("session-a");
+        let sealed = a.seal("token:acme", "rst_secret").unwrap();
+        assert!(!sealed.contains("rst_secret"));
+        assert_eq!(a.open("token:acme", &sealed).as_deref(), Some("rst_secret"));
+        assert_eq!(OnceKey::of("session-b").open("token:acme", &sealed), None);
+        assert_eq!(a.open("link:acme", &sealed), None);
+        assert_eq!(a.open("token:acme", "not base64!"), None);
+        assert_eq!(a.open("token:acme", ""), None);
+        assert_ne!(a.seal("token:acme", "rst_secret").unwrap(), sealed);
+        assert_eq!(format!("{a:?}"), "OnceKey(..)");
+    }
 
     #[test]
     fn csrf_tokens_depend_on_the_session() {

@@ -115,6 +115,7 @@ macro_rules! conformance_tests {
                 meta_values_are_shared_replaced_and_cleared,
                 webhook_streams_are_leased_to_one_node_at_a_time,
                 periodic_jobs_run_once_per_period_across_nodes,
+                console_once_values_are_taken_once,
             }
             app {
                 the_window_slides_and_counts_each_user_once,

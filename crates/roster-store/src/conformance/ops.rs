@@ -449,3 +449,44 @@ pub async fn periodic_jobs_run_once_per_period_across_nodes(b: &dyn Backend) {
     }
     assert_eq!(won, 1);
 }
+
+/// A console session's one-time value: taken once, replaced by a newer one, gone after it
+/// expires or with its session, and another session's key finds nothing.
+pub async fn console_once_values_are_taken_once(b: &dyn Backend) {
+    let s = b.fresh().await;
+    let s = &*s;
+    for id in ["s1", "s2"] {
+        let session = crate::ConsoleSession {
+            id_hash: id.into(),
+            tenant_id: None,
+            actor: "operator:ann@example.com".into(),
+            created_at: at(0),
+            expires_at: at(3600),
+        };
+        s.insert_session(&session).await.unwrap();
+    }
+    s.put_once("s1", "token", "old", at(1), at(601))
+        .await
+        .unwrap();
+    s.put_once("s1", "token", "new", at(2), at(602))
+        .await
+        .unwrap();
+    assert_eq!(s.take_once("s2", "token", at(3)).await.unwrap(), None);
+    assert_eq!(s.take_once("s1", "link", at(3)).await.unwrap(), None);
+    assert_eq!(
+        s.take_once("s1", "token", at(3)).await.unwrap().as_deref(),
+        Some("new")
+    );
+    assert_eq!(s.take_once("s1", "token", at(4)).await.unwrap(), None);
+    // Expired: not given, and pruned by a later put.
+    s.put_once("s1", "token", "late", at(5), at(10))
+        .await
+        .unwrap();
+    assert_eq!(s.take_once("s1", "token", at(10)).await.unwrap(), None);
+    // Gone with its session.
+    s.put_once("s2", "link", "x", at(11), at(611))
+        .await
+        .unwrap();
+    s.delete_session("s2").await.unwrap();
+    assert_eq!(s.take_once("s2", "link", at(12)).await.unwrap(), None);
+}

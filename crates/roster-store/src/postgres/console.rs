@@ -102,6 +102,56 @@ impl ConsoleStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn put_once(
+        &self,
+        id_hash: &str,
+        key: &str,
+        sealed: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_global().await?;
+        db::query("DELETE FROM console_once WHERE expires_at <= ?")
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        db::query(
+            "INSERT INTO console_once (id_hash, key, sealed, expires_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id_hash, key) DO UPDATE SET sealed = excluded.sealed, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(id_hash)
+        .bind(key)
+        .bind(sealed)
+        .bind(to_ms(expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn take_once(
+        &self,
+        id_hash: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>> {
+        let mut tx = self.write_global().await?;
+        let row: Option<(String, i64)> = db::query_as(
+            "DELETE FROM console_once WHERE id_hash = ? AND key = ? RETURNING sealed, expires_at",
+        )
+        .bind(id_hash)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(row.filter(|(_, until)| *until > to_ms(now)).map(|(s, _)| s))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn delete_sessions_of(&self, actor: &str) -> StoreResult<u64> {
         let mut tx = self.write_global().await?;
         let n = db::query("DELETE FROM console_sessions WHERE actor = ?")

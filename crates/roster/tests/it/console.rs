@@ -259,7 +259,12 @@ async fn path(c: &Client) -> String {
     c.current_url().await.unwrap().path().to_owned()
 }
 
-async fn scim_user(s: &TestServer, base: &str, token: &str, name: &str) -> reqwest::Response {
+pub(crate) async fn scim_user(
+    s: &TestServer,
+    base: &str,
+    token: &str,
+    name: &str,
+) -> reqwest::Response {
     s.client
         .post(format!("{base}/Users"))
         .bearer_auth(token)
@@ -908,7 +913,7 @@ async fn console_end_to_end_in_chromium() {
 }
 
 /// A browser-less client that keeps no cookies and follows no redirects.
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -916,7 +921,7 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-fn set_cookie(r: &reqwest::Response) -> Option<String> {
+pub(crate) fn set_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get("set-cookie")
         .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
@@ -942,7 +947,7 @@ async fn pre_session(o: &str) -> (String, String) {
     (cookie, csrf)
 }
 
-async fn sign_in_key(o: &str, key: &str) -> reqwest::Response {
+pub(crate) async fn sign_in_key(o: &str, key: &str) -> reqwest::Response {
     let (cookie, csrf) = pre_session(o).await;
     http()
         .post(format!("{o}/console/sign-in/key"))
@@ -953,7 +958,7 @@ async fn sign_in_key(o: &str, key: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn get(o: &str, path: &str, cookie: &str) -> reqwest::Response {
+pub(crate) async fn get(o: &str, path: &str, cookie: &str) -> reqwest::Response {
     http()
         .get(format!("{o}{path}"))
         .header("cookie", cookie)
@@ -963,7 +968,7 @@ async fn get(o: &str, path: &str, cookie: &str) -> reqwest::Response {
 }
 
 /// The token a page shows once (`#new-token`).
-fn token_now(html: &str) -> String {
+pub(crate) fn token_now(html: &str) -> String {
     html.split("id=\"new-token\" type=\"text\" readonly value=\"")
         .nth(1)
         .and_then(|s| s.split('"').next())
@@ -971,7 +976,7 @@ fn token_now(html: &str) -> String {
         .to_owned()
 }
 
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     html.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|s| s.split('"').next())

@@ -766,9 +766,10 @@ impl Ctx {
 
     /// Keeps a new token for the page's next GET and sends the browser there (post, redirect,
     /// get): the token is shown once, from the session, never in the address.
-    fn show_token(&self, token: String, done: &str) -> Response {
-        let now = self.state.clock.now();
-        self.session.put_once(now, &token_key(&self.t.id), token);
+    async fn show_token(&self, token: String, done: &str) -> Response {
+        self.session
+            .put_once(&self.state, &token_key(&self.t.id), &token)
+            .await;
         self.done(done, "h-new-token")
     }
 }
@@ -784,12 +785,14 @@ pub async fn page(
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let done = param(&p, "done");
     // A token waiting for this page is taken only when the address says one was just issued.
-    let new_token = done
-        .filter(|d| matches!(*d, "enabled" | "regenerated"))
-        .and_then(|_| {
+    let new_token = match done {
+        Some("enabled" | "regenerated") => {
             ctx.session
-                .take_once(ctx.state.clock.now(), &token_key(&ctx.t.id))
-        });
+                .take_once(&ctx.state, &token_key(&ctx.t.id))
+                .await
+        }
+        _ => None,
+    };
     let notice = match done {
         Some(d @ ("enabled" | "regenerated")) => token_notice(d, new_token.is_some()),
         d => done_notice(d).or_else(|| review_notice(&p)),
@@ -850,7 +853,7 @@ pub async fn enable(
         Ok(i) => i,
         Err(page) => return Ok(page),
     };
-    Ok(ctx.show_token(issued.secret, "enabled"))
+    Ok(ctx.show_token(issued.secret, "enabled").await)
 }
 
 /// `POST /console/t/{tenant}/scim/regenerate`: a new token; every earlier one stops working
@@ -869,7 +872,7 @@ pub async fn regenerate(
         Ok((issued, _revoked)) => issued,
         Err(page) => return Ok(page),
     };
-    Ok(ctx.show_token(issued.secret, "regenerated"))
+    Ok(ctx.show_token(issued.secret, "regenerated").await)
 }
 
 /// `POST /console/t/{tenant}/scim/disable`: every token stops working at once.

@@ -259,9 +259,11 @@ pub async fn setup_link_form(
     session.require_operator()?;
     let t = session.tenant(&state, &tenant).await?;
     let created = param(&p, "done") == Some("created");
-    let shown = created
-        .then(|| session.take_once(state.clock.now(), &link_key(&t.id)))
-        .flatten();
+    let shown = if created {
+        session.take_once(&state, &link_key(&t.id)).await
+    } else {
+        None
+    };
     let (url, expires) = match shown.as_deref().and_then(|v| v.split_once('\t')) {
         Some((u, e)) => (Some(u.to_owned()), e.to_owned()),
         None => (None, String::new()),
@@ -305,11 +307,13 @@ pub async fn setup_link_create(
         setup_links::create_setup_link(state.store.as_ref(), now, &t.id, ttl, &actor, &actor)
             .await?;
     let url = setup_links::setup_url(&crate::urls::origin(&state), &token);
-    session.put_once(
-        now,
-        &link_key(&t.id),
-        format!("{url}\t{}", fmt_when(expires)),
-    );
+    session
+        .put_once(
+            &state,
+            &link_key(&t.id),
+            &format!("{url}\t{}", fmt_when(expires)),
+        )
+        .await;
     Ok(redirect(&format!(
         "{}/setup-link?done=created",
         tenant_href(&t.id)
