@@ -55,6 +55,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "custom indexes",
         include_str!("../../migrations/postgres/0007_custom_indexes.sql"),
     ),
+    (
+        8,
+        "provisioning hourly",
+        include_str!("../../migrations/postgres/0008_provisioning_hourly.sql"),
+    ),
 ];
 
 /// The marker line of a migration that only adds to the schema (see the module docs).

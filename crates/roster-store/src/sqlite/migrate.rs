@@ -90,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "custom indexes",
         include_str!("../../migrations/sqlite/0016_custom_indexes.sql"),
     ),
+    (
+        17,
+        "provisioning hourly",
+        include_str!("../../migrations/sqlite/0017_provisioning_hourly.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster
