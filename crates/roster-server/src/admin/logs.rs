@@ -5,7 +5,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use roster_store::{AuditEntry, LogQuery, Outcome, ProvisioningEntry, ReadCount, ReadQuery};
+use roster_store::{
+    AuditEntry, LogQuery, Outcome, ProvisioningEntry, ReadCount, ReadQuery, StatusClass,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -71,6 +73,10 @@ pub struct ProvisioningQuery {
     pub user_name: Option<String>,
     /// HTTP method.
     pub method: Option<String>,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status_class: Option<String>,
+    /// Rows whose path, userName, request id or detail contains this, case-insensitively.
+    pub text: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size (default 100, at most 1000).
@@ -108,6 +114,17 @@ pub async fn provisioning_log(
             )))
         }
     };
+    let status_class = q
+        .status_class
+        .as_deref()
+        .map(|c| {
+            StatusClass::parse(c).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "status_class must be \"2xx\", \"3xx\", \"4xx\" or \"5xx\", not \"{c}\""
+                ))
+            })
+        })
+        .transpose()?;
     let page = page_limit(q.limit)?;
     let query = LogQuery {
         since: parse_time("since", q.since.as_deref())?,
@@ -116,6 +133,8 @@ pub async fn provisioning_log(
         resource_id: q.resource_id,
         name: q.user_name,
         method: q.method,
+        status_class,
+        text: q.text,
         before: parse_cursor(q.cursor.as_deref())?,
         after: None,
         limit: page,
