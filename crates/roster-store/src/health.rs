@@ -128,6 +128,12 @@ pub trait HealthStore: Send + Sync {
         limit: u64,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<TenantHealth>>;
+    /// The health of one live tenant at `now`; `None` if it does not exist or was deleted.
+    async fn tenant_health(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<TenantHealth>>;
     /// Deletes up to `batch` hours that ended at or before `before`; returns how many.
     async fn prune_hourly(&self, before: OffsetDateTime, batch: u64) -> StoreResult<u64>;
 }

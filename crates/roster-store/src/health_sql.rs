@@ -135,14 +135,16 @@ pub(crate) fn prune_bound(before: OffsetDateTime) -> i64 {
     to_ms(hour_of(before))
 }
 
-/// One page of live tenants after id `?1`, at most `?2`, with their health at `?3` (ms), the
-/// last 24 hours starting at `?4` (ms). One statement for the page: each column is a
+/// The health of live tenants at `?3` (ms), the last 24 hours starting at `?4` (ms), as
+/// [`HealthRow`]s; the statements below add which tenants. One statement for a page: each column is a
 /// correlated subquery that reads a few index entries of its tenant (the newest hour of the
 /// rollup, the 24 hours of it, the live tokens by expiry, the guard's row, the tenant's
 /// streams), so its cost grows with the page, not with the log. Every subquery compares
 /// `tenant_id` with the tenant's id, so a database distributed by tenant answers each on one
 /// shard.
-pub(crate) const TENANTS_HEALTH_SQL: &str = "\
+macro_rules! health_select {
+    () => {
+        "\
     SELECT t.id, t.name, \
     (SELECT h.last_at FROM provisioning_hourly h WHERE h.tenant_id = t.id \
         ORDER BY h.hour DESC LIMIT 1), \
@@ -165,7 +167,16 @@ pub(crate) const TENANTS_HEALTH_SQL: &str = "\
     (SELECT s.last_error FROM webhook_streams s WHERE s.tenant_id = t.id \
         AND (s.attempts > 0 OR s.state = 'parked') \
         ORDER BY s.attempts DESC, s.webhook_id LIMIT 1) \
-    FROM tenants t WHERE t.deleted_at IS NULL AND t.id > ?1 ORDER BY t.id LIMIT ?2";
+    FROM tenants t WHERE t.deleted_at IS NULL "
+    };
+}
+
+/// The health of the page of tenants after `?1`, at most `?2` tenants.
+pub(crate) const TENANTS_HEALTH_SQL: &str =
+    concat!(health_select!(), "AND t.id > ?1 ORDER BY t.id LIMIT ?2");
+
+/// The health of the tenant `?1` (`?2` is 1).
+pub(crate) const TENANT_HEALTH_SQL: &str = concat!(health_select!(), "AND t.id = ?1 LIMIT ?2");
 
 /// A row of [`TENANTS_HEALTH_SQL`].
 pub(crate) type HealthRow = (

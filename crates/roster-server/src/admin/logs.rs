@@ -208,6 +208,55 @@ pub async fn read_counts(
     })))
 }
 
+/// `GET /api/v1/tenants/{tenant}/health`: the tenant's health at a glance (the figures of the
+/// tenants list) and its requests and failures per hour over the last 7 days, oldest hour
+/// first, the current hour last (168 hours; zeros where nothing happened).
+///
+/// # Errors
+/// 401, 404.
+pub async fn tenant_health(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let now = state.clock.now();
+    let Some(h) = state.store.tenant_health(&tenant, now).await? else {
+        return Err(ApiError::not_found(format!("no tenant \"{tenant}\"")));
+    };
+    let since = roster_store::hour_of(now) - time::Duration::hours(7 * 24 - 1);
+    let hours = state.store.tenant_hourly(&tenant, since, now).await?;
+    let opt_time = |t: Option<time::OffsetDateTime>| t.map(fmt_time);
+    Ok(Json(json!({
+        "tenant": h.tenant_id,
+        "last_request": h.last_request.map(|(at, status)| json!({
+            "at": fmt_time(at),
+            "status": status,
+        })),
+        "last_success_at": opt_time(h.last_success_at),
+        "requests_24h": h.requests_24h,
+        "failures_24h": h.failures_24h,
+        "token_expires_at": opt_time(h.token_expires_at),
+        "guard": {
+            "holding": h.guard_tripped_at.is_some(),
+            "tripped_at": opt_time(h.guard_tripped_at),
+            "held_users": h.guard_held_users,
+        },
+        "webhooks": {
+            "failing_streams": h.webhooks.failing,
+            "max_attempts": h.webhooks.max_attempts,
+            "last_error": h.webhooks.last_error,
+        },
+        "hours": hours.iter().map(|c| json!({
+            "hour": fmt_time(c.hour),
+            "requests": c.requests,
+            "failures": c.failures,
+            "unauthorized": c.unauthorized,
+            "server_errors": c.server_errors,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
 /// Query of the audit log.
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {

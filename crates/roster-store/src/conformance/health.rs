@@ -293,6 +293,12 @@ pub async fn tenants_health_pages_by_id_and_reports_each_field(b: &dyn Backend) 
         .await
         .unwrap()
         .is_empty());
+    assert_eq!(
+        s.tenant_health("t", now).await.unwrap().as_ref(),
+        Some(t),
+        "one tenant's health is its row of the page"
+    );
+    assert_eq!(s.tenant_health("nobody", now).await.unwrap(), None);
 
     // A delivery clears the failure (the stream keeps its last error, which no longer counts).
     assert!(s

@@ -11,7 +11,7 @@ use super::{backend, db_err, from_ms, opt_from_ms, to_i64, SqliteStore, Tx};
 use crate::health::{dense_hours, HealthStore, HourCount, TenantHealth};
 use crate::health_sql::{
     health_from, health_since, hour_deltas, hour_from, prune_bound, Bind, HealthRow, HourDelta,
-    HourRow, HOURLY_SQL, PRUNE_HOURLY_SQL, TENANTS_HEALTH_SQL, UPSERT_HOUR_SQL,
+    HourRow, HOURLY_SQL, PRUNE_HOURLY_SQL, TENANTS_HEALTH_SQL, TENANT_HEALTH_SQL, UPSERT_HOUR_SQL,
 };
 use crate::ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LogQuery, LogStore,
@@ -921,6 +921,23 @@ impl HealthStore for SqliteStore {
             .await
             .map_err(backend)?;
         rows.into_iter().map(health_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn tenant_health(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<TenantHealth>> {
+        let row: Option<HealthRow> = db::query_as(TENANT_HEALTH_SQL)
+            .bind(tenant)
+            .bind(1_i64)
+            .bind(to_ms(now))
+            .bind(health_since(now))
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.map(health_from).transpose()
     }
 
     #[tracing::instrument(skip_all)]
