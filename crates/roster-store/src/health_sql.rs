@@ -71,7 +71,11 @@ pub(crate) fn hour_deltas(entries: &[ProvisioningEntry], reads: &[ReadCount]) ->
             })
             .add(n, status, to_ms(at));
     };
-    for e in entries {
+    // A 401 or 429 row is the sample of refused requests that the server also counts with the
+    // read counts (route `refused from …`, every refused request, the sample included), so
+    // the rollup takes refusals from the counts alone: counting the row too would count the
+    // sampled request twice.
+    for e in entries.iter().filter(|e| !matches!(e.status, 401 | 429)) {
         add(&e.tenant_id, e.at, 1, e.status);
     }
     for r in reads {
@@ -365,9 +369,10 @@ mod tests {
         let d = hour_deltas(
             &[
                 e("b", 10, 201),
-                e("a", 3599, 401),
+                e("a", 3599, 404),
                 e("a", 3600, 503),
                 e("a", 20, 200),
+                e("a", 100, 401),
             ],
             &[ReadCount {
                 id: 0,
@@ -388,9 +393,10 @@ mod tests {
                 d[0].unauthorized,
                 d[0].server_errors
             ),
-            (7, 1, 1, 0)
+            (7, 1, 0, 0),
+            "the 401 row is a sample of counted refusals"
         );
-        assert_eq!((d[0].last_at, d[0].last_status), (3_599_000, 401));
+        assert_eq!((d[0].last_at, d[0].last_status), (3_599_000, 404));
         assert_eq!(d[0].last_success_at, Some(30_000));
         assert_eq!(
             (d[1].failures, d[1].server_errors, d[1].last_success_at),

@@ -51,6 +51,15 @@ fn read(tenant: &str, last_at: OffsetDateTime, count: u64) -> ReadCount {
     }
 }
 
+/// Refused requests (401, 429) as the server counts them beside their sample row.
+fn refused(tenant: &str, last_at: OffsetDateTime, count: u64, status: u16) -> ReadCount {
+    ReadCount {
+        route: "refused from 127.0.0.1".into(),
+        last_status: status,
+        ..read(tenant, last_at, count)
+    }
+}
+
 fn hour(h: i64, counts: [u64; 4]) -> HourCount {
     let [requests, failures, unauthorized, server_errors] = counts;
     HourCount {
@@ -62,7 +71,8 @@ fn hour(h: i64, counts: [u64; 4]) -> HourCount {
     }
 }
 
-/// The rollup counts what the writer appended, rows and counted reads alike, in the hour each
+/// The rollup counts what the writer appended, rows and counted reads alike (refused
+/// requests from their counts, not from their sample rows), in the hour each
 /// request arrived, adding up over several flushes; a tenant's hours are its own; every hour
 /// of the period is listed (zeros where nothing happened, from the hour `since` falls in);
 /// pruning removes only hours that ended before the bound, in batches.
@@ -81,9 +91,17 @@ pub async fn the_hourly_rollup_counts_rows_and_reads_per_hour(b: &dyn Backend) {
     ])
     .await
     .unwrap();
-    s.add_provisioning_counts(&[read("acme", at(50), 5), read("acme", at(7210), 3)], &[])
-        .await
-        .unwrap();
+    // The 401 row is the sample of a refused request the server counts: counted once.
+    s.add_provisioning_counts(
+        &[
+            read("acme", at(50), 5),
+            read("acme", at(7210), 3),
+            refused("acme", at(20), 1, 401),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
     // A later flush of the same hour adds up.
     s.append_provisioning(&[entry("acme", at(3000), "POST", 503)])
         .await
@@ -207,9 +225,16 @@ pub async fn tenants_health_pages_by_id_and_reports_each_field(b: &dyn Backend) 
     ])
     .await
     .unwrap();
-    s.add_provisioning_counts(&[read("a", now - Duration::hours(3), 4)], &[])
-        .await
-        .unwrap();
+    s.add_provisioning_counts(
+        &[
+            read("a", now - Duration::hours(3), 4),
+            refused("a", now - Duration::hours(1), 1, 401),
+            refused("a", now - Duration::minutes(10), 1, 401),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
     let token = |prefix: &str, expires: OffsetDateTime, revoked: bool| TokenRecord {
         prefix: prefix.into(),
         tenant_id: "a".into(),
