@@ -20,22 +20,30 @@ CREATE TABLE IF NOT EXISTS provisioning_hourly (
 
 CREATE INDEX IF NOT EXISTS provisioning_hourly_hour ON provisioning_hourly (hour);
 
--- What is already logged and counted.
+-- What is already logged and counted. A 401 or 429 row is the sample of refused requests
+-- that `provisioning_reads` counts (route `refused from …`): taken from the counts only.
 INSERT INTO provisioning_hourly AS h (tenant_id, hour, requests, failures, unauthorized,
     server_errors, last_at, last_status, last_success_at)
 SELECT tenant_id, at - at % 3600000, COUNT(*), COUNT(*) FILTER (WHERE status >= 400),
     COUNT(*) FILTER (WHERE status = 401), COUNT(*) FILTER (WHERE status >= 500), MAX(at),
     (array_agg(status ORDER BY at DESC, id DESC))[1], MAX(at) FILTER (WHERE status < 400)
-FROM provisioning_log GROUP BY tenant_id, at - at % 3600000
+FROM provisioning_log WHERE status NOT IN (401, 429) GROUP BY tenant_id, at - at % 3600000
 ON CONFLICT (tenant_id, hour) DO NOTHING;
 
 INSERT INTO provisioning_hourly AS h (tenant_id, hour, requests, failures, unauthorized,
     server_errors, last_at, last_status, last_success_at)
-SELECT tenant_id, minute - minute % 3600000, SUM(count)::bigint, 0, 0, 0, MAX(last_at),
-    (array_agg(last_status ORDER BY last_at DESC, id DESC))[1], MAX(last_at)
+SELECT tenant_id, minute - minute % 3600000, SUM(count)::bigint,
+    COALESCE(SUM(count) FILTER (WHERE last_status >= 400), 0)::bigint,
+    COALESCE(SUM(count) FILTER (WHERE last_status = 401), 0)::bigint,
+    COALESCE(SUM(count) FILTER (WHERE last_status >= 500), 0)::bigint,
+    MAX(last_at), (array_agg(last_status ORDER BY last_at DESC, id DESC))[1],
+    MAX(last_at) FILTER (WHERE last_status < 400)
 FROM provisioning_reads GROUP BY tenant_id, minute - minute % 3600000
 ON CONFLICT (tenant_id, hour) DO UPDATE SET
     requests = h.requests + excluded.requests,
+    failures = h.failures + excluded.failures,
+    unauthorized = h.unauthorized + excluded.unauthorized,
+    server_errors = h.server_errors + excluded.server_errors,
     last_status = CASE WHEN excluded.last_at >= h.last_at THEN excluded.last_status
         ELSE h.last_status END,
     last_at = GREATEST(h.last_at, excluded.last_at),

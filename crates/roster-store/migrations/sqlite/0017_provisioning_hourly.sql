@@ -24,21 +24,30 @@ CREATE INDEX provisioning_hourly_hour ON provisioning_hourly (hour);
 -- The health of a tenant reads its webhook streams; their key leads with the webhook.
 CREATE INDEX webhook_streams_tenant ON webhook_streams (tenant_id);
 
--- What is already logged and counted (SQLite gives the bare `status` of the row with MAX(at)).
+-- What is already logged and counted. A 401 or 429 row is the sample of refused requests
+-- that `provisioning_reads` counts (route `refused from …`): taken from the counts only (SQLite gives the bare `status` of the row with MAX(at)).
 INSERT INTO provisioning_hourly (tenant_id, hour, requests, failures, unauthorized,
     server_errors, last_at, last_status, last_success_at)
 SELECT tenant_id, at - at % 3600000, COUNT(*), SUM(status >= 400), SUM(status = 401),
     SUM(status >= 500), MAX(at), status, MAX(CASE WHEN status < 400 THEN at END)
-FROM provisioning_log GROUP BY tenant_id, at - at % 3600000;
+FROM provisioning_log WHERE status NOT IN (401, 429) GROUP BY tenant_id, at - at % 3600000;
 
 INSERT INTO provisioning_hourly (tenant_id, hour, requests, failures, unauthorized,
     server_errors, last_at, last_status, last_success_at)
-SELECT tenant_id, minute - minute % 3600000, SUM(count), 0, 0, 0, MAX(last_at), last_status,
-    MAX(last_at)
+SELECT tenant_id, minute - minute % 3600000, SUM(count),
+    SUM(CASE WHEN last_status >= 400 THEN count ELSE 0 END),
+    SUM(CASE WHEN last_status = 401 THEN count ELSE 0 END),
+    SUM(CASE WHEN last_status >= 500 THEN count ELSE 0 END),
+    MAX(last_at), last_status, MAX(CASE WHEN last_status < 400 THEN last_at END)
 FROM provisioning_reads WHERE true GROUP BY tenant_id, minute - minute % 3600000
 ON CONFLICT (tenant_id, hour) DO UPDATE SET
     requests = requests + excluded.requests,
+    failures = failures + excluded.failures,
+    unauthorized = unauthorized + excluded.unauthorized,
+    server_errors = server_errors + excluded.server_errors,
     last_status = CASE WHEN excluded.last_at >= last_at THEN excluded.last_status
         ELSE last_status END,
     last_at = MAX(last_at, excluded.last_at),
-    last_success_at = MAX(COALESCE(last_success_at, 0), excluded.last_success_at);
+    last_success_at = CASE WHEN last_success_at IS NULL
+        OR excluded.last_success_at > last_success_at
+        THEN excluded.last_success_at ELSE last_success_at END;
