@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use roster_store::health::HOURLY_MIN_RETENTION;
 use roster_store::{minute_of, DroppedCount, ProvisioningEntry, ReadCount, Store};
 use scim_proto::ScimError;
 use serde_json::Value;
@@ -821,19 +822,25 @@ async fn flush_counts(state: &AppState, known: &mut HashMap<String, bool>) {
     }
 }
 
-/// Deletes rows, and read and drop counts, older than the retention in small batches (one
-/// run of the periodic job `log-prune`, see [`crate::jobs`]).
+/// Deletes rows, read and drop counts, and hours of the hourly rollup older than the retention
+/// in small batches (one run of the periodic job `log-prune`, see [`crate::jobs`]). The rollup
+/// is kept for at least [`HOURLY_MIN_RETENTION`] whatever the retention: the console's chart
+/// shows 7 days, and its rows are few (one per tenant and hour).
 pub async fn prune(state: AppState) {
-    let cutoff = state.clock.now() - state.settings.log_retention;
-    for counts in [false, true] {
+    let now = state.clock.now();
+    let cutoff = now - state.settings.log_retention;
+    let hourly_cutoff = cutoff.min(now - HOURLY_MIN_RETENTION);
+    for part in 0..3 {
         loop {
-            let done = if counts {
-                state
-                    .store
-                    .prune_provisioning_counts(cutoff, PRUNE_BATCH)
-                    .await
-            } else {
-                state.store.prune_provisioning(cutoff, PRUNE_BATCH).await
+            let done = match part {
+                0 => state.store.prune_provisioning(cutoff, PRUNE_BATCH).await,
+                1 => {
+                    state
+                        .store
+                        .prune_provisioning_counts(cutoff, PRUNE_BATCH)
+                        .await
+                }
+                _ => state.store.prune_hourly(hourly_cutoff, PRUNE_BATCH).await,
             };
             match done {
                 Ok(n) if n == PRUNE_BATCH => tokio::task::yield_now().await,

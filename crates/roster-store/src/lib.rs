@@ -25,6 +25,8 @@ pub mod copy;
 pub(crate) mod custom_index_sql;
 pub(crate) mod domain;
 pub mod events;
+pub mod health;
+pub(crate) mod health_sql;
 pub mod meta;
 pub mod ops;
 pub mod postgres;
@@ -45,11 +47,12 @@ pub use domain::review::{
 };
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
+pub use health::{hour_of, HealthStore, HourCount, TenantHealth, WebhookHealth};
 pub use meta::MetaStore;
 pub use ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LastRequest, LogQuery,
-    LogStore, Outcome, ProvisioningEntry, ReadCount, ReadQuery, SecretTexts, StreamState, Webhook,
-    WebhookStore, WebhookStream,
+    LogStore, Outcome, ProvisioningEntry, ReadCount, ReadQuery, SecretTexts, StatusClass,
+    StreamState, Webhook, WebhookStore, WebhookStream,
 };
 pub use tenants::{TenantAdminStore, TenantDataMode, TenantEdit, TenantState};
 
@@ -588,6 +591,7 @@ pub trait Store:
     + AppStore
     + ConsoleStore
     + MetaStore
+    + HealthStore
     + Send
     + Sync
 {

@@ -321,6 +321,56 @@ pub enum Outcome {
     Failure,
 }
 
+/// A class of HTTP statuses, as the log filters them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 200–299.
+    Success,
+    /// 300–399 (`304 Not Modified` of a failed conditional write, ...).
+    Redirection,
+    /// 400–499.
+    ClientError,
+    /// 500 and above.
+    ServerError,
+}
+
+impl StatusClass {
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "2xx",
+            Self::Redirection => "3xx",
+            Self::ClientError => "4xx",
+            Self::ServerError => "5xx",
+        }
+    }
+
+    /// The class named `2xx`, `3xx`, `4xx` or `5xx` (case-insensitive).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Success,
+            Self::Redirection,
+            Self::ClientError,
+            Self::ServerError,
+        ]
+        .into_iter()
+        .find(|c| c.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The statuses of the class: `[low, high)`. 5xx reaches to 1000, so no status is in none.
+    #[must_use]
+    pub fn range(self) -> (u16, u16) {
+        match self {
+            Self::Success => (200, 300),
+            Self::Redirection => (300, 400),
+            Self::ClientError => (400, 500),
+            Self::ServerError => (500, 1000),
+        }
+    }
+}
+
 /// A provisioning-log query. Without `after` the newest rows come first (paging backwards
 /// with `before`); with `after` rows come oldest first (for following the log).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -337,6 +387,11 @@ pub struct LogQuery {
     pub name: Option<String>,
     /// Only this HTTP method (case-insensitive).
     pub method: Option<String>,
+    /// Only statuses of this class (`2xx`, `4xx`, ...).
+    pub status_class: Option<StatusClass>,
+    /// Only rows whose path, userName/displayName, request id or detail contains this text,
+    /// case-insensitively (an empty text filters nothing).
+    pub text: Option<String>,
     /// Newest first, rows with id below this.
     pub before: Option<i64>,
     /// Oldest first, rows with id above this.

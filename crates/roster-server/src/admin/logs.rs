@@ -5,7 +5,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use roster_store::{AuditEntry, LogQuery, Outcome, ProvisioningEntry, ReadCount, ReadQuery};
+use roster_store::{
+    AuditEntry, LogQuery, Outcome, ProvisioningEntry, ReadCount, ReadQuery, StatusClass,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -71,6 +73,10 @@ pub struct ProvisioningQuery {
     pub user_name: Option<String>,
     /// HTTP method.
     pub method: Option<String>,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status_class: Option<String>,
+    /// Rows whose path, userName, request id or detail contains this, case-insensitively.
+    pub text: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size (default 100, at most 1000).
@@ -108,6 +114,17 @@ pub async fn provisioning_log(
             )))
         }
     };
+    let status_class = q
+        .status_class
+        .as_deref()
+        .map(|c| {
+            StatusClass::parse(c).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "status_class must be \"2xx\", \"3xx\", \"4xx\" or \"5xx\", not \"{c}\""
+                ))
+            })
+        })
+        .transpose()?;
     let page = page_limit(q.limit)?;
     let query = LogQuery {
         since: parse_time("since", q.since.as_deref())?,
@@ -116,6 +133,8 @@ pub async fn provisioning_log(
         resource_id: q.resource_id,
         name: q.user_name,
         method: q.method,
+        status_class,
+        text: q.text,
         before: parse_cursor(q.cursor.as_deref())?,
         after: None,
         limit: page,
@@ -186,6 +205,55 @@ pub async fn read_counts(
         "entries": rows.iter().map(read_json).collect::<Vec<_>>(),
         "next_cursor": next,
         "dropped": dropped,
+    })))
+}
+
+/// `GET /api/v1/tenants/{tenant}/health`: the tenant's health at a glance (the figures of the
+/// tenants list) and its requests and failures per hour over the last 7 days, oldest hour
+/// first, the current hour last (168 hours; zeros where nothing happened).
+///
+/// # Errors
+/// 401, 404.
+pub async fn tenant_health(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_tenant(&state, &tenant).await?;
+    let now = state.clock.now();
+    let Some(h) = state.store.tenant_health(&tenant, now).await? else {
+        return Err(ApiError::not_found(format!("no tenant \"{tenant}\"")));
+    };
+    let since = roster_store::hour_of(now) - time::Duration::hours(7 * 24 - 1);
+    let hours = state.store.tenant_hourly(&tenant, since, now).await?;
+    let opt_time = |t: Option<time::OffsetDateTime>| t.map(fmt_time);
+    Ok(Json(json!({
+        "tenant": h.tenant_id,
+        "last_request": h.last_request.map(|(at, status)| json!({
+            "at": fmt_time(at),
+            "status": status,
+        })),
+        "last_success_at": opt_time(h.last_success_at),
+        "requests_24h": h.requests_24h,
+        "failures_24h": h.failures_24h,
+        "token_expires_at": opt_time(h.token_expires_at),
+        "guard": {
+            "holding": h.guard_tripped_at.is_some(),
+            "tripped_at": opt_time(h.guard_tripped_at),
+            "held_users": h.guard_held_users,
+        },
+        "webhooks": {
+            "failing_streams": h.webhooks.failing,
+            "max_attempts": h.webhooks.max_attempts,
+            "last_error": h.webhooks.last_error,
+        },
+        "hours": hours.iter().map(|c| json!({
+            "hour": fmt_time(c.hour),
+            "requests": c.requests,
+            "failures": c.failures,
+            "unauthorized": c.unauthorized,
+            "server_errors": c.server_errors,
+        })).collect::<Vec<_>>(),
     })))
 }
 

@@ -73,6 +73,7 @@ pub fn routes() -> Router<AppState> {
             "/tenants/{tenant}/provisioning-log/reads",
             get(logs::read_counts),
         )
+        .route("/tenants/{tenant}/health", get(logs::tenant_health))
         .route(
             "/tenants/{tenant}/setup-link",
             post(setup_link::create_handler).delete(setup_link::revoke_handler),
@@ -264,6 +265,7 @@ mod tests {
             "/api/v1/tenants/{tenant}/snapshot",
             "/api/v1/tenants/{tenant}/provisioning-log",
             "/api/v1/tenants/{tenant}/provisioning-log/reads",
+            "/api/v1/tenants/{tenant}/health",
             "/api/v1/audit-log",
             "/api/v1/webhooks",
             "/api/v1/webhooks/{id}",

@@ -41,6 +41,7 @@ pub mod app;
 pub mod custom;
 pub mod directory;
 pub mod emails;
+pub mod health;
 pub mod listing;
 pub mod ops;
 pub mod outbox;
@@ -137,6 +138,11 @@ macro_rules! conformance_tests {
                 custom_indexes_answer_like_the_evaluator,
                 custom_indexes_follow_writes,
                 an_index_over_values_too_long_fails_until_they_are_shortened,
+            }
+            health {
+                the_hourly_rollup_counts_rows_and_reads_per_hour,
+                tenants_health_pages_by_id_and_reports_each_field,
+                provisioning_log_filters_by_class_method_and_text,
             }
             review {
                 held_events_wait_for_approval_and_follow_every_seen_seq,

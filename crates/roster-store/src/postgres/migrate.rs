@@ -60,6 +60,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "console once",
         include_str!("../../migrations/postgres/0008_console_once.sql"),
     ),
+    (
+        9,
+        "provisioning hourly",
+        include_str!("../../migrations/postgres/0009_provisioning_hourly.sql"),
+    ),
 ];
 
 /// The marker line of a migration that only adds to the schema (see the module docs).

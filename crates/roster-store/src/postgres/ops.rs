@@ -14,10 +14,14 @@ use time::OffsetDateTime;
 use super::outbox::opt_json;
 use super::query::to_ms;
 use super::{backend, db_err, from_ms, opt_from_ms, to_i64, Conn, PostgresStore};
+use crate::health::{dense_hours, HealthStore, HourCount, TenantHealth};
+use crate::health_sql::{
+    health_from, health_since, hour_deltas, hour_from, prune_bound, Bind, HealthRow, HourDelta,
+    HourRow, HOURLY_SQL, PRUNE_HOURLY_SQL, TENANTS_HEALTH_SQL, TENANT_HEALTH_SQL, UPSERT_HOUR_SQL,
+};
 use crate::ops::{
     minute_of, AdminKeyRecord, AuditEntry, DeliveryResult, DroppedCount, LogQuery, LogStore,
-    Outcome, ProvisioningEntry, ReadCount, ReadQuery, SecretTexts, Webhook, WebhookStore,
-    WebhookStream,
+    ProvisioningEntry, ReadCount, ReadQuery, SecretTexts, Webhook, WebhookStore, WebhookStream,
 };
 use crate::stored_form::{
     key_from, stream_from, KeyRow, StreamRow, KEY_COLS, LEASE_STREAM_SQL, RELEASE_LEASES_SQL,
@@ -531,6 +535,7 @@ impl LogStore for PostgresStore {
             .await
             .map_err(backend)?;
         }
+        add_hours(&mut tx, &hour_deltas(entries, &[])).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -540,57 +545,15 @@ impl LogStore for PostgresStore {
         tenant: &str,
         q: &LogQuery,
     ) -> StoreResult<Vec<ProvisioningEntry>> {
-        let mut sql = format!("SELECT {LOG_COLS} FROM provisioning_log WHERE tenant_id = ?");
-        let mut ints: Vec<(String, i64)> = Vec::new();
-        let mut texts: Vec<(String, String)> = Vec::new();
-        if let Some(t) = q.since {
-            ints.push((" AND at >= ?".into(), to_ms(t)));
-        }
-        if let Some(t) = q.until {
-            ints.push((" AND at < ?".into(), to_ms(t)));
-        }
-        match q.outcome {
-            Some(Outcome::Success) => sql.push_str(" AND status < 400"),
-            Some(Outcome::Failure) => sql.push_str(" AND status >= 400"),
-            None => {}
-        }
-        if let Some(id) = &q.resource_id {
-            texts.push((" AND resource_id = ?".into(), id.clone()));
-        }
-        if let Some(n) = &q.name {
-            texts.push((" AND name_lc = ?".into(), scim_proto::filter::fold_case(n)));
-        }
-        if let Some(m) = &q.method {
-            texts.push((" AND method = ?".into(), m.to_ascii_uppercase()));
-        }
-        let order = if let Some(a) = q.after {
-            ints.push((" AND id > ?".into(), a));
-            "ASC"
-        } else {
-            if let Some(b) = q.before {
-                ints.push((" AND id < ?".into(), b));
-            }
-            "DESC"
-        };
-        for (frag, _) in &ints {
-            sql.push_str(frag);
-        }
-        for (frag, _) in &texts {
-            sql.push_str(frag);
-        }
-        sql.push_str(&format!(" ORDER BY id {order} LIMIT ?"));
+        let (sql, binds) = crate::health_sql::log_query(LOG_COLS, q);
         let mut query = db::query(&sql).bind(tenant);
-        for (_, v) in ints {
-            query = query.bind(v);
+        for b in binds {
+            query = match b {
+                Bind::Int(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+            };
         }
-        for (_, v) in texts {
-            query = query.bind(v);
-        }
-        let rows = query
-            .bind(to_i64(q.limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
         rows.iter().map(log_from).collect()
     }
 
@@ -619,6 +582,8 @@ impl LogStore for PostgresStore {
         if reads.is_empty() && dropped.is_empty() {
             return Ok(());
         }
+        // Counted reads are requests too: the rollup's figure is complete.
+        let hours = hour_deltas(&[], reads);
         // Rows are upserted in key order: another node's flush locks the same rows in the same
         // order, so the two wait on each other instead of deadlocking.
         let mut reads: Vec<(&str, i64, &ReadCount)> = reads
@@ -655,6 +620,7 @@ impl LogStore for PostgresStore {
             .await
             .map_err(backend)?;
         }
+        add_hours(&mut tx, &hours).await?;
         for (tenant, minute, count) in dropped {
             db::query(
                 "INSERT INTO provisioning_dropped AS t (tenant_id, minute, count) \
@@ -951,4 +917,96 @@ pub(super) async fn touch_last_used(
             .map_err(backend)?;
     }
     tx.commit().await.map_err(backend)
+}
+
+/// Adds the rollup's deltas in the caller's transaction (the one that writes what they count).
+async fn add_hours(tx: &mut Conn, deltas: &[HourDelta]) -> StoreResult<()> {
+    for d in deltas {
+        db::query(UPSERT_HOUR_SQL)
+            .bind(&d.tenant_id)
+            .bind(d.hour)
+            .bind(d.requests)
+            .bind(d.failures)
+            .bind(d.unauthorized)
+            .bind(d.server_errors)
+            .bind(d.last_at)
+            .bind(d.last_status)
+            .bind(d.last_success_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl HealthStore for PostgresStore {
+    #[tracing::instrument(skip_all)]
+    async fn tenant_hourly(
+        &self,
+        tenant: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<Vec<HourCount>> {
+        let rows: Vec<HourRow> = db::query_as(HOURLY_SQL)
+            .bind(tenant)
+            .bind(to_ms(crate::health::hour_of(since)))
+            .bind(to_ms(until))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let rows = rows
+            .into_iter()
+            .map(hour_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(dense_hours(&rows, since, until))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn tenants_health(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<TenantHealth>> {
+        let rows: Vec<HealthRow> = db::query_as(TENANTS_HEALTH_SQL)
+            .bind(after.unwrap_or(""))
+            .bind(to_i64(limit))
+            .bind(to_ms(now))
+            .bind(health_since(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.into_iter().map(health_from).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn tenant_health(
+        &self,
+        tenant: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<TenantHealth>> {
+        let row: Option<HealthRow> = db::query_as(TENANT_HEALTH_SQL)
+            .bind(tenant)
+            .bind(1_i64)
+            .bind(to_ms(now))
+            .bind(health_since(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(health_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn prune_hourly(&self, before: OffsetDateTime, batch: u64) -> StoreResult<u64> {
+        let mut tx = self.write_global().await?;
+        let done = db::query(PRUNE_HOURLY_SQL)
+            .bind(prune_bound(before))
+            .bind(to_i64(batch))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected())
+    }
 }

@@ -95,6 +95,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "console once",
         include_str!("../../migrations/sqlite/0017_console_once.sql"),
     ),
+    (
+        18,
+        "provisioning hourly",
+        include_str!("../../migrations/sqlite/0018_provisioning_hourly.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

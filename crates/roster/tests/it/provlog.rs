@@ -601,3 +601,68 @@ async fn refused_requests_are_counted_not_stored_one_row_each() {
     );
     assert_eq!(rows[0]["token_prefix"], "rsct_Forged12");
 }
+
+/// The health endpoint sums the log and the counted reads per hour (168 hours, the current one
+/// last) and reports the tenant's figures; the log filters by status class and text.
+#[tokio::test]
+async fn health_sums_requests_per_hour_and_the_log_filters_by_class_and_text() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    s.post("/Users", &user_body("health1")).await.expect(201);
+    let forged = "rsct_Forged12_0123456789abcdefghij0123456789ABCDEFGHIJ";
+    s.send(
+        s.client
+            .get(format!("{}/Users", s.base))
+            .bearer_auth(forged),
+    )
+    .await
+    .expect(401);
+    s.get("/Users").await.expect(200);
+    s.provisioning(&key, "", 2).await;
+    // Every failure is a row: the rollup's failures are the 4xx rows (all 401 here).
+    let failed = s
+        .admin_get(&key, "/tenants/acme/provisioning-log?status_class=4xx")
+        .await;
+    let rows = failed["entries"].as_array().unwrap().clone();
+    assert!(!rows.is_empty(), "{failed}");
+    assert!(rows.iter().all(|r| r["status"] == 401), "{failed}");
+    let n = rows.len() as u64;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let h = s.admin_get(&key, "/tenants/acme/health").await;
+        let hours = h["hours"].as_array().unwrap();
+        assert_eq!(hours.len(), 168, "{h}");
+        let sum = |k: &str| hours.iter().map(|x| x[k].as_u64().unwrap()).sum::<u64>();
+        // The counted read arrives with the next flush of counts (once a second).
+        if sum("requests") >= 3 {
+            assert_eq!(sum("failures"), n, "{h}");
+            assert_eq!(sum("unauthorized"), n, "{h}");
+            break h;
+        }
+        assert!(Instant::now() < deadline, "{h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(health["tenant"], "acme");
+    assert_eq!(health["failures_24h"], n);
+    assert!(health["last_success_at"].is_string(), "{health}");
+    assert!(health["token_expires_at"].is_string(), "{health}");
+    assert_eq!(health["guard"]["holding"], false);
+    assert_eq!(health["webhooks"]["failing_streams"], 0);
+    s.admin(&key, Method::GET, "/tenants/nope/health", None)
+        .await
+        .expect(404);
+
+    let text = s
+        .admin_get(&key, "/tenants/acme/provisioning-log?text=HEALTH1")
+        .await;
+    assert_eq!(text["entries"].as_array().unwrap().len(), 1, "{text}");
+    s.admin(
+        &key,
+        Method::GET,
+        "/tenants/acme/provisioning-log?status_class=6xx",
+        None,
+    )
+    .await
+    .expect(400);
+}
