@@ -50,6 +50,7 @@ const GLOBAL_TABLES: &[&str] = &[
     "auth_epoch",
     "console_operators",
     "console_sessions",
+    "console_once",
     "console_setup_links",
     "jobs",
     "meta",
