@@ -332,6 +332,88 @@ pub(crate) fn log_query(cols: &str, q: &LogQuery) -> (String, Vec<Bind>) {
     (sql, binds)
 }
 
+/// The [`HealthStore`](crate::health::HealthStore) of a backend, the same text on both (their
+/// drivers share one query API and these statements are shared SQL): `$store` reads through
+/// its field `$reader` and writes through its method `$write`. Expanded in each backend's
+/// `ops.rs`, where the row helpers (`hour_from`, `health_from`, …) are in scope.
+macro_rules! health_store {
+    ($store:ty, $reader:ident, $write:ident) => {
+        #[async_trait::async_trait]
+        impl HealthStore for $store {
+            #[tracing::instrument(skip_all)]
+            async fn tenant_hourly(
+                &self,
+                tenant: &str,
+                since: OffsetDateTime,
+                until: OffsetDateTime,
+            ) -> StoreResult<Vec<HourCount>> {
+                let rows: Vec<HourRow> = db::query_as(HOURLY_SQL)
+                    .bind(tenant)
+                    .bind(to_ms(crate::health::hour_of(since)))
+                    .bind(to_ms(until))
+                    .fetch_all(&self.$reader)
+                    .await
+                    .map_err(backend)?;
+                let rows = rows
+                    .into_iter()
+                    .map(hour_from)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok(dense_hours(&rows, since, until))
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn tenants_health(
+                &self,
+                after: Option<&str>,
+                limit: u64,
+                now: OffsetDateTime,
+            ) -> StoreResult<Vec<TenantHealth>> {
+                let rows: Vec<HealthRow> = db::query_as(TENANTS_HEALTH_SQL)
+                    .bind(after.unwrap_or(""))
+                    .bind(to_i64(limit))
+                    .bind(to_ms(now))
+                    .bind(health_since(now))
+                    .fetch_all(&self.$reader)
+                    .await
+                    .map_err(backend)?;
+                rows.into_iter().map(health_from).collect()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn tenant_health(
+                &self,
+                tenant: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<Option<TenantHealth>> {
+                let row: Option<HealthRow> = db::query_as(TENANT_HEALTH_SQL)
+                    .bind(tenant)
+                    .bind(1_i64)
+                    .bind(to_ms(now))
+                    .bind(health_since(now))
+                    .fetch_optional(&self.$reader)
+                    .await
+                    .map_err(backend)?;
+                row.map(health_from).transpose()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn prune_hourly(&self, before: OffsetDateTime, batch: u64) -> StoreResult<u64> {
+                let mut tx = self.$write().await?;
+                let done = db::query(PRUNE_HOURLY_SQL)
+                    .bind(prune_bound(before))
+                    .bind(to_i64(batch))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                tx.commit().await.map_err(backend)?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(crate) use health_store;
+
 #[cfg(test)]
 mod tests {
     use super::*;
