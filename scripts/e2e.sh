@@ -24,4 +24,16 @@ fi
 if command -v chromedriver >/dev/null 2>&1; then
   echo "chromedriver: $(chromedriver --version 2>/dev/null || echo '?')"
 fi
+# axe-core (pinned in scripts/axe/package-lock.json), injected into every page the browser tests
+# screenshot: no serious or critical accessibility violation may remain.
+if [ ! -f "$ROOT/scripts/axe/node_modules/axe-core/axe.min.js" ]; then
+  ensure_apt_packages npm npm || true
+  if ! (cd "$ROOT/scripts/axe" && npm ci --no-audit --no-fund); then
+    if [ "${CI:-}" = "true" ]; then
+      echo "error: could not install axe-core (needed by the console e2e tests)" >&2
+      exit 1
+    fi
+    echo "WARNING: axe-core could not be installed; the console e2e tests will skip its checks" >&2
+  fi
+fi
 mkdir -p "$ROOT/artifacts/e2e"

@@ -11,6 +11,7 @@ mod adminkeys;
 mod appusers;
 mod auth;
 mod backup;
+mod browser;
 mod bulk;
 mod cli;
 mod cluster;
