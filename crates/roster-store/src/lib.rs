@@ -18,6 +18,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub mod app;
+pub mod catalogue;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod console;
@@ -36,6 +37,7 @@ pub(crate) mod stored_form;
 pub mod tenants;
 
 pub use app::AppStore;
+pub use catalogue::{CatalogueRole, RoleCatalogueStore};
 pub use console::{ConsoleSession, ConsoleStore, Operator, SetupLink};
 pub use domain::custom_index::{
     matches_wanted as custom_indexes_match, wanted as indexed_attributes, CustomIndex, IndexSpec,
@@ -271,6 +273,43 @@ pub struct TenantSettings {
     /// operator's approval (see docs/scim.md, "First-sync review"). Not stored while off.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub first_sync_review: bool,
+    /// Who may confirm or reject what the mass-deprovisioning guard holds. Not stored while
+    /// `operator` (the default), for the same reason as `rate_limit`.
+    #[serde(skip_serializing_if = "GuardDecider::is_operator")]
+    pub guard_decided_by: GuardDecider,
+    /// The roles of the role catalogue that the tenant's IT admin (a setup-link session) may
+    /// grant, in role mappings and to app users. Empty (the default, not stored): none, once
+    /// the catalogue declares roles; operators may grant every catalogue role.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grantable_roles: Vec<String>,
+}
+
+/// Who decides on what the mass-deprovisioning guard holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardDecider {
+    /// Only operators (the default).
+    #[default]
+    Operator,
+    /// The tenant's IT admin too (operators always may).
+    ItAdmin,
+}
+
+impl GuardDecider {
+    /// Whether it is [`GuardDecider::Operator`].
+    #[must_use]
+    pub fn is_operator(&self) -> bool {
+        *self == Self::Operator
+    }
+
+    /// Its name in the settings: `operator`, `it_admin`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::ItAdmin => "it_admin",
+        }
+    }
 }
 
 /// A tenant's own SCIM rate limits, as rates such as `50/s:200` (N per s, min or h, with an
@@ -308,6 +347,8 @@ impl Default for TenantSettings {
             email_uniqueness: EmailUniqueness::Off,
             custom_schemas: Vec::new(),
             first_sync_review: false,
+            guard_decided_by: GuardDecider::Operator,
+            grantable_roles: Vec::new(),
         }
     }
 }
@@ -592,6 +633,7 @@ pub trait Store:
     + ConsoleStore
     + MetaStore
     + HealthStore
+    + RoleCatalogueStore
     + Send
     + Sync
 {

@@ -1,5 +1,5 @@
-//! The host app's commands: `roster users import`, `roster guard status|confirm|reject` and
-//! `roster first-sync status|approve|discard`.
+//! The host app's commands: `roster users import`, `roster guard status|confirm|reject`,
+//! `roster first-sync status|approve|discard` and `roster roles list|add|remove`.
 //!
 //! Like the other administrative commands they open the database directly, so they work
 //! beside a running server, and record what they change in the audit log as `cli:<os user>`.
@@ -87,6 +87,30 @@ pub enum GuardCommand {
     Reject {
         /// Tenant id.
         tenant: String,
+    },
+}
+
+/// `roster roles …`: the role catalogue (see docs/console.md, "Role catalogue").
+#[derive(Subcommand, Debug)]
+pub enum RolesCommand {
+    /// List the roles the host app declares.
+    List {
+        /// Print JSON (as `GET /api/v1/roles`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Declare a role, or replace its description.
+    Add {
+        /// The role's name: letters, digits, spaces and _ . : - (a letter or digit first).
+        name: String,
+        /// What the role allows, shown where people choose roles.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Remove a role from the catalogue (mappings and users that carry it keep it).
+    Remove {
+        /// The role's name.
+        name: String,
     },
 }
 
@@ -339,6 +363,59 @@ pub async fn guard(store: Arc<dyn Store>, cmd: GuardCommand) -> Result<()> {
                 s.held_count,
                 s.settings.window_minutes
             );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `roster roles …`.
+///
+/// # Errors
+/// A refused name or description, an unknown role, or the database.
+pub async fn roles(store: Arc<dyn Store>, cmd: RolesCommand) -> Result<()> {
+    let state = AppState::new(store, Settings::default());
+    match cmd {
+        RolesCommand::List { json } => {
+            let all = roster_server::ops::roles::catalogue(&state)
+                .await
+                .map_err(anyhow::Error::from)?;
+            if json {
+                let v: Vec<Value> = all
+                    .iter()
+                    .map(roster_server::ops::roles::catalogue_json)
+                    .collect();
+                out!("{}", json!({ "roles": v }));
+            } else if all.is_empty() {
+                out!("the role catalogue is empty: any role name is accepted");
+            } else {
+                for r in &all {
+                    match &r.description {
+                        Some(d) => out!("{}\t{d}", r.name),
+                        None => out!("{}", r.name),
+                    }
+                }
+            }
+        }
+        RolesCommand::Add { name, description } => {
+            let (_, created) = roster_server::ops::roles::declare(
+                &state,
+                &cli_actor(),
+                &name,
+                description.as_deref(),
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
+            if created {
+                out!("added the role {name}");
+            } else {
+                out!("the role {name} was declared already: its description is replaced");
+            }
+        }
+        RolesCommand::Remove { name } => {
+            roster_server::ops::roles::undeclare(&state, &cli_actor(), &name)
+                .await
+                .map_err(anyhow::Error::from)?;
+            out!("removed the role {name} from the catalogue (mappings and users keep it)");
         }
     }
     Ok(())

@@ -243,6 +243,13 @@ enum Command {
         #[command(subcommand)]
         command: app_cli::GuardCommand,
     },
+    /// The role catalogue: the roles the host app declares (list, add, remove).
+    Roles {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        command: app_cli::RolesCommand,
+    },
     /// The first-sync review: status, approve or discard a held first sync.
     #[command(name = "first-sync")]
     FirstSync {
@@ -854,6 +861,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Restore { db, args } => backup_cli::restore(&db, args).await?,
         Command::Users { db, command } => app_cli::users(db.open().await?, command).await?,
         Command::Guard { db, command } => app_cli::guard(db.open().await?, command).await?,
+        Command::Roles { db, command } => app_cli::roles(db.open().await?, command).await?,
         Command::FirstSync { db, command } => {
             app_cli::first_sync(db.open().await?, command).await?;
         }

@@ -194,6 +194,11 @@ fn app_routes() -> Router<AppState> {
                 .put(roles::put_handler)
                 .delete(roles::delete_handler),
         )
+        .route("/roles", get(roles::catalogue_handler))
+        .route(
+            "/roles/{name}",
+            axum::routing::put(roles::declare_handler).delete(roles::undeclare_handler),
+        )
         .route("/tenants/{tenant}/login-decision", post(login::handler))
         .route(
             "/tenants/{tenant}/deprovision-guard",
@@ -276,6 +281,8 @@ mod tests {
             "/api/v1/tenants/{tenant}/first-sync/approve",
             "/api/v1/tenants/{tenant}/first-sync/discard",
             "/api/v1/custom-schemas",
+            "/api/v1/roles",
+            "/api/v1/roles/{name}",
         ] {
             assert!(spec["paths"][path].is_object(), "{path} is not documented");
         }

@@ -81,3 +81,60 @@ pub async fn delete_handler(
     remove(&state, &auth.actor(), &tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// The body of `PUT /api/v1/roles/{name}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueBody {
+    /// What the role allows; absent or null for none.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `GET /api/v1/roles`: the role catalogue, by name.
+///
+/// # Errors
+/// 401.
+pub async fn catalogue_handler(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+) -> Result<Json<Value>, ApiError> {
+    let roles = crate::ops::roles::catalogue(&state).await?;
+    Ok(Json(json!({
+        "roles": roles.iter().map(crate::ops::roles::catalogue_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// `PUT /api/v1/roles/{name}`: declares a role (201) or replaces its description (200).
+///
+/// # Errors
+/// 401, 400.
+pub async fn declare_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(name): ApiPath<String>,
+    ApiObject(b): ApiObject<CatalogueBody>,
+) -> Result<Response, ApiError> {
+    let (role, created) =
+        crate::ops::roles::declare(&state, &auth.actor(), &name, b.description.as_deref()).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(crate::ops::roles::catalogue_json(&role))).into_response())
+}
+
+/// `DELETE /api/v1/roles/{name}`: removes a role from the catalogue (mappings and users keep
+/// it).
+///
+/// # Errors
+/// 401, 404.
+pub async fn undeclare_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    crate::ops::roles::undeclare(&state, &auth.actor(), &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -90,6 +90,13 @@ pub fn routes() -> Router<AppState> {
         .route("/t/{tenant}/scim/regenerate", post(scim::regenerate))
         .route("/t/{tenant}/scim/disable", post(scim::disable))
         .route("/t/{tenant}/settings", post(scim::save_settings))
+        .route("/t/{tenant}/settings/{section}", get(scim::section_page))
+        .route("/t/{tenant}/role-catalogue", post(scim::add_catalogue_role))
+        .route(
+            "/t/{tenant}/role-catalogue/delete",
+            post(scim::remove_catalogue_role),
+        )
+        .route("/t/{tenant}/grantable-roles", post(scim::save_grantable))
         .route("/t/{tenant}/guard/{decision}", post(scim::guard_decide))
         .route(
             "/t/{tenant}/first-sync/{decision}",
@@ -196,10 +203,13 @@ fn page_of(path: &str) -> String {
     // The segments come from the request's own (valid) URI: reused as they are, still encoded.
     match segs.as_slice() {
         ["t", t, "users", id, ..] => format!("/console/t/{t}/users/{id}"),
-        ["t", t, "idp"] => format!("/console/t/{t}#h-idp"),
-        ["t", t, "scim", ..] => format!("/console/t/{t}#h-token"),
-        ["t", t, "settings"] => format!("/console/t/{t}#h-settings"),
-        ["t", t, "role-mappings", ..] => format!("/console/t/{t}#h-roles"),
+        ["t", t, "idp"] => format!("/console/t/{t}/settings/connection#h-idp"),
+        ["t", t, "scim", ..] => format!("/console/t/{t}/settings/token#h-token"),
+        ["t", t, "settings"] => format!("/console/t/{t}/settings/provisioning#h-settings"),
+        ["t", t, "role-mappings", ..] => format!("/console/t/{t}/settings/roles#h-roles"),
+        ["t", t, "role-catalogue", ..] => format!("/console/t/{t}/settings/roles#h-catalogue"),
+        ["t", t, "grantable-roles"] => format!("/console/t/{t}/settings/roles#h-grantable"),
+        ["t", t, "guard", ..] => format!("/console/t/{t}/settings/guard#h-guard"),
         ["t", t, ..] => format!("/console/t/{t}"),
         ["sign-in", ..] => "/console/sign-in".to_owned(),
         _ => "/console".to_owned(),
@@ -464,21 +474,28 @@ mod tests {
     fn a_get_of_a_form_address_goes_to_its_page() {
         assert_eq!(
             page_of("/console/t/acme/scim/enable"),
-            "/console/t/acme#h-token"
+            "/console/t/acme/settings/token#h-token"
         );
         assert_eq!(
             page_of("/console/t/acme/settings"),
-            "/console/t/acme#h-settings"
+            "/console/t/acme/settings/provisioning#h-settings"
         );
         assert_eq!(
             page_of("/console/t/acme/role-mappings/m1/delete"),
-            "/console/t/acme#h-roles"
+            "/console/t/acme/settings/roles#h-roles"
         );
         assert_eq!(
             page_of("/console/t/acme/users/u%201/roles"),
             "/console/t/acme/users/u%201"
         );
-        assert_eq!(page_of("/console/t/acme/guard/confirm"), "/console/t/acme");
+        assert_eq!(
+            page_of("/console/t/acme/guard/confirm"),
+            "/console/t/acme/settings/guard#h-guard"
+        );
+        assert_eq!(
+            page_of("/console/t/acme/first-sync/approve"),
+            "/console/t/acme"
+        );
         assert_eq!(page_of("/console/sign-in/key"), "/console/sign-in");
         assert_eq!(page_of("/console/sign-out"), "/console");
         assert!(matches!(

@@ -64,18 +64,36 @@ pub fn delete_subject(cur: &StoredResource) -> Option<GuardSubject> {
     Some(subject(cur, GuardOperation::Delete))
 }
 
-/// Records an operator's decision; shared by the API, the console and `roster guard
+/// Whether `actor` may confirm or reject what the guard holds: operators, admin API keys and
+/// the command line always; the tenant's IT admin (a setup-link session) when the tenant's
+/// `guard_decided_by` is `it_admin`.
+#[must_use]
+pub fn may_decide(settings: &roster_store::TenantSettings, actor: &str) -> bool {
+    !super::roles::is_it_admin(actor)
+        || settings.guard_decided_by == roster_store::GuardDecider::ItAdmin
+}
+
+/// Records a decision on the tripped guard; shared by the API, the console and `roster guard
 /// confirm|reject`.
 ///
 /// # Errors
-/// [`OpError::NotFound`] for an unknown tenant; [`OpError::Conflict`] when the guard is not
-/// tripped.
+/// [`OpError::NotFound`] for an unknown tenant; [`OpError::Forbidden`] for the tenant's IT
+/// admin unless `guard_decided_by` is `it_admin` ([`may_decide`]); [`OpError::Conflict`] when
+/// the guard is not tripped.
 pub async fn decide(
     state: &AppState,
     tenant: &str,
     decision: GuardDecision,
     actor: &str,
 ) -> Result<GuardStatus, OpError> {
+    let t = super::live_tenant(state.store.as_ref(), tenant).await?;
+    if !may_decide(&t.settings, actor) {
+        return Err(OpError::Forbidden {
+            message: "The operator decides on the held requests of this organisation \
+                      (the setting guard_decided_by is operator): ask them to confirm or reject."
+                .to_owned(),
+        });
+    }
     let now = state.clock.now();
     let status = state
         .store

@@ -127,6 +127,15 @@ pub fn validate_settings(s: &TenantSettings) -> Result<(), String> {
             g.window_minutes
         ));
     }
+    if let Some(r) = s
+        .grantable_roles
+        .iter()
+        .find(|r| !super::users::valid_role(r))
+    {
+        return Err(format!(
+            "settings.grantable_roles must list role names (letters, digits, spaces and _ . : -), not {r:?}"
+        ));
+    }
     let rl = &s.rate_limit;
     for (name, rate) in [("per_token", &rl.per_token), ("per_tenant", &rl.per_tenant)] {
         if let Some(r) = rate {
@@ -153,8 +162,35 @@ pub fn settings_shape(settings: &TenantSettings) -> Result<Value, String> {
         if !m.contains_key("first_sync_review") {
             m.insert("first_sync_review".into(), Value::from(false));
         }
+        if !m.contains_key("guard_decided_by") {
+            m.insert("guard_decided_by".into(), Value::from("operator"));
+        }
+        if !m.contains_key("grantable_roles") {
+            m.insert("grantable_roles".into(), Value::Array(Vec::new()));
+        }
     }
     Ok(v)
+}
+
+/// The settings only an operator may change: who decides on the guard and which roles the IT
+/// admin may grant (the IT admin would otherwise grant itself the right).
+pub const OPERATOR_SETTINGS: [&str; 2] = ["guard_decided_by", "grantable_roles"];
+
+/// Refuses a settings patch of the tenant's IT admin ([`super::roles::is_it_admin`]) that
+/// changes one of [`OPERATOR_SETTINGS`].
+///
+/// # Errors
+/// [`OpError::Forbidden`] naming the setting.
+pub fn check_settings_actor(actor: &str, patch: &Value) -> Result<(), OpError> {
+    if !super::roles::is_it_admin(actor) {
+        return Ok(());
+    }
+    match OPERATOR_SETTINGS.iter().find(|k| patch.get(**k).is_some()) {
+        Some(k) => Err(OpError::Forbidden {
+            message: format!("settings.{k} is changed by the operator only"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// RFC 7396 JSON merge patch: objects merge key by key, `null` removes a key (so the setting

@@ -23,7 +23,7 @@ use crate::AppState;
 /// At most this many directly assigned roles per user or mapped roles per mapping.
 pub const MAX_ROLES: usize = 100;
 /// Longest role name, in characters.
-pub const MAX_ROLE_LEN: usize = 128;
+pub const MAX_ROLE_LEN: usize = 64;
 /// Largest app metadata object, serialised, in bytes.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// How many times a change is retried after losing a race with another writer.
@@ -51,17 +51,20 @@ pub fn blank(s: &str) -> bool {
     s.chars().all(is_js_space)
 }
 
-/// Whether a role name is valid: 1 to [`MAX_ROLE_LEN`] characters, no control characters, no
-/// white space at either end (the spec's `RoleName` pattern).
+/// Whether a role name is valid: 1 to [`MAX_ROLE_LEN`] characters, a letter or digit first,
+/// then letters, digits, spaces and `_ . : -`, no space at the end (the spec's `RoleName`
+/// pattern, `^[A-Za-z0-9](?:[A-Za-z0-9 _.:-]*[A-Za-z0-9_.:-])?$`): a name the app can show
+/// and compare safely (`<script>x</script>` and `Admin Role!!` are not role names).
 #[must_use]
 pub fn valid_role(r: &str) -> bool {
-    let (Some(first), Some(last)) = (r.chars().next(), r.chars().last()) else {
+    let mut chars = r.chars();
+    let Some(first) = chars.next() else {
         return false;
     };
-    r.chars().count() <= MAX_ROLE_LEN
-        && !r.chars().any(char::is_control)
-        && !is_js_space(first)
-        && !is_js_space(last)
+    r.len() <= MAX_ROLE_LEN
+        && first.is_ascii_alphanumeric()
+        && !r.ends_with(' ')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '.' | ':' | '-'))
 }
 
 /// Validates role names ([`valid_role`], at most [`MAX_ROLES`]); returns them sorted without
@@ -77,8 +80,8 @@ pub fn valid_roles(field: &str, roles: &[String]) -> Result<Vec<String>, String>
     for r in roles {
         if !valid_role(r) {
             return Err(format!(
-                "{field}: a role is a name of 1 to {MAX_ROLE_LEN} characters without control \
-                 characters or white space at either end, not {r:?}"
+                "{field}: a role name has 1 to {MAX_ROLE_LEN} characters: letters, digits, \
+                 spaces and _ . : - (a letter or digit first, no space at the end), not {r:?}"
             ));
         }
         out.insert(r.clone());
@@ -424,9 +427,8 @@ pub async fn update(
     id: &str,
     p: &UserPatch,
 ) -> Result<AppUser, OpError> {
-    let def = live_tenant(state.store.as_ref(), tenant)
-        .await?
-        .def(ResourceKind::User);
+    let t = live_tenant(state.store.as_ref(), tenant).await?;
+    let def = t.def(ResourceKind::User);
     if p.user_name.as_deref().is_some_and(str::is_empty) {
         return Err(OpError::invalid_field(
             "user_name",
@@ -487,6 +489,9 @@ pub async fn update(
         }
         let doc_changed = new_doc != cur.resource.doc;
         let roles = roles.clone().filter(|r| *r != cur.direct_roles);
+        if let Some(r) = &roles {
+            super::roles::check_grant(state, &t, actor, "roles", r, &cur.direct_roles).await?;
+        }
         let metadata = metadata.clone().filter(|m| *m != cur.metadata);
         if !doc_changed && roles.is_none() && metadata.is_none() {
             return Ok(cur);
@@ -714,6 +719,11 @@ mod tests {
         assert!(valid_roles("roles", &["a\u{feff}".into()]).is_err());
         assert!(blank(" \u{3000}\t") && !blank(" x") && !blank("\u{85}"));
         assert!(valid_roles("roles", &["x\ny".into()]).is_err());
+        for bad in ["<script>x</script>", "Admin Role!!", "a ", "-a", "é"] {
+            assert!(valid_roles("roles", &[bad.into()]).is_err(), "{bad}");
+        }
+        assert!(valid_roles("roles", &["app:admin".into(), "team_lead-2.0".into()]).is_ok());
+        assert!(valid_roles("roles", &["x".repeat(65)]).is_err());
         assert!(valid_metadata(&json!([1])).is_err());
         assert!(valid_metadata(&json!({"k": "x".repeat(20_000)})).is_err());
     }

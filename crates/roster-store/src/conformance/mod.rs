@@ -38,6 +38,7 @@ use async_trait::async_trait;
 use crate::Store;
 
 pub mod app;
+pub mod catalogue;
 pub mod custom;
 pub mod directory;
 pub mod emails;
@@ -143,6 +144,9 @@ macro_rules! conformance_tests {
                 the_hourly_rollup_counts_rows_and_reads_per_hour,
                 tenants_health_pages_by_id_and_reports_each_field,
                 provisioning_log_filters_by_class_method_and_text,
+            }
+            catalogue {
+                the_role_catalogue_is_global_and_keeps_its_creation_time,
             }
             review {
                 held_events_wait_for_approval_and_follow_every_seen_seq,

@@ -379,3 +379,5 @@ impl ConsoleStore for PostgresStore {
         tx.commit().await.map_err(backend)
     }
 }
+
+crate::catalogue::catalogue_store!(PostgresStore, pool, write_global);

@@ -54,6 +54,7 @@ const GLOBAL_TABLES: &[&str] = &[
     "console_setup_links",
     "jobs",
     "meta",
+    "role_catalogue",
     "tenants",
     "webhooks",
 ];

@@ -593,3 +593,5 @@ mod tests {
         ));
     }
 }
+
+crate::catalogue::catalogue_store!(SqliteStore, reader, write);

@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "provisioning hourly",
         include_str!("../../migrations/sqlite/0018_provisioning_hourly.sql"),
     ),
+    (
+        21,
+        "role catalogue",
+        include_str!("../../migrations/sqlite/0021_role_catalogue.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

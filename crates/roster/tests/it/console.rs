@@ -124,7 +124,9 @@ async fn console_end_to_end_in_chromium() {
     assert!(text(&c, "#connection").await.contains("No request"));
     shoot(&c, "04-new-tenant").await;
 
-    // Enable SCIM: the token is on the page, once, with its warning.
+    // Enable SCIM (the Token section): the token is on the overview, once, with its warning.
+    click(&c, "nav.subnav a[href$='/settings/token']").await;
+    assert_eq!(path(&c).await, "/console/t/initech/settings/token");
     click(&c, "#enable-scim").await;
     let token = value(&c, "#new-token").await;
     assert!(token.starts_with("rsct_"), "{token}");
@@ -132,12 +134,18 @@ async fn console_end_to_end_in_chromium() {
     let base = value(&c, "#base-url").await;
     assert_eq!(base, format!("{o}/scim/v2/initech"));
     shoot(&c, "05-token-shown-once").await;
+    c.goto(&format!("{o}/console/t/initech/settings/token"))
+        .await
+        .unwrap();
     assert!(
         text(&c, "#tokens").await.contains(&token[..13]),
         "the token's prefix is listed"
     );
 
     // The identity-provider picker switches the steps at once, and saving keeps the choice.
+    c.goto(&format!("{o}/console/t/initech/settings/connection"))
+        .await
+        .unwrap();
     assert_eq!(
         js(&c, "return document.getElementById('guide-entra').hidden").await,
         json!(true)
@@ -205,7 +213,9 @@ async fn console_end_to_end_in_chromium() {
 
     // A role mapping from the console: Engineering's members become engineers. Without
     // roles it is refused, and the group typed stays, the error at the roles field.
-    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    c.goto(&format!("{o}/console/t/initech/settings/roles"))
+        .await
+        .unwrap();
     fill(&c, "#new-value", "Engineering").await;
     fill(&c, "#new-roles", " , ").await;
     click(&c, "#add-mapping").await;
@@ -241,6 +251,7 @@ async fn console_end_to_end_in_chromium() {
     wait_text(&c, "Role mapping deleted.").await;
     assert!(!text(&c, "#mappings").await.contains("Temporary"));
     // Connection status: the newest request (the log is written asynchronously).
+    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let status = text(&c, "#connection").await;
@@ -390,10 +401,12 @@ async fn console_end_to_end_in_chromium() {
     click(&c, "#map-roles").await;
     css(&c, "#new-value").await;
     assert_eq!(value(&c, "#new-value").await, "Support & Care");
-    assert_eq!(path(&c).await, "/console/t/initech");
+    assert_eq!(path(&c).await, "/console/t/initech/settings/roles");
 
     // Regenerate: a modal confirmation (Escape cancels), then the old token dies at once.
-    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    c.goto(&format!("{o}/console/t/initech/settings/token"))
+        .await
+        .unwrap();
     click(&c, "#regenerate").await;
     assert_eq!(
         js(
@@ -474,6 +487,9 @@ async fn console_end_to_end_in_chromium() {
         .contains("failed request"));
 
     // Settings go through the tenants API: turn group sync off.
+    c.goto(&format!("{o}/console/t/initech/settings/provisioning"))
+        .await
+        .unwrap();
     assert_eq!(
         css(&c, "#groups_enabled")
             .await
@@ -503,12 +519,11 @@ async fn console_end_to_end_in_chromium() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404, "groups are off");
-    // A refused form keeps its input and shows the field error: two bad values are both
-    // reported, each next to its field, with what was typed still in it; nothing changes.
+    // A refused form keeps its input and shows the field error next to its field, with what
+    // was typed still in it; nothing changes. (Two bad values of the guard's form, both
+    // reported, are walked in console_settings_in_chromium.)
     css(&c, "#token_ttl_days").await.clear().await.unwrap();
     fill(&c, "#token_ttl_days", "0").await;
-    css(&c, "#guard_max_percent").await.clear().await.unwrap();
-    fill(&c, "#guard_max_percent", "150").await;
     click(&c, "#welcome_email").await;
     let welcome = js(
         &c,
@@ -516,9 +531,8 @@ async fn console_end_to_end_in_chromium() {
     )
     .await;
     click(&c, "#save-settings").await;
-    wait_text(&c, "Nothing was saved: 2 problems to fix.").await;
+    wait_text(&c, "Nothing was saved: 1 problem to fix.").await;
     assert_eq!(value(&c, "#token_ttl_days").await, "0");
-    assert_eq!(value(&c, "#guard_max_percent").await, "150");
     assert_eq!(
         js(
             &c,
@@ -531,9 +545,6 @@ async fn console_end_to_end_in_chromium() {
     assert!(text(&c, "#token_ttl_days-error")
         .await
         .contains("The token lifetime (days) must be a whole number from 1 to 3,650"));
-    assert!(text(&c, "#guard_max_percent-error")
-        .await
-        .contains("from 1 to 100"));
     assert_eq!(
         js(
             &c,
@@ -558,7 +569,7 @@ async fn console_end_to_end_in_chromium() {
     c.goto(&format!("{o}/console/t/initech/settings"))
         .await
         .unwrap();
-    assert_eq!(path(&c).await, "/console/t/initech");
+    assert_eq!(path(&c).await, "/console/t/initech/settings/provisioning");
     assert_eq!(
         value(&c, "#token_ttl_days").await,
         "365",
@@ -566,7 +577,9 @@ async fn console_end_to_end_in_chromium() {
     );
 
     // Disable SCIM, confirmed in its dialog: every token stops working.
-    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    c.goto(&format!("{o}/console/t/initech/settings/token"))
+        .await
+        .unwrap();
     click(&c, "#disable-scim").await;
     shoot(&c, "15-disable-dialog").await;
     click(&c, "#confirm-disable").await;
@@ -617,7 +630,9 @@ async fn console_end_to_end_in_chromium() {
     assert!(source(&c).await.contains("operators only"));
     shoot(&c, "20-not-allowed").await;
     // The IT admin enables SCIM for their organisation.
-    c.goto(&format!("{o}/console/t/initech")).await.unwrap();
+    c.goto(&format!("{o}/console/t/initech/settings/token"))
+        .await
+        .unwrap();
     click(&c, "#enable-scim").await;
     let token3 = value(&c, "#new-token").await;
     assert_eq!(
@@ -629,6 +644,9 @@ async fn console_end_to_end_in_chromium() {
     );
     // The IT admin holds the next sync for review: it shows what the app would get, and
     // approving it in its dialog delivers it.
+    c.goto(&format!("{o}/console/t/initech/settings/provisioning"))
+        .await
+        .unwrap();
     click(&c, "#first_sync_review").await;
     click(&c, "#save-settings").await;
     wait_text(&c, "Settings saved.").await;
@@ -964,7 +982,11 @@ async fn console_sessions_csrf_and_scope() {
     }
     // Unique emails (issue 13): the select is on the page, and turning it on while two users
     // share an email is refused on the page with the list; nothing changes.
-    let html = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
+    let html = get(&o, "/console/t/acme/settings/provisioning", &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         html.contains("id=\"email_uniqueness\"")
             && html.contains("<option value=\"off\" selected>"),
@@ -1304,19 +1326,25 @@ async fn the_guard_is_decided_from_the_console() {
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(
         r.headers()["location"],
-        "/console/t/acme?done=guard-confirm#main"
+        "/console/t/acme/settings/guard?done=guard-confirm#main"
     );
     s.deactivate(&ids[1]).await.expect(200);
     assert_eq!(
         s.guard_status(&key).await["decided_by"],
         "console:admin-key:".to_owned() + &key[..13]
     );
-    let page = get(&o, "/console/t/acme?done=guard-confirm", &jar)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = get(
+        &o,
+        "/console/t/acme/settings/guard?done=guard-confirm",
+        &jar,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert!(!page.contains("Deprovisioning is paused") && page.contains("Confirmed"));
+    let overview = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
+    assert!(!overview.contains("Deprovisioning is paused"), "{overview}");
     // An operator may change their mind while the decision holds.
     let r = http()
         .post(format!("{o}/console/t/acme/guard/reject"))
@@ -1327,7 +1355,7 @@ async fn the_guard_is_decided_from_the_console() {
         .unwrap();
     assert_eq!(
         r.headers()["location"],
-        "/console/t/acme?done=guard-reject#main"
+        "/console/t/acme/settings/guard?done=guard-reject#main"
     );
     s.deactivate(&ids[2]).await.expect(503);
     let r = http()
@@ -1345,13 +1373,11 @@ async fn the_guard_is_decided_from_the_console() {
 fn settings_form(csrf: &str, review: bool) -> Vec<(&'static str, String)> {
     let mut form = vec![
         ("csrf", csrf.to_owned()),
+        ("section", "provisioning".to_owned()),
         ("groups_enabled", "on".to_owned()),
         ("deprovision_on_delete", "retain".to_owned()),
         ("on_existing_user", "match".to_owned()),
         ("token_ttl_days", "365".to_owned()),
-        ("guard_max_percent", "20".to_owned()),
-        ("guard_min_count", "10".to_owned()),
-        ("guard_window_minutes", "15".to_owned()),
         ("first_sync_review_field", "on".to_owned()),
     ];
     if review {
@@ -1394,7 +1420,8 @@ async fn the_first_sync_review_is_shown_and_approved_in_the_console() {
     let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
 
     // No review: the setting, explained, in the settings form; no review section.
-    let page = get(&o, &page_path, &jar).await.text().await.unwrap();
+    let settings_path = format!("{page_path}/settings/provisioning");
+    let page = get(&o, &settings_path, &jar).await.text().await.unwrap();
     assert!(
         page.contains("Hold the first sync for review")
             && page.contains("no users, no roles, no sign-ins")
@@ -1419,11 +1446,12 @@ async fn the_first_sync_review_is_shown_and_approved_in_the_console() {
         page.contains("id=\"review-state\"") && page.contains("Nothing has arrived yet"),
         "{page}"
     );
-    assert!(page.contains("name=\"first_sync_review\" value=\"on\" checked"));
     assert!(
         !page.contains("id=\"review-approve\""),
         "nothing to approve yet"
     );
+    let settings_page = get(&o, &settings_path, &jar).await.text().await.unwrap();
+    assert!(settings_page.contains("name=\"first_sync_review\" value=\"on\" checked"));
 
     // The identity provider's first sync: held.
     let mut ids = Vec::new();
@@ -1478,7 +1506,12 @@ async fn the_first_sync_review_is_shown_and_approved_in_the_console() {
     assert!(page.contains("3 of 3 users"), "{page}");
     assert!(!page.contains("id=\"review-next\""), "one page only");
     // While events are held the setting is not in the form: only a decision ends the review.
-    assert!(!page.contains("id=\"first_sync_review\""), "{page}");
+    let settings_page = get(&o, &settings_path, &jar).await.text().await.unwrap();
+    assert!(
+        !settings_page.contains("id=\"first_sync_review\"")
+            && settings_page.contains("approve or discard it"),
+        "{settings_page}"
+    );
     // The users after the first: a later page, with a link back to the first.
     let first = status["users"][0]["id"].as_str().unwrap();
     let later = get(&o, &format!("{page_path}?after={first}"), &jar)
@@ -1521,7 +1554,8 @@ async fn the_first_sync_review_is_shown_and_approved_in_the_console() {
         "{page}"
     );
     assert!(!page.contains("id=\"h-review\""));
-    assert!(page.contains("name=\"first_sync_review\" value=\"on\" aria-describedby"));
+    let settings_page = get(&o, &settings_path, &jar).await.text().await.unwrap();
+    assert!(settings_page.contains("name=\"first_sync_review\" value=\"on\" aria-describedby"));
     let events = s.feed(&key, 0).await;
     assert_eq!(
         events.len() - before.len(),
@@ -2114,22 +2148,29 @@ async fn forms_keep_their_input_and_never_dead_end() {
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(
         r.headers()["location"],
-        "/console/t/acme?done=settings#h-settings"
+        "/console/t/acme/settings/provisioning?done=settings#h-settings"
     );
-    let page = get(&o, "/console/t/acme?done=settings", &jar)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = get(
+        &o,
+        "/console/t/acme/settings/provisioning?done=settings",
+        &jar,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert!(section(&page, "h-settings").contains("Settings saved."));
-    assert!(!section(&page, "h-conn").contains("Settings saved."));
+    assert!(
+        page.find("Settings saved.") > page.find("id=\"h-settings\""),
+        "in its section, not at the top"
+    );
 
     // Refused: every problem at once, each next to its field, the form as typed; nothing saved.
     let mut form = settings_form(&csrf, false);
     for (k, v) in &mut form {
         match *k {
             "token_ttl_days" => *v = "0".to_owned(),
-            "guard_window_minutes" => *v = "abc".to_owned(),
+            "deprovision_on_delete" => *v = "abc".to_owned(),
             "groups_enabled" => *v = "on".to_owned(),
             _ => {}
         }
@@ -2156,12 +2197,8 @@ async fn forms_keep_their_input_and_never_dead_end() {
          a whole number from 1 to 3,650, not &#34;0&#34;.</p>"
     ) || settings.contains("id=\"token_ttl_days-error\">The token lifetime (days) must be"),
         "{settings}");
-    assert!(
-        settings.contains("value=\"abc\""),
-        "typed text stays: {settings}"
-    );
-    assert!(settings.contains("id=\"guard_window_minutes-error\""));
-    assert!(settings.contains("<a href=\"#guard_window_minutes\">"));
+    assert!(settings.contains("id=\"deprovision_on_delete-error\""));
+    assert!(settings.contains("<a href=\"#deprovision_on_delete\">"));
     assert!(
         !settings.contains("id=\"groups_enabled\" name=\"groups_enabled\" value=\"on\" checked"),
         "the unticked box stays unticked: {settings}"
@@ -2185,7 +2222,27 @@ async fn forms_keep_their_input_and_never_dead_end() {
         "nothing was saved: {t}"
     );
     assert_eq!(t["settings"]["groups_enabled"], true);
-
+    // The guard's form, on its own page: the same, typed text kept.
+    let guard_form = vec![
+        ("csrf", csrf.clone()),
+        ("section", "guard".to_owned()),
+        ("guard_enabled", "on".to_owned()),
+        ("guard_max_percent", "150".to_owned()),
+        ("guard_min_count", "10".to_owned()),
+        ("guard_window_minutes", "abc".to_owned()),
+    ];
+    let r = post_form(&o, "/console/t/acme/settings", &jar, &guard_form).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    let guard = section(&html, "h-guard-settings");
+    assert!(
+        guard.contains("Nothing was saved: 2 problems to fix."),
+        "{guard}"
+    );
+    assert!(guard.contains("value=\"abc\""), "typed text stays: {guard}");
+    assert!(guard.contains("id=\"guard_window_minutes-error\""));
+    assert!(guard.contains("<a href=\"#guard_window_minutes\">"));
+    assert!(guard.contains("id=\"guard_max_percent-error\""));
     // A refused role mapping keeps the group and roles typed, with the error at the field.
     let r = post_form(
         &o,
@@ -2212,7 +2269,11 @@ async fn forms_keep_their_input_and_never_dead_end() {
     );
     assert!(roles.contains("aria-describedby=\"new-roles-error\""));
     // Its delete asks in the console's dialog, not the browser's confirm().
-    let page = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
+    let page = get(&o, "/console/t/acme/settings/roles", &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("<dialog id=\"dlg-confirm\""));
 
     // A duplicate or blank tenant name: the new-tenant form again, the error at the name.
@@ -2298,14 +2359,35 @@ async fn forms_keep_their_input_and_never_dead_end() {
 
     // A GET of a POST-only address (a reload) goes to the form's page, never a blank 405.
     for (path, to) in [
-        ("/console/t/acme/scim/enable", "/console/t/acme#h-token"),
-        ("/console/t/acme/settings", "/console/t/acme#h-settings"),
-        ("/console/t/acme/role-mappings", "/console/t/acme#h-roles"),
+        (
+            "/console/t/acme/scim/enable",
+            "/console/t/acme/settings/token#h-token",
+        ),
+        (
+            "/console/t/acme/idp",
+            "/console/t/acme/settings/connection#h-idp",
+        ),
+        (
+            "/console/t/acme/settings",
+            "/console/t/acme/settings/provisioning#h-settings",
+        ),
+        (
+            "/console/t/acme/role-mappings",
+            "/console/t/acme/settings/roles#h-roles",
+        ),
         (
             "/console/t/acme/role-mappings/x/delete",
-            "/console/t/acme#h-roles",
+            "/console/t/acme/settings/roles#h-roles",
         ),
-        ("/console/t/acme/guard/confirm", "/console/t/acme"),
+        (
+            "/console/t/acme/role-catalogue",
+            "/console/t/acme/settings/roles#h-catalogue",
+        ),
+        (
+            "/console/t/acme/guard/confirm",
+            "/console/t/acme/settings/guard#h-guard",
+        ),
+        ("/console/t/acme/first-sync/approve", "/console/t/acme"),
         ("/console/sign-out", "/console"),
     ] {
         let r = get(&o, path, &jar).await;

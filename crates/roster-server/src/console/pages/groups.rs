@@ -178,7 +178,7 @@ pub async fn detail(
         roles: g.roles.clone(),
         custom: custom_blocks(&t, CustomResource::Group, &g.resource.doc, g.managed, None),
         map_roles_href: format!(
-            "{}?{}#h-roles",
+            "{}/settings/roles?{}#h-add-mapping",
             tenant_href(&t.id),
             view::query(&[("map", name.as_str())])
         ),

@@ -1,7 +1,10 @@
-//! A tenant's SCIM settings page: connection status, the identity provider and its setup
-//! steps, the base URL, the token (enable, regenerate, disable), the tenant settings, the
-//! mass-deprovisioning guard, the first-sync review and the role-mapping editor. Every action
-//! calls the shared operation for it ([`crate::ops`]) and is audited as the console session.
+//! A tenant's SCIM settings: an overview (`/console/t/{tenant}`: connection status, the guard
+//! while it holds, the first-sync review, a new token shown once) and a page per section, each
+//! at its own address (`…/settings/connection`: the identity provider, its setup steps and the
+//! base URL; `…/token`: enable, regenerate, disable; `…/provisioning`: the tenant settings;
+//! `…/roles`: the role catalogue and the role mappings; `…/guard`: the mass-deprovisioning
+//! guard's settings and what it holds). Every action calls the shared operation for it
+//! ([`crate::ops`]), is audited as the console session, and redirects to its section's page.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -125,20 +128,72 @@ impl SettingsView {
 }
 
 struct MappingRow {
+    /// The mapping's id, for element ids.
+    id: String,
     value: String,
     by_label: &'static str,
     roles: String,
     role_list: Vec<String>,
     edit: bool,
     by_options: Vec<Opt>,
+    /// The catalogue's roles to tick, while editing (empty while the catalogue is).
+    choices: Vec<RoleChoice>,
+    /// A mapping by name whose group does not exist (yet).
+    missing_group: bool,
     action: String,
     edit_href: String,
     delete_action: String,
 }
 
+/// A role of the catalogue as a checkbox of a form.
+struct RoleChoice {
+    name: String,
+    description: String,
+    checked: bool,
+    /// Whether the session may tick it (an IT admin: a grantable role, or one already held).
+    allowed: bool,
+}
+
+/// A role of the catalogue as the roles page lists it.
+struct CatalogueRow {
+    name: String,
+    description: String,
+    grantable: bool,
+}
+
+/// What the guard holds, as the overview and the guard page show it.
 struct GuardView {
     summary: String,
+    state: GuardState,
+    /// "Deactivate 37 users?": the confirmation dialog's question.
+    confirm_question: String,
+    /// "Deactivate 37 users": its button.
+    confirm_action: String,
+    /// "37 held requests".
+    held: String,
+    rows: Vec<HeldRow>,
+    /// "Users 1–50 of 72".
+    shown: String,
+    prev_href: Option<String>,
+    next_href: Option<String>,
+    /// Whether this session may decide (see [`ops::guard::may_decide`]).
+    may_decide: bool,
+    /// The guard's window, in minutes.
+    window: u32,
 }
+
+/// One held request.
+struct HeldRow {
+    user_name: String,
+    href: String,
+    what: &'static str,
+    when: String,
+    when_iso: String,
+    attempts: u64,
+}
+
+/// Held requests listed per page of the guard page.
+const HELD_PAGE: usize = 50;
 
 /// Users of the first-sync review listed per page.
 const REVIEW_PAGE: u64 = 50;
@@ -323,11 +378,106 @@ impl ReviewView {
     }
 }
 
+/// A page of the SCIM settings: the overview or one section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `/console/t/{tenant}`.
+    Overview,
+    /// `…/settings/connection`.
+    Connection,
+    /// `…/settings/token`.
+    Token,
+    /// `…/settings/provisioning`.
+    Provisioning,
+    /// `…/settings/roles`.
+    Roles,
+    /// `…/settings/guard`.
+    Guard,
+}
+
+impl Section {
+    const ALL: [Self; 6] = [
+        Self::Overview,
+        Self::Connection,
+        Self::Token,
+        Self::Provisioning,
+        Self::Roles,
+        Self::Guard,
+    ];
+
+    /// Its path segment (`overview` for the overview, which has none).
+    #[must_use]
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::Overview => "overview",
+            Self::Connection => "connection",
+            Self::Token => "token",
+            Self::Provisioning => "provisioning",
+            Self::Roles => "roles",
+            Self::Guard => "guard",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|x| *x != Self::Overview && x.slug() == s)
+    }
+
+    /// Its address.
+    #[must_use]
+    pub fn href(self, tenant: &str) -> String {
+        match self {
+            Self::Overview => tenant_href(tenant),
+            s => format!("{}/settings/{}", tenant_href(tenant), s.slug()),
+        }
+    }
+
+    /// Its name in the sub-navigation.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Overview => "Overview",
+            Self::Connection => "Connection",
+            Self::Token => "Token",
+            Self::Provisioning => "Provisioning",
+            Self::Roles => "Roles",
+            Self::Guard => "Guard",
+        }
+    }
+
+    /// The page's `h1` and title.
+    fn heading(self) -> &'static str {
+        match self {
+            Self::Overview => "SCIM provisioning",
+            Self::Connection => "Connect your identity provider",
+            Self::Token => "SCIM token",
+            Self::Provisioning => "Provisioning settings",
+            Self::Roles => "Roles",
+            Self::Guard => "Mass-deprovisioning guard",
+        }
+    }
+}
+
+/// A link of the settings' sub-navigation.
+struct NavLink {
+    href: String,
+    label: &'static str,
+    current: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/scim.html")]
 struct ScimPage {
     chrome: Chrome,
+    /// [`Section::slug`] of the page shown.
+    section: &'static str,
+    heading: &'static str,
+    subnav: Vec<NavLink>,
+    /// Whether an operator is signed in (the catalogue and the operator-only settings).
+    operator: bool,
     tenant_href: String,
+    /// This section's address (forms that come back to it).
+    page_href: String,
     base_url: String,
     connection: Option<Connection>,
     failures_24h: String,
@@ -351,6 +501,8 @@ struct ScimPage {
     stored_ttl_days: u32,
     settings: SettingsView,
     settings_form: FormState,
+    /// `guard_decided_by`: `operator` or `it_admin`.
+    decided_by: String,
     mappings: Vec<MappingRow>,
     /// The mapping form being edited (its errors when refused).
     edit_form: FormState,
@@ -358,11 +510,21 @@ struct ScimPage {
     /// The new mapping's group, prefilled from the group page, or as typed.
     new_value: String,
     new_roles: String,
+    /// The catalogue's roles for the new mapping (empty while the catalogue is).
+    new_choices: Vec<RoleChoice>,
     new_form: FormState,
     group_names: Vec<String>,
+    catalogue: Vec<CatalogueRow>,
+    /// The catalogue's add form.
+    catalogue_form: FormState,
 }
 
 impl ScimPage {
+    /// Whether the IT admin may grant any role of the catalogue.
+    fn any_grantable(&self) -> bool {
+        self.catalogue.iter().any(|c| c.grantable)
+    }
+
     /// The notice for the section whose heading has id `section`.
     fn notice_in(&self, section: &str) -> Option<&Notice> {
         self.notice
@@ -389,6 +551,8 @@ fn by_label(by: MatchBy) -> &'static str {
 /// What a page render adds to the stored state.
 #[derive(Default)]
 struct Extra<'a> {
+    /// The page; the overview when `None`.
+    section: Option<Section>,
     idp_choice: Option<&'a str>,
     confirm: Option<&'a str>,
     edit: Option<&'a str>,
@@ -396,15 +560,167 @@ struct Extra<'a> {
     map: Option<&'a str>,
     /// The first-sync review's users after this id.
     after: Option<&'a str>,
+    /// The page of the guard's held requests (1-based).
+    held_page: Option<usize>,
     new_token: Option<String>,
     /// The notice, and the section (its heading's id) it is shown in.
     notice: Option<(&'static str, Notice)>,
-    /// The settings form as refused.
+    /// The settings form (provisioning or guard) as refused.
     settings_form: Option<FormState>,
     /// The new role mapping's form as refused.
     new_form: Option<FormState>,
     /// The edited role mapping's form as refused (with `edit`).
     edit_form: Option<FormState>,
+    /// The role catalogue's add form as refused.
+    catalogue_form: Option<FormState>,
+}
+
+/// The guard as the overview and the guard page show it; `None` while it holds nothing to
+/// decide on (armed, or decided with nothing held).
+fn guard_view(
+    tenant: &Tenant,
+    g: &roster_store::app::GuardStatus,
+    session: &Session,
+    page: usize,
+    href: &str,
+) -> Option<GuardView> {
+    if g.state == GuardState::Armed || (g.state != GuardState::Tripped && g.held_count == 0) {
+        return None;
+    }
+    let deactivations = g
+        .held
+        .iter()
+        .filter(|h| h.operation == "deactivate")
+        .count();
+    let n = g.held_count;
+    let users = count(n, "user", "users");
+    let confirm_question = if deactivations == g.held.len() {
+        format!("Deactivate {users}?")
+    } else if deactivations == 0 {
+        format!("Delete {users}?")
+    } else {
+        format!("Deactivate or delete {users}?")
+    };
+    let listed = g.held.len();
+    let pages = listed.div_ceil(HELD_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let start = (page - 1) * HELD_PAGE;
+    let rows: Vec<HeldRow> = g
+        .held
+        .iter()
+        .skip(start)
+        .take(HELD_PAGE)
+        .map(|h| HeldRow {
+            user_name: h.user_name.clone().unwrap_or_else(|| h.user_id.clone()),
+            href: user_href(&tenant.id, &h.user_id),
+            what: if h.operation == "delete" {
+                "Delete"
+            } else {
+                "Deactivate"
+            },
+            when: fmt_when(h.first_at),
+            when_iso: ops::fmt_time(h.first_at),
+            attempts: h.attempts,
+        })
+        .collect();
+    let end = start + rows.len();
+    let more = if (listed as u64) < n {
+        format!(" (the first {} are listed)", thousands(listed as u64))
+    } else {
+        String::new()
+    };
+    let page_href = |p: usize| format!("{href}?{}#h-held", query(&[("page", &p.to_string())]));
+    Some(GuardView {
+        summary: format!(
+            "Roster is holding {} deactivation or deletion request{}: {} arrived within {} \
+             minutes, more than {} ({}% of {} active users, and at least {}).",
+            g.held_count,
+            if g.held_count == 1 { "" } else { "s" },
+            g.window_count,
+            g.settings.window_minutes,
+            g.threshold,
+            g.settings.max_percent,
+            g.active_users,
+            g.settings.min_count
+        ),
+        state: g.state,
+        confirm_action: confirm_question.trim_end_matches('?').to_owned(),
+        confirm_question,
+        held: count(n, "held request", "held requests"),
+        shown: if rows.is_empty() {
+            String::new()
+        } else {
+            format!("Users {}–{} of {}{more}", start + 1, end, thousands(n))
+        },
+        rows,
+        prev_href: (page > 1).then(|| page_href(page - 1)),
+        next_href: (page < pages).then(|| page_href(page + 1)),
+        may_decide: ops::guard::may_decide(&tenant.settings, &session.actor()),
+        window: g.settings.window_minutes,
+    })
+}
+
+/// The display names of the tenant's groups (at most 200), for suggestions and for flagging
+/// mappings whose group does not exist yet.
+async fn group_names(
+    store: &dyn roster_store::Store,
+    tenant: &str,
+) -> Result<Vec<String>, ConsoleError> {
+    Ok(store
+        .list_app_groups(
+            tenant,
+            &AppGroupQuery {
+                limit: 200,
+                ..AppGroupQuery::default()
+            },
+        )
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|g| {
+            g.resource
+                .doc
+                .get("displayName")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .collect())
+}
+
+/// The catalogue's roles as checkboxes: those in `checked` ticked; roles `checked` holds
+/// outside the catalogue are added (ticked), so that saving keeps them.
+fn choices(
+    catalogue: &[roster_store::CatalogueRole],
+    checked: &[String],
+    t: &Tenant,
+    it_admin: bool,
+) -> Vec<RoleChoice> {
+    if catalogue.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<RoleChoice> = catalogue
+        .iter()
+        .map(|c| {
+            let on = checked.contains(&c.name);
+            RoleChoice {
+                name: c.name.clone(),
+                description: c.description.clone().unwrap_or_default(),
+                checked: on,
+                allowed: !it_admin || on || t.settings.grantable_roles.contains(&c.name),
+            }
+        })
+        .collect();
+    for r in checked {
+        if !catalogue.iter().any(|c| &c.name == r) {
+            out.push(RoleChoice {
+                name: r.clone(),
+                description: "Not in the role catalogue any more".to_owned(),
+                checked: true,
+                allowed: true,
+            });
+        }
+    }
+    out
 }
 
 #[allow(clippy::too_many_lines)] // one page, top to bottom
@@ -418,111 +734,148 @@ async fn render_page(
     let now = state.clock.now();
     let store = state.store.as_ref();
     let href = tenant_href(&t.id);
+    let section = extra.section.unwrap_or(Section::Overview);
+    let overview = section == Section::Overview;
 
     // The newest request, a row of the log or a counted read.
-    let connection = store.last_request(&t.id).await?.map(|last| {
-        let at = last.at();
-        Connection {
-            at: fmt_when(at),
-            at_iso: ops::fmt_time(at),
-            ago: fmt_ago(at, now),
-            status: last.status(),
-            ok: last.status() < 400,
-            request: last_request_text(&t.id, &last),
-        }
-    });
+    let connection = if overview {
+        store.last_request(&t.id).await?.map(|last| {
+            let at = last.at();
+            Connection {
+                at: fmt_when(at),
+                at_iso: ops::fmt_time(at),
+                ago: fmt_ago(at, now),
+                status: last.status(),
+                ok: last.status() < 400,
+                request: last_request_text(&t.id, &last),
+            }
+        })
+    } else {
+        None
+    };
     // The newest failures (a partial index holds them), counted back 24 hours: a filter on
     // `at` would walk every request of the day.
     let day_ago = now - Duration::days(1);
-    let failures = store
-        .list_provisioning(
-            &t.id,
-            &LogQuery {
-                outcome: Some(Outcome::Failure),
-                limit: 100,
-                ..LogQuery::default()
-            },
-        )
-        .await?
-        .iter()
-        .filter(|e| e.at >= day_ago)
-        .count();
+    let failures = if overview {
+        store
+            .list_provisioning(
+                &t.id,
+                &LogQuery {
+                    outcome: Some(Outcome::Failure),
+                    limit: 100,
+                    ..LogQuery::default()
+                },
+            )
+            .await?
+            .iter()
+            .filter(|e| e.at >= day_ago)
+            .count()
+    } else {
+        0
+    };
     let failures_24h = match failures {
         0 => String::new(),
         100.. => "100+".to_owned(),
         n => n.to_string(),
     };
-    let dropped_24h = store.count_dropped(&t.id, Some(day_ago), None).await?;
+    let dropped_24h = if overview {
+        store.count_dropped(&t.id, Some(day_ago), None).await?
+    } else {
+        0
+    };
     let since = ops::fmt_time(day_ago);
     let failures_href = format!(
         "{href}/log?outcome=failure&since={}",
         url_enc(since.get(..16).unwrap_or(&since))
     );
 
-    let guard = match store.guard_status(&t.id, now).await {
-        Ok(g) if g.state == GuardState::Tripped => Some(GuardView {
-            summary: format!(
-                "Roster is holding {} deactivation or deletion request{}: {} arrived within {} \
-                 minutes, more than {} ({}% of {} active users, and at least {}).",
-                g.held_count,
-                if g.held_count == 1 { "" } else { "s" },
-                g.window_count,
-                g.settings.window_minutes,
-                g.threshold,
-                g.settings.max_percent,
-                g.active_users,
-                g.settings.min_count
-            ),
-        }),
-        Ok(_) => None,
-        Err(e) => return Err(e.into()),
+    let guard = if matches!(section, Section::Overview | Section::Guard) {
+        let g = store.guard_status(&t.id, now).await?;
+        guard_view(
+            t,
+            &g,
+            session,
+            extra.held_page.unwrap_or(1),
+            &Section::Guard.href(&t.id),
+        )
+        .filter(|v| section == Section::Guard || v.state == GuardState::Tripped)
+    } else {
+        None
     };
-    let review = store
-        .review_status(&t.id, extra.after, REVIEW_PAGE)
-        .await
-        .map_err(stale_cursor)?
-        .map(|r| ReviewView::of(&t.id, r, extra.after, now));
+    let review = if overview || section == Section::Provisioning {
+        store
+            .review_status(&t.id, extra.after, REVIEW_PAGE)
+            .await
+            .map_err(stale_cursor)?
+            .map(|r| ReviewView::of(&t.id, r, extra.after, now))
+    } else {
+        None
+    };
 
     let selected = extra
         .idp_choice
         .filter(|c| idp::IDPS.iter().any(|(id, _)| id == c))
         .unwrap_or(&t.idp);
-    let guides = idp::guides()
-        .iter()
-        .map(|g| Guide {
-            id: g.id,
-            name: g.name,
-            steps_html: &g.steps_html,
-            mappings: &g.mappings,
-            selected: g.id == selected,
-        })
-        .collect();
+    let guides = if section == Section::Connection {
+        idp::guides()
+            .iter()
+            .map(|g| Guide {
+                id: g.id,
+                name: g.name,
+                steps_html: &g.steps_html,
+                mappings: &g.mappings,
+                selected: g.id == selected,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
-    let tokens = store
-        .list_tokens(&t.id)
-        .await?
-        .into_iter()
-        .filter(|k| k.revoked_at.is_none() && k.expires_at > now)
-        .map(|k| TokenRow {
-            prefix: k.prefix,
-            created: fmt_date(k.created_at),
-            expires: fmt_date(k.expires_at),
-            expires_in: fmt_in(k.expires_at, now),
-            last_used: k
-                .last_used_at
-                .map_or_else(|| "never".to_owned(), |u| fmt_ago(u, now)),
-        })
-        .collect();
+    let tokens = if section == Section::Token {
+        store
+            .list_tokens(&t.id)
+            .await?
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none() && k.expires_at > now)
+            .map(|k| TokenRow {
+                prefix: k.prefix,
+                created: fmt_date(k.created_at),
+                expires: fmt_date(k.expires_at),
+                expires_in: fmt_in(k.expires_at, now),
+                last_used: k
+                    .last_used_at
+                    .map_or_else(|| "never".to_owned(), |u| fmt_ago(u, now)),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let s = &t.settings;
     let settings_form = extra.settings_form.unwrap_or_default();
     let settings = SettingsView::of(s, &settings_form);
+    let decided_by = settings_form.value("guard_decided_by", s.guard_decided_by.as_str());
     let edit_form = extra.edit_form.unwrap_or_else(|| FormState::new("edit-"));
     let new_form = extra.new_form.unwrap_or_else(|| FormState::new("new-"));
+    let it_admin = !session.is_operator();
 
-    let mappings = store
-        .list_role_mappings(&t.id)
-        .await?
+    let roles_page = section == Section::Roles;
+    let catalogue_roles = if roles_page {
+        ops::roles::catalogue(state).await?
+    } else {
+        Vec::new()
+    };
+    let group_names = if roles_page {
+        group_names(store, &t.id).await?
+    } else {
+        Vec::new()
+    };
+    let mappings = if roles_page {
+        store.list_role_mappings(&t.id).await?
+    } else {
+        Vec::new()
+    };
+    let mappings = mappings
         .into_iter()
         .map(|m| {
             let mid = url_enc(&m.id);
@@ -541,41 +894,62 @@ async fn render_page(
                     m.roles.join(", "),
                 )
             };
+            let ticked: Vec<String> = if edit_form.is_refused() {
+                split_list(&edit_form.value("role", ""))
+            } else {
+                m.roles.clone()
+            };
+            let roles_route = Section::Roles.href(&t.id);
             MappingRow {
+                id: m.id.clone(),
                 edit,
                 by_label: by_label(m.by),
                 by_options: options(&BY, &by),
+                choices: if edit {
+                    choices(&catalogue_roles, &ticked, t, it_admin)
+                } else {
+                    Vec::new()
+                },
+                missing_group: m.by == MatchBy::DisplayName
+                    && group_names.len() < 200
+                    && !group_names
+                        .iter()
+                        .any(|g| g.to_lowercase() == m.value.to_lowercase()),
                 roles,
                 role_list: m.roles,
                 value,
                 action: format!("{href}/role-mappings/{mid}"),
-                edit_href: format!("{href}?edit={mid}#h-roles"),
+                edit_href: format!("{roles_route}?edit={mid}#h-roles"),
                 delete_action: format!("{href}/role-mappings/{mid}/delete"),
             }
         })
         .collect();
-    let group_names = store
-        .list_app_groups(
-            &t.id,
-            &AppGroupQuery {
-                limit: 200,
-                ..AppGroupQuery::default()
-            },
-        )
-        .await?
-        .items
-        .into_iter()
-        .filter_map(|g| {
-            g.resource
-                .doc
-                .get("displayName")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
+    let new_ticked = split_list(&new_form.value("role", ""));
+    let new_choices = choices(&catalogue_roles, &new_ticked, t, it_admin);
+    let catalogue = catalogue_roles
+        .iter()
+        .map(|c| CatalogueRow {
+            name: c.name.clone(),
+            description: c.description.clone().unwrap_or_default(),
+            grantable: s.grantable_roles.contains(&c.name),
         })
         .collect();
 
+    let subnav = Section::ALL
+        .into_iter()
+        .map(|x| NavLink {
+            href: x.href(&t.id),
+            label: x.label(),
+            current: x == section,
+        })
+        .collect();
     render(&ScimPage {
-        chrome: Chrome::tenant(session, t, TabId::Scim, "SCIM settings"),
+        chrome: Chrome::tenant(session, t, TabId::Scim, section.heading()),
+        section: section.slug(),
+        heading: section.heading(),
+        subnav,
+        operator: session.is_operator(),
+        page_href: section.href(&t.id),
         notice: extra.notice,
         base_url: crate::urls::base_url(state, headers, &t.id),
         connection,
@@ -595,13 +969,19 @@ async fn render_page(
         stored_ttl_days: s.token_ttl_days,
         settings,
         settings_form,
+        decided_by,
         mappings,
         edit_form,
         by_options: options(&BY, &new_form.value("by", "displayName")),
         new_value: new_form.value("value", extra.map.unwrap_or("")),
         new_roles: new_form.value("roles", ""),
+        new_choices,
         new_form,
         group_names,
+        catalogue,
+        catalogue_form: extra
+            .catalogue_form
+            .unwrap_or_else(|| FormState::new("cat-")),
         tenant_href: href,
     })
 }
@@ -610,20 +990,31 @@ async fn render_page(
 /// the section it is shown in (its heading's id, where the redirect's anchor points).
 fn done_notice(done: Option<&str>) -> Option<(&'static str, Notice)> {
     let (section, text) = match done? {
-        "created" => ("h-token", "Tenant created. Enable SCIM to get its token."),
+        "created" => (
+            "page",
+            "Tenant created. Enable SCIM on the Token page to get its token.",
+        ),
         "idp" => ("h-idp", "Identity provider saved."),
         "disabled" => ("h-token", "SCIM is disabled: every token stopped working."),
         "settings" => ("h-settings", "Settings saved."),
+        "guard-settings" => ("h-guard-settings", "Guard settings saved."),
         "mapping-added" => ("h-roles", "Role mapping added."),
         "mapping-saved" => ("h-roles", "Role mapping saved."),
         "mapping-deleted" => ("h-roles", "Role mapping deleted."),
+        "catalogue-added" => ("h-catalogue", "Role saved in the catalogue."),
+        "catalogue-removed" => ("h-catalogue", "Role removed from the catalogue."),
+        "grantable" => (
+            "h-grantable",
+            "Saved: the roles your customer's IT admin may grant.",
+        ),
         "guard-confirm" => (
             "page",
             "Confirmed: the held requests go through when your identity provider retries them.",
         ),
         "guard-reject" => (
             "page",
-            "Rejected: deactivations stay refused until the guard re-arms.",
+            "Rejected: these users stay active. Requests to deactivate them are refused until \
+             your identity provider stops sending them.",
         ),
         _ => return None,
     };
@@ -650,7 +1041,8 @@ fn token_notice(done: &str, shown: bool) -> Option<(&'static str, Notice)> {
         }
         _ => return None,
     };
-    Some(("h-token", Notice::ok(text)))
+    // On the overview, in the new token's section; the reload that no longer has it, at the top.
+    Some((if shown { "h-token" } else { "page" }, Notice::ok(text)))
 }
 
 /// The notice after a first-sync decision, with its counts from the redirect's query.
@@ -708,11 +1100,13 @@ impl Ctx {
     /// the refusal of an action that has no fields (enable, a guard decision).
     async fn refused_in(
         &self,
+        page: Section,
         section: &'static str,
         status: StatusCode,
         message: String,
     ) -> Result<Response, ConsoleError> {
         let extra = Extra {
+            section: Some(page),
             notice: Some((section, Notice::error(message))),
             ..Extra::default()
         };
@@ -723,6 +1117,7 @@ impl Ctx {
     /// as an error page.
     async fn or_refused<T>(
         &self,
+        page: Section,
         section: &'static str,
         r: Result<T, ops::OpError>,
     ) -> Result<Result<T, Response>, ConsoleError> {
@@ -731,7 +1126,7 @@ impl Ctx {
             Err(ConsoleError::Refused(errors)) => {
                 let all: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
                 let page = self
-                    .refused_in(section, StatusCode::BAD_REQUEST, all.join(" "))
+                    .refused_in(page, section, StatusCode::BAD_REQUEST, all.join(" "))
                     .await?;
                 Ok(Err(page))
             }
@@ -739,9 +1134,12 @@ impl Ctx {
         }
     }
 
-    /// Back to the page, with the notice `done` (see [`done_notice`]), at `anchor`.
-    fn done(&self, done: &str, anchor: &str) -> Response {
-        redirect(&format!("{}?done={done}#{anchor}", tenant_href(&self.t.id)))
+    /// Back to `section`'s page, with the notice `done` (see [`done_notice`]), at `anchor`.
+    fn done(&self, section: Section, done: &str, anchor: &str) -> Response {
+        redirect(&format!(
+            "{}?done={done}#{anchor}",
+            section.href(&self.t.id)
+        ))
     }
 
     /// Applies a tenant update as `PATCH /api/v1/tenants/{tenant}` does, and audits it; its
@@ -770,7 +1168,7 @@ impl Ctx {
         self.session
             .put_once(&self.state, &token_key(&self.t.id), &token)
             .await;
-        self.done(done, "h-new-token")
+        self.done(Section::Overview, done, "h-new-token")
     }
 }
 
@@ -783,7 +1181,26 @@ pub async fn page(
     Query(p): Query<Params>,
 ) -> Result<Html<String>, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
-    let done = param(&p, "done");
+    show(&ctx, Section::Overview, &p).await
+}
+
+/// `GET /console/t/{tenant}/settings/{section}`: a section of the SCIM settings.
+pub async fn section_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+    Path((tenant, section)): Path<(String, String)>,
+    Query(p): Query<Params>,
+) -> Result<Html<String>, ConsoleError> {
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let section = Section::parse(&section).ok_or(ConsoleError::NotFound)?;
+    show(&ctx, section, &p).await
+}
+
+/// The overview or a section, with what its address asks for (a notice, an open dialog, the
+/// mapping being edited, a page of a list).
+async fn show(ctx: &Ctx, section: Section, p: &Params) -> Result<Html<String>, ConsoleError> {
+    let done = param(p, "done");
     // A token waiting for this page is taken only when the address says one was just issued.
     let new_token = match done {
         Some("enabled" | "regenerated") => {
@@ -795,14 +1212,16 @@ pub async fn page(
     };
     let notice = match done {
         Some(d @ ("enabled" | "regenerated")) => token_notice(d, new_token.is_some()),
-        d => done_notice(d).or_else(|| review_notice(&p)),
+        d => done_notice(d).or_else(|| review_notice(p)),
     };
     ctx.render(Extra {
-        idp_choice: param(&p, "idp"),
-        confirm: param(&p, "confirm"),
-        edit: param(&p, "edit"),
-        map: param(&p, "map"),
-        after: param(&p, "after"),
+        section: Some(section),
+        idp_choice: param(p, "idp"),
+        confirm: param(p, "confirm"),
+        edit: param(p, "edit"),
+        map: param(p, "map"),
+        after: param(p, "after"),
+        held_page: param(p, "page").and_then(|v| v.parse().ok()),
         notice,
         new_token,
         ..Extra::default()
@@ -832,10 +1251,15 @@ pub async fn save_idp(
     if let Err(errors) = ctx.update_tenant(update, "tenant.update", details).await? {
         let all: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
         return ctx
-            .refused_in("h-idp", StatusCode::BAD_REQUEST, all.join(" "))
+            .refused_in(
+                Section::Connection,
+                "h-idp",
+                StatusCode::BAD_REQUEST,
+                all.join(" "),
+            )
             .await;
     }
-    Ok(ctx.done("idp", "h-idp"))
+    Ok(ctx.done(Section::Connection, "idp", "h-idp"))
 }
 
 /// `POST /console/t/{tenant}/scim/enable`: SCIM on, the first token shown once.
@@ -849,7 +1273,7 @@ pub async fn enable(
     let now = ctx.state.clock.now();
     let actor = ctx.session.actor();
     let r = ops::tenants::enable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, None, &actor).await;
-    let issued = match ctx.or_refused("h-token", r).await? {
+    let issued = match ctx.or_refused(Section::Token, "h-token", r).await? {
         Ok(i) => i,
         Err(page) => return Ok(page),
     };
@@ -868,7 +1292,7 @@ pub async fn regenerate(
     let now = ctx.state.clock.now();
     let actor = ctx.session.actor();
     let r = ops::tokens::rotate(ctx.state.store.as_ref(), now, &ctx.t.id, None, None, &actor).await;
-    let issued = match ctx.or_refused("h-token", r).await? {
+    let issued = match ctx.or_refused(Section::Token, "h-token", r).await? {
         Ok((issued, _revoked)) => issued,
         Err(page) => return Ok(page),
     };
@@ -886,24 +1310,37 @@ pub async fn disable(
     let now = ctx.state.clock.now();
     let actor = ctx.session.actor();
     ops::tenants::disable_scim(ctx.state.store.as_ref(), now, &ctx.t.id, &actor).await?;
-    Ok(ctx.done("disabled", "h-token"))
+    Ok(ctx.done(Section::Token, "disabled", "h-token"))
 }
 
-/// The settings form. Checkboxes are absent when unticked.
+/// The settings forms: the provisioning settings (`section=provisioning`) and the guard's
+/// (`section=guard`); a form without `section` (a page before the split) has both. Checkboxes
+/// are absent when unticked, and a field of the other form is absent and left as it is.
 #[derive(Debug, Deserialize)]
 pub struct SettingsForm {
+    /// `provisioning` or `guard`.
+    #[serde(default)]
+    section: Option<String>,
     groups_enabled: Option<String>,
+    #[serde(default)]
     deprovision_on_delete: String,
+    #[serde(default)]
     on_existing_user: String,
     /// Absent from a form of an older page: the setting is then left as it is.
     email_uniqueness: Option<String>,
     welcome_email: Option<String>,
     sso_enforced: Option<String>,
+    #[serde(default)]
     token_ttl_days: String,
     guard_enabled: Option<String>,
+    #[serde(default)]
     guard_max_percent: String,
+    #[serde(default)]
     guard_min_count: String,
+    #[serde(default)]
     guard_window_minutes: String,
+    /// `operator` or `it_admin` (an operator's guard form only).
+    guard_decided_by: Option<String>,
     /// Present when the form offered `first_sync_review` (no review holding events): the
     /// checkbox's absence then means off; otherwise the setting is left as it is.
     first_sync_review_field: Option<String>,
@@ -937,6 +1374,25 @@ const SETTINGS_FIELDS: [(&str, &str, &str); 5] = [
 ];
 
 impl SettingsForm {
+    /// Whether the form has the provisioning settings.
+    fn provisioning(&self) -> bool {
+        self.section.as_deref() != Some("guard")
+    }
+
+    /// Whether the form has the guard's settings.
+    fn guard(&self) -> bool {
+        self.section.as_deref() != Some("provisioning")
+    }
+
+    /// The page the form is on.
+    fn page(&self) -> Section {
+        if self.provisioning() {
+            Section::Provisioning
+        } else {
+            Section::Guard
+        }
+    }
+
     /// The fields as typed, for the form shown again (an unticked box is absent, as sent).
     fn typed(&self) -> Vec<(&str, &str)> {
         let mut v = vec![
@@ -953,6 +1409,7 @@ impl SettingsForm {
             ("welcome_email", &self.welcome_email),
             ("sso_enforced", &self.sso_enforced),
             ("guard_enabled", &self.guard_enabled),
+            ("guard_decided_by", &self.guard_decided_by),
             ("first_sync_review", &self.first_sync_review),
         ];
         v.extend(
@@ -984,34 +1441,45 @@ impl SettingsForm {
                     min
                 }
             };
-        let ttl = num(
-            "token_ttl_days",
-            &self.token_ttl_days,
-            "The token lifetime (days)",
-            1,
-            ops::tenants::MAX_TTL_DAYS,
-        );
-        let percent = num(
-            "guard_max_percent",
-            &self.guard_max_percent,
-            "The share of active users",
-            1,
-            100,
-        );
-        let min_count = num(
-            "guard_min_count",
-            &self.guard_min_count,
-            "The number of users",
-            0,
-            u32::MAX,
-        );
-        let window = num(
-            "guard_window_minutes",
-            &self.guard_window_minutes,
-            "The window (minutes)",
-            1,
-            ops::tenants::MAX_GUARD_WINDOW_MINUTES,
-        );
+        let mut patch = json!({});
+        if self.provisioning() {
+            patch["token_ttl_days"] = json!(num(
+                "token_ttl_days",
+                &self.token_ttl_days,
+                "The token lifetime (days)",
+                1,
+                ops::tenants::MAX_TTL_DAYS,
+            ));
+        }
+        if self.guard() {
+            let percent = num(
+                "guard_max_percent",
+                &self.guard_max_percent,
+                "The share of active users",
+                1,
+                100,
+            );
+            let min_count = num(
+                "guard_min_count",
+                &self.guard_min_count,
+                "The number of users",
+                0,
+                u32::MAX,
+            );
+            let window = num(
+                "guard_window_minutes",
+                &self.guard_window_minutes,
+                "The window (minutes)",
+                1,
+                ops::tenants::MAX_GUARD_WINDOW_MINUTES,
+            );
+            patch["deprovision_guard"] = json!({
+                "enabled": self.guard_enabled.is_some(),
+                "max_percent": percent,
+                "min_count": min_count,
+                "window_minutes": window,
+            });
+        }
         let mut pick = |field: &str, v: &str, allowed: &[&str], what: &str| {
             if !allowed.contains(&v) {
                 errors.push(FieldError {
@@ -1020,56 +1488,62 @@ impl SettingsForm {
                 });
             }
         };
-        pick(
-            "deprovision_on_delete",
-            &self.deprovision_on_delete,
-            &["retain", "erase"],
-            "what a deletion does",
-        );
-        pick(
-            "on_existing_user",
-            &self.on_existing_user,
-            &["match", "reject"],
-            "what a match with an existing user does",
-        );
-        if let Some(v) = &self.email_uniqueness {
+        if self.provisioning() {
             pick(
-                "email_uniqueness",
-                v,
-                &["off", "primary", "any"],
-                "whether emails must be unique",
+                "deprovision_on_delete",
+                &self.deprovision_on_delete,
+                &["retain", "erase"],
+                "what a deletion does",
             );
+            pick(
+                "on_existing_user",
+                &self.on_existing_user,
+                &["match", "reject"],
+                "what a match with an existing user does",
+            );
+            if let Some(v) = &self.email_uniqueness {
+                pick(
+                    "email_uniqueness",
+                    v,
+                    &["off", "primary", "any"],
+                    "whether emails must be unique",
+                );
+            }
+        }
+        if self.guard() {
+            if let Some(v) = &self.guard_decided_by {
+                pick(
+                    "guard_decided_by",
+                    v,
+                    &["operator", "it_admin"],
+                    "who decides",
+                );
+                patch["guard_decided_by"] = json!(v);
+            }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        let mut patch = json!({
-            "groups_enabled": self.groups_enabled.is_some(),
-            "deprovision_on_delete": self.deprovision_on_delete,
-            "on_existing_user": self.on_existing_user,
-            "welcome_email": self.welcome_email.is_some(),
-            "sso_enforced": self.sso_enforced.is_some(),
-            "token_ttl_days": ttl,
-            "deprovision_guard": {
-                "enabled": self.guard_enabled.is_some(),
-                "max_percent": percent,
-                "min_count": min_count,
-                "window_minutes": window,
-            },
-        });
-        if let Some(v) = &self.email_uniqueness {
-            patch["email_uniqueness"] = json!(v);
-        }
-        if self.first_sync_review_field.is_some() {
-            patch["first_sync_review"] = json!(self.first_sync_review.is_some());
+        if self.provisioning() {
+            patch["groups_enabled"] = json!(self.groups_enabled.is_some());
+            patch["deprovision_on_delete"] = json!(self.deprovision_on_delete);
+            patch["on_existing_user"] = json!(self.on_existing_user);
+            patch["welcome_email"] = json!(self.welcome_email.is_some());
+            patch["sso_enforced"] = json!(self.sso_enforced.is_some());
+            if let Some(v) = &self.email_uniqueness {
+                patch["email_uniqueness"] = json!(v);
+            }
+            if self.first_sync_review_field.is_some() {
+                patch["first_sync_review"] = json!(self.first_sync_review.is_some());
+            }
         }
         Ok(patch)
     }
 }
 
 /// `POST /console/t/{tenant}/settings`: validated and applied like
-/// `PATCH /api/v1/tenants/{tenant}/settings`. A refusal answers the page with the form as
-/// typed and every problem next to its field.
+/// `PATCH /api/v1/tenants/{tenant}/settings`. A refusal answers the form's section page with
+/// the form as typed and every problem next to its field; a save goes back to that page.
 pub async fn save_settings(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -1077,7 +1551,9 @@ pub async fn save_settings(
     Posted { session, form }: Posted<SettingsForm>,
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let page = form.page();
     let refused = |errors: Vec<FieldError>| Extra {
+        section: Some(page),
         settings_form: Some(
             FormState::refused("", form.typed(), Vec::new())
                 .with_op_errors(errors, &SETTINGS_FIELDS),
@@ -1088,6 +1564,13 @@ pub async fn save_settings(
         Ok(p) => p,
         Err(errors) => return ctx.refused_form(refused(errors)).await,
     };
+    if let Err(e) = ops::tenants::check_settings_actor(&ctx.session.actor(), &patch) {
+        let errors = vec![FieldError {
+            field: Some("guard_decided_by".to_owned()),
+            message: e.to_string(),
+        }];
+        return ctx.refused_form(refused(errors)).await;
+    }
     let update = ops::tenants::TenantUpdate {
         settings: Some(patch.clone()),
         ..ops::tenants::TenantUpdate::default()
@@ -1095,10 +1578,15 @@ pub async fn save_settings(
     if let Err(errors) = ctx.update_tenant(update, "tenant.settings", patch).await? {
         return ctx.refused_form(refused(errors)).await;
     }
-    Ok(ctx.done("settings", "h-settings"))
+    Ok(match page {
+        Section::Guard => ctx.done(page, "guard-settings", "h-guard-settings"),
+        _ => ctx.done(page, "settings", "h-settings"),
+    })
 }
 
-/// `POST /console/t/{tenant}/guard/{confirm|reject}`: decides on a tripped guard.
+/// `POST /console/t/{tenant}/guard/{confirm|reject}`: decides on a tripped guard, when this
+/// session may ([`ops::guard::may_decide`]: the operator, or the IT admin when the tenant lets
+/// it decide); back to the guard page.
 pub async fn guard_decide(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -1112,10 +1600,15 @@ pub async fn guard_decide(
         _ => return Err(ConsoleError::NotFound),
     };
     let r = ops::guard::decide(&ctx.state, &ctx.t.id, d, &ctx.session.actor()).await;
-    if let Err(page) = ctx.or_refused("page", r).await? {
+    if let Err(ops::OpError::Forbidden { message }) = r {
+        return ctx
+            .refused_in(Section::Guard, "page", StatusCode::FORBIDDEN, message)
+            .await;
+    }
+    if let Err(page) = ctx.or_refused(Section::Guard, "page", r).await? {
         return Ok(page);
     }
-    Ok(ctx.done(&format!("guard-{decision}"), "main"))
+    Ok(ctx.done(Section::Guard, &format!("guard-{decision}"), "main"))
 }
 
 /// `POST /console/t/{tenant}/first-sync/{approve|discard}`: decides on the tenant's open
@@ -1139,10 +1632,15 @@ pub async fn review_decide(
         Err(ops::OpError::Conflict { .. }) => {
             let m = "No first-sync review is open: it has been approved or discarded already.";
             return ctx
-                .refused_in("page", StatusCode::CONFLICT, m.to_owned())
+                .refused_in(
+                    Section::Overview,
+                    "page",
+                    StatusCode::CONFLICT,
+                    m.to_owned(),
+                )
                 .await;
         }
-        r => match ctx.or_refused("page", r).await? {
+        r => match ctx.or_refused(Section::Overview, "page", r).await? {
             Ok(o) => o,
             Err(page) => return Ok(page),
         },
@@ -1162,12 +1660,33 @@ pub async fn review_decide(
     Ok(redirect(&format!("{href}?{q}#main")))
 }
 
-/// The role-mapping form.
-#[derive(Debug, Deserialize)]
+/// The role-mapping form: the group, and the roles as text (while the role catalogue is
+/// empty) or as the catalogue's ticked boxes (`role`, repeated).
+#[derive(Debug, Default)]
 pub struct MappingForm {
     by: String,
     value: String,
     roles: String,
+    /// The ticked roles, comma-separated.
+    role: String,
+}
+
+impl From<Vec<(String, String)>> for MappingForm {
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        let mut f = Self::default();
+        let mut ticked = Vec::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "by" => f.by = v,
+                "value" => f.value = v,
+                "roles" => f.roles = v,
+                "role" => ticked.push(v),
+                _ => {}
+            }
+        }
+        f.role = ticked.join(", ");
+        f
+    }
 }
 
 /// Where the role-mapping operation's refusals are shown on its form, and their words.
@@ -1178,11 +1697,12 @@ const MAPPING_FIELDS: [(&str, &str, &str); 3] = [
 ];
 
 impl MappingForm {
-    fn typed(&self) -> [(&str, &str); 3] {
+    fn typed(&self) -> [(&str, &str); 4] {
         [
             ("by", self.by.as_str()),
             ("value", self.value.as_str()),
             ("roles", self.roles.as_str()),
+            ("role", self.role.as_str()),
         ]
     }
 
@@ -1193,12 +1713,14 @@ impl MappingForm {
                 message: "Choose how the group is matched: name, externalId or id.".to_owned(),
             }]
         })?;
+        let mut roles = split_list(&self.roles);
+        roles.extend(split_list(&self.role));
         Ok(MappingBody {
             group: GroupSelector {
                 by,
                 value: self.value.trim().to_owned(),
             },
-            roles: split_list(&self.roles),
+            roles,
         })
     }
 
@@ -1213,8 +1735,9 @@ pub async fn add_mapping(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-    Posted { session, form }: Posted<MappingForm>,
+    Posted { session, form }: Posted<Vec<(String, String)>>,
 ) -> Result<Response, ConsoleError> {
+    let form = MappingForm::from(form);
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let r = match form.body() {
         Ok(body) => ops::roles::create(&ctx.state, &ctx.session.actor(), &ctx.t.id, &body)
@@ -1223,9 +1746,10 @@ pub async fn add_mapping(
         Err(errors) => Err(ConsoleError::Refused(errors)),
     };
     match r {
-        Ok(_) => Ok(ctx.done("mapping-added", "h-roles")),
+        Ok(_) => Ok(ctx.done(Section::Roles, "mapping-added", "h-roles")),
         Err(ConsoleError::Refused(errors)) => {
             let extra = Extra {
+                section: Some(Section::Roles),
                 new_form: Some(form.refused("new-", errors)),
                 ..Extra::default()
             };
@@ -1240,8 +1764,9 @@ pub async fn save_mapping(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((tenant, id)): Path<(String, String)>,
-    Posted { session, form }: Posted<MappingForm>,
+    Posted { session, form }: Posted<Vec<(String, String)>>,
 ) -> Result<Response, ConsoleError> {
+    let form = MappingForm::from(form);
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     let r = match form.body() {
         Ok(body) => ops::roles::replace(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id, &body)
@@ -1250,9 +1775,10 @@ pub async fn save_mapping(
         Err(errors) => Err(ConsoleError::Refused(errors)),
     };
     match r {
-        Ok(_) => Ok(ctx.done("mapping-saved", "h-roles")),
+        Ok(_) => Ok(ctx.done(Section::Roles, "mapping-saved", "h-roles")),
         Err(ConsoleError::Refused(errors)) => {
             let extra = Extra {
+                section: Some(Section::Roles),
                 edit: Some(&id),
                 edit_form: Some(form.refused("edit-", errors)),
                 ..Extra::default()
@@ -1272,7 +1798,121 @@ pub async fn delete_mapping(
 ) -> Result<Response, ConsoleError> {
     let ctx = Ctx::new(state, headers, session, &tenant).await?;
     ops::roles::remove(&ctx.state, &ctx.session.actor(), &ctx.t.id, &id).await?;
-    Ok(ctx.done("mapping-deleted", "h-roles"))
+    Ok(ctx.done(Section::Roles, "mapping-deleted", "h-roles"))
+}
+
+/// The role catalogue's add form.
+#[derive(Debug, Deserialize)]
+pub struct CatalogueForm {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// Where the catalogue operation's refusals are shown on its form.
+const CATALOGUE_FIELDS: [(&str, &str, &str); 2] = [
+    ("name", "name", "The role's name"),
+    ("description", "description", "The description"),
+];
+
+/// `POST /console/t/{tenant}/role-catalogue`: declares a role of the catalogue (or replaces
+/// its description), for operators only: the catalogue is the host app's, the same for every
+/// tenant. Back to the roles page.
+pub async fn add_catalogue_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, form }: Posted<CatalogueForm>,
+) -> Result<Response, ConsoleError> {
+    if !session.is_operator() {
+        return Err(ConsoleError::Forbidden);
+    }
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let name = form.name.trim();
+    let r = ops::roles::declare(
+        &ctx.state,
+        &ctx.session.actor(),
+        name,
+        Some(form.description.as_str()),
+    )
+    .await;
+    match r.map_err(ConsoleError::from) {
+        Ok(_) => Ok(ctx.done(Section::Roles, "catalogue-added", "h-catalogue")),
+        Err(ConsoleError::Refused(errors)) => {
+            let typed = [
+                ("name", form.name.as_str()),
+                ("description", form.description.as_str()),
+            ];
+            let extra = Extra {
+                section: Some(Section::Roles),
+                catalogue_form: Some(
+                    FormState::refused("cat-", typed, Vec::new())
+                        .with_op_errors(errors, &CATALOGUE_FIELDS),
+                ),
+                ..Extra::default()
+            };
+            ctx.refused_form(extra).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The catalogue's remove button.
+#[derive(Debug, Deserialize)]
+pub struct NameForm {
+    name: String,
+}
+
+/// `POST /console/t/{tenant}/role-catalogue/delete`: removes a role from the catalogue
+/// (operators only).
+pub async fn remove_catalogue_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, form }: Posted<NameForm>,
+) -> Result<Response, ConsoleError> {
+    if !session.is_operator() {
+        return Err(ConsoleError::Forbidden);
+    }
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    ops::roles::undeclare(&ctx.state, &ctx.session.actor(), &form.name).await?;
+    Ok(ctx.done(Section::Roles, "catalogue-removed", "h-catalogue"))
+}
+
+/// `POST /console/t/{tenant}/grantable-roles`: which catalogue roles this tenant's IT admin may
+/// grant (the setting `grantable_roles`, operators only); each ticked box is a `grantable`.
+pub async fn save_grantable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Posted { session, form }: Posted<Vec<(String, String)>>,
+) -> Result<Response, ConsoleError> {
+    if !session.is_operator() {
+        return Err(ConsoleError::Forbidden);
+    }
+    let ctx = Ctx::new(state, headers, session, &tenant).await?;
+    let roles: Vec<String> = form
+        .into_iter()
+        .filter(|(k, _)| k == "grantable")
+        .map(|(_, v)| v)
+        .collect();
+    let patch = json!({ "grantable_roles": roles });
+    let update = ops::tenants::TenantUpdate {
+        settings: Some(patch.clone()),
+        ..ops::tenants::TenantUpdate::default()
+    };
+    if let Err(errors) = ctx.update_tenant(update, "tenant.settings", patch).await? {
+        let all: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        return ctx
+            .refused_in(
+                Section::Roles,
+                "h-grantable",
+                StatusCode::BAD_REQUEST,
+                all.join(" "),
+            )
+            .await;
+    }
+    Ok(ctx.done(Section::Roles, "grantable", "h-grantable"))
 }
 
 #[cfg(test)]
@@ -1352,6 +1992,8 @@ mod tests {
     #[test]
     fn the_settings_form_leaves_the_review_alone_unless_it_offered_it() {
         let form = |field: Option<&str>, review: Option<&str>| SettingsForm {
+            section: None,
+            guard_decided_by: None,
             groups_enabled: None,
             deprovision_on_delete: "retain".to_owned(),
             on_existing_user: "match".to_owned(),
