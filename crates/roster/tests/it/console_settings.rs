@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 #[allow(clippy::wildcard_imports)]
 use crate::browser::*;
 use crate::console::{
-    csrf_of, get, http, operator, post_form, section, set_cookie, setup_link, sign_in_key,
+    csrf_of, get, operator, post_form, section, set_cookie, setup_link, sign_in_key,
     use_setup_link,
 };
 use crate::harness::TestServer;
