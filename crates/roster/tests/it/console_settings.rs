@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 #[allow(clippy::wildcard_imports)]
 use crate::browser::*;
 use crate::console::{
-    csrf_of, get, operator, post_form, section, set_cookie, setup_link, sign_in_key,
-    use_setup_link,
+    csrf_of, get, operator, post_form, section, set_cookie, setup_link, sign_in_key, use_setup_link,
 };
 use crate::harness::TestServer;
 
@@ -259,11 +258,16 @@ async fn the_role_catalogue_is_managed_and_mappings_pick_from_it() {
     let html = r.text().await.unwrap();
     let roles = section(&html, "h-roles");
     assert!(
-        roles.contains("id=\"new-roles-error\">Roles: &#34;owner&#34; is not in the role catalogue")
-            || roles.contains("id=\"new-roles-error\">Roles: \"owner\" is not in the role catalogue"),
+        roles
+            .contains("id=\"new-roles-error\">Roles: &#34;owner&#34; is not in the role catalogue")
+            || roles
+                .contains("id=\"new-roles-error\">Roles: \"owner\" is not in the role catalogue"),
         "{roles}"
     );
-    assert!(roles.contains("value=\"Engineering\""), "the group stays typed");
+    assert!(
+        roles.contains("value=\"Engineering\""),
+        "the group stays typed"
+    );
     let r = post_form(
         &o,
         "/console/t/acme/role-mappings",
@@ -275,16 +279,14 @@ async fn the_role_catalogue_is_managed_and_mappings_pick_from_it() {
         location(&r),
         "/console/t/acme/settings/roles?done=mapping-added#h-roles"
     );
-    let list = s
-        .admin_get(&key, "/tenants/acme/role-mappings")
-        .await;
-    assert_eq!(list["role_mappings"][0]["roles"], json!(["editor", "viewer"]));
+    let list = s.admin_get(&key, "/tenants/acme/role-mappings").await;
+    assert_eq!(
+        list["role_mappings"][0]["roles"],
+        json!(["editor", "viewer"])
+    );
     // No group named Engineering yet: flagged, until the identity provider pushes it.
     let html = page(&o, "/console/t/acme/settings/roles", &jar).await;
-    assert!(
-        html.contains("No group named Engineering yet"),
-        "{html}"
-    );
+    assert!(html.contains("No group named Engineering yet"), "{html}");
     s.create_group("engineering", &[]).await;
     let html = page(&o, "/console/t/acme/settings/roles", &jar).await;
     assert!(!html.contains("No group named Engineering yet"));
@@ -343,10 +345,11 @@ async fn the_role_catalogue_is_managed_and_mappings_pick_from_it() {
     s.admin(&key, Method::DELETE, "/roles/billing", None)
         .await
         .expect(404);
-    let list = s
-        .admin_get(&key, "/tenants/acme/role-mappings")
-        .await;
-    assert_eq!(list["role_mappings"][0]["roles"], json!(["editor", "viewer"]));
+    let list = s.admin_get(&key, "/tenants/acme/role-mappings").await;
+    assert_eq!(
+        list["role_mappings"][0]["roles"],
+        json!(["editor", "viewer"])
+    );
     let audit = s.admin_get(&key, "/audit-log").await.to_string();
     assert!(
         audit.contains("role_catalogue.put") && audit.contains("role_catalogue.remove"),
@@ -370,7 +373,10 @@ async fn an_it_admin_grants_only_the_grantable_roles() {
     let html = page(&o, "/console/t/acme/settings/roles", &it).await;
     let it_csrf = csrf_of(&html);
     assert!(html.contains("no role yet"), "{html}");
-    assert!(!html.contains("id=\"add-role\""), "the catalogue is the operator's");
+    assert!(
+        !html.contains("id=\"add-role\""),
+        "the catalogue is the operator's"
+    );
     let mapping = |role: &str| {
         vec![
             ("csrf", it_csrf.clone()),
@@ -406,7 +412,11 @@ async fn an_it_admin_grants_only_the_grantable_roles() {
     )
     .await;
     assert_eq!(r.status().as_u16(), 400);
-    assert!(r.text().await.unwrap().contains("changed by the operator only"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("changed by the operator only"));
     // The operator allows editor.
     let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
     let csrf = csrf_of(&page(&o, "/console/t/acme/settings/roles", &jar).await);
@@ -440,10 +450,7 @@ async fn an_it_admin_grants_only_the_grantable_roles() {
         &o,
         &format!("/console/t/acme/users/{id}/roles"),
         &it,
-        &[
-            ("csrf", csrf_of(&user_page)),
-            ("roles", "admin".to_owned()),
-        ],
+        &[("csrf", csrf_of(&user_page)), ("roles", "admin".to_owned())],
     )
     .await;
     assert_eq!(r.status().as_u16(), 400);
@@ -482,8 +489,16 @@ async fn the_guard_page_lists_the_held_users_and_respects_who_decides() {
     assert!(held.contains("Who decides: the operator."));
     assert!(held.contains("<h2 id=\"dlg-guard-confirm-h\">Deactivate 2 users?</h2>"));
     assert!(held.contains("Refuse the 2 held requests?"));
-    assert!(!held.contains("dlg-guard-confirm-d\" open"), "closed until asked");
-    let asked = page(&o, "/console/t/acme/settings/guard?confirm=guard-confirm", &jar).await;
+    assert!(
+        !held.contains("dlg-guard-confirm-d\" open"),
+        "closed until asked"
+    );
+    let asked = page(
+        &o,
+        "/console/t/acme/settings/guard?confirm=guard-confirm",
+        &jar,
+    )
+    .await;
     assert!(asked.contains("aria-describedby=\"dlg-guard-confirm-d\" open"));
 
     // The IT admin sees the list, but the operator decides: its decision is refused.
@@ -492,7 +507,10 @@ async fn the_guard_page_lists_the_held_users_and_respects_who_decides() {
     assert!(html.contains(">g2</a>"));
     assert!(html.contains("Only the operator can"), "{html}");
     assert!(!html.contains("id=\"confirm-guard-confirm\""));
-    assert!(!html.contains("id=\"guard_decided_by\""), "an operator's setting");
+    assert!(
+        !html.contains("id=\"guard_decided_by\""),
+        "an operator's setting"
+    );
     let it_csrf = csrf_of(&html);
     let r = post_form(
         &o,
@@ -528,7 +546,13 @@ async fn the_guard_page_lists_the_held_users_and_respects_who_decides() {
     let html = page(&o, "/console/t/acme/settings/guard", &it).await;
     assert!(html.contains("Who decides: the customer's IT admin"));
     assert!(html.contains("id=\"confirm-guard-reject\""));
-    let r = post_form(&o, "/console/t/acme/guard/reject", &it, &[("csrf", it_csrf)]).await;
+    let r = post_form(
+        &o,
+        "/console/t/acme/guard/reject",
+        &it,
+        &[("csrf", it_csrf)],
+    )
+    .await;
     assert_eq!(
         location(&r),
         "/console/t/acme/settings/guard?done=guard-reject#main"
@@ -570,7 +594,9 @@ async fn console_settings_in_chromium() {
     css(&c, "#tenants").await;
 
     c.goto(&format!("{o}/console/t/acme")).await.unwrap();
-    assert!(text(&c, "#h-guard").await.contains("Deprovisioning is paused"));
+    assert!(text(&c, "#h-guard")
+        .await
+        .contains("Deprovisioning is paused"));
     shoot(&c, "S01-overview").await;
     for (i, (path_, label, h1)) in SECTIONS.iter().enumerate().skip(1) {
         click(&c, &format!("nav.subnav a[href='{path_}']")).await;
@@ -623,7 +649,10 @@ async fn console_settings_in_chromium() {
         .await,
         json!(true)
     );
-    assert_eq!(text(&c, "#dlg-guard-confirm-h").await, "Deactivate 3 users?");
+    assert_eq!(
+        text(&c, "#dlg-guard-confirm-h").await,
+        "Deactivate 3 users?"
+    );
     shoot(&c, "S07-guard-dialog").await;
     click(&c, "#confirm-guard-confirm").await;
     wait_text(&c, "Confirmed").await;
@@ -631,7 +660,11 @@ async fn console_settings_in_chromium() {
     // The guard's form: two bad values, both at their fields, as typed.
     css(&c, "#guard_max_percent").await.clear().await.unwrap();
     fill(&c, "#guard_max_percent", "150").await;
-    css(&c, "#guard_window_minutes").await.clear().await.unwrap();
+    css(&c, "#guard_window_minutes")
+        .await
+        .clear()
+        .await
+        .unwrap();
     fill(&c, "#guard_window_minutes", "0").await;
     click(&c, "#save-guard").await;
     wait_text(&c, "Nothing was saved: 2 problems to fix.").await;
