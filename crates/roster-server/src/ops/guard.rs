@@ -89,8 +89,8 @@ pub async fn decide(
     let t = super::live_tenant(state.store.as_ref(), tenant).await?;
     if !may_decide(&t.settings, actor) {
         return Err(OpError::Forbidden {
-            message: "The operator decides on the held requests of this organisation \
-                      (the setting guard_decided_by is operator): ask them to confirm or reject."
+            message: "The operator decides on the held requests of this organisation: ask \
+                      them to let the requests through or to refuse them."
                 .to_owned(),
         });
     }
