@@ -287,6 +287,8 @@ mod tests {
             "/api/v1/tenants/{tenant}/first-sync/approve",
             "/api/v1/tenants/{tenant}/first-sync/discard",
             "/api/v1/custom-schemas",
+            "/api/v1/branding",
+            "/api/v1/branding/logo",
         ] {
             assert!(spec["paths"][path].is_object(), "{path} is not documented");
         }

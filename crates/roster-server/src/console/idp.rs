@@ -231,32 +231,6 @@ pub fn localise(md: &str, base_url: &str, product: &str) -> String {
     out
 }
 
-/// An ordered list of setup steps for `idp`, as the docs have them.
-#[must_use]
-pub fn instructions(idp: &str) -> String {
-    let mut html = String::from(
-        "<ol class=\"steps\"><li><strong>Enable SCIM</strong> on this page and copy the token: it is shown only once.</li>",
-    );
-    let list = doc(idp).map(steps).unwrap_or_default();
-    if list.is_empty() {
-        html.push_str(
-            "<li>In your identity provider, create a SCIM 2.0 provisioning connection.</li>\
-<li>Enter the <strong>base URL</strong> above as the SCIM endpoint and the token as a \
-<strong>Bearer token</strong> (HTTP header <code>Authorization: Bearer …</code>).</li>\
-<li>Map <code>userName</code> to the user's login (usually the email address), then test the \
-connection and start provisioning.</li>",
-        );
-    } else {
-        for s in list {
-            html.push_str("<li>");
-            html.push_str(&inline(&s));
-            html.push_str("</li>");
-        }
-    }
-    html.push_str("</ol>");
-    html
-}
-
 /// One identity provider's setup guide, as the SCIM settings page shows it.
 #[derive(Debug, Clone)]
 pub struct Guide {
@@ -399,12 +373,13 @@ mod tests {
 
     #[test]
     fn every_idp_has_steps_from_its_doc() {
-        for (id, _) in IDPS {
-            let html = instructions(id);
-            assert!(html.matches("<li>").count() >= 3, "{id}: {html}");
-            assert!(!html.contains("roster tenant create"), "{id}: {html}");
+        for g in guides() {
+            let (html, _) = guide_for(g, "https://x.test/scim/v2/t", "Roster");
+            assert!(html.matches("<li>").count() >= 3, "{}: {html}", g.id);
+            assert!(!html.contains("roster tenant create"), "{}: {html}", g.id);
         }
-        assert!(instructions("okta").contains("<strong>"));
+        let okta = guides().iter().find(|g| g.id == "okta").unwrap();
+        assert!(guide_for(okta, "u", "Roster").0.contains("<strong>"));
     }
 
     #[test]
