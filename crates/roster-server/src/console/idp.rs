@@ -110,7 +110,7 @@ fn steps(md: &str) -> Vec<String> {
 
 /// Drops the parenthetical that starts at `open` (`" ("`) when it holds only what `drop`
 /// accepts; returns the text after it, or `None` to keep it.
-fn skip_paren<'a>(rest: &'a str, drop: impl Fn(&str) -> bool) -> Option<&'a str> {
+fn skip_paren(rest: &str, drop: impl Fn(&str) -> bool) -> Option<&str> {
     let inner = rest.strip_prefix(" (")?;
     let mut depth = 1usize;
     for (i, c) in inner.char_indices() {
