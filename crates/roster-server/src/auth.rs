@@ -154,6 +154,10 @@ pub async fn run_cache_sync(
                 schemas_failing = true;
             }
         }
+        // The vendor's branding, which another process may change.
+        if let Err(e) = crate::ops::branding::load(state.store.as_ref()).await {
+            tracing::debug!(error = %e, "reading the branding failed");
+        }
         match state.store.auth_epoch().await {
             Ok(n) => {
                 if seen != Some(n) {

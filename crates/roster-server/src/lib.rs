@@ -312,6 +312,9 @@ pub async fn serve(
     if let Err(e) = roster_store::load_global_custom_schemas(state.store.as_ref()).await {
         tracing::warn!(error = %e, "reading the global custom schemas failed; retrying");
     }
+    if let Err(e) = ops::branding::load(state.store.as_ref()).await {
+        tracing::warn!(error = %e, "reading the branding failed; retrying");
+    }
     let writer = tokio::spawn(provlog::run_writer(state.clone(), stop_rx.clone()));
     let pruner = tokio::spawn(jobs::run_periodic(
         state.clone(),

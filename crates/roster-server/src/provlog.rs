@@ -214,8 +214,20 @@ fn clip_to(mut s: String, max: usize) -> String {
     s
 }
 
-/// What an IT admin can do about a failed request, in words; `None` when the detail says it
-/// all. `detail` is the error's detail, which tells a taken email from a taken userName.
+/// Who reads a hint: the wording differs (see [`hint_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// An operator (the admin API, the command line, an operator's console): may name the
+    /// command line and the server.
+    Operator,
+    /// A customer's IT admin (a setup-link session): plain sentences, no commands, no
+    /// backticks, nothing only the app's operators can do except asking them.
+    ItAdmin,
+}
+
+/// What to do about a failed request, for an operator: the hint the provisioning log stores
+/// and the admin API answers; `None` when the detail says it all. `detail` is the error's
+/// detail, which tells a taken email from a taken userName.
 #[must_use]
 pub fn hint(
     status: u16,
@@ -223,6 +235,22 @@ pub fn hint(
     name: Option<&str>,
     detail: Option<&str>,
 ) -> Option<String> {
+    hint_for(Reader::Operator, status, scim_type, name, detail)
+}
+
+/// What to do about a failed request, worded for `reader`; `None` when the detail says it all.
+/// The console shows a setup-link session the [`Reader::ItAdmin`] words.
+#[must_use]
+pub fn hint_for(
+    reader: Reader,
+    status: u16,
+    scim_type: Option<&str>,
+    name: Option<&str>,
+    detail: Option<&str>,
+) -> Option<String> {
+    if reader == Reader::ItAdmin {
+        return it_admin_hint(status, scim_type, name, detail);
+    }
     let who = name.map_or_else(String::new, |n| format!(" \"{n}\""));
     let taken_email = detail
         .and_then(|d| d.strip_prefix(crate::error::EMAIL_TAKEN_PREFIX))
@@ -282,6 +310,76 @@ pub fn hint(
             .to_owned(),
         (500..=599, _) => "Roster failed to process the request; the identity provider will \
             retry. If it persists, check the Roster server logs for this request id."
+            .to_owned(),
+        _ => return None,
+    };
+    Some(text)
+}
+
+/// [`hint_for`] an IT admin: the same advice in plain sentences, without commands.
+fn it_admin_hint(
+    status: u16,
+    scim_type: Option<&str>,
+    name: Option<&str>,
+    detail: Option<&str>,
+) -> Option<String> {
+    let who = name.map_or_else(String::new, |n| format!(" \"{n}\""));
+    let taken_email = detail
+        .and_then(|d| d.strip_prefix(crate::error::EMAIL_TAKEN_PREFIX))
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(email, _)| email);
+    let text = match (status, scim_type) {
+        (409, Some("uniqueness")) if taken_email.is_some() => format!(
+            "Another user of your organisation already has the email \"{}\", and this app \
+             requires every user to have a different email (capitals do not count). In your \
+             identity provider, find the other account with this email (a duplicate, or a \
+             former employee whose address was reused) and change or remove the email of one \
+             of them, or ask the app's administrator to remove the other user; then retry the \
+             provisioning of this user{who}.",
+            taken_email.unwrap_or_default()
+        ),
+        (401, _) => "Your identity provider sent a token that is missing, wrong, expired or \
+            revoked. On the SCIM settings page, choose Regenerate token, paste the new token \
+            into your identity provider's provisioning settings, and test the connection."
+            .to_owned(),
+        (409, Some("uniqueness")) => format!(
+            "Another user of your organisation already has the user name{who} (capitals do not \
+             count). In your identity provider, look for a duplicate or renamed account with \
+             that name, or change the attribute mapping so that user names are unique; then \
+             retry the provisioning of this user."
+        ),
+        (404, _) => "Your identity provider refers to a user or group the app does not have (it \
+            may have been deleted here, or created before this connection). Push the user or \
+            group again from your identity provider, or clear its stale link there."
+            .to_owned(),
+        (412, _) => "The user or group changed between your identity provider's read and its \
+            write. Your identity provider normally retries; if it keeps failing, sync it again."
+            .to_owned(),
+        (400, Some("invalidFilter")) => "Your identity provider sent a search the app cannot \
+            read. Check the attribute mappings used to match users; the detail says where the \
+            search went wrong."
+            .to_owned(),
+        (400, Some("mutability")) => "Your identity provider tried to change an attribute that \
+            cannot be changed. Remove that attribute from the provisioning mapping."
+            .to_owned(),
+        (400, Some("invalidValue" | "invalidSyntax" | "invalidPath" | "noTarget")) => {
+            "Your identity provider sent data the app cannot accept. Check the attribute \
+             mappings for the attribute named in the detail (for example a user name or display \
+             name that is empty, or a value of the wrong kind)."
+                .to_owned()
+        }
+        (413, _) => "The request was larger than the app accepts. Send fewer group members per \
+            request, or ask the app's administrator to raise the limit."
+            .to_owned(),
+        (503, _) => "The app is holding deactivations and deletions: too many of your users \
+            were to lose access at once. The app's administrator (or you, when the SCIM \
+            settings page offers it) confirms or rejects them; your identity provider retries \
+            meanwhile. If it was a mistake, fix the assignments or group rules in your \
+            identity provider."
+            .to_owned(),
+        (500..=599, _) => "The app could not process the request; your identity provider will \
+            retry. If it keeps failing, tell the app's administrator the request id shown \
+            with this request."
             .to_owned(),
         _ => return None,
     };
@@ -1039,6 +1137,35 @@ mod tests {
         assert_eq!(reader.await.unwrap(), (t(1), t(2)));
         assert_eq!(patient.dropped(), 0);
         assert!(rx.try_recv().is_ok(), "the first entry was queued");
+    }
+
+    #[test]
+    fn it_admins_get_plain_hints() {
+        let taken = format!("{}ann@example.com\" …", crate::error::EMAIL_TAKEN_PREFIX);
+        for (status, scim_type, detail) in [
+            (401, None, None),
+            (409, Some("uniqueness"), None),
+            (409, Some("uniqueness"), Some(taken.as_str())),
+            (404, None, None),
+            (412, None, None),
+            (400, Some("invalidFilter"), None),
+            (400, Some("mutability"), None),
+            (400, Some("invalidValue"), None),
+            (413, None, None),
+            (503, None, None),
+            (500, None, None),
+        ] {
+            let op = hint(status, scim_type, Some("ann"), detail);
+            let it = hint_for(Reader::ItAdmin, status, scim_type, Some("ann"), detail).unwrap();
+            assert!(op.is_some(), "{status}");
+            for bad in ["`", "roster ", "Roster", "--", "TENANT", "tenant"] {
+                assert!(!it.contains(bad), "{status} {scim_type:?}: {bad:?} in {it}");
+            }
+        }
+        assert!(hint(401, None, None, None)
+            .unwrap()
+            .contains("`roster token rotate"));
+        assert!(hint_for(Reader::ItAdmin, 200, None, None, None).is_none());
     }
 
     #[test]

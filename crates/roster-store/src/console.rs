@@ -103,6 +103,14 @@ pub trait ConsoleStore: Send + Sync {
         hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<SetupLink>>;
+    /// The tenant an unused, unexpired link opens, without using it (the landing page names
+    /// the organisation before the IT admin continues); `None` when the link is unknown, used
+    /// or expired.
+    async fn setup_link_tenant(
+        &self,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>>;
     /// Ends a tenant's setup links that are still unused (they answer "expired" from `now`)
     /// and the console sessions opened with any of its links, in one transaction. Returns
     /// (links ended, sessions ended).
@@ -140,3 +148,8 @@ pub trait ConsoleStore: Send + Sync {
     /// Records a successful sign-in: clears the failure count and the lock.
     async fn operator_signed_in(&self, email: &str, now: OffsetDateTime) -> StoreResult<()>;
 }
+
+/// [`ConsoleStore::setup_link_tenant`]'s statement, the same on both backends: binds the
+/// link's hash and now (ms).
+pub(crate) const SETUP_LINK_TENANT_SQL: &str = "SELECT tenant_id FROM console_setup_links \
+     WHERE hash = ? AND used_at IS NULL AND expires_at > ?";

@@ -24,6 +24,7 @@ use roster_store::Store;
 
 mod app_cli;
 mod backup_cli;
+mod branding_cli;
 mod config;
 mod cycle;
 mod database;
@@ -177,6 +178,14 @@ enum Command {
         db: DbArgs,
         #[command(subcommand)]
         command: ops::AdminKeyCommand,
+    },
+    /// The vendor's branding of the IT admin's console pages: brand name, logo, accent
+    /// colour (stored in the database: every server on it shows the same).
+    Branding {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        command: branding_cli::BrandingCommand,
     },
     /// Manage operator accounts for the web console (`/console`).
     Operator {
@@ -797,6 +806,9 @@ async fn run(cli: Cli) -> Result<()> {
             tenants_cli::token(store, &origin, command).await?
         }
         Command::AdminKey { db, command } => ops::admin_key(db.open().await?, command).await?,
+        Command::Branding { db, command } => {
+            branding_cli::branding(db.open().await?, command).await?
+        }
         Command::Operator { db, command } => {
             operator_cli::operator(db.open().await?, command).await?
         }

@@ -220,6 +220,12 @@ mod tests {
             ),
             (Method::POST, format!("{t}/tokens/rotate"), "tenants:admin"),
             (Method::GET, "/api/v1/webhooks".to_owned(), "tenants:admin"),
+            // Branding is server-wide: an operator's.
+            (
+                Method::PUT,
+                "/api/v1/branding/logo".to_owned(),
+                "tenants:admin",
+            ),
             (Method::GET, "/metrics".to_owned(), "metrics:read"),
             (Method::GET, String::new(), "tenants:admin"),
         ] {

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use crate::AppState;
 
 pub mod body;
+pub mod branding;
 pub mod custom_schemas;
 pub mod error;
 pub mod feed;
@@ -79,6 +80,16 @@ pub fn routes() -> Router<AppState> {
             post(setup_link::create_handler).delete(setup_link::revoke_handler),
         )
         .route("/audit-log", get(logs::audit_log))
+        .route(
+            "/branding",
+            get(branding::get_handler)
+                .put(branding::put_handler)
+                .delete(branding::delete_handler),
+        )
+        .route(
+            "/branding/logo",
+            axum::routing::put(branding::put_logo_handler).delete(branding::delete_logo_handler),
+        )
         .route(
             "/webhooks",
             get(webhooks::list_handler).post(webhooks::create_handler),
@@ -283,6 +294,8 @@ mod tests {
             "/api/v1/custom-schemas",
             "/api/v1/roles",
             "/api/v1/roles/{name}",
+            "/api/v1/branding",
+            "/api/v1/branding/logo",
         ] {
             assert!(spec["paths"][path].is_object(), "{path} is not documented");
         }

@@ -341,6 +341,10 @@ struct SetupPage {
     chrome: Chrome,
     csrf: String,
     token: String,
+    /// The organisation (tenant's display name) the link opens, while it still works.
+    org: Option<String>,
+    /// The vendor's brand name, when one is set.
+    vendor: Option<String>,
 }
 
 /// `GET /console/setup/{token}`. Opening the link shows a button instead of signing in at
@@ -351,10 +355,25 @@ pub async fn setup_page(
     Path(token): Path<String>,
 ) -> Result<Response, ConsoleError> {
     let (csrf, set) = pre_token(&state, &headers);
+    // Names the organisation without using the link up (only Continue uses it).
+    let org = match token.trim() {
+        t if t.starts_with(SETUP_MARKER) => {
+            let now = state.clock.now();
+            match state.store.setup_link_tenant(&hash_token(t), now).await? {
+                Some(id) => state.store.get_tenant(&id).await?.map(|t| t.name),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let chrome = Chrome::anonymous("Set up provisioning").branded();
+    let vendor = chrome.brand.as_ref().and_then(|b| b.name.clone());
     let html = render(&SetupPage {
-        chrome: Chrome::anonymous("Set up provisioning"),
+        chrome,
         csrf,
         token,
+        org,
+        vendor,
     })?;
     let mut r = html.into_response();
     if let Some(c) = set {
@@ -383,7 +402,7 @@ pub async fn setup_use(
     };
     let Some(link) = link else {
         let page = super::ErrorPage {
-            chrome: Chrome::anonymous("Link expired"),
+            chrome: Chrome::anonymous("Link expired").branded(),
             heading: "This link no longer works",
             message: "Setup links work once and expire. Ask your vendor's support for a new one."
                 .to_owned(),

@@ -71,6 +71,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(auth::home))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
+        .route("/assets/brand.css", get(brand_css))
+        .route("/assets/brand-logo", get(brand_logo))
         .route(
             "/sign-in",
             get(auth::sign_in_page).post(auth::sign_in_password),
@@ -219,7 +221,10 @@ fn page_of(path: &str) -> String {
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A response with a stricter policy of its own (the brand logo) keeps it.
+    if !h.contains_key(CONTENT_SECURITY_POLICY) {
+        h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // Setup links carry their token in the path: never send it to another site as a Referer.
@@ -250,6 +255,53 @@ async fn js() -> impl IntoResponse {
         ],
         JS,
     )
+}
+
+/// The brand stylesheet: the accent colour of the vendor's branding
+/// ([`crate::ops::branding::stylesheet`]), cached for a year under its `?v=` (the branding's
+/// digest, which changes with it).
+async fn brand_css(
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> impl IntoResponse {
+    let b = crate::ops::branding::current();
+    // A process that has not yet read a change elsewhere must not have its older stylesheet
+    // cached under the new version.
+    let cache = if q.get("v").is_some_and(|v| *v == b.version()) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, cache),
+        ],
+        crate::ops::branding::stylesheet(&b),
+    )
+}
+
+/// The policy of the brand logo: an SVG's scripts never run, even when the logo's address is
+/// opened directly; its own inline styles may apply.
+const LOGO_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
+
+/// The vendor's logo, from the database, with the media type its bytes show; cached for a
+/// year under its `?v=` (the logo's digest). 404 when there is none.
+async fn brand_logo(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<Response, ConsoleError> {
+    let Some((content_type, bytes)) = crate::ops::branding::logo(state.store.as_ref()).await?
+    else {
+        return Err(ConsoleError::NotFound);
+    };
+    Ok((
+        [
+            (CONTENT_TYPE, content_type),
+            (CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (CONTENT_SECURITY_POLICY, LOGO_CSP),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 // ---------------------------------------------------------------- errors ----

@@ -32,6 +32,36 @@ pub struct Chrome {
     pub notices: Vec<Notice>,
     /// Cache-busting version of the CSS and JS.
     pub asset_version: &'static str,
+    /// The vendor's branding, on the IT admin's pages (setup-link sessions and the setup
+    /// landing page); `None` on operators' pages, which say "Roster".
+    pub brand: Option<BrandChrome>,
+}
+
+/// The vendor's branding as the layout shows it ([`crate::ops::branding`]).
+#[derive(Debug, Clone, Default)]
+pub struct BrandChrome {
+    /// The brand name, when one is set.
+    pub name: Option<String>,
+    /// The logo's address, when there is one.
+    pub logo_href: Option<String>,
+    /// The brand stylesheet's address, when an accent colour is set.
+    pub css_href: Option<String>,
+}
+
+impl BrandChrome {
+    /// The branding this process knows.
+    #[must_use]
+    pub fn current() -> Self {
+        let b = crate::ops::branding::current();
+        Self {
+            name: b.name.clone(),
+            logo_href: b.logo_href(),
+            css_href: b
+                .accent
+                .as_ref()
+                .map(|_| format!("/console/assets/brand.css?v={}", b.version())),
+        }
+    }
 }
 
 /// A tenant's name and tabs.
@@ -107,16 +137,57 @@ impl Chrome {
         }
     }
 
-    /// The chrome of a signed-in page.
+    /// The chrome of a signed-in page: an IT admin's (setup-link session) carries the
+    /// vendor's branding.
     #[must_use]
     pub fn signed_in(session: &Session, title: impl Into<String>) -> Self {
+        let operator = session.is_operator();
         Self {
             title: title.into(),
             who: Some(session.label()),
             csrf: session.csrf.clone(),
-            operator: session.is_operator(),
+            operator,
             asset_version: super::asset_version(),
+            brand: (!operator).then(BrandChrome::current),
             ..Self::default()
+        }
+    }
+
+    /// The same chrome with the vendor's branding (the IT admin's pages before a session).
+    #[must_use]
+    pub fn branded(mut self) -> Self {
+        self.brand = Some(BrandChrome::current());
+        self
+    }
+
+    /// The product's name in a sentence, mid-sentence: "Roster" on operators' pages; on the
+    /// IT admin's, the brand name or "this service".
+    #[must_use]
+    pub fn product(&self) -> String {
+        match &self.brand {
+            None => "Roster".to_owned(),
+            Some(b) => b.name.clone().unwrap_or_else(|| "this service".to_owned()),
+        }
+    }
+
+    /// [`Chrome::product`] at the start of a sentence.
+    #[must_use]
+    pub fn product_cap(&self) -> String {
+        let p = self.product();
+        let mut c = p.chars();
+        c.next().map_or_else(String::new, |f| {
+            f.to_uppercase().collect::<String>() + c.as_str()
+        })
+    }
+
+    /// The site's name, after the page title and in the header: "Roster console" for
+    /// operators; on the IT admin's pages, the brand name's "… setup" or "SCIM setup".
+    #[must_use]
+    pub fn site(&self) -> String {
+        match &self.brand {
+            None => "Roster console".to_owned(),
+            Some(BrandChrome { name: Some(n), .. }) => format!("{n} setup"),
+            Some(_) => "SCIM setup".to_owned(),
         }
     }
 

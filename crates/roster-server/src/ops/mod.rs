@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::AppState;
 
+pub mod branding;
 pub mod custom_schemas;
 pub mod error;
 pub mod first_sync;

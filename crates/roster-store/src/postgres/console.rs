@@ -252,6 +252,20 @@ impl ConsoleStore for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn setup_link_tenant(
+        &self,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>> {
+        db::query_scalar(crate::console::SETUP_LINK_TENANT_SQL)
+            .bind(hash)
+            .bind(to_ms(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn create_operator(&self, op: &Operator) -> StoreResult<()> {
         let mut tx = self.write_global().await?;
         db::query(&format!(

@@ -410,7 +410,13 @@ async fn console_sessions_links_and_operators() {
         used_at: None,
     };
     s.insert_setup_link(&link).await.unwrap();
+    assert_eq!(
+        s.setup_link_tenant("l", at(1)).await.unwrap().as_deref(),
+        Some(link.tenant_id.as_str())
+    );
+    assert!(s.setup_link_tenant("x", at(1)).await.unwrap().is_none());
     let used = s.consume_setup_link("l", at(1)).await.unwrap().unwrap();
+    assert!(s.setup_link_tenant("l", at(1)).await.unwrap().is_none());
     assert_eq!(used.used_at, Some(at(1)));
     assert!(s.consume_setup_link("l", at(2)).await.unwrap().is_none());
     assert!(matches!(

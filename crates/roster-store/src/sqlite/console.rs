@@ -251,6 +251,20 @@ impl ConsoleStore for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn setup_link_tenant(
+        &self,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>> {
+        db::query_scalar(crate::console::SETUP_LINK_TENANT_SQL)
+            .bind(hash)
+            .bind(to_ms(now))
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn create_operator(&self, op: &Operator) -> StoreResult<()> {
         let mut tx = self.write().await?;
         db::query(&format!(

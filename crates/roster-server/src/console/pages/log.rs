@@ -15,6 +15,7 @@ use super::super::view::{
 use super::super::{ConsoleError, Session};
 use super::{group_href, param, user_href, Params};
 use crate::ops::FieldError;
+use crate::provlog::Reader;
 use crate::AppState;
 
 /// Rows per page of the log.
@@ -45,8 +46,38 @@ pub struct EntryRow {
     pub(super) body: Option<String>,
 }
 
-/// The row of `e`.
-pub fn entry_row(tenant: &str, e: &ProvisioningEntry, now: OffsetDateTime) -> EntryRow {
+/// Who reads the page's hints: a setup-link session is the customer's IT admin.
+pub(super) fn reader_of(session: &Session) -> Reader {
+    if session.is_operator() {
+        Reader::Operator
+    } else {
+        Reader::ItAdmin
+    }
+}
+
+/// The hint of a failed request, worded for `reader` (the stored one is the operator's).
+fn hint_of(e: &ProvisioningEntry, reader: Reader) -> Option<String> {
+    match reader {
+        Reader::Operator => e.hint.clone(),
+        Reader::ItAdmin => e.hint.as_ref().and_then(|_| {
+            crate::provlog::hint_for(
+                reader,
+                e.status,
+                e.scim_type.as_deref(),
+                e.name.as_deref(),
+                e.detail.as_deref(),
+            )
+        }),
+    }
+}
+
+/// The row of `e`, its hint worded for `reader`.
+pub fn entry_row(
+    tenant: &str,
+    e: &ProvisioningEntry,
+    now: OffsetDateTime,
+    reader: Reader,
+) -> EntryRow {
     let who_href = match (e.resource_type.as_deref(), &e.resource_id) {
         (Some("User"), Some(id)) => Some(user_href(tenant, id)),
         (Some("Group"), Some(id)) => Some(group_href(tenant, id)),
@@ -80,7 +111,7 @@ pub fn entry_row(tenant: &str, e: &ProvisioningEntry, now: OffsetDateTime) -> En
         who_href,
         changed: e.changed.join(", "),
         detail: e.detail.clone(),
-        hint: e.hint.clone(),
+        hint: hint_of(e, reader),
         request_id: e.request_id.clone(),
         duration_ms: e.duration_ms,
         scim_type: e.scim_type.clone(),
@@ -224,7 +255,10 @@ pub async fn list(
             .to_owned(),
         outcome_options: options(&OUTCOMES, outcome_s),
         user,
-        entries: entries.iter().map(|e| entry_row(&t.id, e, now)).collect(),
+        entries: entries
+            .iter()
+            .map(|e| entry_row(&t.id, e, now, reader_of(&session)))
+            .collect(),
         pager,
     })?;
     Ok((status, html).into_response())

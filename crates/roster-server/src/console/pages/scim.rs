@@ -61,8 +61,8 @@ pub fn last_request_text(tenant: &str, last: &LastRequest) -> String {
 struct Guide {
     id: &'static str,
     name: &'static str,
-    steps_html: &'static str,
-    mappings: &'static idp::Table,
+    steps_html: String,
+    mappings: idp::Table,
     selected: bool,
 }
 
@@ -816,15 +816,22 @@ async fn render_page(
         .idp_choice
         .filter(|c| idp::IDPS.iter().any(|(id, _)| id == c))
         .unwrap_or(&t.idp);
+    // Each guide with this tenant's real base URL and the product's name as the page says it.
+    let base_url = crate::urls::base_url(state, headers, &t.id);
+    let chrome = Chrome::tenant(session, t, TabId::Scim, section.heading());
+    let product = chrome.product();
     let guides = if section == Section::Connection {
         idp::guides()
             .iter()
-            .map(|g| Guide {
-                id: g.id,
-                name: g.name,
-                steps_html: &g.steps_html,
-                mappings: &g.mappings,
-                selected: g.id == selected,
+            .map(|g| {
+                let (steps_html, mappings) = idp::guide_for(g, &base_url, &product);
+                Guide {
+                    id: g.id,
+                    name: g.name,
+                    steps_html,
+                    mappings,
+                    selected: g.id == selected,
+                }
             })
             .collect()
     } else {
@@ -944,14 +951,14 @@ async fn render_page(
         })
         .collect();
     render(&ScimPage {
-        chrome: Chrome::tenant(session, t, TabId::Scim, section.heading()),
+        chrome,
         section: section.slug(),
         heading: section.heading(),
         subnav,
         operator: session.is_operator(),
         page_href: section.href(&t.id),
         notice: extra.notice,
-        base_url: crate::urls::base_url(state, headers, &t.id),
+        base_url,
         connection,
         failures_24h,
         failures_href,

@@ -101,10 +101,154 @@ pub async fn list(
     })
 }
 
+/// One attribute of the user's SCIM document as the page shows it: a label for people, the
+/// SCIM path as small secondary text.
 struct Attr {
-    name: String,
+    /// "Email", "Given name", "Employee number".
+    label: String,
+    /// The SCIM path, without the extension's URN (`emails[0].value`, `employeeNumber`).
+    path: String,
     value: String,
+    /// A link for a value that names another user who exists (the manager).
+    href: Option<String>,
     locked: bool,
+}
+
+/// The attributes of one schema: the core ones (no heading), or an extension's under its
+/// name, its URN shown once.
+struct AttrGroup {
+    /// "Enterprise" for the enterprise extension; the URN's last part otherwise.
+    heading: String,
+    /// The extension's URN; empty for the core attributes.
+    urn: String,
+    /// An id for the heading.
+    id: String,
+    attrs: Vec<Attr>,
+}
+
+/// The enterprise extension's URN (RFC 7643 §4.3).
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// A people's label for a SCIM path (without an extension's URN): `emails[0].value` →
+/// "Email", `name.givenName` → "Given name", `emails[1].type` → "Email 2, type",
+/// `employeeNumber` → "Employee number".
+fn attr_label(path: &str) -> String {
+    let known = |p: &str| -> Option<&'static str> {
+        Some(match p {
+            "userName" => "User name",
+            "displayName" => "Display name",
+            "nickName" => "Nickname",
+            "profileUrl" => "Profile URL",
+            "title" => "Job title",
+            "userType" => "User type",
+            "preferredLanguage" => "Preferred language",
+            "locale" => "Locale",
+            "timezone" => "Time zone",
+            "active" => "Active",
+            "externalId" => "External id",
+            "name.givenName" => "Given name",
+            "name.familyName" => "Family name",
+            "name.middleName" => "Middle name",
+            "name.formatted" => "Full name",
+            "name.honorificPrefix" => "Name prefix",
+            "name.honorificSuffix" => "Name suffix",
+            "employeeNumber" => "Employee number",
+            "costCenter" => "Cost center",
+            "organization" => "Organization",
+            "division" => "Division",
+            "department" => "Department",
+            "manager.value" => "Manager",
+            "manager.displayName" => "Manager's name",
+            "manager.$ref" => "Manager's address",
+            "emails" => "Emails",
+            "phoneNumbers" => "Phone numbers",
+            "roles" => "Roles",
+            _ => return None,
+        })
+    };
+    if let Some(l) = known(path) {
+        return l.to_owned();
+    }
+    // A multi-valued attribute's item: `emails[0].value`.
+    if let Some((attr, rest)) = path.split_once('[') {
+        if let Some((index, sub)) = rest.split_once(']') {
+            let singular = match attr {
+                "emails" => "Email".to_owned(),
+                "phoneNumbers" => "Phone".to_owned(),
+                "addresses" => "Address".to_owned(),
+                "ims" => "Messaging".to_owned(),
+                "photos" => "Photo".to_owned(),
+                "entitlements" => "Entitlement".to_owned(),
+                "roles" => "Role".to_owned(),
+                "x509Certificates" => "Certificate".to_owned(),
+                "groups" => "Group".to_owned(),
+                other => humanize(other),
+            };
+            let n = index.parse::<usize>().map_or(1, |i| i + 1);
+            let item = if n > 1 {
+                format!("{singular} {n}")
+            } else {
+                singular
+            };
+            let sub = sub.trim_start_matches('.');
+            let sub_label = match sub {
+                "" | "value" => return item,
+                "locality" => "city".to_owned(),
+                "region" => "region".to_owned(),
+                "postalCode" => "postal code".to_owned(),
+                "streetAddress" => "street".to_owned(),
+                "formatted" => "full text".to_owned(),
+                "display" => "shown as".to_owned(),
+                other => humanize(other).to_lowercase(),
+            };
+            return format!("{item}, {sub_label}");
+        }
+    }
+    humanize(path.rsplit('.').next().unwrap_or(path))
+}
+
+/// The user's attributes grouped by schema, each labelled ([`attr_label`]); on a managed user
+/// every one of them is the identity provider's, and marked read-only.
+fn attr_groups(rows: Vec<(String, String, String)>, managed: bool) -> Vec<AttrGroup> {
+    let mut groups: Vec<AttrGroup> = vec![AttrGroup {
+        heading: String::new(),
+        urn: String::new(),
+        id: "attrs-core".to_owned(),
+        attrs: Vec::new(),
+    }];
+    for (top, path, value) in rows {
+        let ext = top.starts_with("urn:");
+        let shown = if ext {
+            path.strip_prefix(top.as_str())
+                .map_or(path.as_str(), |p| p.trim_start_matches(['.', ':']))
+                .to_owned()
+        } else {
+            path
+        };
+        let attr = Attr {
+            label: attr_label(&shown),
+            path: shown,
+            value,
+            href: None,
+            locked: managed,
+        };
+        let urn = if ext { top.as_str() } else { "" };
+        match groups.iter_mut().find(|g| g.urn == urn) {
+            Some(g) => g.attrs.push(attr),
+            None => groups.push(AttrGroup {
+                heading: if urn.eq_ignore_ascii_case(ENTERPRISE) {
+                    "Enterprise".to_owned()
+                } else {
+                    humanize(urn.rsplit(':').next().unwrap_or(urn))
+                },
+                urn: urn.to_owned(),
+                id: format!("attrs-{}", groups.len()),
+                attrs: vec![attr],
+            }),
+        }
+    }
+    groups.retain(|g| !g.attrs.is_empty() || g.urn.is_empty());
+    groups
 }
 
 struct GroupLink {
@@ -204,7 +348,7 @@ struct UserPage {
     tenant_href: String,
     idp_name: &'static str,
     u: UserView,
-    attrs: Vec<Attr>,
+    attrs: Vec<AttrGroup>,
     custom: Vec<CustomBlock>,
     edit: EditView,
     role_sources: Vec<(String, String)>,
@@ -238,17 +382,6 @@ const USER_FIELDS: [(&str, &str, &str); 4] = [
     ("userName", "user_name", "The userName"),
     ("email", "email", "The email"),
     ("roles", "roles", "Roles"),
-];
-
-/// The top-level attributes the identity provider owns on a managed user (the admin API's
-/// rule, see [`crate::ops::users`]).
-const IDP_OWNED: [&str; 6] = [
-    "userName",
-    "name",
-    "displayName",
-    "emails",
-    "externalId",
-    "active",
 ];
 
 /// Flattens a document into `(path, value)` rows; `top` is the top-level attribute each row
@@ -675,16 +808,24 @@ async fn render_user(
     let mut rows = Vec::new();
     flatten("", "", doc, &mut rows);
     let custom = custom_blocks(t, CustomResource::User, doc, u.managed, typed);
-    let attrs = rows
+    // Every attribute of a managed user's document is the identity provider's (the admin
+    // API's rule, see `crate::ops::users`), the enterprise extension's too.
+    let rows = rows
         .into_iter()
         // The custom attributes have blocks of their own.
         .filter(|(top, _, _)| !custom.iter().any(|b| b.urn.eq_ignore_ascii_case(top)))
-        .map(|(top, name, value)| Attr {
-            locked: u.managed && IDP_OWNED.contains(&top.as_str()),
-            name,
-            value,
-        })
         .collect();
+    let mut attrs = attr_groups(rows, u.managed);
+    // The manager is a link when that user exists, plain text otherwise (deleted, or not yet
+    // provisioned): never a link to a 404.
+    for a in attrs.iter_mut().flat_map(|g| g.attrs.iter_mut()) {
+        if a.path == "manager.value"
+            && !a.value.is_empty()
+            && state.store.get_app_user(&t.id, &a.value).await?.is_some()
+        {
+            a.href = Some(super::user_href(&t.id, &a.value));
+        }
+    }
     let mut group_roles = BTreeMap::new();
     let mut groups = Vec::new();
     for g in &u.groups {
@@ -753,7 +894,10 @@ async fn render_user(
         edit,
         role_sources: role_sources(u, &group_roles),
         groups,
-        entries: history.iter().map(|e| entry_row(&t.id, e, now)).collect(),
+        entries: history
+            .iter()
+            .map(|e| entry_row(&t.id, e, now, super::log::reader_of(session)))
+            .collect(),
         retention_days: state.settings.log_retention.as_secs() / 86_400,
         u: UserView {
             id: u.resource.id.clone(),
@@ -974,6 +1118,50 @@ pub async fn save(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn attributes_get_labels_for_people() {
+        for (path, label) in [
+            ("emails[0].value", "Email"),
+            ("emails[1].value", "Email 2"),
+            ("emails[0].type", "Email, type"),
+            ("name.givenName", "Given name"),
+            ("employeeNumber", "Employee number"),
+            ("department", "Department"),
+            ("manager.value", "Manager"),
+            ("addresses[0].postalCode", "Address, postal code"),
+            ("title", "Job title"),
+            ("somethingNew", "Something new"),
+        ] {
+            assert_eq!(attr_label(path), label, "{path}");
+        }
+        let rows = vec![
+            ("userName".into(), "userName".into(), "ann".into()),
+            (
+                ENTERPRISE.into(),
+                format!("{ENTERPRISE}.employeeNumber"),
+                "42".into(),
+            ),
+            (
+                ENTERPRISE.into(),
+                format!("{ENTERPRISE}.manager.value"),
+                "u1".into(),
+            ),
+        ];
+        let g = attr_groups(rows, true);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[1].urn, ENTERPRISE);
+        assert_eq!(g[1].heading, "Enterprise");
+        assert_eq!(g[1].attrs[0].path, "employeeNumber");
+        assert_eq!(g[1].attrs[1].label, "Manager");
+        assert!(g.iter().flat_map(|g| &g.attrs).all(|a| a.locked));
+        assert!(
+            attr_groups(vec![("title".into(), "title".into(), "x".into())], false)[0]
+                .attrs
+                .iter()
+                .all(|a| !a.locked)
+        );
+    }
 
     #[test]
     fn documents_flatten_with_their_top_attribute() {
