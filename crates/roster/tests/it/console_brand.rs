@@ -175,7 +175,7 @@ async fn branding_reaches_the_setup_page_and_the_it_admin_view() {
 
     // The IT admin's pages: the brand in the header, its stylesheet, the real base URL.
     let jar = set_cookie(&use_setup_link(&o, &link).await).unwrap();
-    let scim = get(&o, &format!("/console/t/{gid}"), &jar)
+    let scim = get(&o, &format!("/console/t/{gid}/settings/connection"), &jar)
         .await
         .text()
         .await
@@ -415,6 +415,9 @@ async fn console_brand_in_chromium() {
     click(&c, "#continue").await;
     css(&c, "#base-url").await;
     assert!(text(&c, "header.top").await.contains("Acme Cloud"));
+    c.goto(&format!("{o}/console/t/{gid}/settings/connection"))
+        .await
+        .unwrap();
     let guide = text(&c, "#guide-entra").await;
     assert!(guide.contains(&format!("{o}/scim/v2/{gid}")), "{guide}");
     assert!(!guide.contains("scim.example.com"), "{guide}");

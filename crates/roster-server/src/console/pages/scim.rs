@@ -632,7 +632,7 @@ fn guard_view(
     let page_href = |p: usize| format!("{href}?{}#h-held", query(&[("page", &p.to_string())]));
     Some(GuardView {
         summary: format!(
-            "Roster is holding {} deactivation or deletion request{}: {} arrived within {} \
+            "The guard is holding {} deactivation or deletion request{}: {} arrived within {} \
              minutes, more than {} ({}% of {} active users, and at least {}).",
             g.held_count,
             if g.held_count == 1 { "" } else { "s" },
