@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "provisioning hourly",
         include_str!("../../migrations/sqlite/0018_provisioning_hourly.sql"),
     ),
+    (
+        19,
+        "search",
+        include_str!("../../migrations/sqlite/0019_search.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

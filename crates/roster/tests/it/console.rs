@@ -38,7 +38,7 @@ pub(crate) async fn scim_user(
         .unwrap()
 }
 
-fn operator(s: &TestServer, email: &str) -> String {
+pub(crate) fn operator(s: &TestServer, email: &str) -> String {
     let out = s.cli_ok(&["operator", "add", email, "--json"]);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     v["password"].as_str().unwrap().to_owned()
