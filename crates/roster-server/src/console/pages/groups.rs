@@ -214,8 +214,8 @@ struct GroupPage {
     pager: Pager,
 }
 
-/// `GET /console/t/{tenant}/groups/{id}`: the group and one page of its members (keyset
-/// pages by member id, `cursor` from the previous page).
+/// `GET /console/t/{tenant}/groups/{id}`: the group and one page of its members in name
+/// order (keyset pages by folded userName and id, `cursor` from the previous page).
 pub async fn detail(
     State(state): State<AppState>,
     session: Session,

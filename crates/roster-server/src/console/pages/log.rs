@@ -281,7 +281,7 @@ pub async fn list(
     // Older: more rows below when reading backwards (or any page reached from newer ones).
     let older = entries
         .last()
-        .filter(|_| if after.is_some() { true } else { more })
+        .filter(|_| after.is_some() || more)
         .map(|last| link("before", last.id));
     let newer = entries
         .first()
