@@ -284,7 +284,7 @@ impl AppStore for PostgresStore {
         let mut tx = self.read().await?;
         let total = match &ls.count {
             Some((sql, args)) => {
-                let n: i64 = db::query_scalar_with(sql, super::args_of(&args))
+                let n: i64 = db::query_scalar_with(sql, super::args_of(args))
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(backend)?;
@@ -377,7 +377,7 @@ impl AppStore for PostgresStore {
         let mut tx = self.read().await?;
         let total = match &ls.count {
             Some((sql, args)) => {
-                let n: i64 = db::query_scalar_with(sql, super::args_of(&args))
+                let n: i64 = db::query_scalar_with(sql, super::args_of(args))
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(backend)?;
