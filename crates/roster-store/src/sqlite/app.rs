@@ -288,7 +288,7 @@ impl AppStore for SqliteStore {
         let mut tx = self.reader.begin().await.map_err(backend)?;
         let total = match &ls.count {
             Some((sql, args)) => {
-                let n: i64 = db::query_scalar_with(sql, super::args_of(&args)?)
+                let n: i64 = db::query_scalar_with(sql, super::args_of(args)?)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(backend)?;
@@ -381,7 +381,7 @@ impl AppStore for SqliteStore {
         let mut tx = self.reader.begin().await.map_err(backend)?;
         let total = match &ls.count {
             Some((sql, args)) => {
-                let n: i64 = db::query_scalar_with(sql, super::args_of(&args)?)
+                let n: i64 = db::query_scalar_with(sql, super::args_of(args)?)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(backend)?;
