@@ -110,7 +110,7 @@ pub async fn list(
         })
         .collect();
     let pager = lists::pager(
-        &link,
+        link,
         cursor.is_none() && before.is_none(),
         page.prev_cursor.as_deref(),
         page.next_cursor.as_deref(),

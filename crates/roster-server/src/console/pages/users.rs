@@ -105,7 +105,7 @@ pub async fn list(
     };
     let rows: Vec<UserRow> = page.items.iter().map(|u| UserRow::of(&t.id, u)).collect();
     let pager = lists::pager(
-        &link,
+        link,
         cursor.is_none() && before.is_none(),
         page.prev_cursor.as_deref(),
         page.next_cursor.as_deref(),
