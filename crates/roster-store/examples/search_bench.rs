@@ -16,7 +16,7 @@
 
 use std::time::{Duration as StdDuration, Instant};
 
-use roster_store::app::{AppSort, AppUserQuery, ImportUser};
+use roster_store::app::{AppSort, AppStore, AppUserQuery, ImportUser};
 use roster_store::sqlite::SqliteStore;
 use roster_store::{Store, Tenant, TenantSettings};
 use serde_json::json;
