@@ -93,7 +93,7 @@ async fn main() {
         );
     }
     for (label, text) in [
-        ("contains, one match (\"son4242\")", "son4242"),
+        ("contains, one match (\"user4242@\")", "user4242@"),
         ("contains, ~1/8 of the users (\"dubois\")", "dubois"),
         ("contains, ~1/97 (\"corp42.\")", "corp42."),
         ("contains, none (\"zzzz\")", "zzzz"),
