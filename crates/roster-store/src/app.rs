@@ -125,6 +125,40 @@ pub struct AppPage<T> {
     pub items: Vec<T>,
     /// The cursor of the next page.
     pub next_cursor: Option<String>,
+    /// The cursor of the previous page (pass it as `before`): present when the page was
+    /// reached from a cursor and rows precede it. Lists of users and groups only.
+    pub prev_cursor: Option<String>,
+    /// How many rows match the filters (all pages), when the query asked for it.
+    pub total: Option<u64>,
+}
+
+/// The order of a list of users or groups. Every order ends with the row's creation order,
+/// so that equal keys keep one stable order across pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AppSort {
+    /// Creation order (the admin API's order, and its `c…` cursors).
+    #[default]
+    Pk,
+    /// By userName (users) or displayName (groups), folded case.
+    Name,
+    /// By creation time.
+    Created,
+    /// By last change.
+    LastModified,
+}
+
+impl AppSort {
+    /// Parses the console's and CSV export's `sort` parameter (`name`, `created`,
+    /// `modified`); anything else is the creation order.
+    #[must_use]
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "name" => Self::Name,
+            "created" => Self::Created,
+            "modified" => Self::LastModified,
+            _ => Self::Pk,
+        }
+    }
 }
 
 /// Which users to list.
@@ -147,6 +181,18 @@ pub struct AppUserQuery {
     pub status: Option<UserStatus>,
     /// Managed by SCIM or not.
     pub managed: Option<bool>,
+    /// userName, displayName, given, family or formatted name, or an email *contains* this
+    /// (case-insensitive; through an index: FTS5 trigram on SQLite, pg_trgm on PostgreSQL).
+    /// Fewer than 3 characters search userName or email by prefix, as `search`.
+    pub contains: Option<String>,
+    /// The order.
+    pub sort: AppSort,
+    /// Descending order.
+    pub desc: bool,
+    /// `prev_cursor` of the page after the one wanted (instead of `cursor`).
+    pub before: Option<String>,
+    /// Also count every match (`AppPage::total`).
+    pub count: bool,
 }
 
 /// Which groups to list.
@@ -160,6 +206,17 @@ pub struct AppGroupQuery {
     pub display_name_prefix: Option<String>,
     /// Managed by SCIM or not.
     pub managed: Option<bool>,
+    /// displayName contains this (case-insensitive, indexed); fewer than 3 characters are a
+    /// prefix.
+    pub contains: Option<String>,
+    /// The order.
+    pub sort: AppSort,
+    /// Descending order.
+    pub desc: bool,
+    /// `prev_cursor` of the page after the one wanted (instead of `cursor`).
+    pub before: Option<String>,
+    /// Also count every match (`AppPage::total`).
+    pub count: bool,
 }
 
 /// An existing app user to import (not managed by SCIM).
@@ -529,7 +586,7 @@ pub trait AppStore: Send + Sync {
 
     /// A user, managed or not, deprovisioned ones included.
     async fn get_app_user(&self, tenant: &str, id: &str) -> StoreResult<Option<AppUser>>;
-    /// A page of users in creation order.
+    /// A page of users, in creation order or `q.sort`'s.
     async fn list_app_users(&self, tenant: &str, q: &AppUserQuery)
         -> StoreResult<AppPage<AppUser>>;
     /// Applies an admin-API change to a user. `NotFound`, `Stale`, `Conflict("userName")`.
@@ -556,13 +613,15 @@ pub trait AppStore: Send + Sync {
     ) -> StoreResult<AppGroup>;
     /// A group, managed or not.
     async fn get_app_group(&self, tenant: &str, id: &str) -> StoreResult<Option<AppGroup>>;
-    /// A page of groups in creation order.
+    /// A page of groups, in creation order or `q.sort`'s.
     async fn list_app_groups(
         &self,
         tenant: &str,
         q: &AppGroupQuery,
     ) -> StoreResult<AppPage<AppGroup>>;
-    /// A page of a group's members, ordered by user id. `NotFound` for an unknown group.
+    /// A page of a group's members in name order (folded userName, then id), read through
+    /// an index by that order (a page costs the same in a group of any size). `NotFound` for
+    /// an unknown group.
     async fn list_app_group_members(
         &self,
         tenant: &str,

@@ -58,6 +58,25 @@ pub const SKIP_TABLES: &[(&str, &str)] = &[
         "jobs",
         "runtime state of the cluster-wide periodic jobs (when each last ran): starts afresh",
     ),
+    (
+        "resource_search",
+        "SQLite's contains-search index (FTS5, kept by triggers on resources); PostgreSQL \
+         indexes the same text with its trigram index on resources",
+    ),
+    (
+        "resource_search_config",
+        "a shadow table of resource_search",
+    ),
+    (
+        "resource_search_content",
+        "a shadow table of resource_search",
+    ),
+    ("resource_search_data", "a shadow table of resource_search"),
+    (
+        "resource_search_docsize",
+        "a shadow table of resource_search",
+    ),
+    ("resource_search_idx", "a shadow table of resource_search"),
 ];
 
 /// Tables the copy does not write row for row but that PostgreSQL fills from the copied rows:

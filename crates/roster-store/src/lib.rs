@@ -28,6 +28,7 @@ pub(crate) mod domain;
 pub mod events;
 pub mod health;
 pub(crate) mod health_sql;
+pub(crate) mod list_sql;
 pub mod meta;
 pub mod ops;
 pub mod postgres;

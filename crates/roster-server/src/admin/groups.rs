@@ -59,6 +59,8 @@ pub struct ListGroupsQuery {
     pub q: Option<String>,
     /// `true`: managed by SCIM; `false`: app groups.
     pub managed: Option<bool>,
+    /// displayName contains this (case-insensitive, indexed).
+    pub contains: Option<String>,
 }
 
 fn invalid_or(e: StoreError) -> ApiError {
@@ -93,6 +95,8 @@ pub async fn list_handler(
         limit: page_limit(q.limit)?,
         display_name_prefix: q.q,
         managed: q.managed,
+        contains: q.contains.filter(|c| !c.trim().is_empty()),
+        ..AppGroupQuery::default()
     };
     let page = state
         .store

@@ -100,6 +100,8 @@ pub struct ListUsersQuery {
     pub status: Option<UserStatus>,
     /// `true`: managed by SCIM; `false`: app users SCIM does not manage.
     pub managed: Option<bool>,
+    /// userName, a name or an email contains this (case-insensitive, indexed).
+    pub contains: Option<String>,
 }
 
 fn cursor_error(e: StoreError) -> ApiError {
@@ -129,6 +131,8 @@ pub async fn list_handler(
         external_id: q.external_id,
         status: q.status,
         managed: q.managed,
+        contains: q.contains.filter(|c| !c.trim().is_empty()),
+        ..AppUserQuery::default()
     };
     let page = state
         .store

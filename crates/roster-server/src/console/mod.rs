@@ -111,14 +111,17 @@ pub fn routes() -> Router<AppState> {
             post(scim::delete_mapping),
         )
         .route("/t/{tenant}/users", get(users::list))
+        .route("/t/{tenant}/users.csv", get(users::csv))
         .route(
             "/t/{tenant}/users/{id}",
             get(users::detail).post(users::save),
         )
         .route("/t/{tenant}/users/{id}/roles", post(users::save_roles))
         .route("/t/{tenant}/groups", get(groups::list))
+        .route("/t/{tenant}/groups.csv", get(groups::csv))
         .route("/t/{tenant}/groups/{id}", get(groups::detail))
         .route("/t/{tenant}/log", get(log::list))
+        .route("/t/{tenant}/log.csv", get(log::csv))
         .fallback(not_found)
         .layer(middleware::from_fn(navigation))
         .layer(middleware::from_fn(security_headers))

@@ -44,6 +44,7 @@ pub mod directory;
 pub mod emails;
 pub mod health;
 pub mod listing;
+pub mod lists;
 pub mod ops;
 pub mod outbox;
 pub mod review;
@@ -152,6 +153,11 @@ macro_rules! conformance_tests {
                 held_events_wait_for_approval_and_follow_every_seen_seq,
                 a_discarded_review_puts_the_directory_back_and_disables_scim,
                 a_review_survives_reopening_and_is_per_tenant,
+            }
+            lists {
+                contains_search_follows_writes_and_stays_in_its_tenant,
+                lists_sort_page_both_ways_and_count,
+                group_members_come_in_name_order_and_follow_renames,
             }
         }
     };

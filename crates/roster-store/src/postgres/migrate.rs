@@ -66,6 +66,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0009_provisioning_hourly.sql"),
     ),
     (
+        10,
+        "search",
+        include_str!("../../migrations/postgres/0010_search.sql"),
+    ),
+    (
         12,
         "role catalogue",
         include_str!("../../migrations/postgres/0012_role_catalogue.sql"),

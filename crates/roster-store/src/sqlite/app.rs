@@ -78,27 +78,6 @@ fn loaded(kind: ResourceKind, row: AppRow) -> StoreResult<Loaded> {
     })
 }
 
-fn encode_pk_cursor(pk: i64) -> String {
-    format!("c{pk:x}")
-}
-
-/// Whether `h` is lowercase hexadecimal (the only spelling cursors use, so that a cursor has
-/// exactly one form, as the API's pattern says).
-fn lower_hex(h: &str) -> bool {
-    h.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn decode_pk_cursor(c: &str) -> StoreResult<i64> {
-    c.strip_prefix('c')
-        .filter(|h| (1..=15).contains(&h.len()) && lower_hex(h))
-        .and_then(|h| i64::from_str_radix(h, 16).ok())
-        .filter(|pk| *pk >= 0)
-        .ok_or_else(|| {
-            StoreError::Invalid("cursor is not a next_cursor this API returned".to_owned())
-        })
-}
-
 /// The users of `rows`, with groups and effective roles, read on `conn`.
 async fn app_users(
     conn: &mut Connection,
@@ -305,76 +284,39 @@ impl AppStore for SqliteStore {
         tenant: &str,
         q: &AppUserQuery,
     ) -> StoreResult<AppPage<AppUser>> {
-        let after = q.cursor.as_deref().map(decode_pk_cursor).transpose()?;
-        let mut sql =
-            format!("SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'User'");
-        let mut args: Vec<super::query::Arg> = vec![super::query::Arg::Text(tenant.to_owned())];
-        if let Some(pk) = after {
-            sql.push_str(" AND r.pk > ?");
-            args.push(super::query::Arg::Int(pk));
-        }
-        if let Some(p) = q.user_name_prefix.as_deref().filter(|p| !p.is_empty()) {
-            let low = fold_case(p);
-            let high = format!("{low}\u{10FFFF}");
-            sql.push_str(" AND r.user_name_lc >= ? AND r.user_name_lc < ?");
-            args.push(super::query::Arg::Text(low));
-            args.push(super::query::Arg::Text(high));
-        }
-        if let Some(p) = q.search.as_deref().filter(|p| !p.is_empty()) {
-            let low = fold_case(p);
-            let high = format!("{low}\u{10FFFF}");
-            sql.push_str(
-                " AND ((r.user_name_lc >= ? AND r.user_name_lc < ?) \
-                 OR r.pk IN (SELECT e.resource_pk FROM emails e \
-                 WHERE e.tenant_id = ? AND e.value_lc >= ? AND e.value_lc < ?))",
-            );
-            args.push(super::query::Arg::Text(low.clone()));
-            args.push(super::query::Arg::Text(high.clone()));
-            args.push(super::query::Arg::Text(tenant.to_owned()));
-            args.push(super::query::Arg::Text(low));
-            args.push(super::query::Arg::Text(high));
-        }
-        if let Some(e) = &q.email {
-            sql.push_str(
-                " AND r.pk IN (SELECT e.resource_pk FROM emails e \
-                 WHERE e.tenant_id = ? AND e.value_lc = ?)",
-            );
-            args.push(super::query::Arg::Text(tenant.to_owned()));
-            args.push(super::query::Arg::Text(fold_case(e)));
-        }
-        if let Some(x) = &q.external_id {
-            sql.push_str(" AND r.external_id = ?");
-            args.push(super::query::Arg::Text(x.clone()));
-        }
-        match q.status {
-            Some(UserStatus::Active) => {
-                sql.push_str(" AND r.deleted = 0 AND (r.active IS NULL OR r.active != 0)");
-            }
-            Some(UserStatus::Deactivated) => sql.push_str(" AND r.deleted = 0 AND r.active = 0"),
-            Some(UserStatus::Deprovisioned) => sql.push_str(" AND r.deleted = 1"),
-            None => {}
-        }
-        if let Some(m) = q.managed {
-            sql.push_str(" AND r.managed = ?");
-            args.push(super::query::Arg::Int(i64::from(m)));
-        }
-        let limit = q.limit.max(1);
-        sql.push_str(" ORDER BY r.pk LIMIT ?");
-        args.push(super::query::Arg::Int(to_i64(limit).saturating_add(1)));
+        let ls = crate::list_sql::users(crate::list_sql::Dialect::Sqlite, tenant, q, APP_COLS)?;
         let mut tx = self.reader.begin().await.map_err(backend)?;
-        let rows: Vec<AppRow> = db::query_as_with(&sql, super::args_of(&args)?)
+        let total = match &ls.count {
+            Some((sql, args)) => {
+                let n: i64 = db::query_scalar_with(sql, super::args_of(args)?)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                Some(u64::try_from(n).unwrap_or(0))
+            }
+            None => None,
+        };
+        let rows: Vec<AppRow> = db::query_as_with(&ls.select, super::args_of(&ls.args)?)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
-        let more = rows.len() as u64 > limit;
+        let (rows, next_cursor, prev_cursor) = ls.page(rows, |r| crate::list_sql::RowKey {
+            pk: r.0,
+            created: r.4,
+            last_modified: r.5,
+            doc: &r.3,
+        });
         let rows: Vec<Loaded> = rows
             .into_iter()
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .map(|r| loaded(ResourceKind::User, r))
             .collect::<StoreResult<_>>()?;
-        let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
         let items = app_users(&mut tx, tenant, rows).await?;
-        Ok(AppPage { items, next_cursor })
+        Ok(AppPage {
+            items,
+            next_cursor,
+            prev_cursor,
+            total,
+        })
     }
 
     #[tracing::instrument(skip_all)]
@@ -435,44 +377,39 @@ impl AppStore for SqliteStore {
         tenant: &str,
         q: &AppGroupQuery,
     ) -> StoreResult<AppPage<AppGroup>> {
-        use super::query::Arg;
-        let after = q.cursor.as_deref().map(decode_pk_cursor).transpose()?;
-        let mut sql = format!(
-            "SELECT {APP_COLS} FROM resources r WHERE r.tenant_id = ? AND r.kind = 'Group'"
-        );
-        let mut args = vec![Arg::Text(tenant.to_owned())];
-        if let Some(pk) = after {
-            sql.push_str(" AND r.pk > ?");
-            args.push(Arg::Int(pk));
-        }
-        if let Some(p) = q.display_name_prefix.as_deref().filter(|p| !p.is_empty()) {
-            let low = fold_case(p);
-            let high = format!("{low}\u{10FFFF}");
-            sql.push_str(" AND r.display_name_lc >= ? AND r.display_name_lc < ?");
-            args.push(Arg::Text(low));
-            args.push(Arg::Text(high));
-        }
-        if let Some(m) = q.managed {
-            sql.push_str(" AND r.managed = ?");
-            args.push(Arg::Int(i64::from(m)));
-        }
-        let limit = q.limit.max(1);
-        sql.push_str(" ORDER BY r.pk LIMIT ?");
-        args.push(Arg::Int(to_i64(limit).saturating_add(1)));
+        let ls = crate::list_sql::groups(crate::list_sql::Dialect::Sqlite, tenant, q, APP_COLS)?;
         let mut tx = self.reader.begin().await.map_err(backend)?;
-        let rows: Vec<AppRow> = db::query_as_with(&sql, super::args_of(&args)?)
+        let total = match &ls.count {
+            Some((sql, args)) => {
+                let n: i64 = db::query_scalar_with(sql, super::args_of(args)?)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                Some(u64::try_from(n).unwrap_or(0))
+            }
+            None => None,
+        };
+        let rows: Vec<AppRow> = db::query_as_with(&ls.select, super::args_of(&ls.args)?)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
-        let more = rows.len() as u64 > limit;
+        let (rows, next_cursor, prev_cursor) = ls.page(rows, |r| crate::list_sql::RowKey {
+            pk: r.0,
+            created: r.4,
+            last_modified: r.5,
+            doc: &r.3,
+        });
         let rows: Vec<Loaded> = rows
             .into_iter()
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .map(|r| loaded(ResourceKind::Group, r))
             .collect::<StoreResult<_>>()?;
-        let next_cursor = rows.last().filter(|_| more).map(|r| encode_pk_cursor(r.pk));
         let items = app_groups(&mut tx, tenant, rows).await?;
-        Ok(AppPage { items, next_cursor })
+        Ok(AppPage {
+            items,
+            next_cursor,
+            prev_cursor,
+            total,
+        })
     }
 
     #[tracing::instrument(skip_all)]
@@ -485,15 +422,7 @@ impl AppStore for SqliteStore {
     ) -> StoreResult<AppPage<AppGroupMember>> {
         // The cursor is the last member id, hex-encoded; any well-formed one is a position.
         let after = cursor
-            .map(|c| {
-                hex::decode(c)
-                    .ok()
-                    .filter(|_| c.len() <= 1024 && lower_hex(c))
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .ok_or_else(|| {
-                        StoreError::Invalid("cursor is not a next_cursor this API returned".into())
-                    })
-            })
+            .map(crate::list_sql::decode_member_cursor)
             .transpose()?;
         let mut tx = self.reader.begin().await.map_err(backend)?;
         let pk: Option<i64> = db::query_scalar(
@@ -508,33 +437,50 @@ impl AppStore for SqliteStore {
             return Err(StoreError::NotFound);
         };
         let limit = limit.max(1);
-        let rows: Vec<(String, String, i64, Option<i64>, i64)> = db::query_as(
+        let rows: Vec<(String, String, i64, Option<i64>, i64, String)> = db::query_as(
             "SELECT m.member_id, COALESCE(json_extract(u.doc, '$.userName'), ''), u.managed, \
-             u.active, u.deleted FROM members m JOIN resources u ON u.pk = m.member_pk \
-             WHERE m.group_pk = ? AND m.member_id > ? ORDER BY m.member_id LIMIT ?",
+             u.active, u.deleted, m.member_name FROM members m JOIN resources u ON u.pk = m.member_pk \
+             WHERE m.group_pk = ? AND (m.member_name, m.member_id) > (?, ?) \
+             ORDER BY m.member_name, m.member_id LIMIT ?",
         )
         .bind(pk)
-        .bind(after.unwrap_or_default())
+        .bind(after.as_ref().map_or("", |(n, _)| n.as_str()))
+        .bind(after.as_ref().map_or("", |(_, id)| id.as_str()))
         .bind(to_i64(limit).saturating_add(1))
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
         let more = rows.len() as u64 > limit;
+        let last_name = rows
+            .get(
+                usize::try_from(limit)
+                    .unwrap_or(usize::MAX)
+                    .saturating_sub(1),
+            )
+            .map(|r| r.5.clone())
+            .unwrap_or_default();
         let items: Vec<AppGroupMember> = rows
             .into_iter()
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(|(id, user_name, managed, active, deleted)| AppGroupMember {
-                id,
-                user_name,
-                managed: managed == 1,
-                status: UserStatus::of(active.map(|a| a != 0), deleted == 1),
-            })
+            .map(
+                |(id, user_name, managed, active, deleted, _)| AppGroupMember {
+                    id,
+                    user_name,
+                    managed: managed == 1,
+                    status: UserStatus::of(active.map(|a| a != 0), deleted == 1),
+                },
+            )
             .collect();
         let next_cursor = items
             .last()
             .filter(|_| more)
-            .map(|m| hex::encode(m.id.as_bytes()));
-        Ok(AppPage { items, next_cursor })
+            .map(|m| crate::list_sql::member_cursor(&last_name, &m.id));
+        Ok(AppPage {
+            items,
+            next_cursor,
+            prev_cursor: None,
+            total: None,
+        })
     }
 
     #[tracing::instrument(skip_all)]

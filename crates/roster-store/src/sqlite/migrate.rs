@@ -101,6 +101,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0018_provisioning_hourly.sql"),
     ),
     (
+        19,
+        "search",
+        include_str!("../../migrations/sqlite/0019_search.sql"),
+    ),
+    (
         21,
         "role catalogue",
         include_str!("../../migrations/sqlite/0021_role_catalogue.sql"),

@@ -743,6 +743,7 @@ async fn users_and_groups_lists_page_with_cursors_and_filter() {
         g["id"].as_str().unwrap()
     );
     let mut member_ids = Vec::new();
+    let mut member_names = Vec::new();
     let mut cursor = String::new();
     loop {
         let page = s
@@ -752,14 +753,20 @@ async fn users_and_groups_lists_page_with_cursors_and_filter() {
             assert_eq!(m["managed"], true);
             assert_eq!(m["status"], "active");
             member_ids.push(m["id"].as_str().unwrap().to_owned());
+            member_names.push(m["user_name"].as_str().unwrap().to_lowercase());
         }
         match page["next_cursor"].as_str() {
             Some(c) => cursor = c.to_owned(),
             None => break,
         }
     }
+    // Members come in name order (folded userName, then id).
+    let mut sorted = member_names.clone();
+    sorted.sort();
+    assert_eq!(member_names, sorted);
     let mut expected: Vec<String> = scim_ids[2..].to_vec();
     expected.sort();
+    member_ids.sort();
     assert_eq!(member_ids, expected);
     let u = s.app_user(&key, &scim_ids[2]).await;
     assert_eq!(u["groups"][0]["display_name"], "Big");

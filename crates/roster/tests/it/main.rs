@@ -19,6 +19,7 @@ mod config;
 mod console;
 mod console_brand;
 mod console_settings;
+mod console_lists;
 mod copy;
 mod custom_attributes;
 mod discovery;

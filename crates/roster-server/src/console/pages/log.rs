@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roster_store::{LogQuery, Outcome, ProvisioningEntry};
+use roster_store::{LogQuery, Outcome, ProvisioningEntry, StatusClass};
 use time::OffsetDateTime;
 
 use super::super::view::{
@@ -44,6 +44,12 @@ pub struct EntryRow {
     pub(super) user_agent: Option<String>,
     pub(super) source_addr: Option<String>,
     pub(super) body: Option<String>,
+    /// How many requests the row stands for (a run of the same failure: more than 1).
+    pub(super) count: usize,
+    /// When the oldest request of the run arrived (`06:24`, UTC).
+    pub(super) since: String,
+    /// The run's other requests, newest first.
+    pub(super) more: Vec<EntryRow>,
 }
 
 /// Who reads the page's hints: a setup-link session is the customer's IT admin.
@@ -119,8 +125,62 @@ pub fn entry_row(
         user_agent: e.user_agent.clone(),
         source_addr: e.source_addr.clone(),
         body,
+        count: 1,
+        since: fmt_hm(e.at),
+        more: Vec::new(),
     }
 }
+
+/// Groups the rows (newest first) of `entries`: consecutive failures with the same status,
+/// scimType and hint become one row (the newest, with `count`, `since` and the others in
+/// `more`: "12 × 401 since 06:24, same cause", the hint once); successes stay one row each.
+pub fn group_rows(
+    tenant: &str,
+    entries: &[ProvisioningEntry],
+    now: OffsetDateTime,
+    reader: Reader,
+) -> Vec<EntryRow> {
+    let mut rows: Vec<(EntryRow, &ProvisioningEntry)> = Vec::new();
+    for e in entries {
+        if let Some((row, head)) = rows.last_mut() {
+            let same = e.status >= 400
+                && head.status == e.status
+                && head.scim_type == e.scim_type
+                && head.hint == e.hint;
+            if same {
+                row.count += 1;
+                row.since = fmt_hm(e.at);
+                row.more.push(entry_row(tenant, e, now, reader));
+                continue;
+            }
+        }
+        rows.push((entry_row(tenant, e, now, reader), e));
+    }
+    rows.into_iter().map(|(r, _)| r).collect()
+}
+
+/// `06:24` (UTC).
+fn fmt_hm(t: OffsetDateTime) -> String {
+    format!("{:02}:{:02}", t.hour(), t.minute())
+}
+
+/// The status-class filter's options.
+const CLASSES: [(&str, &str); 4] = [
+    ("", "Any"),
+    ("2xx", "2xx (succeeded)"),
+    ("4xx", "4xx (refused)"),
+    ("5xx", "5xx (server error)"),
+];
+
+/// The method filter's options.
+const METHODS: [(&str, &str); 6] = [
+    ("", "Any"),
+    ("POST", "POST"),
+    ("PUT", "PUT"),
+    ("PATCH", "PATCH"),
+    ("DELETE", "DELETE"),
+    ("GET", "GET"),
+];
 
 #[derive(Template)]
 #[template(path = "console/log.html")]
@@ -133,7 +193,12 @@ struct LogPage {
     since: String,
     until: String,
     outcome_options: Vec<Opt>,
+    class_options: Vec<Opt>,
+    method_options: Vec<Opt>,
     user: String,
+    text: String,
+    /// The CSV export of the same filters.
+    csv_href: String,
     entries: Vec<EntryRow>,
     pager: Pager,
     /// The filter form's refused times, each at its field.
@@ -185,29 +250,48 @@ pub async fn list(
         _ => None,
     };
     let user = param(&p, "user").unwrap_or("").to_owned();
+    let text = param(&p, "text").unwrap_or("").to_owned();
+    let class_s = param(&p, "status").unwrap_or("");
+    let method_s = param(&p, "method").unwrap_or("");
     let before = param(&p, "before").and_then(|s| s.parse::<i64>().ok());
+    let after = param(&p, "after")
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|_| before.is_none());
+    let query = LogQuery {
+        since,
+        until,
+        outcome,
+        name: Some(user.clone()).filter(|u| !u.is_empty()),
+        method: METHODS
+            .iter()
+            .find(|(v, _)| !v.is_empty() && *v == method_s)
+            .map(|(v, _)| (*v).to_owned()),
+        status_class: StatusClass::parse(class_s),
+        text: Some(text.clone()).filter(|t| !t.is_empty()),
+        limit: LOG_PAGE,
+        ..LogQuery::default()
+    };
     // A refused filter lists nothing rather than rows the filter did not ask for.
-    let (entries, dropped) = if form.is_refused() {
-        (Vec::new(), 0)
+    let (entries, dropped, more) = if form.is_refused() {
+        (Vec::new(), 0, false)
     } else {
-        let entries = state
-            .store
-            .list_provisioning(
-                &t.id,
-                &LogQuery {
-                    since,
-                    until,
-                    outcome,
-                    name: Some(user.clone()).filter(|u| !u.is_empty()),
-                    before,
-                    limit: LOG_PAGE,
-                    ..LogQuery::default()
-                },
-            )
-            .await?;
+        // One more row than shown tells whether another page follows in that direction.
+        let probe = LogQuery {
+            before,
+            after,
+            limit: LOG_PAGE + 1,
+            ..query.clone()
+        };
+        let mut entries = state.store.list_provisioning(&t.id, &probe).await?;
+        let more = entries.len() as u64 > LOG_PAGE;
+        entries.truncate(usize::try_from(LOG_PAGE).unwrap_or(usize::MAX));
+        if after.is_some() {
+            // Read oldest first from the cursor: shown newest first.
+            entries.reverse();
+        }
         // Dropped rows are counted per minute: those of the minutes in the period shown.
         let dropped = state.store.count_dropped(&t.id, since, until).await?;
-        (entries, dropped)
+        (entries, dropped, more)
     };
     let now = state.clock.now();
     let href = tenant_href(&t.id);
@@ -215,20 +299,36 @@ pub async fn list(
         ("since", param(&p, "since").unwrap_or("")),
         ("until", param(&p, "until").unwrap_or("")),
         ("outcome", outcome_s),
+        ("status", class_s),
+        ("method", method_s),
         ("user", user.as_str()),
+        ("text", text.as_str()),
     ];
+    let link = |k: &str, id: i64| {
+        let id = id.to_string();
+        let mut pairs = keep.to_vec();
+        pairs.push((k, &id));
+        format!("{href}/log?{}", view::query(&pairs))
+    };
+    // Older: more rows below when reading backwards (or any page reached from newer ones).
     let older = entries
         .last()
-        .filter(|_| entries.len() as u64 == LOG_PAGE)
-        .map(|last| {
-            let b = last.id.to_string();
-            let mut pairs = keep.to_vec();
-            pairs.push(("before", &b));
-            format!("{href}/log?{}", view::query(&pairs))
-        });
+        .filter(|_| after.is_some() || more)
+        .map(|last| link("before", last.id));
+    let newer = entries
+        .first()
+        .filter(|_| {
+            if after.is_some() {
+                more
+            } else {
+                before.is_some()
+            }
+        })
+        .map(|first| link("after", first.id));
     let pager = Pager {
-        first: before.map(|_| format!("{href}/log?{}", view::query(&keep))),
-        prev: None,
+        first: (before.is_some() || after.is_some())
+            .then(|| format!("{href}/log?{}", view::query(&keep))),
+        prev: newer,
         next: older,
         next_label: "Older requests",
         summary: view::shown(entries.len(), "request"),
@@ -254,14 +354,109 @@ pub async fn list(
             .unwrap_or("")
             .to_owned(),
         outcome_options: options(&OUTCOMES, outcome_s),
+        class_options: options(&CLASSES, class_s),
+        method_options: options(&METHODS, method_s),
+        csv_href: format!("{}/log.csv?{}", tenant_href(&t.id), view::query(&keep)),
         user,
-        entries: entries
-            .iter()
-            .map(|e| entry_row(&t.id, e, now, reader_of(&session)))
-            .collect(),
+        text,
+        entries: group_rows(&t.id, &entries, now, reader_of(&session)),
         pager,
     })?;
     Ok((status, html).into_response())
+}
+
+/// `GET /console/t/{tenant}/log.csv`: every logged request matching the log's filters,
+/// newest first, streamed 500 at a time. A time the filter cannot read is a 400.
+pub async fn csv(
+    State(state): State<AppState>,
+    session: Session,
+    Path(tenant): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ConsoleError> {
+    let t = session.tenant(&state, &tenant).await?;
+    let time = |k: &str| -> Result<Option<OffsetDateTime>, ConsoleError> {
+        match param(&p, k) {
+            None => Ok(None),
+            Some(s) => parse_local(s).map(Some).ok_or_else(|| {
+                ConsoleError::Invalid(format!(
+                    "The time filter must be a date and time such as 2026-01-31T09:00, not {s:?}."
+                ))
+            }),
+        }
+    };
+    let method_s = param(&p, "method").unwrap_or("");
+    let query = LogQuery {
+        since: time("since")?,
+        until: time("until")?,
+        outcome: match param(&p, "outcome") {
+            Some("success") => Some(Outcome::Success),
+            Some("failure") => Some(Outcome::Failure),
+            _ => None,
+        },
+        name: param(&p, "user").map(str::to_owned),
+        method: METHODS
+            .iter()
+            .find(|(v, _)| !v.is_empty() && *v == method_s)
+            .map(|(v, _)| (*v).to_owned()),
+        status_class: param(&p, "status").and_then(StatusClass::parse),
+        text: param(&p, "text").map(str::to_owned),
+        limit: super::lists::EXPORT_BATCH,
+        ..LogQuery::default()
+    };
+    let header = super::lists::csv_line(&[
+        "at",
+        "method",
+        "path",
+        "status",
+        "userOrGroup",
+        "resourceId",
+        "scimType",
+        "detail",
+        "hint",
+        "requestId",
+        "durationMs",
+    ]);
+    let store = state.store.clone();
+    let tenant_id = t.id.clone();
+    Ok(super::lists::csv_response(
+        &format!("{}-log.csv", super::users::file_part(&t.id)),
+        header,
+        move |cursor| {
+            let store = store.clone();
+            let tenant_id = tenant_id.clone();
+            let mut query = query.clone();
+            query.before = cursor.and_then(|c| c.parse::<i64>().ok());
+            async move {
+                let rows = store
+                    .list_provisioning(&tenant_id, &query)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let next = rows
+                    .last()
+                    .filter(|_| rows.len() as u64 == query.limit)
+                    .map(|e| e.id.to_string());
+                let lines = rows
+                    .iter()
+                    .map(|e| {
+                        super::lists::csv_line(&[
+                            crate::ops::fmt_time(e.at),
+                            e.method.clone(),
+                            e.path.clone(),
+                            e.status.to_string(),
+                            e.name.clone().unwrap_or_default(),
+                            e.resource_id.clone().unwrap_or_default(),
+                            e.scim_type.clone().unwrap_or_default(),
+                            e.detail.clone().unwrap_or_default(),
+                            e.hint.clone().unwrap_or_default(),
+                            e.request_id.clone(),
+                            e.duration_ms.to_string(),
+                        ])
+                    })
+                    .collect();
+                Ok((lines, next))
+            }
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::view::{tenant_href, url_enc};
 use super::ConsoleError;
 
 pub mod groups;
+pub mod lists;
 pub mod log;
 pub mod scim;
 pub mod tenants;

@@ -20,8 +20,10 @@ use super::super::view::{
     self, options, render, split_list, tenant_href, Chrome, FormState, Notice, Opt, Pager, TabId,
 };
 use super::super::{idp, redirect, ConsoleError, Posted, Session};
-use super::log::{entry_row, EntryRow};
-use super::{group_href, param, parse_source, parse_status, Params, UserRow, PAGE_SIZE, SOURCES};
+use super::log::{group_rows, EntryRow};
+use super::{
+    group_href, lists, param, parse_source, parse_status, Params, UserRow, PAGE_SIZE, SOURCES,
+};
 use crate::ops;
 use crate::ops::users::UserPatch;
 use crate::ops::FieldError;
@@ -42,8 +44,37 @@ struct UsersPage {
     q: String,
     status_options: Vec<Opt>,
     source_options: Vec<Opt>,
+    sort_options: Vec<Opt>,
+    /// "1,234 users" (every match, all pages).
+    total: String,
+    /// The CSV export of the same filters and order.
+    csv_href: String,
     rows: Vec<UserRow>,
     pager: Pager,
+}
+
+/// The users list's filters and order from its query string (the page's and the CSV's).
+fn user_query(p: &Params) -> (AppUserQuery, [(&'static str, String); 4]) {
+    let q = param(p, "q").unwrap_or("").to_owned();
+    let status = param(p, "status").unwrap_or("").to_owned();
+    let source = param(p, "source").unwrap_or("").to_owned();
+    let (sort, desc, sort_value) = lists::sort_of(p);
+    let query = AppUserQuery {
+        limit: PAGE_SIZE,
+        contains: Some(q.clone()).filter(|s| !s.is_empty()),
+        status: parse_status(&status),
+        managed: parse_source(&source),
+        sort,
+        desc,
+        ..AppUserQuery::default()
+    };
+    let kept = [
+        ("q", q),
+        ("status", status),
+        ("source", source),
+        ("sort", sort_value.to_owned()),
+    ];
+    (query, kept)
 }
 
 /// `GET /console/t/{tenant}/users`.
@@ -54,51 +85,118 @@ pub async fn list(
     Query(p): Query<Params>,
 ) -> Result<Html<String>, ConsoleError> {
     let t = session.tenant(&state, &tenant).await?;
-    let q = param(&p, "q").unwrap_or("").to_owned();
-    let status = param(&p, "status").unwrap_or("");
-    let source = param(&p, "source").unwrap_or("");
+    let (mut query, kept) = user_query(&p);
     let cursor = param(&p, "cursor");
+    let before = param(&p, "before");
+    query.cursor = cursor.filter(|_| before.is_none()).map(str::to_owned);
+    query.before = before.map(str::to_owned);
+    query.count = true;
     let page = state
         .store
-        .list_app_users(
-            &t.id,
-            &AppUserQuery {
-                cursor: cursor.map(str::to_owned),
-                limit: PAGE_SIZE,
-                search: Some(q.clone()).filter(|s| !s.is_empty()),
-                status: parse_status(status),
-                managed: parse_source(source),
-                ..AppUserQuery::default()
-            },
-        )
+        .list_app_users(&t.id, &query)
         .await
         .map_err(super::stale_cursor)?;
     let href = tenant_href(&t.id);
-    let filters = [("q", q.as_str()), ("status", status), ("source", source)];
-    let link = |c: Option<&str>| {
-        let mut pairs = filters.to_vec();
-        if let Some(c) = c {
-            pairs.push(("cursor", c));
-        }
+    let filters: Vec<(&str, &str)> = kept.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let link = |extra: &[(&str, &str)]| {
+        let mut pairs = filters.clone();
+        pairs.extend_from_slice(extra);
         format!("{href}/users?{}", view::query(&pairs))
     };
     let rows: Vec<UserRow> = page.items.iter().map(|u| UserRow::of(&t.id, u)).collect();
-    let pager = Pager::keyset(
+    let pager = lists::pager(
         link,
-        cursor,
+        cursor.is_none() && before.is_none(),
+        page.prev_cursor.as_deref(),
         page.next_cursor.as_deref(),
-        "Next page",
         view::shown(rows.len(), "user"),
     );
     render(&UsersPage {
         chrome: Chrome::tenant(&session, &t, TabId::Users, "Users"),
+        csv_href: format!("{href}/users.csv?{}", view::query(&filters)),
+        total: lists::total(page.total.unwrap_or(0), "user"),
         tenant_href: href,
-        status_options: options(&STATUSES, status),
-        source_options: options(&SOURCES, source),
-        q,
+        status_options: options(&STATUSES, &kept[1].1),
+        source_options: options(&SOURCES, &kept[2].1),
+        sort_options: lists::sort_options(&kept[3].1),
+        q: kept[0].1.clone(),
         rows,
         pager,
     })
+}
+
+/// `GET /console/t/{tenant}/users.csv`: every user matching the list's filters, in its
+/// order, streamed 500 at a time.
+pub async fn csv(
+    State(state): State<AppState>,
+    session: Session,
+    Path(tenant): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ConsoleError> {
+    let t = session.tenant(&state, &tenant).await?;
+    let (mut query, _) = user_query(&p);
+    query.limit = lists::EXPORT_BATCH;
+    let tenant_id = t.id.clone();
+    let header = lists::csv_line(&[
+        "id",
+        "userName",
+        "name",
+        "email",
+        "status",
+        "managedBy",
+        "roles",
+        "created",
+        "lastModified",
+    ]);
+    let store = state.store.clone();
+    Ok(lists::csv_response(
+        &format!("{}-users.csv", file_part(&t.id)),
+        header,
+        move |cursor| {
+            let store = store.clone();
+            let tenant_id = tenant_id.clone();
+            let mut query = query.clone();
+            query.cursor = cursor;
+            async move {
+                let page = store
+                    .list_app_users(&tenant_id, &query)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let lines = page
+                    .items
+                    .iter()
+                    .map(|u| {
+                        let row = UserRow::of(&tenant_id, u);
+                        lists::csv_line(&[
+                            u.resource.id.clone(),
+                            row.user_name,
+                            row.name,
+                            row.email,
+                            row.status.to_owned(),
+                            if row.managed { "scim" } else { "app" }.to_owned(),
+                            row.roles.join(" "),
+                            ops::fmt_time(u.resource.created),
+                            ops::fmt_time(u.resource.last_modified),
+                        ])
+                    })
+                    .collect();
+                Ok((lines, page.next_cursor))
+            }
+        },
+    ))
+}
+
+/// A tenant id as part of a download's file name (letters, digits, `-`, `_`, `.` only).
+pub(super) fn file_part(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// One attribute of the user's SCIM document as the page shows it: a label for people, the
@@ -894,10 +992,7 @@ async fn render_user(
         edit,
         role_sources: role_sources(u, &group_roles),
         groups,
-        entries: history
-            .iter()
-            .map(|e| entry_row(&t.id, e, now, super::log::reader_of(session)))
-            .collect(),
+        entries: group_rows(&t.id, &history, now, super::log::reader_of(session)),
         retention_days: state.settings.log_retention.as_secs() / 86_400,
         u: UserView {
             id: u.resource.id.clone(),
