@@ -23,6 +23,8 @@ pub mod conformance;
 pub mod console;
 pub mod copy;
 pub(crate) mod custom_index_sql;
+pub mod delivery;
+pub(crate) mod delivery_sql;
 pub(crate) mod domain;
 pub mod events;
 pub mod health;
@@ -47,6 +49,7 @@ pub use domain::review::{
 };
 
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
+pub use delivery::{DeliveryStore, StreamLag, WebhookAttempt, ATTEMPTS_KEPT};
 pub use health::{hour_of, HealthStore, HourCount, TenantHealth, WebhookHealth};
 pub use meta::MetaStore;
 pub use ops::{
@@ -592,6 +595,7 @@ pub trait Store:
     + ConsoleStore
     + MetaStore
     + HealthStore
+    + DeliveryStore
     + Send
     + Sync
 {

@@ -65,6 +65,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "provisioning hourly",
         include_str!("../../migrations/postgres/0009_provisioning_hourly.sql"),
     ),
+    (
+        11,
+        "webhook attempts",
+        include_str!("../../migrations/postgres/0011_webhook_attempts.sql"),
+    ),
 ];
 
 /// The marker line of a migration that only adds to the schema (see the module docs).

@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "provisioning hourly",
         include_str!("../../migrations/sqlite/0018_provisioning_hourly.sql"),
     ),
+    (
+        20,
+        "webhook attempts",
+        include_str!("../../migrations/sqlite/0020_webhook_attempts.sql"),
+    ),
 ];
 
 /// Applies the migrations the database lacks. Refuses a database that a newer Roster

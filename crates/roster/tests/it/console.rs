@@ -38,14 +38,14 @@ pub(crate) async fn scim_user(
         .unwrap()
 }
 
-fn operator(s: &TestServer, email: &str) -> String {
+pub(crate) fn operator(s: &TestServer, email: &str) -> String {
     let out = s.cli_ok(&["operator", "add", email, "--json"]);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     v["password"].as_str().unwrap().to_owned()
 }
 
 /// Opens a setup link as an IT admin would: its page, then *Continue* (the POST that uses it).
-async fn use_setup_link(o: &str, link: &str) -> reqwest::Response {
+pub(crate) async fn use_setup_link(o: &str, link: &str) -> reqwest::Response {
     let r = http().get(link).send().await.unwrap();
     let pre = set_cookie(&r).unwrap();
     let pre_csrf = csrf_of(&r.text().await.unwrap());
@@ -61,7 +61,7 @@ async fn use_setup_link(o: &str, link: &str) -> reqwest::Response {
         .unwrap()
 }
 
-fn setup_link(s: &TestServer, tenant: &str) -> String {
+pub(crate) fn setup_link(s: &TestServer, tenant: &str) -> String {
     let out = s.cli_ok(&["tenant", "setup-link", tenant, "--expires", "1h", "--json"]);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     v["url"].as_str().unwrap().to_owned()

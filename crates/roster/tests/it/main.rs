@@ -17,6 +17,7 @@ mod cli;
 mod cluster;
 mod config;
 mod console;
+mod console_health;
 mod copy;
 mod custom_attributes;
 mod discovery;

@@ -360,6 +360,8 @@ struct ScimPage {
     new_roles: String,
     new_form: FormState,
     group_names: Vec<String>,
+    /// The 7-day chart and the webhooks' delivery (`health_chart.html`).
+    health: super::health::HealthPanel,
 }
 
 impl ScimPage {
@@ -574,7 +576,9 @@ async fn render_page(
         })
         .collect();
 
+    let health = super::health::panel(state, session, &t.id, now).await?;
     render(&ScimPage {
+        health,
         chrome: Chrome::tenant(session, t, TabId::Scim, "SCIM settings"),
         notice: extra.notice,
         base_url: crate::urls::base_url(state, headers, &t.id),
@@ -617,6 +621,7 @@ fn done_notice(done: Option<&str>) -> Option<(&'static str, Notice)> {
         "mapping-added" => ("h-roles", "Role mapping added."),
         "mapping-saved" => ("h-roles", "Role mapping saved."),
         "mapping-deleted" => ("h-roles", "Role mapping deleted."),
+        "redelivered" => ("h-webhooks", "Redelivery started: the next attempt is now."),
         "guard-confirm" => (
             "page",
             "Confirmed: the held requests go through when your identity provider retries them.",
