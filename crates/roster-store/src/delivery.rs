@@ -64,8 +64,7 @@ pub trait DeliveryStore: Send + Sync {
     /// a resumed endpoint continues where it stopped. `NotFound` for an unknown endpoint.
     async fn set_webhook_enabled(&self, id: &str, enabled: bool) -> StoreResult<()>;
     /// Records one attempt and prunes the endpoint's attempts beyond the newest `keep`.
-    async fn record_webhook_attempt(&self, attempt: &WebhookAttempt, keep: u64)
-        -> StoreResult<()>;
+    async fn record_webhook_attempt(&self, attempt: &WebhookAttempt, keep: u64) -> StoreResult<()>;
     /// The newest attempts of an endpoint (of one tenant's stream, or all), newest first,
     /// those before `before` (an attempt id) when given.
     async fn list_webhook_attempts(

@@ -7,7 +7,8 @@ use crate::stored_form::from_ms;
 use crate::StoreResult;
 
 /// Pauses or resumes webhook `?1`: `?2` is 1 (resume) or 0 (pause).
-pub(crate) const SET_ENABLED_SQL: &str = "UPDATE webhooks SET enabled = (?2 = CAST(1 AS BIGINT)) WHERE id = ?1";
+pub(crate) const SET_ENABLED_SQL: &str =
+    "UPDATE webhooks SET enabled = (?2 = CAST(1 AS BIGINT)) WHERE id = ?1";
 
 /// Stores one attempt.
 pub(crate) const INSERT_ATTEMPT_SQL: &str = "\

@@ -48,8 +48,8 @@ pub use domain::review::{
     ReviewOutcome, ReviewStatus, ReviewSummary, ReviewUser, MAX_LISTED as REVIEW_MAX_LISTED,
 };
 
-pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
 pub use delivery::{DeliveryStore, StreamLag, WebhookAttempt, ATTEMPTS_KEPT};
+pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
 pub use health::{hour_of, HealthStore, HourCount, TenantHealth, WebhookHealth};
 pub use meta::MetaStore;
 pub use ops::{

@@ -226,7 +226,10 @@ pub async fn redeliver(
     from_seq: Option<i64>,
 ) -> Result<Vec<WebhookStream>, OpError> {
     if from_seq.is_some_and(|s| s < 1) {
-        return Err(OpError::invalid_field("from_seq", "from_seq must be 1 or more"));
+        return Err(OpError::invalid_field(
+            "from_seq",
+            "from_seq must be 1 or more",
+        ));
     }
     let streams = store
         .redeliver(id, tenant, from_seq)
@@ -389,9 +392,7 @@ pub async fn endpoints(
     }
     Ok(hooks
         .into_iter()
-        .filter(|h| {
-            tenant.is_none_or(|t| h.tenant_id.as_deref().is_none_or(|ht| ht == t))
-        })
+        .filter(|h| tenant.is_none_or(|t| h.tenant_id.as_deref().is_none_or(|ht| ht == t)))
         .map(|hook| {
             let (mine, _): (Vec<_>, Vec<_>) = views
                 .iter()

@@ -4,7 +4,7 @@
 
 use super::support::{add_user, at, tenant, user_doc};
 use super::Backend;
-use crate::{DeliveryResult, StoreError, WebhookAttempt, Webhook};
+use crate::{DeliveryResult, StoreError, Webhook, WebhookAttempt};
 
 fn hook(id: &str) -> Webhook {
     Webhook {
@@ -63,7 +63,10 @@ pub async fn attempts_are_listed_newest_first_and_pruned_per_endpoint(b: &dyn Ba
     s.record_webhook_attempt(&attempt("wh_2", "a", 1, 1, Some(200)), 4)
         .await
         .unwrap();
-    let all = s.list_webhook_attempts("wh_1", None, None, 10).await.unwrap();
+    let all = s
+        .list_webhook_attempts("wh_1", None, None, 10)
+        .await
+        .unwrap();
     assert_eq!(
         all.iter().map(|a| a.first_seq).collect::<Vec<_>>(),
         [6, 5, 4, 3],
@@ -79,7 +82,14 @@ pub async fn attempts_are_listed_newest_first_and_pruned_per_endpoint(b: &dyn Ba
             newest.error.as_deref(),
             newest.duration_ms
         ),
-        ("a", at(6), "ev_6", Some(503), Some("receiver answered HTTP 503"), 12)
+        (
+            "a",
+            at(6),
+            "ev_6",
+            Some(503),
+            Some("receiver answered HTTP 503"),
+            12
+        )
     );
     assert!(!newest.delivered());
     assert_eq!((all[1].status, all[1].delivered()), (None, false));
@@ -88,10 +98,7 @@ pub async fn attempts_are_listed_newest_first_and_pruned_per_endpoint(b: &dyn Ba
         .list_webhook_attempts("wh_1", Some("a"), None, 10)
         .await
         .unwrap();
-    assert_eq!(
-        of_a.iter().map(|a| a.first_seq).collect::<Vec<_>>(),
-        [6, 4]
-    );
+    assert_eq!(of_a.iter().map(|a| a.first_seq).collect::<Vec<_>>(), [6, 4]);
     let older = s
         .list_webhook_attempts("wh_1", None, Some(all[1].id), 10)
         .await
@@ -137,7 +144,10 @@ pub async fn pause_keeps_positions_and_lag_counts_events_after_them(b: &dyn Back
     };
     assert_eq!(
         lag(Some("wh_1"), None).await,
-        [("wh_1".into(), "a".into(), 0), ("wh_1".into(), "b".into(), 0)],
+        [
+            ("wh_1".into(), "a".into(), 0),
+            ("wh_1".into(), "b".into(), 0)
+        ],
         "a new endpoint starts at the tenant's last event"
     );
     add_user(s, "a", "u2", user_doc("two")).await;
@@ -149,7 +159,11 @@ pub async fn pause_keeps_positions_and_lag_counts_events_after_them(b: &dyn Back
     assert!(!paused.enabled);
     let cursor = s.ensure_stream("wh_1", "a").await.unwrap().cursor;
     add_user(s, "a", "u4", user_doc("four")).await;
-    assert_eq!(lag(Some("wh_1"), Some("a")).await[0].2, 3, "lag grows while paused");
+    assert_eq!(
+        lag(Some("wh_1"), Some("a")).await[0].2,
+        3,
+        "lag grows while paused"
+    );
     s.set_webhook_enabled("wh_1", true).await.unwrap();
     assert!(s.get_webhook("wh_1").await.unwrap().unwrap().enabled);
     assert_eq!(

@@ -39,9 +39,9 @@ use crate::Store;
 
 pub mod app;
 pub mod custom;
+pub mod delivery;
 pub mod directory;
 pub mod emails;
-pub mod delivery;
 pub mod health;
 pub mod listing;
 pub mod ops;

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 
 #[allow(clippy::wildcard_imports)]
 use crate::browser::*;
-use crate::console::{csrf_of, get, http, operator, set_cookie, setup_link, sign_in_key, use_setup_link};
+use crate::console::{
+    csrf_of, get, http, operator, set_cookie, setup_link, sign_in_key, use_setup_link,
+};
 use crate::harness::{user_body, TestServer};
 use crate::webhooks::Receiver;
 
@@ -48,7 +50,10 @@ async fn make_acme_fail(s: &TestServer, key: &str) {
         if h["failures_24h"].as_u64().unwrap_or(0) >= 4 && h["guard"]["holding"] == true {
             break;
         }
-        assert!(Instant::now() < deadline, "the rollup never had the failures: {h}");
+        assert!(
+            Instant::now() < deadline,
+            "the rollup never had the failures: {h}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -68,7 +73,11 @@ async fn the_tenants_list_shows_health_and_the_chart_its_totals() {
     let o = s.origin.clone();
     let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
 
-    let page = get(&o, "/console/tenants", &jar).await.text().await.unwrap();
+    let page = get(&o, "/console/tenants", &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
     let acme = row(&page, "acme");
     assert!(acme.contains("class=\"unhealthy\""), "{acme}");
     assert!(
@@ -109,11 +118,17 @@ async fn the_tenants_list_shows_health_and_the_chart_its_totals() {
             assert!(scim.contains("<svg viewBox="), "an inline SVG");
             assert!(scim.contains("role=\"img\" aria-labelledby=\"chart-title chart-desc\""));
             assert!(scim.contains("<table class=\"sr-only\" id=\"chart-table\">"));
-            assert!(scim.contains("class=\"fail\"><rect "), "a failure bar is drawn");
+            assert!(
+                scim.contains("class=\"fail\"><rect "),
+                "a failure bar is drawn"
+            );
             assert!(!scim.contains(" style="), "CSP forbids inline styles");
             break;
         }
-        assert!(Instant::now() < deadline, "chart {summary:?} vs API {req}/{fail}");
+        assert!(
+            Instant::now() < deadline,
+            "chart {summary:?} vs API {req}/{fail}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -151,9 +166,14 @@ async fn webhook_pause_stops_delivery_and_the_console_shows_it() {
     assert_eq!(a["first_seq"], first + 1);
     assert_eq!(a["tenant"], "acme");
     assert!(a["error"].is_null());
-    s.admin(&key, Method::GET, &format!("/webhooks/{id}/attempts?limit=0"), None)
-        .await
-        .expect(400);
+    s.admin(
+        &key,
+        Method::GET,
+        &format!("/webhooks/{id}/attempts?limit=0"),
+        None,
+    )
+    .await
+    .expect(400);
     s.admin(&key, Method::GET, "/webhooks/wh_nope/attempts", None)
         .await
         .expect(404);
@@ -167,7 +187,9 @@ async fn webhook_pause_stops_delivery_and_the_console_shows_it() {
     s.user("two").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        recv.events().iter().all(|e| e["seq"].as_i64().unwrap() <= first + 1),
+        recv.events()
+            .iter()
+            .all(|e| e["seq"].as_i64().unwrap() <= first + 1),
         "a paused webhook delivers nothing"
     );
     let w = s.admin_get(&key, &format!("/webhooks/{id}")).await;
@@ -177,19 +199,35 @@ async fn webhook_pause_stops_delivery_and_the_console_shows_it() {
     // The console shows it: the list, the endpoint's page with its attempts, the SCIM page.
     let o = s.origin.clone();
     let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
-    let list = get(&o, "/console/webhooks", &jar).await.text().await.unwrap();
+    let list = get(&o, "/console/webhooks", &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(list.contains(&format!("http://{addr}/hook")), "{list}");
-    assert!(list.contains("<span class=\"badge off\">Paused</span>"), "{list}");
+    assert!(
+        list.contains("<span class=\"badge off\">Paused</span>"),
+        "{list}"
+    );
     let detail = get(&o, &format!("/console/webhooks/{id}"), &jar)
         .await
         .text()
         .await
         .unwrap();
     assert!(detail.contains("id=\"resume\""), "{detail}");
-    assert!(detail.contains("<span class=\"badge ok\">204</span>"), "{detail}");
+    assert!(
+        detail.contains("<span class=\"badge ok\">204</span>"),
+        "{detail}"
+    );
     let scim = get(&o, "/console/t/acme", &jar).await.text().await.unwrap();
-    let section = scim.split("id=\"webhook-state\"").nth(1).expect("the webhook section");
-    assert!(section.contains("data-label=\"Lag (events)\">1</td>"), "{section}");
+    let section = scim
+        .split("id=\"webhook-state\"")
+        .nth(1)
+        .expect("the webhook section");
+    assert!(
+        section.contains("data-label=\"Lag (events)\">1</td>"),
+        "{section}"
+    );
     assert!(section.contains("Paused"), "{section}");
 
     // Resumed from the console: it continues with the event it had not delivered.
@@ -231,9 +269,15 @@ async fn webhook_pause_stops_delivery_and_the_console_shows_it() {
     // The IT admin: no webhooks page, no webhook section.
     let link = setup_link(&s, "acme");
     let it = set_cookie(&use_setup_link(&o, &link).await).unwrap();
-    assert_eq!(get(&o, "/console/webhooks", &it).await.status().as_u16(), 403);
     assert_eq!(
-        get(&o, &format!("/console/webhooks/{id}"), &it).await.status().as_u16(),
+        get(&o, "/console/webhooks", &it).await.status().as_u16(),
+        403
+    );
+    assert_eq!(
+        get(&o, &format!("/console/webhooks/{id}"), &it)
+            .await
+            .status()
+            .as_u16(),
         403
     );
     let scim = get(&o, "/console/t/acme", &it).await.text().await.unwrap();
@@ -257,7 +301,11 @@ async fn webhook_forms_refuse_at_the_field_and_show_secrets_once() {
     let key = s.admin_key();
     let o = s.origin.clone();
     let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
-    let page = get(&o, "/console/webhooks", &jar).await.text().await.unwrap();
+    let page = get(&o, "/console/webhooks", &jar)
+        .await
+        .text()
+        .await
+        .unwrap();
     let csrf = csrf_of(&page);
     let post = |path: String, form: Vec<(&'static str, String)>| {
         let jar = jar.clone();
@@ -286,7 +334,10 @@ async fn webhook_forms_refuse_at_the_field_and_show_secrets_once() {
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"wh-url-error\""), "{html}");
     assert!(html.contains("id=\"wh-events-error\""), "{html}");
-    assert!(html.contains("value=\"user.created, user.nope\""), "as typed");
+    assert!(
+        html.contains("value=\"user.created, user.nope\""),
+        "as typed"
+    );
     assert!(html.contains("2 problems to fix"), "{html}");
 
     let r = post(
@@ -328,7 +379,10 @@ async fn webhook_forms_refuse_at_the_field_and_show_secrets_once() {
         .text()
         .await
         .unwrap();
-    assert!(remove.contains("aria-describedby=\"dlg-remove-d\" open>"), "{remove}");
+    assert!(
+        remove.contains("aria-describedby=\"dlg-remove-d\" open>"),
+        "{remove}"
+    );
     let r = post(
         format!("{o}/console/webhooks/{id}/delete"),
         vec![("csrf", csrf.clone())],
@@ -370,8 +424,15 @@ async fn console_health_in_chromium() {
 
     c.goto(&format!("{o}/console/t/acme")).await.unwrap();
     css(&c, "#chart").await;
-    let box_w = js(&c, "return document.getElementById('chart').getBoundingClientRect().width").await;
-    assert!(box_w.as_f64().unwrap() > 300.0, "the chart is drawn: {box_w}");
+    let box_w = js(
+        &c,
+        "return document.getElementById('chart').getBoundingClientRect().width",
+    )
+    .await;
+    assert!(
+        box_w.as_f64().unwrap() > 300.0,
+        "the chart is drawn: {box_w}"
+    );
     shoot(&c, "H02-scim-chart").await;
 
     c.goto(&format!("{o}/console/webhooks")).await.unwrap();

@@ -186,7 +186,9 @@ impl Chart {
             .iter()
             .skip(1)
             .map(|d| d.x)
-            .chain(std::iter::once(LEFT + HOURS.min(i64::try_from(hours.len()).unwrap_or(0)) * BAR_W))
+            .chain(std::iter::once(
+                LEFT + HOURS.min(i64::try_from(hours.len()).unwrap_or(0)) * BAR_W,
+            ))
             .collect();
         for (d, end) in days.iter_mut().zip(ends) {
             d.label_x = (d.x + end) / 2;

@@ -94,7 +94,11 @@ impl HealthCells {
                 h.webhooks.failing,
                 if h.webhooks.failing == 1 { "" } else { "s" },
                 h.webhooks.max_attempts,
-                if h.webhooks.max_attempts == 1 { "" } else { "s" },
+                if h.webhooks.max_attempts == 1 {
+                    ""
+                } else {
+                    "s"
+                },
             )
         } else {
             String::new()

@@ -13,7 +13,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::super::view::{fmt_ago, fmt_when, render, split_list, tenant_href, url_enc, Chrome, FormState, Notice};
+use super::super::view::{
+    fmt_ago, fmt_when, render, split_list, tenant_href, url_enc, Chrome, FormState, Notice,
+};
 use super::super::{redirect, ConsoleError, Posted, Session};
 use super::scim::thousands;
 use super::{param, Params};
@@ -424,7 +426,16 @@ pub async fn act(
                 roster_store::StoreError::NotFound => ConsoleError::NotFound,
                 other => other.into(),
             })?;
-            ops::audit(store, now, &actor, "webhook.delete", None, Some(&id), json!({})).await;
+            ops::audit(
+                store,
+                now,
+                &actor,
+                "webhook.delete",
+                None,
+                Some(&id),
+                json!({}),
+            )
+            .await;
             return Ok(redirect("/console/webhooks?done=deleted"));
         }
         _ => return Err(ConsoleError::NotFound),
