@@ -311,7 +311,7 @@ async fn webhook_forms_refuse_at_the_field_and_show_secrets_once() {
         let jar = jar.clone();
         async move {
             http()
-                .post(format!("{path}"))
+                .post(&path)
                 .header("cookie", jar)
                 .form(&form)
                 .send()
@@ -417,6 +417,8 @@ async fn console_health_in_chromium() {
     fill(&c, "#email", "ops@example.com").await;
     fill(&c, "#password", &password).await;
     click(&c, "#sign-in").await;
+    css(&c, "#sign-out").await;
+    c.goto(&format!("{o}/console/tenants")).await.unwrap();
     css(&c, "#tenants").await;
     let page = source(&c).await;
     assert!(row(&page, "acme").contains(" failed</a>"), "{page}");
