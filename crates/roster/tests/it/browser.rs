@@ -306,3 +306,43 @@ pub(crate) async fn axe(c: &Client) -> Value {
     .await
     .unwrap()
 }
+
+/// The accessibility checks can fail: a page with known violations is reported by both.
+#[tokio::test]
+async fn the_page_checks_catch_known_violations() {
+    let Some(driver) = start_driver() else {
+        return;
+    };
+    let c = connect(&driver).await;
+    let page = "<!doctype html><html><head><title>t</title></head><body><main><h1>x</h1>\
+                <p style='color:#bbb;background:#fff'>low contrast text</p>\
+                <img src='data:image/gif;base64,R0lGODlhAQABAAAAACw='>\
+                <input id='a'></main></body></html>";
+    c.goto(&format!("data:text/html,{}", urlencode(page)))
+        .await
+        .unwrap();
+    let own = c.execute(A11Y_CHECK, vec![]).await.unwrap();
+    assert!(
+        own.to_string().contains("no label"),
+        "the layout check missed an unlabelled field: {own}"
+    );
+    if axe_source().is_some() {
+        let found = axe(&c).await.to_string();
+        for rule in ["color-contrast", "image-alt", "label"] {
+            assert!(found.contains(rule), "axe-core missed {rule}: {found}");
+        }
+    }
+    c.close().await.unwrap();
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -10,7 +10,6 @@
 
 use std::time::{Duration, Instant};
 
-use fantoccini::Locator;
 use serde_json::{json, Value};
 
 #[allow(clippy::wildcard_imports)]
