@@ -24,6 +24,8 @@ pub mod conformance;
 pub mod console;
 pub mod copy;
 pub(crate) mod custom_index_sql;
+pub mod delivery;
+pub(crate) mod delivery_sql;
 pub(crate) mod domain;
 pub mod events;
 pub mod health;
@@ -49,6 +51,7 @@ pub use domain::review::{
     ReviewOutcome, ReviewStatus, ReviewSummary, ReviewUser, MAX_LISTED as REVIEW_MAX_LISTED,
 };
 
+pub use delivery::{DeliveryStore, StreamLag, WebhookAttempt, ATTEMPTS_KEPT};
 pub use events::{Event, EventStore, EventType, NewEvent, Snapshot, SnapshotPart, SnapshotStream};
 pub use health::{hour_of, HealthStore, HourCount, TenantHealth, WebhookHealth};
 pub use meta::MetaStore;
@@ -635,6 +638,7 @@ pub trait Store:
     + MetaStore
     + HealthStore
     + RoleCatalogueStore
+    + DeliveryStore
     + Send
     + Sync
 {

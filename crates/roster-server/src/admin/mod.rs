@@ -106,6 +106,9 @@ pub fn routes() -> Router<AppState> {
             "/webhooks/{id}/redeliver",
             post(webhooks::redeliver_handler),
         )
+        .route("/webhooks/{id}/pause", post(webhooks::pause_handler))
+        .route("/webhooks/{id}/resume", post(webhooks::resume_handler))
+        .route("/webhooks/{id}/attempts", get(webhooks::attempts_handler))
         .merge(app_routes())
         .fallback(|| async { ApiError::not_found("no such admin API endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -287,6 +290,9 @@ mod tests {
             "/api/v1/webhooks/{id}",
             "/api/v1/webhooks/{id}/rotate-secret",
             "/api/v1/webhooks/{id}/redeliver",
+            "/api/v1/webhooks/{id}/pause",
+            "/api/v1/webhooks/{id}/resume",
+            "/api/v1/webhooks/{id}/attempts",
             "/api/v1/tenants/{tenant}/setup-link",
             "/api/v1/tenants/{tenant}/first-sync",
             "/api/v1/tenants/{tenant}/first-sync/approve",

@@ -10,29 +10,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::feed::parse_types;
-use super::{audit, fmt_time, AdminAuth, ApiError, ApiJson, ApiPath};
+use super::{audit, fmt_time, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::secretbox::KeyRing;
-use crate::webhooks::signature::new_secret;
 use crate::AppState;
 
-/// What a new webhook receives.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewWebhook {
-    /// Where events are POSTed (`http://` or `https://`).
-    pub url: String,
-    /// Only this tenant's events; absent = every tenant.
-    pub tenant: Option<String>,
-    /// Only these event types; absent or empty = every type.
-    #[serde(default)]
-    pub event_types: Vec<String>,
-    /// A label.
-    pub description: Option<String>,
-}
+pub use crate::ops::webhooks::NewWebhook;
 
-/// Validates and stores a webhook, its secret sealed with `keys`; returns it with its secret
-/// in clear (to show once).
+/// Validates and stores a webhook (see [`crate::ops::webhooks::create`]); returns it with its
+/// secret in clear (to show once).
 ///
 /// # Errors
 /// 400 for a bad URL or an unknown event type, 404 for an unknown tenant, 409 without a key
@@ -44,64 +29,11 @@ pub async fn create(
     req: NewWebhook,
     allow_private: bool,
 ) -> Result<Webhook, ApiError> {
-    let url = reqwest::Url::parse(&req.url)
-        .map_err(|e| ApiError::invalid(format!("url is not a valid URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::invalid(
-            "url must be an http:// or https:// URL with a host",
-        ));
-    }
-    // A credential in the URL would be stored, listed and written to the audit log; receivers
-    // authenticate Roster by the signature instead.
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid(
-            "url must not contain a user name or password; verify the Roster-Signature header \
-             with the webhook's secret instead (docs/events.md)",
-        ));
-    }
-    if !crate::webhooks::destination::host_allowed(&url, allow_private) {
-        return Err(ApiError::invalid(format!(
-            "url: {}",
-            crate::webhooks::destination::NOT_ALLOWED
-        )));
-    }
-    // Each element must be one type name, exactly (not a comma-separated list, not empty).
-    if let Some(bad) = req
-        .event_types
-        .iter()
-        .find(|t| roster_store::EventType::parse(t).is_none())
-    {
-        return Err(ApiError::invalid(format!(
-            "unknown event type \"{bad}\"; see docs/events.md for the list"
-        )));
-    }
-    let types = parse_types(Some(&req.event_types.join(",")))?;
-    if let Some(t) = &req.tenant {
-        if store.get_tenant(t).await?.is_none() {
-            return Err(ApiError::not_found(format!("no tenant \"{t}\"")));
-        }
-    }
-    let id = format!("wh_{}", crate::tokens::random_alnum(16));
-    let secret = new_secret();
-    let mut hook = Webhook {
-        secret: keys.seal(&secret, &id)?,
-        id,
-        tenant_id: req.tenant,
-        url: req.url,
-        description: req.description,
-        event_types: types,
-        previous_secret: None,
-        previous_expires_at: None,
-        enabled: true,
-        created_at: now,
-    };
-    store.create_webhook(&hook).await?;
-    hook.secret = secret;
-    Ok(hook)
+    Ok(crate::ops::webhooks::create(store, keys, now, req, allow_private).await?)
 }
 
-/// Replaces a webhook's secret (stored sealed with `keys`); the old one keeps signing for
-/// `overlap`. Returns the new secret in clear and when the old one stops.
+/// Replaces a webhook's secret (see [`crate::ops::webhooks::rotate`]). Returns the new secret
+/// in clear and when the old one stops.
 ///
 /// # Errors
 /// 404 for an unknown webhook, 409 without a key to seal with.
@@ -112,14 +44,7 @@ pub async fn rotate(
     id: &str,
     overlap: std::time::Duration,
 ) -> Result<(String, OffsetDateTime), ApiError> {
-    let secret = new_secret();
-    let sealed = keys.seal(&secret, id)?;
-    let until = now + overlap;
-    store
-        .rotate_webhook_secret(id, &sealed, until)
-        .await
-        .map_err(|e| not_found(e, id))?;
-    Ok((secret, until))
+    Ok(crate::ops::webhooks::rotate(store, keys, now, id, overlap).await?)
 }
 
 /// What [`reseal_all`] did.
@@ -245,9 +170,16 @@ pub async fn list_handler(
 ) -> Result<Json<Value>, ApiError> {
     let hooks = state.store.list_webhooks().await?;
     let streams = state.store.list_streams(None).await?;
-    Ok(Json(json!({
-        "webhooks": hooks.iter().map(|w| webhook_json(w, &streams)).collect::<Vec<_>>(),
-    })))
+    let lags = state.store.stream_lags(None, None).await?;
+    let all: Vec<Value> = hooks
+        .iter()
+        .map(|w| {
+            let mut v = webhook_json(w, &streams);
+            add_lags(&mut v, &lags);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "webhooks": all })))
 }
 
 /// `POST /api/v1/webhooks`: 201 with the webhook and its `secret`, shown this once.
@@ -293,13 +225,8 @@ pub async fn get_handler(
     _auth: AdminAuth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let hook = state
-        .store
-        .get_webhook(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no webhook \"{id}\"")))?;
-    let streams = state.store.list_streams(Some(&id)).await?;
-    Ok(Json(webhook_json(&hook, &streams)))
+    let hook = crate::ops::webhooks::get(state.store.as_ref(), &id).await?;
+    Ok(Json(full_json(&state, &hook).await?))
 }
 
 /// `DELETE /api/v1/webhooks/{id}`: 204.
@@ -386,31 +313,143 @@ pub async fn redeliver_handler(
 ) -> Result<Json<Value>, ApiError> {
     // The body is optional: an empty one resumes every stream from its cursor.
     let req: Redeliver = super::optional_json(&body)?;
-    if req.from_seq.is_some_and(|s| s < 1) {
-        return Err(ApiError::invalid("from_seq must be 1 or more"));
-    }
-    let streams = state
-        .store
-        .redeliver(&id, req.tenant.as_deref(), req.from_seq)
-        .await
-        .map_err(|e| match e {
-            // A webhook scoped to another tenant has no stream of this one: a missing
-            // sub-resource, like an unknown webhook.
-            roster_store::StoreError::Invalid(m) => ApiError::not_found(m),
-            e => not_found(e, &id),
-        })?;
-    audit(
+    let streams = crate::ops::webhooks::redeliver(
         state.store.as_ref(),
         state.clock.now(),
         &auth.actor(),
-        "webhook.redeliver",
+        &id,
         req.tenant.as_deref(),
-        Some(&id),
-        json!({"from_seq": req.from_seq}),
+        req.from_seq,
     )
-    .await;
+    .await?;
     Ok(Json(json!({
         "id": id,
         "streams": streams.iter().map(stream_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// Adds each stream's `lag` (events after its position) to a webhook's JSON.
+fn add_lags(v: &mut Value, lags: &[roster_store::StreamLag]) {
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    if let Some(streams) = v["streams"].as_array_mut() {
+        for s in streams {
+            let lag = lags
+                .iter()
+                .find(|l| l.webhook_id == id && s["tenant"].as_str() == Some(l.tenant_id.as_str()))
+                .map_or(0, |l| l.lag);
+            s["lag"] = json!(lag);
+        }
+    }
+}
+
+/// The JSON of a webhook with its streams and their lags (three reads).
+async fn full_json(state: &AppState, hook: &Webhook) -> Result<Value, ApiError> {
+    let streams = state.store.list_streams(Some(&hook.id)).await?;
+    let lags = state.store.stream_lags(Some(&hook.id), None).await?;
+    let mut v = webhook_json(hook, &streams);
+    add_lags(&mut v, &lags);
+    Ok(v)
+}
+
+async fn set_paused(
+    state: &AppState,
+    auth: &AdminAuth,
+    id: &str,
+    paused: bool,
+) -> Result<Json<Value>, ApiError> {
+    let hook = crate::ops::webhooks::set_paused(
+        state.store.as_ref(),
+        state.clock.now(),
+        &auth.actor(),
+        id,
+        paused,
+    )
+    .await?;
+    Ok(Json(full_json(state, &hook).await?))
+}
+
+/// `POST /api/v1/webhooks/{id}/pause`: stops delivery; the streams keep their positions.
+///
+/// # Errors
+/// 401, 404.
+pub async fn pause_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &auth, &id, true).await
+}
+
+/// `POST /api/v1/webhooks/{id}/resume`: delivery continues from each stream's position.
+///
+/// # Errors
+/// 401, 404.
+pub async fn resume_handler(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(&state, &auth, &id, false).await
+}
+
+/// The query of `GET /api/v1/webhooks/{id}/attempts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptsQuery {
+    /// Only this tenant's stream.
+    pub tenant: Option<String>,
+    /// Only attempts older than this one (the `id` of the last attempt of the previous page).
+    pub before: Option<i64>,
+    /// At most this many (1 to 100, default 50).
+    pub limit: Option<u64>,
+}
+
+/// How the API shows a delivery attempt.
+#[must_use]
+pub fn attempt_json(a: &roster_store::WebhookAttempt) -> Value {
+    json!({
+        "id": a.id,
+        "at": fmt_time(a.at),
+        "tenant": a.tenant_id,
+        "first_seq": a.first_seq,
+        "last_seq": a.last_seq,
+        "event_id": a.event_id,
+        "delivered": a.delivered(),
+        "status": a.status,
+        "error": a.error,
+        "duration_ms": a.duration_ms,
+    })
+}
+
+/// `GET /api/v1/webhooks/{id}/attempts`: the newest delivery attempts, newest first (the last
+/// 100 of each webhook are kept).
+///
+/// # Errors
+/// 400 for a bad query, 401, 404.
+pub async fn attempts_handler(
+    State(state): State<AppState>,
+    _auth: AdminAuth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AttemptsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=crate::ops::webhooks::MAX_ATTEMPTS_PAGE).contains(&limit) {
+        return Err(ApiError::invalid("limit must be from 1 to 100"));
+    }
+    let attempts = crate::ops::webhooks::attempts(
+        state.store.as_ref(),
+        &id,
+        q.tenant.as_deref(),
+        q.before,
+        limit,
+    )
+    .await?;
+    let next = (attempts.len() as u64 == limit)
+        .then(|| attempts.last().map(|a| a.id))
+        .flatten();
+    Ok(Json(json!({
+        "id": id,
+        "attempts": attempts.iter().map(attempt_json).collect::<Vec<_>>(),
+        "next_before": next,
     })))
 }

@@ -66,7 +66,7 @@ pub fn asset_version() -> &'static str {
 
 /// The `/console` router.
 pub fn routes() -> Router<AppState> {
-    use pages::{groups, log, scim, tenants, users};
+    use pages::{groups, health, log, scim, tenants, users, webhooks};
     Router::new()
         .route("/", get(auth::home))
         .route("/assets/console.css", get(css))
@@ -122,6 +122,13 @@ pub fn routes() -> Router<AppState> {
         .route("/t/{tenant}/groups/{id}", get(groups::detail))
         .route("/t/{tenant}/log", get(log::list))
         .route("/t/{tenant}/log.csv", get(log::csv))
+        .route(
+            "/t/{tenant}/webhooks/{id}/redeliver",
+            post(health::redeliver),
+        )
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::detail))
+        .route("/webhooks/{id}/{action}", post(webhooks::act))
         .fallback(not_found)
         .layer(middleware::from_fn(navigation))
         .layer(middleware::from_fn(security_headers))
@@ -215,6 +222,8 @@ fn page_of(path: &str) -> String {
         ["t", t, "role-catalogue", ..] => format!("/console/t/{t}/settings/roles#h-catalogue"),
         ["t", t, "grantable-roles"] => format!("/console/t/{t}/settings/roles#h-grantable"),
         ["t", t, "guard", ..] => format!("/console/t/{t}/settings/guard#h-guard"),
+        ["t", t, "webhooks", ..] => format!("/console/t/{t}#h-webhooks"),
+        ["webhooks", id, ..] => format!("/console/webhooks/{id}"),
         ["t", t, ..] => format!("/console/t/{t}"),
         ["sign-in", ..] => "/console/sign-in".to_owned(),
         _ => "/console".to_owned(),

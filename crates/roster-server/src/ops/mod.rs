@@ -28,6 +28,7 @@ pub mod setup_links;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use error::{FieldError, OpError};
 

@@ -286,8 +286,25 @@ async fn stream_task(
         let allow_private = state.settings.webhooks.allow_private;
         let keys = &state.settings.secret_keys;
         let now = state.clock.now();
-        let result = match deliver(&client, keys, &hook, &event, now, allow_private).await {
-            Ok(()) => DeliveryResult::Delivered { seq: event.seq },
+        let started = std::time::Instant::now();
+        let outcome = deliver(&client, keys, &hook, &event, now, allow_private).await;
+        let attempt = roster_store::WebhookAttempt {
+            id: 0,
+            webhook_id: hook_id.clone(),
+            tenant_id: tenant.clone(),
+            at: now,
+            first_seq: event.seq,
+            last_seq: event.seq,
+            event_id: event.id.clone(),
+            status: match &outcome {
+                Ok(s) | Err((Some(s), _)) => Some(*s),
+                Err((None, _)) => None,
+            },
+            error: outcome.as_ref().err().map(|(_, e)| e.clone()),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        let result = match outcome.map_err(|(_, e)| e) {
+            Ok(_) => DeliveryResult::Delivered { seq: event.seq },
             Err(error) => {
                 let now = state.clock.now();
                 let attempts = stream.attempts + 1;
@@ -322,6 +339,13 @@ async fn stream_task(
             if idle(settings.poll, &mut events, &mut shutdown).await {
                 return;
             }
+        } else if let Err(e) = state
+            .store
+            .record_webhook_attempt(&attempt, roster_store::ATTEMPTS_KEPT)
+            .await
+        {
+            // The history is for people; delivery goes on without it.
+            tracing::warn!(error = %e, "webhook worker: recording a delivery attempt failed");
         }
         if *shutdown.borrow() {
             return;
@@ -329,8 +353,9 @@ async fn stream_task(
     }
 }
 
-/// POSTs one event, signed with the webhook's secrets opened with `keys`; `Err` describes the
-/// failure in words (never the URL, which may hold a credential, nor a secret). A secret that
+/// POSTs one event, signed with the webhook's secrets opened with `keys`; `Ok` is the
+/// receiver's 2xx status, `Err` the status when one came and the failure in words (never the
+/// URL, which may hold a credential, nor a secret). A secret that
 /// does not open fails the attempt before anything is sent: nothing is ever signed with a
 /// sealed text.
 async fn deliver(
@@ -340,18 +365,20 @@ async fn deliver(
     event: &Event,
     now: OffsetDateTime,
     allow_private: bool,
-) -> Result<(), String> {
+) -> Result<u16, (Option<u16>, String)> {
     // An address literal never reaches the resolver: checked here (a name is checked by
     // `destination::PublicOnly` on every address it resolves to).
-    let url = reqwest::Url::parse(&hook.url).map_err(|e| format!("invalid URL: {e}"))?;
+    let url = reqwest::Url::parse(&hook.url).map_err(|e| (None, format!("invalid URL: {e}")))?;
     if !destination::literal_allowed(&url, allow_private) {
-        return Err(destination::NOT_ALLOWED.to_owned());
+        return Err((None, destination::NOT_ALLOWED.to_owned()));
     }
     // Wiped when the attempt ends.
-    let secrets =
-        zeroize::Zeroizing::new(keys.signing_secrets(hook, now).map_err(|e| e.to_string())?);
+    let secrets = zeroize::Zeroizing::new(
+        keys.signing_secrets(hook, now)
+            .map_err(|e| (None, e.to_string()))?,
+    );
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let body = serde_json::to_vec(&payload(event)).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&payload(event)).map_err(|e| (None, e.to_string()))?;
     let t = now.unix_timestamp();
     let sig = signature::header_value(&secrets, t, &body);
     let resp = client
@@ -372,13 +399,16 @@ async fn deliver(
                 msg.push_str(&s.to_string());
                 src = s.source();
             }
-            msg
+            (None, msg)
         })?;
     let status = resp.status();
     if status.is_success() {
-        Ok(())
+        Ok(status.as_u16())
     } else {
-        Err(format!("receiver answered HTTP {status}"))
+        Err((
+            Some(status.as_u16()),
+            format!("receiver answered HTTP {status}"),
+        ))
     }
 }
 

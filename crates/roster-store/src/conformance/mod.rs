@@ -40,6 +40,7 @@ use crate::Store;
 pub mod app;
 pub mod catalogue;
 pub mod custom;
+pub mod delivery;
 pub mod directory;
 pub mod emails;
 pub mod health;
@@ -140,6 +141,10 @@ macro_rules! conformance_tests {
                 custom_indexes_answer_like_the_evaluator,
                 custom_indexes_follow_writes,
                 an_index_over_values_too_long_fails_until_they_are_shortened,
+            }
+            delivery {
+                attempts_are_listed_newest_first_and_pruned_per_endpoint,
+                pause_keeps_positions_and_lag_counts_events_after_them,
             }
             health {
                 the_hourly_rollup_counts_rows_and_reads_per_hour,

@@ -71,6 +71,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0010_search.sql"),
     ),
     (
+        11,
+        "webhook attempts",
+        include_str!("../../migrations/postgres/0011_webhook_attempts.sql"),
+    ),
+    (
         12,
         "role catalogue",
         include_str!("../../migrations/postgres/0012_role_catalogue.sql"),

@@ -940,3 +940,5 @@ async fn add_hours(tx: &mut Conn, deltas: &[HourDelta]) -> StoreResult<()> {
 }
 
 crate::health_sql::health_store!(PostgresStore, pool, write_global);
+
+crate::delivery_sql::delivery_store!(PostgresStore, pool, write_global);

@@ -106,6 +106,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0019_search.sql"),
     ),
     (
+        20,
+        "webhook attempts",
+        include_str!("../../migrations/sqlite/0020_webhook_attempts.sql"),
+    ),
+    (
         21,
         "role catalogue",
         include_str!("../../migrations/sqlite/0021_role_catalogue.sql"),

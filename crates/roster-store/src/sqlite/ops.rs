@@ -883,3 +883,5 @@ async fn add_hours(tx: &mut Tx, deltas: &[HourDelta]) -> StoreResult<()> {
 }
 
 crate::health_sql::health_store!(SqliteStore, reader, write);
+
+crate::delivery_sql::delivery_store!(SqliteStore, reader, write);

@@ -11,11 +11,13 @@ use super::view::{tenant_href, url_enc};
 use super::ConsoleError;
 
 pub mod groups;
+pub mod health;
 pub mod lists;
 pub mod log;
 pub mod scim;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 /// A page's query string.
 pub type Params = HashMap<String, String>;

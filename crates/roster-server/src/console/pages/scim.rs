@@ -517,6 +517,8 @@ struct ScimPage {
     catalogue: Vec<CatalogueRow>,
     /// The catalogue's add form.
     catalogue_form: FormState,
+    /// The 7-day chart and the webhooks' delivery (`health_chart.html`), on the overview only.
+    health: Option<super::health::HealthPanel>,
 }
 
 impl ScimPage {
@@ -942,6 +944,12 @@ async fn render_page(
         })
         .collect();
 
+    // Only the overview shows the chart and the webhooks: the sections skip their reads.
+    let health = if section == Section::Overview {
+        Some(super::health::panel(state, session, &t.id, now).await?)
+    } else {
+        None
+    };
     let subnav = Section::ALL
         .into_iter()
         .map(|x| NavLink {
@@ -951,6 +959,7 @@ async fn render_page(
         })
         .collect();
     render(&ScimPage {
+        health,
         chrome,
         section: section.slug(),
         heading: section.heading(),
@@ -1014,6 +1023,7 @@ fn done_notice(done: Option<&str>) -> Option<(&'static str, Notice)> {
             "h-grantable",
             "Saved: the roles your customer's IT admin may grant.",
         ),
+        "redelivered" => ("h-webhooks", "Redelivery started: the next attempt is now."),
         "guard-confirm" => (
             "page",
             "Confirmed: the held requests go through when your identity provider retries them.",

@@ -25,8 +25,103 @@ struct TenantRow {
     id: String,
     idp: String,
     scim_on: bool,
-    last_request: String,
+    health: HealthCells,
     created: String,
+}
+
+/// What the tenants list shows of a tenant's health, worst first: a tenant with failures
+/// never looks healthy because its newest request happened to succeed.
+struct HealthCells {
+    /// The newest success ("3 minutes ago"), or "never".
+    last_success: String,
+    /// Its time, ISO 8601 (for `<time>`), when there is one.
+    last_success_iso: Option<String>,
+    /// The newest request when it failed ("2 minutes ago, 401"), else empty.
+    last_failure: String,
+    /// Failed requests in the last 24 hours; a red badge when above 0.
+    failures_24h: u64,
+    /// Requests in the last 24 hours.
+    requests_24h: u64,
+    /// The log filtered to this tenant's failures of the last 24 hours.
+    failures_href: String,
+    /// "Token expires in 12 days" / "No valid token" (SCIM on, every token expired or
+    /// revoked); empty when fine.
+    token_warning: String,
+    /// "Holding 40 deactivations" while the guard holds; empty otherwise.
+    guard: String,
+    /// "1 webhook failing (10 attempts)"; empty otherwise.
+    webhook: String,
+    /// Whether nothing above needs attention.
+    healthy: bool,
+}
+
+/// Token expiry within this many days is a warning.
+const TOKEN_WARN_DAYS: i64 = 30;
+
+impl HealthCells {
+    fn of(h: &roster_store::TenantHealth, scim_on: bool, now: time::OffsetDateTime) -> Self {
+        let failures_href = {
+            let since = ops::fmt_time(now - time::Duration::days(1));
+            format!(
+                "{}/log?outcome=failure&since={}",
+                tenant_href(&h.tenant_id),
+                view::url_enc(since.get(..16).unwrap_or(&since))
+            )
+        };
+        let last_failure = match h.last_request {
+            Some((at, status)) if status >= 400 => format!("{}, {status}", fmt_ago(at, now)),
+            _ => String::new(),
+        };
+        let token_warning = match h.token_expires_at {
+            Some(t) if t - now <= time::Duration::days(TOKEN_WARN_DAYS) => {
+                format!("Token expires {}", view::fmt_in(t, now))
+            }
+            None if scim_on => "No valid token".to_owned(),
+            _ => String::new(),
+        };
+        let guard = if h.guard_tripped_at.is_some() {
+            format!(
+                "Holding {} deactivation{}",
+                h.guard_held_users,
+                if h.guard_held_users == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        };
+        let webhook = if h.webhooks.failing > 0 {
+            format!(
+                "{} webhook stream{} failing ({} attempt{})",
+                h.webhooks.failing,
+                if h.webhooks.failing == 1 { "" } else { "s" },
+                h.webhooks.max_attempts,
+                if h.webhooks.max_attempts == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+            )
+        } else {
+            String::new()
+        };
+        Self {
+            last_success: h
+                .last_success_at
+                .map_or_else(|| "never".to_owned(), |t| fmt_ago(t, now)),
+            last_success_iso: h.last_success_at.map(ops::fmt_time),
+            healthy: h.failures_24h == 0
+                && last_failure.is_empty()
+                && token_warning.is_empty()
+                && guard.is_empty()
+                && webhook.is_empty(),
+            last_failure,
+            failures_24h: h.failures_24h,
+            requests_24h: h.requests_24h,
+            failures_href,
+            token_warning,
+            guard,
+            webhook,
+        }
+    }
 }
 
 struct KeyRow {
@@ -103,12 +198,14 @@ async fn list_page(
     let p = p.clone();
     let q = param(&p, "q").unwrap_or("").to_owned();
     let needle = q.to_lowercase();
-    let all: Vec<_> = state
-        .store
-        .list_tenants()
-        .await?
-        .into_iter()
-        .filter(|t| {
+    // By id, the order the health statement pages in: a page of the list is then one window
+    // of the tenants by id, read with one statement whatever the page.
+    let mut everyone = state.store.list_tenants().await?;
+    everyone.sort_by(|a, b| a.id.cmp(&b.id));
+    let all: Vec<(usize, &roster_store::Tenant)> = everyone
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| {
             needle.is_empty() || t.name.to_lowercase().contains(&needle) || t.id.contains(&needle)
         })
         .collect();
@@ -119,24 +216,48 @@ async fn list_page(
         .unwrap_or(1)
         .clamp(1, pages);
     let now = state.clock.now();
-    let mut rows = Vec::new();
-    for t in all
+    let shown: Vec<_> = all
         .iter()
         .skip((page - 1) * TENANTS_PER_PAGE)
         .take(TENANTS_PER_PAGE)
-    {
-        // A row of the log or a counted read, whichever is newer.
-        let last = state.store.last_request(&t.id).await?;
+        .collect();
+    // The window of tenants (by id) from the page's first to its last: one statement.
+    let health = match (shown.first(), shown.last()) {
+        (Some((first, _)), Some((last, _))) => {
+            let after = first
+                .checked_sub(1)
+                .and_then(|i| everyone.get(i))
+                .map(|t| t.id.as_str());
+            let n = u64::try_from(last - first + 1).unwrap_or(u64::MAX);
+            state.store.tenants_health(after, n, now).await?
+        }
+        _ => Vec::new(),
+    };
+    let mut rows = Vec::new();
+    for (_, t) in shown {
+        let h = health
+            .iter()
+            .find(|h| h.tenant_id == t.id)
+            .cloned()
+            .unwrap_or_else(|| roster_store::TenantHealth {
+                tenant_id: t.id.clone(),
+                name: t.name.clone(),
+                last_request: None,
+                last_success_at: None,
+                requests_24h: 0,
+                failures_24h: 0,
+                token_expires_at: None,
+                guard_tripped_at: None,
+                guard_held_users: 0,
+                webhooks: roster_store::WebhookHealth::default(),
+            });
         rows.push(TenantRow {
             href: tenant_href(&t.id),
             name: t.name.clone(),
             id: t.id.clone(),
             idp: idp::display(&t.idp).to_owned(),
             scim_on: t.settings.scim_enabled,
-            last_request: last.map_or_else(
-                || "none yet".to_owned(),
-                |e| format!("{}, {}", fmt_ago(e.at(), now), e.status()),
-            ),
+            health: HealthCells::of(&h, t.settings.scim_enabled, now),
             created: fmt_when(t.created_at),
         });
     }
