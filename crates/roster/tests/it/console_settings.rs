@@ -455,6 +455,60 @@ async fn an_it_admin_grants_only_the_grantable_roles() {
     .await;
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().await.unwrap().contains("you may not grant"));
+    // The user page offers the catalogue as boxes: editor to tick, admin the operator's.
+    assert!(
+        user_page.contains("name=\"role\" value=\"editor\""),
+        "{user_page}"
+    );
+    assert!(!user_page.contains("id=\"direct-roles\" name=\"roles\""));
+    let admin_box = user_page
+        .split("value=\"admin\"")
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .unwrap_or_default();
+    assert!(admin_box.contains("disabled"), "{user_page}");
+    // Ticking a box the page does not offer is refused, the boxes as they were ticked.
+    let r = post_form(
+        &o,
+        &format!("/console/t/acme/users/{id}/roles"),
+        &it,
+        &[
+            ("csrf", csrf_of(&user_page)),
+            ("role", "editor".to_owned()),
+            ("role", "admin".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("you may not grant"), "{html}");
+    let editor_box = html
+        .split("value=\"editor\"")
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .unwrap_or_default();
+    assert!(editor_box.contains("checked"), "{html}");
+    assert!(s
+        .admin_get(&key, &format!("/tenants/acme/users/{id}"))
+        .await["direct_roles"]
+        .as_array()
+        .is_none_or(Vec::is_empty));
+    // A grantable box saves.
+    let r = post_form(
+        &o,
+        &format!("/console/t/acme/users/{id}/roles"),
+        &it,
+        &[("csrf", csrf_of(&user_page)), ("role", "editor".to_owned())],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let user_page = page(&o, &format!("/console/t/acme/users/{id}"), &it).await;
+    let editor_box = user_page
+        .split("value=\"editor\"")
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .unwrap_or_default();
+    assert!(editor_box.contains("checked"), "{user_page}");
 }
 
 /// The guard's page lists what it holds (userName linked, what was asked, when), and asks

@@ -146,12 +146,12 @@ struct MappingRow {
 }
 
 /// A role of the catalogue as a checkbox of a form.
-struct RoleChoice {
-    name: String,
-    description: String,
-    checked: bool,
+pub(super) struct RoleChoice {
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) checked: bool,
     /// Whether the session may tick it (an IT admin: a grantable role, or one already held).
-    allowed: bool,
+    pub(super) allowed: bool,
 }
 
 /// A role of the catalogue as the roles page lists it.
@@ -691,7 +691,7 @@ async fn group_names(
 
 /// The catalogue's roles as checkboxes: those in `checked` ticked; roles `checked` holds
 /// outside the catalogue are added (ticked), so that saving keeps them.
-fn choices(
+pub(super) fn choices(
     catalogue: &[roster_store::CatalogueRole],
     checked: &[String],
     t: &Tenant,

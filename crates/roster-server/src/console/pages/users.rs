@@ -451,6 +451,8 @@ struct UserPage {
     edit: EditView,
     role_sources: Vec<(String, String)>,
     direct_roles: String,
+    /// The role catalogue's roles to tick (empty while the catalogue is: a text field then).
+    role_choices: Vec<super::scim::RoleChoice>,
     groups: Vec<GroupLink>,
     entries: Vec<EntryRow>,
     retention_days: u64,
@@ -979,9 +981,13 @@ async fn render_user(
             open: false,
         },
     };
+    // Refused, the boxes come back as they were ticked; otherwise as the user holds them.
+    let ticked = split_list(&shown.roles_form.value("role", &u.direct_roles.join(", ")));
+    let catalogue = crate::ops::roles::catalogue(state).await?;
     let page = UserPage {
         chrome: Chrome::tenant(session, t, TabId::Users, &row.user_name),
         notice: shown.notice,
+        role_choices: super::scim::choices(&catalogue, &ticked, t, !session.is_operator()),
         direct_roles: shown.roles_form.value("roles", &u.direct_roles.join(", ")),
         edit_form: shown.edit_form,
         roles_form: shown.roles_form,
@@ -1047,7 +1053,7 @@ async fn apply(
     patch: &UserPatch,
     done: &str,
     form: Option<&UserForm>,
-    roles: Option<&str>,
+    roles: Option<(&str, &str)>,
 ) -> Result<Response, ConsoleError> {
     match ops::users::update(state, &session.actor(), &t.id, id, patch)
         .await
@@ -1079,8 +1085,8 @@ async fn apply(
                 FormState::refused(prefix, values, Vec::new()).with_op_errors(errors, &USER_FIELDS)
             };
             let shown = match roles {
-                Some(r) => Shown {
-                    roles_form: state_of("direct-", vec![("roles", r)]),
+                Some((typed, ticked)) => Shown {
+                    roles_form: state_of("direct-", vec![("roles", typed), ("role", ticked)]),
                     ..Shown::default()
                 },
                 None => Shown {
@@ -1095,21 +1101,43 @@ async fn apply(
     }
 }
 
-/// The roles form.
-#[derive(Debug, Deserialize)]
+/// The roles form: typed (`roles`) or ticked (`role`, repeated; kept comma-separated).
+#[derive(Debug, Default)]
 pub struct RolesForm {
     roles: String,
+    role: String,
 }
 
-/// `POST /console/t/{tenant}/users/{id}/roles`: the roles assigned in the app (any user).
+impl From<Vec<(String, String)>> for RolesForm {
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        let mut f = Self::default();
+        let mut ticked = Vec::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "roles" => f.roles = v,
+                "role" => ticked.push(v),
+                _ => {}
+            }
+        }
+        f.role = ticked.join(", ");
+        f
+    }
+}
+
+/// `POST /console/t/{tenant}/users/{id}/roles`: the roles assigned in the app (any user):
+/// typed (`roles`, comma-separated, while the catalogue is empty) or ticked (`role`, one per
+/// box).
 pub async fn save_roles(
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
-    Posted { session, form }: Posted<RolesForm>,
+    Posted { session, form }: Posted<Vec<(String, String)>>,
 ) -> Result<Response, ConsoleError> {
+    let form = RolesForm::from(form);
     let t = session.tenant(&state, &tenant).await?;
+    let mut roles = split_list(&form.roles);
+    roles.extend(split_list(&form.role));
     let patch = UserPatch {
-        roles: Some(split_list(&form.roles)),
+        roles: Some(roles),
         ..UserPatch::default()
     };
     apply(
@@ -1120,7 +1148,7 @@ pub async fn save_roles(
         &patch,
         "roles",
         None,
-        Some(&form.roles),
+        Some((&form.roles, &form.role)),
     )
     .await
 }
