@@ -21,6 +21,7 @@ mod console_brand;
 mod console_health;
 mod console_lists;
 mod console_settings;
+mod console_stale;
 mod copy;
 mod custom_attributes;
 mod discovery;

@@ -978,7 +978,8 @@ async fn render_user(
             email: row.email.clone(),
             active: u.status == UserStatus::Active,
             version: u.resource.version,
-            open: false,
+            // A save refused as stale shows the current values, open to be made again.
+            open: shown.edit_form.is_refused(),
         },
     };
     // Refused, the boxes come back as they were ticked; otherwise as the user holds them.
