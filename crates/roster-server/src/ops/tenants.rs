@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::tokens::{issue_first, IssuedToken};
-use super::{audit, fmt_time, live_tenant, present, OpError};
+use super::{audit, fmt_time, live_tenant, present, FieldError, OpError};
 
 /// Longest tenant id, in characters (fits a DNS label, so it can become a subdomain).
 pub const MAX_ID_LEN: usize = 63;
@@ -308,6 +308,14 @@ pub struct NewTenant {
     pub enable_scim: bool,
 }
 
+/// A refusal of `field`, to report with the others.
+fn field_error(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: Some(field.to_owned()),
+        message: message.into(),
+    }
+}
+
 /// Creates a tenant; with `enable_scim`, SCIM is on from the start and the first token is
 /// issued (and returned, to show once).
 ///
@@ -320,10 +328,14 @@ pub async fn create(
     req: NewTenant,
     ttl_days: Option<u32>,
 ) -> Result<(Tenant, Option<IssuedToken>), OpError> {
-    let name = check_name(&req.name).map_err(|m| OpError::invalid_field("name", m))?;
-    let id = match &req.id {
-        Some(id) => id.clone(),
-        None => match slug(&name) {
+    // Every problem of the name, id and identity provider is reported at once.
+    let mut errors = Vec::new();
+    let name = check_name(&req.name)
+        .map_err(|m| errors.push(field_error("name", m)))
+        .ok();
+    let id = match (&req.id, &name) {
+        (Some(id), _) => Some(id.clone()),
+        (None, Some(name)) => Some(match slug(name) {
             // A name without letters or digits, even transliterated (`***`), still makes a
             // tenant.
             s if s.is_empty() => format!(
@@ -331,11 +343,21 @@ pub async fn create(
                 crate::tokens::random_alnum(8).to_ascii_lowercase()
             ),
             s => s,
-        },
+        }),
+        // Derived from a name that is refused: nothing more to say about it.
+        (None, None) => None,
     };
-    check_id(&id).map_err(|m| OpError::invalid_field("id", m))?;
+    if let Some(id) = &id {
+        if let Err(m) = check_id(id) {
+            errors.push(field_error("id", m));
+        }
+    }
     let idp = check_idp(req.idp.as_deref().unwrap_or("generic"))
-        .map_err(|m| OpError::invalid_field("idp", m))?;
+        .map_err(|m| errors.push(field_error("idp", m)))
+        .ok();
+    let (Some(name), Some(id), Some(idp), true) = (name, id, idp, errors.is_empty()) else {
+        return Err(OpError::Invalid { errors });
+    };
     let mut tenant = Tenant {
         id: id.clone(),
         name,
@@ -384,18 +406,26 @@ pub async fn create(
 /// # Errors
 /// [`OpError::Invalid`] for invalid values, [`OpError::NotFound`] for an unknown tenant.
 pub async fn update(store: &dyn Store, id: &str, req: TenantUpdate) -> Result<Tenant, OpError> {
+    let mut errors = Vec::new();
     let name = req
         .name
         .as_deref()
         .map(check_name)
         .transpose()
-        .map_err(|m| OpError::invalid_field("name", m))?;
+        .map_err(|m| errors.push(field_error("name", m)))
+        .ok()
+        .flatten();
     let idp = req
         .idp
         .as_deref()
         .map(check_idp)
         .transpose()
-        .map_err(|m| OpError::invalid_field("idp", m))?;
+        .map_err(|m| errors.push(field_error("idp", m)))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(OpError::Invalid { errors });
+    }
     let settings = req.settings;
     store
         .update_tenant(
@@ -681,6 +711,20 @@ mod tests {
             Err(OpError::Invalid { errors }) => {
                 assert_eq!(errors.len(), 1);
                 assert_eq!(errors[0].field.as_deref(), Some("name"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Every problem at once: a blank name, a bad id and an unknown identity provider.
+        let bad = NewTenant {
+            name: String::new(),
+            id: Some("Not An Id!".into()),
+            idp: Some("myspace".into()),
+            ..NewTenant::default()
+        };
+        match create(&store, now, bad, None).await {
+            Err(OpError::Invalid { errors }) => {
+                let fields: Vec<_> = errors.iter().filter_map(|e| e.field.as_deref()).collect();
+                assert_eq!(fields, ["name", "id", "idp"], "{errors:?}");
             }
             other => panic!("{other:?}"),
         }
