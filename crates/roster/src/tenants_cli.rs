@@ -366,20 +366,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                 settings: None,
                 enable_scim: !no_scim,
             };
-            let (t, issued) = tenants::create(s, now, req, expires_in_days).await?;
-            audit(
-                s,
-                "tenant.create",
-                Some(&t.id),
-                Some(&t.id),
-                json!({
-                    "name": t.name,
-                    "idp": t.idp,
-                    "scim_enabled": t.settings.scim_enabled,
-                    "token_prefix": issued.as_ref().map(|i| i.record.prefix.clone()),
-                }),
-            )
-            .await;
+            let (t, issued) = tenants::create(s, now, &cli_actor(), req, expires_in_days).await?;
             match issued {
                 Some(i) => print_token(json, origin, &i),
                 None => print_tenant(json, origin, &t),
@@ -474,14 +461,12 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
             if name.is_none() && idp.is_none() {
                 bail!("nothing to change: give --name and/or --idp");
             }
-            let details = json!({"name": name, "idp": idp});
             let req = tenants::TenantUpdate {
                 name,
                 idp,
                 settings: None,
             };
-            let t = tenants::update(s, &tenant, req).await?;
-            audit(s, "tenant.update", Some(&tenant), Some(&tenant), details).await;
+            let t = tenants::update(s, now, &cli_actor(), &tenant, req).await?;
             print_tenant(json, origin, &t);
         }
         TenantCommand::Delete { tenant, data, yes } => {
@@ -509,8 +494,7 @@ pub async fn tenant(store: Arc<dyn Store>, origin: &str, cmd: TenantCommand) -> 
                     settings: Some(patch.clone()),
                     ..tenants::TenantUpdate::default()
                 };
-                let t = tenants::update(s, &tenant, req).await?;
-                audit(s, "tenant.settings", Some(&tenant), Some(&tenant), patch).await;
+                let t = tenants::update(s, now, &cli_actor(), &tenant, req).await?;
                 t
             };
             if json {

@@ -13,9 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::tokens::issued_json;
-use super::{
-    audit, fmt_time, live_tenant, page_limit, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery,
-};
+use super::{fmt_time, live_tenant, page_limit, AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::ops::tenants::{
     create, delete, disable_scim, enable_scim, settings_shape, update, NewTenant, TenantUpdate,
 };
@@ -91,22 +89,7 @@ pub async fn create_handler(
     ApiJson(req): ApiJson<NewTenant>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let (t, issued) = create(state.store.as_ref(), now, req, None).await?;
-    audit(
-        state.store.as_ref(),
-        now,
-        &auth.actor(),
-        "tenant.create",
-        Some(&t.id),
-        Some(&t.id),
-        json!({
-            "name": t.name,
-            "idp": t.idp,
-            "scim_enabled": t.settings.scim_enabled,
-            "token_prefix": issued.as_ref().map(|i| i.record.prefix.clone()),
-        }),
-    )
-    .await;
+    let (t, issued) = create(state.store.as_ref(), now, &auth.actor(), req, None).await?;
     let base = base_url(&state, &headers, &t.id);
     let mut body = tenant_json(&t, &base);
     if let Some(i) = &issued {
@@ -169,18 +152,14 @@ pub async fn update_handler(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<TenantUpdate>,
 ) -> Result<Json<Value>, ApiError> {
-    let details = json!({"name": req.name, "idp": req.idp, "settings": req.settings});
-    let t = update(state.store.as_ref(), &id, req).await?;
-    audit(
+    let t = update(
         state.store.as_ref(),
         state.clock.now(),
         &auth.actor(),
-        "tenant.update",
-        Some(&id),
-        Some(&id),
-        details,
+        &id,
+        req,
     )
-    .await;
+    .await?;
     Ok(Json(tenant_json(&t, &base_url(&state, &headers, &t.id))))
 }
 
@@ -232,17 +211,14 @@ pub async fn update_settings_handler(
         settings: Some(patch.clone()),
         ..TenantUpdate::default()
     };
-    let t = update(state.store.as_ref(), &id, req).await?;
-    audit(
+    let t = update(
         state.store.as_ref(),
         state.clock.now(),
         &auth.actor(),
-        "tenant.settings",
-        Some(&id),
-        Some(&id),
-        patch,
+        &id,
+        req,
     )
-    .await;
+    .await?;
     Ok(Json(settings_json(&t)))
 }
 

@@ -322,9 +322,12 @@ fn field_error(field: &str, message: impl Into<String>) -> FieldError {
 /// # Errors
 /// [`OpError::Invalid`] for invalid input, [`OpError::Conflict`] when the id is taken (also
 /// by a deleted tenant whose data is retained).
+///
+/// Audited as `tenant.create` by `actor`.
 pub async fn create(
     store: &dyn Store,
     now: OffsetDateTime,
+    actor: &str,
     req: NewTenant,
     ttl_days: Option<u32>,
 ) -> Result<(Tenant, Option<IssuedToken>), OpError> {
@@ -398,6 +401,21 @@ pub async fn create(
     } else {
         None
     };
+    audit(
+        store,
+        now,
+        actor,
+        "tenant.create",
+        Some(&tenant.id),
+        Some(&tenant.id),
+        json!({
+            "name": tenant.name,
+            "idp": tenant.idp,
+            "scim_enabled": tenant.settings.scim_enabled,
+            "token_prefix": issued.as_ref().map(|i| i.record.prefix.clone()),
+        }),
+    )
+    .await;
     Ok((tenant, issued))
 }
 
@@ -405,7 +423,23 @@ pub async fn create(
 ///
 /// # Errors
 /// [`OpError::Invalid`] for invalid values, [`OpError::NotFound`] for an unknown tenant.
-pub async fn update(store: &dyn Store, id: &str, req: TenantUpdate) -> Result<Tenant, OpError> {
+///
+/// Audited by `actor` as `tenant.settings` (the patch) when only settings change, as
+/// `tenant.update` (name, identity provider, settings) otherwise.
+pub async fn update(
+    store: &dyn Store,
+    now: OffsetDateTime,
+    actor: &str,
+    id: &str,
+    req: TenantUpdate,
+) -> Result<Tenant, OpError> {
+    let (action, details) = match (&req.name, &req.idp, &req.settings) {
+        (None, None, Some(patch)) => ("tenant.settings", patch.clone()),
+        (name, idp, settings) => (
+            "tenant.update",
+            json!({"name": name, "idp": idp, "settings": settings}),
+        ),
+    };
     let mut errors = Vec::new();
     let name = req
         .name
@@ -427,7 +461,7 @@ pub async fn update(store: &dyn Store, id: &str, req: TenantUpdate) -> Result<Te
         return Err(OpError::Invalid { errors });
     }
     let settings = req.settings;
-    store
+    let t = store
         .update_tenant(
             id,
             Box::new(move |t: &mut Tenant| {
@@ -452,7 +486,9 @@ pub async fn update(store: &dyn Store, id: &str, req: TenantUpdate) -> Result<Te
                  identity provider did is undone), then the setting turns off by itself",
             ),
             other => other.into(),
-        })
+        })?;
+    audit(store, now, actor, action, Some(id), Some(id), details).await;
+    Ok(t)
 }
 
 /// Deletes a tenant (or erases one deleted earlier with its data retained), audited as
@@ -707,7 +743,7 @@ mod tests {
             name: "   ".into(),
             ..NewTenant::default()
         };
-        match create(&store, now, blank, None).await {
+        match create(&store, now, "cli:test", blank, None).await {
             Err(OpError::Invalid { errors }) => {
                 assert_eq!(errors.len(), 1);
                 assert_eq!(errors[0].field.as_deref(), Some("name"));
@@ -721,7 +757,7 @@ mod tests {
             idp: Some("myspace".into()),
             ..NewTenant::default()
         };
-        match create(&store, now, bad, None).await {
+        match create(&store, now, "cli:test", bad, None).await {
             Err(OpError::Invalid { errors }) => {
                 let fields: Vec<_> = errors.iter().filter_map(|e| e.field.as_deref()).collect();
                 assert_eq!(fields, ["name", "id", "idp"], "{errors:?}");
@@ -732,10 +768,12 @@ mod tests {
             name: "Acme".into(),
             ..NewTenant::default()
         };
-        let (t, issued) = create(&store, now, acme.clone(), None).await.unwrap();
+        let (t, issued) = create(&store, now, "cli:test", acme.clone(), None)
+            .await
+            .unwrap();
         assert!(issued.is_none());
         assert!(matches!(
-            create(&store, now, acme, None).await,
+            create(&store, now, "cli:test", acme, None).await,
             Err(OpError::Conflict { .. })
         ));
         assert!(matches!(

@@ -1164,19 +1164,20 @@ impl Ctx {
     async fn update_tenant(
         &self,
         update: ops::tenants::TenantUpdate,
-        action: &str,
-        details: serde_json::Value,
     ) -> Result<Result<(), Vec<FieldError>>, ConsoleError> {
-        let r = ops::tenants::update(self.state.store.as_ref(), &self.t.id, update).await;
+        let r = ops::tenants::update(
+            self.state.store.as_ref(),
+            self.state.clock.now(),
+            &self.session.actor(),
+            &self.t.id,
+            update,
+        )
+        .await;
         match r.map_err(ConsoleError::from) {
-            Ok(_) => {}
-            Err(ConsoleError::Refused(errors)) => return Ok(Err(errors)),
-            Err(e) => return Err(e),
+            Ok(_) => Ok(Ok(())),
+            Err(ConsoleError::Refused(errors)) => Ok(Err(errors)),
+            Err(e) => Err(e),
         }
-        self.session
-            .audit(&self.state, action, &self.t.id, Some(&self.t.id), details)
-            .await;
-        Ok(Ok(()))
     }
 
     /// Keeps a new token for the page's next GET and sends the browser there (post, redirect,
@@ -1264,8 +1265,7 @@ pub async fn save_idp(
         idp: Some(form.idp.clone()),
         ..ops::tenants::TenantUpdate::default()
     };
-    let details = json!({"idp": form.idp});
-    if let Err(errors) = ctx.update_tenant(update, "tenant.update", details).await? {
+    if let Err(errors) = ctx.update_tenant(update).await? {
         let all: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
         return ctx
             .refused_in(
@@ -1592,7 +1592,7 @@ pub async fn save_settings(
         settings: Some(patch.clone()),
         ..ops::tenants::TenantUpdate::default()
     };
-    if let Err(errors) = ctx.update_tenant(update, "tenant.settings", patch).await? {
+    if let Err(errors) = ctx.update_tenant(update).await? {
         return ctx.refused_form(refused(errors)).await;
     }
     Ok(match page {
@@ -1918,7 +1918,7 @@ pub async fn save_grantable(
         settings: Some(patch.clone()),
         ..ops::tenants::TenantUpdate::default()
     };
-    if let Err(errors) = ctx.update_tenant(update, "tenant.settings", patch).await? {
+    if let Err(errors) = ctx.update_tenant(update).await? {
         let all: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
         return ctx
             .refused_in(

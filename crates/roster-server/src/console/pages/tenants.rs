@@ -5,7 +5,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::super::view::{
     self, fmt_ago, fmt_when, options, render, tenant_href, Chrome, FormState, Notice, Opt, Pager,
@@ -313,7 +312,7 @@ pub async fn create(
         idp: Some(form.idp.clone()),
         ..ops::tenants::NewTenant::default()
     };
-    let t = match ops::tenants::create(state.store.as_ref(), now, req, None)
+    let t = match ops::tenants::create(state.store.as_ref(), now, &session.actor(), req, None)
         .await
         .map_err(ConsoleError::from)
     {
@@ -342,15 +341,6 @@ pub async fn create(
         }
         Err(e) => return Err(e),
     };
-    session
-        .audit(
-            &state,
-            "tenant.create",
-            &t.id,
-            Some(&t.id),
-            json!({"name": t.name, "idp": t.idp, "scim_enabled": false}),
-        )
-        .await;
     Ok(redirect(&format!("{}?done=created", tenant_href(&t.id))))
 }
 
