@@ -480,3 +480,71 @@ async fn console_lists_in_chromium() {
     shoot(&c, "L05-log").await;
     c.close().await.unwrap();
 }
+
+/// The log links a row to its user or group only while it exists: an erased user's rows and
+/// a 404 for an id that never existed are text, never a link to a 404.
+#[tokio::test]
+async fn log_rows_link_only_to_what_exists() {
+    let s = TestServer::start().await;
+    let key = s.admin_key();
+    let o = s.origin.clone();
+    let jar = set_cookie(&sign_in_key(&o, &key).await).unwrap();
+    s.cli_ok(&[
+        "tenant",
+        "settings",
+        "acme",
+        "--set",
+        "deprovision_on_delete=erase",
+    ]);
+    let kept = user(&s, "kept", "Kept", "User", "kept@example.com").await;
+    let gone = user(&s, "gone", "Gone", "User", "gone@example.com").await;
+    let r = s
+        .client
+        .delete(format!("{}/Users/{gone}", s.base))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let r = s
+        .client
+        .patch(format!("{}/Users/never-existed", s.base))
+        .bearer_auth(&s.token)
+        .header("content-type", SCIM_JSON)
+        .json(
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = get(&o, "/console/t/acme/log", &jar)
+            .await
+            .text()
+            .await
+            .unwrap();
+        if html.contains("404") && html.matches("/Users/").count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        html.contains(&format!("href=\"/console/t/acme/users/{kept}\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td data-label=\"User or group\">gone</td>"),
+        "the erased user's rows are listed, as text: {html}"
+    );
+    assert!(
+        !html.contains(&format!("href=\"/console/t/acme/users/{gone}\"")),
+        "an erased user is not a link: {html}"
+    );
+    assert!(
+        !html.contains("href=\"/console/t/acme/users/never-existed\""),
+        "a 404's id is not a link: {html}"
+    );
+}

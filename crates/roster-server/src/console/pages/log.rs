@@ -34,6 +34,8 @@ pub struct EntryRow {
     pub(super) ok: bool,
     pub(super) who: String,
     pub(super) who_href: Option<String>,
+    /// What `who_href` points at (`User` or `Group`, and its id), to check that it exists.
+    target: Option<(&'static str, String)>,
     pub(super) changed: String,
     pub(super) detail: Option<String>,
     pub(super) hint: Option<String>,
@@ -84,11 +86,20 @@ pub fn entry_row(
     now: OffsetDateTime,
     reader: Reader,
 ) -> EntryRow {
-    let who_href = match (e.resource_type.as_deref(), &e.resource_id) {
-        (Some("User"), Some(id)) => Some(user_href(tenant, id)),
-        (Some("Group"), Some(id)) => Some(group_href(tenant, id)),
+    // A 404 names an id that does not exist: never a link to it.
+    let target = match (e.resource_type.as_deref(), &e.resource_id) {
+        _ if e.status == 404 => None,
+        (Some("User"), Some(id)) => Some(("User", id.clone())),
+        (Some("Group"), Some(id)) => Some(("Group", id.clone())),
         _ => None,
     };
+    let who_href = target.as_ref().map(|(kind, id)| {
+        if *kind == "User" {
+            user_href(tenant, id)
+        } else {
+            group_href(tenant, id)
+        }
+    });
     let body = e.body.as_ref().map(|b| {
         let mut s = serde_json::to_string_pretty(b).unwrap_or_default();
         if s.len() > MAX_BODY {
@@ -115,6 +126,7 @@ pub fn entry_row(
             .or_else(|| e.resource_id.clone())
             .unwrap_or_default(),
         who_href,
+        target,
         changed: e.changed.join(", "),
         detail: e.detail.clone(),
         hint: hint_of(e, reader),
@@ -157,6 +169,48 @@ pub fn group_rows(
         rows.push((entry_row(tenant, e, now, reader), e));
     }
     rows.into_iter().map(|(r, _)| r).collect()
+}
+
+/// Drops the links of rows whose user or group no longer exists (erased since, or never
+/// created): text, never a link to a 404. One read per distinct id on the page.
+pub(super) async fn unlink_missing(
+    state: &AppState,
+    tenant: &str,
+    rows: &mut [EntryRow],
+) -> Result<(), ConsoleError> {
+    let mut missing = std::collections::HashSet::new();
+    let mut checked = std::collections::HashSet::new();
+    let mut keys: Vec<(&'static str, String)> = Vec::new();
+    for r in rows.iter() {
+        keys.extend(r.target.clone());
+        for m in &r.more {
+            keys.extend(m.target.clone());
+        }
+    }
+    for key in keys {
+        if !checked.insert(key.clone()) {
+            continue;
+        }
+        let exists = if key.0 == "User" {
+            state.store.get_app_user(tenant, &key.1).await?.is_some()
+        } else {
+            state.store.get_app_group(tenant, &key.1).await?.is_some()
+        };
+        if !exists {
+            missing.insert(key);
+        }
+    }
+    for row in rows.iter_mut() {
+        if row.target.as_ref().is_some_and(|k| missing.contains(k)) {
+            row.who_href = None;
+        }
+        for r in &mut row.more {
+            if r.target.as_ref().is_some_and(|k| missing.contains(k)) {
+                r.who_href = None;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `06:24` (UTC).
@@ -338,6 +392,8 @@ pub async fn list(
     } else {
         StatusCode::OK
     };
+    let mut rows = group_rows(&t.id, &entries, now, reader_of(&session));
+    unlink_missing(&state, &t.id, &mut rows).await?;
     let html = render(&LogPage {
         chrome: Chrome::tenant(&session, &t, TabId::Log, "Provisioning log"),
         form,
@@ -359,7 +415,7 @@ pub async fn list(
         csv_href: format!("{}/log.csv?{}", tenant_href(&t.id), view::query(&keep)),
         user,
         text,
-        entries: group_rows(&t.id, &entries, now, reader_of(&session)),
+        entries: rows,
         pager,
     })?;
     Ok((status, html).into_response())
