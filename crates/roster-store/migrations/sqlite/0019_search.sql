@@ -27,7 +27,14 @@ CREATE TRIGGER IF NOT EXISTS resource_search_insert AFTER INSERT ON resources BE
                   FROM json_each(new.doc, '$.emails') e WHERE e.type = 'object'), ''));
 END;
 
-CREATE TRIGGER IF NOT EXISTS resource_search_update AFTER UPDATE OF doc ON resources BEGIN
+-- Only when a searched field changed: a PATCH of `active` (the most common write after
+-- create) leaves the trigram rows alone.
+CREATE TRIGGER IF NOT EXISTS resource_search_update AFTER UPDATE OF doc ON resources
+WHEN json_extract(old.doc, '$.userName') IS NOT json_extract(new.doc, '$.userName')
+  OR json_extract(old.doc, '$.displayName') IS NOT json_extract(new.doc, '$.displayName')
+  OR json_extract(old.doc, '$.name') IS NOT json_extract(new.doc, '$.name')
+  OR json_extract(old.doc, '$.emails') IS NOT json_extract(new.doc, '$.emails')
+BEGIN
     DELETE FROM resource_search WHERE rowid = old.pk;
     INSERT INTO resource_search (rowid, body) VALUES (new.pk,
         coalesce(json_extract(new.doc, '$.userName'), '') || ' ' ||

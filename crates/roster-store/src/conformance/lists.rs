@@ -126,6 +126,27 @@ pub async fn contains_search_follows_writes_and_stays_in_its_tenant(b: &dyn Back
     .unwrap();
     assert_eq!(containing(s, "t", "Anderson").await, Vec::<String>::new());
     assert_eq!(containing(s, "t", "baker").await, ["ann"]);
+    // A change of nothing searched (active) keeps what is found.
+    let mut doc = person("ann", "Ann", "Baker", "ann.baker@corp.example");
+    doc["active"] = json!(false);
+    s.update_resource(
+        "t",
+        ResourceKind::User,
+        "ann",
+        2,
+        ResourceUpdate {
+            doc,
+            password_hash: None,
+            members: vec![],
+            events: vec![],
+            guard: None,
+        },
+        at(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(containing(s, "t", "baker").await, ["ann"]);
+    assert_eq!(containing(s, "t", "Anderson").await, Vec::<String>::new());
     // An erased user is found no more.
     s.delete_resource(
         "t",
